@@ -326,6 +326,17 @@ pub fn decode(buf: &[u8]) -> Result<RecordView<'_>, DecodeError> {
     parse_sections(record, flags)
 }
 
+/// Parses a record that was already verified by [`decode`] when it was read from the same,
+/// immutable bytes: the structure is checked again (so this never panics), the CRC is not.
+pub fn decode_verified(buf: &[u8]) -> Result<RecordView<'_>, DecodeError> {
+    let len = peek(buf).ok_or(DecodeError::Inconsistent)?.len;
+    let record = buf.get(..len).ok_or(DecodeError::Truncated {
+        needed: len,
+        available: buf.len(),
+    })?;
+    parse_sections(record, record[FLAGS_AT])
+}
+
 fn parse_sections(record: &[u8], flags: u8) -> Result<RecordView<'_>, DecodeError> {
     let headers_len = get_u32(record, HEADERS_LEN_AT) as usize;
     let idempotency_len = get_u32(record, IDEMPOTENCY_LEN_AT) as usize;

@@ -1,0 +1,354 @@
+//! When data reaches the disk: the durability policy and the group-commit flusher.
+//!
+//! Writers put bytes into memory (the segment map, a journal's page cache) and then, depending on
+//! the policy, ask the [`Syncer`] to make them durable. The syncer runs one background thread
+//! that flushes every object asked for since its last round, then completes every ticket issued
+//! before that round started: concurrent writers share one msync/fdatasync (group commit), so
+//! throughput grows with concurrency instead of being capped at one write per flush.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+/// How eagerly writes are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// A write returns only once it is on disk (msync/fdatasync), shared by concurrent writers.
+    Always,
+    /// A background flusher writes everything out every this many milliseconds (Redis's
+    /// `appendfsync everysec` is `Interval(1000)`): a crash loses at most about that much.
+    Interval(u64),
+    /// The operating system decides; a clean shutdown still flushes everything.
+    Never,
+}
+
+/// A flush failed: what was written may not be on disk.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("flush to disk failed: {0}")]
+pub struct FlushError(pub Arc<str>);
+
+impl FlushError {
+    /// Wraps any error's message.
+    pub fn from_error(error: &dyn std::error::Error) -> Self {
+        FlushError(error.to_string().into())
+    }
+}
+
+/// Something whose written data can be forced to disk.
+pub trait Flush: Send + Sync {
+    /// Makes everything written to this object so far durable.
+    fn flush(&self) -> Result<(), FlushError>;
+}
+
+/// A position in the sequence of flush requests; complete once a flush round covering it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ticket(u64);
+
+struct State {
+    dirty: Vec<Arc<dyn Flush>>,
+    requested: u64,
+    completed: u64,
+    failure: Option<(u64, FlushError)>,
+    shutdown: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    work: Condvar,
+    done: Condvar,
+    completed_tx: watch::Sender<u64>,
+    interval: Option<Duration>,
+}
+
+/// The group-commit flusher of one store.
+pub struct Syncer {
+    shared: Arc<Shared>,
+    policy: Durability,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Syncer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syncer")
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl Syncer {
+    /// Starts the flusher thread (none for [`Durability::Never`]).
+    pub fn start(policy: Durability) -> std::io::Result<Syncer> {
+        let interval = match policy {
+            Durability::Interval(ms) => Some(Duration::from_millis(ms.max(1))),
+            _ => None,
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                dirty: Vec::new(),
+                requested: 0,
+                completed: 0,
+                failure: None,
+                shutdown: false,
+            }),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            completed_tx: watch::channel(0).0,
+            interval,
+        });
+        let thread = match policy {
+            Durability::Never => None,
+            _ => {
+                let shared = Arc::clone(&shared);
+                Some(
+                    std::thread::Builder::new()
+                        .name("weir-flusher".into())
+                        .spawn(move || run_flusher(&shared))?,
+                )
+            }
+        };
+        Ok(Syncer {
+            shared,
+            policy,
+            thread,
+        })
+    }
+
+    /// The policy this syncer enforces.
+    pub fn policy(&self) -> Durability {
+        self.policy
+    }
+
+    /// Records that `object` has unflushed data, for the next interval flush.
+    pub fn mark_dirty(&self, object: &Arc<dyn Flush>) {
+        if self.thread.is_none() {
+            return;
+        }
+        let mut state = self.shared.state.lock();
+        add_dirty(&mut state.dirty, object);
+    }
+
+    /// Asks for `object` to be flushed; the ticket completes when it is.
+    pub fn request(&self, object: &Arc<dyn Flush>) -> Ticket {
+        let mut state = self.shared.state.lock();
+        add_dirty(&mut state.dirty, object);
+        state.requested += 1;
+        let ticket = Ticket(state.requested);
+        drop(state);
+        self.shared.work.notify_one();
+        ticket
+    }
+
+    /// Under [`Durability::Always`], flushes `object` and waits; otherwise marks it dirty.
+    pub fn commit(&self, object: &Arc<dyn Flush>) -> Result<(), FlushError> {
+        match self.policy {
+            Durability::Always => {
+                let ticket = self.request(object);
+                self.wait(ticket)
+            }
+            _ => {
+                self.mark_dirty(object);
+                Ok(())
+            }
+        }
+    }
+
+    /// The async form of [`commit`](Self::commit).
+    pub async fn commit_async(&self, object: &Arc<dyn Flush>) -> Result<(), FlushError> {
+        match self.policy {
+            Durability::Always => {
+                let ticket = self.request(object);
+                self.wait_async(ticket).await
+            }
+            _ => {
+                self.mark_dirty(object);
+                Ok(())
+            }
+        }
+    }
+
+    /// Blocks until the ticket's flush round has finished.
+    pub fn wait(&self, ticket: Ticket) -> Result<(), FlushError> {
+        let mut state = self.shared.state.lock();
+        loop {
+            if let Some(result) = outcome(&state, ticket) {
+                return result;
+            }
+            self.shared.done.wait(&mut state);
+        }
+    }
+
+    /// Waits, without blocking a thread, until the ticket's flush round has finished.
+    pub async fn wait_async(&self, ticket: Ticket) -> Result<(), FlushError> {
+        let mut completed = self.shared.completed_tx.subscribe();
+        loop {
+            if let Some(result) = outcome(&self.shared.state.lock(), ticket) {
+                return result;
+            }
+            if completed.changed().await.is_err() {
+                return Err(FlushError("the store was closed before the flush".into()));
+            }
+        }
+    }
+}
+
+fn outcome(state: &State, ticket: Ticket) -> Option<Result<(), FlushError>> {
+    if let Some((first_failed, error)) = &state.failure
+        && ticket.0 >= *first_failed
+    {
+        return Some(Err(error.clone()));
+    }
+    if state.completed >= ticket.0 {
+        return Some(Ok(()));
+    }
+    if state.shutdown {
+        return Some(Err(FlushError(
+            "the store was closed before the flush".into(),
+        )));
+    }
+    None
+}
+
+fn add_dirty(dirty: &mut Vec<Arc<dyn Flush>>, object: &Arc<dyn Flush>) {
+    if !dirty.iter().any(|known| Arc::ptr_eq(known, object)) {
+        dirty.push(Arc::clone(object));
+    }
+}
+
+fn run_flusher(shared: &Shared) {
+    loop {
+        let mut state = shared.state.lock();
+        while state.requested == state.completed && !state.shutdown {
+            match shared.interval {
+                Some(interval) => {
+                    let timed_out = shared.work.wait_for(&mut state, interval).timed_out();
+                    if timed_out && !state.dirty.is_empty() {
+                        break;
+                    }
+                }
+                None => shared.work.wait(&mut state),
+            }
+        }
+        let batch = std::mem::take(&mut state.dirty);
+        let covered = state.requested;
+        let first_in_batch = state.completed + 1;
+        let stopping = state.shutdown;
+        drop(state);
+
+        let result = batch.iter().try_for_each(|object| object.flush());
+        drop(batch);
+
+        let mut state = shared.state.lock();
+        if let Err(error) = result
+            && state.failure.is_none()
+        {
+            tracing::error!(%error, "flush failed: durable writes stop until restart");
+            state.failure = Some((first_in_batch, error));
+        }
+        state.completed = covered;
+        let finished = stopping && state.dirty.is_empty() && state.requested == covered;
+        drop(state);
+        shared.done.notify_all();
+        shared.completed_tx.send_replace(covered);
+        if finished {
+            return;
+        }
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.shared.state.lock().shutdown = true;
+        self.shared.work.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.shared.done.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counter {
+        flushes: AtomicUsize,
+        fail: bool,
+    }
+
+    impl Flush for Counter {
+        fn flush(&self) -> Result<(), FlushError> {
+            self.flushes.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(2));
+            if self.fail {
+                Err(FlushError("disk on fire".into()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[test]
+    fn concurrent_commits_share_flushes() {
+        let syncer = Arc::new(Syncer::start(Durability::Always).unwrap());
+        let counter = Arc::new(Counter::default());
+        let object: Arc<dyn Flush> = counter.clone();
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let syncer = Arc::clone(&syncer);
+                let object = Arc::clone(&object);
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        syncer.commit(&object).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        let flushes = counter.flushes.load(Ordering::SeqCst);
+        assert!(
+            flushes >= 1 && flushes < 400,
+            "{flushes} flushes for 400 commits"
+        );
+    }
+
+    #[test]
+    fn a_failed_flush_fails_its_waiters_and_every_later_one() {
+        let syncer = Syncer::start(Durability::Always).unwrap();
+        let object: Arc<dyn Flush> = Arc::new(Counter {
+            fail: true,
+            ..Counter::default()
+        });
+        assert!(syncer.commit(&object).is_err());
+        let healthy: Arc<dyn Flush> = Arc::new(Counter::default());
+        assert!(syncer.commit(&healthy).is_err());
+    }
+
+    #[test]
+    fn interval_flushes_dirty_objects_in_the_background() {
+        let syncer = Syncer::start(Durability::Interval(5)).unwrap();
+        let counter = Arc::new(Counter::default());
+        let object: Arc<dyn Flush> = counter.clone();
+        syncer.commit(&object).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while counter.flushes.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(counter.flushes.load(Ordering::SeqCst) >= 1);
+    }
+
+    #[tokio::test]
+    async fn async_commit_resolves_after_the_flush() {
+        let syncer = Syncer::start(Durability::Always).unwrap();
+        let counter = Arc::new(Counter::default());
+        let object: Arc<dyn Flush> = counter.clone();
+        syncer.commit_async(&object).await.unwrap();
+        assert!(counter.flushes.load(Ordering::SeqCst) >= 1);
+    }
+}

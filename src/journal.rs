@@ -1,0 +1,1447 @@
+//! Journals and snapshots: the small durable files that sit beside a stream's segments.
+//!
+//! A journal is an append-only file of checksummed frames, each holding an opaque payload. A
+//! stream's metadata journal (deletions, trims, configuration changes) and a consumer group's
+//! journal (deliveries, acks, claims) are journals; this module never looks inside a payload.
+//! From time to time the owner of a journal compacts the state it describes into a snapshot, a
+//! file replaced atomically as a whole, and starts a new journal with a higher generation.
+//!
+//! Journal layout (every integer little-endian):
+//!
+//! ```text
+//! header, 32 bytes
+//! 0   [u8; 8] magic       "WEIRJRNL"
+//! 8   u16 version         1
+//! 10  u16 reserved        zero
+//! 12  [u8; 4] kind        what the journal is for (FileKind): one kind is never read as another
+//! 16  u64 generation      chosen by the owner, typically raised at each compaction
+//! 24  u32 reserved        zero
+//! 28  u32 crc             CRC-32 of bytes 0..28
+//!
+//! frames, back to back from byte 32, numbered from 0
+//! 0   u32 length          bytes of the frame, this field included: 8 + payload length, so >= 8
+//! 4   u32 crc             CRC-32 of bytes 0..4, then the frame's number as a u64, then the payload
+//! 8   payload             at most MAX_PAYLOAD bytes
+//! ```
+//!
+//! No frame has a zero length, so zeroed space (a write that never reached the disk) is never
+//! read as a frame. The frame's number is covered by the CRC but not stored: a frame that is
+//! valid on its own but sits at the wrong place fails its check. Replay stops at the first frame
+//! that is zeroed, cut short, of impossible length or fails its CRC; everything from there to the
+//! end of the file is reported as [`JournalDamage`] and, when the journal is opened for writing,
+//! cut off so that new frames follow the last good one.
+//!
+//! Snapshot layout:
+//!
+//! ```text
+//! 0   [u8; 8] magic       "WEIRSNAP"
+//! 8   u16 version         1
+//! 10  u16 reserved        zero
+//! 12  [u8; 4] kind
+//! 16  u64 generation
+//! 24  u64 length          payload bytes: the file is exactly 36 + length bytes
+//! 32  payload
+//! ..  u32 crc             CRC-32 of everything before it
+//! ```
+//!
+//! CRC-32 is ISO-HDLC, as computed by crc32fast.
+//!
+//! Both kinds of file only ever appear under their final name complete: a journal is created as
+//! `<path>.tmp`, given its header, synced and then hard-linked to `<path>`; a snapshot is written
+//! to `<dir>/<name>.tmp`, synced and renamed over `<dir>/<name>`. The parent directory is synced
+//! afterwards so the new name survives a power loss.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The largest payload a journal frame may carry. It bounds what replay allocates for a frame,
+/// whatever length a damaged file claims.
+pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
+/// Bytes of a journal's header: the first frame starts here.
+pub const HEADER_LEN: usize = 32;
+/// Bytes of a frame before its payload.
+pub const FRAME_HEADER_LEN: usize = 8;
+/// The journal format this build writes and reads.
+pub const JOURNAL_VERSION: u16 = 1;
+/// The snapshot format this build writes and reads.
+pub const SNAPSHOT_VERSION: u16 = 1;
+
+const JOURNAL_MAGIC: [u8; 8] = *b"WEIRJRNL";
+const SNAPSHOT_MAGIC: [u8; 8] = *b"WEIRSNAP";
+const TMP_SUFFIX: &str = ".tmp";
+const CRC_LEN: usize = 4;
+/// A frame buffer that grew past this is released after use instead of being kept.
+const KEPT_BUFFER: usize = 64 * 1024;
+
+const MAGIC_AT: usize = 0;
+const VERSION_AT: usize = 8;
+const RESERVED16_AT: usize = 10;
+const KIND_AT: usize = 12;
+const GENERATION_AT: usize = 16;
+const RESERVED32_AT: usize = 24;
+const HEADER_CRC_AT: usize = 28;
+const PAYLOAD_LEN_AT: usize = 24;
+
+/// A four-byte tag in every file's header saying what the file is for, so that, say, a consumer
+/// group journal is never replayed as a stream's metadata journal.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileKind(pub [u8; 4]);
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.iter().all(u8::is_ascii_graphic) {
+            self.0
+                .iter()
+                .try_for_each(|&b| write!(f, "{}", char::from(b)))
+        } else {
+            f.write_str("0x")?;
+            self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        }
+    }
+}
+
+impl fmt::Debug for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FileKind({self})")
+    }
+}
+
+/// Why a journal or snapshot operation failed. Every variant names the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The operating system refused an operation.
+    #[error("I/O error on {}: {source}; check the disk, free space and permissions", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// [`Journal::create`] found a file already there.
+    #[error("{} already exists: open it instead, or remove it if it is a leftover", .path.display())]
+    AlreadyExists { path: PathBuf },
+    /// The journal's header is missing or damaged, so nothing in the file can be trusted.
+    #[error(
+        "{} is not a readable weir journal ({detail}): restore it from a backup, \
+         or remove it to start that journal over",
+        .path.display()
+    )]
+    BadHeader { path: PathBuf, detail: String },
+    /// The file was written in a format version this build does not know.
+    #[error(
+        "{} uses format version {found}, this build reads version {supported}: \
+         open it with a newer version of weir",
+        .path.display()
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u16,
+        supported: u16,
+    },
+    /// The file is valid but belongs to another kind of journal or snapshot.
+    #[error(
+        "{} holds a `{found}` file where a `{expected}` file was expected: \
+         check that the right file is being opened",
+        .path.display()
+    )]
+    WrongKind {
+        path: PathBuf,
+        expected: FileKind,
+        found: FileKind,
+    },
+    /// A payload is larger than [`MAX_PAYLOAD`].
+    #[error(
+        "a frame of {len} bytes for {} exceeds the {max}-byte limit: split it into smaller frames",
+        .path.display()
+    )]
+    TooLarge {
+        path: PathBuf,
+        len: usize,
+        max: usize,
+    },
+    /// An earlier fdatasync failed. The kernel may have dropped the unwritten pages and cleared
+    /// the error, so a retry could report success for data that is gone: the journal refuses
+    /// every further write and sync.
+    #[error(
+        "{} accepts no more writes after an fsync failure, frames appended since the last \
+         successful sync may not be on disk: write the current state to a new snapshot and \
+         journal, or restart and recover from what the disk holds",
+        .path.display()
+    )]
+    Poisoned { path: PathBuf },
+    /// The snapshot exists but is damaged.
+    #[error(
+        "snapshot {} is damaged ({detail}): restore it from a backup, or remove it to rebuild \
+         the state from the journals if they still hold it",
+        .path.display()
+    )]
+    SnapshotCorrupt { path: PathBuf, detail: String },
+    /// A snapshot name that is not a plain file name, or that ends in `.tmp` (reserved for the
+    /// temporary file a snapshot is written to).
+    #[error(
+        "snapshot name {name:?} in {} must be a plain file name not ending in `.tmp`",
+        .dir.display()
+    )]
+    BadSnapshotName { dir: PathBuf, name: String },
+}
+
+/// What was cut from the end of a journal because it could not be read as frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalDamage {
+    /// The journal.
+    pub path: PathBuf,
+    /// Byte offset of the first bad frame, which is also where the good frames end.
+    pub position: u64,
+    /// Bytes from `position` to the end of the file.
+    pub dropped_bytes: u64,
+    /// What was wrong with the frame at `position`.
+    pub reason: String,
+}
+
+impl fmt::Display for JournalDamage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: dropped {} bytes from byte {}: {}",
+            self.path.display(),
+            self.dropped_bytes,
+            self.position,
+            self.reason
+        )
+    }
+}
+
+/// The content of a journal as read from disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// The generation written in the header.
+    pub generation: u64,
+    /// Every good frame's payload, in order.
+    pub frames: Vec<Vec<u8>>,
+    /// What followed the last good frame, if anything did.
+    pub damage: Option<JournalDamage>,
+}
+
+/// A snapshot as read from disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The generation written in the header.
+    pub generation: u64,
+    /// The payload, checked against the CRC.
+    pub payload: Vec<u8>,
+}
+
+/// What the journal's owner and its sync handles share.
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    file: File,
+    poisoned: AtomicBool,
+}
+
+impl Shared {
+    fn check_usable(&self) -> Result<(), JournalError> {
+        if self.poisoned.load(Ordering::Acquire) {
+            return Err(JournalError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn sync(&self) -> Result<(), JournalError> {
+        self.check_usable()?;
+        self.file.sync_data().map_err(|source| {
+            self.poisoned.store(true, Ordering::Release);
+            io_error(&self.path)(source)
+        })
+    }
+}
+
+/// An append-only journal open for writing.
+///
+/// Appends are plain writes: they reach the disk only at the next [`sync`](Journal::sync), or
+/// at a sync through a [`JournalSync`] handle that another thread may run while appends go on.
+/// Every frame appended before a sync call starts is durable once it returns `Ok`.
+///
+/// Nothing stops two processes from opening the same journal: the caller must hold a lock on
+/// the directory.
+#[derive(Debug)]
+pub struct Journal {
+    shared: Arc<Shared>,
+    generation: u64,
+    len: u64,
+    frame_count: u64,
+    buf: Vec<u8>,
+}
+
+impl Journal {
+    /// Creates a new, empty journal; fails with [`JournalError::AlreadyExists`] if `path` exists.
+    ///
+    /// The header is written to `<path>.tmp` and synced, then the file is hard-linked to `path`
+    /// and the directory synced, so `path` never names a file without a complete header (the
+    /// file system must support hard links). If the final directory sync fails, `path` may
+    /// still exist: it is a valid empty journal.
+    pub fn create(path: &Path, kind: FileKind, generation: u64) -> Result<Journal, JournalError> {
+        let tmp = tmp_path(path);
+        let file = fresh_file(&tmp)?;
+        discard_on_error(&tmp, write_header(&tmp, &file, kind, generation))?;
+        if let Err(source) = fs::hard_link(&tmp, path) {
+            discard(&tmp);
+            return Err(if source.kind() == io::ErrorKind::AlreadyExists {
+                JournalError::AlreadyExists {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                io_error(path)(source)
+            });
+        }
+        // The journal is complete under its name: a second name left behind would only keep
+        // its space allocated after the journal is deleted, and `open` removes it.
+        discard(&tmp);
+        sync_dir(parent_dir(path))?;
+        Ok(Journal::new(path, file, generation, HEADER_LEN as u64, 0))
+    }
+
+    /// Opens an existing journal for appending and returns what it holds.
+    ///
+    /// A missing or damaged header is an error. Frames are read up to the first bad one; if
+    /// anything follows the last good frame, the file is truncated there (and synced) so new
+    /// frames follow it, and what was cut is reported in [`Replay::damage`]. A `<path>.tmp`
+    /// left by an interrupted [`create`](Journal::create) is removed.
+    pub fn open(path: &Path, kind: FileKind) -> Result<(Journal, Replay), JournalError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io_error(path))?;
+        let file_len = file.metadata().map_err(io_error(path))?.len();
+        let (replay, end) = scan(path, BufReader::new(&file), file_len, kind)?;
+        remove_leftover(&tmp_path(path))?;
+        if replay.damage.is_some() {
+            file.set_len(end).map_err(io_error(path))?;
+            file.sync_data().map_err(io_error(path))?;
+        }
+        let frame_count = replay.frames.len() as u64;
+        let journal = Journal::new(path, file, replay.generation, end, frame_count);
+        Ok((journal, replay))
+    }
+
+    /// Reads a journal without writing anything, so it can run beside a live writer. A frame
+    /// being appended at that moment may be reported as damage.
+    pub fn read(path: &Path, kind: FileKind) -> Result<Replay, JournalError> {
+        let file = File::open(path).map_err(io_error(path))?;
+        let file_len = file.metadata().map_err(io_error(path))?.len();
+        scan(path, BufReader::new(file), file_len, kind).map(|(replay, _)| replay)
+    }
+
+    /// Reads a journal from the bytes of its file; `path` only labels errors and damage.
+    pub fn decode(path: &Path, bytes: &[u8], kind: FileKind) -> Result<Replay, JournalError> {
+        scan(path, bytes, bytes.len() as u64, kind).map(|(replay, _)| replay)
+    }
+
+    fn new(path: &Path, file: File, generation: u64, len: u64, frame_count: u64) -> Journal {
+        Journal {
+            shared: Arc::new(Shared {
+                path: path.to_path_buf(),
+                file,
+                poisoned: AtomicBool::new(false),
+            }),
+            generation,
+            len,
+            frame_count,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Appends one frame. It is written to the file but not durable until the next sync.
+    pub fn append(&mut self, payload: &[u8]) -> Result<(), JournalError> {
+        self.shared.check_usable()?;
+        if payload.len() > MAX_PAYLOAD {
+            return Err(JournalError::TooLarge {
+                path: self.shared.path.clone(),
+                len: payload.len(),
+                max: MAX_PAYLOAD,
+            });
+        }
+        encode_frame(&mut self.buf, self.frame_count, payload);
+        let frame_len = self.buf.len() as u64;
+        // A positional write: after a failed write the next frame lands at the same place,
+        // whatever the failed one left behind.
+        let written = self.shared.file.write_all_at(&self.buf, self.len);
+        if self.buf.capacity() > KEPT_BUFFER {
+            self.buf = Vec::new();
+        }
+        if let Err(source) = written {
+            // Best effort: a partial frame left here is overwritten by the next append or cut
+            // by the next open, so failing to remove it now loses nothing.
+            let _ = self.shared.file.set_len(self.len);
+            return Err(io_error(&self.shared.path)(source));
+        }
+        self.len += frame_len;
+        self.frame_count += 1;
+        Ok(())
+    }
+
+    /// A handle that syncs this journal from another thread.
+    pub fn sync_handle(&self) -> JournalSync {
+        JournalSync {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Makes every frame appended so far durable (fdatasync). If that fails the journal is
+    /// poisoned: this and every later append or sync returns an error.
+    pub fn sync(&self) -> Result<(), JournalError> {
+        self.shared.sync()
+    }
+
+    /// Bytes of the journal, header included: where the next frame will be written.
+    pub fn len_bytes(&self) -> u64 {
+        self.len
+    }
+
+    /// The generation written in the header.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The journal's file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Frames in the journal: those replayed at open plus those appended since.
+    pub fn frame_count(&self) -> u64 {
+        self.frame_count
+    }
+}
+
+/// Syncs a [`Journal`] from another thread (a flusher) while its owner keeps appending.
+#[derive(Debug, Clone)]
+pub struct JournalSync {
+    shared: Arc<Shared>,
+}
+
+impl JournalSync {
+    /// Same as [`Journal::sync`]: every frame appended before the call is durable once it
+    /// returns `Ok`; a failure poisons the journal.
+    pub fn sync(&self) -> Result<(), JournalError> {
+        self.shared.sync()
+    }
+}
+
+/// Atomically replaces `dir/name` with a snapshot holding `payload`.
+///
+/// The snapshot is written to `dir/name.tmp`, synced, renamed over `dir/name`, and `dir` is
+/// synced: a crash at any point leaves either the old snapshot or the new one.
+pub fn write_snapshot(
+    dir: &Path,
+    name: &str,
+    kind: FileKind,
+    generation: u64,
+    payload: &[u8],
+) -> Result<(), JournalError> {
+    if Path::new(name).file_name() != Some(OsStr::new(name)) || name.ends_with(TMP_SUFFIX) {
+        return Err(JournalError::BadSnapshotName {
+            dir: dir.to_path_buf(),
+            name: name.to_owned(),
+        });
+    }
+    let path = dir.join(name);
+    let tmp = tmp_path(&path);
+    let file = fresh_file(&tmp)?;
+    discard_on_error(
+        &tmp,
+        write_snapshot_file(&tmp, &file, kind, generation, payload),
+    )?;
+    discard_on_error(&tmp, fs::rename(&tmp, &path).map_err(io_error(&path)))?;
+    sync_dir(dir)
+}
+
+/// Reads a snapshot: `Ok(None)` if the file does not exist, an error if it exists but is
+/// damaged. A leftover `.tmp` beside it is ignored.
+pub fn read_snapshot(path: &Path, kind: FileKind) -> Result<Option<Snapshot>, JournalError> {
+    match fs::read(path) {
+        Ok(bytes) => decode_snapshot(path, bytes, kind).map(Some),
+        Err(source) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(io_error(path)(source)),
+    }
+}
+
+/// Checks and decodes the bytes of a snapshot file; `path` only labels errors.
+pub fn decode_snapshot(
+    path: &Path,
+    mut bytes: Vec<u8>,
+    kind: FileKind,
+) -> Result<Snapshot, JournalError> {
+    let corrupt = |detail: String| JournalError::SnapshotCorrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let min_len = HEADER_LEN + CRC_LEN;
+    let header: [u8; HEADER_LEN] = match bytes.first_chunk() {
+        Some(header) if bytes.len() >= min_len => *header,
+        _ => return Err(corrupt(too_short(bytes.len() as u64, min_len))),
+    };
+    check_magic(&header, SNAPSHOT_MAGIC).map_err(corrupt)?;
+    check_version(path, &header, SNAPSHOT_VERSION)?;
+    let payload_len = get_u64(&header, PAYLOAD_LEN_AT);
+    let crc_at = bytes.len() - CRC_LEN;
+    let held = (crc_at - HEADER_LEN) as u64;
+    if payload_len != held {
+        return Err(corrupt(format!(
+            "the header announces {payload_len} payload bytes but the file holds {held}: \
+             it was cut short or extended"
+        )));
+    }
+    let stored = get_u32(&bytes[crc_at..], 0);
+    let computed = crc32fast::hash(&bytes[..crc_at]);
+    if stored != computed {
+        return Err(corrupt(crc_detail(stored, computed)));
+    }
+    if get_u16(&header, RESERVED16_AT) != 0 {
+        return Err(corrupt("reserved header bytes are not zero".to_owned()));
+    }
+    check_kind(path, &header, kind)?;
+    bytes.truncate(crc_at);
+    bytes.drain(..HEADER_LEN);
+    Ok(Snapshot {
+        generation: get_u64(&header, GENERATION_AT),
+        payload: bytes,
+    })
+}
+
+/// Syncs a directory, so that a file created or renamed in it survives a power loss.
+pub fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir)
+        .and_then(|handle| handle.sync_all())
+        .map_err(io_error(dir))
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError {
+    move |source| JournalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(TMP_SUFFIX);
+    PathBuf::from(name)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates `tmp` afresh. An old file there is unlinked first rather than truncated: after a
+/// crash in [`Journal::create`] it may be a second name of a live journal.
+fn fresh_file(tmp: &Path) -> Result<File, JournalError> {
+    remove_leftover(tmp)?;
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(io_error(tmp))
+}
+
+fn remove_leftover(path: &Path) -> Result<(), JournalError> {
+    match fs::remove_file(path) {
+        Err(source) if source.kind() != io::ErrorKind::NotFound => Err(io_error(path)(source)),
+        _ => Ok(()),
+    }
+}
+
+/// Removes a temporary file, best effort: what a failure leaves behind is removed by the next
+/// write of the same name (or, for a journal, the next open), so it is not worth an error.
+fn discard(tmp: &Path) {
+    let _ = fs::remove_file(tmp);
+}
+
+fn discard_on_error<T>(tmp: &Path, result: Result<T, JournalError>) -> Result<T, JournalError> {
+    if result.is_err() {
+        discard(tmp);
+    }
+    result
+}
+
+fn write_header(
+    path: &Path,
+    file: &File,
+    kind: FileKind,
+    generation: u64,
+) -> Result<(), JournalError> {
+    let mut header = header_prefix(JOURNAL_MAGIC, JOURNAL_VERSION, kind, generation);
+    let crc = crc32fast::hash(&header[..HEADER_CRC_AT]);
+    put_u32(&mut header, HEADER_CRC_AT, crc);
+    file.write_all_at(&header, 0).map_err(io_error(path))?;
+    file.sync_data().map_err(io_error(path))
+}
+
+fn write_snapshot_file(
+    path: &Path,
+    file: &File,
+    kind: FileKind,
+    generation: u64,
+    payload: &[u8],
+) -> Result<(), JournalError> {
+    let mut header = header_prefix(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, kind, generation);
+    put_u64(&mut header, PAYLOAD_LEN_AT, payload.len() as u64);
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&header);
+    hasher.update(payload);
+    let crc = hasher.finalize().to_le_bytes();
+    let mut out = file;
+    out.write_all(&header)
+        .and_then(|()| out.write_all(payload))
+        .and_then(|()| out.write_all(&crc))
+        .and_then(|()| file.sync_data())
+        .map_err(io_error(path))
+}
+
+fn header_prefix(
+    magic: [u8; 8],
+    version: u16,
+    kind: FileKind,
+    generation: u64,
+) -> [u8; HEADER_LEN] {
+    let mut header = [0; HEADER_LEN];
+    header[MAGIC_AT..MAGIC_AT + 8].copy_from_slice(&magic);
+    header[VERSION_AT..VERSION_AT + 2].copy_from_slice(&version.to_le_bytes());
+    header[KIND_AT..KIND_AT + 4].copy_from_slice(&kind.0);
+    put_u64(&mut header, GENERATION_AT, generation);
+    header
+}
+
+fn check_magic(header: &[u8; HEADER_LEN], expected: [u8; 8]) -> Result<(), String> {
+    let found = &header[MAGIC_AT..MAGIC_AT + 8];
+    if found == expected {
+        Ok(())
+    } else if found == JOURNAL_MAGIC {
+        Err("the file is a weir journal, not a snapshot".to_owned())
+    } else if found == SNAPSHOT_MAGIC {
+        Err("the file is a weir snapshot, not a journal".to_owned())
+    } else {
+        Err("the file does not start with weir's magic bytes".to_owned())
+    }
+}
+
+fn check_version(
+    path: &Path,
+    header: &[u8; HEADER_LEN],
+    supported: u16,
+) -> Result<(), JournalError> {
+    let found = get_u16(header, VERSION_AT);
+    if found != supported {
+        return Err(JournalError::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+            supported,
+        });
+    }
+    Ok(())
+}
+
+fn check_kind(
+    path: &Path,
+    header: &[u8; HEADER_LEN],
+    expected: FileKind,
+) -> Result<(), JournalError> {
+    let found = FileKind([
+        header[KIND_AT],
+        header[KIND_AT + 1],
+        header[KIND_AT + 2],
+        header[KIND_AT + 3],
+    ]);
+    if found != expected {
+        return Err(JournalError::WrongKind {
+            path: path.to_path_buf(),
+            expected,
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// Checks a journal header, returning its generation.
+fn check_journal_header(
+    path: &Path,
+    header: &[u8; HEADER_LEN],
+    kind: FileKind,
+) -> Result<u64, JournalError> {
+    let bad = |detail: String| JournalError::BadHeader {
+        path: path.to_path_buf(),
+        detail,
+    };
+    check_magic(header, JOURNAL_MAGIC).map_err(bad)?;
+    check_version(path, header, JOURNAL_VERSION)?;
+    let stored = get_u32(header, HEADER_CRC_AT);
+    let computed = crc32fast::hash(&header[..HEADER_CRC_AT]);
+    if stored != computed {
+        return Err(bad(crc_detail(stored, computed)));
+    }
+    if get_u16(header, RESERVED16_AT) != 0 || get_u32(header, RESERVED32_AT) != 0 {
+        return Err(bad("reserved header bytes are not zero".to_owned()));
+    }
+    check_kind(path, header, kind)?;
+    Ok(get_u64(header, GENERATION_AT))
+}
+
+/// Reads a journal from `reader`, which yields `file_len` bytes from the start of the file.
+/// Returns what was read and where the good frames end.
+fn scan(
+    path: &Path,
+    mut reader: impl Read,
+    file_len: u64,
+    kind: FileKind,
+) -> Result<(Replay, u64), JournalError> {
+    let mut header = [0; HEADER_LEN];
+    if file_len < HEADER_LEN as u64
+        || !read_fully(&mut reader, &mut header).map_err(io_error(path))?
+    {
+        return Err(JournalError::BadHeader {
+            path: path.to_path_buf(),
+            detail: too_short(file_len, HEADER_LEN),
+        });
+    }
+    let generation = check_journal_header(path, &header, kind)?;
+    let mut frames = Vec::new();
+    let mut end = HEADER_LEN as u64;
+    let damage = loop {
+        let remaining = file_len - end;
+        match read_frame(&mut reader, remaining, frames.len() as u64).map_err(io_error(path))? {
+            Next::Frame(payload) => {
+                end += (FRAME_HEADER_LEN + payload.len()) as u64;
+                frames.push(payload);
+            }
+            Next::End => break None,
+            Next::Bad(reason) => {
+                break Some(JournalDamage {
+                    path: path.to_path_buf(),
+                    position: end,
+                    dropped_bytes: remaining,
+                    reason,
+                });
+            }
+        }
+    };
+    let replay = Replay {
+        generation,
+        frames,
+        damage,
+    };
+    Ok((replay, end))
+}
+
+/// What follows the last frame read.
+enum Next {
+    Frame(Vec<u8>),
+    End,
+    Bad(String),
+}
+
+/// Reads frame number `index`, with `remaining` bytes left in the file.
+fn read_frame(reader: &mut impl Read, remaining: u64, index: u64) -> io::Result<Next> {
+    if remaining == 0 {
+        return Ok(Next::End);
+    }
+    let mut head = [0; FRAME_HEADER_LEN];
+    let have = remaining.min(FRAME_HEADER_LEN as u64) as usize;
+    let cut_short = || Next::Bad(format!("frame {index} is cut short by the end of the file"));
+    if !read_fully(reader, &mut head[..have])? {
+        return Ok(cut_short());
+    }
+    if head[..have].iter().all(|&b| b == 0) {
+        return Ok(Next::Bad(format!(
+            "zeroed space where frame {index} should start: a write that never reached the disk"
+        )));
+    }
+    if have < FRAME_HEADER_LEN {
+        return Ok(cut_short());
+    }
+    let len = get_u32(&head, 0);
+    let payload_len = match (len as usize).checked_sub(FRAME_HEADER_LEN) {
+        Some(payload_len) if payload_len <= MAX_PAYLOAD => payload_len,
+        _ => {
+            return Ok(Next::Bad(format!(
+                "frame {index} has an impossible length {len}"
+            )));
+        }
+    };
+    if u64::from(len) > remaining {
+        return Ok(Next::Bad(format!(
+            "frame {index} is torn: it needs {len} bytes, the file has {remaining} left"
+        )));
+    }
+    let mut payload = vec![0; payload_len];
+    if !read_fully(reader, &mut payload)? {
+        return Ok(cut_short());
+    }
+    let stored = get_u32(&head, 4);
+    let computed = frame_crc(len, index, &payload);
+    if stored != computed {
+        return Ok(Next::Bad(format!(
+            "frame {index} fails its check: {}",
+            crc_detail(stored, computed)
+        )));
+    }
+    Ok(Next::Frame(payload))
+}
+
+/// Fills `buf`, returning false if the reader ends first (a file shrinking under a reader).
+fn read_fully(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    match reader.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Replaces the content of `buf` with frame number `index`; the payload must be at most
+/// [`MAX_PAYLOAD`] bytes.
+fn encode_frame(buf: &mut Vec<u8>, index: u64, payload: &[u8]) {
+    let len = (FRAME_HEADER_LEN + payload.len()) as u32;
+    buf.clear();
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&frame_crc(len, index, payload).to_le_bytes());
+    buf.extend_from_slice(payload);
+}
+
+fn frame_crc(len: u32, index: u64, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len.to_le_bytes());
+    hasher.update(&index.to_le_bytes());
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+fn crc_detail(stored: u32, computed: u32) -> String {
+    format!("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")
+}
+
+fn too_short(len: u64, needed: usize) -> String {
+    format!("the file is {len} bytes, fewer than the {needed} it needs at least")
+}
+
+fn put_u32(dst: &mut [u8], at: usize, value: u32) {
+    dst[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+fn put_u64(dst: &mut [u8], at: usize, value: u64) {
+    dst[at..at + 8].copy_from_slice(&value.to_le_bytes());
+}
+
+fn get_u16(buf: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([buf[at], buf[at + 1]])
+}
+
+fn get_u32(buf: &[u8], at: usize) -> u32 {
+    let mut bytes = [0; 4];
+    bytes.copy_from_slice(&buf[at..at + 4]);
+    u32::from_le_bytes(bytes)
+}
+
+fn get_u64(buf: &[u8], at: usize) -> u64 {
+    let mut bytes = [0; 8];
+    bytes.copy_from_slice(&buf[at..at + 8]);
+    u64::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread;
+
+    const META: FileKind = FileKind(*b"META");
+    const GROUP: FileKind = FileKind(*b"GRUP");
+
+    fn payload(i: usize) -> Vec<u8> {
+        (0..i % 50).map(|j| (i * 7 + j) as u8).collect()
+    }
+
+    /// A journal holding `payloads`, and the byte offset where each frame starts.
+    fn journal_with(path: &Path, payloads: &[Vec<u8>]) -> Vec<u64> {
+        let mut journal = Journal::create(path, META, 9).unwrap();
+        let mut starts = Vec::new();
+        for p in payloads {
+            starts.push(journal.len_bytes());
+            journal.append(p).unwrap();
+        }
+        journal.sync().unwrap();
+        starts
+    }
+
+    fn payloads(count: usize) -> Vec<Vec<u8>> {
+        (0..count).map(payload).collect()
+    }
+
+    /// Opens a damaged journal and checks that exactly `good` frames survive, that the damage
+    /// starts at `position`, and that the file is cut so a new frame follows the good ones.
+    fn check_recovery(path: &Path, all: &[Vec<u8>], good: usize, position: u64) {
+        let file_len = fs::metadata(path).unwrap().len();
+        let (mut journal, replay) = Journal::open(path, META).unwrap();
+        assert_eq!(replay.frames, all[..good]);
+        let damage = replay.damage.expect("damage is reported");
+        assert_eq!(damage.position, position);
+        assert_eq!(damage.dropped_bytes, file_len - position);
+        assert_eq!(damage.path, path);
+        assert_eq!(fs::metadata(path).unwrap().len(), position);
+        assert_eq!(journal.len_bytes(), position);
+        assert_eq!(journal.frame_count(), good as u64);
+        journal.append(b"after").unwrap();
+        journal.sync().unwrap();
+        drop(journal);
+        let again = Journal::read(path, META).unwrap();
+        assert_eq!(again.damage, None);
+        let mut expected = all[..good].to_vec();
+        expected.push(b"after".to_vec());
+        assert_eq!(again.frames, expected);
+    }
+
+    #[test]
+    fn round_trips_many_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = payloads(1000);
+        journal_with(&path, &all);
+        let (journal, replay) = Journal::open(&path, META).unwrap();
+        assert_eq!(replay.generation, 9);
+        assert_eq!(replay.frames, all);
+        assert_eq!(replay.damage, None);
+        assert_eq!(journal.generation(), 9);
+        assert_eq!(journal.frame_count(), 1000);
+        assert_eq!(journal.path(), path);
+        assert_eq!(journal.len_bytes(), fs::metadata(&path).unwrap().len());
+        assert_eq!(Journal::read(&path, META).unwrap(), replay);
+        assert_eq!(
+            Journal::decode(&path, &fs::read(&path).unwrap(), META).unwrap(),
+            replay
+        );
+    }
+
+    #[test]
+    fn a_new_journal_is_just_a_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let journal = Journal::create(&path, GROUP, u64::MAX).unwrap();
+        assert_eq!(journal.len_bytes(), HEADER_LEN as u64);
+        assert_eq!(fs::metadata(&path).unwrap().len(), HEADER_LEN as u64);
+        assert!(!tmp_path(&path).exists());
+        let replay = Journal::read(&path, GROUP).unwrap();
+        assert_eq!(replay.generation, u64::MAX);
+        assert!(replay.frames.is_empty());
+        assert_eq!(replay.damage, None);
+    }
+
+    #[test]
+    fn reopening_continues_the_numbering() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = payloads(8);
+        journal_with(&path, &all[..3]);
+        for chunk in [&all[3..5], &all[5..8]] {
+            let (mut journal, _) = Journal::open(&path, META).unwrap();
+            for p in chunk {
+                journal.append(p).unwrap();
+            }
+            journal.sync().unwrap();
+        }
+        let replay = Journal::read(&path, META).unwrap();
+        assert_eq!(replay.frames, all);
+        assert_eq!(replay.damage, None);
+    }
+
+    #[test]
+    fn create_refuses_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        journal_with(&path, &payloads(2));
+        let err = Journal::create(&path, META, 1).unwrap_err();
+        assert!(matches!(err, JournalError::AlreadyExists { .. }), "{err}");
+        assert!(err.to_string().contains(&*path.to_string_lossy()));
+        assert!(!tmp_path(&path).exists());
+        assert_eq!(Journal::read(&path, META).unwrap().frames, payloads(2));
+    }
+
+    #[test]
+    fn open_removes_a_second_name_left_by_create() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        journal_with(&path, &payloads(2));
+        fs::hard_link(&path, tmp_path(&path)).unwrap();
+        let (_, replay) = Journal::open(&path, META).unwrap();
+        assert_eq!(replay.frames, payloads(2));
+        assert!(!tmp_path(&path).exists());
+    }
+
+    #[test]
+    fn a_tail_torn_at_any_byte_keeps_the_earlier_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = vec![b"first".to_vec(), b"second".to_vec(), vec![0xab; 20]];
+        let starts = journal_with(&path, &all);
+        let intact = fs::read(&path).unwrap();
+        let last = starts[2] as usize;
+        for cut in last + 1..intact.len() {
+            fs::write(&path, &intact[..cut]).unwrap();
+            check_recovery(&path, &all, 2, last as u64);
+        }
+        fs::write(&path, &intact[..last]).unwrap();
+        let replay = Journal::read(&path, META).unwrap();
+        assert_eq!(replay.frames, all[..2]);
+        assert_eq!(replay.damage, None);
+    }
+
+    #[test]
+    fn a_zeroed_tail_keeps_the_earlier_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = payloads(5);
+        let starts = journal_with(&path, &all);
+        let intact = fs::read(&path).unwrap();
+
+        let mut zeroed = intact.clone();
+        zeroed[starts[4] as usize..].fill(0);
+        fs::write(&path, &zeroed).unwrap();
+        let reason = Journal::read(&path, META).unwrap().damage.unwrap().reason;
+        assert!(reason.contains("zeroed"), "{reason}");
+        check_recovery(&path, &all, 4, starts[4]);
+
+        let mut extended = intact.clone();
+        extended.extend_from_slice(&[0; 4096]);
+        fs::write(&path, &extended).unwrap();
+        check_recovery(&path, &all, 5, intact.len() as u64);
+
+        let mut short_zeroes = intact.clone();
+        short_zeroes.extend_from_slice(&[0; 3]);
+        fs::write(&path, &short_zeroes).unwrap();
+        check_recovery(&path, &all, 5, intact.len() as u64);
+    }
+
+    #[test]
+    fn garbage_after_the_last_frame_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = payloads(5);
+        journal_with(&path, &all);
+        let intact = fs::read(&path).unwrap();
+        let garbage: [&[u8]; 4] = [
+            b"\x01",
+            b"garbage that is not a frame at all",
+            &[0xff; 16],
+            &[16, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+        ];
+        for tail in garbage {
+            let mut bytes = intact.clone();
+            bytes.extend_from_slice(tail);
+            fs::write(&path, &bytes).unwrap();
+            check_recovery(&path, &all, 5, intact.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_huge_length_is_rejected_without_allocating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = payloads(3);
+        journal_with(&path, &all);
+        let intact = fs::read(&path).unwrap();
+        for len in [u32::MAX, (MAX_PAYLOAD + FRAME_HEADER_LEN + 1) as u32, 7, 1] {
+            let mut bytes = intact.clone();
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(&[1; 60]);
+            fs::write(&path, &bytes).unwrap();
+            let reason = Journal::read(&path, META).unwrap().damage.unwrap().reason;
+            assert!(reason.contains("impossible length"), "{reason}");
+            check_recovery(&path, &all, 3, intact.len() as u64);
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_middle_frame_keeps_the_frames_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = payloads(15);
+        let starts = journal_with(&path, &all);
+        let intact = fs::read(&path).unwrap();
+        for at in starts[10]..starts[11] {
+            let mut bytes = intact.clone();
+            bytes[at as usize] ^= 0x40;
+            fs::write(&path, &bytes).unwrap();
+            check_recovery(&path, &all, 10, starts[10]);
+        }
+    }
+
+    #[test]
+    fn a_frame_at_the_wrong_place_is_caught() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = vec![b"aaaa".to_vec(), b"bbbb".to_vec(), b"cccc".to_vec()];
+        let starts = journal_with(&path, &all);
+        let mut bytes = fs::read(&path).unwrap();
+        let (first, second) = (starts[0] as usize, starts[1] as usize);
+        let frame_len = second - first;
+        let copy = bytes[first..second].to_vec();
+        bytes[second..second + frame_len].copy_from_slice(&copy);
+        fs::write(&path, &bytes).unwrap();
+        let replay = Journal::read(&path, META).unwrap();
+        assert_eq!(replay.frames, all[..1]);
+        assert_eq!(replay.damage.unwrap().position, starts[1]);
+    }
+
+    #[test]
+    fn read_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        journal_with(&path, &payloads(4));
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.extend_from_slice(b"tail");
+        fs::write(&path, &bytes).unwrap();
+        let replay = Journal::read(&path, META).unwrap();
+        assert_eq!(replay.frames, payloads(4));
+        assert_eq!(replay.damage.unwrap().dropped_bytes, 4);
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_damaged_header_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        journal_with(&path, &payloads(3));
+        let intact = fs::read(&path).unwrap();
+        let name = path.to_string_lossy().into_owned();
+        for at in 0..HEADER_LEN {
+            let mut bytes = intact.clone();
+            bytes[at] ^= 0x01;
+            fs::write(&path, &bytes).unwrap();
+            let err = Journal::open(&path, META).unwrap_err();
+            match err {
+                JournalError::BadHeader { .. } => {}
+                JournalError::UnsupportedVersion { found, .. } => {
+                    assert_ne!(found, JOURNAL_VERSION)
+                }
+                _ => panic!("byte {at}: unexpected {err:?}"),
+            }
+            assert!(err.to_string().contains(&name), "{err}");
+            assert!(Journal::read(&path, META).is_err());
+        }
+        for len in [0, 1, HEADER_LEN - 1] {
+            fs::write(&path, &intact[..len]).unwrap();
+            let err = Journal::open(&path, META).unwrap_err();
+            assert!(matches!(err, JournalError::BadHeader { .. }), "{err}");
+            assert!(err.to_string().contains(&name), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_journal_is_an_io_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing");
+        let err = Journal::open(&path, META).unwrap_err();
+        match &err {
+            JournalError::Io { source, .. } => {
+                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            }
+            _ => panic!("unexpected {err:?}"),
+        }
+        assert!(err.to_string().contains("missing"));
+    }
+
+    #[test]
+    fn the_wrong_kind_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        journal_with(&path, &payloads(1));
+        let err = Journal::open(&path, GROUP).unwrap_err();
+        match &err {
+            JournalError::WrongKind {
+                expected, found, ..
+            } => {
+                assert_eq!((*expected, *found), (GROUP, META));
+            }
+            _ => panic!("unexpected {err:?}"),
+        }
+        assert!(err.to_string().contains("`META`"), "{err}");
+        write_snapshot(dir.path(), "snap", META, 1, b"x").unwrap();
+        let err = Journal::read(&dir.path().join("snap"), META).unwrap_err();
+        assert!(err.to_string().contains("snapshot, not a journal"), "{err}");
+    }
+
+    #[test]
+    fn an_oversized_payload_is_refused_and_the_journal_stays_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut journal = Journal::create(&path, META, 1).unwrap();
+        let err = journal.append(&vec![0; MAX_PAYLOAD + 1]).unwrap_err();
+        assert!(matches!(err, JournalError::TooLarge { .. }), "{err}");
+        assert_eq!(journal.frame_count(), 0);
+        journal.append(b"fine").unwrap();
+        journal.sync().unwrap();
+        assert_eq!(Journal::read(&path, META).unwrap().frames, [b"fine"]);
+    }
+
+    #[test]
+    fn a_poisoned_journal_refuses_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut journal = Journal::create(&path, META, 1).unwrap();
+        journal.append(b"kept").unwrap();
+        let handle = journal.sync_handle();
+        journal.shared.poisoned.store(true, Ordering::Release);
+        assert!(matches!(
+            journal.append(b"x"),
+            Err(JournalError::Poisoned { .. })
+        ));
+        assert!(matches!(journal.sync(), Err(JournalError::Poisoned { .. })));
+        let err = handle.sync().unwrap_err();
+        assert!(matches!(err, JournalError::Poisoned { .. }));
+        assert!(err.to_string().contains(&*path.to_string_lossy()));
+        assert_eq!(journal.frame_count(), 1);
+    }
+
+    #[test]
+    fn a_flusher_thread_syncs_while_appends_continue() {
+        fn send_sync<T: Send + Sync + Clone>(_: &T) {}
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut journal = Journal::create(&path, META, 1).unwrap();
+        let handle = journal.sync_handle();
+        send_sync(&handle);
+        let flusher = thread::spawn(move || {
+            for _ in 0..20 {
+                handle.sync().unwrap();
+            }
+        });
+        let all = payloads(500);
+        for p in &all {
+            journal.append(p).unwrap();
+        }
+        flusher.join().unwrap();
+        journal.sync().unwrap();
+        assert_eq!(Journal::read(&path, META).unwrap().frames, all);
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_replace_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        write_snapshot(dir.path(), "state", GROUP, 3, b"old state").unwrap();
+        let snapshot = read_snapshot(&path, GROUP).unwrap().unwrap();
+        assert_eq!(snapshot.generation, 3);
+        assert_eq!(snapshot.payload, b"old state");
+        write_snapshot(dir.path(), "state", GROUP, 4, b"").unwrap();
+        let snapshot = read_snapshot(&path, GROUP).unwrap().unwrap();
+        assert_eq!((snapshot.generation, snapshot.payload), (4, Vec::new()));
+        let big = payloads(300).concat();
+        write_snapshot(dir.path(), "state", GROUP, 5, &big).unwrap();
+        assert_eq!(read_snapshot(&path, GROUP).unwrap().unwrap().payload, big);
+        assert!(!tmp_path(&path).exists());
+    }
+
+    #[test]
+    fn a_missing_snapshot_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            read_snapshot(&dir.path().join("none"), GROUP).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        write_snapshot(dir.path(), "state", GROUP, 3, b"some state").unwrap();
+        let intact = fs::read(&path).unwrap();
+        let name = path.to_string_lossy().into_owned();
+        let mut damaged = Vec::new();
+        for at in 0..intact.len() {
+            let mut bytes = intact.clone();
+            bytes[at] ^= 0x10;
+            damaged.push(bytes);
+        }
+        for len in 0..intact.len() {
+            damaged.push(intact[..len].to_vec());
+        }
+        let mut extended = intact.clone();
+        extended.push(0);
+        damaged.push(extended);
+        for bytes in damaged {
+            fs::write(&path, &bytes).unwrap();
+            let err = read_snapshot(&path, GROUP).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    JournalError::SnapshotCorrupt { .. } | JournalError::UnsupportedVersion { .. }
+                ),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains(&name), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_of_another_kind_or_a_journal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write_snapshot(dir.path(), "state", GROUP, 3, b"x").unwrap();
+        let err = read_snapshot(&dir.path().join("state"), META).unwrap_err();
+        assert!(matches!(err, JournalError::WrongKind { .. }), "{err}");
+        let path = dir.path().join("j");
+        journal_with(&path, &payloads(3));
+        let err = read_snapshot(&path, META).unwrap_err();
+        assert!(err.to_string().contains("journal, not a snapshot"), "{err}");
+    }
+
+    #[test]
+    fn a_leftover_tmp_does_not_disturb_snapshots() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let tmp = dir.path().join("state.tmp");
+        fs::write(&tmp, b"half-written").unwrap();
+        assert_eq!(read_snapshot(&path, GROUP).unwrap(), None);
+        write_snapshot(dir.path(), "state", GROUP, 1, b"one").unwrap();
+        fs::write(&tmp, b"half-written").unwrap();
+        assert_eq!(
+            read_snapshot(&path, GROUP).unwrap().unwrap().payload,
+            b"one"
+        );
+        write_snapshot(dir.path(), "state", GROUP, 2, b"two").unwrap();
+        assert!(!tmp.exists());
+        assert_eq!(
+            read_snapshot(&path, GROUP).unwrap().unwrap().payload,
+            b"two"
+        );
+    }
+
+    #[test]
+    fn snapshot_names_must_be_plain() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["", ".", "..", "a/b", "sub/", "state.tmp"] {
+            let err = write_snapshot(dir.path(), name, GROUP, 1, b"x").unwrap_err();
+            assert!(
+                matches!(err, JournalError::BadSnapshotName { .. }),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_display_as_text_or_hex() {
+        assert_eq!(META.to_string(), "META");
+        assert_eq!(FileKind([0, 1, 0xfe, b'a']).to_string(), "0x0001fe61");
+        assert_eq!(format!("{GROUP:?}"), "FileKind(GRUP)");
+    }
+
+    /// xorshift64: reproducible pseudo-random bytes without a dependency.
+    struct Noise(u64);
+
+    impl Noise {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    /// Checks what replay promises for any content: no panic, and when it succeeds the good
+    /// frames end where the damage starts.
+    fn replay_anything(bytes: &[u8]) {
+        let path = Path::new("fuzzed");
+        if let Ok(replay) = Journal::decode(path, bytes, META) {
+            let framed: usize = replay
+                .frames
+                .iter()
+                .map(|f| f.len() + FRAME_HEADER_LEN)
+                .sum();
+            let end = (HEADER_LEN + framed) as u64;
+            match replay.damage {
+                Some(damage) => {
+                    assert_eq!(damage.position, end);
+                    assert_eq!(damage.position + damage.dropped_bytes, bytes.len() as u64);
+                }
+                None => assert_eq!(end, bytes.len() as u64),
+            }
+        }
+        let _ = decode_snapshot(path, bytes.to_vec(), META);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        journal_with(&path, &payloads(12));
+        let journal = fs::read(&path).unwrap();
+        write_snapshot(dir.path(), "s", META, 1, &payloads(12).concat()).unwrap();
+        let snapshot = fs::read(dir.path().join("s")).unwrap();
+        let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
+        for round in 0..20_000 {
+            let bytes = match round % 4 {
+                0 => {
+                    let len = noise.below(200);
+                    noise.bytes(len)
+                }
+                1 => {
+                    let mut bytes = journal[..HEADER_LEN].to_vec();
+                    let len = noise.below(200);
+                    bytes.extend(noise.bytes(len));
+                    bytes
+                }
+                _ => {
+                    let base = if round % 4 == 2 { &journal } else { &snapshot };
+                    let mut bytes = base.clone();
+                    for _ in 0..1 + noise.below(4) {
+                        let at = noise.below(bytes.len());
+                        bytes[at] = noise.next() as u8;
+                    }
+                    if noise.below(3) == 0 {
+                        let len = noise.below(bytes.len() + 1);
+                        bytes.truncate(len);
+                    }
+                    bytes
+                }
+            };
+            replay_anything(&bytes);
+        }
+    }
+
+    #[test]
+    fn opening_arbitrary_files_leaves_a_clean_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        journal_with(&path, &payloads(6));
+        let intact = fs::read(&path).unwrap();
+        let mut noise = Noise(42);
+        for _ in 0..200 {
+            let mut bytes = intact.clone();
+            let at = HEADER_LEN + noise.below(bytes.len() - HEADER_LEN);
+            bytes[at] = noise.next() as u8;
+            let extra = noise.below(40);
+            bytes.extend(noise.bytes(extra));
+            fs::write(&path, &bytes).unwrap();
+            let (_, replay) = Journal::open(&path, META).unwrap();
+            let again = Journal::read(&path, META).unwrap();
+            assert_eq!(again.frames, replay.frames);
+            assert_eq!(again.damage, None);
+        }
+    }
+}

@@ -1,0 +1,993 @@
+//! The log of one stream: a sequence of segments, their sparse indexes, the metadata of what was
+//! deleted or trimmed, recovery, retention and flushing.
+//!
+//! Files in a log's directory (byte layouts in `storage-format.md`):
+//!
+//! * `<20-digit base offset>.seg`: segments, created by [`Segment::create`];
+//! * `<20-digit base offset>.index`: the sparse index of a sealed segment (a cache: rebuilt from
+//!   the segment when missing or damaged, so it is written without fsync);
+//! * `checkpoint`: a snapshot of the metadata plus the recovery point (everything before it is
+//!   known to be on disk), replaced atomically;
+//! * `meta.<generation>.journal`: metadata changes since the checkpoint.
+//!
+//! Concurrency: one writer at a time (a mutex) appends and publishes; readers take the tip
+//! (next offset, last ID) and only read records below it, from segments they hold by `Arc`, so a
+//! reader never waits for the writer's I/O and the writer never waits for readers.
+
+mod index;
+mod meta;
+mod recovery;
+
+use std::ops::{Bound, ControlFlow};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+pub use index::{IndexEntry, LastRecord, SegmentIndex};
+pub use meta::{Checkpoint, MetaEvent, MetaState, RecoveryPoint, Retention};
+pub use recovery::{LostRange, RecoveryReport, TornTail};
+
+use crate::durability::{Flush, FlushError};
+use crate::id::StreamId;
+use crate::journal::{self, FileKind, Journal, JournalError, JournalSync};
+use crate::record::{self, EncodeError, IdempotencyKey, NewRecord, RecordView};
+use crate::segment::{self, ScanItem, Segment, SegmentAppender, SegmentError, SegmentHeader};
+
+/// Kind tag of meta journals.
+pub const META_JOURNAL_KIND: FileKind = FileKind(*b"LMET");
+/// Kind tag of checkpoint snapshots.
+pub const CHECKPOINT_KIND: FileKind = FileKind(*b"LCKP");
+/// File name of a log's checkpoint.
+pub const CHECKPOINT_FILE: &str = "checkpoint";
+
+/// Sizing of a log's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOptions {
+    /// Segments grow by doubling from `initial_segment_bytes` up to this size.
+    pub max_segment_bytes: u64,
+    /// Size of a new log's first segment: small, so that many small streams stay cheap.
+    pub initial_segment_bytes: u64,
+    /// One index point per this many bytes of records.
+    pub index_interval_bytes: usize,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            max_segment_bytes: 64 << 20,
+            initial_segment_bytes: 256 << 10,
+            index_interval_bytes: 4096,
+        }
+    }
+}
+
+/// Errors of the log layer.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// An operating-system call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An explicit ID is not greater than the stream's last ID.
+    #[error("the ID specified is equal or smaller than the stream's last ID {last}")]
+    IdTooSmall { last: StreamId },
+    /// `0-0` was given as an entry ID.
+    #[error("the ID specified must be greater than 0-0")]
+    IdZero,
+    /// The stream's last ID is the maximum ID: no automatic ID is left.
+    #[error("the stream has exhausted the last possible ID, unable to add more items")]
+    IdExhausted,
+    /// The files on disk contradict each other in a way recovery cannot repair alone.
+    #[error("{path}: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+}
+
+impl LogError {
+    fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> LogError + 'a {
+        move |source| LogError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// How an appended entry gets its ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdSpec {
+    /// Generated from the clock, as Redis's `*`.
+    Auto,
+    /// Exactly this ID; it must exceed the stream's last ID.
+    Explicit(StreamId),
+    /// `ms-*`: this millisecond with the next free sequence number.
+    AutoSeq(u64),
+}
+
+/// An entry to append.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEntry<'a, H: AsRef<[u8]>> {
+    pub id: IdSpec,
+    pub headers: &'a [(H, H)],
+    pub body: &'a [u8],
+    pub idempotency: Option<IdempotencyKey<'a>>,
+}
+
+/// Where an appended entry went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub offset: u64,
+    pub id: StreamId,
+}
+
+/// An entry read from the log. Holds its segment alive; the bytes are read in place, not copied.
+#[derive(Clone)]
+pub struct Entry {
+    segment: Arc<Segment>,
+    pos: usize,
+    pub offset: u64,
+    pub id: StreamId,
+    pub timestamp_ms: u64,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("offset", &self.offset)
+            .field("id", &self.id)
+            .field("timestamp_ms", &self.timestamp_ms)
+            .finish()
+    }
+}
+
+impl Entry {
+    /// The record, borrowed from the segment's memory map.
+    pub fn record(&self) -> RecordView<'_> {
+        let bytes = &self.segment.bytes()[self.pos..];
+        match record::decode_verified(bytes) {
+            Ok(view) => view,
+            Err(error) => unreachable!("record at {} verified when read: {error}", self.pos),
+        }
+    }
+
+    /// The entry's body.
+    pub fn body(&self) -> &[u8] {
+        self.record().body
+    }
+
+    /// The entry's headers, in order.
+    pub fn headers(&self) -> record::Headers<'_> {
+        self.record().headers()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Slot {
+    segment: Arc<Segment>,
+    index: Arc<RwLock<SegmentIndex>>,
+}
+
+impl Slot {
+    fn base(&self) -> u64 {
+        self.segment.base_offset()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tip {
+    next_offset: u64,
+    last_id: StreamId,
+}
+
+#[derive(Debug)]
+struct Writer {
+    slot: Slot,
+    appender: SegmentAppender,
+    unflushed: Vec<(Arc<Segment>, usize)>,
+}
+
+#[derive(Debug)]
+struct MetaJournal {
+    journal: Journal,
+    sync: JournalSync,
+}
+
+/// The log of one stream.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    options: LogOptions,
+    slots: RwLock<Vec<Slot>>,
+    writer: Mutex<Writer>,
+    tip: RwLock<Tip>,
+    meta: RwLock<MetaState>,
+    journal: Mutex<MetaJournal>,
+    durable: Mutex<RecoveryPoint>,
+    damage_seen: Mutex<Vec<LostRange>>,
+    checkpoint_due: std::sync::atomic::AtomicBool,
+}
+
+/// Where a range read starts or ends.
+pub type IdBound = Bound<StreamId>;
+
+impl Log {
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The offset the next entry will get.
+    pub fn next_offset(&self) -> u64 {
+        self.tip.read().next_offset
+    }
+
+    /// The stream's last ID: the larger of the last entry's ID and one set by [`set_last_id`].
+    pub fn last_id(&self) -> StreamId {
+        let tip = *self.tip.read();
+        tip.last_id.max(self.meta.read().last_id_floor)
+    }
+
+    /// A copy of the metadata.
+    pub fn meta(&self) -> MetaState {
+        self.meta.read().clone()
+    }
+
+    /// Live entries (appended, not trimmed or deleted).
+    pub fn len(&self) -> u64 {
+        let next = self.next_offset();
+        let meta = self.meta.read();
+        next.saturating_sub(meta.first_offset) - meta.deleted.len() as u64
+    }
+
+    /// Whether the log has no live entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entries ever appended (Redis's `entries-added`).
+    pub fn entries_added(&self) -> u64 {
+        let next = self.next_offset();
+        self.meta.read().entries_added(next)
+    }
+
+    /// Bytes of the log's segment files.
+    pub fn disk_bytes(&self) -> u64 {
+        self.slots
+            .read()
+            .iter()
+            .map(|slot| slot.segment.capacity() as u64)
+            .sum()
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.slots.read().len()
+    }
+
+    /// Damaged records met by reads since open (bit rot found after recovery).
+    pub fn damage_seen(&self) -> Vec<LostRange> {
+        self.damage_seen.lock().clone()
+    }
+
+    /// Appends entries as one batch: IDs are checked for the whole batch before anything is
+    /// written, so a rejected batch changes nothing. Not durable until flushed.
+    pub fn append<H: AsRef<[u8]>>(
+        &self,
+        entries: &[NewEntry<'_, H>],
+        now_ms: u64,
+    ) -> Result<Vec<Appended>, LogError> {
+        let mut guard = self.writer.lock();
+        let writer = &mut *guard;
+        let tip = *self.tip.read();
+        let mut last = tip.last_id.max(self.meta.read().last_id_floor);
+        let mut placed = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
+            let id = resolve_id(entry.id, last, now_ms)?;
+            last = id;
+            placed.push(Appended {
+                offset: tip.next_offset + i as u64,
+                id,
+            });
+            record_of(entry, placed[i], now_ms).check()?;
+        }
+        let mut written = 0;
+        let mut failure = None;
+        for (entry, appended) in entries.iter().zip(&placed) {
+            if let Err(error) = self.write_record(writer, &record_of(entry, *appended, now_ms)) {
+                failure = Some(error);
+                break;
+            }
+            written += 1;
+        }
+        writer.appender.publish(&writer.slot.segment);
+        // Records already written are valid and take their offsets even when a later one of the
+        // batch failed (a full disk at a segment roll): the tip must cover them.
+        if let Some(last) = placed[..written].last() {
+            *self.tip.write() = Tip {
+                next_offset: last.offset + 1,
+                last_id: last.id,
+            };
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(placed),
+        }
+    }
+
+    /// Whether a segment was sealed since the last call: the caller should checkpoint soon, so
+    /// that recovery after a crash scans only the newest segment.
+    pub fn take_checkpoint_due(&self) -> bool {
+        self.checkpoint_due
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    fn write_record<H: AsRef<[u8]>>(
+        &self,
+        writer: &mut Writer,
+        record: &NewRecord<'_, H>,
+    ) -> Result<(), LogError> {
+        let len = record.padded_len();
+        if len > writer.appender.remaining(&writer.slot.segment) {
+            self.roll(writer, len, record.offset, record.timestamp_ms)?;
+        }
+        let pos = writer
+            .appender
+            .append(&writer.slot.segment, len, |dst| record.encode_into(dst))??;
+        writer.slot.index.write().add(
+            pos,
+            len,
+            LastRecord {
+                offset: record.offset,
+                id: record.id,
+                timestamp_ms: record.timestamp_ms,
+            },
+        );
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one whose first record is `base_offset`.
+    fn roll(
+        &self,
+        writer: &mut Writer,
+        needed: usize,
+        base_offset: u64,
+        now_ms: u64,
+    ) -> Result<(), LogError> {
+        writer.appender.publish(&writer.slot.segment);
+        let sealed = writer.slot.clone();
+        let grown = (sealed.segment.capacity() as u64 * 2).min(self.options.max_segment_bytes);
+        let file_len = grown.max((needed + segment::HEADER_LEN) as u64);
+        let (slot, appender) =
+            create_slot(&self.dir, &self.options, base_offset, file_len, now_ms)?;
+        self.slots.write().push(slot.clone());
+        writer
+            .unflushed
+            .push((Arc::clone(&slot.segment), segment::HEADER_LEN));
+        writer.slot = slot;
+        writer.appender = appender;
+        self.write_index_file(&sealed);
+        self.checkpoint_due
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Writes a sealed segment's index next to it. The index is a cache, rebuilt from the segment
+    /// whenever it is missing or damaged, so it is neither fsynced nor allowed to fail the caller.
+    fn write_index_file(&self, slot: &Slot) {
+        let bytes = slot.index.read().encode(slot.base());
+        let path = self.dir.join(index_file_name(slot.base()));
+        let tmp = path.with_extension("index.tmp");
+        let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(error) = written {
+            tracing::warn!(path = %path.display(), %error, "could not write segment index; it will be rebuilt on open");
+        }
+    }
+
+    /// Reads the entry at `offset`, if it is live.
+    pub fn read(&self, offset: u64) -> Result<Option<Entry>, LogError> {
+        let mut found = None;
+        self.scan_forward(Start::Offset(offset), |entry| {
+            if entry.offset == offset {
+                found = Some(entry);
+            }
+            ControlFlow::Break(())
+        })?;
+        Ok(found)
+    }
+
+    /// The offset of the live entry with exactly this ID.
+    pub fn lookup(&self, id: StreamId) -> Result<Option<u64>, LogError> {
+        let found = self.range(Bound::Included(id), Bound::Included(id), 1)?;
+        Ok(found.first().map(|entry| entry.offset))
+    }
+
+    /// Up to `max` live entries with IDs in `[from, to]`, oldest first.
+    pub fn range(&self, from: IdBound, to: IdBound, max: usize) -> Result<Vec<Entry>, LogError> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        let start = match from {
+            Bound::Included(id) | Bound::Excluded(id) => Start::Id(id),
+            Bound::Unbounded => Start::Offset(0),
+        };
+        self.scan_forward(start, |entry| {
+            if !after_lower(entry.id, from) {
+                return ControlFlow::Continue(());
+            }
+            if !before_upper(entry.id, to) {
+                return ControlFlow::Break(());
+            }
+            out.push(entry);
+            if out.len() >= max {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(out)
+    }
+
+    /// Up to `max` live entries with IDs in `[low, high]`, newest first.
+    pub fn range_rev(
+        &self,
+        high: IdBound,
+        low: IdBound,
+        max: usize,
+    ) -> Result<Vec<Entry>, LogError> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        let visible = *self.tip.read();
+        let meta = self.meta.read();
+        let slots = self.slots.read().clone();
+        for slot in slots.iter().rev() {
+            let index = slot.index.read().clone();
+            let points = index.entries();
+            let Some(first) = index.first() else { continue };
+            if let Bound::Included(id) | Bound::Excluded(id) = low
+                && index.last().is_some_and(|last| last.id < id)
+            {
+                break;
+            }
+            if let Bound::Included(id) | Bound::Excluded(id) = high
+                && first.id > id
+            {
+                continue;
+            }
+            for (k, point) in points.iter().enumerate().rev() {
+                let until = points.get(k + 1).map_or(usize::MAX, |next| next.pos);
+                let mut chunk = Vec::new();
+                self.scan_slot(slot, point.pos, point.offset, &visible, &meta, |entry| {
+                    if entry.offset >= visible.next_offset || entry.pos >= until {
+                        return ControlFlow::Break(());
+                    }
+                    chunk.push(entry);
+                    ControlFlow::Continue(())
+                });
+                for entry in chunk.into_iter().rev() {
+                    if !before_upper(entry.id, high) {
+                        continue;
+                    }
+                    if !after_lower(entry.id, low) {
+                        return Ok(out);
+                    }
+                    out.push(entry);
+                    if out.len() >= max {
+                        return Ok(out);
+                    }
+                }
+                if let Bound::Included(id) | Bound::Excluded(id) = low
+                    && point.id < id
+                {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Visits live entries in offset order from `start` until `visit` breaks or the tip.
+    fn scan_forward(
+        &self,
+        start: Start,
+        mut visit: impl FnMut(Entry) -> ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        let visible = *self.tip.read();
+        let meta = self.meta.read();
+        let slots = self.slots.read().clone();
+        let first_slot = match start {
+            Start::Offset(offset) => slots
+                .partition_point(|s| s.base() <= offset)
+                .saturating_sub(1),
+            Start::Id(id) => slots
+                .partition_point(|s| s.index.read().first().is_some_and(|f| f.id <= id))
+                .saturating_sub(1),
+        };
+        for slot in &slots[first_slot.min(slots.len())..] {
+            let point = {
+                let index = slot.index.read();
+                match start {
+                    Start::Offset(offset) => index.seek_offset(offset),
+                    Start::Id(id) => index.seek_id(id),
+                }
+            };
+            let (pos, expect) =
+                point.map_or((segment::HEADER_LEN, slot.base()), |p| (p.pos, p.offset));
+            let mut stopped = false;
+            self.scan_slot(slot, pos, expect, &visible, &meta, |entry| {
+                if let Start::Offset(offset) = start
+                    && entry.offset < offset
+                {
+                    return ControlFlow::Continue(());
+                }
+                let flow = visit(entry);
+                stopped = flow.is_break();
+                flow
+            });
+            if stopped {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Visits the live records of one segment from byte `pos`; stops at the visible tip.
+    fn scan_slot(
+        &self,
+        slot: &Slot,
+        pos: usize,
+        expect_offset: u64,
+        visible: &Tip,
+        meta: &MetaState,
+        mut visit: impl FnMut(Entry) -> ControlFlow<()>,
+    ) {
+        let mut scanner = slot.segment.scan_from(pos, expect_offset);
+        let mut expected = expect_offset;
+        for item in scanner.by_ref() {
+            match item {
+                ScanItem::Record { pos, record } => {
+                    expected = record.offset + 1;
+                    if record.offset >= visible.next_offset {
+                        return;
+                    }
+                    if meta.is_gone(record.offset) {
+                        continue;
+                    }
+                    let entry = Entry {
+                        segment: Arc::clone(&slot.segment),
+                        pos,
+                        offset: record.offset,
+                        id: record.id,
+                        timestamp_ms: record.timestamp_ms,
+                    };
+                    if visit(entry).is_break() {
+                        return;
+                    }
+                }
+                ScanItem::Damaged { pos, resume, error } => {
+                    self.note_read_damage(slot, pos, resume, expected, &error);
+                }
+            }
+        }
+    }
+
+    fn note_read_damage(
+        &self,
+        slot: &Slot,
+        pos: usize,
+        resume: usize,
+        expected: u64,
+        error: &record::DecodeError,
+    ) {
+        let resumed_offset = slot
+            .segment
+            .bytes()
+            .get(resume..)
+            .and_then(record::peek)
+            .map(|p| p.offset);
+        let lost = LostRange {
+            file: slot.segment.path().to_path_buf(),
+            pos: pos as u64,
+            offsets: expected..resumed_offset.unwrap_or(expected),
+            reason: error.to_string(),
+        };
+        let mut seen = self.damage_seen.lock();
+        if !seen.contains(&lost) {
+            tracing::error!(file = %lost.file.display(), pos, offsets = ?lost.offsets, %error, "damaged record skipped while reading");
+            seen.push(lost);
+        }
+    }
+
+    /// Deletes the live entries with these IDs; returns how many there were.
+    pub fn delete(&self, ids: &[StreamId]) -> Result<usize, LogError> {
+        let mut found = Vec::new();
+        let mut max_deleted = StreamId::MIN;
+        for &id in ids {
+            if let Some(offset) = self.lookup(id)?
+                && !found.contains(&offset)
+            {
+                found.push(offset);
+                max_deleted = max_deleted.max(id);
+            }
+        }
+        if found.is_empty() {
+            return Ok(0);
+        }
+        let count = found.len();
+        self.record_meta(MetaEvent::Delete {
+            offsets: found,
+            max_deleted_id: max_deleted,
+        })?;
+        Ok(count)
+    }
+
+    /// Appends a metadata change to the journal and applies it.
+    pub fn record_meta(&self, event: MetaEvent) -> Result<(), LogError> {
+        let mut journal = self.journal.lock();
+        journal.journal.append(&event.encode())?;
+        self.meta.write().apply(&event);
+        drop(journal);
+        if let MetaEvent::Trim { .. } = event {
+            self.drop_trimmed_segments()?;
+        }
+        Ok(())
+    }
+
+    /// Trims to at most `max_len` live entries. With `approximate`, only whole segments go (and
+    /// at most `limit` entries); returns how many entries were removed.
+    pub fn trim_max_len(
+        &self,
+        max_len: u64,
+        approximate: bool,
+        limit: Option<u64>,
+    ) -> Result<u64, LogError> {
+        let len = self.len();
+        if len <= max_len {
+            return Ok(0);
+        }
+        let target = {
+            let meta = self.meta.read();
+            let mut candidate = meta.first_offset + (len - max_len);
+            for &deleted in meta.deleted.range(meta.first_offset..) {
+                if deleted < candidate {
+                    candidate += 1;
+                } else {
+                    break;
+                }
+            }
+            candidate
+        };
+        self.trim_to(target, approximate, limit)
+    }
+
+    /// Removes every entry with an ID below `min_id`; see [`trim_max_len`](Self::trim_max_len).
+    pub fn trim_min_id(
+        &self,
+        min_id: StreamId,
+        approximate: bool,
+        limit: Option<u64>,
+    ) -> Result<u64, LogError> {
+        let first_kept = self.range(Bound::Included(min_id), Bound::Unbounded, 1)?;
+        let target = first_kept
+            .first()
+            .map_or(self.next_offset(), |entry| entry.offset);
+        self.trim_to(target, approximate, limit)
+    }
+
+    fn trim_to(&self, target: u64, approximate: bool, limit: Option<u64>) -> Result<u64, LogError> {
+        let (first, next) = (self.meta.read().first_offset, self.next_offset());
+        let mut target = target.min(next);
+        if approximate {
+            let bases: Vec<u64> = self.slots.read().iter().map(Slot::base).collect();
+            target = bases
+                .into_iter()
+                .filter(|&base| base <= target)
+                .max()
+                .unwrap_or(first);
+            if let Some(limit) = limit {
+                let bounded = self.offset_after_live(first, limit);
+                if bounded < target {
+                    let bases: Vec<u64> = self.slots.read().iter().map(Slot::base).collect();
+                    target = bases
+                        .into_iter()
+                        .filter(|&base| base <= bounded)
+                        .max()
+                        .unwrap_or(first);
+                }
+            }
+        }
+        if target <= first {
+            return Ok(0);
+        }
+        let removed = {
+            let meta = self.meta.read();
+            (target - first) - meta.deleted_between(first, target) as u64
+        };
+        self.record_meta(MetaEvent::Trim {
+            first_offset: target,
+        })?;
+        Ok(removed)
+    }
+
+    /// The offset just after `count` live entries starting at `from`.
+    fn offset_after_live(&self, from: u64, count: u64) -> u64 {
+        let meta = self.meta.read();
+        let mut candidate = from + count;
+        for &deleted in meta.deleted.range(from..) {
+            if deleted < candidate {
+                candidate += 1;
+            } else {
+                break;
+            }
+        }
+        candidate
+    }
+
+    /// Removes sealed segments that hold only trimmed entries, and applies retention limits.
+    /// Returns the number of segment files removed.
+    pub fn enforce_retention(&self, now_ms: u64) -> Result<usize, LogError> {
+        let retention = self.meta.read().retention;
+        let slots = self.slots.read().clone();
+        let sealed = &slots[..slots.len().saturating_sub(1)];
+        let mut total: u64 = slots.iter().map(|s| s.segment.capacity() as u64).sum();
+        let mut new_first = None;
+        for (i, slot) in sealed.iter().enumerate() {
+            let newest_ms = slot.index.read().last().map_or(0, |last| last.timestamp_ms);
+            let too_old = retention
+                .max_age_ms
+                .is_some_and(|age| newest_ms.saturating_add(age) < now_ms);
+            let too_big = retention.max_bytes.is_some_and(|max| total > max);
+            if !(too_old || too_big) {
+                break;
+            }
+            total -= slot.segment.capacity() as u64;
+            new_first = Some(slots[i + 1].base());
+        }
+        match new_first {
+            Some(first) if first > self.meta.read().first_offset => {
+                self.record_meta(MetaEvent::Trim {
+                    first_offset: first,
+                })?;
+            }
+            _ => self.drop_trimmed_segments()?,
+        }
+        Ok(slots.len() - self.slots.read().len())
+    }
+
+    /// Deletes sealed segment files whose every entry is before the first offset.
+    fn drop_trimmed_segments(&self) -> Result<(), LogError> {
+        let first = self.meta.read().first_offset;
+        let last_id = self.tip.read().last_id;
+        if last_id > self.meta.read().last_id_floor {
+            // The last entry's segment may be among those removed: keep its ID in the metadata,
+            // since a stream's last ID never goes back.
+            let mut journal = self.journal.lock();
+            let event = MetaEvent::SetLastId { id: last_id };
+            journal.journal.append(&event.encode())?;
+            self.meta.write().apply(&event);
+        }
+        let doomed: Vec<Slot> = {
+            let mut slots = self.slots.write();
+            let keep_from = slots
+                .iter()
+                .position(|slot| {
+                    let next_base = slot
+                        .index
+                        .read()
+                        .last()
+                        .map_or(slot.base(), |l| l.offset + 1);
+                    next_base > first
+                })
+                .unwrap_or(slots.len())
+                .min(slots.len().saturating_sub(1));
+            slots.drain(..keep_from).collect()
+        };
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        for slot in &doomed {
+            let path = slot.segment.path().to_path_buf();
+            std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
+            let _ = std::fs::remove_file(self.dir.join(index_file_name(slot.base())));
+        }
+        journal::sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    /// XSETID: moves the last ID (never below the last entry's ID).
+    pub fn set_last_id(&self, id: StreamId) -> Result<(), LogError> {
+        let last_entry = self.tip.read().last_id;
+        if id < last_entry {
+            return Err(LogError::IdTooSmall { last: last_entry });
+        }
+        self.record_meta(MetaEvent::SetLastId { id })
+    }
+
+    /// Makes everything written so far durable: the segments' new bytes (msync) and the meta
+    /// journal (fdatasync). Returns the new recovery point.
+    pub fn flush(&self) -> Result<RecoveryPoint, LogError> {
+        let (ranges, point) = {
+            let mut writer = self.writer.lock();
+            let active = Arc::clone(&writer.slot.segment);
+            let end = active.committed_len();
+            // The list always ends with the active segment; sealed ones before it are final.
+            let ranges: Vec<(Arc<Segment>, usize, usize)> = writer
+                .unflushed
+                .drain(..)
+                .map(|(segment, start)| {
+                    let end = segment.committed_len();
+                    (segment, start, end)
+                })
+                .collect();
+            writer.unflushed.push((Arc::clone(&active), end));
+            let tip = *self.tip.read();
+            let point = RecoveryPoint {
+                segment_base: active.base_offset(),
+                pos: end as u64,
+                next_offset: tip.next_offset,
+                last_id: tip.last_id,
+            };
+            (ranges, point)
+        };
+        for (segment, start, end) in &ranges {
+            segment.flush_range(*start, *end)?;
+        }
+        let sync = self.journal.lock().sync.clone();
+        sync.sync()?;
+        let mut durable = self.durable.lock();
+        if point.next_offset >= durable.next_offset {
+            *durable = point;
+        }
+        Ok(point)
+    }
+
+    /// Flushes, then saves the metadata and the recovery point in a new checkpoint, so that
+    /// recovery scans only what is written after it. With `clean`, the point is the exact end of
+    /// the log and the next open scans nothing.
+    pub fn checkpoint(&self) -> Result<RecoveryPoint, LogError> {
+        let point = self.flush()?;
+        let mut journal = self.journal.lock();
+        let generation = journal.journal.generation() + 1;
+        let new_journal = Journal::create(
+            &self.dir.join(meta_journal_name(generation)),
+            META_JOURNAL_KIND,
+            generation,
+        )?;
+        let checkpoint = Checkpoint {
+            clean: false,
+            journal_generation: generation,
+            recovery_point: point,
+            meta: self.meta.read().clone(),
+        };
+        journal::write_snapshot(
+            &self.dir,
+            CHECKPOINT_FILE,
+            CHECKPOINT_KIND,
+            generation,
+            &checkpoint.encode(),
+        )?;
+        let old_path = journal.journal.path().to_path_buf();
+        journal.sync = new_journal.sync_handle();
+        journal.journal = new_journal;
+        drop(journal);
+        let _ = std::fs::remove_file(old_path);
+        Ok(point)
+    }
+
+    /// Writes the active segment's index so that a clean reopen scans nothing, then checkpoints.
+    pub fn close(&self) -> Result<(), LogError> {
+        let point = self.checkpoint()?;
+        let writer = self.writer.lock();
+        debug_assert_eq!(writer.slot.segment.committed_len() as u64, point.pos);
+        self.write_index_file(&writer.slot);
+        Ok(())
+    }
+}
+
+impl Flush for Log {
+    fn flush(&self) -> Result<(), FlushError> {
+        Log::flush(self)
+            .map(|_| ())
+            .map_err(|e| FlushError::from_error(&e))
+    }
+}
+
+/// Creates a segment file (made durable, directory entry included) and its empty index.
+fn create_slot(
+    dir: &Path,
+    options: &LogOptions,
+    base_offset: u64,
+    file_len: u64,
+    now_ms: u64,
+) -> Result<(Slot, SegmentAppender), LogError> {
+    let path = dir.join(segment_file_name(base_offset));
+    let header = SegmentHeader {
+        base_offset,
+        file_len,
+        created_ms: now_ms,
+    };
+    let (segment, appender) = Segment::create(&path, header)?;
+    journal::sync_dir(dir)?;
+    let slot = Slot {
+        segment: Arc::new(segment),
+        index: Arc::new(RwLock::new(SegmentIndex::new(
+            options.index_interval_bytes,
+            segment::HEADER_LEN,
+        ))),
+    };
+    Ok((slot, appender))
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    Offset(u64),
+    Id(StreamId),
+}
+
+fn after_lower(id: StreamId, bound: IdBound) -> bool {
+    match bound {
+        Bound::Included(low) => id >= low,
+        Bound::Excluded(low) => id > low,
+        Bound::Unbounded => true,
+    }
+}
+
+fn before_upper(id: StreamId, bound: IdBound) -> bool {
+    match bound {
+        Bound::Included(high) => id <= high,
+        Bound::Excluded(high) => id < high,
+        Bound::Unbounded => true,
+    }
+}
+
+fn resolve_id(spec: IdSpec, last: StreamId, now_ms: u64) -> Result<StreamId, LogError> {
+    match spec {
+        IdSpec::Auto => last.next_auto(now_ms).ok_or(LogError::IdExhausted),
+        IdSpec::Explicit(id) if id == StreamId::MIN => Err(LogError::IdZero),
+        IdSpec::Explicit(id) if id <= last => Err(LogError::IdTooSmall { last }),
+        IdSpec::Explicit(id) => Ok(id),
+        IdSpec::AutoSeq(ms) => last.next_with_ms(ms).ok_or(LogError::IdTooSmall { last }),
+    }
+}
+
+fn record_of<'a, H: AsRef<[u8]>>(
+    entry: &NewEntry<'a, H>,
+    at: Appended,
+    now_ms: u64,
+) -> NewRecord<'a, H> {
+    NewRecord {
+        offset: at.offset,
+        id: at.id,
+        timestamp_ms: now_ms,
+        headers: entry.headers,
+        idempotency: entry.idempotency,
+        body: entry.body,
+    }
+}
+
+/// File name of the segment whose first offset is `base_offset`.
+pub fn segment_file_name(base_offset: u64) -> String {
+    format!("{base_offset:020}.seg")
+}
+
+/// File name of that segment's index.
+pub fn index_file_name(base_offset: u64) -> String {
+    format!("{base_offset:020}.index")
+}
+
+/// File name of the meta journal of a generation.
+pub fn meta_journal_name(generation: u64) -> String {
+    format!("meta.{generation:020}.journal")
+}

@@ -1,0 +1,804 @@
+//! Segment files: fixed-size, preallocated, memory-mapped files holding records back to back.
+//!
+//! This is the only module that touches memory maps, and every `unsafe` block of the crate lives
+//! here. The soundness argument is the single-writer/committed-length protocol:
+//!
+//! * one [`SegmentAppender`] per segment (it is not `Clone`) writes records strictly above the
+//!   committed length, through a `&mut [u8]` that no reader can see;
+//! * it then publishes a new committed length with `Release`;
+//! * readers load the committed length with `Acquire` and only ever form `&[u8]` slices below it;
+//! * bytes below the committed length are never written again while the map lives.
+//!
+//! Header layout (64 bytes, little-endian; see `storage-format.md`):
+//!
+//! ```text
+//! 0   [u8; 8] magic          "WEIRSEG\0"
+//! 8   u32     version        1
+//! 12  u32     header_len     64: records start here
+//! 16  u64     base_offset    offset of the first record in this segment
+//! 24  u64     file_len       the preallocated size of the file
+//! 32  u64     created_ms     Unix milliseconds when the segment was created
+//! 40  [u8;20] reserved       zero
+//! 60  u32     crc            CRC-32 (ISO-HDLC) of bytes 0..60
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::id::StreamId;
+use crate::record::{self, DecodeError, RecordView};
+
+/// Magic bytes at the start of every segment file.
+pub const MAGIC: [u8; 8] = *b"WEIRSEG\0";
+/// Current segment format version.
+pub const VERSION: u32 = 1;
+/// Bytes of the segment header; the first record starts here.
+pub const HEADER_LEN: usize = 64;
+
+/// Errors of the segment layer. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    /// An operating-system call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The disk has no room for a new segment.
+    #[error(
+        "no space to preallocate {bytes} bytes for segment {path}: free disk space or lower retention; nothing was written"
+    )]
+    NoSpace { path: PathBuf, bytes: u64 },
+    /// The header is not a valid weir segment header.
+    #[error(
+        "segment {path} has a damaged or foreign header ({detail}): restore the file from a backup or move it out of the data directory"
+    )]
+    BadHeader { path: PathBuf, detail: String },
+    /// A flush to disk failed earlier: the page cache can no longer be trusted.
+    #[error(
+        "segment {path} stopped taking writes after a failed flush to disk (data in memory may not match the disk): restart the process to recover from what is on disk"
+    )]
+    Poisoned { path: PathBuf },
+    /// The record does not fit in the space left.
+    #[error("record of {needed} bytes does not fit in segment {path} ({available} bytes left)")]
+    Full {
+        path: PathBuf,
+        needed: usize,
+        available: usize,
+    },
+}
+
+/// What a segment's header says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    pub base_offset: u64,
+    pub file_len: u64,
+    pub created_ms: u64,
+}
+
+impl SegmentHeader {
+    /// The 64 header bytes.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[0..8].copy_from_slice(&MAGIC);
+        out[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        out[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+        out[16..24].copy_from_slice(&self.base_offset.to_le_bytes());
+        out[24..32].copy_from_slice(&self.file_len.to_le_bytes());
+        out[32..40].copy_from_slice(&self.created_ms.to_le_bytes());
+        let crc = crc32fast::hash(&out[..60]);
+        out[60..64].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses and checks a header; the error text says what is wrong.
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, String> {
+        let Some(header) = bytes.get(..HEADER_LEN) else {
+            return Err(format!(
+                "file is {} bytes, shorter than a header",
+                bytes.len()
+            ));
+        };
+        if header[0..8] != MAGIC {
+            return Err("wrong magic number".into());
+        }
+        let stored_crc = u32_at(header, 60);
+        let crc = crc32fast::hash(&header[..60]);
+        if stored_crc != crc {
+            return Err(format!(
+                "header checksum mismatch: stored {stored_crc:#010x}, computed {crc:#010x}"
+            ));
+        }
+        let version = u32_at(header, 8);
+        if version != VERSION {
+            return Err(format!(
+                "format version {version} is not supported (this build reads {VERSION})"
+            ));
+        }
+        if u32_at(header, 12) as usize != HEADER_LEN {
+            return Err("unexpected header length".into());
+        }
+        Ok(SegmentHeader {
+            base_offset: u64_at(header, 16),
+            file_len: u64_at(header, 24),
+            created_ms: u64_at(header, 32),
+        })
+    }
+}
+
+/// A mapped segment, shared by the appender and any number of readers.
+#[derive(Debug)]
+pub struct Segment {
+    path: PathBuf,
+    header: SegmentHeader,
+    map: MmapRaw,
+    /// Bytes `[0, committed)` hold the header and complete, published records.
+    committed: AtomicUsize,
+    poisoned: AtomicBool,
+    writable: bool,
+}
+
+impl Segment {
+    /// Creates a new segment file of `file_len` bytes, preallocated so that writing into it can
+    /// never fail for lack of space, and makes the file and its header durable. The caller fsyncs
+    /// the directory.
+    pub fn create(
+        path: &Path,
+        header: SegmentHeader,
+    ) -> Result<(Segment, SegmentAppender), SegmentError> {
+        assert!(header.file_len as usize > HEADER_LEN, "segment too small");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io_error("create", path))?;
+        if let Err(err) = preallocate(&file, path, header.file_len) {
+            drop(file);
+            // The file never held data; removing it keeps a full disk from leaving debris.
+            let _ = std::fs::remove_file(path);
+            return Err(err);
+        }
+        let map = MmapOptions::new()
+            .map_raw(&file)
+            .map_err(io_error("map", path))?;
+        let segment = Segment {
+            path: path.to_path_buf(),
+            header,
+            map,
+            committed: AtomicUsize::new(HEADER_LEN),
+            poisoned: AtomicBool::new(false),
+            writable: true,
+        };
+        // SAFETY: the map is HEADER_LEN+ bytes long (asserted above, file preallocated to
+        // file_len) and no reader exists yet: `segment` has not been shared.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                header.encode().as_ptr(),
+                segment.map.as_mut_ptr(),
+                HEADER_LEN,
+            );
+        }
+        segment.flush_range(0, HEADER_LEN)?;
+        file.sync_all().map_err(io_error("fsync", path))?;
+        let appender = SegmentAppender {
+            write_pos: HEADER_LEN,
+        };
+        Ok((segment, appender))
+    }
+
+    /// Opens an existing segment for appending. Only the header is checked: the caller scans
+    /// the records (see [`scan`]) and then calls [`Segment::recover_appender`].
+    pub fn open(path: &Path) -> Result<Segment, SegmentError> {
+        Self::open_with(path, true)
+    }
+
+    /// Opens an existing segment without ever writing to it (inspection next to a live writer).
+    pub fn open_read_only(path: &Path) -> Result<Segment, SegmentError> {
+        Self::open_with(path, false)
+    }
+
+    fn open_with(path: &Path, writable: bool) -> Result<Segment, SegmentError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(writable)
+            .open(path)
+            .map_err(io_error("open", path))?;
+        let file_len = file.metadata().map_err(io_error("stat", path))?.len();
+        if file_len < HEADER_LEN as u64 {
+            return Err(SegmentError::BadHeader {
+                path: path.to_path_buf(),
+                detail: format!("file is {file_len} bytes, shorter than a header"),
+            });
+        }
+        let options = MmapOptions::new();
+        let map = if writable {
+            options.map_raw(&file)
+        } else {
+            options.map_raw_read_only(&file)
+        }
+        .map_err(io_error("map", path))?;
+        let mut segment = Segment {
+            path: path.to_path_buf(),
+            header: SegmentHeader {
+                base_offset: 0,
+                file_len,
+                created_ms: 0,
+            },
+            map,
+            committed: AtomicUsize::new(HEADER_LEN),
+            poisoned: AtomicBool::new(false),
+            writable,
+        };
+        let header = SegmentHeader::decode(segment.recovery_bytes()).map_err(|detail| {
+            SegmentError::BadHeader {
+                path: path.to_path_buf(),
+                detail,
+            }
+        })?;
+        if header.file_len != file_len {
+            return Err(SegmentError::BadHeader {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "header says the file is {} bytes, it is {file_len}",
+                    header.file_len
+                ),
+            });
+        }
+        Ok(Segment { header, ..segment })
+    }
+
+    /// The whole file as it is on disk now. Used only at recovery, before an appender exists
+    /// and before the segment is shared, to find where the records end.
+    pub fn recovery_bytes(&mut self) -> &[u8] {
+        // SAFETY: `&mut self` proves that no reader holds this segment and no appender exists
+        // (the appender is created only by `create` or `recover_appender`, which consume or
+        // follow this call), so nothing writes the map while the returned borrow lives.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
+    }
+
+    /// Sets the committed length to `end` (where recovery found the records end), zeroes the
+    /// bytes `[end, dirty_end)` left by a torn write so that stale bytes can never be read as a
+    /// record later, and returns the appender that continues at `end`.
+    pub fn recover_appender(
+        &mut self,
+        end: usize,
+        dirty_end: usize,
+    ) -> Result<SegmentAppender, SegmentError> {
+        assert!(self.writable, "recover_appender on a read-only segment");
+        assert!(
+            HEADER_LEN <= end && end <= dirty_end && dirty_end <= self.map.len(),
+            "recovered end {end}..{dirty_end} outside segment of {} bytes",
+            self.map.len()
+        );
+        assert_eq!(end % record::ALIGN, 0, "recovered end {end} is not aligned");
+        if dirty_end > end {
+            // SAFETY: `&mut self`: no reader or appender exists; the range is inside the map.
+            unsafe { std::ptr::write_bytes(self.map.as_mut_ptr().add(end), 0, dirty_end - end) };
+            self.flush_range(end, dirty_end)?;
+        }
+        *self.committed.get_mut() = end;
+        Ok(SegmentAppender { write_pos: end })
+    }
+
+    /// Marks the first `end` bytes as readable without creating an appender (read-only opens
+    /// and sealed segments).
+    pub fn set_committed(&mut self, end: usize) {
+        assert!(HEADER_LEN <= end && end <= self.map.len());
+        *self.committed.get_mut() = end;
+    }
+
+    /// The segment's file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> SegmentHeader {
+        self.header
+    }
+
+    /// Offset of the first record stored in this segment.
+    pub fn base_offset(&self) -> u64 {
+        self.header.base_offset
+    }
+
+    /// The file's preallocated size.
+    pub fn capacity(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Bytes holding the header and published records.
+    pub fn committed_len(&self) -> usize {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// The published bytes: the header and every complete record. Never changes afterwards.
+    pub fn bytes(&self) -> &[u8] {
+        let len = self.committed_len();
+        // SAFETY: bytes below the committed length (loaded with Acquire, pairing with the
+        // appender's Release in `publish`) are fully written and never written again while the
+        // map lives; the appender only writes at or above the committed length.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), len) }
+    }
+
+    /// Writes `[start, end)` of the map to disk (msync, a range-limited fdatasync on Linux). A
+    /// failure poisons the segment: the kernel may have dropped the dirty pages, so what memory
+    /// shows may no longer match the disk.
+    pub fn flush_range(&self, start: usize, end: usize) -> Result<(), SegmentError> {
+        self.check_not_poisoned()?;
+        if end <= start {
+            return Ok(());
+        }
+        self.map.flush_range(start, end - start).map_err(|source| {
+            self.poisoned.store(true, Ordering::Release);
+            SegmentError::Io {
+                op: "msync",
+                path: self.path.clone(),
+                source,
+            }
+        })
+    }
+
+    /// Whether an earlier flush failed.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    fn check_not_poisoned(&self) -> Result<(), SegmentError> {
+        if self.is_poisoned() {
+            return Err(SegmentError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Iterates over the published records from byte `from` (a record boundary).
+    pub fn scan_from(&self, from: usize, expect_offset: u64) -> Scanner<'_> {
+        Scanner::new(self.bytes(), from, expect_offset)
+    }
+}
+
+/// The unique right to append to one segment.
+#[derive(Debug)]
+pub struct SegmentAppender {
+    write_pos: usize,
+}
+
+impl SegmentAppender {
+    /// Where the next record goes.
+    pub fn write_pos(&self) -> usize {
+        self.write_pos
+    }
+
+    /// Bytes left for records.
+    pub fn remaining(&self, segment: &Segment) -> usize {
+        segment.capacity() - self.write_pos
+    }
+
+    /// Reserves `len` bytes (a multiple of the record alignment) at the write position and lets
+    /// `fill` write them. Not visible to readers until [`publish`](Self::publish).
+    pub fn append<E>(
+        &mut self,
+        segment: &Segment,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+    ) -> Result<Result<usize, E>, SegmentError> {
+        assert!(segment.writable, "append to a read-only segment");
+        debug_assert_eq!(len % record::ALIGN, 0);
+        debug_assert!(self.write_pos >= segment.committed_len());
+        segment.check_not_poisoned()?;
+        let available = self.remaining(segment);
+        if len > available {
+            return Err(SegmentError::Full {
+                path: segment.path.clone(),
+                needed: len,
+                available,
+            });
+        }
+        let pos = self.write_pos;
+        // SAFETY: `[pos, pos+len)` is inside the map (checked against the remaining space) and
+        // at or above the committed length, so no reader can see it; `self` is the segment's
+        // only appender and `&mut self` makes this the only live mutable borrow of the range.
+        let dst = unsafe { std::slice::from_raw_parts_mut(segment.map.as_mut_ptr().add(pos), len) };
+        match fill(dst) {
+            Ok(()) => {
+                self.write_pos += len;
+                Ok(Ok(pos))
+            }
+            Err(err) => Ok(Err(err)),
+        }
+    }
+
+    /// Makes everything appended so far visible to readers.
+    pub fn publish(&mut self, segment: &Segment) {
+        debug_assert!(self.write_pos >= segment.committed_len());
+        segment.committed.store(self.write_pos, Ordering::Release);
+    }
+}
+
+/// One step of a scan over a segment's records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanItem<'a> {
+    /// A valid record at byte `pos`.
+    Record { pos: usize, record: RecordView<'a> },
+    /// Bytes `[pos, resume)` are not valid records, but a valid record starts at `resume`.
+    Damaged {
+        pos: usize,
+        resume: usize,
+        error: DecodeError,
+    },
+}
+
+/// Where a scan stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanEnd {
+    /// End of the last valid record: where the next record belongs.
+    pub end: usize,
+    /// End of the last non-zero byte seen after `end`, rounded up to the alignment: the bytes
+    /// `[end, dirty_end)` are garbage from a torn write (equal to `end` when the tail is clean).
+    pub dirty_end: usize,
+    /// Why the scan stopped at `end` (`Empty` for a clean end of data).
+    pub reason: DecodeError,
+}
+
+/// Walks records in a byte slice from a record boundary, skipping damaged regions when a valid
+/// record follows them. A record is only accepted after resynchronisation if its CRC holds and
+/// its offset and ID continue the ones before it.
+#[derive(Debug)]
+pub struct Scanner<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    expect_offset: u64,
+    last_id: Option<StreamId>,
+    end: Option<ScanEnd>,
+}
+
+impl<'a> Scanner<'a> {
+    /// A scan of `bytes` from `from`, expecting the first record to have offset
+    /// `expect_offset` or more.
+    pub fn new(bytes: &'a [u8], from: usize, expect_offset: u64) -> Self {
+        Scanner {
+            bytes,
+            pos: from.min(bytes.len()),
+            expect_offset,
+            last_id: None,
+            end: None,
+        }
+    }
+
+    /// Where and why the scan ended; `None` until the iterator has returned `None`.
+    pub fn end(&self) -> Option<ScanEnd> {
+        self.end
+    }
+
+    /// Also require IDs greater than `last_id` (the ID of the record before `from`).
+    pub fn after_id(mut self, last_id: StreamId) -> Self {
+        self.last_id = Some(last_id);
+        self
+    }
+
+    fn accepts(&self, record: &RecordView<'_>) -> bool {
+        record.offset >= self.expect_offset && self.last_id.is_none_or(|last| record.id > last)
+    }
+
+    fn take(&mut self, pos: usize, record: RecordView<'a>) -> ScanItem<'a> {
+        self.pos = pos + record.padded_len;
+        self.expect_offset = record.offset + 1;
+        self.last_id = Some(record.id);
+        ScanItem::Record { pos, record }
+    }
+
+    /// The next aligned position after `from` holding an acceptable record.
+    fn resync(&self, from: usize) -> Option<(usize, RecordView<'a>)> {
+        let mut pos = record::padded(from + 1);
+        while pos + record::FIXED_LEN <= self.bytes.len() {
+            if record::peek(&self.bytes[pos..]).is_some()
+                && let Ok(record) = record::decode(&self.bytes[pos..])
+                && self.accepts(&record)
+            {
+                return Some((pos, record));
+            }
+            pos += record::ALIGN;
+        }
+        None
+    }
+
+    fn dirty_end(&self, from: usize) -> usize {
+        let last_non_zero = self.bytes[from..].iter().rposition(|&b| b != 0);
+        last_non_zero.map_or(from, |at| {
+            record::padded(from + at + 1).min(self.bytes.len())
+        })
+    }
+}
+
+impl<'a> Iterator for Scanner<'a> {
+    type Item = ScanItem<'a>;
+
+    fn next(&mut self) -> Option<ScanItem<'a>> {
+        if self.end.is_some() {
+            return None;
+        }
+        let pos = self.pos;
+        let error = match record::decode(&self.bytes[pos..]) {
+            Ok(record) if self.accepts(&record) => return Some(self.take(pos, record)),
+            Ok(_) => DecodeError::Inconsistent,
+            Err(error) => error,
+        };
+        if error != DecodeError::Empty || self.bytes[pos..].iter().any(|&b| b != 0) {
+            if let Some((resume, record)) = self.resync(pos) {
+                let damaged = ScanItem::Damaged { pos, resume, error };
+                self.pos = resume;
+                debug_assert!(self.accepts(&record));
+                return Some(damaged);
+            }
+        }
+        self.end = Some(ScanEnd {
+            end: pos,
+            dirty_end: self.dirty_end(pos),
+            reason: error,
+        });
+        None
+    }
+}
+
+/// Reserves `len` bytes of disk for `file`, so that writes through the map never hit a hole (a
+/// hole on a full disk turns a store into SIGBUS).
+fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), SegmentError> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::NOSPC) | Err(rustix::io::Errno::FBIG) => {
+            Err(SegmentError::NoSpace {
+                path: path.to_path_buf(),
+                bytes: len,
+            })
+        }
+        Err(rustix::io::Errno::OPNOTSUPP) => write_zeros(file, path, len),
+        Err(errno) => Err(SegmentError::Io {
+            op: "fallocate",
+            path: path.to_path_buf(),
+            source: errno.into(),
+        }),
+    }
+}
+
+/// Preallocation for file systems without `fallocate`: write every block explicitly.
+fn write_zeros(file: &File, path: &Path, len: u64) -> Result<(), SegmentError> {
+    use std::io::Write;
+    let zeros = vec![0u8; 1 << 16];
+    let mut writer = file;
+    let mut left = len;
+    while left > 0 {
+        let chunk = left.min(zeros.len() as u64) as usize;
+        writer.write_all(&zeros[..chunk]).map_err(|source| {
+            if source.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+                SegmentError::NoSpace {
+                    path: path.to_path_buf(),
+                    bytes: len,
+                }
+            } else {
+                SegmentError::Io {
+                    op: "preallocate",
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        left -= chunk as u64;
+    }
+    Ok(())
+}
+
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SegmentError + 'a {
+    move |source| SegmentError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut out = [0; 4];
+    out.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(out)
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut out = [0; 8];
+    out.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::NewRecord;
+
+    fn encoded(offset: u64, body: &[u8]) -> Vec<u8> {
+        let headers: [(&[u8], &[u8]); 0] = [];
+        NewRecord {
+            offset,
+            id: StreamId::new(offset + 1, 0),
+            timestamp_ms: 0,
+            headers: &headers,
+            idempotency: None,
+            body,
+        }
+        .to_vec()
+        .unwrap()
+    }
+
+    fn image(count: u64) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = vec![0u8; HEADER_LEN];
+        let mut positions = Vec::new();
+        for offset in 0..count {
+            positions.push(bytes.len());
+            bytes.extend(encoded(
+                offset,
+                &vec![b'a' + (offset % 26) as u8; 10 + offset as usize],
+            ));
+        }
+        bytes.resize(bytes.len() + 256, 0);
+        (bytes, positions)
+    }
+
+    fn offsets(scanner: &mut Scanner<'_>) -> (Vec<u64>, Vec<(usize, usize)>) {
+        let mut records = Vec::new();
+        let mut damaged = Vec::new();
+        for item in scanner.by_ref() {
+            match item {
+                ScanItem::Record { record, .. } => records.push(record.offset),
+                ScanItem::Damaged { pos, resume, .. } => damaged.push((pos, resume)),
+            }
+        }
+        (records, damaged)
+    }
+
+    #[test]
+    fn header_round_trip_and_rejections() {
+        let header = SegmentHeader {
+            base_offset: 42,
+            file_len: 4096,
+            created_ms: 7,
+        };
+        let bytes = header.encode();
+        assert_eq!(SegmentHeader::decode(&bytes), Ok(header));
+        for at in [0, 8, 16, 61] {
+            let mut damaged = bytes;
+            damaged[at] ^= 1;
+            assert!(SegmentHeader::decode(&damaged).is_err(), "byte {at}");
+        }
+        assert!(SegmentHeader::decode(&bytes[..10]).is_err());
+    }
+
+    #[test]
+    fn a_clean_scan_ends_at_the_zeros() {
+        let (bytes, positions) = image(20);
+        let mut scanner = Scanner::new(&bytes, HEADER_LEN, 0);
+        let (records, damaged) = offsets(&mut scanner);
+        assert_eq!(records, (0..20).collect::<Vec<_>>());
+        assert!(damaged.is_empty());
+        let end = scanner.end().unwrap();
+        assert_eq!(end.end, bytes.len() - 256);
+        assert_eq!(end.dirty_end, end.end);
+        assert_eq!(end.reason, DecodeError::Empty);
+        assert_eq!(positions.len(), 20);
+    }
+
+    #[test]
+    fn a_damaged_record_in_the_middle_is_skipped_and_the_rest_kept() {
+        let (mut bytes, positions) = image(20);
+        bytes[positions[7] + 70] ^= 0xff;
+        let mut scanner = Scanner::new(&bytes, HEADER_LEN, 0);
+        let (records, damaged) = offsets(&mut scanner);
+        assert_eq!(records, (0..20).filter(|&o| o != 7).collect::<Vec<_>>());
+        assert_eq!(damaged, vec![(positions[7], positions[8])]);
+    }
+
+    #[test]
+    fn a_damaged_length_field_still_resynchronises() {
+        let (mut bytes, positions) = image(20);
+        bytes[positions[3]..positions[3] + 4].copy_from_slice(&[0xff; 4]);
+        let mut scanner = Scanner::new(&bytes, HEADER_LEN, 0);
+        let (records, _) = offsets(&mut scanner);
+        assert_eq!(records, (0..20).filter(|&o| o != 3).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn garbage_after_the_last_record_is_a_torn_tail() {
+        let (mut bytes, positions) = image(5);
+        let tail = bytes.len() - 256;
+        bytes[tail..tail + 13].copy_from_slice(b"garbage bytes");
+        let mut scanner = Scanner::new(&bytes, HEADER_LEN, 0);
+        let (records, damaged) = offsets(&mut scanner);
+        assert_eq!(records.len(), 5);
+        assert!(damaged.is_empty());
+        let end = scanner.end().unwrap();
+        assert_eq!(end.end, tail);
+        assert_eq!(end.dirty_end, tail + 16);
+        assert!(positions.iter().all(|&p| p < tail));
+    }
+
+    #[test]
+    fn a_half_written_last_record_is_a_torn_tail() {
+        let (mut bytes, positions) = image(5);
+        let end_of_records = bytes.len() - 256;
+        bytes[positions[4] + 40..end_of_records].fill(0);
+        let mut scanner = Scanner::new(&bytes, HEADER_LEN, 0);
+        let (records, damaged) = offsets(&mut scanner);
+        assert_eq!(records, vec![0, 1, 2, 3]);
+        assert!(damaged.is_empty());
+        assert_eq!(scanner.end().unwrap().end, positions[4]);
+    }
+
+    #[test]
+    fn a_stale_record_with_an_old_offset_is_not_accepted() {
+        let (mut bytes, positions) = image(6);
+        let stale = encoded(1, b"old");
+        bytes[positions[3]..positions[3] + stale.len()].copy_from_slice(&stale);
+        let mut scanner = Scanner::new(&bytes, HEADER_LEN, 0);
+        let (records, _) = offsets(&mut scanner);
+        assert!(!records[3..].contains(&1));
+    }
+
+    #[test]
+    fn create_append_publish_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let header = SegmentHeader {
+            base_offset: 10,
+            file_len: 8192,
+            created_ms: 1,
+        };
+        let (segment, mut appender) = Segment::create(&path, header).unwrap();
+        let record = encoded(10, b"hello");
+        let pos = appender
+            .append(&segment, record.len(), |dst| {
+                dst.copy_from_slice(&record);
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(pos, HEADER_LEN);
+        assert_eq!(
+            segment.committed_len(),
+            HEADER_LEN,
+            "not visible before publish"
+        );
+        appender.publish(&segment);
+        assert_eq!(segment.bytes().len(), HEADER_LEN + record.len());
+        segment.flush_range(0, segment.committed_len()).unwrap();
+        let too_big = appender.append(&segment, 1 << 20, |_| Ok::<(), ()>(()));
+        assert!(matches!(too_big, Err(SegmentError::Full { .. })));
+        drop(segment);
+
+        let mut reopened = Segment::open(&path).unwrap();
+        assert_eq!(reopened.header(), header);
+        let mut scanner = Scanner::new(reopened.recovery_bytes(), HEADER_LEN, 10);
+        let (records, _) = offsets(&mut scanner);
+        assert_eq!(records, vec![10]);
+        let read_only = Segment::open_read_only(&path).unwrap();
+        assert_eq!(read_only.base_offset(), 10);
+        assert!(
+            Segment::create(&path, header).is_err(),
+            "never overwrites a file"
+        );
+    }
+
+    #[test]
+    fn a_foreign_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        std::fs::write(&path, vec![7u8; 4096]).unwrap();
+        let error = Segment::open(&path).unwrap_err();
+        assert!(error.to_string().contains("seg"), "{error}");
+        assert!(matches!(error, SegmentError::BadHeader { .. }));
+    }
+}

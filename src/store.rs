@@ -1,0 +1,431 @@
+//! The store: a data directory holding any number of named streams.
+//!
+//! Layout: `DIR/LOCK` (held with an exclusive `flock` while the store is open), `DIR/CLEAN`
+//! (present only after a clean close), and `DIR/streams/<n>-<escaped name>/` per stream (see
+//! [`names`](crate::names)) with the stream's name in its `NAME` file.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::durability::{Durability, FlushError, Syncer};
+use crate::journal::{self, JournalError};
+use crate::log::{Log, LogError, LogOptions, RecoveryReport};
+use crate::names;
+use crate::stream::Stream;
+
+const LOCK_FILE: &str = "LOCK";
+const CLEAN_FILE: &str = "CLEAN";
+const STREAMS_DIR: &str = "streams";
+const NAME_FILE: &str = "NAME";
+const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Flush(#[from] FlushError),
+    /// An operating-system call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process (or another `Store` in this one) has the directory open.
+    #[error(
+        "data directory {0} is in use by another process: stop it, or choose another directory"
+    )]
+    Locked(PathBuf),
+    /// A stream directory has no readable name.
+    #[error("stream directory {path} is damaged: {detail}")]
+    BadStreamDir { path: PathBuf, detail: String },
+    /// An append was given no entries.
+    #[error("nothing to append: the batch is empty")]
+    EmptyBatch,
+    /// The store was closed.
+    #[error("the store is closed")]
+    Closed,
+}
+
+fn io_error<'a>(
+    op: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// When writes become durable.
+    pub durability: Durability,
+    /// File sizing of every stream's log.
+    pub log: LogOptions,
+    /// The clock for IDs, timestamps and deadlines.
+    pub clock: SharedClock,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            durability: Durability::Interval(1000),
+            log: LogOptions::default(),
+            clock: SystemClock::shared(),
+        }
+    }
+}
+
+/// What opening the store recovered.
+#[derive(Debug, Clone, Default)]
+pub struct StoreRecovery {
+    /// The previous run closed cleanly.
+    pub clean: bool,
+    /// Each stream's report, by name.
+    pub streams: Vec<(Vec<u8>, RecoveryReport)>,
+}
+
+impl StoreRecovery {
+    /// Entries across all streams.
+    pub fn entries(&self) -> u64 {
+        self.streams.iter().map(|(_, report)| report.entries).sum()
+    }
+
+    /// Records lost across all streams.
+    pub fn lost_records(&self) -> u64 {
+        self.streams.iter().map(|(_, r)| r.lost_records()).sum()
+    }
+}
+
+struct Shared {
+    dir: PathBuf,
+    options: StoreOptions,
+    syncer: Arc<Syncer>,
+    streams: RwLock<HashMap<Vec<u8>, (Arc<Stream>, PathBuf)>>,
+    create_lock: Mutex<()>,
+    next_number: AtomicU64,
+    stopping: AtomicBool,
+    stop_signal: (Mutex<bool>, Condvar),
+}
+
+/// A data directory of named streams.
+pub struct Store {
+    shared: Arc<Shared>,
+    recovery: StoreRecovery,
+    maintenance: Option<JoinHandle<()>>,
+    _lock: File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.shared.dir)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the data directory with default options.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Store, StoreError> {
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    /// Opens (or creates) the data directory, locks it, and recovers every stream.
+    pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
+        let dir = dir.as_ref().to_path_buf();
+        let streams_dir = dir.join(STREAMS_DIR);
+        std::fs::create_dir_all(&streams_dir)
+            .map_err(io_error("create directory", &streams_dir))?;
+        let lock = lock_directory(&dir)?;
+        let clean_path = dir.join(CLEAN_FILE);
+        let clean = clean_path.exists();
+        if clean {
+            // From here on the directory is being written: a crash must not look clean.
+            std::fs::remove_file(&clean_path).map_err(io_error("remove", &clean_path))?;
+        }
+        journal::sync_dir(&dir)?;
+        let syncer =
+            Arc::new(Syncer::start(options.durability).map_err(io_error("start flusher", &dir))?);
+        let now_ms = options.clock.now_ms();
+        let mut streams = HashMap::new();
+        let mut reports = Vec::new();
+        let mut highest = 0;
+        for (number, path, name) in list_stream_dirs(&streams_dir)? {
+            let (log, report) = Log::open(&path, options.log, clean, now_ms)?;
+            let stream = Stream::new(
+                name.clone(),
+                Arc::new(log),
+                Arc::clone(&syncer),
+                Arc::clone(&options.clock),
+            );
+            streams.insert(name.clone(), (Arc::new(stream), path));
+            reports.push((name, report));
+            highest = highest.max(number);
+        }
+        let shared = Arc::new(Shared {
+            dir,
+            options,
+            syncer,
+            streams: RwLock::new(streams),
+            create_lock: Mutex::new(()),
+            next_number: AtomicU64::new(highest + 1),
+            stopping: AtomicBool::new(false),
+            stop_signal: (Mutex::new(false), Condvar::new()),
+        });
+        let maintenance = {
+            let worker = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("weir-maintenance".into())
+                .spawn(move || run_maintenance(&worker))
+                .map_err(io_error("start maintenance thread for", &shared.dir))?
+        };
+        Ok(Store {
+            shared,
+            recovery: StoreRecovery {
+                clean,
+                streams: reports,
+            },
+            maintenance: Some(maintenance),
+            _lock: lock,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// What opening the store recovered.
+    pub fn recovery(&self) -> &StoreRecovery {
+        &self.recovery
+    }
+
+    /// The durability policy in force.
+    pub fn durability(&self) -> Durability {
+        self.shared.options.durability
+    }
+
+    /// The stream called `name`, created if it does not exist.
+    pub fn stream(&self, name: &[u8]) -> Result<Arc<Stream>, StoreError> {
+        if let Some(stream) = self.get(name) {
+            return Ok(stream);
+        }
+        let _creating = self.shared.create_lock.lock();
+        if let Some(stream) = self.get(name) {
+            return Ok(stream);
+        }
+        let (stream, path) = self.create_stream(name)?;
+        self.shared
+            .streams
+            .write()
+            .insert(name.to_vec(), (Arc::clone(&stream), path));
+        Ok(stream)
+    }
+
+    /// The stream called `name`, if it exists.
+    pub fn get(&self, name: &[u8]) -> Option<Arc<Stream>> {
+        self.shared
+            .streams
+            .read()
+            .get(name)
+            .map(|(stream, _)| Arc::clone(stream))
+    }
+
+    /// The names of every stream.
+    pub fn stream_names(&self) -> Vec<Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = self.shared.streams.read().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Deletes a stream and its files; returns whether it existed. Readers holding entries keep
+    /// them readable until they drop them.
+    pub fn delete_stream(&self, name: &[u8]) -> Result<bool, StoreError> {
+        let _creating = self.shared.create_lock.lock();
+        let Some((_, path)) = self.shared.streams.write().remove(name) else {
+            return Ok(false);
+        };
+        let streams_dir = self.shared.dir.join(STREAMS_DIR);
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let trash = streams_dir.join(format!("trash-{file_name}"));
+        std::fs::rename(&path, &trash).map_err(io_error("rename", &path))?;
+        journal::sync_dir(&streams_dir)?;
+        std::fs::remove_dir_all(&trash).map_err(io_error("remove", &trash))?;
+        Ok(true)
+    }
+
+    fn create_stream(&self, name: &[u8]) -> Result<(Arc<Stream>, PathBuf), StoreError> {
+        let streams_dir = self.shared.dir.join(STREAMS_DIR);
+        let number = self.shared.next_number.fetch_add(1, Ordering::AcqRel);
+        let final_path = streams_dir.join(names::directory_name(number, name));
+        let tmp_path = streams_dir.join(format!("tmp-{number}"));
+        std::fs::create_dir(&tmp_path).map_err(io_error("create directory", &tmp_path))?;
+        let name_path = tmp_path.join(NAME_FILE);
+        write_durably(&name_path, name)?;
+        let now_ms = self.shared.options.clock.now_ms();
+        // The log is created inside the temporary directory, so a crash before the rename leaves
+        // only a `tmp-` directory that the next open removes.
+        drop(Log::open(
+            &tmp_path,
+            self.shared.options.log,
+            false,
+            now_ms,
+        )?);
+        std::fs::rename(&tmp_path, &final_path).map_err(io_error("rename", &tmp_path))?;
+        journal::sync_dir(&streams_dir)?;
+        let (log, _) = Log::open(&final_path, self.shared.options.log, true, now_ms)?;
+        let stream = Stream::new(
+            name.to_vec(),
+            Arc::new(log),
+            Arc::clone(&self.shared.syncer),
+            Arc::clone(&self.shared.options.clock),
+        );
+        Ok((Arc::new(stream), final_path))
+    }
+
+    /// Makes everything written so far durable, whatever the policy.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        for stream in self.all_streams() {
+            stream.flush()?;
+        }
+        Ok(())
+    }
+
+    fn all_streams(&self) -> Vec<Arc<Stream>> {
+        self.shared
+            .streams
+            .read()
+            .values()
+            .map(|(s, _)| Arc::clone(s))
+            .collect()
+    }
+
+    /// Closes the store cleanly: every stream is flushed and checkpointed, then the directory is
+    /// marked clean so the next open scans nothing.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        self.stop_maintenance();
+        for stream in self.all_streams() {
+            stream.close()?;
+        }
+        let clean_path = self.shared.dir.join(CLEAN_FILE);
+        write_durably(&clean_path, b"")?;
+        journal::sync_dir(&self.shared.dir)?;
+        Ok(())
+    }
+
+    fn stop_maintenance(&mut self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        let (lock, signal) = &self.shared.stop_signal;
+        *lock.lock() = true;
+        signal.notify_all();
+        if let Some(thread) = self.maintenance.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop_maintenance();
+    }
+}
+
+fn run_maintenance(shared: &Shared) {
+    let (lock, signal) = &shared.stop_signal;
+    loop {
+        {
+            let mut stopped = lock.lock();
+            if !*stopped {
+                signal.wait_for(&mut stopped, MAINTENANCE_INTERVAL);
+            }
+            if *stopped {
+                return;
+            }
+        }
+        let streams: Vec<Arc<Stream>> = shared
+            .streams
+            .read()
+            .values()
+            .map(|(s, _)| Arc::clone(s))
+            .collect();
+        for stream in streams {
+            if shared.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            if let Err(error) = stream.maintain() {
+                tracing::error!(stream = %String::from_utf8_lossy(stream.name()), %error, "stream maintenance failed");
+            }
+        }
+    }
+}
+
+fn lock_directory(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error("open", &path))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Locked(dir.to_path_buf())),
+        Err(errno) => Err(StoreError::Io {
+            op: "lock",
+            path,
+            source: errno.into(),
+        }),
+    }
+}
+
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    use std::io::Write;
+    let mut file = File::create(path).map_err(io_error("create", path))?;
+    file.write_all(bytes).map_err(io_error("write", path))?;
+    file.sync_all().map_err(io_error("fsync", path))
+}
+
+/// Stream directories, removing leftovers of interrupted creates and deletes.
+fn list_stream_dirs(streams_dir: &Path) -> Result<Vec<(u64, PathBuf, Vec<u8>)>, StoreError> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(streams_dir).map_err(io_error("list", streams_dir))? {
+        let entry = entry.map_err(io_error("list", streams_dir))?;
+        let path = entry.path();
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        if file_name.starts_with("tmp-") || file_name.starts_with("trash-") {
+            std::fs::remove_dir_all(&path).map_err(io_error("remove", &path))?;
+            continue;
+        }
+        let Some(number) = names::directory_number(&file_name) else {
+            tracing::warn!(path = %path.display(), "ignoring a directory that is not a stream");
+            continue;
+        };
+        let name_path = path.join(NAME_FILE);
+        let name = std::fs::read(&name_path).map_err(|error| StoreError::BadStreamDir {
+            path: path.clone(),
+            detail: format!("cannot read {NAME_FILE}: {error}"),
+        })?;
+        found.push((number, path, name));
+    }
+    found.sort_by_key(|(number, _, _)| *number);
+    Ok(found)
+}

@@ -1,0 +1,261 @@
+//! A stream: the handle through which entries are appended and read.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::clock::SharedClock;
+use crate::durability::{Flush, Syncer};
+use crate::id::StreamId;
+use crate::log::{Appended, Entry, IdSpec, Log, LogError, NewEntry, Retention};
+use crate::record::IdempotencyKey;
+use crate::store::StoreError;
+
+/// An entry to append: a body, optional headers, and how its ID is chosen.
+///
+/// ```
+/// use weir::{Message, StreamId};
+/// let message = Message::new("payload")
+///     .header("content-type", "text/plain")
+///     .id(StreamId::new(1_700_000_000_000, 0));
+/// assert_eq!(message.headers.len(), 1);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: IdSpec,
+    pub headers: Vec<(Bytes, Bytes)>,
+    pub body: Bytes,
+    pub idempotency: Option<(Bytes, Bytes)>,
+}
+
+impl Message {
+    /// A message with this body, no headers and an automatic ID.
+    pub fn new(body: impl Into<Bytes>) -> Self {
+        Message {
+            id: IdSpec::Auto,
+            headers: Vec::new(),
+            body: body.into(),
+            idempotency: None,
+        }
+    }
+
+    /// Adds a header (name and value are arbitrary bytes; order is kept).
+    pub fn header(mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Uses exactly this ID (it must exceed the stream's last ID).
+    pub fn id(mut self, id: StreamId) -> Self {
+        self.id = IdSpec::Explicit(id);
+        self
+    }
+
+    /// Chooses the ID another way (`ms-*`, automatic, explicit).
+    pub fn id_spec(mut self, spec: IdSpec) -> Self {
+        self.id = spec;
+        self
+    }
+
+    fn as_new_entry(&self) -> NewEntry<'_, Bytes> {
+        NewEntry {
+            id: self.id,
+            headers: &self.headers,
+            body: &self.body,
+            idempotency: self
+                .idempotency
+                .as_ref()
+                .map(|(producer, iid)| IdempotencyKey { producer, iid }),
+        }
+    }
+}
+
+/// A named stream of entries in a [`Store`](crate::Store).
+#[derive(Debug)]
+pub struct Stream {
+    name: Vec<u8>,
+    log: Arc<Log>,
+    syncer: Arc<Syncer>,
+    clock: SharedClock,
+}
+
+impl Stream {
+    pub(crate) fn new(
+        name: Vec<u8>,
+        log: Arc<Log>,
+        syncer: Arc<Syncer>,
+        clock: SharedClock,
+    ) -> Self {
+        Stream {
+            name,
+            log,
+            syncer,
+            clock,
+        }
+    }
+
+    /// The stream's name.
+    pub fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// The underlying log (lower-level reads, metadata, recovery facts).
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    fn flush_handle(&self) -> Arc<dyn Flush> {
+        Arc::clone(&self.log) as Arc<dyn Flush>
+    }
+
+    /// Appends one entry. Under [`Durability::Always`](crate::Durability::Always) it returns
+    /// once the entry is on disk.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let store = weir::Store::open(dir.path()).unwrap();
+    /// let orders = store.stream(b"orders").unwrap();
+    /// let first = orders.append(weir::Message::new("hello")).unwrap();
+    /// assert_eq!(first.offset, 0);
+    /// assert_eq!(orders.read(0).unwrap().unwrap().body(), b"hello");
+    /// ```
+    pub fn append(&self, message: Message) -> Result<Appended, StoreError> {
+        let mut appended = self.append_batch(std::slice::from_ref(&message))?;
+        appended.pop().ok_or(StoreError::EmptyBatch)
+    }
+
+    /// Appends several entries with one write and, under `Always`, one shared flush.
+    pub fn append_batch(&self, messages: &[Message]) -> Result<Vec<Appended>, StoreError> {
+        let appended = self.write(messages)?;
+        self.syncer.commit(&self.flush_handle())?;
+        Ok(appended)
+    }
+
+    /// The async form of [`append`](Self::append): resolves once the entry is durable under the
+    /// store's policy, without blocking a thread while the flush runs.
+    pub async fn append_async(&self, message: Message) -> Result<Appended, StoreError> {
+        let mut appended = self.write(std::slice::from_ref(&message))?;
+        self.syncer.commit_async(&self.flush_handle()).await?;
+        appended.pop().ok_or(StoreError::EmptyBatch)
+    }
+
+    fn write(&self, messages: &[Message]) -> Result<Vec<Appended>, StoreError> {
+        if messages.is_empty() {
+            return Err(StoreError::EmptyBatch);
+        }
+        let entries: Vec<NewEntry<'_, Bytes>> =
+            messages.iter().map(Message::as_new_entry).collect();
+        Ok(self.log.append(&entries, self.clock.now_ms())?)
+    }
+
+    /// The entry at `offset`, if it is live.
+    pub fn read(&self, offset: u64) -> Result<Option<Entry>, StoreError> {
+        Ok(self.log.read(offset)?)
+    }
+
+    /// Up to `max` entries with IDs in the range, oldest first (Redis's XRANGE).
+    pub fn range(
+        &self,
+        from: Bound<StreamId>,
+        to: Bound<StreamId>,
+        max: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        Ok(self.log.range(from, to, max)?)
+    }
+
+    /// Up to `max` entries with IDs in the range, newest first (Redis's XREVRANGE).
+    pub fn range_rev(
+        &self,
+        high: Bound<StreamId>,
+        low: Bound<StreamId>,
+        max: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        Ok(self.log.range_rev(high, low, max)?)
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> u64 {
+        self.log.len()
+    }
+
+    /// Whether the stream has no live entries.
+    pub fn is_empty(&self) -> bool {
+        self.log.is_empty()
+    }
+
+    /// The last ID the stream generated (deleting entries never lowers it).
+    pub fn last_id(&self) -> StreamId {
+        self.log.last_id()
+    }
+
+    /// Deletes entries by ID (Redis's XDEL); returns how many existed.
+    pub fn delete(&self, ids: &[StreamId]) -> Result<usize, StoreError> {
+        let count = self.log.delete(ids)?;
+        self.commit_meta()?;
+        Ok(count)
+    }
+
+    /// Keeps at most `max_len` entries (Redis's `XTRIM MAXLEN`); `approximate` trims whole
+    /// segments only, like `~`. Returns how many entries went.
+    pub fn trim_max_len(
+        &self,
+        max_len: u64,
+        approximate: bool,
+        limit: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let removed = self.log.trim_max_len(max_len, approximate, limit)?;
+        self.commit_meta()?;
+        Ok(removed)
+    }
+
+    /// Removes entries with IDs below `min_id` (Redis's `XTRIM MINID`).
+    pub fn trim_min_id(
+        &self,
+        min_id: StreamId,
+        approximate: bool,
+        limit: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        let removed = self.log.trim_min_id(min_id, approximate, limit)?;
+        self.commit_meta()?;
+        Ok(removed)
+    }
+
+    /// Sets retention by age and size; whole sealed segments past either limit are removed.
+    pub fn set_retention(&self, retention: Retention) -> Result<(), StoreError> {
+        self.log
+            .record_meta(crate::log::MetaEvent::SetRetention(retention))?;
+        self.commit_meta()?;
+        self.enforce_retention()?;
+        Ok(())
+    }
+
+    /// Applies retention now; returns the number of segment files removed.
+    pub fn enforce_retention(&self) -> Result<usize, StoreError> {
+        Ok(self.log.enforce_retention(self.clock.now_ms())?)
+    }
+
+    /// Makes everything written to the stream durable, whatever the policy.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.log.flush()?;
+        Ok(())
+    }
+
+    fn commit_meta(&self) -> Result<(), StoreError> {
+        self.syncer.commit(&self.flush_handle())?;
+        Ok(())
+    }
+
+    /// Periodic upkeep: a checkpoint after a segment was sealed, and retention.
+    pub(crate) fn maintain(&self) -> Result<(), LogError> {
+        if self.log.take_checkpoint_due() {
+            self.log.checkpoint()?;
+        }
+        self.log.enforce_retention(self.clock.now_ms())?;
+        Ok(())
+    }
+
+    pub(crate) fn close(&self) -> Result<(), LogError> {
+        self.log.close()
+    }
+}
