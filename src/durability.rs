@@ -313,7 +313,7 @@ mod tests {
         }
         let flushes = counter.flushes.load(Ordering::SeqCst);
         assert!(
-            flushes >= 1 && flushes < 400,
+            (1..400).contains(&flushes),
             "{flushes} flushes for 400 commits"
         );
     }

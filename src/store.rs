@@ -113,11 +113,14 @@ impl StoreRecovery {
     }
 }
 
+/// A stream and its directory.
+type OpenStream = (Arc<Stream>, PathBuf);
+
 struct Shared {
     dir: PathBuf,
     options: StoreOptions,
     syncer: Arc<Syncer>,
-    streams: RwLock<HashMap<Vec<u8>, (Arc<Stream>, PathBuf)>>,
+    streams: RwLock<HashMap<Vec<u8>, OpenStream>>,
     create_lock: Mutex<()>,
     next_number: AtomicU64,
     stopping: AtomicBool,
