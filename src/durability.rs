@@ -45,7 +45,7 @@ pub trait Flush: Send + Sync {
 
 /// A position in the sequence of flush requests; complete once a flush round covering it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Ticket(u64);
+struct Ticket(u64);
 
 struct State {
     dirty: Vec<Arc<dyn Flush>>,
@@ -131,7 +131,7 @@ impl Syncer {
     }
 
     /// Asks for `object` to be flushed; the ticket completes when it is.
-    pub fn request(&self, object: &Arc<dyn Flush>) -> Ticket {
+    fn request(&self, object: &Arc<dyn Flush>) -> Ticket {
         let mut state = self.shared.state.lock();
         add_dirty(&mut state.dirty, object);
         state.requested += 1;
@@ -170,7 +170,7 @@ impl Syncer {
     }
 
     /// Blocks until the ticket's flush round has finished.
-    pub fn wait(&self, ticket: Ticket) -> Result<(), FlushError> {
+    fn wait(&self, ticket: Ticket) -> Result<(), FlushError> {
         let mut state = self.shared.state.lock();
         loop {
             if let Some(result) = outcome(&state, ticket) {
@@ -181,7 +181,7 @@ impl Syncer {
     }
 
     /// Waits, without blocking a thread, until the ticket's flush round has finished.
-    pub async fn wait_async(&self, ticket: Ticket) -> Result<(), FlushError> {
+    async fn wait_async(&self, ticket: Ticket) -> Result<(), FlushError> {
         let mut completed = self.shared.completed_tx.subscribe();
         loop {
             if let Some(result) = outcome(&self.shared.state.lock(), ticket) {

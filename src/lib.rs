@@ -30,6 +30,7 @@
 pub mod clock;
 pub mod codec;
 pub mod durability;
+pub mod group;
 pub mod id;
 pub mod journal;
 pub mod log;

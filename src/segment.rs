@@ -146,23 +146,33 @@ pub struct Segment {
 
 impl Segment {
     /// Creates a new segment file of `file_len` bytes, preallocated so that writing into it can
-    /// never fail for lack of space, and makes the file and its header durable. The caller fsyncs
-    /// the directory.
+    /// never fail for lack of space, and makes the file and its header durable. The file is
+    /// prepared under `<path>.tmp` and renamed into place only once its header is on disk, so a
+    /// crash never leaves a segment with a torn header. The caller fsyncs the directory.
     pub fn create(
         path: &Path,
         header: SegmentHeader,
     ) -> Result<(Segment, SegmentAppender), SegmentError> {
         assert!(header.file_len as usize > HEADER_LEN, "segment too small");
+        if path.exists() {
+            return Err(SegmentError::Io {
+                op: "create",
+                path: path.to_path_buf(),
+                source: io::ErrorKind::AlreadyExists.into(),
+            });
+        }
+        let tmp_path = path.with_extension("seg.tmp");
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(io_error("create", path))?;
+            .create(true)
+            .truncate(true)
+            .open(&tmp_path)
+            .map_err(io_error("create", &tmp_path))?;
         if let Err(err) = preallocate(&file, path, header.file_len) {
             drop(file);
             // The file never held data; removing it keeps a full disk from leaving debris.
-            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(&tmp_path);
             return Err(err);
         }
         let map = MmapOptions::new()
@@ -186,7 +196,8 @@ impl Segment {
             );
         }
         segment.flush_range(0, HEADER_LEN)?;
-        file.sync_all().map_err(io_error("fsync", path))?;
+        file.sync_all().map_err(io_error("fsync", &tmp_path))?;
+        std::fs::rename(&tmp_path, path).map_err(io_error("rename", &tmp_path))?;
         let appender = SegmentAppender {
             write_pos: HEADER_LEN,
         };

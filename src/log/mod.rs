@@ -4,7 +4,8 @@
 //! Files in a log's directory (byte layouts in `storage-format.md`):
 //!
 //! * `<20-digit base offset>.seg`: segments, created by [`Segment::create`];
-//! * `<20-digit base offset>.index`: the sparse index of a sealed segment (a cache: rebuilt from
+//! * `<20-digit base offset>.index`: the sparse index of a sealed segment, and of the active one
+//!   after a clean close (a cache: rebuilt from
 //!   the segment when missing or damaged, so it is written without fsync);
 //! * `checkpoint`: a snapshot of the metadata plus the recovery point (everything before it is
 //!   known to be on disk), replaced atomically;
@@ -367,17 +368,35 @@ impl Log {
         let sealed = writer.slot.clone();
         let grown = (sealed.segment.capacity() as u64 * 2).min(self.options.max_segment_bytes);
         let file_len = grown.max((needed + segment::HEADER_LEN) as u64);
+        let sealed_is_empty = sealed.index.read().record_count() == 0;
+        if sealed_is_empty {
+            // A record too large for an empty segment: replace the segment with a larger one at
+            // the same base offset instead of leaving an empty file behind.
+            let path = sealed.segment.path().to_path_buf();
+            std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
+            writer
+                .unflushed
+                .retain(|(segment, _)| !Arc::ptr_eq(segment, &sealed.segment));
+        }
         let (slot, appender) =
             create_slot(&self.dir, &self.options, base_offset, file_len, now_ms)?;
-        self.slots.write().push(slot.clone());
+        {
+            let mut slots = self.slots.write();
+            if sealed_is_empty {
+                slots.pop();
+            }
+            slots.push(slot.clone());
+        }
         writer
             .unflushed
             .push((Arc::clone(&slot.segment), segment::HEADER_LEN));
         writer.slot = slot;
         writer.appender = appender;
-        self.write_index_file(&sealed);
-        self.checkpoint_due
-            .store(true, std::sync::atomic::Ordering::Release);
+        if !sealed_is_empty {
+            self.write_index_file(&sealed);
+            self.checkpoint_due
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
         Ok(())
     }
 
@@ -797,6 +816,10 @@ impl Log {
         if doomed.is_empty() {
             return Ok(());
         }
+        // The trim (and last ID) must be on disk before the files go, or a crash could bring
+        // back a log whose first segments are missing and whose last ID went backwards.
+        let sync = self.journal.lock().sync.clone();
+        sync.sync()?;
         for slot in &doomed {
             let path = slot.segment.path().to_path_buf();
             std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
@@ -854,9 +877,12 @@ impl Log {
     }
 
     /// Flushes, then saves the metadata and the recovery point in a new checkpoint, so that
-    /// recovery scans only what is written after it. With `clean`, the point is the exact end of
-    /// the log and the next open scans nothing.
+    /// recovery scans only what is written after it.
     pub fn checkpoint(&self) -> Result<RecoveryPoint, LogError> {
+        self.write_checkpoint(false)
+    }
+
+    fn write_checkpoint(&self, clean: bool) -> Result<RecoveryPoint, LogError> {
         let point = self.flush()?;
         let mut journal = self.journal.lock();
         let generation = journal.journal.generation() + 1;
@@ -866,7 +892,7 @@ impl Log {
             generation,
         )?;
         let checkpoint = Checkpoint {
-            clean: false,
+            clean,
             journal_generation: generation,
             recovery_point: point,
             meta: self.meta.read().clone(),
@@ -886,12 +912,18 @@ impl Log {
         Ok(point)
     }
 
-    /// Writes the active segment's index so that a clean reopen scans nothing, then checkpoints.
+    /// Writes the active segment's index and a checkpoint marked clean, whose recovery point is the
+    /// exact end of the log, so that a clean reopen scans nothing.
     pub fn close(&self) -> Result<(), LogError> {
-        let point = self.checkpoint()?;
-        let writer = self.writer.lock();
-        debug_assert_eq!(writer.slot.segment.committed_len() as u64, point.pos);
-        self.write_index_file(&writer.slot);
+        {
+            let writer = self.writer.lock();
+            self.write_index_file(&writer.slot);
+        }
+        let point = self.write_checkpoint(true)?;
+        debug_assert_eq!(
+            self.writer.lock().slot.segment.committed_len() as u64,
+            point.pos
+        );
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ use super::{
 use crate::id::StreamId;
 use crate::journal::{self, Journal, JournalDamage};
 use crate::record;
+use crate::segment::SegmentError;
 use crate::segment::{self, ScanItem, Scanner, Segment, SegmentAppender};
 
 /// Records that recovery found damaged or missing and skipped.
@@ -78,6 +79,8 @@ impl RecoveryReport {
 struct Recovered {
     slot: Slot,
     appender: Option<SegmentAppender>,
+    /// The index was rebuilt by scanning: its file should be rewritten.
+    rescanned: bool,
 }
 
 impl Log {
@@ -96,14 +99,14 @@ impl Log {
             .map(|snapshot| {
                 Checkpoint::decode(&snapshot.payload).map_err(|error| LogError::Corrupt {
                     path: dir.join(CHECKPOINT_FILE),
-                    detail: format!("{error}: remove the file to rebuild from the segments (deletions and trims since the last checkpoint are lost)"),
+                    detail: format!("{error}: move the file away to rebuild from the segments alone (the stream's deletions, trims, XSETID values and retention settings are then lost)"),
                 })
             })
             .transpose()?;
         if checkpoint.is_none() && bases.is_empty() {
             return Self::create(dir, options, now_ms);
         }
-        let trusted_end = clean_shutdown && checkpoint.is_some();
+        let trusted_end = clean_shutdown && checkpoint.as_ref().is_some_and(|c| c.clean);
         if checkpoint.is_none() {
             tracing::warn!(dir = %dir.display(), "no checkpoint: scanning every segment");
         }
@@ -115,7 +118,13 @@ impl Log {
         let (journal, mut meta) = open_meta_journal(dir, &checkpoint, &mut report)?;
         let point = checkpoint.recovery_point;
         let recovered = recover_segments(dir, &options, &bases, &point, trusted_end, &mut report)?;
-        let (tip, slots, appender) = assemble(recovered, &point, &meta, now_ms, dir, &options)?;
+        let rescanned: Vec<u64> = recovered
+            .iter()
+            .filter(|r| r.rescanned)
+            .map(|r| r.slot.base())
+            .collect();
+        let (tip, slots, appender) =
+            assemble(recovered, &point, &meta, now_ms, dir, &options, &mut report)?;
         clamp_meta(&mut meta, &tip, &slots);
         let writer = Writer {
             slot: slots.last().cloned().ok_or_else(|| LogError::Corrupt {
@@ -140,7 +149,7 @@ impl Log {
             damage_seen: Mutex::new(Vec::new()),
             checkpoint_due: AtomicBool::new(false),
         };
-        log.settle_after_recovery(&report, trusted_end)?;
+        log.settle_after_recovery(&report, trusted_end, &rescanned)?;
         report.entries = log.len();
         log_report(dir, &report);
         Ok((log, report))
@@ -209,6 +218,7 @@ impl Log {
         &self,
         report: &RecoveryReport,
         trusted_end: bool,
+        rescanned: &[u64],
     ) -> Result<(), LogError> {
         let lost: Vec<u64> = report
             .lost
@@ -240,10 +250,11 @@ impl Log {
         }
         if !trusted_end {
             self.checkpoint()?;
-            for slot in self.slots.read().iter().rev().skip(1) {
-                if !self.dir.join(index_file_name(slot.base())).exists() {
-                    self.write_index_file(slot);
-                }
+        }
+        let slots = self.slots.read().clone();
+        for slot in slots.iter().rev().skip(1) {
+            if rescanned.contains(&slot.base()) {
+                self.write_index_file(slot);
             }
         }
         Ok(())
@@ -261,18 +272,13 @@ fn open_meta_journal(
     let journal = if path.exists() {
         let (journal, replay) = Journal::open(&path, META_JOURNAL_KIND)?;
         for frame in &replay.frames {
-            match MetaEvent::decode(frame) {
-                Ok(event) => meta.apply(&event),
-                Err(error) => {
-                    report.journal_damage = Some(JournalDamage {
-                        path: path.clone(),
-                        position: 0,
-                        dropped_bytes: 0,
-                        reason: format!("undecodable event: {error}"),
-                    });
-                    break;
-                }
-            }
+            // A frame that passed its CRC but does not decode was written by another version
+            // or a bug: replaying around it could apply later changes without it.
+            let event = MetaEvent::decode(frame).map_err(|error| LogError::Corrupt {
+                path: path.clone(),
+                detail: format!("{error}: the journal holds a change this version cannot read; run the version that wrote it"),
+            })?;
+            meta.apply(&event);
         }
         if replay.damage.is_some() {
             report.journal_damage = replay.damage;
@@ -294,10 +300,22 @@ fn recover_segments(
     report: &mut RecoveryReport,
 ) -> Result<Vec<Recovered>, LogError> {
     let mut recovered: Vec<Recovered> = Vec::with_capacity(bases.len());
-    let mut expected: Option<(u64, PathBuf, u64)> = None;
+    let mut expected: Option<Previous> = None;
     for (i, &base) in bases.iter().enumerate() {
         let path = dir.join(segment_file_name(base));
-        let mut segment = Segment::open(&path)?;
+        let is_last = i + 1 == bases.len();
+        let mut segment = match Segment::open(&path) {
+            Ok(segment) => segment,
+            Err(SegmentError::BadHeader { detail, .. }) if is_last && base > point.segment_base => {
+                // Segments are created under a temporary name and renamed once their header is
+                // on disk; a bad header on the newest segment past the recovery point can only
+                // be a roll that never finished, and such a file never held a record.
+                tracing::warn!(path = %path.display(), %detail, "removing a segment whose creation never finished");
+                std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         if segment.base_offset() != base {
             return Err(LogError::Corrupt {
                 path,
@@ -307,18 +325,18 @@ fn recover_segments(
                 ),
             });
         }
-        if let Some((next, prev_path, prev_end)) = &expected {
-            check_continuity(base, *next, prev_path, *prev_end, point, &path, report)?;
+        if let Some(previous) = &expected {
+            check_continuity(base, previous, point, &path, report)?;
         }
-        let is_last = i + 1 == bases.len();
         let durable = base < point.segment_base || (trusted_end && base == point.segment_base);
         let cached = durable
             .then(|| load_index_file(dir, &mut segment, options, trusted_end.then_some(point)))
             .flatten();
-        let (index, dirty_end) = match cached {
+        let rescanned = cached.is_none();
+        let (index, dirty_end, clean_end) = match cached {
             Some(index) => {
                 let end = index.end_pos();
-                (index, end)
+                (index, end, true)
             }
             None => scan_segment(&mut segment, options, is_last, report),
         };
@@ -330,28 +348,42 @@ fn recover_segments(
             None
         };
         let next = index.last().map_or(base, |last| last.offset + 1);
-        expected = Some((next, path, end as u64));
+        expected = Some(Previous {
+            next,
+            path,
+            end: end as u64,
+            clean_end,
+        });
         recovered.push(Recovered {
             slot: Slot {
                 segment: Arc::new(segment),
                 index: Arc::new(RwLock::new(index)),
             },
             appender,
+            rescanned,
         });
     }
     report.segments = recovered.len();
     Ok(recovered)
 }
 
+/// What the segment before the current one ended with.
+struct Previous {
+    next: u64,
+    path: PathBuf,
+    end: u64,
+    /// Its records ended with zeroed space, not with damage.
+    clean_end: bool,
+}
+
 fn check_continuity(
     base: u64,
-    expected: u64,
-    prev_path: &Path,
-    prev_end: u64,
+    previous: &Previous,
     point: &RecoveryPoint,
     path: &Path,
     report: &mut RecoveryReport,
 ) -> Result<(), LogError> {
+    let expected = previous.next;
     if base < expected {
         return Err(LogError::Corrupt {
             path: path.to_path_buf(),
@@ -361,7 +393,7 @@ fn check_continuity(
         });
     }
     if base > expected {
-        if base <= point.segment_base {
+        if base <= point.segment_base && previous.clean_end {
             return Err(LogError::Corrupt {
                 path: path.to_path_buf(),
                 detail: format!(
@@ -371,10 +403,10 @@ fn check_continuity(
             });
         }
         report.lost.push(LostRange {
-            file: prev_path.to_path_buf(),
-            pos: prev_end,
+            file: previous.path.clone(),
+            pos: previous.end,
             offsets: expected..base,
-            reason: "records at the end of the segment never reached the disk before a crash"
+            reason: "records at the end of the segment are damaged or never reached the disk"
                 .into(),
         });
     }
@@ -407,7 +439,12 @@ fn load_index_file(
         .entries()
         .last()
         .map_or((segment::HEADER_LEN, base), |p| (p.pos, p.offset));
-    let bytes = &segment.recovery_bytes()[..end];
+    let whole = segment.recovery_bytes();
+    if record::peek(&whole[end..]).is_some() {
+        // A record follows the end the index names: the index is older than the segment.
+        return None;
+    }
+    let bytes = &whole[..end];
     let mut scanner = Scanner::new(bytes, from, expect);
     let mut last = None;
     for item in scanner.by_ref() {
@@ -420,14 +457,14 @@ fn load_index_file(
     (ends_right && last == index.last().map(|l| l.offset)).then_some(index)
 }
 
-/// Scans a whole segment, rebuilding its index. Returns the index and the end of any garbage
-/// after the last record.
+/// Scans a whole segment, rebuilding its index. Returns the index, the end of any garbage after
+/// the last record, and whether the records ended cleanly (zeroed space after them).
 fn scan_segment(
     segment: &mut Segment,
     options: &LogOptions,
     is_last: bool,
     report: &mut RecoveryReport,
-) -> (SegmentIndex, usize) {
+) -> (SegmentIndex, usize, bool) {
     let base = segment.base_offset();
     let path = segment.path().to_path_buf();
     let bytes = segment.recovery_bytes();
@@ -437,6 +474,14 @@ fn scan_segment(
     for item in scanner.by_ref() {
         match item {
             ScanItem::Record { pos, record } => {
+                if record.offset > expected && index.record_count() > 0 {
+                    report.lost.push(LostRange {
+                        file: path.clone(),
+                        pos: pos as u64,
+                        offsets: expected..record.offset,
+                        reason: "offsets missing between two valid records".into(),
+                    });
+                }
                 index.add(
                     pos,
                     record.padded_len,
@@ -461,6 +506,9 @@ fn scan_segment(
     }
     let end = scanner.end().map_or(bytes.len(), |e| e.end);
     let dirty_end = scanner.end().map_or(end, |e| e.dirty_end);
+    let clean_end = scanner
+        .end()
+        .is_some_and(|e| e.dirty_end == e.end && e.reason == record::DecodeError::Empty);
     report.scanned_bytes += (end - segment::HEADER_LEN) as u64;
     if dirty_end > end && is_last {
         let reason = scanner
@@ -473,7 +521,7 @@ fn scan_segment(
             reason,
         });
     }
-    (index, dirty_end)
+    (index, dirty_end, clean_end)
 }
 
 type Assembled = (Tip, Vec<Slot>, SegmentAppender);
@@ -485,6 +533,7 @@ fn assemble(
     now_ms: u64,
     dir: &Path,
     options: &LogOptions,
+    report: &mut RecoveryReport,
 ) -> Result<Assembled, LogError> {
     let mut tip = Tip {
         next_offset: recovered.first().map_or(0, |r| r.slot.base()),
@@ -496,10 +545,24 @@ fn assemble(
         tip.next_offset = tip.next_offset.max(r.slot.base());
         if let Some(last) = r.slot.index.read().last() {
             tip.next_offset = last.offset + 1;
-            tip.last_id = last.id;
+            tip.last_id = tip.last_id.max(last.id);
         }
         appender = r.appender;
         slots.push(r.slot);
+    }
+    if tip.next_offset < point.next_offset {
+        // Records the checkpoint says were on disk are gone (damaged, or files removed): their
+        // offsets and IDs must never be handed out again.
+        let file = slots
+            .last()
+            .map_or_else(|| dir.to_path_buf(), |s| s.segment.path().to_path_buf());
+        report.lost.push(LostRange {
+            file,
+            pos: point.pos,
+            offsets: tip.next_offset..point.next_offset,
+            reason: "records before the checkpoint's recovery point are missing or damaged".into(),
+        });
+        tip.next_offset = point.next_offset;
     }
     let appender = match appender {
         Some(appender) => appender,
@@ -565,11 +628,12 @@ fn segment_bases(dir: &Path) -> Result<Vec<u64>, LogError> {
 fn remove_leftovers(dir: &Path) -> Result<(), LogError> {
     for entry in std::fs::read_dir(dir).map_err(LogError::io("list", dir))? {
         let entry = entry.map_err(LogError::io("list", dir))?;
-        if entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.ends_with(".index.tmp"))
-        {
+        let leftover = entry.file_name().to_str().is_some_and(|n| {
+            n.ends_with(".index.tmp")
+                || n.ends_with(".seg.tmp")
+                || (n.starts_with("meta.") && n.ends_with(".journal.tmp"))
+        });
+        if leftover {
             let path = entry.path();
             std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
         }

@@ -1,0 +1,790 @@
+//! [`GroupsState`]: the consumer groups of one stream, and [`GroupsState::apply`], the only code
+//! that changes them.
+//!
+//! A pending entry lives in the group's PEL (ID order) and in secondary sets kept in step with
+//! it: its owner's pending set, the due set (due-time order) when it has a due time, and either
+//! the delivery set (delivery-time order, for claims by idle time) or, once exhausted, the
+//! exhausted set. All of them hold only pending entries, so memory grows with pending entries
+//! alone.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::id::StreamId;
+
+use super::consumers::{ConsumerId, Consumers};
+use super::event::{DeliveryCount, Due, GroupEvent, PendingRecord};
+use super::{Applied, EntrySource, GroupPolicy, MAX_EVENT_BATCH};
+
+/// One delivered, unacknowledged entry (40 bytes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub(crate) offset: u64,
+    pub(crate) delivered_ms: u64,
+    pub(crate) due: Due,
+    pub(crate) owner: ConsumerId,
+    pub(crate) deliveries: u32,
+}
+
+impl Pending {
+    pub(crate) fn idle_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.delivered_ms)
+    }
+}
+
+/// Who owns an entry delivered again: the consumer it is handed to (a redelivery), or the
+/// consumer that already held it (a re-read of its own history).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handover {
+    Take,
+    Keep,
+}
+
+/// One consumer group.
+#[derive(Clone, Debug)]
+pub(crate) struct Group {
+    pub(crate) last_delivered: StreamId,
+    pub(crate) entries_read: Option<u64>,
+    pub(crate) policy: GroupPolicy,
+    pub(crate) consumers: Consumers,
+    /// The PEL, in ID order.
+    pub(crate) pel: BTreeMap<StreamId, Pending>,
+    /// `(due time, id)` of entries with a due time.
+    pub(crate) by_due: BTreeSet<(u64, StreamId)>,
+    /// `(delivery time, id)` of entries that are not exhausted.
+    pub(crate) by_delivery: BTreeSet<(u64, StreamId)>,
+    /// `(delivery time, id)` of exhausted entries.
+    pub(crate) exhausted: BTreeSet<(u64, StreamId)>,
+}
+
+impl Group {
+    fn new(last_delivered: StreamId, entries_read: Option<u64>) -> Self {
+        Group {
+            last_delivered,
+            entries_read,
+            policy: GroupPolicy::default(),
+            consumers: Consumers::default(),
+            pel: BTreeMap::new(),
+            by_due: BTreeSet::new(),
+            by_delivery: BTreeSet::new(),
+            exhausted: BTreeSet::new(),
+        }
+    }
+
+    fn index(&mut self, id: StreamId, entry: &Pending) {
+        if let Some(owner) = self.consumers.get_mut(entry.owner) {
+            owner.pending.insert(id);
+        }
+        if let Due::At(at_ms) = entry.due {
+            self.by_due.insert((at_ms, id));
+        }
+        if entry.due == Due::Exhausted {
+            self.exhausted.insert((entry.delivered_ms, id));
+        } else {
+            self.by_delivery.insert((entry.delivered_ms, id));
+        }
+    }
+
+    fn unindex(&mut self, id: StreamId, entry: &Pending) {
+        if let Some(owner) = self.consumers.get_mut(entry.owner) {
+            owner.pending.remove(&id);
+        }
+        if let Due::At(at_ms) = entry.due {
+            self.by_due.remove(&(at_ms, id));
+        }
+        if entry.due == Due::Exhausted {
+            self.exhausted.remove(&(entry.delivered_ms, id));
+        } else {
+            self.by_delivery.remove(&(entry.delivered_ms, id));
+        }
+    }
+
+    /// Inserts or replaces a pending entry, keeping every index in step.
+    fn put_pending(&mut self, id: StreamId, entry: Pending) {
+        if let Some(old) = self.pel.insert(id, entry) {
+            self.unindex(id, &old);
+        }
+        self.index(id, &entry);
+    }
+
+    fn take_pending(&mut self, id: StreamId) -> Option<Pending> {
+        let entry = self.pel.remove(&id)?;
+        self.unindex(id, &entry);
+        Some(entry)
+    }
+
+    /// Changes a pending entry if there is one with this ID.
+    fn update_pending(&mut self, id: StreamId, change: impl FnOnce(&mut Pending)) {
+        if let Some(mut entry) = self.take_pending(id) {
+            change(&mut entry);
+            self.put_pending(id, entry);
+        }
+    }
+
+    /// The consumer's index after an interaction at `time_ms` (created if needed); `active`
+    /// when it was handed entries.
+    fn touch(&mut self, consumer: &[u8], time_ms: u64, active: bool) -> Option<ConsumerId> {
+        let id = self.consumers.ensure(consumer, time_ms)?;
+        if let Some(state) = self.consumers.get_mut(id) {
+            state.seen_ms = time_ms;
+            if active {
+                state.active_ms = Some(time_ms);
+            }
+        }
+        Some(id)
+    }
+
+    fn delete_consumer(&mut self, consumer: &[u8]) {
+        if let Some(removed) = self.consumers.remove(consumer) {
+            for id in removed.pending {
+                self.take_pending(id);
+            }
+        }
+    }
+
+    /// A new policy; exhausted entries become due at once so the next read judges them again.
+    fn set_policy(&mut self, policy: &GroupPolicy) {
+        self.policy = policy.clone();
+        let exhausted: Vec<StreamId> = self.exhausted.iter().map(|&(_, id)| id).collect();
+        for id in exhausted {
+            self.update_pending(id, |entry| entry.due = Due::At(0));
+        }
+    }
+
+    fn apply(&mut self, event: &GroupEvent) {
+        match event {
+            // Handled by `GroupsState::apply`: they create or remove the group itself.
+            GroupEvent::GroupCreated { .. } | GroupEvent::GroupDestroyed { .. } => {}
+            GroupEvent::GroupIdSet {
+                last_delivered,
+                entries_read,
+                ..
+            } => {
+                self.last_delivered = *last_delivered;
+                self.entries_read = *entries_read;
+            }
+            GroupEvent::PolicySet { policy, .. } => self.set_policy(policy),
+            GroupEvent::ConsumerCreated {
+                consumer,
+                seen_ms,
+                active_ms,
+                ..
+            } => {
+                if let Some(state) = self
+                    .consumers
+                    .ensure(consumer, *seen_ms)
+                    .and_then(|id| self.consumers.get_mut(id))
+                {
+                    state.seen_ms = *seen_ms;
+                    state.active_ms = *active_ms;
+                }
+            }
+            GroupEvent::ConsumerDeleted { consumer, .. } => self.delete_consumer(consumer),
+            GroupEvent::ConsumerSeen {
+                consumer, time_ms, ..
+            } => {
+                self.touch(consumer, *time_ms, false);
+            }
+            GroupEvent::NewDelivered {
+                consumer,
+                time_ms,
+                due_ms,
+                last_delivered,
+                entries_read,
+                entries,
+                ..
+            } => {
+                self.last_delivered = *last_delivered;
+                self.entries_read = *entries_read;
+                self.new_delivered(consumer, *time_ms, *due_ms, entries);
+            }
+            GroupEvent::Redelivered {
+                consumer,
+                time_ms,
+                due_ms,
+                ids,
+                ..
+            } => self.delivered_again(consumer, *time_ms, *due_ms, ids, Handover::Take),
+            GroupEvent::Reread {
+                consumer,
+                time_ms,
+                due_ms,
+                ids,
+                ..
+            } => self.delivered_again(consumer, *time_ms, *due_ms, ids, Handover::Keep),
+            GroupEvent::Claimed {
+                consumer,
+                time_ms,
+                delivered_ms,
+                due_ms,
+                count,
+                entries,
+                ..
+            } => self.claimed(consumer, *time_ms, *delivered_ms, *due_ms, *count, entries),
+            GroupEvent::Acked { ids, .. }
+            | GroupEvent::DeadLettered { ids, .. }
+            | GroupEvent::Dropped { ids, .. } => {
+                for &id in ids {
+                    self.take_pending(id);
+                }
+            }
+            GroupEvent::Nacked { due_ms, ids, .. } => {
+                for &id in ids {
+                    self.update_pending(id, |entry| entry.due = Due::At(*due_ms));
+                }
+            }
+            GroupEvent::Exhausted { ids, .. } => {
+                for &id in ids {
+                    self.update_pending(id, |entry| entry.due = Due::Exhausted);
+                }
+            }
+            GroupEvent::PendingRestored {
+                consumer, entries, ..
+            } => self.restored(consumer, entries),
+        }
+    }
+
+    fn new_delivered(
+        &mut self,
+        consumer: &[u8],
+        time_ms: u64,
+        due_ms: Option<u64>,
+        entries: &[(StreamId, u64)],
+    ) {
+        let Some(owner) = self.touch(consumer, time_ms, !entries.is_empty()) else {
+            return;
+        };
+        for &(id, offset) in entries {
+            // An entry already pending (the group's ID was set back) changes owner and starts
+            // over at one delivery, as in Redis.
+            let entry = Pending {
+                offset,
+                delivered_ms: time_ms,
+                due: Due::from_deadline(due_ms),
+                owner,
+                deliveries: 1,
+            };
+            self.put_pending(id, entry);
+        }
+    }
+
+    /// One more delivery of pending entries, to `consumer` (`Take`) or to their owner (`Keep`).
+    fn delivered_again(
+        &mut self,
+        consumer: &[u8],
+        time_ms: u64,
+        due_ms: Option<u64>,
+        ids: &[StreamId],
+        handover: Handover,
+    ) {
+        let takes = handover == Handover::Take;
+        let Some(consumer_id) = self.touch(consumer, time_ms, takes && !ids.is_empty()) else {
+            return;
+        };
+        for &id in ids {
+            self.update_pending(id, |entry| {
+                if takes {
+                    entry.owner = consumer_id;
+                }
+                entry.deliveries = entry.deliveries.saturating_add(1);
+                entry.delivered_ms = time_ms;
+                entry.due = Due::from_deadline(due_ms);
+            });
+        }
+    }
+
+    fn claimed(
+        &mut self,
+        consumer: &[u8],
+        time_ms: u64,
+        delivered_ms: u64,
+        due_ms: Option<u64>,
+        count: DeliveryCount,
+        entries: &[(StreamId, u64)],
+    ) {
+        let Some(owner) = self.touch(consumer, time_ms, !entries.is_empty()) else {
+            return;
+        };
+        for &(id, offset) in entries {
+            // An entry forced into the PEL counts as delivered once before, as Redis's FORCE.
+            let before = self.pel.get(&id).map_or(1, |entry| entry.deliveries);
+            let entry = Pending {
+                offset,
+                delivered_ms,
+                due: Due::from_deadline(due_ms),
+                owner,
+                deliveries: count.after(before),
+            };
+            self.put_pending(id, entry);
+        }
+    }
+
+    fn restored(&mut self, consumer: &[u8], records: &[PendingRecord]) {
+        let Some(owner) = self.consumers.ensure(consumer, 0) else {
+            return;
+        };
+        for record in records {
+            let entry = Pending {
+                offset: record.offset,
+                delivered_ms: record.delivered_ms,
+                due: record.due,
+                owner,
+                deliveries: record.deliveries,
+            };
+            self.put_pending(record.id, entry);
+        }
+    }
+
+    /// The same group, comparing consumers by name rather than by index.
+    fn same_as(&self, other: &Group) -> bool {
+        let same_entries = self.pel.len() == other.pel.len()
+            && self
+                .pel
+                .iter()
+                .zip(&other.pel)
+                .all(|((id, a), (other_id, b))| {
+                    id == other_id
+                        && a.offset == b.offset
+                        && a.delivered_ms == b.delivered_ms
+                        && a.due == b.due
+                        && a.deliveries == b.deliveries
+                        && self.consumers.name(a.owner) == other.consumers.name(b.owner)
+                });
+        self.last_delivered == other.last_delivered
+            && self.entries_read == other.entries_read
+            && self.policy == other.policy
+            && self.consumers.same_as(&other.consumers)
+            && same_entries
+            && self.by_due == other.by_due
+            && self.by_delivery == other.by_delivery
+            && self.exhausted == other.exhausted
+    }
+
+    fn snapshot_into(&self, name: &[u8], events: &mut Vec<GroupEvent>) {
+        events.push(GroupEvent::GroupCreated {
+            group: name.to_vec(),
+            last_delivered: self.last_delivered,
+            entries_read: self.entries_read,
+        });
+        // The policy comes before the PEL: setting it makes exhausted entries due.
+        if self.policy != GroupPolicy::default() {
+            events.push(GroupEvent::PolicySet {
+                group: name.to_vec(),
+                policy: self.policy.clone(),
+            });
+        }
+        for consumer in self.consumers.iter() {
+            events.push(GroupEvent::ConsumerCreated {
+                group: name.to_vec(),
+                consumer: consumer.name.clone(),
+                seen_ms: consumer.seen_ms,
+                active_ms: consumer.active_ms,
+            });
+            let records: Vec<PendingRecord> = consumer
+                .pending
+                .iter()
+                .filter_map(|&id| {
+                    let entry = self.pel.get(&id)?;
+                    Some(PendingRecord {
+                        id,
+                        offset: entry.offset,
+                        delivered_ms: entry.delivered_ms,
+                        deliveries: entry.deliveries,
+                        due: entry.due,
+                    })
+                })
+                .collect();
+            for chunk in records.chunks(MAX_EVENT_BATCH) {
+                events.push(GroupEvent::PendingRestored {
+                    group: name.to_vec(),
+                    consumer: consumer.name.clone(),
+                    entries: chunk.to_vec(),
+                });
+            }
+        }
+    }
+}
+
+/// Every consumer group of one stream.
+///
+/// ```
+/// use weir::StreamId;
+/// use weir::group::GroupsState;
+/// let mut state = GroupsState::new();
+/// let applied = state.create_group(b"workers", StreamId::MIN, Some(0)).unwrap();
+/// // Replaying the journaled events rebuilds the same state.
+/// let mut replica = GroupsState::new();
+/// for event in &applied.events {
+///     replica.apply(event);
+/// }
+/// assert_eq!(replica, state);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct GroupsState {
+    pub(crate) groups: BTreeMap<Vec<u8>, Group>,
+}
+
+impl PartialEq for GroupsState {
+    fn eq(&self, other: &GroupsState) -> bool {
+        self.groups.len() == other.groups.len()
+            && self
+                .groups
+                .iter()
+                .zip(&other.groups)
+                .all(|((name, a), (other_name, b))| name == other_name && a.same_as(b))
+    }
+}
+
+impl Eq for GroupsState {}
+
+/// What [`GroupsState::clamp_to_log`] changed in one group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClampedGroup {
+    /// The group.
+    pub group: Vec<u8>,
+    /// Pending entries dropped because the log no longer holds them.
+    pub dropped: Vec<StreamId>,
+    /// `(before, after)` when the last-delivered ID was beyond the log's last ID.
+    pub rewound: Option<(StreamId, StreamId)>,
+}
+
+impl GroupsState {
+    /// A state with no groups.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies one event: the only way the state changes. Never fails: an event for a group
+    /// that does not exist is ignored, and a consumer an event names is created if missing.
+    pub fn apply(&mut self, event: &GroupEvent) {
+        match event {
+            GroupEvent::GroupCreated {
+                group,
+                last_delivered,
+                entries_read,
+            } => {
+                self.groups
+                    .entry(group.clone())
+                    .or_insert_with(|| Group::new(*last_delivered, *entries_read));
+            }
+            GroupEvent::GroupDestroyed { group } => {
+                self.groups.remove(group);
+            }
+            other => {
+                if let Some(group) = self.groups.get_mut(other.group()) {
+                    group.apply(other);
+                }
+            }
+        }
+    }
+
+    /// Events that rebuild this whole state when applied to an empty one: every group, policy
+    /// and consumer, and every pending entry with its owner, times, count and due time.
+    pub fn snapshot_events(&self) -> Vec<GroupEvent> {
+        let mut events = Vec::new();
+        for (name, group) in &self.groups {
+            group.snapshot_into(name, &mut events);
+        }
+        events
+    }
+
+    /// Recovery after the log lost its tail: drops pending entries whose log entry no longer
+    /// exists, and moves every last-delivered ID beyond the log's last ID back to it (the read
+    /// counter then counts every entry added). Reports the groups it changed.
+    pub fn clamp_to_log<S: EntrySource + ?Sized>(
+        &mut self,
+        source: &S,
+    ) -> Applied<Vec<ClampedGroup>> {
+        let facts = source.facts();
+        let plans: Vec<ClampedGroup> = self
+            .groups
+            .iter()
+            .map(|(name, group)| ClampedGroup {
+                group: name.clone(),
+                dropped: group
+                    .pel
+                    .keys()
+                    .copied()
+                    .filter(|&id| source.lookup(id).is_none())
+                    .collect(),
+                rewound: (group.last_delivered > facts.last_id)
+                    .then_some((group.last_delivered, facts.last_id)),
+            })
+            .filter(|plan| !plan.dropped.is_empty() || plan.rewound.is_some())
+            .collect();
+        let mut recorder = Recorder::new(self);
+        for plan in &plans {
+            recorder.emit_batches(&plan.dropped, |ids| GroupEvent::Dropped {
+                group: plan.group.clone(),
+                ids,
+            });
+            if let Some((_, last_id)) = plan.rewound {
+                recorder.emit(GroupEvent::GroupIdSet {
+                    group: plan.group.clone(),
+                    last_delivered: last_id,
+                    entries_read: facts.estimate_distance(last_id),
+                });
+            }
+        }
+        recorder.finish(plans)
+    }
+
+    /// Names of the groups, in byte order.
+    pub fn group_names(&self) -> impl Iterator<Item = &[u8]> {
+        self.groups.keys().map(Vec::as_slice)
+    }
+
+    /// Whether the stream has a group by this name.
+    pub fn has_group(&self, group: &[u8]) -> bool {
+        self.groups.contains_key(group)
+    }
+}
+
+/// Applies events as an operation emits them and keeps them for the caller to journal.
+pub(crate) struct Recorder<'s> {
+    pub(crate) state: &'s mut GroupsState,
+    events: Vec<GroupEvent>,
+}
+
+impl<'s> Recorder<'s> {
+    pub(crate) fn new(state: &'s mut GroupsState) -> Self {
+        Recorder {
+            state,
+            events: Vec::new(),
+        }
+    }
+
+    pub(crate) fn emit(&mut self, event: GroupEvent) {
+        self.state.apply(&event);
+        self.events.push(event);
+    }
+
+    /// Emits `make(batch)` for each batch of at most [`MAX_EVENT_BATCH`] items; nothing when
+    /// `items` is empty.
+    pub(crate) fn emit_batches<T: Clone>(
+        &mut self,
+        items: &[T],
+        mut make: impl FnMut(Vec<T>) -> GroupEvent,
+    ) {
+        for batch in items.chunks(MAX_EVENT_BATCH) {
+            self.emit(make(batch.to_vec()));
+        }
+    }
+
+    pub(crate) fn finish<T>(self, output: T) -> Applied<T> {
+        Applied {
+            events: self.events,
+            output,
+        }
+    }
+}
+
+#[cfg(test)]
+impl GroupsState {
+    /// Panics if any index disagrees with the PEL or two consumers hold the same entry.
+    pub(crate) fn check_invariants(&self) {
+        for (name, group) in &self.groups {
+            let mut by_due = BTreeSet::new();
+            let mut by_delivery = BTreeSet::new();
+            let mut exhausted = BTreeSet::new();
+            for (&id, entry) in &group.pel {
+                let owner = group.consumers.get(entry.owner);
+                assert!(
+                    owner.is_some_and(|owner| owner.pending.contains(&id)),
+                    "group {name:?}: entry {id} is missing from its owner's set"
+                );
+                if let Due::At(at_ms) = entry.due {
+                    by_due.insert((at_ms, id));
+                }
+                if entry.due == Due::Exhausted {
+                    exhausted.insert((entry.delivered_ms, id));
+                } else {
+                    by_delivery.insert((entry.delivered_ms, id));
+                }
+            }
+            // Every entry is in its owner's set, so equal totals mean no set holds anything else.
+            let held: usize = group.consumers.iter().map(|c| c.pending.len()).sum();
+            assert_eq!(held, group.pel.len(), "group {name:?}: consumer sets");
+            assert_eq!(by_due, group.by_due, "group {name:?}: due index");
+            assert_eq!(
+                by_delivery, group.by_delivery,
+                "group {name:?}: delivery index"
+            );
+            assert_eq!(
+                exhausted, group.exhausted,
+                "group {name:?}: exhausted index"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::test_log::TestLog;
+
+    fn id(ms: u64) -> StreamId {
+        StreamId::new(ms, 0)
+    }
+
+    fn group_created(name: &[u8]) -> GroupEvent {
+        GroupEvent::GroupCreated {
+            group: name.to_vec(),
+            last_delivered: StreamId::MIN,
+            entries_read: Some(0),
+        }
+    }
+
+    fn delivered(consumer: &[u8], time_ms: u64, ids: &[u64]) -> GroupEvent {
+        let entries: Vec<(StreamId, u64)> = ids.iter().map(|&ms| (id(ms), ms * 10)).collect();
+        GroupEvent::NewDelivered {
+            group: b"g".to_vec(),
+            consumer: consumer.to_vec(),
+            time_ms,
+            due_ms: Some(time_ms + 100),
+            last_delivered: entries.last().map_or(StreamId::MIN, |e| e.0),
+            entries_read: Some(ids.len() as u64),
+            entries,
+        }
+    }
+
+    #[test]
+    fn events_for_unknown_groups_are_ignored() {
+        let mut state = GroupsState::new();
+        state.apply(&delivered(b"c", 1, &[1]));
+        state.apply(&GroupEvent::Acked {
+            group: b"g".to_vec(),
+            ids: vec![id(1)],
+        });
+        assert_eq!(state, GroupsState::new());
+    }
+
+    #[test]
+    fn unknown_consumers_are_created_on_use() {
+        let mut state = GroupsState::new();
+        state.apply(&group_created(b"g"));
+        state.apply(&delivered(b"c", 5, &[1, 2]));
+        let group = &state.groups[b"g".as_slice()];
+        let consumer = group.consumers.by_name(b"c").unwrap();
+        assert_eq!(consumer.seen_ms, 5);
+        assert_eq!(consumer.active_ms, Some(5));
+        assert_eq!(consumer.pending.len(), 2);
+        assert_eq!(group.by_due.len(), 2);
+        state.check_invariants();
+    }
+
+    #[test]
+    fn group_created_twice_keeps_the_first() {
+        let mut state = GroupsState::new();
+        state.apply(&group_created(b"g"));
+        state.apply(&delivered(b"c", 5, &[1]));
+        let before = state.clone();
+        state.apply(&group_created(b"g"));
+        assert_eq!(state, before);
+    }
+
+    #[test]
+    fn a_policy_change_makes_exhausted_entries_due() {
+        let mut state = GroupsState::new();
+        state.apply(&group_created(b"g"));
+        state.apply(&delivered(b"c", 5, &[1, 2]));
+        state.apply(&GroupEvent::Exhausted {
+            group: b"g".to_vec(),
+            ids: vec![id(1)],
+        });
+        let group = &state.groups[b"g".as_slice()];
+        assert_eq!(group.exhausted.len(), 1);
+        assert_eq!(group.by_delivery.len(), 1);
+        state.apply(&GroupEvent::PolicySet {
+            group: b"g".to_vec(),
+            policy: GroupPolicy::default(),
+        });
+        let group = &state.groups[b"g".as_slice()];
+        assert!(group.exhausted.is_empty());
+        assert_eq!(group.pel[&id(1)].due, Due::At(0));
+        state.check_invariants();
+    }
+
+    #[test]
+    fn deleting_a_consumer_drops_its_entries_only() {
+        let mut state = GroupsState::new();
+        state.apply(&group_created(b"g"));
+        state.apply(&delivered(b"a", 5, &[1, 2]));
+        state.apply(&delivered(b"b", 6, &[3]));
+        state.apply(&GroupEvent::ConsumerDeleted {
+            group: b"g".to_vec(),
+            consumer: b"a".to_vec(),
+        });
+        let group = &state.groups[b"g".as_slice()];
+        assert_eq!(group.pel.keys().copied().collect::<Vec<_>>(), [id(3)]);
+        assert_eq!(group.consumers.len(), 1);
+        state.check_invariants();
+    }
+
+    #[test]
+    fn snapshot_rebuilds_owners_counts_and_due_times() {
+        let mut state = GroupsState::new();
+        state.apply(&group_created(b"g"));
+        state.apply(&GroupEvent::PolicySet {
+            group: b"g".to_vec(),
+            policy: GroupPolicy {
+                max_deliver: Some(2),
+                ..GroupPolicy::default()
+            },
+        });
+        state.apply(&delivered(b"a", 5, &[1, 2, 3]));
+        state.apply(&delivered(b"b", 6, &[4]));
+        // A deleted consumer leaves a hole in the table that the snapshot does not reproduce.
+        state.apply(&GroupEvent::ConsumerDeleted {
+            group: b"g".to_vec(),
+            consumer: b"a".to_vec(),
+        });
+        state.apply(&delivered(b"c", 7, &[5, 6]));
+        state.apply(&GroupEvent::Exhausted {
+            group: b"g".to_vec(),
+            ids: vec![id(5)],
+        });
+        state.apply(&GroupEvent::Nacked {
+            group: b"g".to_vec(),
+            due_ms: 50,
+            ids: vec![id(6)],
+        });
+        let mut rebuilt = GroupsState::new();
+        for event in state.snapshot_events() {
+            rebuilt.apply(&event);
+        }
+        assert_eq!(rebuilt, state);
+        rebuilt.check_invariants();
+    }
+
+    #[test]
+    fn clamp_drops_vanished_entries_and_rewinds_past_the_log() {
+        let mut log = TestLog::new();
+        log.append_range(1..=3);
+        let mut state = GroupsState::new();
+        state.apply(&group_created(b"g"));
+        state.apply(&delivered(b"a", 5, &[1, 2, 3, 4, 5]));
+        state.apply(&group_created(b"h"));
+        let applied = state.clamp_to_log(&log);
+        assert_eq!(
+            applied.output,
+            vec![ClampedGroup {
+                group: b"g".to_vec(),
+                dropped: vec![id(4), id(5)],
+                rewound: Some((id(5), id(3))),
+            }]
+        );
+        let group = &state.groups[b"g".as_slice()];
+        assert_eq!(group.last_delivered, id(3));
+        assert_eq!(group.entries_read, Some(3));
+        assert_eq!(group.pel.len(), 3);
+        let mut replica = GroupsState::new();
+        replica.apply(&group_created(b"g"));
+        replica.apply(&delivered(b"a", 5, &[1, 2, 3, 4, 5]));
+        replica.apply(&group_created(b"h"));
+        for event in &applied.events {
+            replica.apply(event);
+        }
+        assert_eq!(replica, state);
+        assert!(state.clamp_to_log(&log).events.is_empty());
+    }
+}
