@@ -117,7 +117,15 @@ impl Log {
         };
         let (journal, mut meta) = open_meta_journal(dir, &checkpoint, &mut report)?;
         let point = checkpoint.recovery_point;
-        let recovered = recover_segments(dir, &options, &bases, &point, trusted_end, &mut report)?;
+        let recovered = recover_segments(
+            dir,
+            &options,
+            &bases,
+            &point,
+            &meta,
+            trusted_end,
+            &mut report,
+        )?;
         let rescanned: Vec<u64> = recovered
             .iter()
             .filter(|r| r.rescanned)
@@ -296,6 +304,7 @@ fn recover_segments(
     options: &LogOptions,
     bases: &[u64],
     point: &RecoveryPoint,
+    meta: &MetaState,
     trusted_end: bool,
     report: &mut RecoveryReport,
 ) -> Result<Vec<Recovered>, LogError> {
@@ -326,7 +335,7 @@ fn recover_segments(
             });
         }
         if let Some(previous) = &expected {
-            check_continuity(base, previous, point, &path, report)?;
+            check_continuity(base, previous, point, meta, &path, report)?;
         }
         let durable = base < point.segment_base || (trusted_end && base == point.segment_base);
         let cached = durable
@@ -380,6 +389,7 @@ fn check_continuity(
     base: u64,
     previous: &Previous,
     point: &RecoveryPoint,
+    meta: &MetaState,
     path: &Path,
     report: &mut RecoveryReport,
 ) -> Result<(), LogError> {
@@ -391,6 +401,11 @@ fn check_continuity(
                 "segment starts at offset {base} but the previous segment ends at {expected}: move the overlapping file out of the data directory"
             ),
         });
+    }
+    if base > expected && all_gone(meta, expected..base) {
+        // An earlier open already recorded these offsets as lost (or they were deleted or
+        // trimmed): nothing live is missing, and the settled state opens again unchanged.
+        return Ok(());
     }
     if base > expected {
         if base <= point.segment_base && previous.clean_end {
@@ -411,6 +426,12 @@ fn check_continuity(
         });
     }
     Ok(())
+}
+
+/// Whether every offset in `offsets` is deleted or below the first offset.
+fn all_gone(meta: &MetaState, offsets: Range<u64>) -> bool {
+    let from = offsets.start.max(meta.first_offset);
+    from >= offsets.end || meta.deleted_between(from, offsets.end) as u64 == offsets.end - from
 }
 
 /// Reads a segment's index file and checks it against the segment: the records from its last
@@ -501,6 +522,8 @@ fn scan_segment(
                     offsets: expected..resumed,
                     reason: error.to_string(),
                 });
+                // These offsets are reported: the record at `resume` continues from them.
+                expected = resumed;
             }
         }
     }
