@@ -3,6 +3,20 @@
 
 use crate::id::StreamId;
 
+/// The little-endian `u32` at `at`; the caller has checked that 4 bytes are there.
+pub fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut out = [0; 4];
+    out.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(out)
+}
+
+/// The little-endian `u64` at `at`; the caller has checked that 8 bytes are there.
+pub fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut out = [0; 8];
+    out.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(out)
+}
+
 /// Why a buffer does not decode.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed {what}: {detail}")]

@@ -26,6 +26,7 @@
 //! The CRC covers the length and the identity (offset and ID), so a torn record, a flipped bit
 //! and a valid record written at the wrong place are all detected.
 
+use crate::codec::{u32_at, u64_at};
 use crate::id::StreamId;
 
 /// Bytes of the fixed part of a record.
@@ -270,14 +271,14 @@ pub fn peek(buf: &[u8]) -> Option<Peek> {
     if buf.len() < FIXED_LEN || buf[KIND_AT] != KIND_ENTRY {
         return None;
     }
-    let len = get_u32(buf, LEN_AT) as usize;
+    let len = u32_at(buf, LEN_AT) as usize;
     if !(FIXED_LEN..=MAX_RECORD_LEN).contains(&len) {
         return None;
     }
     Some(Peek {
         len,
-        offset: get_u64(buf, OFFSET_AT),
-        id: StreamId::new(get_u64(buf, ID_MS_AT), get_u64(buf, ID_SEQ_AT)),
+        offset: u64_at(buf, OFFSET_AT),
+        id: StreamId::new(u64_at(buf, ID_MS_AT), u64_at(buf, ID_SEQ_AT)),
     })
 }
 
@@ -294,8 +295,8 @@ pub fn decode(buf: &[u8]) -> Result<RecordView<'_>, DecodeError> {
             available: buf.len(),
         });
     }
-    let raw_len = get_u32(buf, LEN_AT);
-    if raw_len == 0 && get_u32(buf, CRC_AT) == 0 && buf[KIND_AT] == 0 {
+    let raw_len = u32_at(buf, LEN_AT);
+    if raw_len == 0 && u32_at(buf, CRC_AT) == 0 && buf[KIND_AT] == 0 {
         return Err(DecodeError::Empty);
     }
     let len = raw_len as usize;
@@ -307,7 +308,7 @@ pub fn decode(buf: &[u8]) -> Result<RecordView<'_>, DecodeError> {
     if kind != KIND_ENTRY
         || flags & !FLAG_IDEMPOTENCY != 0
         || get_u16(buf, RESERVED16_AT) != 0
-        || get_u32(buf, RESERVED32_AT) != 0
+        || u32_at(buf, RESERVED32_AT) != 0
     {
         return Err(DecodeError::BadFields { kind, flags });
     }
@@ -318,7 +319,7 @@ pub fn decode(buf: &[u8]) -> Result<RecordView<'_>, DecodeError> {
         });
     }
     let record = &buf[..len];
-    let stored = get_u32(record, CRC_AT);
+    let stored = u32_at(record, CRC_AT);
     let computed = checksum(record);
     if stored != computed {
         return Err(DecodeError::CrcMismatch { stored, computed });
@@ -338,9 +339,9 @@ pub fn decode_verified(buf: &[u8]) -> Result<RecordView<'_>, DecodeError> {
 }
 
 fn parse_sections(record: &[u8], flags: u8) -> Result<RecordView<'_>, DecodeError> {
-    let headers_len = get_u32(record, HEADERS_LEN_AT) as usize;
-    let idempotency_len = get_u32(record, IDEMPOTENCY_LEN_AT) as usize;
-    let body_len = get_u32(record, BODY_LEN_AT) as usize;
+    let headers_len = u32_at(record, HEADERS_LEN_AT) as usize;
+    let idempotency_len = u32_at(record, IDEMPOTENCY_LEN_AT) as usize;
+    let body_len = u32_at(record, BODY_LEN_AT) as usize;
     let total = FIXED_LEN
         .checked_add(headers_len)
         .and_then(|n| n.checked_add(idempotency_len))
@@ -348,7 +349,7 @@ fn parse_sections(record: &[u8], flags: u8) -> Result<RecordView<'_>, DecodeErro
     if total != Some(record.len()) || (flags & FLAG_IDEMPOTENCY == 0) != (idempotency_len == 0) {
         return Err(DecodeError::Inconsistent);
     }
-    let header_count = get_u32(record, HEADER_COUNT_AT);
+    let header_count = u32_at(record, HEADER_COUNT_AT);
     let header_end = FIXED_LEN + headers_len;
     let header_block = &record[FIXED_LEN..header_end];
     check_header_block(header_block, header_count)?;
@@ -364,9 +365,9 @@ fn parse_sections(record: &[u8], flags: u8) -> Result<RecordView<'_>, DecodeErro
         Some(IdempotencyKey { producer, iid })
     };
     Ok(RecordView {
-        offset: get_u64(record, OFFSET_AT),
-        id: StreamId::new(get_u64(record, ID_MS_AT), get_u64(record, ID_SEQ_AT)),
-        timestamp_ms: get_u64(record, TIMESTAMP_AT),
+        offset: u64_at(record, OFFSET_AT),
+        id: StreamId::new(u64_at(record, ID_MS_AT), u64_at(record, ID_SEQ_AT)),
+        timestamp_ms: u64_at(record, TIMESTAMP_AT),
         padded_len: padded(record.len()),
         header_count,
         header_block,
@@ -427,18 +428,6 @@ fn put_u64(dst: &mut [u8], at: usize, value: u64) {
 
 fn get_u16(buf: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([buf[at], buf[at + 1]])
-}
-
-fn get_u32(buf: &[u8], at: usize) -> u32 {
-    let mut bytes = [0; 4];
-    bytes.copy_from_slice(&buf[at..at + 4]);
-    u32::from_le_bytes(bytes)
-}
-
-fn get_u64(buf: &[u8], at: usize) -> u64 {
-    let mut bytes = [0; 8];
-    bytes.copy_from_slice(&buf[at..at + 8]);
-    u64::from_le_bytes(bytes)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@
 //! ..  u32     crc          CRC-32 (ISO-HDLC) of every byte before it
 //! ```
 
+use crate::codec::{u32_at, u64_at};
 use crate::id::StreamId;
 
 /// Magic bytes of an index file.
@@ -208,18 +209,6 @@ impl SegmentIndex {
             interval_bytes: interval_bytes.max(1),
         })
     }
-}
-
-fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    let mut out = [0; 4];
-    out.copy_from_slice(&bytes[at..at + 4]);
-    u32::from_le_bytes(out)
-}
-
-fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    let mut out = [0; 8];
-    out.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(out)
 }
 
 #[cfg(test)]
