@@ -53,7 +53,7 @@ pub enum SegmentError {
     },
     /// The disk has no room for a new segment.
     #[error(
-        "no space to preallocate {bytes} bytes for segment {path}: free disk space or lower retention; nothing was written"
+        "no space to preallocate {bytes} bytes for segment {path}: free disk space or lower retention (the segment was not created; entries of the batch before it were stored)"
     )]
     NoSpace { path: PathBuf, bytes: u64 },
     /// The header is not a valid weir segment header.

@@ -211,6 +211,21 @@ fn assert_no_new_damage(report: &RecoveryReport, already_lost: &BTreeSet<u64>) {
     }
 }
 
+/// Runs `setup` (which opens a store, writes, and drops the store without closing it) again
+/// until it completes before the store's first maintenance round (500 ms after the open) could
+/// have written a checkpoint: the crash tests damage bytes that must lie after the recovery
+/// point, as they would after a real crash.
+fn before_first_checkpoint<T>(mut setup: impl FnMut() -> T) -> T {
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        let out = setup();
+        if started.elapsed() < std::time::Duration::from_millis(300) {
+            return out;
+        }
+    }
+    panic!("the setup never completed within 300 ms");
+}
+
 /// Segment files of a log directory, oldest first.
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -740,27 +755,28 @@ enum TailDamage {
 }
 
 fn crash_with_tail_damage(damage: TailDamage) {
-    let dir = tempfile::tempdir().unwrap();
     let clock = clock();
-    let mut model = Vec::new();
-    let (log_dir, flushed_count, flushed_file, flushed_end) = {
-        let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
-        let stream = store.stream(b"crash").unwrap();
-        fill(&stream, &mut model, 120, 300);
-        stream.flush().unwrap();
-        let flushed_count = model.len() as u64;
-        let log_dir = stream.log().dir().to_path_buf();
-        let last_file = segment_files(&log_dir).pop().unwrap();
-        let flushed_end = raw_records(&std::fs::read(&last_file).unwrap())
-            .last()
-            .unwrap()
-            .end();
-        // Unflushed: enough to span several pages after the flushed point.
-        fill(&stream, &mut model, 40, 350);
-        drop(stream);
-        drop(store);
-        (log_dir, flushed_count, last_file, flushed_end)
-    };
+    let (dir, model, log_dir, flushed_count, flushed_file, flushed_end) =
+        before_first_checkpoint(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut model = Vec::new();
+            let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
+            let stream = store.stream(b"crash").unwrap();
+            fill(&stream, &mut model, 120, 300);
+            stream.flush().unwrap();
+            let flushed_count = model.len() as u64;
+            let log_dir = stream.log().dir().to_path_buf();
+            let last_file = segment_files(&log_dir).pop().unwrap();
+            let flushed_end = raw_records(&std::fs::read(&last_file).unwrap())
+                .last()
+                .unwrap()
+                .end();
+            // Unflushed: enough to span several pages after the flushed point.
+            fill(&stream, &mut model, 40, 350);
+            drop(stream);
+            drop(store);
+            (dir, model, log_dir, flushed_count, last_file, flushed_end)
+        });
     let last_file = segment_files(&log_dir).pop().unwrap();
     let bytes = std::fs::read(&last_file).unwrap();
     let records = raw_records(&bytes);
@@ -807,6 +823,9 @@ fn crash_with_tail_damage(damage: TailDamage) {
             let mut rng = Rng(99);
             let garbage: Vec<u8> = (0..300).map(|_| rng.next() as u8 | 1).collect();
             overwrite(&last_file, end + 24, &garbage);
+            // And some further away, beyond what the appends after the reopen will cover.
+            let far = (end + 8_000).min(bytes.len() - garbage.len());
+            overwrite(&last_file, far, &garbage);
             model.len() as u64
         }
     };
@@ -891,21 +910,20 @@ fn crash_reopen_cuts_garbage_after_the_last_record() {
 /// stays (empty) and appending continues in it.
 #[test]
 fn crash_reopen_with_the_first_record_of_a_new_segment_torn() {
-    let dir = tempfile::tempdir().unwrap();
     let clock = clock();
-    let mut model = Vec::new();
-    let log_dir = {
+    let (dir, model, log_dir) = before_first_checkpoint(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Vec::new();
         let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
         let stream = store.stream(b"roll").unwrap();
         while stream.log().segment_count() < 2 {
             fill(&stream, &mut model, 1, 600);
         }
-        stream.flush().unwrap();
         let log_dir = stream.log().dir().to_path_buf();
         drop(stream);
         drop(store);
-        log_dir
-    };
+        (dir, model, log_dir)
+    });
     let last_file = segment_files(&log_dir).pop().unwrap();
     let base = segment_base(&last_file);
     assert_eq!(base, model.len() as u64 - 1);
@@ -953,10 +971,10 @@ fn crash_reopen_with_the_first_record_of_a_new_segment_torn() {
 /// including the one holding the last entry: the last ID and entries-added must survive anyway.
 #[test]
 fn last_id_survives_when_the_segment_holding_it_is_removed() {
-    let dir = tempfile::tempdir().unwrap();
     let clock = clock();
-    let mut model = Vec::new();
-    let log_dir = {
+    let (dir, mut model, log_dir) = before_first_checkpoint(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Vec::new();
         let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
         let stream = store.stream(b"empty-tip").unwrap();
         while stream.log().segment_count() < 3 {
@@ -965,8 +983,8 @@ fn last_id_survives_when_the_segment_holding_it_is_removed() {
         let log_dir = stream.log().dir().to_path_buf();
         drop(stream);
         drop(store);
-        log_dir
-    };
+        (dir, model, log_dir)
+    });
     // The only record of the newest segment never reached the disk.
     let last_file = segment_files(&log_dir).pop().unwrap();
     overwrite(
@@ -1016,6 +1034,61 @@ fn last_id_survives_when_the_segment_holding_it_is_removed() {
     assert!(next.id > last_id);
     drop(stream);
     store.close().unwrap();
+}
+
+/// Records that a clean close made durable are damaged at the end of the last segment: they are
+/// reported lost, and neither their offsets nor their IDs are handed out again.
+#[test]
+fn damage_before_the_recovery_point_never_reuses_offsets_or_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let mut model = Vec::new();
+    let log_dir = {
+        let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
+        let stream = store.stream(b"durable").unwrap();
+        fill(&stream, &mut model, 150, 300);
+        let log_dir = stream.log().dir().to_path_buf();
+        drop(stream);
+        store.close().unwrap();
+        log_dir
+    };
+    let last_file = segment_files(&log_dir).pop().unwrap();
+    let records = raw_records(&std::fs::read(&last_file).unwrap());
+    let victim = records[records.len() - 3];
+    let at = victim.pos + victim.len / 2;
+    overwrite(&last_file, at, &vec![0; file_len(&last_file) - at]);
+    let lost: BTreeSet<u64> = (victim.offset..model.len() as u64).collect();
+    let last_id = model.last().unwrap().id;
+
+    let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
+    let report = report_of(&store, b"durable").clone();
+    let reported: BTreeSet<u64> = report.lost.iter().flat_map(|l| l.offsets.clone()).collect();
+    assert_eq!(reported, lost, "{report:?}");
+    let stream = store.stream(b"durable").unwrap();
+    assert_holds(&stream, &live(&model, &lost));
+    assert_eq!(stream.last_id(), last_id, "the last ID went back");
+    assert_eq!(stream.log().entries_added(), model.len() as u64);
+    assert_too_small(stream.append(Message::new("x").id(last_id)));
+    let next = append_tagged(&stream, 9_000, 100, 1, IdSpec::Auto);
+    assert_eq!(next.offset, model.len() as u64, "an offset was reused");
+    assert!(next.id > last_id);
+    model.push(next);
+    stream.flush().unwrap();
+    drop(stream);
+    drop(store);
+    for crash in [true, false, false] {
+        let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
+        assert_no_new_damage(report_of(&store, b"durable"), &lost);
+        let stream = store.stream(b"durable").unwrap();
+        assert_holds(&stream, &live(&model, &lost));
+        assert_eq!(stream.last_id(), model.last().unwrap().id);
+        drop(stream);
+        if crash {
+            drop(store);
+        } else {
+            store.close().unwrap();
+        }
+    }
 }
 
 /// A crash loses the unflushed end of a sealed segment while the segment after it survived:
@@ -1607,6 +1680,7 @@ fn hostile_names_are_distinct_streams_inside_the_directory() {
         b"\0".to_vec(),
         b"a\0b".to_vec(),
         vec![b'n'; 10_000],
+        [vec![b'n'; 9_999], vec![b'm']].concat(),
         vec![b'N'; 10_000],
         b"Orders".to_vec(),
         b"orders".to_vec(),
@@ -1669,6 +1743,7 @@ fn hostile_names_are_distinct_streams_inside_the_directory() {
         b"\0".to_vec(),
         b"a\0b".to_vec(),
         vec![b'n'; 10_000],
+        [vec![b'n'; 9_999], vec![b'm']].concat(),
         vec![b'N'; 10_000],
         b"Orders".to_vec(),
         b"orders".to_vec(),
@@ -1698,7 +1773,7 @@ fn hostile_names_are_distinct_streams_inside_the_directory() {
             .unwrap()
             .unwrap()
             .body(),
-        &body(12)[..]
+        &body(original_order.iter().position(|n| n == b"ORDERS").unwrap())[..]
     );
     store.close().unwrap();
 }
@@ -1951,6 +2026,20 @@ fn trimming_by_length_and_min_id() {
             .collect::<Vec<_>>(),
     );
     assert_holds(&store.get(b"minid").unwrap(), &mkept);
+    // Trim again, then crash: the trim is kept.
+    let exact = store.get(b"exact").unwrap();
+    let removed = exact.trim_max_len(100, false, None).unwrap();
+    assert_eq!(removed, 50);
+    let kept: Vec<&Written> = kept[50..].to_vec();
+    assert_holds(&exact, &kept);
+    exact.flush().unwrap();
+    drop(exact);
+    drop(store);
+    let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
+    assert!(!report_of(&store, b"exact").found_damage());
+    assert_holds(&store.get(b"exact").unwrap(), &kept);
+    assert_holds(&store.get(b"minid").unwrap(), &mkept);
+    assert_eq!(store.get(b"exact").unwrap().log().entries_added(), 400);
     store.close().unwrap();
 }
 
@@ -2081,7 +2170,27 @@ fn always_durability_with_concurrent_writers() {
     let stream = store.stream(b"always").unwrap();
     const THREADS: u64 = 8;
     const EACH: u64 = 40;
+    let writing = std::sync::atomic::AtomicBool::new(true);
     let results: Vec<Vec<(u64, StreamId, Vec<u8>)>> = std::thread::scope(|scope| {
+        // A reader alongside the writers: what it sees is always a dense prefix, in ID order.
+        let reader = {
+            let stream = Arc::clone(&stream);
+            let writing = &writing;
+            scope.spawn(move || {
+                let mut rounds = 0;
+                while writing.load(std::sync::atomic::Ordering::Acquire) || rounds == 0 {
+                    let seen = all_entries(&stream);
+                    for (i, entry) in seen.iter().enumerate() {
+                        assert_eq!(entry.offset, i as u64, "a reader saw a hole");
+                    }
+                    assert!(seen.windows(2).all(|w| w[0].id < w[1].id));
+                    if let Some(last) = seen.last() {
+                        assert!(stream.read(last.offset).unwrap().is_some());
+                    }
+                    rounds += 1;
+                }
+            })
+        };
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
                 let stream = Arc::clone(&stream);
@@ -2102,7 +2211,10 @@ fn always_durability_with_concurrent_writers() {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+        let results = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        writing.store(false, std::sync::atomic::Ordering::Release);
+        reader.join().unwrap();
+        results
     });
     let mut offsets = BTreeSet::new();
     for mine in &results {

@@ -216,6 +216,9 @@ pub struct Log {
     durable: Mutex<RecoveryPoint>,
     damage_seen: Mutex<Vec<LostRange>>,
     checkpoint_due: std::sync::atomic::AtomicBool,
+    /// Held for a whole flush: a second flusher must not return while the first is still
+    /// writing out ranges the second found already taken.
+    flush_lock: Mutex<()>,
 }
 
 /// Where a range read starts or ends.
@@ -841,6 +844,7 @@ impl Log {
     /// Makes everything written so far durable: the segments' new bytes (msync) and the meta
     /// journal (fdatasync). Returns the new recovery point.
     pub fn flush(&self) -> Result<RecoveryPoint, LogError> {
+        let _flushing = self.flush_lock.lock();
         let (ranges, point) = {
             let mut writer = self.writer.lock();
             let active = Arc::clone(&writer.slot.segment);

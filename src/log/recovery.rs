@@ -156,6 +156,7 @@ impl Log {
             durable: Mutex::new(point),
             damage_seen: Mutex::new(Vec::new()),
             checkpoint_due: AtomicBool::new(false),
+            flush_lock: Mutex::new(()),
         };
         log.settle_after_recovery(&report, trusted_end, &rescanned)?;
         report.entries = log.len();
@@ -215,6 +216,7 @@ impl Log {
             durable: Mutex::new(checkpoint.recovery_point),
             damage_seen: Mutex::new(Vec::new()),
             checkpoint_due: AtomicBool::new(false),
+            flush_lock: Mutex::new(()),
         };
         Ok((log, RecoveryReport::default()))
     }
