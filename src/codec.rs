@@ -134,6 +134,11 @@ impl<'a> Decoder<'a> {
         fits.ok_or_else(|| self.error("count exceeds the remaining bytes"))
     }
 
+    /// Whether every byte was consumed.
+    pub fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
     /// Fails unless every byte was consumed.
     pub fn finish(self) -> Result<(), CodecError> {
         if self.rest.is_empty() {

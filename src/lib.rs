@@ -42,7 +42,9 @@ pub mod stream;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use durability::Durability;
+pub use group::GroupPolicy;
+pub use group::durable::GroupRecovery;
 pub use id::{ParseIdError, StreamId};
 pub use log::{Appended, Entry, IdSpec, LogOptions, RecoveryReport, Retention};
 pub use store::{Store, StoreError, StoreOptions, StoreRecovery};
-pub use stream::{Message, Stream};
+pub use stream::{Claimed, Delivery, Group, GroupStart, Message, PendingDelivery, Stream};

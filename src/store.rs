@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -16,10 +16,13 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::durability::{Durability, FlushError, Syncer};
+use crate::group::GroupError;
+use crate::group::durable::GroupRecovery;
+use crate::group::durable::GroupStoreError;
 use crate::journal::{self, JournalError};
 use crate::log::{Log, LogError, LogOptions, RecoveryReport};
 use crate::names;
-use crate::stream::Stream;
+use crate::stream::{Stream, StreamContext, StreamResolver};
 
 const LOCK_FILE: &str = "LOCK";
 const CLEAN_FILE: &str = "CLEAN";
@@ -36,6 +39,8 @@ pub enum StoreError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Flush(#[from] FlushError),
+    #[error(transparent)]
+    Groups(#[from] GroupStoreError),
     /// An operating-system call failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -58,6 +63,12 @@ pub enum StoreError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+}
+
+impl From<GroupError> for StoreError {
+    fn from(error: GroupError) -> Self {
+        StoreError::Groups(GroupStoreError::Group(error))
+    }
 }
 
 fn io_error<'a>(
@@ -99,6 +110,8 @@ pub struct StoreRecovery {
     pub clean: bool,
     /// Each stream's report, by name.
     pub streams: Vec<(Vec<u8>, RecoveryReport)>,
+    /// What each stream's consumer groups recovered, by stream name.
+    pub groups: Vec<(Vec<u8>, GroupRecovery)>,
 }
 
 impl StoreRecovery {
@@ -117,6 +130,7 @@ impl StoreRecovery {
 type OpenStream = (Arc<Stream>, PathBuf);
 
 struct Shared {
+    me: Weak<Shared>,
     dir: PathBuf,
     options: StoreOptions,
     syncer: Arc<Syncer>,
@@ -166,31 +180,30 @@ impl Store {
         let syncer =
             Arc::new(Syncer::start(options.durability).map_err(io_error("start flusher", &dir))?);
         let now_ms = options.clock.now_ms();
-        let mut streams = HashMap::new();
-        let mut reports = Vec::new();
-        let mut highest = 0;
-        for (number, path, name) in list_stream_dirs(&streams_dir)? {
-            let (log, report) = Log::open(&path, options.log, clean, now_ms)?;
-            let stream = Stream::new(
-                name.clone(),
-                Arc::new(log),
-                Arc::clone(&syncer),
-                Arc::clone(&options.clock),
-            );
-            streams.insert(name.clone(), (Arc::new(stream), path));
-            reports.push((name, report));
-            highest = highest.max(number);
-        }
-        let shared = Arc::new(Shared {
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
             dir,
             options,
             syncer,
-            streams: RwLock::new(streams),
+            streams: RwLock::new(HashMap::new()),
             create_lock: Mutex::new(()),
-            next_number: AtomicU64::new(highest + 1),
+            next_number: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             stop_signal: (Mutex::new(false), Condvar::new()),
         });
+        let mut reports = Vec::new();
+        let mut group_reports = Vec::new();
+        for (number, path, name) in list_stream_dirs(&streams_dir)? {
+            let (log, report) = Log::open(&path, shared.options.log, clean, now_ms)?;
+            let (stream, groups) = Stream::open(name.clone(), log, shared.context())?;
+            shared
+                .streams
+                .write()
+                .insert(name.clone(), (Arc::new(stream), path));
+            reports.push((name.clone(), report));
+            group_reports.push((name, groups));
+            shared.next_number.fetch_max(number + 1, Ordering::AcqRel);
+        }
         let maintenance = {
             let worker = Arc::clone(&shared);
             std::thread::Builder::new()
@@ -203,6 +216,7 @@ impl Store {
             recovery: StoreRecovery {
                 clean,
                 streams: reports,
+                groups: group_reports,
             },
             maintenance: Some(maintenance),
             _lock: lock,
@@ -226,28 +240,12 @@ impl Store {
 
     /// The stream called `name`, created if it does not exist.
     pub fn stream(&self, name: &[u8]) -> Result<Arc<Stream>, StoreError> {
-        if let Some(stream) = self.get(name) {
-            return Ok(stream);
-        }
-        let _creating = self.shared.create_lock.lock();
-        if let Some(stream) = self.get(name) {
-            return Ok(stream);
-        }
-        let (stream, path) = self.create_stream(name)?;
-        self.shared
-            .streams
-            .write()
-            .insert(name.to_vec(), (Arc::clone(&stream), path));
-        Ok(stream)
+        self.shared.resolve(name)
     }
 
     /// The stream called `name`, if it exists.
     pub fn get(&self, name: &[u8]) -> Option<Arc<Stream>> {
-        self.shared
-            .streams
-            .read()
-            .get(name)
-            .map(|(stream, _)| Arc::clone(stream))
+        self.shared.get(name)
     }
 
     /// The names of every stream.
@@ -276,35 +274,6 @@ impl Store {
         Ok(true)
     }
 
-    fn create_stream(&self, name: &[u8]) -> Result<(Arc<Stream>, PathBuf), StoreError> {
-        let streams_dir = self.shared.dir.join(STREAMS_DIR);
-        let number = self.shared.next_number.fetch_add(1, Ordering::AcqRel);
-        let final_path = streams_dir.join(names::directory_name(number, name));
-        let tmp_path = streams_dir.join(format!("tmp-{number}"));
-        std::fs::create_dir(&tmp_path).map_err(io_error("create directory", &tmp_path))?;
-        let name_path = tmp_path.join(NAME_FILE);
-        write_durably(&name_path, name)?;
-        let now_ms = self.shared.options.clock.now_ms();
-        // The log is created inside the temporary directory, so a crash before the rename leaves
-        // only a `tmp-` directory that the next open removes.
-        drop(Log::open(
-            &tmp_path,
-            self.shared.options.log,
-            false,
-            now_ms,
-        )?);
-        std::fs::rename(&tmp_path, &final_path).map_err(io_error("rename", &tmp_path))?;
-        journal::sync_dir(&streams_dir)?;
-        let (log, _) = Log::open(&final_path, self.shared.options.log, true, now_ms)?;
-        let stream = Stream::new(
-            name.to_vec(),
-            Arc::new(log),
-            Arc::clone(&self.shared.syncer),
-            Arc::clone(&self.shared.options.clock),
-        );
-        Ok((Arc::new(stream), final_path))
-    }
-
     /// Makes everything written so far durable, whatever the policy.
     pub fn flush(&self) -> Result<(), StoreError> {
         for stream in self.all_streams() {
@@ -312,7 +281,63 @@ impl Store {
         }
         Ok(())
     }
+}
 
+impl Shared {
+    fn context(&self) -> StreamContext {
+        let resolver: Weak<dyn StreamResolver> = self.me.clone();
+        StreamContext {
+            syncer: Arc::clone(&self.syncer),
+            clock: Arc::clone(&self.options.clock),
+            resolver,
+        }
+    }
+
+    fn get(&self, name: &[u8]) -> Option<Arc<Stream>> {
+        self.streams
+            .read()
+            .get(name)
+            .map(|(stream, _)| Arc::clone(stream))
+    }
+
+    fn create_stream(&self, name: &[u8]) -> Result<(Arc<Stream>, PathBuf), StoreError> {
+        let streams_dir = self.dir.join(STREAMS_DIR);
+        let number = self.next_number.fetch_add(1, Ordering::AcqRel);
+        let final_path = streams_dir.join(names::directory_name(number, name));
+        let tmp_path = streams_dir.join(format!("tmp-{number}"));
+        std::fs::create_dir(&tmp_path).map_err(io_error("create directory", &tmp_path))?;
+        let name_path = tmp_path.join(NAME_FILE);
+        write_durably(&name_path, name)?;
+        let now_ms = self.options.clock.now_ms();
+        // The log is created inside the temporary directory, so a crash before the rename leaves
+        // only a `tmp-` directory that the next open removes.
+        drop(Log::open(&tmp_path, self.options.log, false, now_ms)?);
+        std::fs::rename(&tmp_path, &final_path).map_err(io_error("rename", &tmp_path))?;
+        journal::sync_dir(&streams_dir)?;
+        let (log, _) = Log::open(&final_path, self.options.log, true, now_ms)?;
+        let (stream, _) = Stream::open(name.to_vec(), log, self.context())?;
+        Ok((Arc::new(stream), final_path))
+    }
+}
+
+impl StreamResolver for Shared {
+    fn resolve(&self, name: &[u8]) -> Result<Arc<Stream>, StoreError> {
+        if let Some(stream) = self.get(name) {
+            return Ok(stream);
+        }
+        let _creating = self.create_lock.lock();
+        if let Some(stream) = self.get(name) {
+            return Ok(stream);
+        }
+        let (stream, path) = self.create_stream(name)?;
+        self.streams
+            .write()
+            .insert(name.to_vec(), (Arc::clone(&stream), path));
+        Ok(stream)
+    }
+}
+
+impl Store {
     fn all_streams(&self) -> Vec<Arc<Stream>> {
         self.shared
             .streams

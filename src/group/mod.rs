@@ -96,6 +96,7 @@
 //! and markers, lengths over the caps, short input and trailing bytes.
 
 mod consumers;
+pub mod durable;
 mod event;
 mod ops;
 mod progress;

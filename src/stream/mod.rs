@@ -1,16 +1,29 @@
-//! A stream: the handle through which entries are appended and read.
+//! A stream: the handle through which entries are appended and read, and its consumer groups.
+
+mod groups;
+mod signal;
+mod source;
+
+pub use groups::{Claimed, Delivery, Group, GroupStart, PendingDelivery};
 
 use std::ops::Bound;
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use std::sync::Weak;
+
+use parking_lot::Mutex;
+
 use crate::clock::SharedClock;
 use crate::durability::{Flush, Syncer};
+use crate::group::durable::{DurableGroups, GroupRecovery};
 use crate::id::StreamId;
-use crate::log::{Appended, Entry, IdSpec, Log, LogError, NewEntry, Retention};
+use crate::log::{Appended, Entry, IdSpec, Log, NewEntry, Retention};
 use crate::record::IdempotencyKey;
 use crate::store::StoreError;
+use signal::AppendSignal;
+use source::{LogSource, StreamFlush};
 
 /// An entry to append: a body, optional headers, and how its ID is chosen.
 ///
@@ -72,27 +85,62 @@ impl Message {
 }
 
 /// A named stream of entries in a [`Store`](crate::Store).
-#[derive(Debug)]
 pub struct Stream {
     name: Vec<u8>,
     log: Arc<Log>,
     syncer: Arc<Syncer>,
     clock: SharedClock,
+    groups: Mutex<DurableGroups>,
+    flush: Arc<StreamFlush>,
+    appended: AppendSignal,
+    resolver: Weak<dyn StreamResolver>,
+}
+
+/// Finds (or creates) another stream of the same store: where dead letters go.
+pub(crate) trait StreamResolver: Send + Sync {
+    fn resolve(&self, name: &[u8]) -> Result<Arc<Stream>, StoreError>;
+}
+
+/// What a stream needs from its store.
+pub(crate) struct StreamContext {
+    pub(crate) syncer: Arc<Syncer>,
+    pub(crate) clock: SharedClock,
+    pub(crate) resolver: Weak<dyn StreamResolver>,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("name", &String::from_utf8_lossy(&self.name))
+            .field("dir", &self.log.dir())
+            .finish()
+    }
 }
 
 impl Stream {
-    pub(crate) fn new(
+    /// Opens the stream's consumer groups over its recovered log.
+    pub(crate) fn open(
         name: Vec<u8>,
-        log: Arc<Log>,
-        syncer: Arc<Syncer>,
-        clock: SharedClock,
-    ) -> Self {
-        Stream {
+        log: Log,
+        context: StreamContext,
+    ) -> Result<(Stream, GroupRecovery), StoreError> {
+        let log = Arc::new(log);
+        let (groups, recovery) = DurableGroups::open(log.dir(), &LogSource(&log))?;
+        let flush = Arc::new(StreamFlush {
+            log: Arc::clone(&log),
+            groups_sync: Mutex::new(groups.sync_handle()),
+        });
+        let stream = Stream {
             name,
             log,
-            syncer,
-            clock,
-        }
+            syncer: context.syncer,
+            clock: context.clock,
+            groups: Mutex::new(groups),
+            flush,
+            appended: AppendSignal::new(),
+            resolver: context.resolver,
+        };
+        Ok((stream, recovery))
     }
 
     /// The stream's name.
@@ -106,7 +154,7 @@ impl Stream {
     }
 
     fn flush_handle(&self) -> Arc<dyn Flush> {
-        Arc::clone(&self.log) as Arc<dyn Flush>
+        Arc::clone(&self.flush) as Arc<dyn Flush>
     }
 
     /// Appends one entry. Under [`Durability::Always`](crate::Durability::Always) it returns
@@ -146,7 +194,9 @@ impl Stream {
         }
         let entries: Vec<NewEntry<'_, Bytes>> =
             messages.iter().map(Message::as_new_entry).collect();
-        Ok(self.log.append(&entries, self.clock.now_ms())?)
+        let appended = self.log.append(&entries, self.clock.now_ms());
+        self.appended.notify();
+        Ok(appended?)
     }
 
     /// The entry at `offset`, if it is live.
@@ -235,9 +285,10 @@ impl Stream {
         Ok(self.log.enforce_retention(self.clock.now_ms())?)
     }
 
-    /// Makes everything written to the stream durable, whatever the policy.
+    /// Makes everything written to the stream (entries and group state) durable, whatever the
+    /// policy.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.log.flush()?;
+        self.flush.flush()?;
         Ok(())
     }
 
@@ -247,15 +298,27 @@ impl Stream {
     }
 
     /// Periodic upkeep: a checkpoint after a segment was sealed, and retention.
-    pub(crate) fn maintain(&self) -> Result<(), LogError> {
+    pub(crate) fn maintain(&self) -> Result<(), StoreError> {
         if self.log.take_checkpoint_due() {
             self.log.checkpoint()?;
         }
         self.log.enforce_retention(self.clock.now_ms())?;
+        self.compact_groups_if_large()?;
         Ok(())
     }
 
-    pub(crate) fn close(&self) -> Result<(), LogError> {
-        self.log.close()
+    fn compact_groups_if_large(&self) -> Result<(), StoreError> {
+        let mut groups = self.groups.lock();
+        if groups.wants_compaction() {
+            groups.compact()?;
+            *self.flush.groups_sync.lock() = groups.sync_handle();
+        }
+        Ok(())
+    }
+
+    pub(crate) fn close(&self) -> Result<(), StoreError> {
+        self.log.close()?;
+        self.groups.lock().sync_handle().sync()?;
+        Ok(())
     }
 }

@@ -1,0 +1,255 @@
+//! Consumer-group state on disk: a snapshot plus a journal of the events since.
+//!
+//! Files in the stream's directory (containers from [`crate::journal`]; layouts in
+//! `storage-format.md`, "Consumer group files"):
+//!
+//! * `groups.snapshot` (kind `GRPS`): the whole state as events, each a `u32` length and the
+//!   event's bytes, back to back; its generation names the journal that follows it;
+//! * `groups.<20-digit generation>.journal` (kind `GRPJ`): one event per frame.
+//!
+//! Every operation's events are written to the journal before its result is returned (a killed
+//! process loses nothing); whether they are also flushed before returning is the store's
+//! durability policy. Compaction writes a new journal, then a new snapshot naming it, then
+//! removes the old journal: a crash at any step leaves a snapshot whose journal exists.
+
+use std::path::{Path, PathBuf};
+
+use super::{Applied, ClampedGroup, EntrySource, GroupError, GroupEvent, GroupsState};
+use crate::codec::{CodecError, Decoder, Encoder};
+use crate::journal::{self, FileKind, Journal, JournalDamage, JournalError, JournalSync};
+
+/// Kind tag of group journals.
+pub const GROUP_JOURNAL_KIND: FileKind = FileKind(*b"GRPJ");
+/// Kind tag of group snapshots.
+pub const GROUP_SNAPSHOT_KIND: FileKind = FileKind(*b"GRPS");
+/// File name of the group snapshot.
+pub const GROUP_SNAPSHOT_FILE: &str = "groups.snapshot";
+/// A journal larger than this is compacted into a new snapshot.
+pub const COMPACT_AT_BYTES: u64 = 8 << 20;
+
+/// File name of the group journal of a generation.
+pub fn group_journal_name(generation: u64) -> String {
+    format!("groups.{generation:020}.journal")
+}
+
+/// Errors of the group persistence layer.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupStoreError {
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A snapshot or journal frame passed its checksum but does not decode.
+    #[error(
+        "{path}: {detail}: the file holds group state this version cannot read; run the version that wrote it"
+    )]
+    Undecodable { path: PathBuf, detail: String },
+    /// An earlier journal write failed, so memory is ahead of the disk.
+    #[error(
+        "consumer-group state of {0} stopped taking changes after a failed journal write: restart to recover from disk"
+    )]
+    Poisoned(PathBuf),
+}
+
+/// What opening the group state found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupRecovery {
+    /// Events replayed from the journal after the snapshot.
+    pub events_replayed: usize,
+    /// Damage at the end of the journal: changes after it are lost.
+    pub journal_damage: Option<JournalDamage>,
+    /// Groups clamped to what the log recovered (pending entries dropped, positions rewound).
+    pub clamped: Vec<ClampedGroup>,
+}
+
+/// The consumer groups of one stream, with their journal.
+#[derive(Debug)]
+pub struct DurableGroups {
+    dir: PathBuf,
+    state: GroupsState,
+    journal: Journal,
+    poisoned: bool,
+}
+
+impl DurableGroups {
+    /// Loads the snapshot, replays the journal, then clamps the state to the recovered log and
+    /// journals what clamping changed.
+    pub fn open<S: EntrySource + ?Sized>(
+        dir: &Path,
+        source: &S,
+    ) -> Result<(DurableGroups, GroupRecovery), GroupStoreError> {
+        let snapshot_path = dir.join(GROUP_SNAPSHOT_FILE);
+        let mut state = GroupsState::new();
+        let generation = match journal::read_snapshot(&snapshot_path, GROUP_SNAPSHOT_KIND)? {
+            Some(snapshot) => {
+                for event in decode_snapshot(&snapshot.payload).map_err(|e| {
+                    GroupStoreError::Undecodable {
+                        path: snapshot_path.clone(),
+                        detail: e.to_string(),
+                    }
+                })? {
+                    state.apply(&event);
+                }
+                snapshot.generation
+            }
+            None => 1,
+        };
+        let path = dir.join(group_journal_name(generation));
+        let mut recovery = GroupRecovery::default();
+        let journal = if path.exists() {
+            let (journal, replay) = Journal::open(&path, GROUP_JOURNAL_KIND)?;
+            for frame in &replay.frames {
+                let event =
+                    GroupEvent::decode(frame).map_err(|e| GroupStoreError::Undecodable {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    })?;
+                state.apply(&event);
+            }
+            recovery.events_replayed = replay.frames.len();
+            recovery.journal_damage = replay.damage;
+            journal
+        } else {
+            Journal::create(&path, GROUP_JOURNAL_KIND, generation)?
+        };
+        remove_other_journals(dir, generation)?;
+        let mut groups = DurableGroups {
+            dir: dir.to_path_buf(),
+            state,
+            journal,
+            poisoned: false,
+        };
+        let clamped = groups.state.clamp_to_log(source);
+        recovery.clamped = groups.record(clamped)?;
+        if let Some(damage) = &recovery.journal_damage {
+            tracing::error!(%damage, "group journal damaged: changes after the damage are lost");
+        }
+        for clamp in &recovery.clamped {
+            tracing::warn!(
+                group = %String::from_utf8_lossy(&clamp.group),
+                dropped = clamp.dropped.len(),
+                rewound = ?clamp.rewound,
+                "consumer group clamped to the recovered log"
+            );
+        }
+        Ok((groups, recovery))
+    }
+
+    /// The state, for queries.
+    pub fn state(&self) -> &GroupsState {
+        &self.state
+    }
+
+    /// Runs an operation on the state and journals the events it applied.
+    pub fn apply<T>(
+        &mut self,
+        operation: impl FnOnce(&mut GroupsState) -> Result<Applied<T>, GroupError>,
+    ) -> Result<T, GroupStoreError> {
+        self.check_healthy()?;
+        let applied = operation(&mut self.state)?;
+        self.record(applied)
+    }
+
+    /// Journals already-applied events.
+    fn record<T>(&mut self, applied: Applied<T>) -> Result<T, GroupStoreError> {
+        let mut frame = Vec::new();
+        for event in &applied.events {
+            frame.clear();
+            event.encode(&mut frame);
+            if let Err(error) = self.journal.append(&frame) {
+                self.poisoned = true;
+                return Err(error.into());
+            }
+        }
+        Ok(applied.output)
+    }
+
+    fn check_healthy(&self) -> Result<(), GroupStoreError> {
+        if self.poisoned {
+            return Err(GroupStoreError::Poisoned(self.dir.clone()));
+        }
+        Ok(())
+    }
+
+    /// A handle that fdatasyncs the current journal.
+    pub fn sync_handle(&self) -> JournalSync {
+        self.journal.sync_handle()
+    }
+
+    /// Whether the journal has grown enough to be worth compacting.
+    pub fn wants_compaction(&self) -> bool {
+        self.journal.len_bytes() > COMPACT_AT_BYTES
+    }
+
+    /// Replaces snapshot and journal with a snapshot of the current state and an empty journal.
+    /// The old journal is synced first, so the new snapshot never holds less than the disk had.
+    pub fn compact(&mut self) -> Result<(), GroupStoreError> {
+        self.check_healthy()?;
+        self.journal.sync()?;
+        let generation = self.journal.generation() + 1;
+        let new_journal = Journal::create(
+            &self.dir.join(group_journal_name(generation)),
+            GROUP_JOURNAL_KIND,
+            generation,
+        )?;
+        let payload = encode_snapshot(&self.state.snapshot_events());
+        journal::write_snapshot(
+            &self.dir,
+            GROUP_SNAPSHOT_FILE,
+            GROUP_SNAPSHOT_KIND,
+            generation,
+            &payload,
+        )?;
+        let old = std::mem::replace(&mut self.journal, new_journal);
+        let old_path = old.path().to_path_buf();
+        drop(old);
+        if let Err(error) = std::fs::remove_file(&old_path) {
+            tracing::warn!(path = %old_path.display(), %error, "could not remove a compacted group journal; it is removed at the next open");
+        }
+        Ok(())
+    }
+}
+
+/// The snapshot payload: every event as a `u32` length and its bytes.
+pub fn encode_snapshot(events: &[GroupEvent]) -> Vec<u8> {
+    let mut out = Encoder::new();
+    let mut bytes = Vec::new();
+    for event in events {
+        bytes.clear();
+        event.encode(&mut bytes);
+        out.bytes(&bytes);
+    }
+    out.finish()
+}
+
+/// Parses a snapshot payload.
+pub fn decode_snapshot(payload: &[u8]) -> Result<Vec<GroupEvent>, CodecError> {
+    let mut input = Decoder::new(payload, "group snapshot");
+    let mut events = Vec::new();
+    while !input.is_empty() {
+        let bytes = input.bytes()?;
+        events.push(GroupEvent::decode(bytes).map_err(|_| CodecError {
+            what: "group snapshot",
+            detail: "holds an undecodable event",
+        })?);
+    }
+    Ok(events)
+}
+
+fn remove_other_journals(dir: &Path, keep: u64) -> Result<(), GroupStoreError> {
+    let keep_name = group_journal_name(keep);
+    let entries = std::fs::read_dir(dir).map_err(|source| JournalError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let ours = name.starts_with("groups.") && name.contains(".journal");
+        if ours && name != keep_name {
+            let path = entry.path();
+            std::fs::remove_file(&path).map_err(|source| JournalError::Io { path, source })?;
+        }
+    }
+    Ok(())
+}

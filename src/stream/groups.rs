@@ -1,0 +1,546 @@
+//! Consumer groups as library users see them: [`Group`] handles and [`Delivery`]s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::Stream;
+use super::source::LogSource;
+use crate::group::durable::DurableGroups;
+use crate::group::{
+    AutoClaim, ClaimOptions, DeadLetter, EntrySource, GroupError, GroupPolicy, GroupsState,
+    HistoryEntry, ReadNew,
+};
+use crate::id::StreamId;
+use crate::log::Entry;
+use crate::record::Headers;
+use crate::store::StoreError;
+use crate::stream::Message;
+
+/// Where a new group starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupStart {
+    /// Every entry of the stream (Redis's `0`).
+    Beginning,
+    /// Only entries appended from now on (Redis's `$`).
+    End,
+    /// Entries with IDs greater than this one.
+    After(StreamId),
+}
+
+/// How long a blocking read sleeps at most before looking again for pending entries whose ack
+/// deadline passed (new entries wake it at once).
+const REDELIVERY_RECHECK: Duration = Duration::from_millis(250);
+
+/// A consumer group of a stream: every group sees every entry; the consumers inside a group
+/// compete for them.
+///
+/// ```
+/// use std::time::Duration;
+/// use weir::{GroupStart, Message, Store};
+/// use weir::group::GroupPolicy;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::open(dir.path()).unwrap();
+/// let jobs = store.stream(b"jobs").unwrap();
+/// let workers = jobs.create_group(b"workers", GroupStart::Beginning, GroupPolicy::default()).unwrap();
+/// jobs.append(Message::new("resize photo 17")).unwrap();
+///
+/// let batch = workers.read(b"worker-1", 10).unwrap();
+/// assert_eq!(batch[0].body(), b"resize photo 17");
+/// batch[0].ack().unwrap();
+/// assert!(workers.read_blocking(b"worker-1", 10, Duration::from_millis(10)).unwrap().is_empty());
+/// ```
+#[derive(Clone)]
+pub struct Group {
+    stream: Arc<Stream>,
+    name: Arc<[u8]>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("stream", &String::from_utf8_lossy(self.stream.name()))
+            .field("name", &String::from_utf8_lossy(&self.name))
+            .finish()
+    }
+}
+
+/// An entry handed to a consumer: acknowledge it once processed, or give it back.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    group: Group,
+    entry: Entry,
+    /// Times the entry was delivered to this group, this delivery included.
+    pub deliveries: u32,
+    /// For a redelivery: milliseconds since the previous delivery.
+    pub idle_ms: Option<u64>,
+}
+
+impl Delivery {
+    /// The entry's ID.
+    pub fn id(&self) -> StreamId {
+        self.entry.id
+    }
+
+    /// The entry, read in place from the log.
+    pub fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// The entry's body.
+    pub fn body(&self) -> &[u8] {
+        self.entry.body()
+    }
+
+    /// The entry's headers.
+    pub fn headers(&self) -> Headers<'_> {
+        self.entry.headers()
+    }
+
+    /// Acknowledges the entry: it leaves the group's pending list for good. Returns whether it
+    /// was still pending (it may have been claimed and acknowledged by another consumer).
+    pub fn ack(&self) -> Result<bool, StoreError> {
+        Ok(self.group.ack(&[self.entry.id])? == 1)
+    }
+
+    /// Gives the entry back for redelivery to any consumer of the group after `delay`.
+    pub fn nack(&self, delay: Duration) -> Result<bool, StoreError> {
+        Ok(self.group.nack(&[self.entry.id], delay)? == 1)
+    }
+}
+
+/// An entry of a consumer's own pending list, read again.
+#[derive(Debug, Clone)]
+pub enum PendingDelivery {
+    /// The entry, delivered once more.
+    Live(Delivery),
+    /// The entry was deleted from the stream after it was delivered; it stays pending.
+    Deleted(StreamId),
+}
+
+/// Entries a claim moved to a consumer.
+#[derive(Debug, Clone, Default)]
+pub struct Claimed {
+    /// The entries now owned by the consumer.
+    pub deliveries: Vec<Delivery>,
+    /// Pending entries dropped because the stream no longer holds them.
+    pub deleted: Vec<StreamId>,
+    /// For an auto-claim: where the next call should start (`0-0` when the scan is complete).
+    pub next: StreamId,
+}
+
+impl Stream {
+    /// Creates a consumer group.
+    pub fn create_group(
+        self: &Arc<Self>,
+        name: &[u8],
+        start: GroupStart,
+        policy: GroupPolicy,
+    ) -> Result<Group, StoreError> {
+        policy.validate()?;
+        let position = match start {
+            GroupStart::Beginning => StreamId::MIN,
+            GroupStart::End => self.log.last_id(),
+            GroupStart::After(id) => id,
+        };
+        {
+            let mut groups = self.groups.lock();
+            groups.apply(|state| state.create_group(name, position, None))?;
+            if policy != GroupPolicy::default() {
+                groups.apply(|state| state.set_policy(name, policy))?;
+            }
+        }
+        self.commit_groups()?;
+        Ok(self.group_handle(name))
+    }
+
+    /// The group called `name`.
+    pub fn group(self: &Arc<Self>, name: &[u8]) -> Result<Group, StoreError> {
+        if !self.groups.lock().state().has_group(name) {
+            return Err(GroupError::NoGroup {
+                group: name.to_vec(),
+            }
+            .into());
+        }
+        Ok(self.group_handle(name))
+    }
+
+    fn group_handle(self: &Arc<Self>, name: &[u8]) -> Group {
+        Group {
+            stream: Arc::clone(self),
+            name: name.into(),
+        }
+    }
+
+    /// Destroys a group and its pending list; returns whether it existed.
+    pub fn destroy_group(&self, name: &[u8]) -> Result<bool, StoreError> {
+        let existed = self
+            .groups
+            .lock()
+            .apply(|state| Ok(state.destroy_group(name)))?;
+        self.commit_groups()?;
+        Ok(existed)
+    }
+
+    /// The names of the stream's groups.
+    pub fn group_names(&self) -> Vec<Vec<u8>> {
+        let groups = self.groups.lock();
+        groups.state().group_names().map(<[u8]>::to_vec).collect()
+    }
+
+    /// Runs a query over the groups' state (pending lists, group and consumer information).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = weir::Store::open(dir.path()).unwrap();
+    /// # let stream = store.stream(b"s").unwrap();
+    /// # stream.create_group(b"g", weir::GroupStart::Beginning, Default::default()).unwrap();
+    /// let lag = stream.inspect_groups(|state, log| state.group_info(log, b"g").map(|info| info.lag));
+    /// assert_eq!(lag, Ok(Some(0)));
+    /// ```
+    pub fn inspect_groups<T>(&self, query: impl FnOnce(&GroupsState, &dyn EntrySource) -> T) -> T {
+        let groups = self.groups.lock();
+        query(groups.state(), &LogSource(&self.log))
+    }
+
+    fn commit_groups(&self) -> Result<(), StoreError> {
+        self.syncer.commit(&self.flush_handle())?;
+        Ok(())
+    }
+
+    /// Appends dead letters to the group's dead-letter stream, then removes them from the
+    /// pending list. Runs under the group lock, so no other read hands them out meanwhile.
+    fn dead_letter(
+        &self,
+        groups: &mut DurableGroups,
+        group: &[u8],
+        letters: &[DeadLetter],
+    ) -> Result<(), StoreError> {
+        let policy = groups
+            .state()
+            .group_info(&LogSource(&self.log), group)?
+            .policy
+            .clone();
+        let Some(target) = policy.dead_letter else {
+            return Ok(());
+        };
+        let resolver = self.resolver.upgrade().ok_or(StoreError::Closed)?;
+        let target = resolver.resolve(&target)?;
+        let mut messages = Vec::with_capacity(letters.len());
+        let mut ids = Vec::with_capacity(letters.len());
+        for letter in letters {
+            if let Some(entry) = self.log.read(letter.offset)? {
+                messages.push(self.dead_letter_message(&entry, group, letter.deliveries));
+            }
+            ids.push(letter.id);
+        }
+        if !messages.is_empty() {
+            target.append_batch(&messages)?;
+        }
+        groups.apply(|state| state.commit_dead_letters(group, &ids))?;
+        Ok(())
+    }
+
+    fn dead_letter_message(&self, entry: &Entry, group: &[u8], deliveries: u32) -> Message {
+        let mut message = Message::new(Bytes::copy_from_slice(entry.body()));
+        for (name, value) in entry.headers() {
+            message = message.header(Bytes::copy_from_slice(name), Bytes::copy_from_slice(value));
+        }
+        message
+            .header("dead-letter-stream", Bytes::copy_from_slice(&self.name))
+            .header("dead-letter-id", entry.id.to_string())
+            .header("dead-letter-group", Bytes::copy_from_slice(group))
+            .header("dead-letter-deliveries", deliveries.to_string())
+    }
+}
+
+impl Group {
+    /// The group's name.
+    pub fn name(&self) -> &[u8] {
+        &self.name
+    }
+
+    /// The stream the group reads.
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    /// Hands up to `max` entries to `consumer`: entries due for redelivery first (ack deadline
+    /// passed, or negatively acknowledged), then new ones. Returns at once, possibly empty.
+    pub fn read(&self, consumer: &[u8], max: usize) -> Result<Vec<Delivery>, StoreError> {
+        self.read_with(consumer, ReadNew::count(max))
+    }
+
+    /// [`read`](Self::read) with every option of `XREADGROUP … >`.
+    pub fn read_with(
+        &self,
+        consumer: &[u8],
+        request: ReadNew,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let deliveries = self.read_uncommitted(consumer, request)?;
+        self.stream.commit_groups()?;
+        Ok(deliveries)
+    }
+
+    fn read_uncommitted(
+        &self,
+        consumer: &[u8],
+        request: ReadNew,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let stream = &self.stream;
+        let now_ms = stream.clock.now_ms();
+        let outcome = {
+            let mut groups = stream.groups.lock();
+            let outcome = groups.apply(|state| {
+                state.read_new(
+                    &LogSource(&stream.log),
+                    &self.name,
+                    consumer,
+                    request,
+                    now_ms,
+                )
+            })?;
+            if !outcome.dead_letters.is_empty() {
+                stream.dead_letter(&mut groups, &self.name, &outcome.dead_letters)?;
+            }
+            outcome
+        };
+        let mut deliveries = Vec::with_capacity(outcome.entries.len());
+        for delivered in &outcome.entries {
+            if let Some(entry) = stream.log.read(delivered.offset)? {
+                deliveries.push(self.delivery(entry, delivered.deliveries, delivered.idle_ms));
+            }
+        }
+        Ok(deliveries)
+    }
+
+    fn delivery(&self, entry: Entry, deliveries: u32, idle_ms: Option<u64>) -> Delivery {
+        Delivery {
+            group: self.clone(),
+            entry,
+            deliveries,
+            idle_ms,
+        }
+    }
+
+    /// Like [`read`](Self::read), but waits up to `timeout` for entries to arrive. New entries
+    /// wake it at once; entries whose ack deadline passes are noticed within a quarter second.
+    pub fn read_blocking(
+        &self,
+        consumer: &[u8],
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self.stream.appended.generation();
+            let deliveries = self.read(consumer, max)?;
+            let now = Instant::now();
+            if !deliveries.is_empty() || now >= deadline {
+                return Ok(deliveries);
+            }
+            self.stream
+                .appended
+                .wait_past(seen, deadline.min(now + REDELIVERY_RECHECK));
+        }
+    }
+
+    /// Waits, without blocking a thread, until at least one entry can be handed to `consumer`.
+    /// Wrap it in `tokio::time::timeout` to bound the wait.
+    pub async fn read_async(
+        &self,
+        consumer: &[u8],
+        max: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        loop {
+            let seen = self.stream.appended.generation();
+            let deliveries = self.read_uncommitted(consumer, ReadNew::count(max))?;
+            self.stream
+                .syncer
+                .commit_async(&self.stream.flush_handle())
+                .await?;
+            if !deliveries.is_empty() {
+                return Ok(deliveries);
+            }
+            tokio::select! {
+                () = self.stream.appended.changed_past(seen) => {}
+                () = tokio::time::sleep(REDELIVERY_RECHECK) => {}
+            }
+        }
+    }
+
+    /// Delivers again `consumer`'s own pending entries with IDs after `after` (Redis's
+    /// `XREADGROUP` with an explicit ID): each one's delivery count goes up.
+    pub fn read_pending(
+        &self,
+        consumer: &[u8],
+        after: StreamId,
+        max: usize,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        let stream = &self.stream;
+        let now_ms = stream.clock.now_ms();
+        let history = stream.groups.lock().apply(|state| {
+            state.read_pending(
+                &LogSource(&stream.log),
+                &self.name,
+                consumer,
+                after,
+                max,
+                now_ms,
+            )
+        })?;
+        stream.commit_groups()?;
+        let mut out = Vec::with_capacity(history.len());
+        for item in history {
+            match item {
+                HistoryEntry::Live(delivered) => match stream.log.read(delivered.offset)? {
+                    Some(entry) => out.push(PendingDelivery::Live(self.delivery(
+                        entry,
+                        delivered.deliveries,
+                        delivered.idle_ms,
+                    ))),
+                    None => out.push(PendingDelivery::Deleted(delivered.id)),
+                },
+                HistoryEntry::Deleted(id) => out.push(PendingDelivery::Deleted(id)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges entries; returns how many were pending. Durable before it returns under
+    /// [`Durability::Always`](crate::Durability::Always).
+    pub fn ack(&self, ids: &[StreamId]) -> Result<usize, StoreError> {
+        let count = self
+            .stream
+            .groups
+            .lock()
+            .apply(|state| state.ack(&self.name, ids))?;
+        self.stream.commit_groups()?;
+        Ok(count)
+    }
+
+    /// Gives entries back for redelivery to any consumer after `delay` (zero: at once); returns
+    /// how many were pending.
+    pub fn nack(&self, ids: &[StreamId], delay: Duration) -> Result<usize, StoreError> {
+        let now_ms = self.stream.clock.now_ms();
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        let count = self
+            .stream
+            .groups
+            .lock()
+            .apply(|state| state.nack(&self.name, None, ids, delay_ms, now_ms))?;
+        self.stream.commit_groups()?;
+        Ok(count)
+    }
+
+    /// Moves pending entries to `consumer` (Redis's `XCLAIM` and its options).
+    pub fn claim(
+        &self,
+        consumer: &[u8],
+        ids: &[StreamId],
+        options: ClaimOptions,
+    ) -> Result<Claimed, StoreError> {
+        let stream = &self.stream;
+        let now_ms = stream.clock.now_ms();
+        let outcome = stream.groups.lock().apply(|state| {
+            state.claim(
+                &LogSource(&stream.log),
+                &self.name,
+                consumer,
+                ids,
+                options,
+                now_ms,
+            )
+        })?;
+        stream.commit_groups()?;
+        Ok(Claimed {
+            deliveries: self.read_deliveries(&outcome.claimed)?,
+            deleted: outcome.deleted,
+            next: StreamId::MIN,
+        })
+    }
+
+    /// Scans the pending list from a cursor and moves idle entries to `consumer` (Redis's
+    /// `XAUTOCLAIM`).
+    pub fn auto_claim(&self, consumer: &[u8], request: AutoClaim) -> Result<Claimed, StoreError> {
+        let stream = &self.stream;
+        let now_ms = stream.clock.now_ms();
+        let outcome = stream.groups.lock().apply(|state| {
+            state.auto_claim(
+                &LogSource(&stream.log),
+                &self.name,
+                consumer,
+                request,
+                now_ms,
+            )
+        })?;
+        stream.commit_groups()?;
+        Ok(Claimed {
+            deliveries: self.read_deliveries(&outcome.claimed)?,
+            deleted: outcome.deleted,
+            next: outcome.next,
+        })
+    }
+
+    fn read_deliveries(
+        &self,
+        claimed: &[crate::group::Delivery],
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut out = Vec::with_capacity(claimed.len());
+        for delivered in claimed {
+            if let Some(entry) = self.stream.log.read(delivered.offset)? {
+                out.push(self.delivery(entry, delivered.deliveries, delivered.idle_ms));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a consumer; returns whether it was new.
+    pub fn create_consumer(&self, consumer: &[u8]) -> Result<bool, StoreError> {
+        let now_ms = self.stream.clock.now_ms();
+        let created = self
+            .stream
+            .groups
+            .lock()
+            .apply(|state| state.create_consumer(&self.name, consumer, now_ms))?;
+        self.stream.commit_groups()?;
+        Ok(created)
+    }
+
+    /// Deletes a consumer; returns how many pending entries it held (they are dropped).
+    pub fn delete_consumer(&self, consumer: &[u8]) -> Result<usize, StoreError> {
+        let dropped = self
+            .stream
+            .groups
+            .lock()
+            .apply(|state| state.delete_consumer(&self.name, consumer))?;
+        self.stream.commit_groups()?;
+        Ok(dropped)
+    }
+
+    /// Moves the group's last-delivered ID (Redis's `XGROUP SETID`, with `ENTRIESREAD`).
+    pub fn set_position(
+        &self,
+        last_delivered: StreamId,
+        entries_read: Option<u64>,
+    ) -> Result<(), StoreError> {
+        self.stream
+            .groups
+            .lock()
+            .apply(|state| state.set_id(&self.name, last_delivered, entries_read))?;
+        self.stream.commit_groups()
+    }
+
+    /// Replaces the group's policy (ack deadline, delivery limit, dead-letter stream, pending
+    /// cap).
+    pub fn set_policy(&self, policy: GroupPolicy) -> Result<(), StoreError> {
+        policy.validate()?;
+        self.stream
+            .groups
+            .lock()
+            .apply(|state| state.set_policy(&self.name, policy))?;
+        self.stream.commit_groups()
+    }
+}

@@ -1,0 +1,65 @@
+//! Wake-ups for readers waiting for new entries, without polling.
+
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+/// A counter bumped after every append, waited on by blocking and async readers.
+#[derive(Debug)]
+pub(crate) struct AppendSignal {
+    generation: Mutex<u64>,
+    changed: Condvar,
+    watch: watch::Sender<u64>,
+}
+
+impl AppendSignal {
+    pub(crate) fn new() -> Self {
+        AppendSignal {
+            generation: Mutex::new(0),
+            changed: Condvar::new(),
+            watch: watch::channel(0).0,
+        }
+    }
+
+    /// The current generation: read it before looking for entries, then wait for a change.
+    pub(crate) fn generation(&self) -> u64 {
+        *self.generation.lock()
+    }
+
+    /// Wakes every waiter.
+    pub(crate) fn notify(&self) {
+        let mut generation = self.generation.lock();
+        *generation += 1;
+        let now = *generation;
+        drop(generation);
+        self.changed.notify_all();
+        self.watch.send_replace(now);
+    }
+
+    /// Blocks until the generation moves past `seen` or `deadline` passes; returns whether it
+    /// moved.
+    pub(crate) fn wait_past(&self, seen: u64, deadline: Instant) -> bool {
+        let mut generation = self.generation.lock();
+        while *generation == seen {
+            if self
+                .changed
+                .wait_until(&mut generation, deadline)
+                .timed_out()
+            {
+                return *generation != seen;
+            }
+        }
+        true
+    }
+
+    /// Waits, without blocking a thread, until the generation moves past `seen`.
+    pub(crate) async fn changed_past(&self, seen: u64) {
+        let mut receiver = self.watch.subscribe();
+        while *receiver.borrow_and_update() == seen {
+            if receiver.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
