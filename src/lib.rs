@@ -47,4 +47,6 @@ pub use group::durable::GroupRecovery;
 pub use id::{ParseIdError, StreamId};
 pub use log::{Appended, Entry, IdSpec, LogOptions, RecoveryReport, Retention};
 pub use store::{Store, StoreError, StoreOptions, StoreRecovery};
-pub use stream::{Claimed, Delivery, Group, GroupStart, Message, PendingDelivery, Stream};
+pub use stream::{
+    Claimed, Delivery, Group, GroupStart, Message, PendingDelivery, Stream, StreamConfig,
+};

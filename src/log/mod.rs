@@ -241,6 +241,11 @@ impl Log {
         tip.last_id.max(self.meta.read().last_id_floor)
     }
 
+    /// The largest ID ever deleted (Redis's `max-deleted-entry-id`).
+    pub fn max_deleted_id(&self) -> StreamId {
+        self.meta.read().max_deleted_id
+    }
+
     /// A copy of the metadata.
     pub fn meta(&self) -> MetaState {
         self.meta.read().clone()

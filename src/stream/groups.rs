@@ -418,6 +418,9 @@ impl Group {
             .lock()
             .apply(|state| state.ack(&self.name, ids))?;
         self.stream.commit_groups()?;
+        if count > 0 {
+            self.stream.drop_acknowledged()?;
+        }
         Ok(count)
     }
 

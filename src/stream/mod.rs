@@ -1,9 +1,11 @@
 //! A stream: the handle through which entries are appended and read, and its consumer groups.
 
+mod config;
 mod groups;
 mod signal;
 mod source;
 
+pub use config::StreamConfig;
 pub use groups::{Claimed, Delivery, Group, GroupStart, PendingDelivery};
 
 use std::ops::Bound;
@@ -13,7 +15,7 @@ use bytes::Bytes;
 
 use std::sync::Weak;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 use crate::clock::SharedClock;
 use crate::durability::{Flush, Syncer};
@@ -94,6 +96,7 @@ pub struct Stream {
     flush: Arc<StreamFlush>,
     appended: AppendSignal,
     resolver: Weak<dyn StreamResolver>,
+    config: RwLock<StreamConfig>,
 }
 
 /// Finds (or creates) another stream of the same store: where dead letters go.
@@ -125,6 +128,12 @@ impl Stream {
         context: StreamContext,
     ) -> Result<(Stream, GroupRecovery), StoreError> {
         let log = Arc::new(log);
+        let config = StreamConfig::decode(&log.meta().attributes).map_err(|error| {
+            StoreError::BadStreamDir {
+                path: log.dir().to_path_buf(),
+                detail: format!("unreadable stream configuration: {error}"),
+            }
+        })?;
         let (groups, recovery) = DurableGroups::open(log.dir(), &LogSource(&log))?;
         let flush = Arc::new(StreamFlush {
             log: Arc::clone(&log),
@@ -139,6 +148,7 @@ impl Stream {
             flush,
             appended: AppendSignal::new(),
             resolver: context.resolver,
+            config: RwLock::new(config),
         };
         Ok((stream, recovery))
     }
@@ -285,6 +295,36 @@ impl Stream {
         Ok(self.log.enforce_retention(self.clock.now_ms())?)
     }
 
+    /// The stream's settings.
+    pub fn config(&self) -> StreamConfig {
+        *self.config.read()
+    }
+
+    /// Replaces the stream's settings (durable under the store's policy).
+    pub fn set_config(&self, config: StreamConfig) -> Result<(), StoreError> {
+        self.log
+            .record_meta(crate::log::MetaEvent::SetAttributes(config.encode()))?;
+        *self.config.write() = config;
+        self.commit_meta()?;
+        self.drop_acknowledged()
+    }
+
+    /// Work-queue retention: removes the entries every group has acknowledged (those before the
+    /// smallest unacknowledged ID of all groups). Entries acknowledged out of order after that
+    /// point stay until it passes them. A stream without groups keeps everything.
+    pub(crate) fn drop_acknowledged(&self) -> Result<(), StoreError> {
+        if !self.config().work_queue {
+            return Ok(());
+        }
+        let Some(floor) = self.groups.lock().state().stream_floor() else {
+            return Ok(());
+        };
+        if self.log.trim_min_id(floor, false, None)? > 0 {
+            self.commit_meta()?;
+        }
+        Ok(())
+    }
+
     /// Makes everything written to the stream (entries and group state) durable, whatever the
     /// policy.
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -303,6 +343,7 @@ impl Stream {
             self.log.checkpoint()?;
         }
         self.log.enforce_retention(self.clock.now_ms())?;
+        self.drop_acknowledged()?;
         self.compact_groups_if_large()?;
         Ok(())
     }

@@ -41,7 +41,7 @@ impl EntrySource for LogSource<'_> {
             length: self.0.len(),
             first_id,
             last_id: self.0.last_id(),
-            max_deleted_id: self.0.meta().max_deleted_id,
+            max_deleted_id: self.0.max_deleted_id(),
         }
     }
 }
