@@ -32,6 +32,7 @@ pub mod codec;
 pub mod durability;
 pub mod group;
 pub mod id;
+pub mod idempotency;
 pub mod journal;
 pub mod log;
 pub mod names;
@@ -48,5 +49,6 @@ pub use id::{ParseIdError, StreamId};
 pub use log::{Appended, Entry, IdSpec, LogOptions, RecoveryReport, Retention};
 pub use store::{Store, StoreError, StoreOptions, StoreRecovery};
 pub use stream::{
-    Claimed, Delivery, Group, GroupStart, Message, PendingDelivery, Stream, StreamConfig,
+    Claimed, Delivery, Group, GroupStart, IdempotentAppend, Message, PendingDelivery, Stream,
+    StreamConfig,
 };

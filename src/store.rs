@@ -57,6 +57,9 @@ pub enum StoreError {
     /// A stream directory has no readable name.
     #[error("stream directory {path} is damaged: {detail}")]
     BadStreamDir { path: PathBuf, detail: String },
+    /// A setting is out of its allowed range.
+    #[error("invalid stream setting: {0}")]
+    InvalidConfig(String),
     /// An append was given no entries.
     #[error("nothing to append: the batch is empty")]
     EmptyBatch,

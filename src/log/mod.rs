@@ -432,6 +432,23 @@ impl Log {
         Ok(found)
     }
 
+    /// Up to `max` live entries from `offset` on, in offset order.
+    pub fn read_from(&self, offset: u64, max: usize) -> Result<Vec<Entry>, LogError> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        self.scan_forward(Start::Offset(offset), |entry| {
+            out.push(entry);
+            if out.len() >= max {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(out)
+    }
+
     /// The offset of the live entry with exactly this ID.
     pub fn lookup(&self, id: StreamId) -> Result<Option<u64>, LogError> {
         let found = self.range(Bound::Included(id), Bound::Included(id), 1)?;

@@ -2,11 +2,13 @@
 
 mod config;
 mod groups;
+mod idempotent;
 mod signal;
 mod source;
 
 pub use config::StreamConfig;
 pub use groups::{Claimed, Delivery, Group, GroupStart, PendingDelivery};
+pub use idempotent::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, IdempotentAppend};
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use crate::clock::SharedClock;
 use crate::durability::{Flush, Syncer};
 use crate::group::durable::{DurableGroups, GroupRecovery};
 use crate::id::StreamId;
+use crate::idempotency::IdempotencyWindows;
 use crate::log::{Appended, Entry, IdSpec, Log, NewEntry, Retention};
 use crate::record::IdempotencyKey;
 use crate::store::StoreError;
@@ -97,6 +100,7 @@ pub struct Stream {
     appended: AppendSignal,
     resolver: Weak<dyn StreamResolver>,
     config: RwLock<StreamConfig>,
+    idempotency: Mutex<IdempotencyWindows>,
 }
 
 /// Finds (or creates) another stream of the same store: where dead letters go.
@@ -135,6 +139,11 @@ impl Stream {
             }
         })?;
         let (groups, recovery) = DurableGroups::open(log.dir(), &LogSource(&log))?;
+        let windows = idempotent::recover_windows(
+            &log,
+            idempotent::window_config(&config),
+            context.clock.now_ms(),
+        )?;
         let flush = Arc::new(StreamFlush {
             log: Arc::clone(&log),
             groups_sync: Mutex::new(groups.sync_handle()),
@@ -149,6 +158,7 @@ impl Stream {
             appended: AppendSignal::new(),
             resolver: context.resolver,
             config: RwLock::new(config),
+            idempotency: Mutex::new(windows),
         };
         Ok((stream, recovery))
     }
@@ -302,9 +312,15 @@ impl Stream {
 
     /// Replaces the stream's settings (durable under the store's policy).
     pub fn set_config(&self, config: StreamConfig) -> Result<(), StoreError> {
+        idempotent::window_config(&config)
+            .validate()
+            .map_err(|error| StoreError::InvalidConfig(error.to_string()))?;
         self.log
             .record_meta(crate::log::MetaEvent::SetAttributes(config.encode()))?;
         *self.config.write() = config;
+        self.idempotency
+            .lock()
+            .set_config(idempotent::window_config(&config), self.clock.now_ms());
         self.commit_meta()?;
         self.drop_acknowledged()
     }
@@ -341,6 +357,7 @@ impl Stream {
     pub(crate) fn maintain(&self) -> Result<(), StoreError> {
         if self.log.take_checkpoint_due() {
             self.log.checkpoint()?;
+            self.save_idempotency()?;
         }
         self.log.enforce_retention(self.clock.now_ms())?;
         self.drop_acknowledged()?;
@@ -358,6 +375,7 @@ impl Stream {
     }
 
     pub(crate) fn close(&self) -> Result<(), StoreError> {
+        self.save_idempotency()?;
         self.log.close()?;
         self.groups.lock().sync_handle().sync()?;
         Ok(())
