@@ -44,6 +44,11 @@ pub enum GroupStoreError {
         "{path}: {detail}: the file holds group state this version cannot read; run the version that wrote it"
     )]
     Undecodable { path: PathBuf, detail: String },
+    /// Group journals exist without the snapshot that names their generation.
+    #[error(
+        "{0} holds group journals but no {GROUP_SNAPSHOT_FILE}: restore the snapshot from a backup, or move the journals away to start the groups afresh"
+    )]
+    MissingSnapshot(PathBuf),
     /// An earlier journal write failed, so memory is ahead of the disk.
     #[error(
         "consumer-group state of {0} stopped taking changes after a failed journal write: restart to recover from disk"
@@ -92,7 +97,10 @@ impl DurableGroups {
                 }
                 snapshot.generation
             }
-            None => 1,
+            None => {
+                refuse_orphan_journals(dir)?;
+                1
+            }
         };
         let path = dir.join(group_journal_name(generation));
         let mut recovery = GroupRecovery::default();
@@ -185,6 +193,16 @@ impl DurableGroups {
     /// The old journal is synced first, so the new snapshot never holds less than the disk had.
     pub fn compact(&mut self) -> Result<(), GroupStoreError> {
         self.check_healthy()?;
+        let result = self.write_compacted();
+        if result.is_err() {
+            // Half-way, the disk may already name the new generation while memory still writes
+            // to the old journal: stop taking changes rather than lose them at the next open.
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn write_compacted(&mut self) -> Result<(), GroupStoreError> {
         self.journal.sync()?;
         let generation = self.journal.generation() + 1;
         let new_journal = Journal::create(
@@ -234,6 +252,24 @@ pub fn decode_snapshot(payload: &[u8]) -> Result<Vec<GroupEvent>, CodecError> {
         })?);
     }
     Ok(events)
+}
+
+/// Without a snapshot only a first-generation journal can exist: a later one means the snapshot
+/// that named it was lost, and replaying the journal alone would rebuild a wrong state.
+fn refuse_orphan_journals(dir: &Path) -> Result<(), GroupStoreError> {
+    let first = group_journal_name(1);
+    let entries = std::fs::read_dir(dir).map_err(|source| JournalError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("groups.") && name.ends_with(".journal") && name != first {
+            return Err(GroupStoreError::MissingSnapshot(dir.to_path_buf()));
+        }
+    }
+    Ok(())
 }
 
 fn remove_other_journals(dir: &Path, keep: u64) -> Result<(), GroupStoreError> {

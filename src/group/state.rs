@@ -487,9 +487,11 @@ impl GroupsState {
         events
     }
 
-    /// Recovery after the log lost its tail: drops pending entries whose log entry no longer
-    /// exists, and moves every last-delivered ID beyond the log's last ID back to it (the read
-    /// counter then counts every entry added). Reports the groups it changed.
+    /// Recovery after the log lost its tail: drops pending entries beyond the log's last ID
+    /// (their records never reached the disk), and moves every last-delivered ID beyond it back
+    /// to it (the read counter then counts every entry added). Reports the groups it changed.
+    /// Pending entries deleted from inside the log stay pending, as Redis keeps them, until a
+    /// claim or read reports them deleted.
     pub fn clamp_to_log<S: EntrySource + ?Sized>(
         &mut self,
         source: &S,
@@ -504,7 +506,7 @@ impl GroupsState {
                     .pel
                     .keys()
                     .copied()
-                    .filter(|&id| source.lookup(id).is_none())
+                    .filter(|&id| id > facts.last_id)
                     .collect(),
                 rewound: (group.last_delivered > facts.last_id)
                     .then_some((group.last_delivered, facts.last_id)),

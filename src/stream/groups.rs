@@ -238,6 +238,9 @@ impl Stream {
         }
         if !messages.is_empty() {
             target.append_batch(&messages)?;
+            // Whatever the policy, the dead letters reach the disk before the record that
+            // takes them out of the pending list can.
+            target.flush()?;
         }
         groups.apply(|state| state.commit_dead_letters(group, &ids))?;
         Ok(())

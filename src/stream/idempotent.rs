@@ -77,6 +77,13 @@ pub(crate) fn recover_windows(
         }
         None => (IdempotencyWindows::new(config), 0),
     };
+    if offset > log.next_offset() {
+        // The log lost entries the snapshot saw: some keys may name entries that are gone, and
+        // a retry must append again rather than be told it is a duplicate.
+        tracing::warn!(path = %path.display(), covered = offset, next_offset = log.next_offset(), "idempotency snapshot is ahead of the recovered log; rebuilding it from the log");
+        windows = IdempotencyWindows::new(config);
+        offset = 0;
+    }
     windows.set_config(config, now_ms);
     loop {
         let entries = log.read_from(offset, ENTRIES_PER_READ)?;
@@ -142,6 +149,9 @@ impl Stream {
         let mut windows = self.idempotency.lock();
         let now_ms = self.clock.now_ms();
         if let Some(id) = windows.lookup(producer, iid, now_ms) {
+            drop(windows);
+            // The original may have been appended a moment ago and not be durable yet.
+            self.syncer.commit(&self.flush_handle())?;
             return Ok(IdempotentAppend::Duplicate(id));
         }
         message.idempotency = Some((
@@ -161,9 +171,13 @@ impl Stream {
         self.idempotency.lock().tracked()
     }
 
+    /// Saves the windows. The entries they name are flushed first, under the windows' lock (no
+    /// keyed append can slip in between), so the snapshot never names an entry the disk lacks.
     pub(crate) fn save_idempotency(&self) -> Result<(), StoreError> {
         let mut windows = self.idempotency.lock();
+        let covered = self.log.next_offset();
+        self.log.flush()?;
         windows.expire(self.clock.now_ms());
-        save_windows(self.log.dir(), &windows, self.log.next_offset())
+        save_windows(self.log.dir(), &windows, covered)
     }
 }

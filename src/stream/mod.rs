@@ -44,7 +44,7 @@ pub struct Message {
     pub id: IdSpec,
     pub headers: Vec<(Bytes, Bytes)>,
     pub body: Bytes,
-    pub idempotency: Option<(Bytes, Bytes)>,
+    pub(crate) idempotency: Option<(Bytes, Bytes)>,
 }
 
 impl Message {
