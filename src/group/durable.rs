@@ -289,3 +289,120 @@ fn remove_other_journals(dir: &Path, keep: u64) -> Result<(), GroupStoreError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::ReadNew;
+    use crate::group::test_log::TestLog;
+    use crate::id::StreamId;
+
+    fn log_with(entries: u64) -> TestLog {
+        let mut log = TestLog::new();
+        log.append_range(1..=entries);
+        log
+    }
+
+    fn deliver(groups: &mut DurableGroups, log: &TestLog, count: usize, now_ms: u64) {
+        groups
+            .apply(|state| state.read_new(log, b"g", b"c", ReadNew::count(count), now_ms))
+            .unwrap();
+    }
+
+    #[test]
+    fn reopening_replays_the_journal_and_compaction_keeps_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(50);
+        let (mut groups, recovery) = DurableGroups::open(dir.path(), &log).unwrap();
+        assert_eq!(recovery, GroupRecovery::default());
+        groups
+            .apply(|state| state.create_group(b"g", StreamId::MIN, None))
+            .unwrap();
+        deliver(&mut groups, &log, 20, 1_000);
+        groups
+            .apply(|state| state.ack(b"g", &[StreamId::new(3, 0), StreamId::new(4, 0)]))
+            .unwrap();
+        let before = groups.state().clone();
+        drop(groups);
+
+        let (mut groups, recovery) = DurableGroups::open(dir.path(), &log).unwrap();
+        assert_eq!(groups.state(), &before);
+        assert!(recovery.events_replayed >= 3);
+        groups.compact().unwrap();
+        deliver(&mut groups, &log, 5, 2_000);
+        let after = groups.state().clone();
+        drop(groups);
+
+        let (groups, recovery) = DurableGroups::open(dir.path(), &log).unwrap();
+        assert_eq!(groups.state(), &after);
+        assert_eq!(
+            recovery.events_replayed, 1,
+            "only the read after compaction is replayed"
+        );
+        let journals = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().ends_with(".journal")
+            })
+            .count();
+        assert_eq!(journals, 1, "the compacted journal is gone");
+    }
+
+    #[test]
+    fn pending_entries_beyond_a_lost_tail_are_dropped_and_deleted_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = log_with(10);
+        let (mut groups, _) = DurableGroups::open(dir.path(), &log).unwrap();
+        groups
+            .apply(|state| state.create_group(b"g", StreamId::MIN, None))
+            .unwrap();
+        deliver(&mut groups, &log, 10, 1_000);
+        drop(groups);
+
+        log.delete(StreamId::new(2, 0));
+        let shorter = log_with(6);
+        let mut shorter_with_delete = shorter.clone();
+        shorter_with_delete.delete(StreamId::new(2, 0));
+        let (groups, recovery) = DurableGroups::open(dir.path(), &shorter_with_delete).unwrap();
+        let summary = groups.state().pending_summary(b"g").unwrap();
+        assert_eq!(
+            summary.count, 6,
+            "entries 7..=10 were lost, entry 2 was deleted"
+        );
+        assert_eq!(recovery.clamped.len(), 1);
+        assert_eq!(recovery.clamped[0].dropped.len(), 4);
+        assert_eq!(
+            recovery.clamped[0].rewound,
+            Some((StreamId::new(10, 0), StreamId::new(6, 0)))
+        );
+    }
+
+    #[test]
+    fn journals_without_their_snapshot_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(5);
+        let (mut groups, _) = DurableGroups::open(dir.path(), &log).unwrap();
+        groups
+            .apply(|state| state.create_group(b"g", StreamId::MIN, None))
+            .unwrap();
+        groups.compact().unwrap();
+        drop(groups);
+        std::fs::remove_file(dir.path().join(GROUP_SNAPSHOT_FILE)).unwrap();
+        let error = DurableGroups::open(dir.path(), &log).unwrap_err();
+        assert!(
+            matches!(error, GroupStoreError::MissingSnapshot(_)),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn snapshot_payload_round_trip_and_garbage() {
+        let events = vec![GroupEvent::GroupDestroyed {
+            group: b"x".to_vec(),
+        }];
+        assert_eq!(decode_snapshot(&encode_snapshot(&events)).unwrap(), events);
+        assert!(decode_snapshot(&[1, 0, 0, 0, 0]).is_err());
+        assert!(decode_snapshot(&[9, 9]).is_err());
+    }
+}
