@@ -38,6 +38,7 @@ pub mod log;
 pub mod names;
 pub mod record;
 pub mod segment;
+pub mod server;
 pub mod store;
 pub mod stream;
 

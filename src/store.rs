@@ -258,6 +258,33 @@ impl Store {
         names
     }
 
+    /// Renames a stream (Redis's `RENAME`): an existing stream called `to` is deleted first.
+    /// Returns whether `from` existed. The new name is written to the stream's `NAME` file
+    /// atomically (temporary file, fsync, rename, directory fsync).
+    pub fn rename_stream(&self, from: &[u8], to: &[u8]) -> Result<bool, StoreError> {
+        if from == to {
+            return Ok(self.get(from).is_some());
+        }
+        if self.get(from).is_none() {
+            return Ok(false);
+        }
+        self.delete_stream(to)?;
+        let _creating = self.shared.create_lock.lock();
+        let Some((stream, path)) = self.shared.streams.read().get(from).cloned() else {
+            return Ok(false);
+        };
+        let tmp = path.join("NAME.tmp");
+        write_durably(&tmp, to)?;
+        let name_path = path.join(NAME_FILE);
+        std::fs::rename(&tmp, &name_path).map_err(io_error("rename", &tmp))?;
+        journal::sync_dir(&path)?;
+        stream.set_name(to);
+        let mut streams = self.shared.streams.write();
+        streams.remove(from);
+        streams.insert(to.to_vec(), (stream, path));
+        Ok(true)
+    }
+
     /// Deletes a stream and its files; returns whether it existed. Readers holding entries keep
     /// them readable until they drop them.
     pub fn delete_stream(&self, name: &[u8]) -> Result<bool, StoreError> {
@@ -403,7 +430,7 @@ fn run_maintenance(shared: &Shared) {
                 return;
             }
             if let Err(error) = stream.maintain() {
-                tracing::error!(stream = %String::from_utf8_lossy(stream.name()), %error, "stream maintenance failed");
+                tracing::error!(stream = %String::from_utf8_lossy(&stream.name()), %error, "stream maintenance failed");
             }
         }
     }

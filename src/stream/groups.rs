@@ -61,7 +61,7 @@ pub struct Group {
 impl std::fmt::Debug for Group {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group")
-            .field("stream", &String::from_utf8_lossy(self.stream.name()))
+            .field("stream", &String::from_utf8_lossy(&self.stream.name()))
             .field("name", &String::from_utf8_lossy(&self.name))
             .finish()
     }
@@ -71,6 +71,7 @@ impl std::fmt::Debug for Group {
 #[derive(Debug, Clone)]
 pub struct Delivery {
     group: Group,
+    consumer: Arc<[u8]>,
     entry: Entry,
     /// Times the entry was delivered to this group, this delivery included.
     pub deliveries: u32,
@@ -105,9 +106,19 @@ impl Delivery {
         Ok(self.group.ack(&[self.entry.id])? == 1)
     }
 
-    /// Gives the entry back for redelivery to any consumer of the group after `delay`.
+    /// Gives the entry back for redelivery to any consumer of the group after `delay`. Does
+    /// nothing (and returns false) when the entry is no longer this consumer's: it was
+    /// acknowledged, or redelivered to someone else after its ack deadline.
     pub fn nack(&self, delay: Duration) -> Result<bool, StoreError> {
-        Ok(self.group.nack(&[self.entry.id], delay)? == 1)
+        Ok(self
+            .group
+            .nack_as(Some(&self.consumer), &[self.entry.id], delay)?
+            == 1)
+    }
+
+    /// The consumer the entry was handed to.
+    pub fn consumer(&self) -> &[u8] {
+        &self.consumer
     }
 }
 
@@ -252,7 +263,7 @@ impl Stream {
             message = message.header(Bytes::copy_from_slice(name), Bytes::copy_from_slice(value));
         }
         message
-            .header("dead-letter-stream", Bytes::copy_from_slice(&self.name))
+            .header("dead-letter-stream", self.name())
             .header("dead-letter-id", entry.id.to_string())
             .header("dead-letter-group", Bytes::copy_from_slice(group))
             .header("dead-letter-deliveries", deliveries.to_string())
@@ -313,15 +324,27 @@ impl Group {
         let mut deliveries = Vec::with_capacity(outcome.entries.len());
         for delivered in &outcome.entries {
             if let Some(entry) = stream.log.read(delivered.offset)? {
-                deliveries.push(self.delivery(entry, delivered.deliveries, delivered.idle_ms));
+                deliveries.push(self.delivery(
+                    consumer,
+                    entry,
+                    delivered.deliveries,
+                    delivered.idle_ms,
+                ));
             }
         }
         Ok(deliveries)
     }
 
-    fn delivery(&self, entry: Entry, deliveries: u32, idle_ms: Option<u64>) -> Delivery {
+    fn delivery(
+        &self,
+        consumer: &[u8],
+        entry: Entry,
+        deliveries: u32,
+        idle_ms: Option<u64>,
+    ) -> Delivery {
         Delivery {
             group: self.clone(),
+            consumer: consumer.into(),
             entry,
             deliveries,
             idle_ms,
@@ -351,7 +374,10 @@ impl Group {
     }
 
     /// Waits, without blocking a thread, until at least one entry can be handed to `consumer`.
-    /// Wrap it in `tokio::time::timeout` to bound the wait.
+    /// Wrap it in `tokio::time::timeout` to bound the wait: the read is cancel-safe. Entries are
+    /// taken only when the read returns them, so under
+    /// [`Durability::Always`](crate::Durability::Always) that last step waits for their flush
+    /// on the calling thread, as [`read`](Self::read) does.
     pub async fn read_async(
         &self,
         consumer: &[u8],
@@ -360,13 +386,16 @@ impl Group {
         loop {
             let seen = self.stream.appended.generation();
             let deliveries = self.read_uncommitted(consumer, ReadNew::count(max))?;
+            if !deliveries.is_empty() {
+                // No await between taking the entries and returning them: a read cancelled
+                // there would leave them pending for a caller that never received them.
+                self.stream.commit_groups()?;
+                return Ok(deliveries);
+            }
             self.stream
                 .syncer
                 .commit_async(&self.stream.flush_handle())
                 .await?;
-            if !deliveries.is_empty() {
-                return Ok(deliveries);
-            }
             tokio::select! {
                 () = self.stream.appended.changed_past(seen) => {}
                 () = tokio::time::sleep(REDELIVERY_RECHECK) => {}
@@ -400,6 +429,7 @@ impl Group {
             match item {
                 HistoryEntry::Live(delivered) => match stream.log.read(delivered.offset)? {
                     Some(entry) => out.push(PendingDelivery::Live(self.delivery(
+                        consumer,
                         entry,
                         delivered.deliveries,
                         delivered.idle_ms,
@@ -423,6 +453,8 @@ impl Group {
         self.stream.commit_groups()?;
         if count > 0 {
             self.stream.drop_acknowledged()?;
+            // Room under a group's pending cap: wake readers waiting for it.
+            self.stream.appended.notify();
         }
         Ok(count)
     }
@@ -430,14 +462,25 @@ impl Group {
     /// Gives entries back for redelivery to any consumer after `delay` (zero: at once); returns
     /// how many were pending.
     pub fn nack(&self, ids: &[StreamId], delay: Duration) -> Result<usize, StoreError> {
+        self.nack_as(None, ids, delay)
+    }
+
+    fn nack_as(
+        &self,
+        owner: Option<&[u8]>,
+        ids: &[StreamId],
+        delay: Duration,
+    ) -> Result<usize, StoreError> {
         let now_ms = self.stream.clock.now_ms();
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         let count = self
             .stream
             .groups
             .lock()
-            .apply(|state| state.nack(&self.name, None, ids, delay_ms, now_ms))?;
+            .apply(|state| state.nack(&self.name, owner, ids, delay_ms, now_ms))?;
         self.stream.commit_groups()?;
+        // A released entry may be due now: wake readers waiting for something to hand out.
+        self.stream.appended.notify();
         Ok(count)
     }
 
@@ -462,7 +505,7 @@ impl Group {
         })?;
         stream.commit_groups()?;
         Ok(Claimed {
-            deliveries: self.read_deliveries(&outcome.claimed)?,
+            deliveries: self.read_deliveries(consumer, &outcome.claimed)?,
             deleted: outcome.deleted,
             next: StreamId::MIN,
         })
@@ -484,7 +527,7 @@ impl Group {
         })?;
         stream.commit_groups()?;
         Ok(Claimed {
-            deliveries: self.read_deliveries(&outcome.claimed)?,
+            deliveries: self.read_deliveries(consumer, &outcome.claimed)?,
             deleted: outcome.deleted,
             next: outcome.next,
         })
@@ -492,12 +535,13 @@ impl Group {
 
     fn read_deliveries(
         &self,
+        consumer: &[u8],
         claimed: &[crate::group::Delivery],
     ) -> Result<Vec<Delivery>, StoreError> {
         let mut out = Vec::with_capacity(claimed.len());
         for delivered in claimed {
             if let Some(entry) = self.stream.log.read(delivered.offset)? {
-                out.push(self.delivery(entry, delivered.deliveries, delivered.idle_ms));
+                out.push(self.delivery(consumer, entry, delivered.deliveries, delivered.idle_ms));
             }
         }
         Ok(out)

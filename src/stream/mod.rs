@@ -1,8 +1,10 @@
 //! A stream: the handle through which entries are appended and read, and its consumer groups.
 
+mod admin;
 mod config;
 mod groups;
 mod idempotent;
+mod server_support;
 mod signal;
 mod source;
 
@@ -91,7 +93,7 @@ impl Message {
 
 /// A named stream of entries in a [`Store`](crate::Store).
 pub struct Stream {
-    name: Vec<u8>,
+    name: RwLock<Bytes>,
     log: Arc<Log>,
     syncer: Arc<Syncer>,
     clock: SharedClock,
@@ -118,7 +120,7 @@ pub(crate) struct StreamContext {
 impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Stream")
-            .field("name", &String::from_utf8_lossy(&self.name))
+            .field("name", &String::from_utf8_lossy(&self.name()))
             .field("dir", &self.log.dir())
             .finish()
     }
@@ -149,7 +151,7 @@ impl Stream {
             groups_sync: Mutex::new(groups.sync_handle()),
         });
         let stream = Stream {
-            name,
+            name: RwLock::new(Bytes::from(name)),
             log,
             syncer: context.syncer,
             clock: context.clock,
@@ -164,8 +166,12 @@ impl Stream {
     }
 
     /// The stream's name.
-    pub fn name(&self) -> &[u8] {
-        &self.name
+    pub fn name(&self) -> Bytes {
+        self.name.read().clone()
+    }
+
+    pub(crate) fn set_name(&self, name: &[u8]) {
+        *self.name.write() = Bytes::copy_from_slice(name);
     }
 
     /// The underlying log (lower-level reads, metadata, recovery facts).

@@ -1,0 +1,144 @@
+//! `queue-server`: Redis Streams over the Redis protocol, durable and disk-backed.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use weir::server::{FsyncPolicy, Server, ServerConfig};
+
+/// A Redis-protocol server for weir streams: every Redis client, redis-cli and redis-benchmark
+/// work against it unchanged, and acknowledged writes survive crashes.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Data directory (created if missing; locked while the server runs).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Address to listen on. Anything but loopback needs --requirepass, or only loopback
+    /// clients are served (protected mode).
+    #[arg(long)]
+    bind: Option<IpAddr>,
+    /// TCP port.
+    #[arg(long)]
+    port: Option<u16>,
+    /// When writes reach the disk: `always` (a reply is sent only once the write is on disk;
+    /// concurrent clients share flushes), `everysec` (at most about a second is lost to a power
+    /// failure), or `no` (the operating system decides).
+    #[arg(long, value_parser = parse_fsync)]
+    fsync: Option<FsyncPolicy>,
+    /// Password clients must give with AUTH or HELLO before any other command.
+    #[arg(long)]
+    requirepass: Option<String>,
+    /// Most clients connected at once; more are refused with an error.
+    #[arg(long)]
+    maxclients: Option<usize>,
+    /// A Redis-style configuration file (`name value` lines: dir, bind, port, appendfsync,
+    /// requirepass, maxclients, proto-max-bulk-len, client-query-buffer-limit); flags given
+    /// on the command line win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn parse_fsync(text: &str) -> Result<FsyncPolicy, String> {
+    FsyncPolicy::parse(text).ok_or_else(|| format!("{text:?}: expected always, everysec or no"))
+}
+
+fn configuration(args: Args) -> Result<ServerConfig, String> {
+    let mut config = ServerConfig::default();
+    if let Some(file) = &args.config {
+        config.apply_file(file)?;
+    }
+    if let Some(dir) = args.dir {
+        config.dir = dir;
+    }
+    if let Some(bind) = args.bind {
+        config.bind = bind;
+    }
+    if let Some(port) = args.port {
+        config.port = port;
+    }
+    if let Some(fsync) = args.fsync {
+        config.fsync = fsync;
+    }
+    if args.requirepass.is_some() {
+        config.requirepass = args.requirepass;
+    }
+    if let Some(maxclients) = args.maxclients {
+        config.maxclients = maxclients;
+    }
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = match configuration(Args::parse()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("queue-server: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("queue-server: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("queue-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: ServerConfig) -> Result<(), String> {
+    let server = Server::open(config.clone())
+        .map_err(|e| format!("cannot open data directory {}: {e}", config.dir.display()))?;
+    let recovery = server.recovery();
+    tracing::info!(
+        dir = %config.dir.display(),
+        streams = recovery.streams.len(),
+        entries = recovery.entries(),
+        clean_shutdown = recovery.clean,
+        lost_records = recovery.lost_records(),
+        "recovered data directory"
+    );
+    let listener = weir::server::bind(&config)
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.bind, config.port))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    tracing::info!(%address, fsync = config.fsync.as_str(), "ready to accept connections");
+    weir::server::serve(server, listener, shutdown_signal())
+        .await
+        .map_err(|e| format!("shutdown failed: {e}"))
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received"),
+    }
+}

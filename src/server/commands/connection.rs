@@ -1,0 +1,377 @@
+//! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, and transactions
+//! (MULTI, EXEC, DISCARD).
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::{CommandSpec, Ctx, Outcome, is, lookup, parse_i64, reply, syntax_error, wrong_arity};
+use crate::server::keys::DATABASES;
+use crate::server::resp::{Protocol, Value};
+
+const CONNECTION: &[&str] = &["fast", "no-auth", "transaction-safe"];
+
+pub(super) fn commands() -> Vec<CommandSpec> {
+    let spec = |name, arity, flags, handler| CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: 0,
+        last_key: 0,
+        step: 0,
+        handler,
+    };
+    vec![
+        spec("ping", -1, &["fast"], ping),
+        spec("echo", 2, &["fast"], echo),
+        spec("hello", -1, CONNECTION, hello),
+        spec("auth", -2, CONNECTION, auth),
+        spec("select", 2, &["fast"], select),
+        spec("quit", -1, &["fast", "no-auth", "transaction"], quit),
+        spec("reset", 1, &["fast", "no-auth", "transaction"], reset),
+        spec("client", -2, &["admin"], client),
+        spec("multi", 1, &["fast", "transaction"], multi),
+        spec("exec", 1, &["transaction", "exclusive"], exec),
+        spec("discard", 1, &["fast", "transaction"], discard),
+    ]
+}
+
+fn ping(_: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    match args.len() {
+        1 => Value::Simple("PONG".into()).into(),
+        2 => Value::Bulk(args[1].clone()).into(),
+        _ => Value::error(wrong_arity("ping")).into(),
+    }
+}
+
+fn echo(_: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    Value::Bulk(args[1].clone()).into()
+}
+
+fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(hello_reply(ctx, args))
+}
+
+fn hello_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
+    let mut protocol = ctx.client.protocol;
+    let mut rest = &args[1..];
+    if let Some((version, tail)) = rest.split_first() {
+        protocol = match parse_i64(version) {
+            Ok(2) => Protocol::Resp2,
+            Ok(3) => Protocol::Resp3,
+            Ok(_) => return Err(Value::error("NOPROTO unsupported protocol version")),
+            Err(_) => {
+                return Err(Value::error(
+                    "ERR Protocol version is not an integer or out of range",
+                ));
+            }
+        };
+        rest = tail;
+    }
+    let mut name = None;
+    while let Some((option, tail)) = rest.split_first() {
+        if is(option, "AUTH") && tail.len() >= 2 {
+            check_password(ctx, &tail[0], &tail[1])?;
+            rest = &tail[2..];
+        } else if is(option, "SETNAME") && !tail.is_empty() {
+            name = Some(tail[0].clone());
+            rest = &tail[1..];
+        } else {
+            return Err(Value::error(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(option)
+            )));
+        }
+    }
+    if !ctx.client.authenticated {
+        return Err(Value::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+        ));
+    }
+    if let Some(name) = name {
+        set_name(ctx, name)?;
+    }
+    ctx.client.protocol = protocol;
+    let version = if protocol == Protocol::Resp3 { 3 } else { 2 };
+    Ok(Value::Map(vec![
+        (Value::bulk("server"), Value::bulk("redis")),
+        (
+            Value::bulk("version"),
+            Value::bulk(env!("CARGO_PKG_VERSION")),
+        ),
+        (Value::bulk("proto"), Value::Integer(version)),
+        (Value::bulk("id"), Value::Integer(ctx.client.id as i64)),
+        (Value::bulk("mode"), Value::bulk("standalone")),
+        (Value::bulk("role"), Value::bulk("master")),
+        (Value::bulk("modules"), Value::Array(Vec::new())),
+    ]))
+}
+
+fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let result = match args.len() {
+        2 => check_password(ctx, b"default", &args[1]),
+        3 => check_password(ctx, &args[1], &args[2]),
+        _ => Err(syntax_error()),
+    };
+    reply(result.map(|()| Value::ok()))
+}
+
+fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), Value> {
+    let Some(expected) = ctx.server.config.read().requirepass.clone() else {
+        return Err(Value::error(
+            "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+        ));
+    };
+    let matches = user == b"default" && constant_time_eq(expected.as_bytes(), password);
+    if matches {
+        ctx.client.authenticated = true;
+        Ok(())
+    } else {
+        Err(Value::error(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ))
+    }
+}
+
+/// Compares without an early exit, so the time taken does not reveal how much of a guess was
+/// right.
+fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
+    let mut difference = expected.len() ^ given.len();
+    for i in 0..expected.len().max(given.len()) {
+        let a = expected.get(i).copied().unwrap_or(0);
+        let b = given.get(i).copied().unwrap_or(0);
+        difference |= usize::from(a ^ b);
+    }
+    difference == 0
+}
+
+fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(parse_i64(&args[1]).and_then(|db| {
+        let db = u8::try_from(db)
+            .ok()
+            .filter(|&db| db < DATABASES)
+            .ok_or_else(|| Value::error("ERR DB index is out of range"))?;
+        ctx.client.db = db;
+        Ok(Value::ok())
+    }))
+}
+
+fn quit(_: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
+    Outcome::Close(Value::ok())
+}
+
+fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
+    let needs_auth = ctx.server.config.read().requirepass.is_some();
+    ctx.client.db = 0;
+    ctx.client.protocol = Protocol::Resp2;
+    ctx.client.multi = None;
+    ctx.client.multi_failed = false;
+    ctx.client.name = None;
+    ctx.client.authenticated = !needs_auth;
+    if let Some(entry) = ctx.server.clients.lock().get_mut(&ctx.client.id) {
+        entry.name = None;
+    }
+    Value::Simple("RESET".into()).into()
+}
+
+fn set_name(ctx: &mut Ctx<'_>, name: Bytes) -> Result<(), Value> {
+    if name.iter().any(|&b| b <= b' ' || b > b'~') {
+        return Err(Value::error(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    let name = (!name.is_empty()).then_some(name);
+    ctx.client.name = name.clone();
+    if let Some(entry) = ctx.server.clients.lock().get_mut(&ctx.client.id) {
+        entry.name = name;
+    }
+    Ok(())
+}
+
+fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(client_reply(ctx, args))
+}
+
+fn client_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
+    let sub = &args[1];
+    let rest = &args[2..];
+    if is(sub, "SETNAME") && rest.len() == 1 {
+        set_name(ctx, rest[0].clone())?;
+        Ok(Value::ok())
+    } else if is(sub, "GETNAME") && rest.is_empty() {
+        Ok(ctx.client.name.clone().map_or(Value::Null, Value::Bulk))
+    } else if is(sub, "ID") && rest.is_empty() {
+        Ok(Value::Integer(ctx.client.id as i64))
+    } else if is(sub, "SETINFO") && rest.len() == 2 {
+        let mut clients = ctx.server.clients.lock();
+        let entry = clients.get_mut(&ctx.client.id);
+        if is(&rest[0], "LIB-NAME") {
+            if let Some(entry) = entry {
+                entry.lib_name = Some(rest[1].clone());
+            }
+        } else if is(&rest[0], "LIB-VER") {
+            if let Some(entry) = entry {
+                entry.lib_version = Some(rest[1].clone());
+            }
+        } else {
+            return Err(Value::error(format!(
+                "ERR Unrecognized option '{}'",
+                String::from_utf8_lossy(&rest[0])
+            )));
+        }
+        Ok(Value::ok())
+    } else if is(sub, "LIST") {
+        Ok(Value::Verbatim {
+            format: *b"txt",
+            text: Bytes::from(client_list(ctx)),
+        })
+    } else if is(sub, "INFO") && rest.is_empty() {
+        let line = client_list(ctx)
+            .lines()
+            .find(|line| line.starts_with(&format!("id={} ", ctx.client.id)))
+            .map(|line| format!("{line}\n"))
+            .unwrap_or_default();
+        Ok(Value::Verbatim {
+            format: *b"txt",
+            text: Bytes::from(line),
+        })
+    } else if is(sub, "KILL") && rest.len() == 2 && is(&rest[0], "ID") {
+        let id = super::parse_u64(&rest[1])?;
+        let clients = ctx.server.clients.lock();
+        match clients.get(&id) {
+            Some(entry) => {
+                entry.kill.notify_one();
+                Ok(Value::Integer(1))
+            }
+            None => Err(Value::error("ERR No such client")),
+        }
+    } else if is(sub, "HELP") {
+        Ok(Value::Array(
+            [
+                "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "GETNAME",
+                "    Return the name of the current connection.",
+                "ID",
+                "    Return the ID of the current connection.",
+                "INFO",
+                "    Return information about the current client connection.",
+                "KILL ID <client-id>",
+                "    Kill the connection with that ID.",
+                "LIST",
+                "    Return information about client connections.",
+                "SETINFO <option> <value>",
+                "    Set LIB-NAME or LIB-VER.",
+                "SETNAME <name>",
+                "    Assign the name <name> to the current connection.",
+            ]
+            .iter()
+            .map(|line| Value::Simple((*line).into()))
+            .collect(),
+        ))
+    } else {
+        Err(Value::error(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(sub)
+        )))
+    }
+}
+
+fn client_list(ctx: &Ctx<'_>) -> String {
+    let now = std::time::Instant::now();
+    let clients = ctx.server.clients.lock();
+    let mut out = String::new();
+    for (id, entry) in clients.iter() {
+        let name = entry
+            .name
+            .as_ref()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .unwrap_or_default();
+        let lib = |v: &Option<Bytes>| {
+            v.as_ref()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default()
+        };
+        out.push_str(&format!(
+            "id={id} addr={} laddr= fd=0 name={name} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
+            entry.addr,
+            now.duration_since(entry.connected).as_secs(),
+            now.duration_since(entry.last_command).as_secs(),
+            entry.db,
+            entry.last_command_name.to_ascii_lowercase(),
+            if *id == ctx.client.id && ctx.client.protocol == Protocol::Resp3 { 3 } else { 2 },
+            lib(&entry.lib_name),
+            lib(&entry.lib_version),
+        ));
+    }
+    out
+}
+
+fn multi(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
+    if ctx.client.multi.is_some() {
+        return Value::error("ERR MULTI calls can not be nested").into();
+    }
+    ctx.client.multi = Some(Vec::new());
+    ctx.client.multi_failed = false;
+    Value::ok().into()
+}
+
+fn discard(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
+    if ctx.client.multi.take().is_none() {
+        return Value::error("ERR DISCARD without MULTI").into();
+    }
+    ctx.client.multi_failed = false;
+    Value::ok().into()
+}
+
+/// Runs the queued commands with the exec lock held exclusively: no other client's command runs
+/// in between, and none of them blocks.
+fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
+    let Some(queued) = ctx.client.multi.take() else {
+        return Value::error("ERR EXEC without MULTI").into();
+    };
+    if std::mem::take(&mut ctx.client.multi_failed) {
+        return Value::error("EXECABORT Transaction discarded because of previous errors.").into();
+    }
+    let server = ctx.server;
+    let _exclusive = server.exec_lock.write();
+    let mut replies = Vec::with_capacity(queued.len());
+    for args in queued {
+        let Some(spec) = lookup(&args[0]) else {
+            replies.push(Value::error(super::unknown_command(&args)));
+            continue;
+        };
+        server
+            .stats
+            .commands_processed
+            .fetch_add(1, Ordering::Relaxed);
+        let mut inner = Ctx {
+            server,
+            client: ctx.client,
+            retry: false,
+            in_exec: true,
+        };
+        let outcome = (spec.handler)(&mut inner, &args);
+        if spec.flags.contains(&"write") {
+            server.note_write();
+        }
+        replies.push(match outcome {
+            Outcome::Reply(value) | Outcome::Close(value) => value,
+            Outcome::Block { timeout_reply, .. } => timeout_reply,
+        });
+    }
+    Value::Array(replies).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn password_comparison() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
+}

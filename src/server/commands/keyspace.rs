@@ -1,0 +1,210 @@
+//! Keyspace commands: every key is a stream. DEL, UNLINK, EXISTS, TYPE, KEYS, SCAN, RENAME,
+//! RENAMENX, DBSIZE, FLUSHDB, FLUSHALL.
+
+use bytes::Bytes;
+
+use super::{CommandSpec, Ctx, Outcome, is, parse_u64, reply, syntax_error};
+use crate::server::keys::{glob_match, key_of, stream_name};
+use crate::server::resp::Value;
+
+pub(super) fn commands() -> Vec<CommandSpec> {
+    let spec = |name, arity, flags, first_key, last_key, handler| CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key,
+        last_key,
+        step: i32::from(first_key != 0),
+        handler,
+    };
+    vec![
+        spec("del", -2, &["write"], 1, -1, del),
+        spec("unlink", -2, &["write", "fast"], 1, -1, del),
+        spec("exists", -2, &["readonly", "fast"], 1, -1, exists),
+        spec("type", 2, &["readonly", "fast"], 1, 1, key_type),
+        spec("keys", 2, &["readonly"], 0, 0, keys),
+        spec("scan", -2, &["readonly"], 0, 0, scan),
+        spec("rename", 3, &["write"], 1, 2, rename),
+        spec("renamenx", 3, &["write", "fast"], 1, 2, renamenx),
+        spec("dbsize", 1, &["readonly", "fast"], 0, 0, dbsize),
+        spec("flushdb", -1, &["write"], 0, 0, flushdb),
+        spec("flushall", -1, &["write"], 0, 0, flushall),
+    ]
+}
+
+fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply((|| {
+        let store = ctx.store()?;
+        let mut removed = 0;
+        for key in &args[1..] {
+            let deleted = store
+                .delete_stream(&stream_name(ctx.client.db, key))
+                .map_err(|e| super::store_error(&e))?;
+            removed += i64::from(deleted);
+        }
+        Ok(Value::Integer(removed))
+    })())
+}
+
+fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(ctx.store().map(|store| {
+        let count = args[1..]
+            .iter()
+            .filter(|key| store.get(&stream_name(ctx.client.db, key)).is_some())
+            .count();
+        Value::Integer(count as i64)
+    }))
+}
+
+fn key_type(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(ctx.store().map(|store| {
+        let kind = if store.get(&stream_name(ctx.client.db, &args[1])).is_some() {
+            "stream"
+        } else {
+            "none"
+        };
+        Value::Simple(kind.into())
+    }))
+}
+
+/// The keys of the client's database, in byte order.
+fn db_keys(ctx: &Ctx<'_>) -> Result<Vec<Bytes>, Value> {
+    let store = ctx.store()?;
+    Ok(store
+        .stream_names()
+        .iter()
+        .filter_map(|name| key_of(ctx.client.db, name))
+        .collect())
+}
+
+fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(db_keys(ctx).map(|keys| {
+        Value::Array(
+            keys.into_iter()
+                .filter(|key| glob_match(&args[1], key))
+                .map(Value::Bulk)
+                .collect(),
+        )
+    }))
+}
+
+/// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`. The cursor is the position in the
+/// byte-ordered key list, so keys that exist for the whole scan are returned exactly once.
+fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply((|| {
+        let cursor = parse_u64(&args[1]).map_err(|_| Value::error("ERR invalid cursor"))?;
+        let mut pattern: Option<Bytes> = None;
+        let mut count = 10u64;
+        let mut only_streams = true;
+        let mut rest = &args[2..];
+        while let [option, value, tail @ ..] = rest {
+            if is(option, "MATCH") {
+                pattern = Some(value.clone());
+            } else if is(option, "COUNT") {
+                count = parse_u64(value)?;
+                if count == 0 {
+                    return Err(syntax_error());
+                }
+            } else if is(option, "TYPE") {
+                only_streams = is(value, "stream");
+            } else {
+                return Err(syntax_error());
+            }
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            return Err(syntax_error());
+        }
+        let keys = if only_streams {
+            db_keys(ctx)?
+        } else {
+            Vec::new()
+        };
+        let start = usize::try_from(cursor)
+            .unwrap_or(usize::MAX)
+            .min(keys.len());
+        let end = start
+            .saturating_add(usize::try_from(count).unwrap_or(usize::MAX))
+            .min(keys.len());
+        let next = if end >= keys.len() { 0 } else { end };
+        let page = keys[start..end]
+            .iter()
+            .filter(|key| pattern.as_ref().is_none_or(|p| glob_match(p, key)))
+            .cloned()
+            .map(Value::Bulk)
+            .collect();
+        Ok(Value::Array(vec![
+            Value::bulk(next.to_string()),
+            Value::Array(page),
+        ]))
+    })())
+}
+
+fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(rename_reply(ctx, args, true))
+}
+
+fn renamenx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(rename_reply(ctx, args, false))
+}
+
+fn rename_reply(ctx: &Ctx<'_>, args: &[Bytes], overwrite: bool) -> Result<Value, Value> {
+    let store = ctx.store()?;
+    let from = stream_name(ctx.client.db, &args[1]);
+    let to = stream_name(ctx.client.db, &args[2]);
+    if store.get(&from).is_none() {
+        return Err(Value::error("ERR no such key"));
+    }
+    if !overwrite && from != to && store.get(&to).is_some() {
+        return Ok(Value::Integer(0));
+    }
+    store
+        .rename_stream(&from, &to)
+        .map_err(|e| super::store_error(&e))?;
+    Ok(if overwrite {
+        Value::ok()
+    } else {
+        Value::Integer(1)
+    })
+}
+
+fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
+    reply(db_keys(ctx).map(|keys| Value::Integer(keys.len() as i64)))
+}
+
+fn flush_option_ok(args: &[Bytes]) -> bool {
+    args[1..]
+        .iter()
+        .all(|arg| is(arg, "SYNC") || is(arg, "ASYNC"))
+        && args.len() <= 2
+}
+
+fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    if !flush_option_ok(args) {
+        return syntax_error().into();
+    }
+    reply((|| {
+        let store = ctx.store()?;
+        for key in db_keys(ctx)? {
+            store
+                .delete_stream(&stream_name(ctx.client.db, &key))
+                .map_err(|e| super::store_error(&e))?;
+        }
+        Ok(Value::ok())
+    })())
+}
+
+fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    if !flush_option_ok(args) {
+        return syntax_error().into();
+    }
+    reply((|| {
+        let store = ctx.store()?;
+        for name in store.stream_names() {
+            store
+                .delete_stream(&name)
+                .map_err(|e| super::store_error(&e))?;
+        }
+        Ok(Value::ok())
+    })())
+}

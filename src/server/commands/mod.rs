@@ -1,0 +1,357 @@
+//! Command dispatch: the table of commands, argument checks, authentication, transactions and
+//! blocking. Each family of commands lives in its own file.
+
+mod connection;
+mod groups;
+mod keyspace;
+mod server;
+mod streams;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::resp::{Protocol, Value};
+use super::state::Server;
+use crate::store::{Store, StoreError};
+
+/// What a command handler returns.
+pub(crate) enum Outcome {
+    /// Send this reply.
+    Reply(Value),
+    /// Nothing to send yet: wait until data changes or `deadline` passes, then run `args` again
+    /// (with `$` already resolved, so the retry waits for entries after the call's last ID).
+    Block {
+        args: Vec<Bytes>,
+        deadline: Option<Instant>,
+        /// The reply if the deadline passes first.
+        timeout_reply: Value,
+    },
+    /// Send this reply, then close the connection.
+    Close(Value),
+}
+
+impl From<Value> for Outcome {
+    fn from(value: Value) -> Self {
+        Outcome::Reply(value)
+    }
+}
+
+/// One connection's state.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub(crate) id: u64,
+    pub(crate) db: u8,
+    pub(crate) protocol: Protocol,
+    pub(crate) authenticated: bool,
+    pub(crate) name: Option<Bytes>,
+    /// Commands queued after `MULTI`; `None` outside a transaction.
+    pub(crate) multi: Option<Vec<Vec<Bytes>>>,
+    /// A command queued after `MULTI` was rejected: `EXEC` must abort.
+    pub(crate) multi_failed: bool,
+}
+
+impl Client {
+    pub(crate) fn new(id: u64, authenticated: bool) -> Self {
+        Client {
+            id,
+            db: 0,
+            protocol: Protocol::Resp2,
+            authenticated,
+            name: None,
+            multi: None,
+            multi_failed: false,
+        }
+    }
+}
+
+/// What a handler sees.
+pub(crate) struct Ctx<'a> {
+    pub(crate) server: &'a Arc<Server>,
+    pub(crate) client: &'a mut Client,
+    /// The command runs again after blocking: a key that vanished meanwhile is reported as
+    /// Redis reports unblocking errors.
+    pub(crate) retry: bool,
+    /// The command runs inside `EXEC`: it must never block.
+    pub(crate) in_exec: bool,
+}
+
+impl Ctx<'_> {
+    /// The store, or the error reply to send.
+    pub(crate) fn store(&self) -> Result<Arc<Store>, Value> {
+        self.server.store().map_err(|error| store_error(&error))
+    }
+}
+
+type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Outcome;
+
+/// A command's entry in the table (what `COMMAND` reports, too).
+pub(crate) struct CommandSpec {
+    pub(crate) name: &'static str,
+    /// Redis arity: exact argument count including the name, or at least `-arity`.
+    pub(crate) arity: i32,
+    pub(crate) flags: &'static [&'static str],
+    pub(crate) first_key: i32,
+    pub(crate) last_key: i32,
+    pub(crate) step: i32,
+    pub(crate) handler: Handler,
+}
+
+impl CommandSpec {
+    fn has_flag(&self, flag: &str) -> bool {
+        self.flags.contains(&flag)
+    }
+}
+
+/// Every command the server knows.
+pub(crate) fn table() -> &'static [CommandSpec] {
+    static TABLE: std::sync::OnceLock<Vec<CommandSpec>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut commands = Vec::new();
+        commands.extend(connection::commands());
+        commands.extend(groups::commands());
+        commands.extend(keyspace::commands());
+        commands.extend(server::commands());
+        commands.extend(streams::commands());
+        commands
+    })
+}
+
+fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    table()
+        .iter()
+        .find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// Runs one command from a client, blocking (asynchronously) when it asks to.
+pub(crate) async fn execute(
+    server: &Arc<Server>,
+    client: &mut Client,
+    args: Vec<Bytes>,
+) -> Outcome {
+    let Some(name) = args.first() else {
+        return Outcome::Reply(Value::Null);
+    };
+    let Some(spec) = lookup(name) else {
+        if client.multi.is_some() {
+            client.multi_failed = true;
+        }
+        return Value::error(unknown_command(&args)).into();
+    };
+    if !arity_ok(spec, args.len()) {
+        if client.multi.is_some() {
+            client.multi_failed = true;
+        }
+        return Value::error(wrong_arity(spec.name)).into();
+    }
+    if !client.authenticated && !spec.has_flag("no-auth") {
+        return Value::error("NOAUTH Authentication required.").into();
+    }
+    if let Some(queued) = &mut client.multi
+        && !spec.has_flag("transaction")
+    {
+        queued.push(args);
+        return Value::Simple("QUEUED".into()).into();
+    }
+    note_command(server, client, spec.name);
+    run_blocking(server, client, spec, args).await
+}
+
+fn note_command(server: &Server, client: &Client, name: &str) {
+    server
+        .stats
+        .commands_processed
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if let Some(entry) = server.clients.lock().get_mut(&client.id) {
+        entry.last_command = Instant::now();
+        entry.last_command_name = name.to_string();
+        entry.db = client.db;
+    }
+}
+
+async fn run_blocking(
+    server: &Arc<Server>,
+    client: &mut Client,
+    spec: &'static CommandSpec,
+    mut args: Vec<Bytes>,
+) -> Outcome {
+    let mut writes = server.subscribe_writes();
+    let mut retry = false;
+    // The first call's deadline stands: retries after unrelated writes must not extend it.
+    let mut first_deadline: Option<Option<Instant>> = None;
+    loop {
+        writes.borrow_and_update();
+        match run_once(server, client, spec, &args, retry, false) {
+            Outcome::Block {
+                args: again,
+                deadline,
+                timeout_reply,
+            } => {
+                args = again;
+                retry = true;
+                let deadline = *first_deadline.get_or_insert(deadline);
+                server
+                    .blocked_clients
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let woke = wait_for_write(&mut writes, deadline).await;
+                server
+                    .blocked_clients
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                if !woke {
+                    // One last look: data may have arrived exactly at the deadline.
+                    return match run_once(server, client, spec, &args, true, true) {
+                        Outcome::Block { .. } => timeout_reply.into(),
+                        other => other,
+                    };
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Runs a command once, under the shared exec lock. `in_exec` makes blocking commands answer
+/// at once.
+pub(crate) fn run_once(
+    server: &Arc<Server>,
+    client: &mut Client,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+    retry: bool,
+    in_exec: bool,
+) -> Outcome {
+    let outcome = {
+        let _shared = (!spec.has_flag("exclusive")).then(|| server.exec_lock.read());
+        let mut ctx = Ctx {
+            server,
+            client,
+            retry,
+            in_exec,
+        };
+        (spec.handler)(&mut ctx, args)
+    };
+    if spec.has_flag("write") {
+        server.note_write();
+    }
+    outcome
+}
+
+async fn wait_for_write(
+    writes: &mut tokio::sync::watch::Receiver<u64>,
+    deadline: Option<Instant>,
+) -> bool {
+    match deadline {
+        Some(deadline) => {
+            let deadline = tokio::time::Instant::from_std(deadline);
+            matches!(
+                tokio::time::timeout_at(deadline, writes.changed()).await,
+                Ok(Ok(()))
+            )
+        }
+        None => writes.changed().await.is_ok(),
+    }
+}
+
+fn arity_ok(spec: &CommandSpec, count: usize) -> bool {
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    let arity = i64::from(spec.arity);
+    if arity >= 0 {
+        count == arity
+    } else {
+        count >= -arity
+    }
+}
+
+/// Redis's reply to an unknown command.
+pub(crate) fn unknown_command(args: &[Bytes]) -> String {
+    let name = String::from_utf8_lossy(&args[0]);
+    let mut text = format!("ERR unknown command '{name}', with args beginning with: ");
+    for arg in args.iter().skip(1).take(20) {
+        text.push_str(&format!("'{}' ", String::from_utf8_lossy(arg)));
+    }
+    text
+}
+
+/// Redis's reply to a wrong argument count.
+pub(crate) fn wrong_arity(name: &str) -> String {
+    format!(
+        "ERR wrong number of arguments for '{}' command",
+        name.to_ascii_lowercase()
+    )
+}
+
+/// The reply for a store error.
+pub(crate) fn store_error(error: &StoreError) -> Value {
+    match error {
+        StoreError::Closed => Value::error("LOADING weir is reloading the dataset from disk"),
+        other => Value::error(format!("ERR {other}")),
+    }
+}
+
+/// Parses an integer argument as Redis's `string2ll` does: an optional `-`, then digits with no
+/// leading zero (no `+`, no spaces).
+pub(crate) fn parse_i64(arg: &[u8]) -> Result<i64, Value> {
+    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
+    let canonical = match digits {
+        [] => false,
+        [b'0'] => arg.len() == 1,
+        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
+    };
+    canonical
+        .then(|| std::str::from_utf8(arg).ok()?.parse::<i64>().ok())
+        .flatten()
+        .ok_or_else(|| Value::error("ERR value is not an integer or out of range"))
+}
+
+/// Parses a non-negative integer argument.
+pub(crate) fn parse_u64(arg: &[u8]) -> Result<u64, Value> {
+    let value = parse_i64(arg)?;
+    u64::try_from(value).map_err(|_| Value::error("ERR value is out of range, must be positive"))
+}
+
+/// Case-insensitive comparison of an argument with a keyword.
+pub(crate) fn is(arg: &[u8], keyword: &str) -> bool {
+    arg.eq_ignore_ascii_case(keyword.as_bytes())
+}
+
+/// `ERR syntax error`.
+pub(crate) fn syntax_error() -> Value {
+    Value::error("ERR syntax error")
+}
+
+/// Turns a handler body that may fail with an error reply into an outcome.
+pub(crate) fn reply(result: Result<Value, Value>) -> Outcome {
+    match result {
+        Ok(value) | Err(value) => Outcome::Reply(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_i64;
+
+    #[test]
+    fn integers_are_parsed_as_strictly_as_redis_does() {
+        assert_eq!(parse_i64(b"0").ok(), Some(0));
+        assert_eq!(parse_i64(b"-12").ok(), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807").ok(), Some(i64::MAX));
+        for bad in [
+            &b""[..],
+            b"+5",
+            b"01",
+            b"-0",
+            b"00",
+            b" 1",
+            b"1.5",
+            b"-",
+            b"9223372036854775808",
+        ] {
+            assert!(
+                parse_i64(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

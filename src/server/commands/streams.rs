@@ -1,0 +1,1544 @@
+//! Stream commands: XADD, XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XSETID, XREAD and XCFGSET.
+//!
+//! A Redis entry's field/value pairs are the record's headers, in order, with an empty body. An
+//! entry written through the library with a body shows it as one more field, `$body`, last.
+//!
+//! Arguments are parsed as Redis 7.0's `t_stream.c` parses them, quirks included (IDs read with
+//! `strtoull`, integers with `string2ll`), so that replies and errors match byte for byte.
+
+use std::ops::Bound;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{CommandSpec, Ctx, Outcome, is, reply, store_error, syntax_error, wrong_arity};
+use crate::id::StreamId;
+use crate::log::{Entry, IdSpec, LogError, Retention};
+use crate::server::keys::stream_name;
+use crate::server::resp::{Protocol, Value};
+use crate::store::{Store, StoreError};
+use crate::stream::{IdempotentAppend, Message, Stream};
+
+/// Redis's default `LIMIT` for `~` trimming: 100 times `stream-node-max-entries` (100).
+const DEFAULT_APPROX_LIMIT: u64 = 10_000;
+/// Longest ID argument Redis accepts (its parse buffer is 128 bytes).
+const MAX_ID_LEN: usize = 127;
+/// Longest integer Redis's `string2ll` accepts.
+const MAX_INTEGER_LEN: usize = 20;
+/// The field that shows a library-written entry's body.
+const BODY_FIELD: &str = "$body";
+/// `XCFGSET IDMP-DURATION` range, in seconds.
+const IDMP_DURATION_RANGE: std::ops::RangeInclusive<i64> = 1..=86_400;
+/// `XCFGSET IDMP-MAXSIZE` range.
+const IDMP_MAXSIZE_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
+
+pub(super) fn commands() -> Vec<CommandSpec> {
+    let spec = |name, arity, flags, first_key, handler| CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key,
+        last_key: first_key,
+        step: first_key,
+        handler,
+    };
+    vec![
+        spec("xadd", -5, &["write", "denyoom", "fast"], 1, xadd),
+        spec("xlen", 2, &["readonly", "fast"], 1, xlen),
+        spec("xrange", -4, &["readonly"], 1, xrange),
+        spec("xrevrange", -4, &["readonly"], 1, xrevrange),
+        spec("xdel", -3, &["write", "fast"], 1, xdel),
+        spec("xtrim", -4, &["write"], 1, xtrim),
+        spec("xsetid", -3, &["write", "denyoom", "fast"], 1, xsetid),
+        spec(
+            "xread",
+            -4,
+            &["readonly", "blocking", "movablekeys"],
+            0,
+            xread,
+        ),
+        spec("xcfgset", -2, &["write", "fast"], 1, xcfgset),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Argument parsing: pure functions, unit tested below.
+// ---------------------------------------------------------------------------------------------
+
+/// The argument as C code sees it: up to its first NUL byte. Redis compares IDs and the
+/// one-character tokens (`*`, `~`, `$`, ...) as C strings.
+fn c_str(arg: &[u8]) -> &[u8] {
+    arg.iter()
+        .position(|&b| b == 0)
+        .map_or(arg, |end| &arg[..end])
+}
+
+/// Redis's `string2ll`: an optional `-`, then `0` alone or digits without a leading zero, in
+/// range. No `+`, no spaces.
+fn redis_integer(arg: &[u8]) -> Option<i64> {
+    if arg.is_empty() || arg.len() > MAX_INTEGER_LEN {
+        return None;
+    }
+    if arg == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match arg.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, arg),
+    };
+    if !matches!(digits.first(), Some(b'1'..=b'9')) {
+        return None;
+    }
+    let magnitude = decimal(digits)?;
+    if negative {
+        0_i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// Digits only, at least one, as a `u64`.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0_u64, |value, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+/// Redis's `string2ull`, which reads an ID part: a negative integer is refused, anything else
+/// goes to `strtoull`, which skips leading white space, takes a sign (a `-` negates modulo
+/// 2^64) and must consume everything.
+fn id_part(text: &[u8]) -> Option<u64> {
+    if let Some(value) = redis_integer(text) {
+        return u64::try_from(value).ok();
+    }
+    let start = text
+        .iter()
+        .position(|&b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
+    let rest = &text[start..];
+    let (negative, digits) = match rest.split_first() {
+        Some((b'-', digits)) => (true, digits),
+        Some((b'+', digits)) => (false, digits),
+        _ => (false, rest),
+    };
+    let value = decimal(digits)?;
+    Some(if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    })
+}
+
+/// A parsed ID argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ParsedId {
+    Exact(StreamId),
+    /// `ms-*` (XADD only): this millisecond, next free sequence.
+    MsStar(u64),
+}
+
+/// How an ID argument is read.
+#[derive(Debug, Clone, Copy)]
+struct IdRules {
+    /// The sequence of a bare `ms`: 0 for a start, the maximum for an end.
+    missing_seq: u64,
+    /// `-` and `+` are refused (everywhere but range bounds).
+    strict: bool,
+    /// `ms-*` is accepted.
+    ms_star: bool,
+}
+
+const STRICT: IdRules = IdRules {
+    missing_seq: 0,
+    strict: true,
+    ms_star: false,
+};
+
+/// Redis's `streamGenericParseIDOrReply`.
+fn parse_id(arg: &[u8], rules: IdRules) -> Option<ParsedId> {
+    if arg.len() > MAX_ID_LEN {
+        return None;
+    }
+    let text = c_str(arg);
+    match text {
+        b"-" | b"+" if rules.strict => return None,
+        b"-" => return Some(ParsedId::Exact(StreamId::MIN)),
+        b"+" => return Some(ParsedId::Exact(StreamId::MAX)),
+        _ => {}
+    }
+    let Some(dash) = text.iter().position(|&b| b == b'-') else {
+        return Some(ParsedId::Exact(StreamId::new(
+            id_part(text)?,
+            rules.missing_seq,
+        )));
+    };
+    let ms = id_part(&text[..dash])?;
+    let seq = &text[dash + 1..];
+    if rules.ms_star && seq == b"*" {
+        return Some(ParsedId::MsStar(ms));
+    }
+    Some(ParsedId::Exact(StreamId::new(ms, id_part(seq)?)))
+}
+
+fn invalid_id() -> Value {
+    Value::error("ERR Invalid stream ID specified as stream command argument")
+}
+
+/// A strict ID: no `-`, `+` or `ms-*`; a bare `ms` is `ms-0`.
+fn strict_id(arg: &[u8]) -> Result<StreamId, Value> {
+    match parse_id(arg, STRICT) {
+        Some(ParsedId::Exact(id)) => Ok(id),
+        _ => Err(invalid_id()),
+    }
+}
+
+/// A range bound: `-`, `+`, `ms` (ms-0 as a start, ms-max as an end), `ms-seq`, or any strict
+/// ID after `(` to exclude it. Returns the inclusive bound.
+fn range_bound(arg: &[u8], start: bool) -> Result<StreamId, Value> {
+    let missing_seq = if start { 0 } else { u64::MAX };
+    let exclusive = arg.len() > 1 && arg[0] == b'(';
+    let rules = IdRules {
+        missing_seq,
+        strict: exclusive,
+        ms_star: false,
+    };
+    let text = if exclusive { &arg[1..] } else { arg };
+    let Some(ParsedId::Exact(id)) = parse_id(text, rules) else {
+        return Err(invalid_id());
+    };
+    match (exclusive, start) {
+        (false, _) => Ok(id),
+        (true, true) => id
+            .successor()
+            .ok_or_else(|| Value::error("ERR invalid start ID for the interval")),
+        (true, false) => id
+            .predecessor()
+            .ok_or_else(|| Value::error("ERR invalid end ID for the interval")),
+    }
+}
+
+/// An integer argument, with Redis's error.
+fn integer(arg: &[u8]) -> Result<i64, Value> {
+    redis_integer(arg).ok_or_else(|| Value::error("ERR value is not an integer or out of range"))
+}
+
+/// What XADD and XTRIM trim by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Threshold {
+    MaxLen(u64),
+    MinId(StreamId),
+}
+
+/// A trimming request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Trim {
+    threshold: Threshold,
+    approximate: bool,
+    /// Most entries removed (only with `~`); `None`: no limit.
+    limit: Option<u64>,
+}
+
+/// XADD's idempotency option (Redis 8.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Idempotency {
+    Explicit { producer: Bytes, iid: Bytes },
+    Auto { producer: Bytes },
+}
+
+/// The options of XADD or XTRIM.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct AddTrimArgs {
+    trim: Option<Trim>,
+    no_mkstream: bool,
+    idempotency: Option<Idempotency>,
+    /// XADD's ID (`None`: `*`) and where it is; the fields follow it.
+    id: Option<ParsedId>,
+    id_at: Option<usize>,
+}
+
+/// The options gathered while parsing, before they are checked together.
+#[derive(Debug, Default)]
+struct OptionScan {
+    args: AddTrimArgs,
+    threshold: Option<Threshold>,
+    approximate: bool,
+    limit: Option<u64>,
+}
+
+/// Redis's `streamParseAddOrTrimArgsOrReply`: the options of XADD (`xadd`) or XTRIM.
+fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddTrimArgs, Value> {
+    let mut scan = OptionScan::default();
+    let mut i = 2;
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        let option = &args[i];
+        if xadd && c_str(option) == b"*" {
+            scan.args.id_at = Some(i);
+            break;
+        } else if (is(option, "MAXLEN") || is(option, "MINID")) && more > 0 {
+            i = parse_threshold(args, i, &mut scan)?;
+        } else if is(option, "LIMIT") && more > 0 {
+            let limit = integer(&args[i + 1])?;
+            let limit = u64::try_from(limit)
+                .map_err(|_| Value::error("ERR The LIMIT argument must be >= 0."))?;
+            scan.limit = Some(limit);
+            i += 1;
+        } else if xadd && is(option, "NOMKSTREAM") {
+            scan.args.no_mkstream = true;
+        } else if xadd && is(option, "IDMP") && more >= 2 {
+            set_idempotency(
+                &mut scan.args,
+                explicit_idempotency(&args[i + 1], &args[i + 2])?,
+            )?;
+            i += 2;
+        } else if xadd && is(option, "IDMPAUTO") && more >= 1 {
+            set_idempotency(&mut scan.args, auto_idempotency(&args[i + 1])?)?;
+            i += 1;
+        } else if xadd {
+            let rules = IdRules {
+                ms_star: true,
+                ..STRICT
+            };
+            scan.args.id = Some(parse_id(option, rules).ok_or_else(invalid_id)?);
+            scan.args.id_at = Some(i);
+            break;
+        } else {
+            return Err(syntax_error());
+        }
+        i += 1;
+    }
+    finish_options(scan, xadd)
+}
+
+/// `MAXLEN|MINID [=|~] threshold` at `args[at]`; returns the index of the threshold.
+fn parse_threshold(args: &[Bytes], at: usize, scan: &mut OptionScan) -> Result<usize, Value> {
+    if scan.threshold.is_some() {
+        return Err(Value::error(
+            "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+        ));
+    }
+    let by_id = is(&args[at], "MINID");
+    let more = args.len() - 1 - at;
+    let mut at = at;
+    scan.approximate = false;
+    match c_str(&args[at + 1]) {
+        b"~" if more >= 2 => {
+            scan.approximate = true;
+            at += 1;
+        }
+        b"=" if more >= 2 => at += 1,
+        _ => {}
+    }
+    let value = &args[at + 1];
+    scan.threshold = Some(if by_id {
+        Threshold::MinId(strict_id(value)?)
+    } else {
+        let max_len = integer(value)?;
+        Threshold::MaxLen(
+            u64::try_from(max_len)
+                .map_err(|_| Value::error("ERR The MAXLEN argument must be >= 0."))?,
+        )
+    });
+    Ok(at + 1)
+}
+
+fn explicit_idempotency(producer: &Bytes, iid: &Bytes) -> Result<Idempotency, Value> {
+    if producer.is_empty() {
+        return Err(Value::error("ERR IDMP requires a non-empty producer ID"));
+    }
+    if iid.is_empty() {
+        return Err(Value::error("ERR IDMP requires a non-empty idempotent ID"));
+    }
+    Ok(Idempotency::Explicit {
+        producer: producer.clone(),
+        iid: iid.clone(),
+    })
+}
+
+fn auto_idempotency(producer: &Bytes) -> Result<Idempotency, Value> {
+    if producer.is_empty() {
+        return Err(Value::error(
+            "ERR IDMPAUTO requires a non-empty producer ID",
+        ));
+    }
+    Ok(Idempotency::Auto {
+        producer: producer.clone(),
+    })
+}
+
+fn set_idempotency(args: &mut AddTrimArgs, idempotency: Idempotency) -> Result<(), Value> {
+    if args.idempotency.is_some() {
+        return Err(Value::error("ERR IDMP/IDMPAUTO specified multiple times"));
+    }
+    args.idempotency = Some(idempotency);
+    Ok(())
+}
+
+/// The checks Redis makes once every option is read, in its order.
+fn finish_options(scan: OptionScan, xadd: bool) -> Result<AddTrimArgs, Value> {
+    let OptionScan {
+        mut args,
+        threshold,
+        approximate,
+        limit,
+    } = scan;
+    if limit.is_some_and(|limit| limit > 0) && threshold.is_none() {
+        return Err(Value::error(
+            "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy",
+        ));
+    }
+    if threshold.is_none() && !xadd {
+        return Err(Value::error(
+            "ERR syntax error, XTRIM must be called with a trimming strategy",
+        ));
+    }
+    if limit.is_some() && !approximate {
+        return Err(Value::error(
+            "ERR syntax error, LIMIT cannot be used without the special ~ option",
+        ));
+    }
+    let Some(threshold) = threshold else {
+        return Ok(args);
+    };
+    let limit = match limit {
+        // `LIMIT 0` lifts the limit.
+        Some(limit) => (limit > 0).then_some(limit),
+        None => approximate.then_some(DEFAULT_APPROX_LIMIT),
+    };
+    args.trim = Some(Trim {
+        threshold,
+        approximate,
+        limit,
+    });
+    Ok(args)
+}
+
+/// XREAD's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ReadArgs {
+    /// Most entries per stream; 0: all.
+    count: u64,
+    /// `None`: no BLOCK; `Some(None)`: forever; `Some(Some(deadline))`.
+    block: Option<Option<Instant>>,
+    /// Where BLOCK's value is, to rewrite it when blocking.
+    block_at: Option<usize>,
+    /// Index of the first key; as many IDs follow the keys.
+    keys_at: usize,
+    streams: usize,
+}
+
+/// Parses XREAD's options. `retry`: the arguments are the ones this command rewrote when it
+/// blocked, whose BLOCK value is an encoded deadline.
+fn parse_read(args: &[Bytes], retry: bool) -> Result<ReadArgs, Value> {
+    let mut read = ReadArgs {
+        count: 0,
+        block: None,
+        block_at: None,
+        keys_at: 0,
+        streams: 0,
+    };
+    let mut i = 1;
+    while i < args.len() {
+        let more = args.len() - 1 - i;
+        let option = &args[i];
+        if is(option, "BLOCK") && more > 0 {
+            i += 1;
+            read.block = Some(parse_block(&args[i], retry)?);
+            read.block_at = Some(i);
+        } else if is(option, "COUNT") && more > 0 {
+            i += 1;
+            read.count = u64::try_from(integer(&args[i])?).unwrap_or(0);
+        } else if is(option, "STREAMS") && more > 0 {
+            read.keys_at = i + 1;
+            let listed = args.len() - read.keys_at;
+            if listed % 2 != 0 {
+                return Err(Value::error(
+                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
+                ));
+            }
+            read.streams = listed / 2;
+            return Ok(read);
+        } else {
+            return Err(syntax_error());
+        }
+        i += 1;
+    }
+    // STREAMS is mandatory.
+    Err(syntax_error())
+}
+
+/// BLOCK's value: milliseconds (0: forever), or, on a retry, the deadline encoded when the
+/// command first blocked (the dispatcher takes a new deadline from every retry, so the first
+/// one must travel with the arguments or unrelated writes would extend the wait).
+fn parse_block(arg: &[u8], retry: bool) -> Result<Option<Instant>, Value> {
+    if retry && let Some(deadline) = decode_deadline(arg) {
+        return Ok(deadline);
+    }
+    let ms = redis_integer(arg)
+        .ok_or_else(|| Value::error("ERR timeout is not an integer or out of range"))?;
+    let ms = u64::try_from(ms).map_err(|_| Value::error("ERR timeout is negative"))?;
+    if ms == 0 {
+        return Ok(None);
+    }
+    // A deadline past what the clock can represent is as good as forever.
+    Ok(Instant::now().checked_add(Duration::from_millis(ms)))
+}
+
+/// The instant encoded deadlines count from.
+fn deadline_base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// A deadline as a BLOCK value for the retry: `@` and milliseconds since the base, or `0` for
+/// forever. Clients cannot send the `@` form: it is read only on a retry.
+fn encode_deadline(deadline: Option<Instant>) -> Bytes {
+    match deadline {
+        None => Bytes::from_static(b"0"),
+        Some(deadline) => {
+            let ms = deadline
+                .saturating_duration_since(deadline_base())
+                .as_millis();
+            Bytes::from(format!("@{}", u64::try_from(ms).unwrap_or(u64::MAX)))
+        }
+    }
+}
+
+fn decode_deadline(arg: &[u8]) -> Option<Option<Instant>> {
+    if arg == b"0" {
+        return Some(None);
+    }
+    let ms = decimal(arg.strip_prefix(b"@")?)?;
+    Some(deadline_base().checked_add(Duration::from_millis(ms)))
+}
+
+/// What `XCFGSET … RETENTION` asks for (weir's own option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetentionPolicy {
+    /// Work queue: entries go once every group acknowledged them.
+    Acked,
+    /// Age and size limits (`None`: unlimited).
+    Limits {
+        max_age_ms: Option<u64>,
+        max_bytes: Option<u64>,
+    },
+}
+
+/// XCFGSET's settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ConfigArgs {
+    duration_secs: Option<u64>,
+    max_size: Option<u64>,
+    retention: Option<RetentionPolicy>,
+}
+
+/// `XCFGSET key [IDMP-DURATION s] [IDMP-MAXSIZE n] [RETENTION ACKED | RETENTION LIMITS [MAXAGE
+/// ms] [MAXBYTES n]]`.
+fn parse_config(args: &[Bytes]) -> Result<ConfigArgs, Value> {
+    if args.len() <= 2 {
+        return Err(Value::error(
+            "ERR At least one parameter must be specified: IDMP-DURATION or IDMP-MAXSIZE",
+        ));
+    }
+    let mut config = ConfigArgs::default();
+    let mut i = 2;
+    while i < args.len() {
+        let (option, value) = (&args[i], args.get(i + 1).ok_or_else(syntax_error)?);
+        i += 2;
+        if is(option, "IDMP-DURATION") {
+            let secs = ranged(value, IDMP_DURATION_RANGE, "IDMP-DURATION", "seconds")?;
+            config.duration_secs = Some(secs);
+        } else if is(option, "IDMP-MAXSIZE") {
+            let size = ranged(value, IDMP_MAXSIZE_RANGE, "IDMP-MAXSIZE", "entries")?;
+            config.max_size = Some(size);
+        } else if is(option, "RETENTION") && is(value, "ACKED") {
+            config.retention = Some(RetentionPolicy::Acked);
+        } else if is(option, "RETENTION") && is(value, "LIMITS") {
+            let (policy, next) = parse_limits(args, i)?;
+            config.retention = Some(policy);
+            i = next;
+        } else {
+            return Err(syntax_error());
+        }
+    }
+    Ok(config)
+}
+
+/// An integer within `range`, with XCFGSET's error.
+fn ranged(
+    arg: &[u8],
+    range: std::ops::RangeInclusive<i64>,
+    name: &str,
+    unit: &str,
+) -> Result<u64, Value> {
+    let value = integer(arg)?;
+    if !range.contains(&value) {
+        return Err(Value::error(format!(
+            "ERR {name} must be between {} and {} {unit}",
+            range.start(),
+            range.end()
+        )));
+    }
+    u64::try_from(value).map_err(|_| syntax_error())
+}
+
+/// `[MAXAGE ms] [MAXBYTES n]` from `args[at]`; returns the policy and the next index. 0 means
+/// no limit.
+fn parse_limits(args: &[Bytes], at: usize) -> Result<(RetentionPolicy, usize), Value> {
+    let (mut max_age_ms, mut max_bytes) = (None, None);
+    let mut i = at;
+    while let (Some(option), Some(value)) = (args.get(i), args.get(i + 1)) {
+        let slot = if is(option, "MAXAGE") {
+            &mut max_age_ms
+        } else if is(option, "MAXBYTES") {
+            &mut max_bytes
+        } else {
+            break;
+        };
+        let limit = u64::try_from(integer(value)?)
+            .map_err(|_| Value::error("ERR value is out of range, must be positive"))?;
+        *slot = (limit > 0).then_some(limit);
+        i += 2;
+    }
+    Ok((
+        RetentionPolicy::Limits {
+            max_age_ms,
+            max_bytes,
+        },
+        i,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies.
+// ---------------------------------------------------------------------------------------------
+
+/// `[id, [field, value, …]]`, with the body as a final `$body` field when there is one.
+fn entry_value(entry: &Entry) -> Value {
+    let record = entry.record();
+    let mut fields = Vec::with_capacity(2 * record.header_count() + 2);
+    for (name, value) in record.headers() {
+        fields.push(Value::Bulk(Bytes::copy_from_slice(name)));
+        fields.push(Value::Bulk(Bytes::copy_from_slice(value)));
+    }
+    if !record.body.is_empty() {
+        fields.push(Value::bulk(BODY_FIELD));
+        fields.push(Value::Bulk(Bytes::copy_from_slice(record.body)));
+    }
+    Value::Array(vec![id_value(entry.id), Value::Array(fields)])
+}
+
+fn entries_value(entries: &[Entry]) -> Value {
+    Value::Array(entries.iter().map(entry_value).collect())
+}
+
+fn id_value(id: StreamId) -> Value {
+    Value::bulk(id.to_string())
+}
+
+/// A library error as Redis words the stream errors it corresponds to.
+fn stream_error(error: &StoreError) -> Value {
+    match error {
+        StoreError::Log(LogError::IdTooSmall { .. }) => Value::error(
+            "ERR The ID specified in XADD is equal or smaller than the target stream top item",
+        ),
+        StoreError::Log(LogError::IdZero) => {
+            Value::error("ERR The ID specified in XADD must be greater than 0-0")
+        }
+        StoreError::Log(LogError::IdExhausted) => exhausted(),
+        StoreError::Log(LogError::Encode(_)) => {
+            Value::error("ERR Elements are too large to be stored")
+        }
+        other => store_error(other),
+    }
+}
+
+fn exhausted() -> Value {
+    Value::error("ERR The stream has exhausted the last possible ID, unable to add more items")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Handlers.
+// ---------------------------------------------------------------------------------------------
+
+/// The stream of `key` in the client's database, if it exists.
+fn existing(ctx: &Ctx<'_>, store: &Store, key: &[u8]) -> Option<Arc<Stream>> {
+    store.get(&stream_name(ctx.client.db, key))
+}
+
+fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(xadd_reply(ctx, args))
+}
+
+fn xadd_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
+    let parsed = parse_add_or_trim(args, true)?;
+    if parsed.idempotency.is_some() && parsed.id.is_some() {
+        return Err(Value::error(
+            "ERR IDMP/IDMPAUTO can be used only with auto-generated IDs",
+        ));
+    }
+    let fields = parsed.id_at.map_or(&[][..], |at| &args[at + 1..]);
+    if fields.len() < 2 || fields.len() % 2 != 0 {
+        return Err(Value::error(wrong_arity("xadd")));
+    }
+    let id = match parsed.id {
+        None => IdSpec::Auto,
+        Some(ParsedId::Exact(StreamId::MIN)) => {
+            return Err(stream_error(&StoreError::Log(LogError::IdZero)));
+        }
+        Some(ParsedId::Exact(id)) => IdSpec::Explicit(id),
+        Some(ParsedId::MsStar(ms)) => IdSpec::AutoSeq(ms),
+    };
+    let store = ctx.store()?;
+    let name = stream_name(ctx.client.db, &args[1]);
+    let stream = match store.get(&name) {
+        Some(stream) => stream,
+        None if parsed.no_mkstream => return Ok(Value::Null),
+        None => store.stream(&name).map_err(|e| store_error(&e))?,
+    };
+    if stream.last_id() == StreamId::MAX {
+        return Err(exhausted());
+    }
+    let message = message_of(fields, id);
+    let (added, appended) = append(&stream, message, parsed.idempotency)?;
+    if appended && let Some(trim) = parsed.trim {
+        apply_trim(&stream, trim)?;
+    }
+    Ok(id_value(added))
+}
+
+/// A message whose headers are the field/value pairs, with an empty body.
+fn message_of(fields: &[Bytes], id: IdSpec) -> Message {
+    let mut message = Message::new(Bytes::new()).id_spec(id);
+    message.headers = fields
+        .chunks_exact(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    message
+}
+
+/// Appends, idempotently when asked; returns the entry's ID and whether it is new.
+fn append(
+    stream: &Stream,
+    message: Message,
+    idempotency: Option<Idempotency>,
+) -> Result<(StreamId, bool), Value> {
+    let outcome = match idempotency {
+        None => stream.append(message).map(IdempotentAppend::Appended),
+        Some(Idempotency::Explicit { producer, iid }) => {
+            stream.append_idempotent(message, &producer, &iid)
+        }
+        Some(Idempotency::Auto { producer }) => {
+            let iid = auto_iid(&message.headers);
+            stream.append_idempotent(message, &producer, &iid)
+        }
+    };
+    match outcome.map_err(|e| stream_error(&e))? {
+        IdempotentAppend::Appended(appended) => Ok((appended.id, true)),
+        IdempotentAppend::Duplicate(id) => Ok((id, false)),
+    }
+}
+
+/// IDMPAUTO's iid: a hash of the field/value pairs. Redis treats the same pairs in another
+/// order as the same message, so they are hashed sorted.
+fn auto_iid(headers: &[(Bytes, Bytes)]) -> Vec<u8> {
+    let mut pairs = headers.to_vec();
+    pairs.sort();
+    crate::idempotency::content_iid(&pairs, b"")
+}
+
+fn apply_trim(stream: &Stream, trim: Trim) -> Result<u64, Value> {
+    let removed = match trim.threshold {
+        Threshold::MaxLen(max_len) => stream.trim_max_len(max_len, trim.approximate, trim.limit),
+        Threshold::MinId(min_id) => stream.trim_min_id(min_id, trim.approximate, trim.limit),
+    };
+    removed.map_err(|e| store_error(&e))
+}
+
+fn xlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(ctx.store().map(|store| {
+        let len = existing(ctx, &store, &args[1]).map_or(0, |stream| stream.len());
+        Value::Integer(i64::try_from(len).unwrap_or(i64::MAX))
+    }))
+}
+
+fn xrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(range_reply(ctx, args, false))
+}
+
+fn xrevrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(range_reply(ctx, args, true))
+}
+
+/// XRANGE key start end [COUNT n] and XREVRANGE key end start [COUNT n].
+fn range_reply(ctx: &Ctx<'_>, args: &[Bytes], reverse: bool) -> Result<Value, Value> {
+    let (start_arg, end_arg) = if reverse {
+        (&args[3], &args[2])
+    } else {
+        (&args[2], &args[3])
+    };
+    let start = range_bound(start_arg, true)?;
+    let end = range_bound(end_arg, false)?;
+    let count = parse_range_count(&args[4..])?;
+    let store = ctx.store()?;
+    let Some(stream) = existing(ctx, &store, &args[1]) else {
+        return Ok(Value::Array(Vec::new()));
+    };
+    let max = match count {
+        // Redis answers a zero or negative COUNT with a null array.
+        Some(count) if count <= 0 => return Ok(Value::NullArray),
+        Some(count) => usize::try_from(count).unwrap_or(usize::MAX),
+        None => usize::MAX,
+    };
+    let entries = if reverse {
+        stream.range_rev(Bound::Included(end), Bound::Included(start), max)
+    } else {
+        stream.range(Bound::Included(start), Bound::Included(end), max)
+    };
+    Ok(entries_value(&entries.map_err(|e| store_error(&e))?))
+}
+
+/// `[COUNT n]`, repeatable (the last wins).
+fn parse_range_count(options: &[Bytes]) -> Result<Option<i64>, Value> {
+    let mut count = None;
+    let mut rest = options;
+    while let Some((option, tail)) = rest.split_first() {
+        let Some((value, tail)) = tail.split_first().filter(|_| is(option, "COUNT")) else {
+            return Err(syntax_error());
+        };
+        count = Some(integer(value)?);
+        rest = tail;
+    }
+    Ok(count)
+}
+
+fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(xdel_reply(ctx, args))
+}
+
+fn xdel_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
+    let store = ctx.store()?;
+    // Redis looks the key up before checking the IDs: a missing key answers 0 whatever they are.
+    let Some(stream) = existing(ctx, &store, &args[1]) else {
+        return Ok(Value::Integer(0));
+    };
+    let ids = args[2..]
+        .iter()
+        .map(|arg| strict_id(arg))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deleted = stream.delete(&ids).map_err(|e| store_error(&e))?;
+    Ok(Value::Integer(i64::try_from(deleted).unwrap_or(i64::MAX)))
+}
+
+fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(xtrim_reply(ctx, args))
+}
+
+fn xtrim_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
+    let parsed = parse_add_or_trim(args, false)?;
+    let store = ctx.store()?;
+    let (Some(stream), Some(trim)) = (existing(ctx, &store, &args[1]), parsed.trim) else {
+        return Ok(Value::Integer(0));
+    };
+    let removed = apply_trim(&stream, trim)?;
+    Ok(Value::Integer(i64::try_from(removed).unwrap_or(i64::MAX)))
+}
+
+/// XSETID's options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct SetIdArgs {
+    entries_added: Option<u64>,
+    max_deleted_id: Option<StreamId>,
+}
+
+fn parse_setid_options(id: StreamId, options: &[Bytes]) -> Result<SetIdArgs, Value> {
+    let mut parsed = SetIdArgs::default();
+    let mut rest = options;
+    while let [option, value, tail @ ..] = rest {
+        if is(option, "ENTRIESADDED") {
+            let added = integer(value)?;
+            let added = u64::try_from(added)
+                .map_err(|_| Value::error("ERR entries_added must be positive"))?;
+            parsed.entries_added = Some(added);
+        } else if is(option, "MAXDELETEDID") {
+            let max_deleted = strict_id(value)?;
+            if id < max_deleted {
+                return Err(Value::error(
+                    "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+                ));
+            }
+            parsed.max_deleted_id = Some(max_deleted);
+        } else {
+            return Err(syntax_error());
+        }
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(syntax_error());
+    }
+    Ok(parsed)
+}
+
+fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(xsetid_reply(ctx, args))
+}
+
+fn xsetid_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
+    let id = strict_id(&args[2])?;
+    let options = parse_setid_options(id, &args[3..])?;
+    let store = ctx.store()?;
+    let stream = existing(ctx, &store, &args[1]).ok_or_else(|| Value::error("ERR no such key"))?;
+    check_setid(&stream, id, options)?;
+    // Redis leaves the largest deleted ID alone when given 0-0.
+    let max_deleted = options.max_deleted_id.filter(|&id| id != StreamId::MIN);
+    match stream.set_last_id(id, options.entries_added, max_deleted) {
+        Ok(()) => Ok(Value::ok()),
+        Err(StoreError::Log(LogError::IdTooSmall { .. })) => Err(setid_too_small()),
+        Err(error) => Err(store_error(&error)),
+    }
+}
+
+/// Redis's checks against the stream's content: the new last ID may not be below the last live
+/// entry, and the entries added may not be fewer than the live entries.
+fn check_setid(stream: &Stream, id: StreamId, options: SetIdArgs) -> Result<(), Value> {
+    let len = stream.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let newest = stream.last_entry().map_err(|e| store_error(&e))?;
+    if newest.is_some_and(|entry| id < entry.id) {
+        return Err(setid_too_small());
+    }
+    if options.entries_added.is_some_and(|added| added < len) {
+        return Err(Value::error(
+            "ERR The entries_added specified in XSETID is smaller than the target stream length",
+        ));
+    }
+    Ok(())
+}
+
+fn setid_too_small() -> Value {
+    Value::error("ERR The ID specified in XSETID is smaller than the target stream top item")
+}
+
+fn xcfgset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply(xcfgset_reply(ctx, args))
+}
+
+fn xcfgset_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
+    let settings = parse_config(args)?;
+    let store = ctx.store()?;
+    let stream = existing(ctx, &store, &args[1]).ok_or_else(|| Value::error("ERR no such key"))?;
+    apply_config(&stream, settings).map_err(|e| store_error(&e))?;
+    Ok(Value::ok())
+}
+
+fn apply_config(stream: &Stream, settings: ConfigArgs) -> Result<(), StoreError> {
+    let mut config = stream.config();
+    if let Some(secs) = settings.duration_secs {
+        config.idempotency_duration_ms = Some(secs.saturating_mul(1000));
+    }
+    if let Some(size) = settings.max_size {
+        config.idempotency_max_size = Some(size);
+    }
+    match settings.retention {
+        Some(RetentionPolicy::Acked) => config.work_queue = true,
+        Some(RetentionPolicy::Limits {
+            max_age_ms,
+            max_bytes,
+        }) => {
+            config.work_queue = false;
+            stream.set_retention(Retention {
+                max_age_ms,
+                max_bytes,
+            })?;
+        }
+        None => {}
+    }
+    stream.set_config(config)?;
+    if settings.duration_secs.is_some() || settings.max_size.is_some() {
+        // Redis's XCFGSET forgets every producer's keys when it changes the window.
+        stream.clear_idempotency()?;
+    }
+    Ok(())
+}
+
+fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    match xread_outcome(ctx, args) {
+        Ok(outcome) => outcome,
+        Err(error) => Outcome::Reply(error),
+    }
+}
+
+/// One stream XREAD looks at: its key and the ID after which entries are wanted.
+struct ReadTarget {
+    key: Bytes,
+    stream: Option<Arc<Stream>>,
+    after: StreamId,
+    /// The ID argument was `$` or `+`: a blocked retry must use `after` instead.
+    resolved: bool,
+}
+
+fn xread_outcome(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Outcome, Value> {
+    let read = parse_read(args, ctx.retry)?;
+    let store = ctx.store()?;
+    let targets = read_targets(ctx, &store, args, &read)?;
+    let max = usize::try_from(read.count)
+        .ok()
+        .filter(|&count| count > 0)
+        .unwrap_or(usize::MAX);
+    let mut served = Vec::new();
+    for target in &targets {
+        let Some(stream) = &target.stream else {
+            continue;
+        };
+        let entries = stream
+            .range(Bound::Excluded(target.after), Bound::Unbounded, max)
+            .map_err(|e| store_error(&e))?;
+        if !entries.is_empty() {
+            served.push((Value::Bulk(target.key.clone()), entries_value(&entries)));
+        }
+    }
+    if !served.is_empty() {
+        return Ok(Outcome::Reply(read_reply(ctx.client.protocol, served)));
+    }
+    match read.block {
+        // Inside MULTI a read never blocks: it answers as if it timed out.
+        Some(deadline) if !ctx.in_exec => Ok(Outcome::Block {
+            args: blocked_args(args, &read, &targets, deadline),
+            deadline,
+            timeout_reply: Value::NullArray,
+        }),
+        _ => Ok(Outcome::Reply(Value::NullArray)),
+    }
+}
+
+/// Resolves each key's ID: `$` is the stream's last ID (0-0 for a missing key), `+` is just
+/// before the last entry (Redis 7.4), anything else a strict ID.
+fn read_targets(
+    ctx: &Ctx<'_>,
+    store: &Store,
+    args: &[Bytes],
+    read: &ReadArgs,
+) -> Result<Vec<ReadTarget>, Value> {
+    let keys = &args[read.keys_at..read.keys_at + read.streams];
+    let ids = &args[read.keys_at + read.streams..];
+    keys.iter()
+        .zip(ids)
+        .map(|(key, id)| {
+            let stream = existing(ctx, store, key);
+            let (after, resolved) = match c_str(id) {
+                b"$" => (stream.as_ref().map_or(StreamId::MIN, |s| s.last_id()), true),
+                b"+" => (before_last_entry(stream.as_deref())?, true),
+                b">" => return Err(Value::error(
+                    "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
+                )),
+                _ => (strict_id(id)?, false),
+            };
+            Ok(ReadTarget {
+                key: key.clone(),
+                stream,
+                after,
+                resolved,
+            })
+        })
+        .collect()
+}
+
+/// The ID after which only the last live entry comes; without entries, the stream's last ID
+/// (so a blocked read waits for new ones).
+fn before_last_entry(stream: Option<&Stream>) -> Result<StreamId, Value> {
+    let Some(stream) = stream else {
+        return Ok(StreamId::MIN);
+    };
+    let newest = stream.last_entry().map_err(|e| store_error(&e))?;
+    Ok(match newest {
+        Some(entry) => entry.id.predecessor().unwrap_or(StreamId::MIN),
+        None => stream.last_id(),
+    })
+}
+
+/// RESP3: a map of key to entries; RESP2: an array of `[key, entries]`.
+fn read_reply(protocol: Protocol, served: Vec<(Value, Value)>) -> Value {
+    match protocol {
+        Protocol::Resp3 => Value::Map(served),
+        Protocol::Resp2 => Value::Array(
+            served
+                .into_iter()
+                .map(|(key, entries)| Value::Array(vec![key, entries]))
+                .collect(),
+        ),
+    }
+}
+
+/// The arguments a blocked XREAD runs again with: `$` and `+` resolved to the IDs of this call,
+/// and BLOCK's value replaced by the deadline.
+fn blocked_args(
+    args: &[Bytes],
+    read: &ReadArgs,
+    targets: &[ReadTarget],
+    deadline: Option<Instant>,
+) -> Vec<Bytes> {
+    let mut again = args.to_vec();
+    if let Some(at) = read.block_at {
+        again[at] = encode_deadline(deadline);
+    }
+    let ids_at = read.keys_at + read.streams;
+    for (slot, target) in again[ids_at..].iter_mut().zip(targets) {
+        if target.resolved {
+            *slot = Bytes::from(target.after.to_string());
+        }
+    }
+    again
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<Bytes> {
+        text.split(' ')
+            .map(|word| Bytes::copy_from_slice(word.as_bytes()))
+            .collect()
+    }
+
+    fn error_text(value: Value) -> String {
+        match value {
+            Value::Error(text) => text,
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    const RANGE_START: IdRules = IdRules {
+        missing_seq: 0,
+        strict: false,
+        ms_star: false,
+    };
+
+    #[test]
+    fn integers_follow_string2ll() {
+        assert_eq!(redis_integer(b"0"), Some(0));
+        assert_eq!(redis_integer(b"-12"), Some(-12));
+        assert_eq!(redis_integer(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(redis_integer(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            "",
+            "-",
+            "+1",
+            "01",
+            "-0",
+            " 1",
+            "1 ",
+            "1.5",
+            "0x10",
+            "9223372036854775808",
+        ] {
+            assert_eq!(redis_integer(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn id_parts_follow_strtoull() {
+        assert_eq!(id_part(b"42"), Some(42));
+        assert_eq!(id_part(b" +5"), Some(5));
+        assert_eq!(id_part(b"007"), Some(7));
+        assert_eq!(id_part(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(id_part(b"-0"), Some(0));
+        // strtoull negates modulo 2^64 what string2ll refused.
+        assert_eq!(id_part(b"-05"), Some(5_u64.wrapping_neg()));
+        for bad in [
+            "",
+            " ",
+            "+",
+            "-5",
+            "5 ",
+            "18446744073709551616",
+            "0x1",
+            "1.0",
+        ] {
+            assert_eq!(id_part(bad.as_bytes()), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_parse_like_redis() {
+        let exact = |ms, seq| Some(ParsedId::Exact(StreamId::new(ms, seq)));
+        assert_eq!(parse_id(b"5-3", STRICT), exact(5, 3));
+        assert_eq!(parse_id(b"5", STRICT), exact(5, 0));
+        let end = IdRules {
+            missing_seq: u64::MAX,
+            ..RANGE_START
+        };
+        assert_eq!(parse_id(b"5", end), exact(5, u64::MAX));
+        assert_eq!(parse_id(b"-", RANGE_START), exact(0, 0));
+        assert_eq!(parse_id(b"+", RANGE_START), exact(u64::MAX, u64::MAX));
+        assert_eq!(parse_id(b"-", STRICT), None);
+        assert_eq!(parse_id(b"+", STRICT), None);
+        assert_eq!(parse_id(b"5-*", STRICT), None);
+        let xadd = IdRules {
+            ms_star: true,
+            ..STRICT
+        };
+        assert_eq!(parse_id(b"5-*", xadd), Some(ParsedId::MsStar(5)));
+        assert_eq!(parse_id(b"*", xadd), None);
+        assert_eq!(parse_id(b"5-3\0junk", STRICT), exact(5, 3));
+        assert_eq!(parse_id(b"1-2-3", STRICT), None);
+        assert_eq!(parse_id(b"-1", STRICT), None);
+        assert_eq!(parse_id(&[b'1'; 128], STRICT), None);
+    }
+
+    #[test]
+    fn range_bounds_handle_exclusion() {
+        assert_eq!(range_bound(b"-", true), Ok(StreamId::MIN));
+        assert_eq!(range_bound(b"+", false), Ok(StreamId::MAX));
+        assert_eq!(range_bound(b"7", true), Ok(StreamId::new(7, 0)));
+        assert_eq!(range_bound(b"7", false), Ok(StreamId::new(7, u64::MAX)));
+        assert_eq!(range_bound(b"(7-1", true), Ok(StreamId::new(7, 2)));
+        assert_eq!(
+            range_bound(b"(7", false),
+            Ok(StreamId::new(7, u64::MAX - 1))
+        );
+        assert_eq!(range_bound(b"(7-0", false), Ok(StreamId::new(6, u64::MAX)));
+        assert!(range_bound(b"(-", true).is_err());
+        assert!(range_bound(b"(+", false).is_err());
+        assert!(range_bound(b"(", true).is_err());
+        let max = "(18446744073709551615-18446744073709551615";
+        assert_eq!(
+            error_text(range_bound(max.as_bytes(), true).unwrap_err()),
+            "ERR invalid start ID for the interval"
+        );
+        assert_eq!(
+            error_text(range_bound(b"(0-0", false).unwrap_err()),
+            "ERR invalid end ID for the interval"
+        );
+    }
+
+    #[test]
+    fn xadd_options() {
+        let parsed =
+            parse_add_or_trim(&args("XADD s NOMKSTREAM MAXLEN ~ 10 5-* f v"), true).unwrap();
+        assert!(parsed.no_mkstream);
+        assert_eq!(parsed.id, Some(ParsedId::MsStar(5)));
+        assert_eq!(parsed.id_at, Some(6));
+        assert_eq!(
+            parsed.trim,
+            Some(Trim {
+                threshold: Threshold::MaxLen(10),
+                approximate: true,
+                limit: Some(DEFAULT_APPROX_LIMIT),
+            })
+        );
+        let parsed = parse_add_or_trim(&args("XADD s MINID = 3-1 * f v"), true).unwrap();
+        assert_eq!(parsed.id, None);
+        assert_eq!(parsed.id_at, Some(5));
+        assert_eq!(
+            parsed.trim,
+            Some(Trim {
+                threshold: Threshold::MinId(StreamId::new(3, 1)),
+                approximate: false,
+                limit: None,
+            })
+        );
+        let parsed = parse_add_or_trim(&args("XADD s IDMP p i * f v"), true).unwrap();
+        assert_eq!(
+            parsed.idempotency,
+            Some(Idempotency::Explicit {
+                producer: Bytes::from_static(b"p"),
+                iid: Bytes::from_static(b"i"),
+            })
+        );
+        let parsed = parse_add_or_trim(&args("XADD s IDMPAUTO p * f v"), true).unwrap();
+        assert_eq!(
+            parsed.idempotency,
+            Some(Idempotency::Auto {
+                producer: Bytes::from_static(b"p")
+            })
+        );
+    }
+
+    #[test]
+    fn trim_options() {
+        let parsed = parse_add_or_trim(&args("XTRIM s MAXLEN ~ 5 LIMIT 0"), false).unwrap();
+        let trim = parsed.trim.unwrap();
+        assert_eq!(trim.limit, None);
+        let parsed = parse_add_or_trim(&args("XTRIM s MINID ~ 5 LIMIT 7"), false).unwrap();
+        assert_eq!(parsed.trim.unwrap().limit, Some(7));
+        assert_eq!(
+            parsed.trim.unwrap().threshold,
+            Threshold::MinId(StreamId::new(5, 0))
+        );
+        let parsed = parse_add_or_trim(&args("XTRIM s MAXLEN 3"), false).unwrap();
+        assert_eq!(parsed.trim.unwrap().threshold, Threshold::MaxLen(3));
+        // With nothing after it, `~` is read as the threshold.
+        let error = parse_add_or_trim(&args("XTRIM s MAXLEN ~"), false).unwrap_err();
+        assert_eq!(
+            error_text(error),
+            "ERR value is not an integer or out of range"
+        );
+    }
+
+    #[test]
+    fn option_errors_match_redis() {
+        let cases = [
+            (
+                "XADD s LIMIT 5 * f v",
+                "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy",
+            ),
+            (
+                "XADD s LIMIT 0 * f v",
+                "ERR syntax error, LIMIT cannot be used without the special ~ option",
+            ),
+            (
+                "XADD s MAXLEN 5 LIMIT 5 * f v",
+                "ERR syntax error, LIMIT cannot be used without the special ~ option",
+            ),
+            (
+                "XADD s MAXLEN -1 * f v",
+                "ERR The MAXLEN argument must be >= 0.",
+            ),
+            (
+                "XADD s MAXLEN ~ 1 LIMIT -1 * f v",
+                "ERR The LIMIT argument must be >= 0.",
+            ),
+            (
+                "XADD s MAXLEN 1 MINID 5 * f v",
+                "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+            ),
+            (
+                "XADD s MAXLEN ~ * f v",
+                "ERR value is not an integer or out of range",
+            ),
+            (
+                "XADD s MINID + * f v",
+                "ERR Invalid stream ID specified as stream command argument",
+            ),
+            (
+                "XADD s - f v",
+                "ERR Invalid stream ID specified as stream command argument",
+            ),
+            (
+                "XADD s IDMP p i IDMP q j * f v",
+                "ERR IDMP/IDMPAUTO specified multiple times",
+            ),
+            (
+                "XADD s IDMPAUTO p IDMP q j * f v",
+                "ERR IDMP/IDMPAUTO specified multiple times",
+            ),
+            (
+                "XADD s IDMP  i * f v",
+                "ERR IDMP requires a non-empty producer ID",
+            ),
+            (
+                "XADD s IDMP p  * f v",
+                "ERR IDMP requires a non-empty idempotent ID",
+            ),
+            (
+                "XADD s IDMPAUTO  * f v",
+                "ERR IDMPAUTO requires a non-empty producer ID",
+            ),
+            (
+                "XADD s IDMP p * f v",
+                "ERR Invalid stream ID specified as stream command argument",
+            ),
+        ];
+        for (command, expected) in cases {
+            let error = parse_add_or_trim(&args(command), true).unwrap_err();
+            assert_eq!(error_text(error), expected, "{command}");
+        }
+        let cases = [
+            (
+                "XTRIM s LIMIT 0",
+                "ERR syntax error, XTRIM must be called with a trimming strategy",
+            ),
+            ("XTRIM s FOO 1", "ERR syntax error"),
+            ("XTRIM s NOMKSTREAM MAXLEN 1", "ERR syntax error"),
+            (
+                "XTRIM s MAXLEN = 1 LIMIT 1",
+                "ERR syntax error, LIMIT cannot be used without the special ~ option",
+            ),
+            ("XTRIM s MAXLEN 100 extra", "ERR syntax error"),
+        ];
+        for (command, expected) in cases {
+            let error = parse_add_or_trim(&args(command), false).unwrap_err();
+            assert_eq!(error_text(error), expected, "{command}");
+        }
+    }
+
+    #[test]
+    fn xread_options() {
+        let read = parse_read(&args("XREAD COUNT -3 STREAMS a b 0 $"), false).unwrap();
+        assert_eq!(
+            (read.count, read.block, read.keys_at, read.streams),
+            (0, None, 4, 2)
+        );
+        let read = parse_read(&args("XREAD BLOCK 0 COUNT 2 STREAMS a 0"), false).unwrap();
+        assert_eq!(
+            (read.count, read.block, read.block_at),
+            (2, Some(None), Some(2))
+        );
+        let read = parse_read(&args("XREAD BLOCK 100 STREAMS a 0"), false).unwrap();
+        assert!(matches!(read.block, Some(Some(_))));
+        let cases = [
+            (
+                "XREAD STREAMS a b 0",
+                "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
+            ),
+            ("XREAD BLOCK -1 STREAMS a 0", "ERR timeout is negative"),
+            (
+                "XREAD BLOCK 1.5 STREAMS a 0",
+                "ERR timeout is not an integer or out of range",
+            ),
+            (
+                "XREAD BLOCK @5 STREAMS a 0",
+                "ERR timeout is not an integer or out of range",
+            ),
+            ("XREAD FOO STREAMS a 0", "ERR syntax error"),
+            ("XREAD COUNT 1 BLOCK", "ERR syntax error"),
+        ];
+        for (command, expected) in cases {
+            let error = parse_read(&args(command), false).unwrap_err();
+            assert_eq!(error_text(error), expected, "{command}");
+        }
+    }
+
+    #[test]
+    fn blocked_deadline_survives_the_retry() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let encoded = encode_deadline(Some(deadline));
+        let decoded = decode_deadline(&encoded).unwrap().unwrap();
+        assert!(decoded <= deadline && deadline - decoded < Duration::from_millis(2));
+        assert_eq!(decode_deadline(&encode_deadline(None)), Some(None));
+        let retry = [&b"XREAD"[..], b"BLOCK", &encoded, b"STREAMS", b"a", b"1-1"]
+            .map(Bytes::copy_from_slice);
+        let read = parse_read(&retry, true).unwrap();
+        assert_eq!(read.block, Some(Some(decoded)));
+    }
+
+    #[test]
+    fn xcfgset_options() {
+        let config = parse_config(&args("XCFGSET s IDMP-DURATION 5 IDMP-MAXSIZE 10")).unwrap();
+        assert_eq!((config.duration_secs, config.max_size), (Some(5), Some(10)));
+        let config = parse_config(&args("XCFGSET s RETENTION acked")).unwrap();
+        assert_eq!(config.retention, Some(RetentionPolicy::Acked));
+        let config =
+            parse_config(&args("XCFGSET s RETENTION limits MAXAGE 60000 MAXBYTES 0")).unwrap();
+        assert_eq!(
+            config.retention,
+            Some(RetentionPolicy::Limits {
+                max_age_ms: Some(60_000),
+                max_bytes: None
+            })
+        );
+        let config = parse_config(&args("XCFGSET s RETENTION LIMITS IDMP-MAXSIZE 3")).unwrap();
+        assert_eq!(config.max_size, Some(3));
+        let cases = [
+            ("XCFGSET s IDMP-DURATION", "ERR syntax error"),
+            ("XCFGSET s INVALID", "ERR syntax error"),
+            (
+                "XCFGSET s IDMP-DURATION 0",
+                "ERR IDMP-DURATION must be between 1 and 86400 seconds",
+            ),
+            (
+                "XCFGSET s IDMP-MAXSIZE 10001",
+                "ERR IDMP-MAXSIZE must be between 1 and 10000 entries",
+            ),
+            (
+                "XCFGSET s IDMP-DURATION 000",
+                "ERR value is not an integer or out of range",
+            ),
+            (
+                "XCFGSET s IDMP-MAXSIZE INVALID IDMP-DURATION",
+                "ERR value is not an integer or out of range",
+            ),
+            ("XCFGSET s RETENTION forever", "ERR syntax error"),
+        ];
+        for (command, expected) in cases {
+            let error = parse_config(&args(command)).unwrap_err();
+            assert_eq!(error_text(error), expected, "{command}");
+        }
+        assert!(parse_config(&args("XCFGSET s")).is_err());
+    }
+
+    #[test]
+    fn setid_options() {
+        let id = StreamId::new(5, 0);
+        let parsed = parse_setid_options(id, &args("ENTRIESADDED 3 MAXDELETEDID 4-0")).unwrap();
+        assert_eq!(parsed.entries_added, Some(3));
+        assert_eq!(parsed.max_deleted_id, Some(StreamId::new(4, 0)));
+        let cases = [
+            ("ENTRIESADDED -1", "ERR entries_added must be positive"),
+            (
+                "MAXDELETEDID 6-0",
+                "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+            ),
+            (
+                "MAXDELETEDID -",
+                "ERR Invalid stream ID specified as stream command argument",
+            ),
+            ("ENTRIESADDED", "ERR syntax error"),
+            ("FOO 1", "ERR syntax error"),
+        ];
+        for (options, expected) in cases {
+            let error = parse_setid_options(id, &args(options)).unwrap_err();
+            assert_eq!(error_text(error), expected, "{options}");
+        }
+    }
+
+    #[test]
+    fn entries_show_fields_then_the_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let stream = store.stream(b"s").unwrap();
+        let with_body = Message::new("payload")
+            .header("k", "v")
+            .id(StreamId::new(1, 1));
+        stream.append(with_body).unwrap();
+        let fields = args("f v g ");
+        stream
+            .append(message_of(&fields, IdSpec::Explicit(StreamId::new(2, 0))))
+            .unwrap();
+        let entries = stream
+            .range(Bound::Unbounded, Bound::Unbounded, 10)
+            .unwrap();
+        let bulks = |items: &[&'static str]| {
+            Value::Array(items.iter().map(|item| Value::bulk(*item)).collect())
+        };
+        assert_eq!(
+            entries_value(&entries),
+            Value::Array(vec![
+                Value::Array(vec![
+                    Value::bulk("1-1"),
+                    bulks(&["k", "v", "$body", "payload"])
+                ]),
+                Value::Array(vec![Value::bulk("2-0"), bulks(&["f", "v", "g", ""])]),
+            ])
+        );
+        drop((entries, stream));
+        store.close().unwrap();
+    }
+
+    #[test]
+    fn auto_iid_ignores_field_order() {
+        let pairs = |list: &[(&'static str, &'static str)]| -> Vec<(Bytes, Bytes)> {
+            list.iter()
+                .map(|(f, v)| {
+                    (
+                        Bytes::from_static(f.as_bytes()),
+                        Bytes::from_static(v.as_bytes()),
+                    )
+                })
+                .collect()
+        };
+        let a = auto_iid(&pairs(&[("a", "1"), ("b", "2")]));
+        let b = auto_iid(&pairs(&[("b", "2"), ("a", "1")]));
+        let c = auto_iid(&pairs(&[("a", "2"), ("b", "1")]));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}

@@ -1,0 +1,137 @@
+//! The server's settings: command-line flags, optionally a Redis-style configuration file.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use crate::durability::Durability;
+
+/// Redis's `appendfsync` values, mapped onto the store's durability policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// A reply is sent only once the write and everything it changed is on disk.
+    Always,
+    /// Flushed once a second.
+    Everysec,
+    /// The operating system decides.
+    No,
+}
+
+impl FsyncPolicy {
+    /// Parses `always`, `everysec` or `no` (any case).
+    pub fn parse(text: &str) -> Option<FsyncPolicy> {
+        match text.to_ascii_lowercase().as_str() {
+            "always" => Some(FsyncPolicy::Always),
+            "everysec" => Some(FsyncPolicy::Everysec),
+            "no" => Some(FsyncPolicy::No),
+            _ => None,
+        }
+    }
+
+    /// The name Redis uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::Everysec => "everysec",
+            FsyncPolicy::No => "no",
+        }
+    }
+
+    /// The store policy.
+    pub fn durability(self) -> Durability {
+        match self {
+            FsyncPolicy::Always => Durability::Always,
+            FsyncPolicy::Everysec => Durability::Interval(1000),
+            FsyncPolicy::No => Durability::Never,
+        }
+    }
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub dir: PathBuf,
+    pub bind: IpAddr,
+    pub port: u16,
+    pub fsync: FsyncPolicy,
+    pub requirepass: Option<String>,
+    pub maxclients: usize,
+    /// Largest bulk string a client may send (`proto-max-bulk-len`).
+    pub max_bulk_len: usize,
+    /// Most bytes of unparsed input buffered per client (`client-query-buffer-limit`).
+    pub max_query_buffer: usize,
+    /// Most bytes of replies buffered for a slow client before it is disconnected
+    /// (`client-output-buffer-limit`).
+    pub max_output_buffer: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            dir: PathBuf::from("./data"),
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 6379,
+            fsync: FsyncPolicy::Everysec,
+            requirepass: None,
+            maxclients: 10_000,
+            max_bulk_len: 512 << 20,
+            max_query_buffer: 1 << 30,
+            max_output_buffer: 256 << 20,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Applies a Redis-style configuration file: one `name value` per line, `#` comments.
+    /// Known names: `dir`, `bind`, `port`, `appendfsync`, `requirepass`, `maxclients`,
+    /// `proto-max-bulk-len`, `client-query-buffer-limit`.
+    pub fn apply_file(&mut self, path: &Path) -> Result<(), String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read configuration file {}: {e}", path.display()))?;
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            self.apply(name, value.trim().trim_matches('"'))
+                .map_err(|e| format!("{}:{}: {e}", path.display(), number + 1))?;
+        }
+        Ok(())
+    }
+
+    /// Applies one setting by its Redis name.
+    pub fn apply(&mut self, name: &str, value: &str) -> Result<(), String> {
+        let number = |value: &str| {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("{name}: {value:?} is not a number"))
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "dir" => self.dir = PathBuf::from(value),
+            "bind" => {
+                let first = value.split_whitespace().next().unwrap_or(value);
+                self.bind = first
+                    .parse()
+                    .map_err(|_| format!("bind: {value:?} is not an IP address"))?;
+            }
+            "port" => {
+                self.port = value
+                    .parse()
+                    .map_err(|_| format!("port: {value:?} is not a port number"))?;
+            }
+            "appendfsync" => {
+                self.fsync = FsyncPolicy::parse(value).ok_or_else(|| {
+                    format!("appendfsync: {value:?} is not always, everysec or no")
+                })?;
+            }
+            "requirepass" => {
+                self.requirepass = (!value.is_empty()).then(|| value.to_string());
+            }
+            "maxclients" => self.maxclients = number(value)?,
+            "proto-max-bulk-len" => self.max_bulk_len = number(value)?,
+            "client-query-buffer-limit" => self.max_query_buffer = number(value)?,
+            other => return Err(format!("unknown setting {other:?}")),
+        }
+        Ok(())
+    }
+}

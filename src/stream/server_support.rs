@@ -1,0 +1,275 @@
+//! What the Redis-protocol server needs beyond the everyday API: groups created at an exact
+//! position with a known read counter (`XGROUP CREATE … ENTRIESREAD`), Redis 8.8's `XNACK`
+//! with its delivery-counter modes, and the store's clock (so idle times the server reports are
+//! measured on the same clock as the deliveries).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Stream;
+use super::source::LogSource;
+use crate::group::{
+    Applied, Due, EntrySource, GroupError, GroupEvent, GroupPolicy, GroupsState, MAX_EVENT_BATCH,
+    PendingRecord,
+};
+use crate::id::StreamId;
+use crate::store::StoreError;
+use crate::stream::Group;
+
+/// The owner of entries that [`Group::release`] forces into the pending list: Redis shows
+/// released entries with an empty consumer name.
+const UNOWNED: &[u8] = b"";
+
+impl Stream {
+    /// The store's clock, in Unix milliseconds: the clock every delivery time is taken from.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Creates a consumer group positioned after `last_delivered` with a read counter
+    /// (`entries_read`, `None` when unknown), as Redis's `XGROUP CREATE … ENTRIESREAD` does.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = weir::Store::open(dir.path()).unwrap();
+    /// let stream = store.stream(b"s").unwrap();
+    /// stream.append(weir::Message::new("a")).unwrap();
+    /// let id = stream.last_id();
+    /// stream.create_group_at(b"g", id, Some(1), Default::default()).unwrap();
+    /// let read = stream.inspect_groups(|state, log| state.group_info(log, b"g").unwrap().entries_read);
+    /// assert_eq!(read, Some(1));
+    /// ```
+    pub fn create_group_at(
+        self: &Arc<Self>,
+        name: &[u8],
+        last_delivered: StreamId,
+        entries_read: Option<u64>,
+        policy: GroupPolicy,
+    ) -> Result<Group, StoreError> {
+        policy.validate()?;
+        {
+            let mut groups = self.groups.lock();
+            groups.apply(|state| state.create_group(name, last_delivered, entries_read))?;
+            if policy != GroupPolicy::default() {
+                groups.apply(|state| state.set_policy(name, policy))?;
+            }
+        }
+        self.syncer.commit(&self.flush_handle())?;
+        self.group(name)
+    }
+}
+
+impl Group {
+    /// Releases pending entries for redelivery after `delay` (Redis 8.8's `XNACK`, whose
+    /// released entries are immediately claimable; weir hands them out again to any consumer's
+    /// next read once the delay has passed). `counter` gives each entry's new delivery counter
+    /// from its current one: `Some(count)` for a pending entry, `None` for an entry of the stream
+    /// that was not pending, which is added to the pending list only when `force` is set (owned
+    /// by the empty-named consumer, as Redis shows released entries). Owners otherwise stay.
+    /// Returns how many entries were released; IDs listed twice count once.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = weir::Store::open(dir.path()).unwrap();
+    /// let stream = store.stream(b"s").unwrap();
+    /// let group = stream.create_group(b"g", weir::GroupStart::Beginning, Default::default()).unwrap();
+    /// stream.append(weir::Message::new("a")).unwrap();
+    /// let delivered = group.read(b"c", 10).unwrap();
+    /// // Undo the delivery: the counter goes back to zero.
+    /// let undo = |count: Option<u32>| count.unwrap_or(0).saturating_sub(1);
+    /// assert_eq!(group.release(&[delivered[0].id()], undo, false, Duration::ZERO).unwrap(), 1);
+    /// assert_eq!(group.read(b"d", 10).unwrap()[0].deliveries, 1);
+    /// ```
+    pub fn release(
+        &self,
+        ids: &[StreamId],
+        counter: impl Fn(Option<u32>) -> u32,
+        force: bool,
+        delay: Duration,
+    ) -> Result<usize, StoreError> {
+        let stream = self.stream();
+        let now_ms = stream.now_ms();
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        let request = ReleaseRequest {
+            group: self.name(),
+            ids,
+            counter: &counter,
+            force,
+            due_ms: now_ms.saturating_add(delay_ms),
+            now_ms,
+        };
+        let released = stream
+            .groups
+            .lock()
+            .apply(|state| release_events(state, &LogSource(&stream.log), &request))?;
+        stream.syncer.commit(&stream.flush_handle())?;
+        Ok(released)
+    }
+}
+
+/// What [`Group::release`] was asked.
+struct ReleaseRequest<'a> {
+    group: &'a [u8],
+    ids: &'a [StreamId],
+    counter: &'a dyn Fn(Option<u32>) -> u32,
+    force: bool,
+    due_ms: u64,
+    now_ms: u64,
+}
+
+/// Plans a release, then applies its events: each released entry is restored exactly as it
+/// was, but with its new counter and due time, so owners and delivery times stay.
+fn release_events(
+    state: &mut GroupsState,
+    source: &dyn EntrySource,
+    request: &ReleaseRequest<'_>,
+) -> Result<Applied<usize>, GroupError> {
+    let (records, needs_unowned) = plan_release(state, source, request)?;
+    let released = records.values().map(Vec::len).sum();
+    let mut events = Vec::new();
+    if needs_unowned {
+        events.push(GroupEvent::ConsumerCreated {
+            group: request.group.to_vec(),
+            consumer: UNOWNED.to_vec(),
+            seen_ms: request.now_ms,
+            active_ms: None,
+        });
+    }
+    for (owner, entries) in records {
+        for chunk in entries.chunks(MAX_EVENT_BATCH) {
+            events.push(GroupEvent::PendingRestored {
+                group: request.group.to_vec(),
+                consumer: owner.clone(),
+                entries: chunk.to_vec(),
+            });
+        }
+    }
+    for event in &events {
+        state.apply(event);
+    }
+    Ok(Applied {
+        events,
+        output: released,
+    })
+}
+
+/// The restored records by owner, and whether the empty-named owner must be created first.
+type ReleasePlan = (BTreeMap<Vec<u8>, Vec<PendingRecord>>, bool);
+
+fn plan_release(
+    state: &GroupsState,
+    source: &dyn EntrySource,
+    request: &ReleaseRequest<'_>,
+) -> Result<ReleasePlan, GroupError> {
+    let group = state.group(request.group)?;
+    let due = Due::At(request.due_ms);
+    let mut records: BTreeMap<Vec<u8>, Vec<PendingRecord>> = BTreeMap::new();
+    let mut visited = HashSet::new();
+    for &id in request.ids {
+        if !visited.insert(id) {
+            continue;
+        }
+        let (owner, record) = match group.pel.get(&id) {
+            Some(entry) => (
+                group.consumers.name(entry.owner).to_vec(),
+                PendingRecord {
+                    id,
+                    offset: entry.offset,
+                    delivered_ms: entry.delivered_ms,
+                    deliveries: (request.counter)(Some(entry.deliveries)),
+                    due,
+                },
+            ),
+            None if request.force => match source.lookup(id) {
+                Some(offset) => (
+                    UNOWNED.to_vec(),
+                    PendingRecord {
+                        id,
+                        offset,
+                        delivered_ms: request.now_ms,
+                        deliveries: (request.counter)(None),
+                        due,
+                    },
+                ),
+                None => continue,
+            },
+            None => continue,
+        };
+        records.entry(owner).or_default().push(record);
+    }
+    let needs_unowned = records.contains_key(UNOWNED) && group.consumers.id(UNOWNED).is_none();
+    Ok((records, needs_unowned))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::stream::GroupStart;
+    use crate::{Message, Store};
+
+    #[test]
+    fn release_sets_counters_and_makes_entries_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let stream = store.stream(b"s").unwrap();
+        let group = stream
+            .create_group(b"g", GroupStart::Beginning, Default::default())
+            .unwrap();
+        let first = stream.append(Message::new("a")).unwrap().id;
+        let second = stream.append(Message::new("b")).unwrap().id;
+        group.read(b"c", 1).unwrap();
+        let poison = |count: Option<u32>| count.map_or(7, |_| u32::MAX);
+        // The first is pending; the second is forced in; an unknown ID is ignored.
+        let unknown = crate::StreamId::new(99, 0);
+        let ids = [first, first, second, unknown];
+        assert_eq!(
+            group.release(&ids, poison, true, Duration::ZERO).unwrap(),
+            2
+        );
+        let rows = stream.inspect_groups(|state, _| {
+            let query = crate::group::PendingQuery {
+                start: crate::StreamId::MIN,
+                end: crate::StreamId::MAX,
+                count: 10,
+                consumer: None,
+                min_idle_ms: None,
+            };
+            state
+                .pending_range(b"g", &query, 0)
+                .unwrap()
+                .iter()
+                .map(|row| (row.consumer.to_vec(), row.deliveries))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(rows, [(b"c".to_vec(), u32::MAX), (Vec::new(), 7)]);
+        let again = group.read(b"d", 10).unwrap();
+        assert_eq!(again.len(), 2);
+    }
+
+    #[test]
+    fn groups_start_with_the_given_read_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let stream = store.stream(b"s").unwrap();
+        let policy = crate::GroupPolicy {
+            max_deliver: Some(3),
+            ..Default::default()
+        };
+        stream
+            .create_group_at(b"g", crate::StreamId::new(5, 0), Some(4), policy.clone())
+            .unwrap();
+        let (read, kept) = stream.inspect_groups(|state, log| {
+            let info = state.group_info(log, b"g").unwrap();
+            (info.entries_read, info.policy.clone())
+        });
+        assert_eq!((read, kept), (Some(4), policy));
+        assert!(
+            stream
+                .create_group_at(b"g", crate::StreamId::MIN, None, Default::default())
+                .is_err()
+        );
+    }
+}
