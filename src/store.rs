@@ -94,6 +94,14 @@ pub struct StoreOptions {
     pub log: LogOptions,
     /// The clock for IDs, timestamps and deadlines.
     pub clock: SharedClock,
+    /// How a stream's name appears in entries the store writes itself (the
+    /// `dead-letter-stream` header of a dead letter). An embedder that prefixes names with a
+    /// namespace, as the server does with database numbers, strips it here.
+    pub public_name: fn(&[u8]) -> &[u8],
+}
+
+fn identity(name: &[u8]) -> &[u8] {
+    name
 }
 
 impl Default for StoreOptions {
@@ -102,6 +110,7 @@ impl Default for StoreOptions {
             durability: Durability::Interval(1000),
             log: LogOptions::default(),
             clock: SystemClock::shared(),
+            public_name: identity,
         }
     }
 }
@@ -320,6 +329,7 @@ impl Shared {
             syncer: Arc::clone(&self.syncer),
             clock: Arc::clone(&self.options.clock),
             resolver,
+            public_name: self.options.public_name,
         }
     }
 

@@ -40,6 +40,7 @@ fn options(clock: &Arc<ManualClock>, durability: Durability) -> StoreOptions {
         durability,
         log: tiny(),
         clock: Arc::clone(clock) as SharedClock,
+        ..StoreOptions::default()
     }
 }
 

@@ -48,7 +48,13 @@ async fn run(
         loop {
             match parser.parse(&mut input) {
                 Ok(Some(args)) => {
-                    let outcome = commands::execute(server, client, args).await;
+                    let Some(outcome) = execute(
+                        server, socket, &mut input, &parser, client, args, kill, shutdown,
+                    )
+                    .await?
+                    else {
+                        return Ok(());
+                    };
                     let close = match outcome {
                         Outcome::Reply(value) => {
                             value.encode(client.protocol, &mut output);
@@ -105,6 +111,45 @@ async fn run(
             }
             () = kill.notified() => return Ok(()),
             _ = shutdown.changed() => return Ok(()),
+        }
+    }
+}
+
+/// Runs one command. While it is blocked, the client is still watched: `None` when it
+/// disconnects (or sends more than the query buffer limit), is killed, or the server stops, and
+/// the command is abandoned (a blocked command has taken nothing yet). Whatever the client
+/// pipelines meanwhile is kept in `input` for later.
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    server: &Arc<Server>,
+    socket: &mut TcpStream,
+    input: &mut BytesMut,
+    parser: &RequestParser,
+    client: &mut Client,
+    args: Vec<bytes::Bytes>,
+    kill: &tokio::sync::Notify,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<Option<Outcome>> {
+    let command = commands::execute(server, client, args);
+    tokio::pin!(command);
+    loop {
+        if input.capacity() - input.len() < READ_CHUNK {
+            input.reserve(READ_CHUNK);
+        }
+        // Biased: a command that does not block is done at its first poll, before the other
+        // branches are looked at.
+        tokio::select! {
+            biased;
+            outcome = &mut command => return Ok(Some(outcome)),
+            read = socket.read_buf(input) => {
+                let read = read?;
+                if read == 0 || parser.limits().buffer_exceeded(input.len()) {
+                    return Ok(None);
+                }
+                server.stats.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
+            }
+            () = kill.notified() => return Ok(None),
+            _ = shutdown.changed() => return Ok(None),
         }
     }
 }

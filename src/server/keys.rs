@@ -22,6 +22,11 @@ pub fn key_of(db: u8, name: &[u8]) -> Option<Bytes> {
     }
 }
 
+/// The key part of a store name, whatever its database.
+pub fn key_part(name: &[u8]) -> &[u8] {
+    name.get(1..).unwrap_or_default()
+}
+
 /// Redis glob matching (`KEYS`, `SCAN MATCH`): `*`, `?`, `[abc]`, `[^a]`, `[a-z]`, `\x`.
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
     match pattern.split_first() {

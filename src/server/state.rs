@@ -172,6 +172,7 @@ fn close_store(store: Option<Arc<Store>>) -> Result<(), StoreError> {
 fn open_store(config: &ServerConfig) -> Result<Store, StoreError> {
     let options = StoreOptions {
         durability: config.fsync.durability(),
+        public_name: super::keys::key_part,
         ..StoreOptions::default()
     };
     Store::open_with(&config.dir, options)

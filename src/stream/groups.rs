@@ -263,7 +263,10 @@ impl Stream {
             message = message.header(Bytes::copy_from_slice(name), Bytes::copy_from_slice(value));
         }
         message
-            .header("dead-letter-stream", self.name())
+            .header(
+                "dead-letter-stream",
+                Bytes::copy_from_slice((self.public_name)(&self.name())),
+            )
             .header("dead-letter-id", entry.id.to_string())
             .header("dead-letter-group", Bytes::copy_from_slice(group))
             .header("dead-letter-deliveries", deliveries.to_string())

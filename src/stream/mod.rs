@@ -103,6 +103,7 @@ pub struct Stream {
     resolver: Weak<dyn StreamResolver>,
     config: RwLock<StreamConfig>,
     idempotency: Mutex<IdempotencyWindows>,
+    public_name: fn(&[u8]) -> &[u8],
 }
 
 /// Finds (or creates) another stream of the same store: where dead letters go.
@@ -115,6 +116,7 @@ pub(crate) struct StreamContext {
     pub(crate) syncer: Arc<Syncer>,
     pub(crate) clock: SharedClock,
     pub(crate) resolver: Weak<dyn StreamResolver>,
+    pub(crate) public_name: fn(&[u8]) -> &[u8],
 }
 
 impl std::fmt::Debug for Stream {
@@ -161,6 +163,7 @@ impl Stream {
             resolver: context.resolver,
             config: RwLock::new(config),
             idempotency: Mutex::new(windows),
+            public_name: context.public_name,
         };
         Ok((stream, recovery))
     }

@@ -109,6 +109,51 @@ impl Group {
     }
 }
 
+impl Group {
+    /// Whether a read of new entries (`XREADGROUP … >`) could hand anything out now: entries
+    /// after the group's position, entries due for redelivery, or (with `claim_min_idle_ms`)
+    /// entries idle at least that long. It may answer true when a read would find nothing
+    /// (the pending cap, entries that reached the delivery limit), never the reverse. A blocked
+    /// reader asks before reading again, so that waking up with nothing to take journals
+    /// nothing. A group that no longer exists answers true: the read reports it.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = weir::Store::open(dir.path()).unwrap();
+    /// let stream = store.stream(b"s").unwrap();
+    /// let group = stream.create_group(b"g", weir::GroupStart::Beginning, Default::default()).unwrap();
+    /// assert!(!group.may_deliver(None));
+    /// stream.append(weir::Message::new("a")).unwrap();
+    /// assert!(group.may_deliver(None));
+    /// group.read(b"c", 10).unwrap();
+    /// assert!(!group.may_deliver(None));
+    /// assert!(group.may_deliver(Some(0)));
+    /// ```
+    pub fn may_deliver(&self, claim_min_idle_ms: Option<u64>) -> bool {
+        let stream = self.stream();
+        let now_ms = stream.now_ms();
+        let groups = stream.groups.lock();
+        let Ok(group) = groups.state().group(self.name()) else {
+            return true;
+        };
+        let due = group
+            .by_due
+            .range(..=(now_ms, StreamId::MAX))
+            .next()
+            .is_some();
+        let idle = claim_min_idle_ms.is_some_and(|min_idle| {
+            group
+                .by_delivery
+                .first()
+                .is_some_and(|&(delivered_ms, _)| delivered_ms.saturating_add(min_idle) <= now_ms)
+        });
+        due || idle
+            || !LogSource(&stream.log)
+                .entries_after(group.last_delivered, 1)
+                .is_empty()
+    }
+}
+
 /// What [`Group::release`] was asked.
 struct ReleaseRequest<'a> {
     group: &'a [u8],

@@ -12,7 +12,7 @@
 
 use std::borrow::Cow;
 use std::ops::Bound;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -218,6 +218,16 @@ fn opt_int(value: Option<u64>) -> Value {
 
 fn field(name: &'static str, value: Value) -> (Value, Value) {
     (Value::bulk(name), value)
+}
+
+/// A delivery counter. weir's counters stop at `u32::MAX`, which stands for Redis's largest
+/// counter (what `XNACK … FATAL` sets), so that clients comparing with it keep working.
+fn deliveries_value(deliveries: u32) -> Value {
+    if deliveries == u32::MAX {
+        Value::Integer(i64::MAX)
+    } else {
+        Value::Integer(i64::from(deliveries))
+    }
 }
 
 /// An entry's fields: its headers in order, then its body (if any) as `$body`.
@@ -594,8 +604,8 @@ struct ReadGroupArgs<'a> {
     consumer: &'a [u8],
     /// `COUNT`; 0 (no limit) when absent or not positive.
     count: u64,
-    /// `BLOCK`, and the index of its (last) value among the arguments.
-    block: Option<(Block, usize)>,
+    /// `BLOCK`.
+    block: Option<Block>,
     noack: bool,
     /// Redis 8.4's `CLAIM min-idle-time`.
     claim: Option<u64>,
@@ -611,9 +621,8 @@ struct Now {
 }
 
 /// Parses XREADGROUP's options like Redis's `xreadCommand`: options in any order until STREAMS,
-/// which takes the rest. `retry` accepts the deadline a blocked call left in place of `BLOCK`'s
-/// value.
-fn parse_readgroup(args: &[Bytes], retry: bool, now: Now) -> Result<ReadGroupArgs<'_>, Value> {
+/// which takes the rest.
+fn parse_readgroup(args: &[Bytes], now: Now) -> Result<ReadGroupArgs<'_>, Value> {
     let mut parsed = ReadGroupArgs {
         group: &[],
         consumer: &[],
@@ -631,7 +640,7 @@ fn parse_readgroup(args: &[Bytes], retry: bool, now: Now) -> Result<ReadGroupArg
         let option = &args[i];
         if is(option, "BLOCK") && more > 0 {
             i += 1;
-            parsed.block = Some((parse_block(&args[i], retry, now)?, i));
+            parsed.block = Some(parse_block(&args[i], now)?);
         } else if is(option, "COUNT") && more > 0 {
             i += 1;
             parsed.count = u64::try_from(integer(&args[i])?).unwrap_or(0);
@@ -675,10 +684,7 @@ fn parse_claim(arg: &[u8]) -> Result<u64, Value> {
 }
 
 /// `BLOCK ms` with Redis's checks; 0 blocks forever.
-fn parse_block(arg: &[u8], retry: bool, now: Now) -> Result<Block, Value> {
-    if retry && let Some(deadline) = decode_deadline(arg) {
-        return Ok(Block::Until(deadline));
-    }
+fn parse_block(arg: &[u8], now: Now) -> Result<Block, Value> {
     let ms = integer_or(arg, "ERR timeout is not an integer or out of range")?;
     let ms = u64::try_from(ms).map_err(|_| Value::error("ERR timeout is negative"))?;
     if ms == 0 {
@@ -692,29 +698,6 @@ fn parse_block(arg: &[u8], retry: bool, now: Now) -> Result<Block, Value> {
         .instant
         .checked_add(Duration::from_millis(ms))
         .map_or(Block::Forever, Block::Until))
-}
-
-/// A blocked call runs again with its deadline, not its timeout, in place of BLOCK's value, so
-/// that waking up for unrelated writes does not restart the timeout. The marker starts with a
-/// NUL byte and is only read back on a retry; a client sending it gets the usual error.
-const DEADLINE_MARK: &[u8] = b"\0deadline-us:";
-
-/// The instant deadlines are counted from.
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-fn encode_deadline(deadline: Instant) -> Bytes {
-    let micros = deadline.saturating_duration_since(epoch()).as_micros();
-    let mut arg = DEADLINE_MARK.to_vec();
-    arg.extend_from_slice(micros.to_string().as_bytes());
-    Bytes::from(arg)
-}
-
-fn decode_deadline(arg: &[u8]) -> Option<Instant> {
-    let micros = decimal(arg.strip_prefix(DEADLINE_MARK)?)?;
-    epoch().checked_add(Duration::from_micros(micros))
 }
 
 /// Where XREADGROUP reads a stream's group: new entries (`>`), or the consumer's own pending
@@ -748,7 +731,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         instant: Instant::now(),
         unix_ms: unix_ms(),
     };
-    let parsed = match parse_readgroup(args, ctx.retry, now) {
+    let parsed = match parse_readgroup(args, now) {
         Ok(parsed) => parsed,
         Err(error) => return error.into(),
     };
@@ -785,8 +768,8 @@ fn read_groups(ctx: &Ctx<'_>, parsed: &ReadGroupArgs<'_>) -> Result<Vec<(Bytes, 
     let mut served = Vec::new();
     for (key, group, from) in targets {
         let nogroup = || nogroup_read(key, parsed.group);
-        let entries =
-            read_one(&group, from, max, parsed).map_err(|error| library_error(&error, nogroup))?;
+        let entries = read_one(&group, from, max, ctx.retry, parsed)
+            .map_err(|error| library_error(&error, nogroup))?;
         if let Some(entries) = entries {
             served.push((key.clone(), entries));
         }
@@ -800,9 +783,13 @@ fn read_one(
     group: &Group,
     from: ReadFrom,
     max: usize,
+    retry: bool,
     parsed: &ReadGroupArgs<'_>,
 ) -> Result<Option<Value>, StoreError> {
     match from {
+        // Waking up for an unrelated write, a blocked reader looks before it reads, so that it
+        // journals nothing when there is nothing to take.
+        ReadFrom::New if retry && !group.may_deliver(parsed.claim) => Ok(None),
         ReadFrom::New => {
             let request = ReadNew {
                 max,
@@ -835,11 +822,13 @@ fn delivery_value(delivery: &Delivery, claim: bool) -> Value {
     let mut item = vec![id_value(delivery.id()), entry_fields(delivery.entry())];
     if claim {
         let (idle, before) = match delivery.idle_ms {
+            // A saturated counter stays the largest one.
+            Some(idle) if delivery.deliveries == u32::MAX => (idle, u32::MAX),
             Some(idle) => (idle, delivery.deliveries.saturating_sub(1)),
             None => (0, 0),
         };
         item.push(int(idle));
-        item.push(Value::Integer(i64::from(before)));
+        item.push(deliveries_value(before));
     }
     Value::Array(item)
 }
@@ -872,22 +861,19 @@ fn streams_reply(protocol: Protocol, served: Vec<(Bytes, Value)>) -> Value {
 
 /// Nothing to read: block if asked (never inside MULTI), else the null reply.
 fn block_or_nil(ctx: &Ctx<'_>, args: &[Bytes], parsed: &ReadGroupArgs<'_>) -> Outcome {
-    let Some((block, index)) = parsed.block else {
+    let Some(block) = parsed.block else {
         return Value::NullArray.into();
     };
     if ctx.in_exec {
         return Value::NullArray.into();
     }
-    let mut again = args.to_vec();
+    // The dispatcher keeps the first call's deadline, so retries may return any.
     let deadline = match block {
         Block::Forever => None,
-        Block::Until(deadline) => {
-            again[index] = encode_deadline(deadline);
-            Some(deadline)
-        }
+        Block::Until(deadline) => Some(deadline),
     };
     Outcome::Block {
-        args: again,
+        args: args.to_vec(),
         deadline,
         timeout_reply: Value::NullArray,
     }
@@ -1026,7 +1012,7 @@ fn pending_row(row: &crate::group::PendingRow<'_>) -> Value {
         id_value(row.id),
         bulk(row.consumer),
         int(row.idle_ms),
-        Value::Integer(i64::from(row.deliveries)),
+        deliveries_value(row.deliveries),
     ])
 }
 
@@ -1506,7 +1492,7 @@ fn full_groups(stream: &Stream, limit: usize) -> Value {
                     id_value(row.id),
                     bulk(row.consumer),
                     int(now_ms.saturating_sub(row.idle_ms)),
-                    Value::Integer(i64::from(row.deliveries)),
+                    deliveries_value(row.deliveries),
                 ])
             });
             Value::Map(vec![
@@ -1550,7 +1536,7 @@ fn full_consumers(
                 Value::Array(vec![
                     id_value(row.id),
                     int(now_ms.saturating_sub(row.idle_ms)),
-                    Value::Integer(i64::from(row.deliveries)),
+                    deliveries_value(row.deliveries),
                 ])
             })
             .collect();
@@ -1673,7 +1659,7 @@ mod tests {
     #[test]
     fn readgroup_options_parse_in_any_order() {
         let a = args("XREADGROUP CLAIM 50 GROUP g c COUNT 2 NOACK STREAMS s t > 0-1");
-        let parsed = parse_readgroup(&a, false, now()).unwrap();
+        let parsed = parse_readgroup(&a, now()).unwrap();
         assert_eq!((parsed.group, parsed.consumer), (&b"g"[..], &b"c"[..]));
         assert_eq!(
             (parsed.count, parsed.noack, parsed.claim),
@@ -1683,7 +1669,7 @@ mod tests {
         assert_eq!(parsed.ids, &a[12..]);
         assert_eq!(parsed.block, None);
         let negative = args("XREADGROUP GROUP g c COUNT -5 STREAMS s >");
-        assert_eq!(parse_readgroup(&negative, false, now()).unwrap().count, 0);
+        assert_eq!(parse_readgroup(&negative, now()).unwrap().count, 0);
     }
 
     #[test]
@@ -1733,41 +1719,24 @@ mod tests {
             ("XREADGROUP GROUP g c COUNT 1 NOACK", "ERR syntax error"),
         ];
         for (command, expected) in cases {
-            let error = error_text(parse_readgroup(&args(command), false, now()).unwrap_err());
+            let error = error_text(parse_readgroup(&args(command), now()).unwrap_err());
             assert!(error.starts_with(expected), "{command}: {error}");
         }
         let huge = args("XREADGROUP GROUP g c BLOCK 9223372036854775807 STREAMS s >");
-        let error = error_text(parse_readgroup(&huge, false, now()).unwrap_err());
+        let error = error_text(parse_readgroup(&huge, now()).unwrap_err());
         assert_eq!(error, "ERR timeout is out of range");
     }
 
     #[test]
-    fn a_blocked_read_keeps_its_deadline() {
-        let a = args("XREADGROUP GROUP g c BLOCK 100 STREAMS s >");
+    fn block_timeouts() {
         let start = now();
-        let Some((Block::Until(deadline), index)) =
-            parse_readgroup(&a, false, start).unwrap().block
-        else {
-            panic!("no deadline");
-        };
-        assert_eq!(index, 5);
-        let mut again = a.clone();
-        again[index] = encode_deadline(deadline);
-        let later = Now {
-            instant: start.instant + Duration::from_secs(5),
-            ..start
-        };
-        let Some((Block::Until(kept), _)) = parse_readgroup(&again, true, later).unwrap().block
-        else {
-            panic!("no deadline");
-        };
-        let drift = kept.max(deadline) - kept.min(deadline);
-        assert!(drift < Duration::from_millis(1));
-        // A client cannot send the marker itself.
-        assert!(parse_readgroup(&again, false, later).is_err());
+        let a = args("XREADGROUP GROUP g c BLOCK 100 STREAMS s >");
+        let parsed = parse_readgroup(&a, start).unwrap();
+        let deadline = start.instant + Duration::from_millis(100);
+        assert_eq!(parsed.block, Some(Block::Until(deadline)));
         let forever = args("XREADGROUP GROUP g c BLOCK 0 STREAMS s >");
-        let parsed = parse_readgroup(&forever, false, start).unwrap();
-        assert_eq!(parsed.block, Some((Block::Forever, 5)));
+        let parsed = parse_readgroup(&forever, start).unwrap();
+        assert_eq!(parsed.block, Some(Block::Forever));
     }
 
     #[test]
@@ -2030,6 +1999,33 @@ mod tests {
         );
         assert!(parse_stream_info(&args("XINFO STREAM s FOO")).is_err());
         assert!(parse_stream_info(&args("XINFO STREAM s FULL COUNT x")).is_err());
+    }
+
+    #[test]
+    fn entries_show_headers_then_the_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::Store::open(dir.path()).unwrap();
+        let stream = store.stream(b"s").unwrap();
+        let message = crate::Message::new("payload")
+            .header("a", "1")
+            .header("b", "2");
+        let with_body = stream.append(message).unwrap().offset;
+        let fields_only = crate::Message::new(Bytes::new()).header("f", "v");
+        let without_body = stream.append(fields_only).unwrap().offset;
+        let fields = |offset| entry_fields(&stream.read(offset).unwrap().unwrap());
+        let bulks =
+            |items: &[&str]| Value::Array(items.iter().map(|item| bulk(item.as_bytes())).collect());
+        assert_eq!(
+            fields(with_body),
+            bulks(&["a", "1", "b", "2", "$body", "payload"])
+        );
+        assert_eq!(fields(without_body), bulks(&["f", "v"]));
+    }
+
+    #[test]
+    fn saturated_counters_read_as_redis_largest() {
+        assert_eq!(deliveries_value(3), Value::Integer(3));
+        assert_eq!(deliveries_value(u32::MAX), Value::Integer(i64::MAX));
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod server;
 mod streams;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -73,7 +73,9 @@ pub(crate) struct Ctx<'a> {
     /// The command runs again after blocking: a key that vanished meanwhile is reported as
     /// Redis reports unblocking errors.
     pub(crate) retry: bool,
-    /// The command runs inside `EXEC`: it must never block.
+    /// The command runs inside `EXEC`, which holds the exec lock exclusively (so an
+    /// `exclusive` command must not take it again), or is a blocked command's last look: it must
+    /// never block.
     pub(crate) in_exec: bool,
 }
 
@@ -170,6 +172,10 @@ fn note_command(server: &Server, client: &Client, name: &str) {
     }
 }
 
+/// How often a blocked command looks again although nothing was written: a group read must
+/// notice entries whose ack wait passed, which no write announces.
+const RECHECK: Duration = Duration::from_millis(250);
+
 async fn run_blocking(
     server: &Arc<Server>,
     client: &mut Client,
@@ -180,6 +186,8 @@ async fn run_blocking(
     let mut retry = false;
     // The first call's deadline stands: retries after unrelated writes must not extend it.
     let mut first_deadline: Option<Option<Instant>> = None;
+    // Counted as blocked from the first wait until the command answers.
+    let mut blocked: Option<BlockedClient<'_>> = None;
     loop {
         writes.borrow_and_update();
         match run_once(server, client, spec, &args, retry, false) {
@@ -191,14 +199,8 @@ async fn run_blocking(
                 args = again;
                 retry = true;
                 let deadline = *first_deadline.get_or_insert(deadline);
-                server
-                    .blocked_clients
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let woke = wait_for_write(&mut writes, deadline).await;
-                server
-                    .blocked_clients
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                if !woke {
+                blocked.get_or_insert_with(|| BlockedClient::new(server));
+                if !wait_for_write(&mut writes, deadline).await {
                     // One last look: data may have arrived exactly at the deadline.
                     return match run_once(server, client, spec, &args, true, true) {
                         Outcome::Block { .. } => timeout_reply.into(),
@@ -208,6 +210,27 @@ async fn run_blocking(
             }
             other => return other,
         }
+    }
+}
+
+/// Counts a blocked client for `INFO` while it lives, also when the wait is abandoned (the
+/// client disconnected or the server is stopping).
+struct BlockedClient<'a>(&'a Server);
+
+impl<'a> BlockedClient<'a> {
+    fn new(server: &'a Server) -> Self {
+        server
+            .blocked_clients
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        BlockedClient(server)
+    }
+}
+
+impl Drop for BlockedClient<'_> {
+    fn drop(&mut self) {
+        self.0
+            .blocked_clients
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -231,26 +254,24 @@ pub(crate) fn run_once(
         };
         (spec.handler)(&mut ctx, args)
     };
-    if spec.has_flag("write") {
+    // A command that is about to block delivered nothing: announcing a write would wake its own
+    // wait at once, and every other blocked reader, over and over.
+    if spec.has_flag("write") && !matches!(outcome, Outcome::Block { .. }) {
         server.note_write();
     }
     outcome
 }
 
+/// Waits for a write, for [`RECHECK`], or until the deadline, whichever comes first. Returns
+/// whether the deadline is still ahead.
 async fn wait_for_write(
     writes: &mut tokio::sync::watch::Receiver<u64>,
     deadline: Option<Instant>,
 ) -> bool {
-    match deadline {
-        Some(deadline) => {
-            let deadline = tokio::time::Instant::from_std(deadline);
-            matches!(
-                tokio::time::timeout_at(deadline, writes.changed()).await,
-                Ok(Ok(()))
-            )
-        }
-        None => writes.changed().await.is_ok(),
-    }
+    let recheck = Instant::now() + RECHECK;
+    let until = deadline.map_or(recheck, |deadline| deadline.min(recheck));
+    let _ = tokio::time::timeout_at(tokio::time::Instant::from_std(until), writes.changed()).await;
+    deadline.is_none_or(|deadline| Instant::now() < deadline)
 }
 
 fn arity_ok(spec: &CommandSpec, count: usize) -> bool {

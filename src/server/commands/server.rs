@@ -311,8 +311,9 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), Value> {
             let changed = ctx.server.config.read().fsync != policy;
             if changed {
                 ctx.server.config.write().fsync = policy;
-                // The store's policy is fixed when it opens: reopen it under the new one.
-                let _exclusive = ctx.server.exec_lock.write();
+                // The store's policy is fixed when it opens: reopen it under the new one. Inside
+                // EXEC the lock is already held exclusively.
+                let _exclusive = (!ctx.in_exec).then(|| ctx.server.exec_lock.write());
                 ctx.server.reload().map_err(|e| invalid(&e.to_string()))?;
             }
             Ok(())
@@ -341,7 +342,8 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), Value> {
 fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     let sub = &args[1];
     if is(sub, "RELOAD") || is(sub, "LOADAOF") {
-        let _exclusive = ctx.server.exec_lock.write();
+        // Inside EXEC the lock is already held exclusively.
+        let _exclusive = (!ctx.in_exec).then(|| ctx.server.exec_lock.write());
         return match ctx.server.reload() {
             Ok(()) => Value::ok().into(),
             Err(error) => {
