@@ -6,6 +6,7 @@
 //! before that round started: concurrent writers share one msync/fdatasync (group commit), so
 //! throughput grows with concurrency instead of being capped at one write per flush.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -41,6 +42,37 @@ impl FlushError {
 pub trait Flush: Send + Sync {
     /// Makes everything written to this object so far durable.
     fn flush(&self) -> Result<(), FlushError>;
+}
+
+tokio::task_local! {
+    static DEFERRED: RefCell<Vec<Arc<dyn Flush>>>;
+}
+
+/// Objects whose flush was deferred by [`defer_commits`]: pass them to
+/// [`Syncer::complete`] before acknowledging anything the deferred work did.
+#[must_use = "the deferred writes are not durable until completed"]
+pub struct DeferredCommits(Vec<Arc<dyn Flush>>);
+
+impl std::fmt::Debug for DeferredCommits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DeferredCommits")
+            .field(&self.0.len())
+            .finish()
+    }
+}
+
+/// Runs `work` with durability deferred: under [`Durability::Always`], each commit inside it
+/// records what must be flushed instead of waiting. The caller then completes them all with
+/// one wait — a server acknowledging a pipeline of writes pays one group-commit round, not one
+/// per write. Nothing `work` did may be acknowledged before that completion succeeds.
+pub async fn defer_commits<F: std::future::Future>(work: F) -> (F::Output, DeferredCommits) {
+    DEFERRED
+        .scope(RefCell::new(Vec::new()), async move {
+            let output = work.await;
+            let pending = DEFERRED.with(|deferred| std::mem::take(&mut *deferred.borrow_mut()));
+            (output, DeferredCommits(pending))
+        })
+        .await
 }
 
 /// A position in the sequence of flush requests; complete once a flush round covering it ends.
@@ -141,9 +173,37 @@ impl Syncer {
         ticket
     }
 
-    /// Under [`Durability::Always`], flushes `object` and waits; otherwise marks it dirty.
+    /// Inside [`defer_commits`]: records `object` for the caller to complete.
+    fn defer(&self, object: &Arc<dyn Flush>) -> bool {
+        DEFERRED
+            .try_with(|deferred| add_dirty(&mut deferred.borrow_mut(), object))
+            .is_ok()
+    }
+
+    /// Makes deferred commits durable (under [`Durability::Always`]) with one wait.
+    pub async fn complete(&self, deferred: DeferredCommits) -> Result<(), FlushError> {
+        if self.policy != Durability::Always {
+            for object in &deferred.0 {
+                self.mark_dirty(object);
+            }
+            return Ok(());
+        }
+        // Every object must be requested; waiting for the last ticket covers them all.
+        let mut last = None;
+        for object in &deferred.0 {
+            last = Some(self.request(object));
+        }
+        match last {
+            Some(ticket) => self.wait_async(ticket).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Under [`Durability::Always`], flushes `object` and waits (inside [`defer_commits`]:
+    /// records it instead); otherwise marks it dirty.
     pub fn commit(&self, object: &Arc<dyn Flush>) -> Result<(), FlushError> {
         match self.policy {
+            Durability::Always if self.defer(object) => Ok(()),
             Durability::Always => {
                 let ticket = self.request(object);
                 self.wait(ticket)
@@ -158,6 +218,7 @@ impl Syncer {
     /// The async form of [`commit`](Self::commit).
     pub async fn commit_async(&self, object: &Arc<dyn Flush>) -> Result<(), FlushError> {
         match self.policy {
+            Durability::Always if self.defer(object) => Ok(()),
             Durability::Always => {
                 let ticket = self.request(object);
                 self.wait_async(ticket).await
@@ -341,6 +402,30 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(counter.flushes.load(Ordering::SeqCst) >= 1);
+    }
+
+    #[tokio::test]
+    async fn deferred_commits_wait_once_at_completion() {
+        let syncer = Syncer::start(Durability::Always).unwrap();
+        let counter = Arc::new(Counter::default());
+        let object: Arc<dyn Flush> = counter.clone();
+        let ((), deferred) = defer_commits(async {
+            for _ in 0..100 {
+                syncer.commit(&object).unwrap();
+            }
+        })
+        .await;
+        assert_eq!(
+            counter.flushes.load(Ordering::SeqCst),
+            0,
+            "nothing flushed yet"
+        );
+        syncer.complete(deferred).await.unwrap();
+        assert_eq!(
+            counter.flushes.load(Ordering::SeqCst),
+            1,
+            "one flush for 100 commits"
+        );
     }
 
     #[tokio::test]

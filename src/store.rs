@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::durability::{Durability, FlushError, Syncer};
+use crate::durability::{DeferredCommits, Durability, FlushError, Syncer};
 use crate::group::GroupError;
 use crate::group::durable::GroupRecovery;
 use crate::group::durable::GroupStoreError;
@@ -248,6 +248,13 @@ impl Store {
     /// The durability policy in force.
     pub fn durability(&self) -> Durability {
         self.shared.options.durability
+    }
+
+    /// Makes the writes of a [`defer_commits`](crate::durability::defer_commits) block durable
+    /// under the store's policy, with one group-commit wait.
+    pub async fn complete(&self, deferred: DeferredCommits) -> Result<(), StoreError> {
+        self.shared.syncer.complete(deferred).await?;
+        Ok(())
     }
 
     /// The stream called `name`, created if it does not exist.

@@ -1,16 +1,23 @@
 //! One client connection: read, parse complete frames, execute, write replies, in order.
+//!
+//! Commands are executed in batches: every complete frame already read is run, with commits
+//! deferred, and the batch's writes are made durable with one group-commit wait before any of
+//! its replies is written. Under `--fsync always` a pipeline of N writes costs one flush round,
+//! not N, and no reply ever acknowledges a write that is not yet on disk.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
 
 use super::commands::{self, Client, Outcome};
 use super::resp::{self, Limits, ParseError, RequestParser, Value};
 use super::state::Server;
+use crate::durability::{DeferredCommits, defer_commits};
 
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -24,151 +31,175 @@ pub(crate) async fn serve(server: Arc<Server>, mut socket: TcpStream, addr: Sock
     };
     let _ = socket.set_nodelay(true);
     let needs_auth = server.config.read().requirepass.is_some();
-    let mut client = Client::new(id, !needs_auth);
-    let mut shutdown = server.shutdown.subscribe();
-    if let Err(error) = run(&server, &mut socket, &mut client, &kill, &mut shutdown).await {
+    let mut connection = Connection {
+        parser: RequestParser::new(limits(&server)),
+        client: Client::new(id, !needs_auth),
+        shutdown: server.shutdown.subscribe(),
+        server: Arc::clone(&server),
+        socket,
+        input: BytesMut::with_capacity(READ_CHUNK),
+        output: BytesMut::new(),
+        kill,
+    };
+    if let Err(error) = connection.run().await {
         tracing::debug!(client = id, %addr, %error, "connection closed");
     }
     server.unregister_client(id);
 }
 
-async fn run(
-    server: &Arc<Server>,
-    socket: &mut TcpStream,
-    client: &mut Client,
-    kill: &tokio::sync::Notify,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let mut input = BytesMut::with_capacity(READ_CHUNK);
-    let mut output = BytesMut::new();
+/// How a batch of commands ended.
+enum BatchEnd {
+    /// Every complete frame was run: write the replies and read more.
+    NeedMore,
+    /// Write the replies, then close (QUIT, a protocol error).
+    Close,
+    /// Close without writing (the client went away, was killed, overran a limit, or the
+    /// server is stopping).
+    Drop,
+}
+
+struct Connection {
+    server: Arc<Server>,
+    socket: TcpStream,
+    input: BytesMut,
+    output: BytesMut,
     // One parser per connection: it remembers how far into an incomplete frame it got, so a
     // large command arriving in many reads is parsed once, not from the start on every read.
-    let mut parser = RequestParser::new(limits(server));
-    loop {
+    parser: RequestParser,
+    client: Client,
+    kill: Arc<Notify>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(&mut self) -> std::io::Result<()> {
         loop {
-            match parser.parse(&mut input) {
-                Ok(Some(args)) => {
-                    let Some(outcome) = execute(
-                        server, socket, &mut input, &parser, client, args, kill, shutdown,
-                    )
-                    .await?
-                    else {
-                        return Ok(());
-                    };
-                    let close = match outcome {
-                        Outcome::Reply(value) => {
-                            value.encode(client.protocol, &mut output);
-                            false
-                        }
-                        Outcome::Close(value) => {
-                            value.encode(client.protocol, &mut output);
-                            true
-                        }
-                        Outcome::Block { timeout_reply, .. } => {
-                            timeout_reply.encode(client.protocol, &mut output);
-                            false
-                        }
-                    };
-                    if close {
-                        return write_out(server, socket, &mut output).await;
-                    }
-                    if output.len() > server.config.read().max_output_buffer {
-                        tracing::warn!(
-                            client = client.id,
-                            bytes = output.len(),
-                            "closing a client whose replies exceed the output buffer limit"
-                        );
+            let (end, deferred) = defer_commits(self.run_batch()).await;
+            let end = end?;
+            if let Err(error) = self.complete(deferred).await {
+                tracing::error!(client = self.client.id, %error, "writes could not be made durable: closing the connection without acknowledging them");
+                return Ok(());
+            }
+            match end {
+                BatchEnd::NeedMore => {}
+                BatchEnd::Close => return self.write_out().await,
+                BatchEnd::Drop => return Ok(()),
+            }
+            self.write_out().await?;
+            if self.parser.limits().buffer_exceeded(self.input.len()) {
+                tracing::warn!(
+                    client = self.client.id,
+                    bytes = self.input.len(),
+                    "closing a client whose query buffer exceeds the limit"
+                );
+                return Ok(());
+            }
+            self.reserve_input();
+            tokio::select! {
+                read = self.socket.read_buf(&mut self.input) => {
+                    let read = read?;
+                    if read == 0 {
                         return Ok(());
                     }
+                    self.server.stats.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
                 }
-                Ok(None) => break,
+                () = self.kill.notified() => return Ok(()),
+                _ = self.shutdown.changed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Makes the batch's writes durable before its replies go out.
+    async fn complete(&self, deferred: DeferredCommits) -> Result<(), crate::StoreError> {
+        match self.server.store() {
+            Ok(store) => store.complete(deferred).await,
+            // A reload or shutdown in the batch closed the store, which flushed everything.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Runs every complete frame in the input.
+    async fn run_batch(&mut self) -> std::io::Result<BatchEnd> {
+        loop {
+            let args = match self.parser.parse(&mut self.input) {
+                Ok(Some(args)) => args,
+                Ok(None) => return Ok(BatchEnd::NeedMore),
                 Err(ParseError::Protocol(message)) => {
                     Value::error(format!("ERR Protocol error: {message}"))
-                        .encode(client.protocol, &mut output);
-                    return write_out(server, socket, &mut output).await;
+                        .encode(self.client.protocol, &mut self.output);
+                    return Ok(BatchEnd::Close);
                 }
+            };
+            let Some(outcome) = self.execute(args).await? else {
+                return Ok(BatchEnd::Drop);
+            };
+            let (value, close) = match outcome {
+                Outcome::Reply(value) => (value, false),
+                Outcome::Close(value) => (value, true),
+                Outcome::Block { timeout_reply, .. } => (timeout_reply, false),
+            };
+            value.encode(self.client.protocol, &mut self.output);
+            if close {
+                return Ok(BatchEnd::Close);
+            }
+            if self.output.len() > self.server.config.read().max_output_buffer {
+                tracing::warn!(
+                    client = self.client.id,
+                    bytes = self.output.len(),
+                    "closing a client whose replies exceed the output buffer limit"
+                );
+                return Ok(BatchEnd::Drop);
             }
         }
-        write_out(server, socket, &mut output).await?;
-        if parser.limits().buffer_exceeded(input.len()) {
-            tracing::warn!(
-                client = client.id,
-                bytes = input.len(),
-                "closing a client whose query buffer exceeds the limit"
-            );
+    }
+
+    /// Runs one command. While it is blocked, the client is still watched: `None` when it
+    /// disconnects (or sends more than the query buffer limit), is killed, or the server stops,
+    /// and the command is abandoned (a blocked command has taken nothing yet). Whatever the
+    /// client pipelines meanwhile is kept in `input` for later.
+    async fn execute(&mut self, args: Vec<Bytes>) -> std::io::Result<Option<Outcome>> {
+        let command = commands::execute(&self.server, &mut self.client, args);
+        tokio::pin!(command);
+        loop {
+            if self.input.capacity() - self.input.len() < READ_CHUNK {
+                self.input.reserve(READ_CHUNK);
+            }
+            // Biased: a command that does not block is done at its first poll, before the other
+            // branches are looked at.
+            tokio::select! {
+                biased;
+                outcome = &mut command => return Ok(Some(outcome)),
+                read = self.socket.read_buf(&mut self.input) => {
+                    let read = read?;
+                    if read == 0 || self.parser.limits().buffer_exceeded(self.input.len()) {
+                        return Ok(None);
+                    }
+                    self.server.stats.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
+                }
+                () = self.kill.notified() => return Ok(None),
+                _ = self.shutdown.changed() => return Ok(None),
+            }
+        }
+    }
+
+    fn reserve_input(&mut self) {
+        if self.input.capacity() - self.input.len() < READ_CHUNK {
+            self.input.reserve(READ_CHUNK);
+        }
+    }
+
+    async fn write_out(&mut self) -> std::io::Result<()> {
+        if self.output.is_empty() {
             return Ok(());
         }
-        if input.capacity() - input.len() < READ_CHUNK {
-            input.reserve(READ_CHUNK);
-        }
-        tokio::select! {
-            read = socket.read_buf(&mut input) => {
-                let read = read?;
-                if read == 0 {
-                    return Ok(());
-                }
-                server.stats.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
-            }
-            () = kill.notified() => return Ok(()),
-            _ = shutdown.changed() => return Ok(()),
-        }
+        self.socket.write_all(&self.output).await?;
+        self.server
+            .stats
+            .net_output_bytes
+            .fetch_add(self.output.len() as u64, Ordering::Relaxed);
+        self.output.clear();
+        Ok(())
     }
-}
-
-/// Runs one command. While it is blocked, the client is still watched: `None` when it
-/// disconnects (or sends more than the query buffer limit), is killed, or the server stops, and
-/// the command is abandoned (a blocked command has taken nothing yet). Whatever the client
-/// pipelines meanwhile is kept in `input` for later.
-#[allow(clippy::too_many_arguments)]
-async fn execute(
-    server: &Arc<Server>,
-    socket: &mut TcpStream,
-    input: &mut BytesMut,
-    parser: &RequestParser,
-    client: &mut Client,
-    args: Vec<bytes::Bytes>,
-    kill: &tokio::sync::Notify,
-    shutdown: &mut tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<Option<Outcome>> {
-    let command = commands::execute(server, client, args);
-    tokio::pin!(command);
-    loop {
-        if input.capacity() - input.len() < READ_CHUNK {
-            input.reserve(READ_CHUNK);
-        }
-        // Biased: a command that does not block is done at its first poll, before the other
-        // branches are looked at.
-        tokio::select! {
-            biased;
-            outcome = &mut command => return Ok(Some(outcome)),
-            read = socket.read_buf(input) => {
-                let read = read?;
-                if read == 0 || parser.limits().buffer_exceeded(input.len()) {
-                    return Ok(None);
-                }
-                server.stats.net_input_bytes.fetch_add(read as u64, Ordering::Relaxed);
-            }
-            () = kill.notified() => return Ok(None),
-            _ = shutdown.changed() => return Ok(None),
-        }
-    }
-}
-
-async fn write_out(
-    server: &Server,
-    socket: &mut TcpStream,
-    output: &mut BytesMut,
-) -> std::io::Result<()> {
-    if output.is_empty() {
-        return Ok(());
-    }
-    socket.write_all(output).await?;
-    server
-        .stats
-        .net_output_bytes
-        .fetch_add(output.len() as u64, Ordering::Relaxed);
-    output.clear();
-    Ok(())
 }
 
 fn limits(server: &Server) -> Limits {
