@@ -350,6 +350,16 @@ impl Stream {
         Ok(())
     }
 
+    /// Under [`Durability::Always`](crate::Durability::Always), waits until everything written
+    /// to the stream so far is on disk (inside
+    /// [`defer_commits`](crate::durability::defer_commits): records it for the caller to
+    /// complete). A server calls it before answering a read, so that no client sees an entry
+    /// a crash could still take back.
+    pub fn ensure_durable(&self) -> Result<(), StoreError> {
+        self.syncer.commit(&self.flush_handle())?;
+        Ok(())
+    }
+
     /// Makes everything written to the stream (entries and group state) durable, whatever the
     /// policy.
     pub fn flush(&self) -> Result<(), StoreError> {

@@ -801,7 +801,11 @@ fn range_reply(ctx: &Ctx<'_>, args: &[Bytes], reverse: bool) -> Result<Value, Va
     } else {
         stream.range(Bound::Included(start), Bound::Included(end), max)
     };
-    Ok(entries_value(&entries.map_err(|e| store_error(&e))?))
+    let entries = entries.map_err(|e| store_error(&e))?;
+    if !entries.is_empty() {
+        stream.ensure_durable().map_err(|e| store_error(&e))?;
+    }
+    Ok(entries_value(&entries))
 }
 
 /// `[COUNT n]`, repeatable (the last wins).
@@ -1002,6 +1006,7 @@ fn xread_outcome(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Outcome, Value> {
             .range(Bound::Excluded(target.after), Bound::Unbounded, max)
             .map_err(|e| store_error(&e))?;
         if !entries.is_empty() {
+            stream.ensure_durable().map_err(|e| store_error(&e))?;
             served.push((Value::Bulk(target.key.clone()), entries_value(&entries)));
         }
     }
