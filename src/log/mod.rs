@@ -23,6 +23,7 @@ use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
 pub use index::{IndexEntry, LastRecord, SegmentIndex};
@@ -170,6 +171,69 @@ impl Entry {
     pub fn headers(&self) -> record::Headers<'_> {
         self.record().headers()
     }
+
+    /// The whole record as [`Bytes`] over the segment's memory map: no copy is made, and the
+    /// segment stays mapped while any clone or slice of it lives.
+    pub fn record_bytes(&self) -> Bytes {
+        let len = self.record().padded_len;
+        Bytes::from_owner(RecordSlice {
+            segment: Arc::clone(&self.segment),
+            start: self.pos,
+            len,
+        })
+    }
+
+    /// The headers as shared slices of [`record_bytes`](Self::record_bytes), in order.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = weir::Store::open(dir.path()).unwrap();
+    /// let stream = store.stream(b"s").unwrap();
+    /// stream.append(weir::Message::new("body").header("field", "value")).unwrap();
+    /// let entry = stream.read(0).unwrap().unwrap();
+    /// let headers = entry.header_bytes();
+    /// assert_eq!(headers, vec![("field".into(), "value".into())]);
+    /// // The value is the entry's own bytes in the map, not a copy.
+    /// let (_, in_map) = entry.headers().next().unwrap();
+    /// assert_eq!(headers[0].1.as_ptr(), in_map.as_ptr());
+    /// assert_eq!(entry.body_bytes(), "body");
+    /// ```
+    pub fn header_bytes(&self) -> Vec<(Bytes, Bytes)> {
+        let whole = self.record_bytes();
+        let record = self.record();
+        record
+            .headers()
+            .map(|(name, value)| (slice_of(&whole, name), slice_of(&whole, value)))
+            .collect()
+    }
+
+    /// The body as a shared slice of [`record_bytes`](Self::record_bytes).
+    pub fn body_bytes(&self) -> Bytes {
+        slice_of(&self.record_bytes(), self.record().body)
+    }
+}
+
+/// A record's bytes inside a mapped segment, owned by reference count.
+struct RecordSlice {
+    segment: Arc<Segment>,
+    start: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for RecordSlice {
+    fn as_ref(&self) -> &[u8] {
+        &self.segment.bytes()[self.start..self.start + self.len]
+    }
+}
+
+/// `part` (a sub-slice of the bytes `whole` shares) as a slice of `whole`.
+fn slice_of(whole: &Bytes, part: &[u8]) -> Bytes {
+    let start = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    debug_assert!(
+        start + part.len() <= whole.len(),
+        "part is not inside the record"
+    );
+    whole.slice(start..start + part.len())
 }
 
 #[derive(Debug, Clone)]

@@ -17,11 +17,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{CommandSpec, Ctx, Outcome, is, reply, store_error, syntax_error};
+use super::{
+    CommandSpec, Ctx, Outcome, entry_fields, entry_value, is, reply, store_error, syntax_error,
+};
 use crate::StreamId;
 use crate::group::durable::GroupStoreError;
 use crate::group::{AutoClaim, ClaimOptions, GroupError, GroupPolicy, PendingQuery, ReadNew};
-use crate::log::Entry;
 use crate::server::keys::{key_of, stream_name};
 use crate::server::resp::{Protocol, Value};
 use crate::server::state::unix_ms;
@@ -228,25 +229,6 @@ fn deliveries_value(deliveries: u32) -> Value {
     } else {
         Value::Integer(i64::from(deliveries))
     }
-}
-
-/// An entry's fields: its headers in order, then its body (if any) as `$body`.
-fn entry_fields(entry: &Entry) -> Value {
-    let mut fields = Vec::new();
-    for (name, value) in entry.headers() {
-        fields.push(bulk(name));
-        fields.push(bulk(value));
-    }
-    if !entry.body().is_empty() {
-        fields.push(Value::bulk("$body"));
-        fields.push(bulk(entry.body()));
-    }
-    Value::Array(fields)
-}
-
-/// `[id, [field, value, …]]`.
-fn entry_value(entry: &Entry) -> Value {
-    Value::Array(vec![id_value(entry.id), entry_fields(entry)])
 }
 
 /// `NOGROUP` as XPENDING, XCLAIM, XAUTOCLAIM and XNACK word it.

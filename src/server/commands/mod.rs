@@ -14,6 +14,7 @@ use bytes::Bytes;
 
 use super::resp::{Protocol, Value};
 use super::state::Server;
+use crate::log::Entry;
 use crate::store::{Store, StoreError};
 
 /// What a command handler returns.
@@ -339,6 +340,31 @@ pub(crate) fn is(arg: &[u8], keyword: &str) -> bool {
 /// `ERR syntax error`.
 pub(crate) fn syntax_error() -> Value {
     Value::error("ERR syntax error")
+}
+
+/// The field name under which an entry's body (written through the library) is shown.
+pub(crate) const BODY_FIELD: &str = "$body";
+
+/// An entry's fields: its headers in order, then its body (if any) as [`BODY_FIELD`]. The
+/// values share the segment's memory map: nothing is copied until the reply is encoded.
+pub(crate) fn entry_fields(entry: &Entry) -> Value {
+    let headers = entry.header_bytes();
+    let mut fields = Vec::with_capacity(2 * headers.len() + 2);
+    for (name, value) in headers {
+        fields.push(Value::Bulk(name));
+        fields.push(Value::Bulk(value));
+    }
+    let body = entry.body_bytes();
+    if !body.is_empty() {
+        fields.push(Value::bulk(BODY_FIELD));
+        fields.push(Value::Bulk(body));
+    }
+    Value::Array(fields)
+}
+
+/// `[id, [field, value, …]]`.
+pub(crate) fn entry_value(entry: &Entry) -> Value {
+    Value::Array(vec![Value::bulk(entry.id.to_string()), entry_fields(entry)])
 }
 
 /// Turns a handler body that may fail with an error reply into an outcome.

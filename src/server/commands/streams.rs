@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{CommandSpec, Ctx, Outcome, is, reply, store_error, syntax_error, wrong_arity};
+use super::{
+    CommandSpec, Ctx, Outcome, entry_value, is, reply, store_error, syntax_error, wrong_arity,
+};
 use crate::id::StreamId;
 use crate::log::{Entry, IdSpec, LogError, Retention};
 use crate::server::keys::stream_name;
@@ -27,7 +29,6 @@ const MAX_ID_LEN: usize = 127;
 /// Longest integer Redis's `string2ll` accepts.
 const MAX_INTEGER_LEN: usize = 20;
 /// The field that shows a library-written entry's body.
-const BODY_FIELD: &str = "$body";
 /// `XCFGSET IDMP-DURATION` range, in seconds.
 const IDMP_DURATION_RANGE: std::ops::RangeInclusive<i64> = 1..=86_400;
 /// `XCFGSET IDMP-MAXSIZE` range.
@@ -618,21 +619,6 @@ fn parse_limits(args: &[Bytes], at: usize) -> Result<(RetentionPolicy, usize), V
 // ---------------------------------------------------------------------------------------------
 // Replies.
 // ---------------------------------------------------------------------------------------------
-
-/// `[id, [field, value, …]]`, with the body as a final `$body` field when there is one.
-fn entry_value(entry: &Entry) -> Value {
-    let record = entry.record();
-    let mut fields = Vec::with_capacity(2 * record.header_count() + 2);
-    for (name, value) in record.headers() {
-        fields.push(Value::Bulk(Bytes::copy_from_slice(name)));
-        fields.push(Value::Bulk(Bytes::copy_from_slice(value)));
-    }
-    if !record.body.is_empty() {
-        fields.push(Value::bulk(BODY_FIELD));
-        fields.push(Value::Bulk(Bytes::copy_from_slice(record.body)));
-    }
-    Value::Array(vec![id_value(entry.id), Value::Array(fields)])
-}
 
 fn entries_value(entries: &[Entry]) -> Value {
     Value::Array(entries.iter().map(entry_value).collect())
