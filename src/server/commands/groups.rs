@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::numbers::{string2ll, string2ull};
 use super::{
     CommandSpec, Ctx, Outcome, entry_fields, entry_value, is, reply, store_error, syntax_error,
 };
@@ -61,69 +62,9 @@ pub(super) fn commands() -> Vec<CommandSpec> {
 // ---------------------------------------------------------------------------------------------
 // Numbers and IDs, parsed as Redis parses them.
 
-/// Redis's `string2ll`: an optional minus, then digits with no leading zero (or just `0`), at
-/// most 20 bytes, within `i64`.
-fn redis_i64(arg: &[u8]) -> Option<i64> {
-    if arg.is_empty() || arg.len() >= 21 {
-        return None;
-    }
-    if arg == b"0" {
-        return Some(0);
-    }
-    let (negative, digits) = match arg.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, arg),
-    };
-    if !matches!(digits.first(), Some(b'1'..=b'9')) {
-        return None;
-    }
-    let magnitude = decimal(digits)?;
-    if negative {
-        0i64.checked_sub_unsigned(magnitude)
-    } else {
-        i64::try_from(magnitude).ok()
-    }
-}
-
-/// Unsigned decimal digits only, without overflow.
-fn decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0u64, |value, &byte| {
-        if !byte.is_ascii_digit() {
-            return None;
-        }
-        value.checked_mul(10)?.checked_add(u64::from(byte - b'0'))
-    })
-}
-
-/// Redis's `string2ull`, which falls back to C's `strtoull` (leading white space, a sign, leading
-/// zeros, values past `i64::MAX`; a minus negates modulo 2^64).
-fn redis_u64(arg: &[u8]) -> Option<u64> {
-    if let Some(value) = redis_i64(arg) {
-        return u64::try_from(value).ok();
-    }
-    let start = arg
-        .iter()
-        .position(|&b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
-        .unwrap_or(arg.len());
-    let (negative, digits) = match arg[start..].split_first() {
-        Some((b'-', rest)) => (true, rest),
-        Some((b'+', rest)) => (false, rest),
-        _ => (false, &arg[start..]),
-    };
-    let value = decimal(digits)?;
-    Some(if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    })
-}
-
 /// An integer argument, or `error` as the reply.
 fn integer_or(arg: &[u8], error: &str) -> Result<i64, Value> {
-    redis_i64(arg).ok_or_else(|| Value::error(error))
+    string2ll(arg).ok_or_else(|| Value::error(error))
 }
 
 /// An integer argument with Redis's generic error.
@@ -146,10 +87,10 @@ fn parse_id(arg: &[u8], strict: bool, missing_seq: u64) -> Option<StreamId> {
     }
     match text.iter().position(|&b| b == b'-') {
         Some(dash) => Some(StreamId::new(
-            redis_u64(&text[..dash])?,
-            redis_u64(&text[dash + 1..])?,
+            string2ull(&text[..dash])?,
+            string2ull(&text[dash + 1..])?,
         )),
-        None => Some(StreamId::new(redis_u64(text)?, missing_seq)),
+        None => Some(StreamId::new(string2ull(text)?, missing_seq)),
     }
 }
 
@@ -1206,7 +1147,7 @@ fn parse_nack(args: &[Bytes]) -> Result<NackArgs, Value> {
     if !is(&args[1], "IDS") {
         return Err(syntax_error());
     }
-    let numids = redis_i64(&args[2])
+    let numids = string2ll(&args[2])
         .and_then(|n| usize::try_from(n).ok())
         .filter(|&n| n > 0)
         .ok_or_else(|| Value::error("ERR Number of IDs must be a positive integer"))?;
@@ -1562,10 +1503,10 @@ mod tests {
 
     #[test]
     fn integers_follow_string2ll() {
-        assert_eq!(redis_i64(b"0"), Some(0));
-        assert_eq!(redis_i64(b"-12"), Some(-12));
-        assert_eq!(redis_i64(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(redis_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(string2ll(b"0"), Some(0));
+        assert_eq!(string2ll(b"-12"), Some(-12));
+        assert_eq!(string2ll(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
         for bad in [
             "",
             "+5",
@@ -1577,21 +1518,21 @@ mod tests {
             "9223372036854775808",
             "1e3",
         ] {
-            assert_eq!(redis_i64(bad.as_bytes()), None, "{bad:?}");
+            assert_eq!(string2ll(bad.as_bytes()), None, "{bad:?}");
         }
     }
 
     #[test]
     fn id_parts_follow_string2ull() {
-        assert_eq!(redis_u64(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(redis_u64(b" 5"), Some(5));
-        assert_eq!(redis_u64(b"+5"), Some(5));
-        assert_eq!(redis_u64(b"0012"), Some(12));
-        assert_eq!(redis_u64(b"-0"), Some(0));
-        assert_eq!(redis_u64(b"-5"), None);
-        assert_eq!(redis_u64(b"18446744073709551616"), None);
-        assert_eq!(redis_u64(b""), None);
-        assert_eq!(redis_u64(b"5 "), None);
+        assert_eq!(string2ull(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(string2ull(b" 5"), Some(5));
+        assert_eq!(string2ull(b"+5"), Some(5));
+        assert_eq!(string2ull(b"0012"), Some(12));
+        assert_eq!(string2ull(b"-0"), Some(0));
+        assert_eq!(string2ull(b"-5"), None);
+        assert_eq!(string2ull(b"18446744073709551616"), None);
+        assert_eq!(string2ull(b""), None);
+        assert_eq!(string2ull(b"5 "), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod connection;
 mod groups;
 mod keyspace;
+mod numbers;
 mod server;
 mod streams;
 
@@ -311,18 +312,9 @@ pub(crate) fn store_error(error: &StoreError) -> Value {
     }
 }
 
-/// Parses an integer argument as Redis's `string2ll` does: an optional `-`, then digits with no
-/// leading zero (no `+`, no spaces).
+/// Parses an integer argument as Redis's `string2ll` does.
 pub(crate) fn parse_i64(arg: &[u8]) -> Result<i64, Value> {
-    let digits = arg.strip_prefix(b"-").unwrap_or(arg);
-    let canonical = match digits {
-        [] => false,
-        [b'0'] => arg.len() == 1,
-        [first, ..] => *first != b'0' && digits.iter().all(u8::is_ascii_digit),
-    };
-    canonical
-        .then(|| std::str::from_utf8(arg).ok()?.parse::<i64>().ok())
-        .flatten()
+    numbers::string2ll(arg)
         .ok_or_else(|| Value::error("ERR value is not an integer or out of range"))
 }
 
@@ -371,34 +363,5 @@ pub(crate) fn entry_value(entry: &Entry) -> Value {
 pub(crate) fn reply(result: Result<Value, Value>) -> Outcome {
     match result {
         Ok(value) | Err(value) => Outcome::Reply(value),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_i64;
-
-    #[test]
-    fn integers_are_parsed_as_strictly_as_redis_does() {
-        assert_eq!(parse_i64(b"0").ok(), Some(0));
-        assert_eq!(parse_i64(b"-12").ok(), Some(-12));
-        assert_eq!(parse_i64(b"9223372036854775807").ok(), Some(i64::MAX));
-        for bad in [
-            &b""[..],
-            b"+5",
-            b"01",
-            b"-0",
-            b"00",
-            b" 1",
-            b"1.5",
-            b"-",
-            b"9223372036854775808",
-        ] {
-            assert!(
-                parse_i64(bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::numbers::{decimal, string2ll, string2ull};
 use super::{
     CommandSpec, Ctx, Outcome, entry_value, is, reply, store_error, syntax_error, wrong_arity,
 };
@@ -27,7 +28,6 @@ const DEFAULT_APPROX_LIMIT: u64 = 10_000;
 /// Longest ID argument Redis accepts (its parse buffer is 128 bytes).
 const MAX_ID_LEN: usize = 127;
 /// Longest integer Redis's `string2ll` accepts.
-const MAX_INTEGER_LEN: usize = 20;
 /// The field that shows a library-written entry's body.
 /// `XCFGSET IDMP-DURATION` range, in seconds.
 const IDMP_DURATION_RANGE: std::ops::RangeInclusive<i64> = 1..=86_400;
@@ -75,67 +75,6 @@ fn c_str(arg: &[u8]) -> &[u8] {
         .map_or(arg, |end| &arg[..end])
 }
 
-/// Redis's `string2ll`: an optional `-`, then `0` alone or digits without a leading zero, in
-/// range. No `+`, no spaces.
-fn redis_integer(arg: &[u8]) -> Option<i64> {
-    if arg.is_empty() || arg.len() > MAX_INTEGER_LEN {
-        return None;
-    }
-    if arg == b"0" {
-        return Some(0);
-    }
-    let (negative, digits) = match arg.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, arg),
-    };
-    if !matches!(digits.first(), Some(b'1'..=b'9')) {
-        return None;
-    }
-    let magnitude = decimal(digits)?;
-    if negative {
-        0_i64.checked_sub_unsigned(magnitude)
-    } else {
-        i64::try_from(magnitude).ok()
-    }
-}
-
-/// Digits only, at least one, as a `u64`.
-fn decimal(digits: &[u8]) -> Option<u64> {
-    if digits.is_empty() {
-        return None;
-    }
-    digits.iter().try_fold(0_u64, |value, &b| {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        value.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-    })
-}
-
-/// Redis's `string2ull`, which reads an ID part: a negative integer is refused, anything else
-/// goes to `strtoull`, which skips leading white space, takes a sign (a `-` negates modulo
-/// 2^64) and must consume everything.
-fn id_part(text: &[u8]) -> Option<u64> {
-    if let Some(value) = redis_integer(text) {
-        return u64::try_from(value).ok();
-    }
-    let start = text
-        .iter()
-        .position(|&b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
-    let rest = &text[start..];
-    let (negative, digits) = match rest.split_first() {
-        Some((b'-', digits)) => (true, digits),
-        Some((b'+', digits)) => (false, digits),
-        _ => (false, rest),
-    };
-    let value = decimal(digits)?;
-    Some(if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    })
-}
-
 /// A parsed ID argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ParsedId {
@@ -175,16 +114,16 @@ fn parse_id(arg: &[u8], rules: IdRules) -> Option<ParsedId> {
     }
     let Some(dash) = text.iter().position(|&b| b == b'-') else {
         return Some(ParsedId::Exact(StreamId::new(
-            id_part(text)?,
+            string2ull(text)?,
             rules.missing_seq,
         )));
     };
-    let ms = id_part(&text[..dash])?;
+    let ms = string2ull(&text[..dash])?;
     let seq = &text[dash + 1..];
     if rules.ms_star && seq == b"*" {
         return Some(ParsedId::MsStar(ms));
     }
-    Some(ParsedId::Exact(StreamId::new(ms, id_part(seq)?)))
+    Some(ParsedId::Exact(StreamId::new(ms, string2ull(seq)?)))
 }
 
 fn invalid_id() -> Value {
@@ -226,7 +165,7 @@ fn range_bound(arg: &[u8], start: bool) -> Result<StreamId, Value> {
 
 /// An integer argument, with Redis's error.
 fn integer(arg: &[u8]) -> Result<i64, Value> {
-    redis_integer(arg).ok_or_else(|| Value::error("ERR value is not an integer or out of range"))
+    string2ll(arg).ok_or_else(|| Value::error("ERR value is not an integer or out of range"))
 }
 
 /// What XADD and XTRIM trim by.
@@ -481,7 +420,7 @@ fn parse_block(arg: &[u8], retry: bool) -> Result<Option<Instant>, Value> {
     if retry && let Some(deadline) = decode_deadline(arg) {
         return Ok(deadline);
     }
-    let ms = redis_integer(arg)
+    let ms = string2ll(arg)
         .ok_or_else(|| Value::error("ERR timeout is not an integer or out of range"))?;
     let ms = u64::try_from(ms).map_err(|_| Value::error("ERR timeout is negative"))?;
     if ms == 0 {
@@ -1114,10 +1053,10 @@ mod tests {
 
     #[test]
     fn integers_follow_string2ll() {
-        assert_eq!(redis_integer(b"0"), Some(0));
-        assert_eq!(redis_integer(b"-12"), Some(-12));
-        assert_eq!(redis_integer(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(redis_integer(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(string2ll(b"0"), Some(0));
+        assert_eq!(string2ll(b"-12"), Some(-12));
+        assert_eq!(string2ll(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
         for bad in [
             "",
             "-",
@@ -1130,19 +1069,19 @@ mod tests {
             "0x10",
             "9223372036854775808",
         ] {
-            assert_eq!(redis_integer(bad.as_bytes()), None, "{bad:?}");
+            assert_eq!(string2ll(bad.as_bytes()), None, "{bad:?}");
         }
     }
 
     #[test]
     fn id_parts_follow_strtoull() {
-        assert_eq!(id_part(b"42"), Some(42));
-        assert_eq!(id_part(b" +5"), Some(5));
-        assert_eq!(id_part(b"007"), Some(7));
-        assert_eq!(id_part(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(id_part(b"-0"), Some(0));
+        assert_eq!(string2ull(b"42"), Some(42));
+        assert_eq!(string2ull(b" +5"), Some(5));
+        assert_eq!(string2ull(b"007"), Some(7));
+        assert_eq!(string2ull(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(string2ull(b"-0"), Some(0));
         // strtoull negates modulo 2^64 what string2ll refused.
-        assert_eq!(id_part(b"-05"), Some(5_u64.wrapping_neg()));
+        assert_eq!(string2ull(b"-05"), Some(5_u64.wrapping_neg()));
         for bad in [
             "",
             " ",
@@ -1153,7 +1092,7 @@ mod tests {
             "0x1",
             "1.0",
         ] {
-            assert_eq!(id_part(bad.as_bytes()), None, "{bad:?}");
+            assert_eq!(string2ull(bad.as_bytes()), None, "{bad:?}");
         }
     }
 
