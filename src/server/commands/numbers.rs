@@ -53,7 +53,7 @@ pub(crate) fn string2ull(arg: &[u8]) -> Option<u64> {
 }
 
 /// Digits only, at least one, without overflow.
-pub(crate) fn decimal(digits: &[u8]) -> Option<u64> {
+fn decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }

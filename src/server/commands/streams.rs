@@ -7,12 +7,12 @@
 //! `strtoull`, integers with `string2ll`), so that replies and errors match byte for byte.
 
 use std::ops::Bound;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::numbers::{decimal, string2ll, string2ull};
+use super::numbers::{string2ll, string2ull};
 use super::{
     CommandSpec, Ctx, Outcome, entry_value, is, reply, store_error, syntax_error, wrong_arity,
 };
@@ -366,20 +366,16 @@ struct ReadArgs {
     count: u64,
     /// `None`: no BLOCK; `Some(None)`: forever; `Some(Some(deadline))`.
     block: Option<Option<Instant>>,
-    /// Where BLOCK's value is, to rewrite it when blocking.
-    block_at: Option<usize>,
     /// Index of the first key; as many IDs follow the keys.
     keys_at: usize,
     streams: usize,
 }
 
-/// Parses XREAD's options. `retry`: the arguments are the ones this command rewrote when it
-/// blocked, whose BLOCK value is an encoded deadline.
-fn parse_read(args: &[Bytes], retry: bool) -> Result<ReadArgs, Value> {
+/// Parses XREAD's options.
+fn parse_read(args: &[Bytes]) -> Result<ReadArgs, Value> {
     let mut read = ReadArgs {
         count: 0,
         block: None,
-        block_at: None,
         keys_at: 0,
         streams: 0,
     };
@@ -389,8 +385,7 @@ fn parse_read(args: &[Bytes], retry: bool) -> Result<ReadArgs, Value> {
         let option = &args[i];
         if is(option, "BLOCK") && more > 0 {
             i += 1;
-            read.block = Some(parse_block(&args[i], retry)?);
-            read.block_at = Some(i);
+            read.block = Some(parse_block(&args[i])?);
         } else if is(option, "COUNT") && more > 0 {
             i += 1;
             read.count = u64::try_from(integer(&args[i])?).unwrap_or(0);
@@ -413,13 +408,9 @@ fn parse_read(args: &[Bytes], retry: bool) -> Result<ReadArgs, Value> {
     Err(syntax_error())
 }
 
-/// BLOCK's value: milliseconds (0: forever), or, on a retry, the deadline encoded when the
-/// command first blocked (the dispatcher takes a new deadline from every retry, so the first
-/// one must travel with the arguments or unrelated writes would extend the wait).
-fn parse_block(arg: &[u8], retry: bool) -> Result<Option<Instant>, Value> {
-    if retry && let Some(deadline) = decode_deadline(arg) {
-        return Ok(deadline);
-    }
+/// BLOCK's value: milliseconds (0: forever). The dispatcher keeps the first call's deadline
+/// across retries, so unrelated writes never extend the wait.
+fn parse_block(arg: &[u8]) -> Result<Option<Instant>, Value> {
     let ms = string2ll(arg)
         .ok_or_else(|| Value::error("ERR timeout is not an integer or out of range"))?;
     let ms = u64::try_from(ms).map_err(|_| Value::error("ERR timeout is negative"))?;
@@ -428,34 +419,6 @@ fn parse_block(arg: &[u8], retry: bool) -> Result<Option<Instant>, Value> {
     }
     // A deadline past what the clock can represent is as good as forever.
     Ok(Instant::now().checked_add(Duration::from_millis(ms)))
-}
-
-/// The instant encoded deadlines count from.
-fn deadline_base() -> Instant {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    *BASE.get_or_init(Instant::now)
-}
-
-/// A deadline as a BLOCK value for the retry: `@` and milliseconds since the base, or `0` for
-/// forever. Clients cannot send the `@` form: it is read only on a retry.
-fn encode_deadline(deadline: Option<Instant>) -> Bytes {
-    match deadline {
-        None => Bytes::from_static(b"0"),
-        Some(deadline) => {
-            let ms = deadline
-                .saturating_duration_since(deadline_base())
-                .as_millis();
-            Bytes::from(format!("@{}", u64::try_from(ms).unwrap_or(u64::MAX)))
-        }
-    }
-}
-
-fn decode_deadline(arg: &[u8]) -> Option<Option<Instant>> {
-    if arg == b"0" {
-        return Some(None);
-    }
-    let ms = decimal(arg.strip_prefix(b"@")?)?;
-    Some(deadline_base().checked_add(Duration::from_millis(ms)))
 }
 
 /// What `XCFGSET … RETENTION` asks for (weir's own option).
@@ -915,7 +878,7 @@ struct ReadTarget {
 }
 
 fn xread_outcome(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Outcome, Value> {
-    let read = parse_read(args, ctx.retry)?;
+    let read = parse_read(args)?;
     let store = ctx.store()?;
     let targets = read_targets(ctx, &store, args, &read)?;
     let max = usize::try_from(read.count)
@@ -941,7 +904,7 @@ fn xread_outcome(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Outcome, Value> {
     match read.block {
         // Inside MULTI a read never blocks: it answers as if it timed out.
         Some(deadline) if !ctx.in_exec => Ok(Outcome::Block {
-            args: blocked_args(args, &read, &targets, deadline),
+            args: blocked_args(args, &read, &targets),
             deadline,
             timeout_reply: Value::NullArray,
         }),
@@ -1007,18 +970,9 @@ fn read_reply(protocol: Protocol, served: Vec<(Value, Value)>) -> Value {
     }
 }
 
-/// The arguments a blocked XREAD runs again with: `$` and `+` resolved to the IDs of this call,
-/// and BLOCK's value replaced by the deadline.
-fn blocked_args(
-    args: &[Bytes],
-    read: &ReadArgs,
-    targets: &[ReadTarget],
-    deadline: Option<Instant>,
-) -> Vec<Bytes> {
+/// The arguments a blocked XREAD runs again with: `$` and `+` resolved to the IDs of this call.
+fn blocked_args(args: &[Bytes], read: &ReadArgs, targets: &[ReadTarget]) -> Vec<Bytes> {
     let mut again = args.to_vec();
-    if let Some(at) = read.block_at {
-        again[at] = encode_deadline(deadline);
-    }
     let ids_at = read.keys_at + read.streams;
     for (slot, target) in again[ids_at..].iter_mut().zip(targets) {
         if target.resolved {
@@ -1302,17 +1256,14 @@ mod tests {
 
     #[test]
     fn xread_options() {
-        let read = parse_read(&args("XREAD COUNT -3 STREAMS a b 0 $"), false).unwrap();
+        let read = parse_read(&args("XREAD COUNT -3 STREAMS a b 0 $")).unwrap();
         assert_eq!(
             (read.count, read.block, read.keys_at, read.streams),
             (0, None, 4, 2)
         );
-        let read = parse_read(&args("XREAD BLOCK 0 COUNT 2 STREAMS a 0"), false).unwrap();
-        assert_eq!(
-            (read.count, read.block, read.block_at),
-            (2, Some(None), Some(2))
-        );
-        let read = parse_read(&args("XREAD BLOCK 100 STREAMS a 0"), false).unwrap();
+        let read = parse_read(&args("XREAD BLOCK 0 COUNT 2 STREAMS a 0")).unwrap();
+        assert_eq!((read.count, read.block), (2, Some(None)));
+        let read = parse_read(&args("XREAD BLOCK 100 STREAMS a 0")).unwrap();
         assert!(matches!(read.block, Some(Some(_))));
         let cases = [
             (
@@ -1332,22 +1283,9 @@ mod tests {
             ("XREAD COUNT 1 BLOCK", "ERR syntax error"),
         ];
         for (command, expected) in cases {
-            let error = parse_read(&args(command), false).unwrap_err();
+            let error = parse_read(&args(command)).unwrap_err();
             assert_eq!(error_text(error), expected, "{command}");
         }
-    }
-
-    #[test]
-    fn blocked_deadline_survives_the_retry() {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let encoded = encode_deadline(Some(deadline));
-        let decoded = decode_deadline(&encoded).unwrap().unwrap();
-        assert!(decoded <= deadline && deadline - decoded < Duration::from_millis(2));
-        assert_eq!(decode_deadline(&encode_deadline(None)), Some(None));
-        let retry = [&b"XREAD"[..], b"BLOCK", &encoded, b"STREAMS", b"a", b"1-1"]
-            .map(Bytes::copy_from_slice);
-        let read = parse_read(&retry, true).unwrap();
-        assert_eq!(read.block, Some(Some(decoded)));
     }
 
     #[test]
