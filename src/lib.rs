@@ -33,6 +33,7 @@ pub mod durability;
 pub mod group;
 pub mod id;
 pub mod idempotency;
+pub mod inspect;
 pub mod journal;
 pub mod log;
 pub mod names;

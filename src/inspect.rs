@@ -1,0 +1,1418 @@
+//! Read-only inspection of a data directory, for the `queue-dump` tool.
+//!
+//! Everything here reads files through the library's own readers ([`Segment::open_read_only`]
+//! and [`Scanner`] for segments, [`SegmentIndex::decode`] for index files,
+//! [`journal::read_snapshot`] and [`Journal::read`] for checkpoints, snapshots and journals,
+//! [`MetaEvent`], [`GroupEvent`] and [`decode_snapshot`] for their payloads) and never writes,
+//! creates, truncates or locks anything, so it is safe to run beside a live server. The state it
+//! rebuilds follows `storage-format.md`, section 9.14 ("Reading the files without the engine").
+//!
+//! A run produces an [`Inspection`]: for every stream, its segments, totals and consumer groups,
+//! plus every problem found, each naming the file and, where it has one, the byte position.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::codec::{CodecError, Decoder};
+use crate::group::durable::{
+    GROUP_JOURNAL_KIND, GROUP_SNAPSHOT_FILE, GROUP_SNAPSHOT_KIND, decode_snapshot,
+    group_journal_name,
+};
+use crate::group::{EntrySource, GroupEvent, GroupPolicy, GroupsState, StreamFacts};
+use crate::id::StreamId;
+use crate::idempotency::IdempotencyWindows;
+use crate::journal::{self, Journal, JournalError};
+use crate::log::{
+    CHECKPOINT_FILE, CHECKPOINT_KIND, Checkpoint, IndexEntry, LastRecord, LogOptions,
+    META_JOURNAL_KIND, MetaEvent, MetaState, SegmentIndex, index_file_name, meta_journal_name,
+};
+use crate::names;
+use crate::record::RecordView;
+use crate::segment::{HEADER_LEN, ScanItem, Scanner, Segment, SegmentError};
+use crate::stream::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, StreamConfig};
+
+const STREAMS_DIR: &str = "streams";
+const NAME_FILE: &str = "NAME";
+const CLEAN_FILE: &str = "CLEAN";
+
+/// Why an inspection could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    /// The path is not a weir data directory.
+    #[error("{}: {detail}", .path.display())]
+    NotADataDirectory { path: PathBuf, detail: String },
+    /// A file or directory could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// No stream of that name exists.
+    #[error("no stream named {name} in {}", .dir.display())]
+    NoSuchStream { dir: PathBuf, name: String },
+    /// A segment file given on its own could not be opened as a segment.
+    #[error("{0}")]
+    BadSegment(String),
+}
+
+/// How serious a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Bytes that are not what the format says: data or metadata is lost or unusable.
+    Damage,
+    /// A file that could not be read at all (permissions, I/O error).
+    Unreadable,
+    /// Worth knowing, but normal (leftover temporary files, a live writer's unfinished record).
+    Note,
+}
+
+impl Severity {
+    /// A lower-case word for reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Damage => "damage",
+            Severity::Unreadable => "unreadable",
+            Severity::Note => "note",
+        }
+    }
+}
+
+/// One problem or remark, with the file it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub file: PathBuf,
+    /// Byte position in the file, when the problem has one.
+    pub position: Option<u64>,
+    pub detail: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.severity.label(), self.file.display())?;
+        if let Some(position) = self.position {
+            write!(f, " at byte {position}")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+/// What one segment file holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SegmentReport {
+    pub file: PathBuf,
+    /// Base offset from the header (from the file name when the header is unreadable).
+    pub base_offset: u64,
+    /// Whether the header passed every check.
+    pub header_ok: bool,
+    /// Valid records.
+    pub records: u64,
+    /// Offset and ID of the first valid record.
+    pub first: Option<(u64, StreamId)>,
+    /// Offset and ID of the last valid record.
+    pub last: Option<(u64, StreamId)>,
+    /// Bytes from the start of the file to the end of the last valid record.
+    pub used_bytes: u64,
+    /// The file's size.
+    pub allocated_bytes: u64,
+    /// Damaged regions skipped inside the records.
+    pub damaged_regions: u64,
+    /// What the index file check concluded ("ok", "missing", ...).
+    pub index: String,
+}
+
+/// A consumer of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerReport {
+    pub name: Vec<u8>,
+    pub pending: usize,
+    pub seen_ms: u64,
+    pub active_ms: Option<u64>,
+}
+
+/// A consumer group as the snapshot and journal rebuild it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupReport {
+    pub name: Vec<u8>,
+    pub last_delivered: StreamId,
+    pub entries_read: Option<u64>,
+    pub lag: Option<u64>,
+    pub pending: usize,
+    pub consumers: Vec<ConsumerReport>,
+    pub policy: GroupPolicy,
+}
+
+/// The stream's counters, as the engine would compute them at open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Live entries.
+    pub length: u64,
+    /// Redis's `entries-added`.
+    pub entries_added: u64,
+    /// Every offset below this is trimmed.
+    pub first_offset: u64,
+    /// The offset the next entry gets.
+    pub next_offset: u64,
+    /// ID of the first live entry.
+    pub first_id: Option<StreamId>,
+    /// The stream's last ID.
+    pub last_id: StreamId,
+    /// Redis's `max-deleted-entry-id`.
+    pub max_deleted_id: StreamId,
+    /// Offsets recorded as deleted (or lost) in the metadata.
+    pub deleted: u64,
+}
+
+/// The checkpoint's main fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointReport {
+    pub clean: bool,
+    pub journal_generation: u64,
+    pub segment_base: u64,
+    pub pos: u64,
+    pub next_offset: u64,
+    pub last_id: StreamId,
+}
+
+/// One stream directory.
+#[derive(Debug, Clone, Default)]
+pub struct StreamReport {
+    pub dir: PathBuf,
+    /// The name from `NAME`; `None` when it could not be read.
+    pub name: Option<Vec<u8>>,
+    pub checkpoint: Option<CheckpointReport>,
+    pub segments: Vec<SegmentReport>,
+    pub totals: Totals,
+    pub groups: Vec<GroupReport>,
+    /// The stream's settings (section 11); `None` when they do not decode.
+    pub settings: Option<StreamConfig>,
+    /// Producers and keys held by the idempotency snapshot, when there is one.
+    pub idempotency: Option<(usize, usize)>,
+    pub findings: Vec<Finding>,
+}
+
+/// A whole data directory.
+#[derive(Debug, Clone, Default)]
+pub struct Inspection {
+    pub dir: PathBuf,
+    /// Whether `DIR/CLEAN` is present (the store was closed cleanly and not opened since).
+    pub closed_cleanly: bool,
+    pub streams: Vec<StreamReport>,
+    /// Findings that belong to no stream.
+    pub findings: Vec<Finding>,
+}
+
+impl Inspection {
+    /// Every finding, the store's and the streams'.
+    pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .chain(self.streams.iter().flat_map(|s| s.findings.iter()))
+    }
+
+    /// Findings of a given severity.
+    pub fn count(&self, severity: Severity) -> usize {
+        self.all_findings()
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+}
+
+/// A record met while walking a stream, with whether it is live (not trimmed or deleted).
+pub type Visitor<'v> = dyn FnMut(&Path, usize, &RecordView<'_>, bool) -> bool + 'v;
+
+/// Checks that `dir` looks like a data directory and lists its stream directories in stream
+/// number order (leftovers and strays are noted in `findings`).
+fn stream_dirs(dir: &Path, findings: &mut Vec<Finding>) -> Result<Vec<PathBuf>, InspectError> {
+    let meta = fs::metadata(dir).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => InspectError::NotADataDirectory {
+            path: dir.to_path_buf(),
+            detail: "no such file or directory".into(),
+        },
+        _ => InspectError::Io {
+            path: dir.to_path_buf(),
+            source,
+        },
+    })?;
+    if !meta.is_dir() {
+        return Err(InspectError::NotADataDirectory {
+            path: dir.to_path_buf(),
+            detail: "not a directory (give a data directory, or a .seg file)".into(),
+        });
+    }
+    let streams = dir.join(STREAMS_DIR);
+    if !streams.is_dir() {
+        return Err(InspectError::NotADataDirectory {
+            path: dir.to_path_buf(),
+            detail: format!("not a weir data directory: it has no `{STREAMS_DIR}` directory"),
+        });
+    }
+    let mut found = Vec::new();
+    for entry in read_dir(&streams)? {
+        let path = streams.join(&entry);
+        if entry.starts_with("tmp-") || entry.starts_with("trash-") {
+            findings.push(note(
+                &path,
+                "leftover of an interrupted stream creation or deletion (removed at the next open)",
+            ));
+            continue;
+        }
+        match names::directory_number(&entry) {
+            Some(number) if path.is_dir() => found.push((number, path)),
+            _ => findings.push(note(&path, "not a stream directory; ignored")),
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, path)| path).collect())
+}
+
+/// Names in a directory, sorted; names that are not UTF-8 are skipped (no weir file has one).
+fn read_dir(dir: &Path) -> Result<Vec<String>, InspectError> {
+    let io_err = |source| InspectError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err)? {
+        let entry = entry.map_err(io_err)?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn finding(severity: Severity, file: &Path, position: Option<u64>, detail: String) -> Finding {
+    Finding {
+        severity,
+        file: file.to_path_buf(),
+        position,
+        detail,
+    }
+}
+
+fn damage(file: &Path, position: Option<u64>, detail: impl Into<String>) -> Finding {
+    finding(Severity::Damage, file, position, detail.into())
+}
+
+fn note(file: &Path, detail: impl Into<String>) -> Finding {
+    finding(Severity::Note, file, None, detail.into())
+}
+
+/// Inspects every stream of the data directory `dir`, reading every byte of every file.
+pub fn inspect(dir: &Path) -> Result<Inspection, InspectError> {
+    let mut inspection = Inspection {
+        dir: dir.to_path_buf(),
+        ..Inspection::default()
+    };
+    let dirs = stream_dirs(dir, &mut inspection.findings)?;
+    inspection.closed_cleanly = dir.join(CLEAN_FILE).exists();
+    for stream_dir in dirs {
+        let report = inspect_stream(&stream_dir, inspection.closed_cleanly, &mut |_, _, _, _| {
+            true
+        });
+        inspection.streams.push(report);
+    }
+    Ok(inspection)
+}
+
+/// Walks the records of the stream called `name`, calling `visit` for each valid record in
+/// offset order until it returns `false`. Returns the stream's report (complete only when the
+/// walk was not stopped).
+pub fn walk_stream(
+    dir: &Path,
+    name: &[u8],
+    visit: &mut Visitor<'_>,
+) -> Result<StreamReport, InspectError> {
+    let mut ignored = Vec::new();
+    let dirs = stream_dirs(dir, &mut ignored)?;
+    let closed_cleanly = dir.join(CLEAN_FILE).exists();
+    for stream_dir in dirs {
+        if fs::read(stream_dir.join(NAME_FILE)).is_ok_and(|n| n == name) {
+            return Ok(inspect_stream(&stream_dir, closed_cleanly, visit));
+        }
+    }
+    Err(InspectError::NoSuchStream {
+        dir: dir.to_path_buf(),
+        name: quoted(name),
+    })
+}
+
+/// Inspects one stream directory.
+pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>) -> StreamReport {
+    let mut report = StreamReport {
+        dir: dir.to_path_buf(),
+        ..StreamReport::default()
+    };
+    let findings = &mut report.findings;
+    let name_path = dir.join(NAME_FILE);
+    match fs::read(&name_path) {
+        Ok(name) => report.name = Some(name),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => findings.push(damage(
+            &name_path,
+            None,
+            "missing: the stream's name is lost (the engine refuses to open the store)",
+        )),
+        Err(error) => findings.push(unreadable(&name_path, &error)),
+    }
+    let files = match read_dir(dir) {
+        Ok(files) => files,
+        Err(error) => {
+            findings.push(finding(Severity::Unreadable, dir, None, error.to_string()));
+            return report;
+        }
+    };
+
+    // Checkpoint and meta journal: the log's metadata.
+    let (checkpoint, checkpoint_damaged) = read_checkpoint(dir, findings);
+    report.checkpoint = checkpoint.as_ref().map(|c| CheckpointReport {
+        clean: c.clean,
+        journal_generation: c.journal_generation,
+        segment_base: c.recovery_point.segment_base,
+        pos: c.recovery_point.pos,
+        next_offset: c.recovery_point.next_offset,
+        last_id: c.recovery_point.last_id,
+    });
+    let checkpoint = checkpoint.unwrap_or_default();
+    let newest_meta_journal = files
+        .iter()
+        .filter_map(|f| {
+            f.strip_prefix("meta.")?
+                .strip_suffix(".journal")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max();
+    let generation = match newest_meta_journal {
+        // Without a readable checkpoint the engine refuses to open; the newest journal is the
+        // best guess at the metadata.
+        Some(newest) if checkpoint_damaged => newest,
+        _ => checkpoint.journal_generation.max(1),
+    };
+    let mut meta = checkpoint.meta.clone();
+    replay_meta_journal(
+        &dir.join(meta_journal_name(generation)),
+        &mut meta,
+        closed_cleanly,
+        findings,
+    );
+    let point = checkpoint.recovery_point;
+    match StreamConfig::decode(&meta.attributes) {
+        Ok(settings) => report.settings = Some(settings),
+        Err(error) => findings.push(damage(
+            &dir.join(CHECKPOINT_FILE),
+            None,
+            format!(
+                "the stream settings (metadata attributes, from the checkpoint and meta journal) do not decode: {error}"
+            ),
+        )),
+    }
+
+    // Other files: leftovers and strays.
+    let mut bases = Vec::new();
+    for file in &files {
+        let path = dir.join(file);
+        if let Some(base) = segment_base(file) {
+            bases.push(base);
+        } else if file.ends_with(".tmp") {
+            findings.push(note(&path, "leftover temporary file; ignored"));
+        } else if file.starts_with("meta.") && file.ends_with(".journal") {
+            if *file != meta_journal_name(generation) {
+                findings.push(note(
+                    &path,
+                    "meta journal of another generation than the checkpoint's; ignored (removed at the next open)",
+                ));
+            }
+        } else if let Some(stem) = file.strip_suffix(".index") {
+            if segment_base(&format!("{stem}.seg")).is_none()
+                || !files.contains(&format!("{stem}.seg"))
+            {
+                findings.push(note(&path, "index file without its segment; ignored"));
+            }
+        } else if !(file == NAME_FILE
+            || file == CHECKPOINT_FILE
+            || file == GROUP_SNAPSHOT_FILE
+            || file == IDEMPOTENCY_SNAPSHOT_FILE
+            || (file.starts_with("groups.") && file.ends_with(".journal")))
+        {
+            findings.push(note(&path, "not a weir file; ignored"));
+        }
+    }
+
+    // Segments.
+    let mut live = Live::default();
+    let mut previous_next: Option<(u64, PathBuf)> = None;
+    let mut stopped = false;
+    for (i, &base) in bases.iter().enumerate() {
+        let path = dir.join(segment_file_name(base));
+        let is_last = i + 1 == bases.len();
+        let context = ScanContext {
+            name_base: Some(base),
+            is_last,
+            closed_cleanly,
+            meta: &meta,
+            rp_segment_base: Some(point.segment_base),
+        };
+        let outcome = scan_segment(&path, &context, findings, &mut live, visit);
+        if let Some((expected, previous)) = &previous_next
+            && outcome.report.header_ok
+        {
+            check_continuity(*expected, base, previous, &path, &meta, findings);
+        }
+        if outcome.report.header_ok {
+            let next = outcome.report.last.map_or(base, |(offset, _)| offset + 1);
+            previous_next = Some((next, path.clone()));
+        }
+        report.segments.push(outcome.report);
+        if outcome.stopped {
+            stopped = true;
+            break;
+        }
+    }
+    if stopped {
+        return report;
+    }
+
+    // Totals (9.14 steps 6 and 7).
+    let records_end = previous_next.as_ref().map_or(0, |(next, _)| *next);
+    if records_end < point.next_offset {
+        let missing = records_end..point.next_offset;
+        if !all_gone(&meta, missing.clone()) {
+            findings.push(damage(
+                &dir.join(CHECKPOINT_FILE),
+                None,
+                format!(
+                    "the checkpoint says offsets up to {} were on disk, but the segments end at offset {}: offsets {}..{} are lost",
+                    point.next_offset, records_end, missing.start, missing.end
+                ),
+            ));
+        }
+    }
+    let next_offset = records_end.max(point.next_offset);
+    let last_record_id = live.last_id.unwrap_or(StreamId::MIN);
+    report.totals = Totals {
+        length: live.length,
+        entries_added: meta.entries_added(next_offset),
+        first_offset: meta.first_offset,
+        next_offset,
+        first_id: live.first_id,
+        last_id: last_record_id.max(point.last_id).max(meta.last_id_floor),
+        max_deleted_id: meta.max_deleted_id,
+        deleted: meta.deleted.len() as u64,
+    };
+
+    // Consumer groups (10.7) and the idempotency snapshot's container (12).
+    let facts = StreamFacts {
+        entries_added: report.totals.entries_added,
+        length: report.totals.length,
+        first_id: report.totals.first_id.unwrap_or(StreamId::MIN),
+        last_id: report.totals.last_id,
+        max_deleted_id: report.totals.max_deleted_id,
+    };
+    let source = FactsOnly(facts);
+    report.groups = read_groups(dir, &files, &source, closed_cleanly, findings);
+    let idempotency = dir.join(IDEMPOTENCY_SNAPSHOT_FILE);
+    match journal::read_snapshot(&idempotency, IDEMPOTENCY_SNAPSHOT_KIND) {
+        Ok(Some(snapshot)) => match decode_idempotency(&snapshot.payload) {
+            Ok(windows) => report.idempotency = Some((windows.producers(), windows.tracked())),
+            Err(error) => findings.push(damage(
+                &idempotency,
+                None,
+                format!("payload does not decode: {error}"),
+            )),
+        },
+        Ok(None) => {}
+        Err(error) => findings.push(container_error(&idempotency, &error)),
+    }
+    report
+}
+
+/// The idempotency snapshot's payload (12.1): the next offset it covers, then the windows.
+fn decode_idempotency(payload: &[u8]) -> Result<IdempotencyWindows, CodecError> {
+    let mut input = Decoder::new(payload, "idempotency snapshot");
+    input.u64()?;
+    let windows = input.bytes()?;
+    input.finish()?;
+    IdempotencyWindows::decode(windows)
+}
+
+/// Live-entry counters accumulated over a stream's segments.
+#[derive(Debug, Default)]
+struct Live {
+    length: u64,
+    first_id: Option<StreamId>,
+    last_id: Option<StreamId>,
+}
+
+/// What a segment scan needs to know about its surroundings.
+struct ScanContext<'a> {
+    /// Base offset from the file name, when the file is part of a stream directory.
+    name_base: Option<u64>,
+    /// The newest segment of its stream: the one a live server may be writing.
+    is_last: bool,
+    closed_cleanly: bool,
+    meta: &'a MetaState,
+    rp_segment_base: Option<u64>,
+}
+
+struct SegmentOutcome {
+    report: SegmentReport,
+    stopped: bool,
+}
+
+/// Checks a segment's header, every record's CRC (through the library's [`Scanner`]) and its
+/// index file, reporting each damaged region with its position and the offsets it held.
+fn scan_segment(
+    path: &Path,
+    context: &ScanContext<'_>,
+    findings: &mut Vec<Finding>,
+    live: &mut Live,
+    visit: &mut Visitor<'_>,
+) -> SegmentOutcome {
+    let mut report = SegmentReport {
+        file: path.to_path_buf(),
+        base_offset: context.name_base.unwrap_or(0),
+        allocated_bytes: fs::metadata(path).map_or(0, |m| m.len()),
+        index: "not checked".into(),
+        ..SegmentReport::default()
+    };
+    let mut segment = match Segment::open_read_only(path) {
+        Ok(segment) => segment,
+        Err(SegmentError::BadHeader { detail, .. }) => {
+            let unfinished = context.is_last
+                && context
+                    .name_base
+                    .zip(context.rp_segment_base)
+                    .is_some_and(|(base, rp)| base > rp);
+            let detail = format!("bad segment header: {detail}");
+            if unfinished && !context.closed_cleanly {
+                findings.push(finding(
+                    Severity::Note,
+                    path,
+                    Some(0),
+                    format!(
+                        "{detail} (the newest segment, past the recovery point: a segment creation that never finished; the next open removes it)"
+                    ),
+                ));
+            } else {
+                findings.push(damage(path, Some(0), detail));
+            }
+            return SegmentOutcome {
+                report,
+                stopped: false,
+            };
+        }
+        Err(error) => {
+            findings.push(finding(Severity::Unreadable, path, None, error.to_string()));
+            return SegmentOutcome {
+                report,
+                stopped: false,
+            };
+        }
+    };
+    let base = segment.base_offset();
+    report.base_offset = base;
+    if let Some(name_base) = context.name_base
+        && name_base != base
+    {
+        findings.push(damage(
+            path,
+            Some(16),
+            format!("header says base offset {base}, the file name says {name_base}"),
+        ));
+        return SegmentOutcome {
+            report,
+            stopped: false,
+        };
+    }
+    report.header_ok = true;
+    let index = read_index(path, base, findings);
+    let mut index_check = index.as_ref().map(IndexCheck::new);
+    let bytes = segment.recovery_bytes();
+    let mut scanner = Scanner::new(bytes, HEADER_LEN, base);
+    let mut expected = base;
+    let mut pending: Option<(usize, usize, String, u64)> = None;
+    let mut stopped = false;
+    for item in scanner.by_ref() {
+        match item {
+            ScanItem::Record { pos, record } => {
+                let after_damage = pending.is_some();
+                if let Some((at, resume, error, from)) = pending.take() {
+                    findings.push(damage(
+                        path,
+                        Some(at as u64),
+                        format!(
+                            "{} damaged bytes ({error}): {}; the scan resumes at byte {resume}",
+                            resume - at,
+                            lost_offsets(from, record.offset)
+                        ),
+                    ));
+                }
+                if record.offset > expected && !after_damage && report.records > 0 {
+                    // Offsets jump without a damaged region: records were lost before `pos`.
+                    let gone = all_gone(context.meta, expected..record.offset);
+                    if !gone {
+                        findings.push(damage(
+                            path,
+                            Some(pos as u64),
+                            format!(
+                                "offsets jump from {} to {}: {}",
+                                expected - 1,
+                                record.offset,
+                                lost_offsets(expected, record.offset)
+                            ),
+                        ));
+                    }
+                }
+                expected = record.offset + 1;
+                report.records += 1;
+                report.first.get_or_insert((record.offset, record.id));
+                report.last = Some((record.offset, record.id));
+                report.used_bytes = (pos + record.padded_len) as u64;
+                if let Some(check) = index_check.as_mut() {
+                    check.record(pos, &record);
+                }
+                let is_live = !context.meta.is_gone(record.offset);
+                if is_live {
+                    live.length += 1;
+                    live.first_id.get_or_insert(record.id);
+                }
+                live.last_id = Some(record.id);
+                if !visit(path, pos, &record, is_live) {
+                    stopped = true;
+                    break;
+                }
+            }
+            ScanItem::Damaged { pos, resume, error } => {
+                report.damaged_regions += 1;
+                pending = Some((pos, resume, error.to_string(), expected));
+            }
+        }
+    }
+    if stopped {
+        return SegmentOutcome {
+            report,
+            stopped: true,
+        };
+    }
+    if report.records == 0 {
+        report.used_bytes = HEADER_LEN as u64;
+    }
+    if let Some(end) = scanner.end() {
+        report.used_bytes = end.end as u64;
+        if end.dirty_end > end.end {
+            let garbage = end.dirty_end - end.end;
+            if context.is_last {
+                let detail = format!(
+                    "torn tail: {garbage} bytes after the last record are not a complete record ({}); a record being written by a live server, or a torn write the next open cuts",
+                    end.reason
+                );
+                findings.push(finding(
+                    if context.closed_cleanly {
+                        Severity::Damage
+                    } else {
+                        Severity::Note
+                    },
+                    path,
+                    Some(end.end as u64),
+                    detail,
+                ));
+            } else {
+                findings.push(damage(
+                    path,
+                    Some(end.end as u64),
+                    format!(
+                        "{garbage} bytes after the last valid record are not a valid record ({}): the record(s) from offset {expected} on in this segment are lost",
+                        end.reason
+                    ),
+                ));
+            }
+        }
+        if let (Some(index), Some(check)) = (&index, index_check) {
+            let index_file = index_path(path, base);
+            report.index = check.finish(index, &index_file, end.end, context.is_last, findings);
+        }
+    }
+    if index.is_none() && report.index == "not checked" {
+        report.index = if index_file_present(path, base) {
+            "unreadable".into()
+        } else {
+            "none".into()
+        };
+    }
+    SegmentOutcome {
+        report,
+        stopped: false,
+    }
+}
+
+fn lost_offsets(from: u64, to: u64) -> String {
+    match to.saturating_sub(from) {
+        0 => "no offset is lost (the damaged bytes held no record that was kept)".into(),
+        1 => format!("offset {from} is lost"),
+        _ => format!("offsets {from}..{to} are lost ({} records)", to - from),
+    }
+}
+
+fn index_path(segment: &Path, base: u64) -> PathBuf {
+    segment.with_file_name(index_file_name(base))
+}
+
+fn index_file_present(segment: &Path, base: u64) -> bool {
+    index_path(segment, base).exists()
+}
+
+/// Reads and decodes a segment's index file; `None` when absent or bad (reported).
+fn read_index(segment: &Path, base: u64, findings: &mut Vec<Finding>) -> Option<SegmentIndex> {
+    let path = index_path(segment, base);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return None,
+        Err(error) => {
+            findings.push(unreadable(&path, &error));
+            return None;
+        }
+    };
+    match SegmentIndex::decode(&bytes, base, LogOptions::default().index_interval_bytes) {
+        Ok(index) => Some(index),
+        Err(detail) => {
+            findings.push(damage(
+                &path,
+                None,
+                format!("{detail} (an index is a cache: the engine ignores it and rebuilds it)"),
+            ));
+            None
+        }
+    }
+}
+
+/// Compares an index file with the records a scan meets.
+struct IndexCheck {
+    points: Vec<IndexEntry>,
+    next_point: usize,
+    end_pos: usize,
+    mismatches: Vec<(usize, String)>,
+    records_before_end: u64,
+    last_before_end: Option<LastRecord>,
+    boundary_at_end: bool,
+}
+
+impl IndexCheck {
+    fn new(index: &SegmentIndex) -> Self {
+        IndexCheck {
+            points: index.entries().to_vec(),
+            next_point: 0,
+            end_pos: index.end_pos(),
+            mismatches: Vec::new(),
+            records_before_end: 0,
+            last_before_end: None,
+            boundary_at_end: false,
+        }
+    }
+
+    fn record(&mut self, pos: usize, record: &RecordView<'_>) {
+        while let Some(point) = self.points.get(self.next_point)
+            && point.pos < pos
+        {
+            self.mismatches.push((
+                point.pos,
+                format!(
+                    "index point for offset {} names byte {}, where no record starts",
+                    point.offset, point.pos
+                ),
+            ));
+            self.next_point += 1;
+        }
+        if let Some(point) = self.points.get(self.next_point)
+            && point.pos == pos
+        {
+            if point.offset != record.offset || point.id != record.id {
+                self.mismatches.push((
+                    pos,
+                    format!(
+                        "index point at byte {pos} says offset {} ID {}, the record there has offset {} ID {}",
+                        point.offset, point.id, record.offset, record.id
+                    ),
+                ));
+            }
+            self.next_point += 1;
+        }
+        if pos == self.end_pos {
+            self.boundary_at_end = true;
+        }
+        if pos < self.end_pos {
+            self.records_before_end += 1;
+            self.last_before_end = Some(LastRecord {
+                offset: record.offset,
+                id: record.id,
+                timestamp_ms: record.timestamp_ms,
+            });
+        }
+    }
+
+    fn finish(
+        mut self,
+        index: &SegmentIndex,
+        path: &Path,
+        scan_end: usize,
+        is_last: bool,
+        findings: &mut Vec<Finding>,
+    ) -> String {
+        for point in &self.points[self.next_point..] {
+            if point.pos < self.end_pos {
+                self.mismatches.push((
+                    point.pos,
+                    format!(
+                        "index point for offset {} names byte {}, where no valid record starts",
+                        point.offset, point.pos
+                    ),
+                ));
+            }
+        }
+        let stale = self.end_pos < scan_end && self.boundary_at_end;
+        if self.end_pos != scan_end && !stale {
+            self.mismatches.push((
+                self.end_pos,
+                format!(
+                    "index says the records end at byte {}, the segment's records end at byte {scan_end}",
+                    self.end_pos
+                ),
+            ));
+        }
+        if index.record_count() != self.records_before_end {
+            self.mismatches.push((
+                self.end_pos,
+                format!(
+                    "index counts {} records, the segment holds {} before byte {}",
+                    index.record_count(),
+                    self.records_before_end,
+                    self.end_pos
+                ),
+            ));
+        }
+        if index.last() != self.last_before_end {
+            let describe = |last: Option<LastRecord>| {
+                last.map_or("none".to_owned(), |l| {
+                    format!("offset {} ID {} time {}", l.offset, l.id, l.timestamp_ms)
+                })
+            };
+            self.mismatches.push((
+                self.end_pos,
+                format!(
+                    "index's last record is {}, the segment's is {}",
+                    describe(index.last()),
+                    describe(self.last_before_end)
+                ),
+            ));
+        }
+        if !self.mismatches.is_empty() {
+            for (_, detail) in &self.mismatches {
+                findings.push(damage(
+                    path,
+                    None,
+                    format!(
+                        "{detail} (an index is a cache: the engine rejects it and rebuilds it)"
+                    ),
+                ));
+            }
+            return "mismatch".into();
+        }
+        if stale {
+            let detail = format!(
+                "index describes the segment up to byte {}; records were written after it (stale)",
+                self.end_pos
+            );
+            if is_last {
+                findings.push(note(
+                    path,
+                    format!("{detail}: normal for the active segment after a reopen"),
+                ));
+            } else {
+                findings.push(damage(
+                    path,
+                    None,
+                    format!("{detail} (the engine rejects it and rebuilds it)"),
+                ));
+            }
+            return "stale".into();
+        }
+        "ok".into()
+    }
+}
+
+/// Reports offsets between two segments that no segment holds and that are not gone.
+fn check_continuity(
+    expected: u64,
+    base: u64,
+    previous: &Path,
+    path: &Path,
+    meta: &MetaState,
+    findings: &mut Vec<Finding>,
+) {
+    if base < expected {
+        findings.push(damage(
+            path,
+            Some(16),
+            format!(
+                "segment starts at offset {base} but {} ends at offset {expected}: the segments overlap",
+                previous.display()
+            ),
+        ));
+    } else if base > expected && !all_gone(meta, expected..base) {
+        findings.push(damage(
+            path,
+            Some(16),
+            format!(
+                "segment starts at offset {base} but {} ends at offset {expected}: {}",
+                previous.display(),
+                lost_offsets(expected, base)
+            ),
+        ));
+    }
+}
+
+/// Whether every offset of the range is trimmed or deleted.
+fn all_gone(meta: &MetaState, range: std::ops::Range<u64>) -> bool {
+    if range.start >= range.end {
+        return true;
+    }
+    let trimmed = meta.first_offset.clamp(range.start, range.end) - range.start;
+    let deleted = meta.deleted_between(range.start.max(meta.first_offset), range.end) as u64;
+    trimmed + deleted >= range.end - range.start
+}
+
+fn segment_base(file: &str) -> Option<u64> {
+    let stem = file.strip_suffix(".seg")?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+fn segment_file_name(base: u64) -> String {
+    crate::log::segment_file_name(base)
+}
+
+fn unreadable(path: &Path, error: &io::Error) -> Finding {
+    finding(Severity::Unreadable, path, None, error.to_string())
+}
+
+/// A container error as a finding: damage with its position when the error has one.
+fn container_error(path: &Path, error: &JournalError) -> Finding {
+    match error {
+        JournalError::Io { source, .. } => unreadable(path, source),
+        JournalError::BadHeader { detail, .. } => {
+            damage(path, Some(0), format!("bad header: {detail}"))
+        }
+        JournalError::SnapshotCorrupt { detail, .. } => damage(path, None, detail.clone()),
+        other => damage(path, Some(0), other.to_string()),
+    }
+}
+
+/// The checkpoint, and whether it exists but could not be read.
+fn read_checkpoint(dir: &Path, findings: &mut Vec<Finding>) -> (Option<Checkpoint>, bool) {
+    let path = dir.join(CHECKPOINT_FILE);
+    match journal::read_snapshot(&path, CHECKPOINT_KIND) {
+        Ok(Some(snapshot)) => match Checkpoint::decode(&snapshot.payload) {
+            Ok(checkpoint) => (Some(checkpoint), false),
+            Err(error) => {
+                findings.push(damage(
+                    &path,
+                    None,
+                    format!("payload does not decode: {error}"),
+                ));
+                (None, true)
+            }
+        },
+        Ok(None) => {
+            findings.push(note(
+                &path,
+                "no checkpoint: the engine scans every segment and starts from empty metadata",
+            ));
+            (None, false)
+        }
+        Err(error) => {
+            findings.push(container_error(&path, &error));
+            (None, true)
+        }
+    }
+}
+
+/// Replays a journal read-only, calling `apply` for each good frame; `apply` returns an error
+/// text for a frame it cannot decode, which stops the replay. Bad bytes at the end are damage
+/// after a clean close, and only a note otherwise: a live writer may be appending that frame,
+/// and after a crash the next open cuts them as a normal part of recovery. Returns whether the
+/// journal exists.
+fn replay_journal(
+    path: &Path,
+    kind: journal::FileKind,
+    closed_cleanly: bool,
+    findings: &mut Vec<Finding>,
+    mut apply: impl FnMut(&[u8]) -> Result<(), String>,
+) -> bool {
+    let replay = match Journal::read(path, kind) {
+        Ok(replay) => replay,
+        Err(JournalError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return false;
+        }
+        Err(error) => {
+            findings.push(container_error(path, &error));
+            return true;
+        }
+    };
+    let mut pos = journal::HEADER_LEN as u64;
+    for frame in &replay.frames {
+        if let Err(detail) = apply(frame) {
+            findings.push(damage(
+                path,
+                Some(pos),
+                format!(
+                    "frame passes its checksum but does not decode ({detail}); later frames are not applied"
+                ),
+            ));
+            return true;
+        }
+        pos += (journal::FRAME_HEADER_LEN + frame.len()) as u64;
+    }
+    if let Some(cut) = replay.damage {
+        let severity = if closed_cleanly {
+            Severity::Damage
+        } else {
+            Severity::Note
+        };
+        findings.push(finding(
+            severity,
+            path,
+            Some(cut.position),
+            format!(
+                "{}: the last {} bytes are not good frames (a frame being written by a live server, or damage: the next open cuts them and the changes in them are lost)",
+                cut.reason, cut.dropped_bytes
+            ),
+        ));
+    }
+    true
+}
+
+fn replay_meta_journal(
+    path: &Path,
+    meta: &mut MetaState,
+    closed_cleanly: bool,
+    findings: &mut Vec<Finding>,
+) {
+    let present = replay_journal(path, META_JOURNAL_KIND, closed_cleanly, findings, |frame| {
+        let event = MetaEvent::decode(frame).map_err(|e| e.to_string())?;
+        meta.apply(&event);
+        Ok(())
+    });
+    if !present {
+        findings.push(note(
+            path,
+            "the meta journal named by the checkpoint is missing (the next open creates it empty)",
+        ));
+    }
+}
+
+/// Stream counters for the group queries, which need no entry.
+struct FactsOnly(StreamFacts);
+
+impl EntrySource for FactsOnly {
+    fn entries_after(&self, _after: StreamId, _max: usize) -> Vec<(StreamId, u64)> {
+        Vec::new()
+    }
+
+    fn lookup(&self, _id: StreamId) -> Option<u64> {
+        None
+    }
+
+    fn facts(&self) -> StreamFacts {
+        self.0
+    }
+}
+
+/// Rebuilds the groups from snapshot and journal (10.7), in memory only, clamped to the log.
+fn read_groups(
+    dir: &Path,
+    files: &[String],
+    source: &FactsOnly,
+    closed_cleanly: bool,
+    findings: &mut Vec<Finding>,
+) -> Vec<GroupReport> {
+    let mut state = GroupsState::new();
+    let snapshot_path = dir.join(GROUP_SNAPSHOT_FILE);
+    let generation = match journal::read_snapshot(&snapshot_path, GROUP_SNAPSHOT_KIND) {
+        Ok(Some(snapshot)) => {
+            match decode_snapshot(&snapshot.payload) {
+                Ok(events) => events.iter().for_each(|event| state.apply(event)),
+                Err(error) => findings.push(damage(
+                    &snapshot_path,
+                    None,
+                    format!("payload does not decode: {error}"),
+                )),
+            }
+            snapshot.generation
+        }
+        Ok(None) => 1,
+        Err(error) => {
+            findings.push(container_error(&snapshot_path, &error));
+            1
+        }
+    };
+    let journal_name = group_journal_name(generation);
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    used.insert(journal_name.clone());
+    for file in files {
+        if file.starts_with("groups.") && file.ends_with(".journal") && !used.contains(file) {
+            let path = dir.join(file);
+            if !snapshot_path.exists() && generation == 1 {
+                findings.push(damage(
+                    &path,
+                    None,
+                    "a group journal of a later generation without the groups.snapshot that names it: the engine refuses to open the stream",
+                ));
+            } else {
+                findings.push(note(
+                    &path,
+                    "group journal of another generation than the snapshot's; ignored (removed at the next open)",
+                ));
+            }
+        }
+    }
+    let journal_path = dir.join(&journal_name);
+    replay_journal(
+        &journal_path,
+        GROUP_JOURNAL_KIND,
+        closed_cleanly,
+        findings,
+        |frame| {
+            let event = GroupEvent::decode(frame).map_err(|e| e.to_string())?;
+            state.apply(&event);
+            Ok(())
+        },
+    );
+    let clamped = state.clamp_to_log(source).output;
+    for clamp in clamped {
+        findings.push(note(
+            &journal_path,
+            format!(
+                "group {} reaches past the log: {} pending entries dropped{} (the next open journals this clamp)",
+                quoted(&clamp.group),
+                clamp.dropped.len(),
+                clamp
+                    .rewound
+                    .map(|(from, to)| format!(", last-delivered rewound from {from} to {to}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let now_ms = 0;
+    state
+        .groups_info(source)
+        .into_iter()
+        .map(|info| GroupReport {
+            name: info.name.to_vec(),
+            last_delivered: info.last_delivered,
+            entries_read: info.entries_read,
+            lag: info.lag,
+            pending: info.pending,
+            consumers: state
+                .consumers_info(info.name, now_ms)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| ConsumerReport {
+                    name: c.name.to_vec(),
+                    pending: c.pending,
+                    seen_ms: c.seen_ms,
+                    active_ms: c.active_ms,
+                })
+                .collect(),
+            policy: info.policy.clone(),
+        })
+        .collect()
+}
+
+/// Inspects a single segment file, outside any data directory. Returns the report, the findings
+/// and calls `visit` for every valid record.
+pub fn inspect_segment_file(
+    path: &Path,
+    visit: &mut Visitor<'_>,
+) -> Result<(SegmentReport, Vec<Finding>), InspectError> {
+    if let Err(error) = fs::metadata(path) {
+        return Err(InspectError::Io {
+            path: path.to_path_buf(),
+            source: error,
+        });
+    }
+    let meta = MetaState::default();
+    let context = ScanContext {
+        name_base: None,
+        is_last: true,
+        closed_cleanly: false,
+        meta: &meta,
+        rp_segment_base: None,
+    };
+    let mut findings = Vec::new();
+    let mut live = Live::default();
+    let outcome = scan_segment(path, &context, &mut findings, &mut live, visit);
+    if !outcome.report.header_ok
+        && let Some(first) = findings.first()
+        && first.severity != Severity::Note
+    {
+        return Err(InspectError::BadSegment(first.to_string()));
+    }
+    Ok((outcome.report, findings))
+}
+
+/// Bytes as text: printable characters as they are, `\\`, `\n`, `\r`, `\t`, other control
+/// characters and bytes that are not UTF-8 as `\xNN`.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// The reverse of [`escape`]: `\\`, `\n`, `\r`, `\t`, `\"` and `\xNN` become the bytes they
+/// stand for; anything else, a malformed escape included, is kept as it is.
+pub fn unescape(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        let (byte, used) = match (text[i], text.get(i + 1)) {
+            (b'\\', Some(b'\\')) => (b'\\', 2),
+            (b'\\', Some(b'n')) => (b'\n', 2),
+            (b'\\', Some(b'r')) => (b'\r', 2),
+            (b'\\', Some(b't')) => (b'\t', 2),
+            (b'\\', Some(b'"')) => (b'"', 2),
+            (b'\\', Some(b'x')) => match text
+                .get(i + 2..i + 4)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            {
+                Some(byte) => (byte, 4),
+                None => (b'\\', 1),
+            },
+            (byte, _) => (byte, 1),
+        };
+        out.push(byte);
+        i += used;
+    }
+    out
+}
+
+/// Bytes as a double-quoted, escaped string.
+pub fn quoted(bytes: &[u8]) -> String {
+    format!("\"{}\"", escape(bytes).replace('"', "\\\""))
+}
+
+/// A classic hex dump: offset, 16 bytes in hex, and the printable ASCII.
+pub fn hex_dump(bytes: &[u8], indent: &str) -> String {
+    let mut out = String::new();
+    for (line, chunk) in bytes.chunks(16).enumerate() {
+        out.push_str(&format!("{indent}{:08x} ", line * 16));
+        for i in 0..16 {
+            match chunk.get(i) {
+                Some(b) => out.push_str(&format!(" {b:02x}")),
+                None => out.push_str("   "),
+            }
+            if i == 7 {
+                out.push(' ');
+            }
+        }
+        out.push_str("  |");
+        for &b in chunk {
+            out.push(if b.is_ascii_graphic() || b == b' ' {
+                char::from(b)
+            } else {
+                '.'
+            });
+        }
+        out.push_str("|\n");
+    }
+    out
+}
+
+/// Unix milliseconds as an ISO 8601 UTC time (`1970-01-01T00:00:00.000Z`).
+pub fn format_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), in i128 so that no
+    // u64 value can overflow.
+    let z = i128::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i128::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_times() {
+        assert_eq!(escape(b"hi\x00\xff\n\\"), "hi\\x00\\xff\\n\\\\");
+        assert_eq!(escape("héllo".as_bytes()), "héllo");
+        assert_eq!(quoted(b"a\"b"), "\"a\\\"b\"");
+        for sample in [
+            &b"hi\x00\xff\n\\ \"q\""[..],
+            "héllo".as_bytes(),
+            b"\\x4",
+            b"\\xzz",
+        ] {
+            assert_eq!(unescape(escape(sample).as_bytes()), sample);
+        }
+        assert_eq!(unescape(br"a\x41\q"), b"aA\\q");
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert!(!format_ms(u64::MAX).is_empty());
+        assert!(hex_dump(b"hello, world! 0123456789", "").contains("|hello, world! 01|"));
+    }
+
+    #[test]
+    fn a_missing_directory_is_not_a_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            inspect(&dir.path().join("nope")),
+            Err(InspectError::NotADataDirectory { .. })
+        ));
+        assert!(matches!(
+            inspect(dir.path()),
+            Err(InspectError::NotADataDirectory { .. })
+        ));
+    }
+}
