@@ -9,8 +9,8 @@ use super::Stream;
 use super::source::LogSource;
 use crate::group::durable::DurableGroups;
 use crate::group::{
-    AutoClaim, ClaimOptions, DeadLetter, EntrySource, GroupError, GroupPolicy, GroupsState,
-    HistoryEntry, ReadNew,
+    Applied, AutoClaim, ClaimOptions, DeadLetter, EntrySource, GroupError, GroupPolicy,
+    GroupsState, HistoryEntry, ReadNew,
 };
 use crate::id::StreamId;
 use crate::log::Entry;
@@ -414,19 +414,10 @@ impl Group {
         after: StreamId,
         max: usize,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
-        let stream = &self.stream;
-        let now_ms = stream.clock.now_ms();
-        let history = stream.groups.lock().apply(|state| {
-            state.read_pending(
-                &LogSource(&stream.log),
-                &self.name,
-                consumer,
-                after,
-                max,
-                now_ms,
-            )
+        let history = self.operate(|state, log, group, now_ms| {
+            state.read_pending(log, group, consumer, after, max, now_ms)
         })?;
-        stream.commit_groups()?;
+        let stream = &self.stream;
         let mut out = Vec::with_capacity(history.len());
         for item in history {
             match item {
@@ -448,12 +439,7 @@ impl Group {
     /// Acknowledges entries; returns how many were pending. Durable before it returns under
     /// [`Durability::Always`](crate::Durability::Always).
     pub fn ack(&self, ids: &[StreamId]) -> Result<usize, StoreError> {
-        let count = self
-            .stream
-            .groups
-            .lock()
-            .apply(|state| state.ack(&self.name, ids))?;
-        self.stream.commit_groups()?;
+        let count = self.operate(|state, _, group, _| state.ack(group, ids))?;
         if count > 0 {
             self.stream.drop_acknowledged()?;
             // Room under a group's pending cap: wake readers waiting for it.
@@ -474,14 +460,9 @@ impl Group {
         ids: &[StreamId],
         delay: Duration,
     ) -> Result<usize, StoreError> {
-        let now_ms = self.stream.clock.now_ms();
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         let count = self
-            .stream
-            .groups
-            .lock()
-            .apply(|state| state.nack(&self.name, owner, ids, delay_ms, now_ms))?;
-        self.stream.commit_groups()?;
+            .operate(|state, _, group, now_ms| state.nack(group, owner, ids, delay_ms, now_ms))?;
         // A released entry may be due now: wake readers waiting for something to hand out.
         self.stream.appended.notify();
         Ok(count)
@@ -494,19 +475,9 @@ impl Group {
         ids: &[StreamId],
         options: ClaimOptions,
     ) -> Result<Claimed, StoreError> {
-        let stream = &self.stream;
-        let now_ms = stream.clock.now_ms();
-        let outcome = stream.groups.lock().apply(|state| {
-            state.claim(
-                &LogSource(&stream.log),
-                &self.name,
-                consumer,
-                ids,
-                options,
-                now_ms,
-            )
+        let outcome = self.operate(|state, log, group, now_ms| {
+            state.claim(log, group, consumer, ids, options, now_ms)
         })?;
-        stream.commit_groups()?;
         Ok(Claimed {
             deliveries: self.read_deliveries(consumer, &outcome.claimed)?,
             deleted: outcome.deleted,
@@ -517,18 +488,9 @@ impl Group {
     /// Scans the pending list from a cursor and moves idle entries to `consumer` (Redis's
     /// `XAUTOCLAIM`).
     pub fn auto_claim(&self, consumer: &[u8], request: AutoClaim) -> Result<Claimed, StoreError> {
-        let stream = &self.stream;
-        let now_ms = stream.clock.now_ms();
-        let outcome = stream.groups.lock().apply(|state| {
-            state.auto_claim(
-                &LogSource(&stream.log),
-                &self.name,
-                consumer,
-                request,
-                now_ms,
-            )
+        let outcome = self.operate(|state, log, group, now_ms| {
+            state.auto_claim(log, group, consumer, request, now_ms)
         })?;
-        stream.commit_groups()?;
         Ok(Claimed {
             deliveries: self.read_deliveries(consumer, &outcome.claimed)?,
             deleted: outcome.deleted,
@@ -552,25 +514,12 @@ impl Group {
 
     /// Creates a consumer; returns whether it was new.
     pub fn create_consumer(&self, consumer: &[u8]) -> Result<bool, StoreError> {
-        let now_ms = self.stream.clock.now_ms();
-        let created = self
-            .stream
-            .groups
-            .lock()
-            .apply(|state| state.create_consumer(&self.name, consumer, now_ms))?;
-        self.stream.commit_groups()?;
-        Ok(created)
+        self.operate(|state, _, group, now_ms| state.create_consumer(group, consumer, now_ms))
     }
 
     /// Deletes a consumer; returns how many pending entries it held (they are dropped).
     pub fn delete_consumer(&self, consumer: &[u8]) -> Result<usize, StoreError> {
-        let dropped = self
-            .stream
-            .groups
-            .lock()
-            .apply(|state| state.delete_consumer(&self.name, consumer))?;
-        self.stream.commit_groups()?;
-        Ok(dropped)
+        self.operate(|state, _, group, _| state.delete_consumer(group, consumer))
     }
 
     /// Moves the group's last-delivered ID (Redis's `XGROUP SETID`, with `ENTRIESREAD`).
@@ -579,21 +528,34 @@ impl Group {
         last_delivered: StreamId,
         entries_read: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.stream
-            .groups
-            .lock()
-            .apply(|state| state.set_id(&self.name, last_delivered, entries_read))?;
-        self.stream.commit_groups()
+        self.operate(|state, _, group, _| state.set_id(group, last_delivered, entries_read))
     }
 
     /// Replaces the group's policy (ack deadline, delivery limit, dead-letter stream, pending
     /// cap).
     pub fn set_policy(&self, policy: GroupPolicy) -> Result<(), StoreError> {
         policy.validate()?;
-        self.stream
+        self.operate(|state, _, group, _| state.set_policy(group, policy))
+    }
+
+    /// Runs one operation on the group's state (with the log, the group's name and the time),
+    /// journals its events, and commits them under the store's durability policy.
+    fn operate<T>(
+        &self,
+        operation: impl FnOnce(
+            &mut GroupsState,
+            &LogSource<'_>,
+            &[u8],
+            u64,
+        ) -> Result<Applied<T>, GroupError>,
+    ) -> Result<T, StoreError> {
+        let stream = &self.stream;
+        let now_ms = stream.clock.now_ms();
+        let output = stream
             .groups
             .lock()
-            .apply(|state| state.set_policy(&self.name, policy))?;
-        self.stream.commit_groups()
+            .apply(|state| operation(state, &LogSource(&stream.log), &self.name, now_ms))?;
+        stream.commit_groups()?;
+        Ok(output)
     }
 }
