@@ -28,7 +28,7 @@ use crate::journal::{self, Journal, JournalError};
 use crate::log::{
     CHECKPOINT_FILE, CHECKPOINT_KIND, Checkpoint, IndexEntry, LastRecord, LogOptions,
     META_JOURNAL_KIND, MetaEvent, MetaState, Retention, SegmentIndex, index_file_name,
-    meta_journal_name,
+    index_layout, meta_journal_name,
 };
 use crate::names;
 use crate::record::RecordView;
@@ -920,11 +920,11 @@ fn read_index(segment: &Path, base: u64, findings: &mut Vec<Finding>) -> Option<
     };
     match SegmentIndex::decode(&bytes, base, LogOptions::default().index_interval_bytes) {
         Ok(index) => Some(index),
-        Err(detail) => {
+        Err(error) => {
             findings.push(damage(
                 &path,
-                None,
-                format!("{detail} (an index is a cache: the engine ignores it and rebuilds it)"),
+                Some(error.position()),
+                format!("{error} (an index is a cache: the engine ignores it and rebuilds it)"),
             ));
             None
         }
@@ -936,7 +936,8 @@ struct IndexCheck {
     points: Vec<IndexEntry>,
     next_point: usize,
     end_pos: usize,
-    mismatches: Vec<(usize, String)>,
+    /// What disagrees, with the byte position of the index field that says it.
+    mismatches: Vec<(u64, String)>,
     records_before_end: u64,
     last_before_end: Option<LastRecord>,
     boundary_at_end: bool,
@@ -960,7 +961,7 @@ impl IndexCheck {
             && point.pos < pos
         {
             self.mismatches.push((
-                point.pos,
+                index_layout::entry(self.next_point),
                 format!(
                     "index point for offset {} names byte {}, where no record starts",
                     point.offset, point.pos
@@ -973,7 +974,7 @@ impl IndexCheck {
         {
             if point.offset != record.offset || point.id != record.id {
                 self.mismatches.push((
-                    pos,
+                    index_layout::entry(self.next_point),
                     format!(
                         "index point at byte {pos} says offset {} ID {}, the record there has offset {} ID {}",
                         point.offset, point.id, record.offset, record.id
@@ -1003,10 +1004,10 @@ impl IndexCheck {
         is_last: bool,
         findings: &mut Vec<Finding>,
     ) -> String {
-        for point in &self.points[self.next_point..] {
+        for (n, point) in self.points.iter().enumerate().skip(self.next_point) {
             if point.pos < self.end_pos {
                 self.mismatches.push((
-                    point.pos,
+                    index_layout::entry(n),
                     format!(
                         "index point for offset {} names byte {}, where no valid record starts",
                         point.offset, point.pos
@@ -1017,7 +1018,7 @@ impl IndexCheck {
         let stale = self.end_pos < scan_end && self.boundary_at_end;
         if self.end_pos != scan_end && !stale {
             self.mismatches.push((
-                self.end_pos,
+                index_layout::END_POS,
                 format!(
                     "index says the records end at byte {}, the segment's records end at byte {scan_end}",
                     self.end_pos
@@ -1026,7 +1027,7 @@ impl IndexCheck {
         }
         if index.record_count() != self.records_before_end {
             self.mismatches.push((
-                self.end_pos,
+                index_layout::RECORD_COUNT,
                 format!(
                     "index counts {} records, the segment holds {} before byte {}",
                     index.record_count(),
@@ -1042,7 +1043,7 @@ impl IndexCheck {
                 })
             };
             self.mismatches.push((
-                self.end_pos,
+                index_layout::LAST_RECORD,
                 format!(
                     "index's last record is {}, the segment's is {}",
                     describe(index.last()),
@@ -1051,10 +1052,10 @@ impl IndexCheck {
             ));
         }
         if !self.mismatches.is_empty() {
-            for (_, detail) in &self.mismatches {
+            for (position, detail) in &self.mismatches {
                 findings.push(damage(
                     path,
-                    None,
+                    Some(*position),
                     format!(
                         "{detail} (an index is a cache: the engine rejects it and rebuilds it)"
                     ),
