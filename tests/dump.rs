@@ -461,7 +461,10 @@ fn single_files_are_read_on_their_own() {
     let stdout = run_ok(&[first, "--records"]);
     assert!(stdout.contains("base 0"), "{stdout}");
     assert!(stdout.contains("order-body-0000"), "{stdout}");
-    assert!(stdout.contains("no damage found"), "{stdout}");
+    assert!(
+        stdout.contains("checked the segment: no damage found"),
+        "{stdout}"
+    );
     let value = run_json(&[first, "--json"]);
     assert_eq!(value["kind"], "segment");
     assert_eq!(value["segment"]["records"], 28);

@@ -999,6 +999,7 @@ fn file_text(report: &FileReport) -> String {
     for finding in &report.findings {
         out.push_str(&format!("{finding}\n"));
     }
+    out.push_str(&format!("checked the {}: ", report.content.kind()));
     out.push_str(&damage_summary(report.findings.iter()));
     out
 }
