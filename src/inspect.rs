@@ -115,8 +115,9 @@ pub struct SegmentReport {
     pub records: u64,
     /// Valid records whose entries were deleted (`XDEL`, or recorded as lost).
     pub deleted: u64,
-    /// The newest segment of its stream, the one appends go to; the others are sealed.
-    pub active: bool,
+    /// Whether this is the newest segment of its stream, the one appends go to (the others
+    /// are sealed); `None` for a segment file read on its own.
+    pub active: Option<bool>,
     /// Offset and ID of the first valid record.
     pub first: Option<(u64, StreamId)>,
     /// Offset and ID of the last valid record.
@@ -566,6 +567,7 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
         let context = ScanContext {
             name_base: Some(base),
             is_last,
+            name_in_stream: true,
             closed_cleanly,
             meta: &meta,
             rp_segment_base: Some(point.segment_base),
@@ -640,7 +642,7 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
             Ok(windows) => report.idempotency = Some((windows.producers(), windows.tracked())),
             Err(error) => findings.push(damage(
                 &idempotency,
-                None,
+                Some(journal::HEADER_LEN as u64),
                 format!("payload does not decode: {error}"),
             )),
         },
@@ -673,6 +675,8 @@ struct ScanContext<'a> {
     name_base: Option<u64>,
     /// The newest segment of its stream: the one a live server may be writing.
     is_last: bool,
+    /// Read as part of its stream directory, not on its own.
+    name_in_stream: bool,
     closed_cleanly: bool,
     meta: &'a MetaState,
     rp_segment_base: Option<u64>,
@@ -696,7 +700,7 @@ fn scan_segment(
         file: path.to_path_buf(),
         base_offset: context.name_base.unwrap_or(0),
         allocated_bytes: fs::metadata(path).map_or(0, |m| m.len()),
-        active: context.is_last,
+        active: context.name_in_stream.then_some(context.is_last),
         index: "not checked".into(),
         ..SegmentReport::default()
     };
@@ -1168,7 +1172,7 @@ fn read_checkpoint_file(path: &Path, findings: &mut Vec<Finding>) -> (Option<Che
             Err(error) => {
                 findings.push(damage(
                     path,
-                    None,
+                    Some(journal::HEADER_LEN as u64),
                     format!("payload does not decode: {error}"),
                 ));
                 (None, true)
@@ -1295,24 +1299,7 @@ fn read_groups(
 ) -> Vec<GroupReport> {
     let mut state = GroupsState::new();
     let snapshot_path = dir.join(GROUP_SNAPSHOT_FILE);
-    let generation = match journal::read_snapshot(&snapshot_path, GROUP_SNAPSHOT_KIND) {
-        Ok(Some(snapshot)) => {
-            match decode_snapshot(&snapshot.payload) {
-                Ok(events) => events.iter().for_each(|event| state.apply(event)),
-                Err(error) => findings.push(damage(
-                    &snapshot_path,
-                    None,
-                    format!("payload does not decode: {error}"),
-                )),
-            }
-            snapshot.generation
-        }
-        Ok(None) => 1,
-        Err(error) => {
-            findings.push(container_error(&snapshot_path, &error));
-            1
-        }
-    };
+    let generation = apply_group_snapshot(&snapshot_path, &mut state, findings).unwrap_or(1);
     let journal_name = group_journal_name(generation);
     let mut used: BTreeSet<String> = BTreeSet::new();
     used.insert(journal_name.clone());
@@ -1361,6 +1348,33 @@ fn read_groups(
         ));
     }
     group_reports(&state, source)
+}
+
+/// Applies the group snapshot at `path` to `state`. Returns its generation; `None` when there
+/// is no snapshot, or it could not be read (reported in `findings`).
+fn apply_group_snapshot(
+    path: &Path,
+    state: &mut GroupsState,
+    findings: &mut Vec<Finding>,
+) -> Option<u64> {
+    match journal::read_snapshot(path, GROUP_SNAPSHOT_KIND) {
+        Ok(Some(snapshot)) => {
+            match decode_snapshot(&snapshot.payload) {
+                Ok(events) => events.iter().for_each(|event| state.apply(event)),
+                Err(error) => findings.push(damage(
+                    path,
+                    Some(journal::HEADER_LEN as u64),
+                    format!("payload does not decode: {error}"),
+                )),
+            }
+            Some(snapshot.generation)
+        }
+        Ok(None) => None,
+        Err(error) => {
+            findings.push(container_error(path, &error));
+            None
+        }
+    }
 }
 
 /// Reports every group of `state`, each with its consumers and PEL.

@@ -385,6 +385,32 @@ fn records_list_every_entry_with_its_state_headers_and_body() {
 }
 
 #[test]
+fn trimmed_entries_still_on_disk_are_marked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let events = store.stream(b"events").expect("stream");
+    for i in 0..10 {
+        events
+            .append(Message::new(format!("e{i}")))
+            .expect("append");
+    }
+    assert_eq!(events.trim_max_len(4, false, None).expect("trim"), 6);
+    store.close().expect("close");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let value = run_json(&[path, "--stream", "events", "--records", "--json"]);
+    let states: Vec<&str> = value["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(states, [&["trimmed"; 6][..], &["live"; 4]].concat());
+    let stdout = run_ok(&[path, "--stream", "events"]);
+    assert!(stdout.contains("length 4"), "{stdout}");
+    assert!(stdout.contains("offsets 6..10"), "{stdout}");
+}
+
+#[test]
 fn a_group_and_its_pending_entries() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ids = write_store(dir.path());
@@ -468,6 +494,10 @@ fn single_files_are_read_on_their_own() {
     let value = run_json(&[first, "--json"]);
     assert_eq!(value["kind"], "segment");
     assert_eq!(value["segment"]["records"], 28);
+    assert!(
+        value["segment"]["active"].is_null(),
+        "unknown for a file alone"
+    );
     let value = run_json(&[first, "--json", "--records", "--count", "2"]);
     assert_eq!(value["listed"], 2);
     assert_eq!(value["records"][1]["offset"], 1);

@@ -283,7 +283,7 @@ fn segment_line(segment: &SegmentReport) -> String {
         _ => "no records".into(),
     };
     let mut line = format!(
-        "{}  base {}  {}  records {}  deleted {}  bytes {}/{}  {}  index {}",
+        "{}  base {}  {}  records {}  deleted {}  bytes {}/{}{}  index {}",
         file_name(&segment.file),
         segment.base_offset,
         range,
@@ -291,7 +291,11 @@ fn segment_line(segment: &SegmentReport) -> String {
         segment.deleted,
         segment.used_bytes,
         segment.allocated_bytes,
-        if segment.active { "active" } else { "sealed" },
+        match segment.active {
+            Some(true) => "  active",
+            Some(false) => "  sealed",
+            None => "",
+        },
         segment.index
     );
     if segment.damaged_regions > 0 {

@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 
 use super::{
     CheckpointReport, FactsOnly, Finding, InspectError, Live, ScanContext, SegmentReport, Visitor,
-    container_error, damage, group_reports, quoted, read_checkpoint_file, replay_journal,
+    apply_group_snapshot, damage, group_reports, quoted, read_checkpoint_file, replay_journal,
     scan_segment, segment_base,
 };
-use crate::group::durable::decode_snapshot;
-use crate::group::durable::{GROUP_JOURNAL_KIND, GROUP_SNAPSHOT_FILE, GROUP_SNAPSHOT_KIND};
+use crate::group::durable::{GROUP_JOURNAL_KIND, GROUP_SNAPSHOT_FILE};
 use crate::group::{GroupEvent, GroupsState, StreamFacts};
 use crate::id::StreamId;
 use crate::journal::{self, Journal};
@@ -102,7 +101,7 @@ pub fn inspect_file(path: &Path, visit: &mut Visitor<'_>) -> Result<FileReport, 
     let content = if name.ends_with(".seg") {
         segment(path, name, visit, &mut findings)
     } else if name == GROUP_SNAPSHOT_FILE {
-        group_snapshot(path, &mut findings)?
+        group_snapshot(path, &mut findings)
     } else if let Some(generation) = generation_of(name, "groups.") {
         group_journal(path, generation, &mut findings)
     } else if let Some(generation) = generation_of(name, "meta.") {
@@ -143,6 +142,7 @@ fn segment(
     let context = ScanContext {
         name_base: segment_base(name),
         is_last: true,
+        name_in_stream: false,
         closed_cleanly: true,
         meta: &meta,
         rp_segment_base: None,
@@ -165,36 +165,14 @@ fn groups_alone(state: &GroupsState) -> Vec<super::GroupReport> {
     groups
 }
 
-fn group_snapshot(path: &Path, findings: &mut Vec<Finding>) -> Result<FileContent, InspectError> {
+fn group_snapshot(path: &Path, findings: &mut Vec<Finding>) -> FileContent {
     let mut state = GroupsState::new();
-    let generation = match journal::read_snapshot(path, GROUP_SNAPSHOT_KIND) {
-        Ok(Some(snapshot)) => {
-            match decode_snapshot(&snapshot.payload) {
-                Ok(events) => events.iter().for_each(|event| state.apply(event)),
-                Err(error) => findings.push(damage(
-                    path,
-                    None,
-                    format!("payload does not decode: {error}"),
-                )),
-            }
-            snapshot.generation
-        }
-        // The file was there a moment ago: a compaction replaced it.
-        Ok(None) => {
-            return Err(InspectError::Io {
-                path: path.to_path_buf(),
-                source: std::io::ErrorKind::NotFound.into(),
-            });
-        }
-        Err(error) => {
-            findings.push(container_error(path, &error));
-            0
-        }
-    };
-    Ok(FileContent::GroupSnapshot {
+    // No generation when the snapshot does not read (reported) or was replaced meanwhile.
+    let generation = apply_group_snapshot(path, &mut state, findings).unwrap_or(0);
+    FileContent::GroupSnapshot {
         generation,
         groups: groups_alone(&state),
-    })
+    }
 }
 
 /// The generation in a journal's header, when the header reads.
