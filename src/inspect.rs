@@ -250,7 +250,7 @@ pub struct Inspection {
 
 impl Inspection {
     /// Every finding, the store's and the streams'.
-    pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
+    pub fn all_findings(&self) -> impl Iterator<Item = &Finding> + Clone {
         self.findings
             .iter()
             .chain(self.streams.iter().flat_map(|s| s.findings.iter()))

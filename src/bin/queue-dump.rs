@@ -38,7 +38,8 @@ struct Args {
     /// Data directory, or one file of a stream directory: a segment (`.seg`), `groups.snapshot`,
     /// `groups.N.journal`, `meta.N.journal` or `checkpoint`.
     path: PathBuf,
-    /// Read every byte and report damage; exit 0 when clean, 1 when damage was found.
+    /// Read every byte and report damage; exit 0 when clean, 1 when damage was found, 2 when
+    /// it could not run.
     #[arg(long, conflicts_with = "stream")]
     verify: bool,
     /// One stream, by name (as is, or escaped as the summary shows it, e.g. `audit\x00log`).
@@ -109,15 +110,8 @@ enum Failure {
 }
 
 /// The exit code for a run that found these problems.
-fn exit_code<'f>(args: &Args, findings: impl Iterator<Item = &'f Finding>) -> u8 {
-    let (mut damage, mut unreadable) = (0, 0);
-    for finding in findings {
-        match finding.severity {
-            Severity::Damage => damage += 1,
-            Severity::Unreadable => unreadable += 1,
-            Severity::Note => {}
-        }
-    }
+fn exit_code<'f>(args: &Args, findings: impl Iterator<Item = &'f Finding> + Clone) -> u8 {
+    let (damage, unreadable) = severity_counts(findings);
     if unreadable > 0 {
         eprintln!("queue-dump: {unreadable} file(s) could not be read; the check is incomplete");
         EXIT_FAILED
@@ -473,10 +467,8 @@ fn verify_text(inspection: &Inspection) -> String {
     out
 }
 
-fn damage_summary<'f>(findings: impl Iterator<Item = &'f Finding>) -> String {
-    let findings: Vec<&Finding> = findings.collect();
-    let count = |severity| findings.iter().filter(|f| f.severity == severity).count();
-    let (damage, unreadable) = (count(Severity::Damage), count(Severity::Unreadable));
+fn damage_summary<'f>(findings: impl Iterator<Item = &'f Finding> + Clone) -> String {
+    let (damage, unreadable) = severity_counts(findings);
     if damage == 0 && unreadable == 0 {
         "no damage found\n".into()
     } else {
@@ -604,6 +596,7 @@ fn checkpoint_json(c: &inspect::CheckpointReport) -> Value {
     })
 }
 
+/// Damaged and unreadable findings.
 fn severity_counts<'f>(findings: impl Iterator<Item = &'f Finding> + Clone) -> (usize, usize) {
     let count = |severity| findings.clone().filter(|f| f.severity == severity).count();
     (count(Severity::Damage), count(Severity::Unreadable))
