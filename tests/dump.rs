@@ -585,10 +585,16 @@ fn verify_is_clean_then_names_each_damaged_file_and_position() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_store(dir.path());
     let path = dir.path().to_str().expect("utf-8 path");
-    let stdout = run_ok(&["--verify", path]);
+    let output = dump(&["--verify", path]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout,
+        "checked 3 stream(s), 6 segment(s), 202 record(s): no damage found\n"
+    );
     assert!(
-        stdout.contains("checked 3 stream(s), 6 segment(s), 202 record(s): no damage found"),
-        "{stdout}"
+        stderr.is_empty(),
+        "no progress bar when stderr is not a terminal: {stderr}"
     );
     let value = run_json(&["--verify", "--json", path]);
     assert_eq!(
@@ -788,6 +794,61 @@ fn a_missing_or_foreign_directory_and_bad_arguments_exit_2() {
         message.contains("--stream needs a data directory"),
         "{message}"
     );
+}
+
+/// A pseudo-terminal of 100 columns: `(controller, terminal)`.
+fn pseudo_terminal() -> (fs::File, fs::File) {
+    use std::os::fd::FromRawFd;
+    let (mut controller, mut terminal) = (0, 0);
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two new descriptors into the integers given, which are then owned
+    // by the files made from them and by nothing else.
+    let opened = unsafe {
+        libc::openpty(
+            &mut controller,
+            &mut terminal,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are not owned elsewhere.
+    unsafe {
+        (
+            fs::File::from_raw_fd(controller),
+            fs::File::from_raw_fd(terminal),
+        )
+    }
+}
+
+#[test]
+fn a_progress_bar_is_drawn_on_a_terminal_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_store(dir.path());
+    let (mut controller, terminal) = pseudo_terminal();
+    let output = Command::new(env!("CARGO_BIN_EXE_queue-dump"))
+        .args(["--verify", dir.path().to_str().expect("utf-8 path")])
+        .stderr(terminal)
+        .output()
+        .expect("run queue-dump");
+    assert_eq!(output.status.code(), Some(0));
+    // The report itself still goes, unchanged, to the pipe.
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "checked 3 stream(s), 6 segment(s), 202 record(s): no damage found\n"
+    );
+    // The child has exited and the command's copy of the terminal is closed: what it drew is
+    // all in the controller's buffer.
+    let mut drawn = vec![0u8; 64 * 1024];
+    let len = std::io::Read::read(&mut controller, &mut drawn).expect("read the terminal");
+    let drawn = String::from_utf8_lossy(&drawn[..len]);
+    assert!(drawn.contains("reading segments ["), "{drawn:?}");
 }
 
 /// Every file under `dir` with its bytes.
