@@ -7,8 +7,12 @@
 //! creates, truncates or locks anything, so it is safe to run beside a live server. The state it
 //! rebuilds follows `storage-format.md`, section 9.14 ("Reading the files without the engine").
 //!
-//! A run produces an [`Inspection`]: for every stream, its segments, totals and consumer groups,
-//! plus every problem found, each naming the file and, where it has one, the byte position.
+//! A run produces an [`Inspection`]: for every stream, its segments, totals and consumer groups
+//! (each with its PEL), plus every problem found, each naming the file and, where it has one, the
+//! byte position. While segments are scanned, a [`Visitor`] sees every record with its
+//! [`EntryState`], every damaged region and the end of every segment ([`ScanEvent`]): that is how
+//! entries are listed and progress is followed without a second pass. [`inspect_file`] reads one
+//! file of a stream directory on its own.
 
 use std::collections::BTreeSet;
 use std::fmt;
