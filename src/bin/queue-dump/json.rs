@@ -180,6 +180,17 @@ pub(crate) fn record_json(
     value
 }
 
+/// A damaged region met while listing records.
+pub(crate) fn damaged_json(file: &Path, pos: usize, end: usize, error: &str) -> Value {
+    json!({
+        "file": file.display().to_string(),
+        "pos": pos,
+        "end": end,
+        "crc": "bad",
+        "error": error,
+    })
+}
+
 fn meta_json(meta: &MetaState) -> Value {
     json!({
         "first_offset": meta.first_offset,

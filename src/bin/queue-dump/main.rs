@@ -249,19 +249,9 @@ impl Listing {
                 resume,
                 error,
             } if self.started => self.emit(if self.json {
-                json!({
-                    "file": file.display().to_string(),
-                    "pos": pos,
-                    "end": resume,
-                    "crc": "bad",
-                    "error": error,
-                })
-                .to_string()
+                json::damaged_json(file, *pos, *resume, error).to_string()
             } else {
-                format!(
-                    "damaged bytes {pos}..{resume} of {}: {error} (no valid record here)\n",
-                    text::file_name(file)
-                )
+                text::damaged_text(file, *pos, *resume, error)
             }),
             _ => {}
         }

@@ -324,6 +324,14 @@ pub(crate) fn record_text(pos: usize, record: &RecordView<'_>, state: &str, hex:
     out
 }
 
+/// A damaged region met while listing records.
+pub(crate) fn damaged_text(file: &Path, pos: usize, end: usize, error: &str) -> String {
+    format!(
+        "damaged bytes {pos}..{end} of {}: {error} (no valid record here)\n",
+        file_name(file)
+    )
+}
+
 fn frame_line(frame: &FrameReport) -> String {
     format!(
         "byte {}  {} bytes  {}  {}",
