@@ -51,6 +51,6 @@ pub use id::{ParseIdError, StreamId};
 pub use log::{Appended, Entry, IdSpec, LogOptions, RecoveryReport, Retention};
 pub use store::{Store, StoreError, StoreOptions, StoreRecovery};
 pub use stream::{
-    Claimed, Delivery, Group, GroupStart, IdempotentAppend, Message, PendingDelivery, Stream,
-    StreamConfig,
+    Backlog, Claimed, Delivery, Discard, Group, GroupStart, IdempotentAppend, Message,
+    PendingDelivery, Stream, StreamConfig,
 };

@@ -60,6 +60,16 @@ pub enum StoreError {
     /// A setting is out of its allowed range.
     #[error("invalid stream setting: {0}")]
     InvalidConfig(String),
+    /// A stream with `DISCARD new` is at its length limit: the append was refused and changed
+    /// nothing.
+    #[error(
+        "stream {stream:?} is full: it holds {len} entries and its limit is MAXLEN {max_len} with DISCARD new; retry once consumers have caught up, or raise the limit"
+    )]
+    StreamFull {
+        stream: String,
+        len: u64,
+        max_len: u64,
+    },
     /// An append was given no entries.
     #[error("nothing to append: the batch is empty")]
     EmptyBatch,

@@ -265,7 +265,7 @@ impl Stream {
         message
             .header(
                 "dead-letter-stream",
-                Bytes::copy_from_slice((self.public_name)(&self.name())),
+                self.public_name(),
             )
             .header("dead-letter-id", entry.id.to_string())
             .header("dead-letter-group", Bytes::copy_from_slice(group))
