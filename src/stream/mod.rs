@@ -5,6 +5,7 @@ mod backlog;
 mod config;
 mod groups;
 mod idempotent;
+mod request;
 mod server_support;
 mod signal;
 mod source;
@@ -13,9 +14,14 @@ pub use backlog::Backlog;
 pub use config::{Discard, StreamConfig};
 pub use groups::{Claimed, Delivery, Group, GroupStart, PendingDelivery};
 pub use idempotent::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, IdempotentAppend};
+pub(crate) use request::prepare_reply_stream;
+pub use request::{
+    CORRELATION_ID, REPLY_STREAM_TTL, REPLY_TO, RequestError, Requester, reply_stream_config,
+};
 
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -109,11 +115,19 @@ pub struct Stream {
     /// Held from the length check to the append on a stream with a length limit, so that
     /// concurrent appends cannot pass the limit together.
     admission: Mutex<()>,
+    /// When the stream was opened or last appended to (store clock): what idle expiry measures.
+    last_activity_ms: AtomicU64,
 }
 
-/// Finds (or creates) another stream of the same store: where dead letters go.
+/// Finds (or creates) another stream of the same store: where dead letters and replies go.
 pub(crate) trait StreamResolver: Send + Sync {
     fn resolve(&self, name: &[u8]) -> Result<Arc<Stream>, StoreError>;
+    /// Like `resolve`; a stream it creates is first set up by `prepare`.
+    fn resolve_with(
+        &self,
+        name: &[u8],
+        prepare: &dyn Fn(&Stream) -> Result<(), StoreError>,
+    ) -> Result<Arc<Stream>, StoreError>;
 }
 
 /// What a stream needs from its store.
@@ -153,6 +167,7 @@ impl Stream {
             idempotent::window_config(&config),
             context.clock.now_ms(),
         )?;
+        let opened_ms = context.clock.now_ms();
         let flush = Arc::new(StreamFlush {
             log: Arc::clone(&log),
             groups_sync: Mutex::new(groups.sync_handle()),
@@ -170,6 +185,7 @@ impl Stream {
             idempotency: Mutex::new(windows),
             public_name: context.public_name,
             admission: Mutex::new(()),
+            last_activity_ms: AtomicU64::new(opened_ms),
         };
         Ok((stream, recovery))
     }
@@ -234,7 +250,9 @@ impl Stream {
         }
         let entries: Vec<NewEntry<'_, Bytes>> =
             messages.iter().map(Message::as_new_entry).collect();
-        let appended = self.log.append(&entries, self.clock.now_ms());
+        let now_ms = self.clock.now_ms();
+        self.last_activity_ms.fetch_max(now_ms, Ordering::Relaxed);
+        let appended = self.log.append(&entries, now_ms);
         self.appended.notify();
         let appended = appended?;
         if let (Some(max_len), Discard::Old) = (config.max_len, config.discard) {
@@ -255,6 +273,14 @@ impl Stream {
     /// The stream's name as the embedder shows it (without a namespace prefix).
     pub(crate) fn public_name(&self) -> Bytes {
         Bytes::copy_from_slice((self.public_name)(&self.name()))
+    }
+
+    /// Whether the stream's idle expiry has passed at `now_ms`.
+    pub(crate) fn idle_expired(&self, now_ms: u64) -> bool {
+        self.config().expire_idle_ms.is_some_and(|idle_ms| {
+            let last = self.last_activity_ms.load(Ordering::Relaxed);
+            now_ms.saturating_sub(last) >= idle_ms
+        })
     }
 
     /// The namespace prefix the embedder strips from names (empty for plain library use):

@@ -277,7 +277,9 @@ impl BacklogTotals {
         self.groups += 1;
         self.lag = self.lag.saturating_add(backlog.lag.unwrap_or(0));
         self.pending += backlog.pending;
-        self.oldest_undelivered_ms = self.oldest_undelivered_ms.max(backlog.oldest_undelivered_ms);
+        self.oldest_undelivered_ms = self
+            .oldest_undelivered_ms
+            .max(backlog.oldest_undelivered_ms);
         self.oldest_pending_ms = self.oldest_pending_ms.max(backlog.oldest_pending_ms);
     }
 }

@@ -1342,7 +1342,10 @@ mod tests {
             (Some(Discard::New), Some(Some(3)), Some(None))
         );
         let config = parse_config(&args("XCFGSET s DISCARD OLD MAXLEN 0")).unwrap();
-        assert_eq!((config.discard, config.max_len), (Some(Discard::Old), Some(None)));
+        assert_eq!(
+            (config.discard, config.max_len),
+            (Some(Discard::Old), Some(None))
+        );
         let cases = [
             ("XCFGSET s IDMP-DURATION", "ERR syntax error"),
             ("XCFGSET s INVALID", "ERR syntax error"),
