@@ -8,6 +8,7 @@ mod common;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::{Server, entries, error, field, info_field, int, items, run, text};
 use redis::Value;
@@ -354,6 +355,35 @@ fn discard_old_keeps_the_newest_entries() {
         error(&mut con, &["XCFGSET", "missing", "MAXLEN", "2"]),
         "ERR no such key"
     );
+}
+
+#[test]
+fn idle_streams_expire_when_asked_to() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    run(
+        &mut con,
+        &["XADD", "replies:gone", "*", "correlation-id", "1"],
+    );
+    run(
+        &mut con,
+        &["XADD", "replies:kept", "*", "correlation-id", "1"],
+    );
+    assert_eq!(
+        error(&mut con, &["XCFGSET", "replies:gone", "EXPIRE-IDLE", "-5"]),
+        "ERR value is out of range, must be positive"
+    );
+    run(&mut con, &["XCFGSET", "replies:gone", "EXPIRE-IDLE", "1"]);
+    // The server's maintenance deletes it within a pass or two.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while int(&run(&mut con, &["EXISTS", "replies:gone"])) == 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the idle stream was never deleted"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(int(&run(&mut con, &["EXISTS", "replies:kept"])), 1);
 }
 
 #[test]

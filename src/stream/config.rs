@@ -141,6 +141,19 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_with_discard_new_encodes_as_storage_format_shows() {
+        let config = StreamConfig {
+            max_len: Some(3),
+            discard: Discard::New,
+            ..StreamConfig::default()
+        };
+        let expected = [
+            0x04, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x05, 0x01, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(config.encode(), expected);
+    }
+
+    #[test]
     fn only_discard_new_at_the_limit_refuses() {
         let limited = StreamConfig {
             max_len: Some(3),
