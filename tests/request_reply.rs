@@ -106,6 +106,8 @@ fn async_requests_wait_without_blocking_threads() {
     std::thread::scope(|scope| {
         let (group_ref, done_ref) = (&group, &done);
         scope.spawn(move || respond_until(group_ref, "responder", done_ref));
+        // The future can move to another thread (tokio::spawn needs it).
+        assert_send(&requester.request(&requests, Message::new("unsent"), PATIENT));
         // Fifty requests in flight at once on a single thread.
         let replies = runtime.block_on(async {
             let pending = (0..50).map(|i| {
@@ -120,6 +122,8 @@ fn async_requests_wait_without_blocking_threads() {
         done.store(true, Ordering::SeqCst);
     });
 }
+
+fn assert_send<T: Send>(_: &T) {}
 
 /// Awaits every future, concurrently, keeping their order (tokio's `JoinSet` needs `'static`).
 async fn futures_join_all<F: std::future::Future>(
