@@ -121,7 +121,7 @@ fn groups_info(con: &mut redis::Connection, key: &str) -> Vec<Vec<(String, Value
         .map(|group| {
             pairs(group)
                 .into_iter()
-                .filter(|(name, _)| name != "oldest-pending-ms")
+                .filter(|(name, _)| name != "oldest-pending-ms" && name != "oldest-undelivered-ms")
                 .collect()
         })
         .collect()
