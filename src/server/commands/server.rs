@@ -1,4 +1,4 @@
-//! Server commands: COMMAND, INFO, CONFIG, DEBUG, FUNCTION.
+//! Server commands: COMMAND, INFO, CONFIG, DEBUG, FUNCTION, SHUTDOWN.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -28,6 +28,12 @@ pub(super) fn commands() -> Vec<CommandSpec> {
         spec("config", -2, &["admin", "exclusive"], config),
         spec("debug", -2, &["admin", "exclusive"], debug),
         spec("function", -2, &["write"], function),
+        spec(
+            "shutdown",
+            -1,
+            &["admin", "noscript", "loading", "stale", "no-multi"],
+            shutdown,
+        ),
     ]
 }
 
@@ -449,6 +455,26 @@ fn function(_: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         ))
         .into()
     }
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]`: stops the server as SIGTERM does (commands in flight
+/// finish, the store closes cleanly) and drops this connection without a reply, as Redis does.
+/// Every write is already in the log, so SAVE and NOSAVE change nothing; `ABORT` has nothing to
+/// abort, because a shutdown never waits for replicas.
+fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let options = &args[1..];
+    if options.iter().any(|arg| is(arg, "ABORT")) {
+        return Value::error("ERR No shutdown in progress.").into();
+    }
+    let known = ["SAVE", "NOSAVE", "NOW", "FORCE"];
+    let unknown = options.iter().any(|arg| !known.iter().any(|k| is(arg, k)));
+    let contradictory =
+        options.iter().any(|arg| is(arg, "SAVE")) && options.iter().any(|arg| is(arg, "NOSAVE"));
+    if unknown || contradictory {
+        return Value::error("ERR syntax error").into();
+    }
+    ctx.server.stop_requested.notify_one();
+    Outcome::Hangup
 }
 
 #[cfg(test)]
