@@ -441,6 +441,23 @@ fn discard_new_at_the_size_limit_refuses_until_consumers_catch_up() {
 }
 
 #[test]
+fn an_entry_stores_the_bytes_the_readme_gives() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    run(&mut con, &["XADD", "jobs", "*", "kind", "job"]);
+    run(
+        &mut con,
+        &["XCFGSET", "jobs", "DISCARD", "NEW", "MAXBYTES", "160"],
+    );
+    run(&mut con, &["XADD", "jobs", "*", "kind", "job"]);
+    let refused = error(&mut con, &["XADD", "jobs", "*", "kind", "job"]);
+    assert!(
+        refused.contains("it stores 160 bytes, the append needs 80 more"),
+        "{refused}"
+    );
+}
+
+#[test]
 fn the_size_limit_holds_under_concurrent_producers() {
     let server = Server::start(&[]);
     let mut con = server.conn();

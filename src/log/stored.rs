@@ -177,14 +177,15 @@ mod tests {
     }
 
     #[test]
-    fn stored_len_is_the_padded_record_length() {
-        let headers: [(&[u8], &[u8]); 1] = [(b"k", b"v")];
+    fn stored_len_is_the_padded_record_length_as_storage_format_shows() {
+        let headers: [(&[u8], &[u8]); 1] = [(b"kind", b"job")];
         let with_header = NewEntry {
             headers: &headers,
-            ..entry(b"body")
+            ..entry(b"12345")
         };
-        let plain = Log::stored_len(&entry(b"body"));
-        assert_eq!(plain % 8, 0);
-        assert!(Log::stored_len(&with_header) > plain);
+        // storage-format.md, section 11: padded(64 + (8 + 4 + 3) + 5).
+        assert_eq!(Log::stored_len(&with_header), 88);
+        assert_eq!(Log::stored_len(&entry(b"")), 64);
+        assert_eq!(Log::stored_len(&entry(b"1")), 72);
     }
 }
