@@ -29,6 +29,16 @@ pub enum Discard {
     New,
 }
 
+impl Discard {
+    /// The policy as `XCFGSET … DISCARD` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Discard::Old => "old",
+            Discard::New => "new",
+        }
+    }
+}
+
 /// Settings of one stream beyond retention limits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamConfig {
