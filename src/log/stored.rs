@@ -67,25 +67,22 @@ impl Log {
     }
 
     /// The offset of the first live entry of `slot` whose record position satisfies `wanted`.
+    /// The scan starts at the index point before the first live entry, so trimming a little
+    /// after each append costs what it trims, not the whole segment.
     fn first_live_in(&self, slot: &Slot, wanted: impl Fn(usize) -> bool) -> Option<u64> {
         let mut found = None;
         let visible = *self.tip.read();
         let meta = self.meta.read();
-        self.scan_slot(
-            slot,
-            segment::HEADER_LEN,
-            slot.base(),
-            &visible,
-            &meta,
-            |entry| {
-                if wanted(entry.pos) {
-                    found = Some(entry.offset);
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
-        );
+        let point = slot.index.read().seek_offset(meta.first_offset);
+        let (pos, expect) = point.map_or((segment::HEADER_LEN, slot.base()), |p| (p.pos, p.offset));
+        self.scan_slot(slot, pos, expect, &visible, &meta, |entry| {
+            if wanted(entry.pos) {
+                found = Some(entry.offset);
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
         found
     }
 }
@@ -174,6 +171,30 @@ mod tests {
         assert_eq!(log.trim_max_bytes(each - 1).unwrap(), 7);
         assert!(log.is_empty());
         assert_eq!(log.last_id(), StreamId::new(1, 19), "the last ID stays");
+    }
+
+    #[test]
+    fn trimming_after_every_append_keeps_a_sliding_window_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = small_log(dir.path());
+        let each = append_bodies(&log, 1);
+        for appended in 2..=60u64 {
+            append_bodies(&log, 1);
+            log.trim_max_bytes(5 * each).unwrap();
+            let kept = appended.min(5);
+            assert_eq!(
+                (log.len(), log.stored_bytes().unwrap()),
+                (kept, kept * each)
+            );
+            assert_eq!(
+                log.read(appended - kept).unwrap().map(|e| e.offset),
+                Some(appended - kept)
+            );
+        }
+        assert!(
+            log.segment_count() < 5,
+            "segments behind the window were dropped"
+        );
     }
 
     #[test]
