@@ -2,7 +2,9 @@
 //!
 //! `cargo bench --bench request_reply` reports:
 //! - `round_trip`: requests answered per second with 1 and 8 requester threads (each with its
-//!   own reply stream) against two responder threads, under `Never` and `Always`;
+//!   own reply stream) against two responder threads, under `Never` and `Always`; responders
+//!   answer each request with `Delivery::reply` (`each`) or a whole read with
+//!   `Delivery::reply_all` (`batch`, 8 requesters only, where there is something to batch);
 //! - `append_limits`: single-entry appends per second of 100-byte bodies with no limit, with
 //!   `DISCARD old` at `MAXLEN` and at `MAXBYTES` (a trim after every append), and with
 //!   `DISCARD new` at a `MAXBYTES` never reached (the check before every append).
@@ -12,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use weir::{
-    Discard, Durability, Group, GroupPolicy, GroupStart, Message, Store, StoreOptions, StreamConfig,
+    Delivery, Discard, Durability, Group, GroupPolicy, GroupStart, Message, Store, StoreOptions,
+    StreamConfig,
 };
 
 /// Long enough never to pass: a timeout would be a bug, not a slow run.
@@ -28,14 +31,29 @@ fn open(durability: Durability) -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// How a responder answers the requests of one read.
+#[derive(Debug, Clone, Copy)]
+enum Answer {
+    Each,
+    Batch,
+}
+
 /// Answers requests until `done` is set.
-fn respond_until(group: &Group, consumer: &[u8], done: &AtomicBool) {
+fn respond_until(group: &Group, consumer: &[u8], answer: Answer, done: &AtomicBool) {
     while !done.load(Ordering::Relaxed) {
         let batch = group
             .read_blocking(consumer, 8, Duration::from_millis(20))
             .expect("read requests");
-        for request in batch {
-            request.reply("answer").expect("reply");
+        match answer {
+            Answer::Each => {
+                for request in &batch {
+                    request.reply("answer").expect("reply");
+                }
+            }
+            Answer::Batch => {
+                let replies = batch.iter().map(|d| (d, Message::new("answer")));
+                Delivery::reply_all(replies).expect("replies");
+            }
         }
     }
 }
@@ -43,8 +61,13 @@ fn respond_until(group: &Group, consumer: &[u8], done: &AtomicBool) {
 fn bench_round_trip(c: &mut Criterion) {
     let mut bench = c.benchmark_group("round_trip");
     bench.sample_size(10);
+    let cases = [
+        (1usize, Answer::Each),
+        (8, Answer::Each),
+        (8, Answer::Batch),
+    ];
     for durability in [Durability::Never, Durability::Always] {
-        for requesters in [1usize, 8] {
+        for (requesters, answer) in cases {
             let (_dir, store) = open(durability);
             let requests = store.stream(b"requests").expect("stream");
             // A work queue, as a service's request stream would be: answered requests go.
@@ -61,11 +84,11 @@ fn bench_round_trip(c: &mut Criterion) {
                 .collect();
             let done = AtomicBool::new(false);
             bench.throughput(Throughput::Elements(requesters as u64));
-            let id = BenchmarkId::new(format!("{durability:?}"), requesters);
+            let id = BenchmarkId::new(format!("{durability:?}/{answer:?}"), requesters);
             std::thread::scope(|scope| {
                 for consumer in [b"r1", b"r2"] {
                     let (group, done) = (&group, &done);
-                    scope.spawn(move || respond_until(group, consumer, done));
+                    scope.spawn(move || respond_until(group, consumer, answer, done));
                 }
                 // One iteration: every requester thread sends one request and gets its reply.
                 bench.bench_function(id, |b| {
