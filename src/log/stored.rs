@@ -8,6 +8,7 @@
 //! run on every append to a stream with a byte limit.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use super::{Appended, Log, LogError, NewEntry, Slot, record_of};
 use crate::segment;
@@ -25,16 +26,25 @@ impl Log {
 
     /// The stored bytes of the live entries (see the module documentation).
     pub fn stored_bytes(&self) -> Result<u64, LogError> {
-        let first = self.meta.read().first_offset;
-        let Some(oldest) = self.read_from(first, 1)?.pop() else {
-            return Ok(0);
-        };
-        let slots = self.slots.read().clone();
-        let at = slots.partition_point(|slot| slot.base() <= oldest.offset);
-        debug_assert!(at > 0, "the oldest live entry lies in a segment of the log");
-        let (head, rest) = slots.split_at(at);
-        let in_first = head.last().map_or(0, |slot| end_pos(slot) - oldest.pos);
-        Ok((in_first + rest.iter().map(records_bytes).sum::<usize>()) as u64)
+        loop {
+            // Segments first: a trim in between only drops segments from the front of this
+            // list, so the oldest entry read next is in it unless the log also rolled.
+            let slots = self.slots.read().clone();
+            let first = self.meta.read().first_offset;
+            let Some(oldest) = self.read_from(first, 1)?.pop() else {
+                return Ok(0);
+            };
+            let Some(at) = slots
+                .iter()
+                .position(|slot| Arc::ptr_eq(&slot.segment, &oldest.segment))
+            else {
+                // Every older segment was trimmed away and a new one started meanwhile.
+                continue;
+            };
+            let in_oldest = end_pos(&slots[at]).saturating_sub(oldest.pos);
+            let newer: usize = slots[at + 1..].iter().map(records_bytes).sum();
+            return Ok((in_oldest + newer) as u64);
+        }
     }
 
     /// Trims the oldest entries until the live ones store at most `max_bytes`; returns how many

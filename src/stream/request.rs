@@ -299,8 +299,9 @@ impl Delivery {
     /// acknowledged, with one commit per group. A batch of replies thus costs one flush per
     /// reply stream plus one per group instead of several per reply. Returns how many requests
     /// were still pending. Every delivery is checked first: when one is not a request, nothing
-    /// is written. A failure part way leaves every request of the batch pending, to be answered
-    /// again; requesters ignore the second replies.
+    /// is written. A failure part way leaves the requests not yet acknowledged pending (their
+    /// replies may be written already): they are answered again, and requesters ignore the
+    /// second replies.
     pub fn reply_all<'a>(
         replies: impl IntoIterator<Item = (&'a Delivery, Message)>,
     ) -> Result<usize, StoreError> {
