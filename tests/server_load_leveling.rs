@@ -441,7 +441,7 @@ fn discard_new_at_the_size_limit_refuses_until_consumers_catch_up() {
 }
 
 #[test]
-fn an_entry_stores_the_bytes_the_readme_gives() {
+fn an_entry_stores_the_bytes_the_readme_gives_and_xinfo_shows_them() {
     let server = Server::start(&[]);
     let mut con = server.conn();
     run(&mut con, &["XADD", "jobs", "*", "kind", "job"]);
@@ -455,6 +455,17 @@ fn an_entry_stores_the_bytes_the_readme_gives() {
         refused.contains("it stores 160 bytes, the append needs 80 more"),
         "{refused}"
     );
+    // XINFO STREAM shows the size and the limits after Redis's own fields, in both forms.
+    for form in [
+        &["XINFO", "STREAM", "jobs"][..],
+        &["XINFO", "STREAM", "jobs", "FULL"],
+    ] {
+        let info = run(&mut con, form);
+        assert_eq!(int(&field(&info, "stored-bytes")), 160);
+        assert_eq!(field(&info, "max-len"), Value::Nil);
+        assert_eq!(int(&field(&info, "max-bytes")), 160);
+        assert_eq!(text(&field(&info, "discard")), "new");
+    }
 }
 
 #[test]
