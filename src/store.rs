@@ -71,6 +71,27 @@ pub enum StoreError {
         len: u64,
         max_len: u64,
     },
+    /// A stream with `DISCARD new` is at its size limit: the append was refused and changed
+    /// nothing.
+    #[error(
+        "stream {stream:?} is full: it stores {stored} bytes, the append needs {adding} more and its limit is MAXBYTES {max_bytes} with DISCARD new; retry once consumers have caught up, or raise the limit"
+    )]
+    StreamFullBytes {
+        stream: String,
+        stored: u64,
+        adding: u64,
+        max_bytes: u64,
+    },
+    /// An append needs more bytes than the stream's size limit allows at all: it was refused
+    /// and changed nothing, whatever the discard policy.
+    #[error(
+        "the append needs {adding} bytes but stream {stream:?} stores at most MAXBYTES {max_bytes}: send smaller entries or fewer at once, or raise the limit"
+    )]
+    LargerThanStream {
+        stream: String,
+        adding: u64,
+        max_bytes: u64,
+    },
     /// [`Delivery::reply`](crate::Delivery::reply) was called on an entry that is not a
     /// request.
     #[error(

@@ -7,8 +7,8 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use weir::{
-    Durability, GroupPolicy, GroupStart, LogOptions, ManualClock, Message, SharedClock, Store,
-    StoreOptions, StreamId,
+    Discard, Durability, GroupPolicy, GroupStart, LogOptions, ManualClock, Message, SharedClock,
+    Store, StoreOptions, StreamConfig, StreamId,
 };
 
 fn dump(args: &[&str]) -> Output {
@@ -289,6 +289,38 @@ fn one_stream_is_summarised() {
     assert_eq!(value["name"], "orders-dlq");
     assert_eq!(value["length"], 1);
     assert_eq!(value["groups"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn limits_discard_policy_and_idle_expiry_are_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open store");
+    let jobs = store.stream(b"jobs").expect("stream");
+    jobs.append(Message::new("job")).expect("append");
+    jobs.set_config(StreamConfig {
+        max_len: Some(50),
+        max_bytes: Some(4096),
+        discard: Discard::New,
+        expire_idle_ms: Some(600_000),
+        ..StreamConfig::default()
+    })
+    .expect("settings");
+    drop(jobs);
+    store.close().expect("close");
+    let path = dir.path().to_str().expect("utf-8 path");
+
+    let stdout = run_ok(&[path, "--stream", "jobs"]);
+    assert!(
+        stdout.contains(
+            "settings: work-queue off, idempotency window default duration, default size, max-len 50, max-bytes 4096, discard new, expire-idle 600000 ms"
+        ),
+        "{stdout}"
+    );
+    let settings = &run_json(&[path, "--stream", "jobs", "--json"])["settings"];
+    assert_eq!(settings["max_len"], 50);
+    assert_eq!(settings["max_bytes"], 4096);
+    assert_eq!(settings["discard"], "new");
+    assert_eq!(settings["expire_idle_ms"], 600_000);
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Load-leveling through the library: a stream's length limit with `DISCARD old` or `DISCARD
-//! new`, each group's backlog on a controlled clock, and the pending cap with blocked readers.
+//! Load-leveling through the library: a stream's length and size limits with `DISCARD old` or
+//! `DISCARD new`, each group's backlog on a controlled clock, and the pending cap with blocked
+//! readers.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -173,6 +174,10 @@ fn unusable_limits_are_refused() {
             ..StreamConfig::default()
         },
         StreamConfig {
+            max_bytes: Some(0),
+            ..StreamConfig::default()
+        },
+        StreamConfig {
             expire_idle_ms: Some(0),
             ..StreamConfig::default()
         },
@@ -302,4 +307,210 @@ fn the_pending_cap_holds_with_blocked_readers_woken_by_acks() {
     received.sort();
     received.dedup();
     assert_eq!(received.len(), 60);
+}
+
+fn size_limited(stream: &Stream, max_bytes: u64, discard: Discard, work_queue: bool) {
+    stream
+        .set_config(StreamConfig {
+            max_bytes: Some(max_bytes),
+            discard,
+            work_queue,
+            ..StreamConfig::default()
+        })
+        .unwrap();
+}
+
+/// Bytes one entry with this body stores, measured on a scratch stream.
+fn stored_size(store: &Store, body: &str) -> u64 {
+    let scratch = store.stream(b"scratch").unwrap();
+    scratch.append(Message::new(body.to_owned())).unwrap();
+    let size = scratch.stored_bytes().unwrap();
+    store.delete_stream(b"scratch").unwrap();
+    size
+}
+
+#[test]
+fn discard_new_refuses_appends_past_the_size_limit_until_consumers_catch_up() {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &clock);
+    let each = stored_size(&store, "job-0");
+    let jobs = store.stream(b"jobs").unwrap();
+    size_limited(&jobs, 3 * each, Discard::New, true);
+    let workers = jobs
+        .create_group(b"workers", GroupStart::Beginning, GroupPolicy::default())
+        .unwrap();
+    for i in 0..3 {
+        jobs.append(Message::new(format!("job-{i}"))).unwrap();
+    }
+    assert_eq!(jobs.stored_bytes().unwrap(), 3 * each);
+    let (last_id, added) = (jobs.last_id(), jobs.log().entries_added());
+
+    let error = jobs.append(Message::new("job-3")).unwrap_err();
+    let StoreError::StreamFullBytes {
+        stream,
+        stored,
+        adding,
+        max_bytes,
+    } = &error
+    else {
+        panic!("expected StreamFullBytes, got {error}");
+    };
+    assert_eq!(
+        (stream.as_str(), *stored, *adding, *max_bytes),
+        ("jobs", 3 * each, each, 3 * each)
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("MAXBYTES {} with DISCARD new", 3 * each))
+    );
+    // A refused append changes nothing: no entry, no ID, no idempotency key, no bytes.
+    assert!(
+        jobs.append_idempotent(Message::new("job-3"), b"p", b"1")
+            .is_err()
+    );
+    assert!(jobs.append_batch(&[Message::new("job-3")]).is_err());
+    assert_eq!((jobs.len(), jobs.last_id()), (3, last_id));
+    assert_eq!(jobs.log().entries_added(), added);
+    assert_eq!(jobs.idempotency_keys(), 0);
+    assert_eq!(jobs.stored_bytes().unwrap(), 3 * each);
+
+    // An acknowledged entry leaves the work queue and frees its bytes.
+    let taken = workers.read(b"w1", 1).unwrap();
+    taken[0].ack().unwrap();
+    assert_eq!(jobs.stored_bytes().unwrap(), 2 * each);
+    jobs.append(Message::new("job-3")).unwrap();
+    assert!(jobs.append(Message::new("job-4")).is_err());
+
+    // The limit is a stream setting: it survives a restart.
+    drop((jobs, workers));
+    store.close().unwrap();
+    let store = open(dir.path(), &clock);
+    let jobs = store.stream(b"jobs").unwrap();
+    assert_eq!(jobs.config().max_bytes, Some(3 * each));
+    assert!(matches!(
+        jobs.append(Message::new("job-4")),
+        Err(StoreError::StreamFullBytes { .. })
+    ));
+}
+
+#[test]
+fn the_first_limit_reached_refuses() {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &clock);
+    let small = stored_size(&store, "s");
+    let stream = store.stream(b"s").unwrap();
+    stream
+        .set_config(StreamConfig {
+            max_len: Some(3),
+            max_bytes: Some(10 * small),
+            discard: Discard::New,
+            ..StreamConfig::default()
+        })
+        .unwrap();
+    stream.append(Message::new("s")).unwrap();
+    stream.append(Message::new("s")).unwrap();
+    // Two small entries and one large one: the bytes run out before the count.
+    let large = "x".repeat(9 * small as usize);
+    assert!(matches!(
+        stream.append(Message::new(large)),
+        Err(StoreError::StreamFullBytes { .. })
+    ));
+    stream.append(Message::new("s")).unwrap();
+    assert!(matches!(
+        stream.append(Message::new("s")),
+        Err(StoreError::StreamFull { len: 3, .. })
+    ));
+}
+
+#[test]
+fn an_append_larger_than_the_size_limit_is_refused_under_both_policies() {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &clock);
+    let stream = store.stream(b"s").unwrap();
+    for discard in [Discard::Old, Discard::New] {
+        size_limited(&stream, 256, discard, false);
+        stream.append(Message::new("kept")).unwrap();
+        let before = (
+            stream.len(),
+            stream.last_id(),
+            stream.stored_bytes().unwrap(),
+        );
+        let error = stream.append(Message::new("x".repeat(300))).unwrap_err();
+        assert!(
+            matches!(error, StoreError::LargerThanStream { max_bytes: 256, .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("MAXBYTES 256"));
+        let batch = [Message::new("y".repeat(100)), Message::new("z".repeat(100))];
+        assert!(stream.append_batch(&batch).is_err());
+        assert_eq!(
+            (
+                stream.len(),
+                stream.last_id(),
+                stream.stored_bytes().unwrap()
+            ),
+            before
+        );
+    }
+}
+
+#[test]
+fn discard_old_drops_the_oldest_entries_past_the_size_limit() {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &clock);
+    let each = stored_size(&store, "a");
+    let stream = store.stream(b"s").unwrap();
+    for body in ["a", "b", "c", "d"] {
+        stream.append(Message::new(body)).unwrap();
+    }
+    // Setting the limit applies it at once, then after every append.
+    size_limited(&stream, 3 * each, Discard::Old, false);
+    assert_eq!(bodies(&stream), [b"b", b"c", b"d"]);
+    stream.append(Message::new("e")).unwrap();
+    assert_eq!(bodies(&stream), [b"c", b"d", b"e"]);
+    // A larger entry makes room for itself by dropping as many old ones as it needs.
+    // Its record stores more than one small entry and at most two.
+    let large = "L".repeat(each as usize);
+    stream.append(Message::new(large.clone())).unwrap();
+    assert_eq!(bodies(&stream), [b"e".to_vec(), large.into_bytes()]);
+    assert!(stream.stored_bytes().unwrap() <= 3 * each);
+    assert_eq!(stream.log().entries_added(), 6);
+}
+
+#[test]
+fn discard_new_holds_the_size_limit_under_concurrent_producers() {
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &clock);
+    // Every body has the same length, so exactly 100 entries fit.
+    let each = stored_size(&store, "0-00");
+    let stream = store.stream(b"s").unwrap();
+    size_limited(&stream, 100 * each, Discard::New, false);
+    let accepted = AtomicUsize::new(0);
+    let refused = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..6 {
+            let (stream, accepted, refused) = (&stream, &accepted, &refused);
+            scope.spawn(move || {
+                for i in 0..40 {
+                    match stream.append(Message::new(format!("{t}-{i:02}"))) {
+                        Ok(_) => accepted.fetch_add(1, Ordering::SeqCst),
+                        Err(StoreError::StreamFullBytes { .. }) => {
+                            refused.fetch_add(1, Ordering::SeqCst)
+                        }
+                        Err(error) => panic!("{error}"),
+                    };
+                }
+            });
+        }
+    });
+    assert_eq!(accepted.load(Ordering::SeqCst), 100);
+    assert_eq!(refused.load(Ordering::SeqCst), 140);
+    assert_eq!(stream.len(), 100);
+    assert_eq!(stream.stored_bytes().unwrap(), 100 * each);
 }

@@ -366,3 +366,69 @@ fn requests_keep_their_own_headers_and_replies_can_carry_headers() {
         assert_eq!(reply.body(), b"1764");
     });
 }
+
+#[test]
+fn a_batch_of_replies_answers_every_requester_and_acknowledges_once_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        durability: Durability::Always,
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(dir.path(), options).unwrap();
+    let (requests, group) = service(&store, GroupPolicy::default());
+    let requesters: Vec<_> = (0..3).map(|_| store.requester().unwrap()).collect();
+    std::thread::scope(|scope| {
+        let mut waiting = Vec::new();
+        // Two requests from each requester: replies to the same reply stream share one write.
+        for (r, requester) in requesters.iter().enumerate() {
+            for i in 0..2 {
+                let requests = &requests;
+                waiting.push(scope.spawn(move || {
+                    let body = format!("r{r}-{i}");
+                    let reply = requester
+                        .request_blocking(requests, Message::new(body.clone()), PATIENT)
+                        .unwrap();
+                    assert_eq!(reply.body(), format!("echo:{body}").as_bytes());
+                }));
+            }
+        }
+        let mut batch = Vec::new();
+        while batch.len() < 6 {
+            batch.extend(group.read_blocking(b"responder", 6, PATIENT).unwrap());
+        }
+        let replies = batch.iter().map(|request| {
+            let answer = [b"echo:".as_slice(), request.body()].concat();
+            (request, Message::new(answer))
+        });
+        assert_eq!(weir::Delivery::reply_all(replies).unwrap(), 6);
+        for requester in waiting {
+            requester.join().unwrap();
+        }
+    });
+    assert_eq!(group.backlog().unwrap().pending, 0);
+    for requester in &requesters {
+        assert_eq!(requester.reply_stream().len(), 2);
+    }
+}
+
+#[test]
+fn a_batch_with_an_entry_that_is_not_a_request_writes_and_acknowledges_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (requests, group) = service(&store, GroupPolicy::default());
+    let requester = store.requester().unwrap();
+    let asked = Message::new("question")
+        .header(REPLY_TO, requester.reply_to().to_vec())
+        .header(CORRELATION_ID, "1");
+    requests.append(asked).unwrap();
+    requests.append(Message::new("not a request")).unwrap();
+    let batch = group.read(b"responder", 2).unwrap();
+    let error =
+        weir::Delivery::reply_all(batch.iter().map(|d| (d, Message::new("answer")))).unwrap_err();
+    assert!(
+        matches!(error, StoreError::NotARequest { id, .. } if id == batch[1].id()),
+        "{error}"
+    );
+    assert_eq!(requester.reply_stream().len(), 0);
+    assert_eq!(group.backlog().unwrap().pending, 2);
+}

@@ -1,6 +1,6 @@
 //! End-to-end tests of request/response and load-leveling over `queue-server` with the `redis`
 //! client: the reply-to/correlation-id convention with many requesters and responders,
-//! duplicate and late replies, `XCFGSET … DISCARD old|new MAXLEN n`, the backlog in
+//! duplicate and late replies, `XCFGSET … DISCARD old|new MAXLEN n|MAXBYTES n`, the backlog in
 //! `XINFO GROUPS` and `INFO`, and the pending cap with concurrent readers.
 
 mod common;
@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Server, entries, error, field, info_field, int, items, run, text};
+use common::{Server, entries, error, error_text, field, info_field, int, items, run, text};
 use redis::Value;
 
 /// Long enough never to pass on a loaded machine: these waits are expected to succeed.
@@ -355,6 +355,184 @@ fn discard_old_keeps_the_newest_entries() {
         error(&mut con, &["XCFGSET", "missing", "MAXLEN", "2"]),
         "ERR no such key"
     );
+}
+
+/// Appends `n <number>` entries (all the same size) until the stream refuses one; returns how
+/// many went in.
+fn fill_until_full(con: &mut redis::Connection, key: &str) -> usize {
+    for n in 0..1000 {
+        let number = format!("{n:04}");
+        if let Value::ServerError(refused) = run(con, &["XADD", key, "*", "n", &number]) {
+            assert_eq!(refused.code(), "FULL", "{}", error_text(&refused));
+            return n;
+        }
+    }
+    panic!("{key} never became full");
+}
+
+#[test]
+fn discard_new_at_the_size_limit_refuses_until_consumers_catch_up() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    run(
+        &mut con,
+        &["XGROUP", "CREATE", "jobs", "workers", "0", "MKSTREAM"],
+    );
+    let set = [
+        "XCFGSET",
+        "jobs",
+        "RETENTION",
+        "ACKED",
+        "DISCARD",
+        "NEW",
+        "MAXBYTES",
+        "1000",
+    ];
+    assert_eq!(run(&mut con, &set), Value::Okay);
+    let fits = fill_until_full(&mut con, "jobs");
+    assert!((2..100).contains(&fits), "{fits} entries fit in 1000 bytes");
+    let info = run(&mut con, &["XINFO", "STREAM", "jobs"]);
+    let last = text(&field(&info, "last-generated-id"));
+    let refused = error(&mut con, &["XADD", "jobs", "*", "n", "next"]);
+    assert!(refused.starts_with("FULL "), "{refused}");
+    assert!(
+        refused.contains("MAXBYTES 1000 with DISCARD new"),
+        "{refused}"
+    );
+    // An entry that could never fit is refused as such, whatever the consumers do.
+    let huge = "x".repeat(1000);
+    let too_large = error(&mut con, &["XADD", "jobs", "*", "n", &huge]);
+    assert!(too_large.starts_with("ERR "), "{too_large}");
+    assert!(too_large.contains("MAXBYTES 1000"), "{too_large}");
+    // Nothing changed.
+    assert_eq!(int(&run(&mut con, &["XLEN", "jobs"])), fits as i64);
+    let info = run(&mut con, &["XINFO", "STREAM", "jobs"]);
+    assert_eq!(text(&field(&info, "last-generated-id")), last);
+    assert_eq!(int(&field(&info, "entries-added")), fits as i64);
+
+    // The setting survives a reload.
+    assert_eq!(run(&mut con, &["DEBUG", "RELOAD"]), Value::Okay);
+    assert!(error(&mut con, &["XADD", "jobs", "*", "n", "next"]).starts_with("FULL "));
+
+    // A consumer catches up: the acknowledged entry frees its bytes.
+    let reply = run(
+        &mut con,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "workers",
+            "w",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "jobs",
+            ">",
+        ],
+    );
+    let (id, _) = read_entries(&reply).remove(0);
+    run(&mut con, &["XACK", "jobs", "workers", &id]);
+    run(&mut con, &["XADD", "jobs", "*", "n", "next"]);
+    assert!(error(&mut con, &["XADD", "jobs", "*", "n", "more"]).starts_with("FULL "));
+
+    // MAXBYTES 0 removes the limit.
+    run(&mut con, &["XCFGSET", "jobs", "MAXBYTES", "0"]);
+    run(&mut con, &["XADD", "jobs", "*", "n", "more"]);
+    assert_eq!(int(&run(&mut con, &["XLEN", "jobs"])), fits as i64 + 1);
+}
+
+#[test]
+fn an_entry_stores_the_bytes_the_readme_gives_and_xinfo_shows_them() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    run(&mut con, &["XADD", "jobs", "*", "kind", "job"]);
+    run(
+        &mut con,
+        &["XCFGSET", "jobs", "DISCARD", "NEW", "MAXBYTES", "160"],
+    );
+    run(&mut con, &["XADD", "jobs", "*", "kind", "job"]);
+    let refused = error(&mut con, &["XADD", "jobs", "*", "kind", "job"]);
+    assert!(
+        refused.contains("it stores 160 bytes, the append needs 80 more"),
+        "{refused}"
+    );
+    // XINFO STREAM shows the size and the limits after Redis's own fields, in both forms.
+    for form in [
+        &["XINFO", "STREAM", "jobs"][..],
+        &["XINFO", "STREAM", "jobs", "FULL"],
+    ] {
+        let info = run(&mut con, form);
+        assert_eq!(int(&field(&info, "stored-bytes")), 160);
+        assert_eq!(field(&info, "max-len"), Value::Nil);
+        assert_eq!(int(&field(&info, "max-bytes")), 160);
+        assert_eq!(text(&field(&info, "discard")), "new");
+    }
+}
+
+#[test]
+fn the_size_limit_holds_under_concurrent_producers() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    run(&mut con, &["XADD", "s", "*", "n", "0000"]);
+    run(
+        &mut con,
+        &["XCFGSET", "s", "DISCARD", "NEW", "MAXBYTES", "2000"],
+    );
+    let more = fill_until_full(&mut con, "s");
+    let fits = more + 1;
+    run(&mut con, &["XTRIM", "s", "MAXLEN", "0"]);
+    let accepted = AtomicUsize::new(0);
+    thread::scope(|scope| {
+        for t in 0..4 {
+            let (server, accepted) = (&server, &accepted);
+            scope.spawn(move || {
+                let mut con = server.conn();
+                for i in 0..fits {
+                    let number = format!("{t}{i:03}");
+                    match run(&mut con, &["XADD", "s", "*", "n", &number]) {
+                        Value::ServerError(refused) => {
+                            assert_eq!(refused.code(), "FULL", "{refused:?}");
+                        }
+                        _ => {
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(accepted.load(Ordering::SeqCst), fits);
+    assert_eq!(int(&run(&mut con, &["XLEN", "s"])), fits as i64);
+}
+
+#[test]
+fn discard_old_at_the_size_limit_keeps_the_newest_entries() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    let padding = "p".repeat(100);
+    for n in 0..10 {
+        run(
+            &mut con,
+            &["XADD", "events", "*", "n", &n.to_string(), "pad", &padding],
+        );
+    }
+    run(
+        &mut con,
+        &["XCFGSET", "events", "DISCARD", "OLD", "MAXBYTES", "1000"],
+    );
+    let kept = int(&run(&mut con, &["XLEN", "events"]));
+    assert!((1..10).contains(&kept), "{kept} entries kept");
+    for n in 10..15 {
+        run(
+            &mut con,
+            &["XADD", "events", "*", "n", &n.to_string(), "pad", &padding],
+        );
+    }
+    let numbers: Vec<String> = entries(&run(&mut con, &["XRANGE", "events", "-", "+"]))
+        .into_iter()
+        .map(|(_, fields)| value_of(&fields, "n").to_string())
+        .collect();
+    let expected: Vec<String> = (15 - kept..15).map(|n| n.to_string()).collect();
+    assert_eq!(numbers, expected);
 }
 
 #[test]

@@ -18,6 +18,7 @@
 mod index;
 mod meta;
 mod recovery;
+mod stored;
 
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 //! Encoding: a sequence of `(u8 tag, u64 value)` pairs, little-endian; a setting at its default is
 //! left out. Tags: 1 = work-queue retention (1 = on), 2 = idempotency window in milliseconds,
 //! 3 = idempotency keys kept per producer, 4 = length limit in entries, 5 = discard policy at the
-//! limits (1 = refuse new entries), 6 = idle expiry in milliseconds. storage-format.md, section
-//! 11, has the byte layout.
+//! limits (1 = refuse new entries), 6 = idle expiry in milliseconds, 7 = size limit in stored
+//! bytes. storage-format.md, section 11, has the byte layout.
 
 use crate::codec::{CodecError, Decoder, Encoder};
 
@@ -15,8 +15,10 @@ const TAG_IDEMPOTENCY_MAX_SIZE: u8 = 3;
 const TAG_MAX_LEN: u8 = 4;
 const TAG_DISCARD: u8 = 5;
 const TAG_EXPIRE_IDLE_MS: u8 = 6;
+const TAG_MAX_BYTES: u8 = 7;
 
-/// What a stream does when an append would take it past its length limit.
+/// What a stream does when an append would take it past its length or size limit. Age limits
+/// (retention by age) always drop the oldest entries, as in NATS JetStream.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Discard {
     /// Drop the oldest entries to make room, as `XADD … MAXLEN` does.
@@ -25,6 +27,16 @@ pub enum Discard {
     /// Refuse the append ([`StoreError::StreamFull`](crate::StoreError::StreamFull)): producers
     /// feel backpressure until consumers catch up (NATS's `DiscardNew`).
     New,
+}
+
+impl Discard {
+    /// The policy as `XCFGSET … DISCARD` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Discard::Old => "old",
+            Discard::New => "new",
+        }
+    }
 }
 
 /// Settings of one stream beyond retention limits.
@@ -39,7 +51,11 @@ pub struct StreamConfig {
     /// Most live entries the stream holds (`None`: unlimited); what happens at the limit is
     /// [`discard`](Self::discard).
     pub max_len: Option<u64>,
-    /// The policy at [`max_len`](Self::max_len).
+    /// Most bytes the live entries store (`None`: unlimited): the sum of their records' sizes in
+    /// the segments, as [`Log::stored_bytes`](crate::log::Log::stored_bytes) counts them; what
+    /// happens at the limit is [`discard`](Self::discard).
+    pub max_bytes: Option<u64>,
+    /// The policy at [`max_len`](Self::max_len) and [`max_bytes`](Self::max_bytes).
     pub discard: Discard,
     /// Delete the whole stream once nothing was appended to it for this long and no handle to it
     /// is held in the process (`None`: never). Reply streams use it so that abandoned ones do
@@ -69,6 +85,9 @@ impl StreamConfig {
         if let Some(ms) = self.expire_idle_ms {
             out.u8(TAG_EXPIRE_IDLE_MS).u64(ms);
         }
+        if let Some(max_bytes) = self.max_bytes {
+            out.u8(TAG_MAX_BYTES).u64(max_bytes);
+        }
         out.finish()
     }
 
@@ -87,6 +106,7 @@ impl StreamConfig {
                 TAG_DISCARD if value == 1 => config.discard = Discard::New,
                 TAG_DISCARD => config.discard = Discard::Old,
                 TAG_EXPIRE_IDLE_MS => config.expire_idle_ms = Some(value),
+                TAG_MAX_BYTES => config.max_bytes = Some(value),
                 _ => {
                     return Err(CodecError {
                         what: "stream configuration",
@@ -98,13 +118,56 @@ impl StreamConfig {
         Ok(config)
     }
 
-    /// Whether appending `count` entries to a stream of `len` live entries must be refused.
-    pub(crate) fn refuses(&self, len: u64, count: usize) -> bool {
-        self.discard == Discard::New
-            && self
-                .max_len
-                .is_some_and(|max| len.saturating_add(count as u64) > max)
+    /// Whether an append of `batch` to a stream now at `current` must be refused, and which
+    /// limit refuses it. `current.bytes` is only looked at when
+    /// [`refuses_by_bytes`](Self::refuses_by_bytes).
+    pub(crate) fn admit(&self, current: Usage, batch: Usage) -> Result<(), Refusal> {
+        if self.max_bytes.is_some_and(|max| batch.bytes > max) {
+            // Under `Old`, the append would drop itself: nothing could be kept.
+            return Err(Refusal::LargerThanLimit);
+        }
+        if self.discard == Discard::Old {
+            return Ok(());
+        }
+        let over = |limit: Option<u64>, now: u64, adding: u64| {
+            limit.is_some_and(|max| now.saturating_add(adding) > max)
+        };
+        if over(self.max_len, current.entries, batch.entries) {
+            return Err(Refusal::Length);
+        }
+        if self.refuses_by_bytes() && over(self.max_bytes, current.bytes, batch.bytes) {
+            return Err(Refusal::Bytes);
+        }
+        Ok(())
     }
+
+    /// Whether appends are checked against the stream's stored bytes.
+    pub(crate) fn refuses_by_bytes(&self) -> bool {
+        self.discard == Discard::New && self.max_bytes.is_some()
+    }
+
+    /// Whether appends must be serialized with the check of a limit or the trim after them.
+    pub(crate) fn has_limits(&self) -> bool {
+        self.max_len.is_some() || self.max_bytes.is_some()
+    }
+}
+
+/// A stream's size, or an append's, in entries and stored bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) entries: u64,
+    pub(crate) bytes: u64,
+}
+
+/// Which limit refused an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `MAXLEN` with `DISCARD new`.
+    Length,
+    /// `MAXBYTES` with `DISCARD new`.
+    Bytes,
+    /// The append alone needs more than `MAXBYTES`, under either policy.
+    LargerThanLimit,
 }
 
 #[cfg(test)]
@@ -120,6 +183,7 @@ mod tests {
             idempotency_duration_ms: Some(60_000),
             idempotency_max_size: Some(500),
             max_len: Some(3),
+            max_bytes: Some(4096),
             discard: Discard::New,
             expire_idle_ms: Some(1_000),
         };
@@ -154,20 +218,59 @@ mod tests {
     }
 
     #[test]
-    fn only_discard_new_at_the_limit_refuses() {
-        let limited = StreamConfig {
-            max_len: Some(3),
+    fn a_size_limit_with_discard_new_encodes_as_storage_format_shows() {
+        let config = StreamConfig {
+            max_bytes: Some(1 << 20),
             discard: Discard::New,
             ..StreamConfig::default()
         };
-        assert!(!limited.refuses(2, 1));
-        assert!(limited.refuses(3, 1));
-        assert!(limited.refuses(2, 2));
+        let expected = [
+            0x05, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x07, 0x00, 0x00, 0x10, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(config.encode(), expected);
+        assert_eq!(StreamConfig::decode(&expected), Ok(config));
+    }
+
+    #[test]
+    fn only_discard_new_at_the_limit_refuses() {
+        let usage = |entries, bytes| Usage { entries, bytes };
+        let limited = StreamConfig {
+            max_len: Some(3),
+            max_bytes: Some(100),
+            discard: Discard::New,
+            ..StreamConfig::default()
+        };
+        assert_eq!(limited.admit(usage(2, 60), usage(1, 40)), Ok(()));
+        assert_eq!(
+            limited.admit(usage(3, 0), usage(1, 8)),
+            Err(Refusal::Length)
+        );
+        assert_eq!(
+            limited.admit(usage(2, 0), usage(2, 8)),
+            Err(Refusal::Length)
+        );
+        assert_eq!(
+            limited.admit(usage(1, 61), usage(1, 40)),
+            Err(Refusal::Bytes)
+        );
+        assert_eq!(
+            limited.admit(usage(0, 0), usage(1, 101)),
+            Err(Refusal::LargerThanLimit)
+        );
         let dropping = StreamConfig {
             discard: Discard::Old,
             ..limited
         };
-        assert!(!dropping.refuses(3, 1));
-        assert!(!StreamConfig::default().refuses(u64::MAX, 1));
+        assert_eq!(dropping.admit(usage(3, 100), usage(1, 100)), Ok(()));
+        assert_eq!(
+            dropping.admit(usage(0, 0), usage(1, 101)),
+            Err(Refusal::LargerThanLimit)
+        );
+        let unlimited = StreamConfig::default();
+        assert_eq!(
+            unlimited.admit(usage(u64::MAX, u64::MAX), usage(1, 1)),
+            Ok(())
+        );
+        assert!(!unlimited.has_limits() && !dropping.refuses_by_bytes());
     }
 }

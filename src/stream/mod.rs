@@ -12,6 +12,7 @@ mod source;
 
 pub use backlog::Backlog;
 pub use config::{Discard, StreamConfig};
+use config::{Refusal, Usage};
 pub use groups::{Claimed, Delivery, Group, GroupStart, PendingDelivery};
 pub use idempotent::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, IdempotentAppend};
 pub(crate) use request::prepare_reply_stream;
@@ -244,30 +245,77 @@ impl Stream {
             return Err(StoreError::EmptyBatch);
         }
         let config = self.config();
-        let _admitted = config.max_len.map(|_| self.admission.lock());
-        if config.refuses(self.log.len(), messages.len()) {
-            return Err(self.full_error(&config));
-        }
+        let _admitted = config.has_limits().then(|| self.admission.lock());
         let entries: Vec<NewEntry<'_, Bytes>> =
             messages.iter().map(Message::as_new_entry).collect();
+        self.admit(&config, &entries)?;
         let now_ms = self.clock.now_ms();
         self.last_activity_ms.fetch_max(now_ms, Ordering::Relaxed);
         let appended = self.log.append(&entries, now_ms);
         self.appended.notify();
         let appended = appended?;
-        if let (Some(max_len), Discard::Old) = (config.max_len, config.discard) {
-            // Made durable by the caller's commit, with the entries.
-            self.log.trim_max_len(max_len, false, None)?;
-        }
+        // Made durable by the caller's commit, with the entries.
+        self.drop_oldest_past_limits(&config)?;
         Ok(appended)
     }
 
-    fn full_error(&self, config: &StreamConfig) -> StoreError {
-        StoreError::StreamFull {
-            stream: String::from_utf8_lossy(&self.public_name()).into_owned(),
-            len: self.log.len(),
-            max_len: config.max_len.unwrap_or(0),
+    /// Refuses an append the stream's limits do not let in (the caller holds the admission
+    /// lock, so the figures stay true until the append).
+    fn admit(
+        &self,
+        config: &StreamConfig,
+        entries: &[NewEntry<'_, Bytes>],
+    ) -> Result<(), StoreError> {
+        let batch = Usage {
+            entries: entries.len() as u64,
+            bytes: match config.max_bytes {
+                Some(_) => entries.iter().map(Log::stored_len).sum(),
+                None => 0,
+            },
+        };
+        let current = Usage {
+            entries: self.log.len(),
+            bytes: if config.refuses_by_bytes() {
+                self.log.stored_bytes()?
+            } else {
+                0
+            },
+        };
+        let stream = || String::from_utf8_lossy(&self.public_name()).into_owned();
+        config
+            .admit(current, batch)
+            .map_err(|refusal| match refusal {
+                Refusal::Length => StoreError::StreamFull {
+                    stream: stream(),
+                    len: current.entries,
+                    max_len: config.max_len.unwrap_or(0),
+                },
+                Refusal::Bytes => StoreError::StreamFullBytes {
+                    stream: stream(),
+                    stored: current.bytes,
+                    adding: batch.bytes,
+                    max_bytes: config.max_bytes.unwrap_or(0),
+                },
+                Refusal::LargerThanLimit => StoreError::LargerThanStream {
+                    stream: stream(),
+                    adding: batch.bytes,
+                    max_bytes: config.max_bytes.unwrap_or(0),
+                },
+            })
+    }
+
+    /// Under `DISCARD old`, trims the oldest entries past the length and size limits.
+    fn drop_oldest_past_limits(&self, config: &StreamConfig) -> Result<(), StoreError> {
+        if config.discard != Discard::Old {
+            return Ok(());
         }
+        if let Some(max_len) = config.max_len {
+            self.log.trim_max_len(max_len, false, None)?;
+        }
+        if let Some(max_bytes) = config.max_bytes {
+            self.log.trim_max_bytes(max_bytes)?;
+        }
+        Ok(())
     }
 
     /// The stream's name as the embedder shows it (without a namespace prefix).
@@ -320,6 +368,12 @@ impl Stream {
     /// Live entries.
     pub fn len(&self) -> u64 {
         self.log.len()
+    }
+
+    /// Bytes the live entries store: what [`StreamConfig::max_bytes`] limits (see
+    /// [`Log::stored_bytes`]).
+    pub fn stored_bytes(&self) -> Result<u64, StoreError> {
+        Ok(self.log.stored_bytes()?)
     }
 
     /// Whether the stream has no live entries.
@@ -393,6 +447,11 @@ impl Stream {
                 "MAXLEN must be at least 1 (leave it unset for no limit)".into(),
             ));
         }
+        if config.max_bytes == Some(0) {
+            return Err(StoreError::InvalidConfig(
+                "MAXBYTES must be at least 1 (leave it unset for no limit)".into(),
+            ));
+        }
         if config.expire_idle_ms == Some(0) {
             return Err(StoreError::InvalidConfig(
                 "the idle expiry must be at least 1 ms (leave it unset to keep the stream)".into(),
@@ -404,8 +463,9 @@ impl Stream {
         self.idempotency
             .lock()
             .set_config(idempotent::window_config(&config), self.clock.now_ms());
-        if let (Some(max_len), Discard::Old) = (config.max_len, config.discard) {
-            self.log.trim_max_len(max_len, false, None)?;
+        {
+            let _admitted = self.admission.lock();
+            self.drop_oldest_past_limits(&config)?;
         }
         self.commit_meta()?;
         self.drop_acknowledged()

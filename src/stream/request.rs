@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use super::{Delivery, Message, Stream, StreamConfig};
+use super::{Delivery, Group, Message, Stream, StreamConfig};
 use crate::id::StreamId;
 use crate::log::{Entry, Retention};
 use crate::store::StoreError;
@@ -290,6 +290,62 @@ impl Delivery {
 
     /// [`reply`](Self::reply) with a whole message (headers of its own, such as a status).
     pub fn reply_with(&self, message: Message) -> Result<bool, StoreError> {
+        Ok(Delivery::reply_all([(self, message)])? == 1)
+    }
+
+    /// Answers several requests at once, each as [`reply_with`](Self::reply_with) would: every
+    /// reply is appended (those to the same reply stream in one write), each reply stream
+    /// written to is flushed once, whatever the store's policy, and only then are the requests
+    /// acknowledged, with one commit per group. A batch of replies thus costs one flush per
+    /// reply stream plus one per group instead of several per reply. Returns how many requests
+    /// were still pending. Every delivery is checked first: when one is not a request, nothing
+    /// is written. A failure part way leaves the requests not yet acknowledged pending (their
+    /// replies may be written already): they are answered again, and requesters ignore the
+    /// second replies.
+    pub fn reply_all<'a>(
+        replies: impl IntoIterator<Item = (&'a Delivery, Message)>,
+    ) -> Result<usize, StoreError> {
+        let addressed = replies
+            .into_iter()
+            .map(|(delivery, message)| delivery.address(message))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut targets: Vec<(Arc<Stream>, Vec<Message>)> = Vec::new();
+        let mut answered = Vec::with_capacity(addressed.len());
+        for (delivery, reply_to, message) in addressed {
+            let target = delivery.group().stream().reply_stream(reply_to)?;
+            match targets.iter_mut().find(|(t, _)| Arc::ptr_eq(t, &target)) {
+                Some((_, messages)) => messages.push(message),
+                None => targets.push((target, vec![message])),
+            }
+            answered.push(delivery);
+        }
+        for (target, messages) in &targets {
+            target.write(messages)?;
+        }
+        for (target, _) in &targets {
+            target.flush()?;
+        }
+        let mut acks: Vec<(&Group, Vec<StreamId>)> = Vec::new();
+        for delivery in answered {
+            let group = delivery.group();
+            let same = |(g, _): &&mut (&Group, Vec<StreamId>)| {
+                Arc::ptr_eq(g.stream(), group.stream()) && g.name() == group.name()
+            };
+            match acks.iter_mut().find(same) {
+                Some((_, ids)) => ids.push(delivery.id()),
+                None => acks.push((group, vec![delivery.id()])),
+            }
+        }
+        let mut acknowledged = 0;
+        for (group, ids) in &acks {
+            acknowledged += group.ack(ids)?;
+        }
+        Ok(acknowledged)
+    }
+
+    /// The reply stream named by the request and `message` carrying its correlation ID; an
+    /// error when the entry is not a request.
+    fn address(&self, message: Message) -> Result<(&Delivery, &[u8], Message), StoreError> {
         let entry = self.entry();
         let missing = |header: &'static str| StoreError::NotARequest {
             id: entry.id,
@@ -298,10 +354,8 @@ impl Delivery {
         let reply_to = header(entry, REPLY_TO).ok_or_else(|| missing(REPLY_TO))?;
         let correlation_id =
             header(entry, CORRELATION_ID).ok_or_else(|| missing(CORRELATION_ID))?;
-        let target = self.group().stream().reply_stream(reply_to)?;
-        target.append(message.header(CORRELATION_ID, Bytes::copy_from_slice(correlation_id)))?;
-        target.flush()?;
-        self.ack()
+        let message = message.header(CORRELATION_ID, Bytes::copy_from_slice(correlation_id));
+        Ok((self, reply_to, message))
     }
 }
 

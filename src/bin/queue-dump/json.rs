@@ -111,6 +111,10 @@ pub(crate) fn stream_json(stream: &StreamReport) -> Value {
             "work_queue": s.work_queue,
             "idempotency_duration_ms": s.idempotency_duration_ms,
             "idempotency_max_size": s.idempotency_max_size,
+            "max_len": s.max_len,
+            "max_bytes": s.max_bytes,
+            "discard": s.discard.as_str(),
+            "expire_idle_ms": s.expire_idle_ms,
         })),
         "idempotency": stream.idempotency.map(|(producers, keys)| json!({
             "producers": producers,

@@ -68,15 +68,24 @@ fn retention_text(retention: &Retention) -> String {
 }
 
 fn settings_text(settings: &StreamConfig) -> String {
+    let limit = |value: Option<u64>, unit: &str| {
+        value.map_or_else(|| "none".into(), |n| format!("{n}{unit}"))
+    };
     format!(
-        "work-queue {}, idempotency window {}, {}",
+        "work-queue {}, idempotency window {}, {}, max-len {}, max-bytes {}, discard {}, expire-idle {}",
         if settings.work_queue { "on" } else { "off" },
         settings
             .idempotency_duration_ms
             .map_or_else(|| "default duration".into(), |ms| format!("{ms} ms")),
         settings
             .idempotency_max_size
-            .map_or_else(|| "default size".into(), |n| format!("{n} keys"))
+            .map_or_else(|| "default size".into(), |n| format!("{n} keys")),
+        limit(settings.max_len, ""),
+        limit(settings.max_bytes, ""),
+        settings.discard.as_str(),
+        settings
+            .expire_idle_ms
+            .map_or_else(|| "never".into(), |ms| format!("{ms} ms")),
     )
 }
 

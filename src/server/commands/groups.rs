@@ -1361,7 +1361,21 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
             fields.push(field("groups", full_groups(&stream, limit)));
         }
     }
+    fields.extend(limit_fields(&stream)?);
     Ok(Value::Map(fields))
+}
+
+/// weir's own fields, after Redis's: the stream's size and limits, what an operator compares.
+fn limit_fields(stream: &Stream) -> Result<Vec<(Value, Value)>, Value> {
+    let config = stream.config();
+    let limit = |value: Option<u64>| value.map_or(Value::Null, int);
+    let stored = stream.stored_bytes().map_err(|e| store_error(&e))?;
+    Ok(vec![
+        field("stored-bytes", int(stored)),
+        field("max-len", limit(config.max_len)),
+        field("max-bytes", limit(config.max_bytes)),
+        field("discard", Value::bulk(config.discard.as_str())),
+    ])
 }
 
 /// The fields both forms of XINFO STREAM start with.

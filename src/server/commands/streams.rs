@@ -441,13 +441,17 @@ struct ConfigArgs {
     retention: Option<RetentionPolicy>,
     /// `MAXLEN n`: `Some(None)` (n = 0) removes the limit.
     max_len: Option<Option<u64>>,
+    /// `MAXBYTES n` outside `RETENTION LIMITS`: `Some(None)` (n = 0) removes the limit.
+    max_bytes: Option<Option<u64>>,
     discard: Option<Discard>,
     /// `EXPIRE-IDLE ms`: `Some(None)` (ms = 0) keeps the stream for good.
     expire_idle_ms: Option<Option<u64>>,
 }
 
 /// `XCFGSET key [IDMP-DURATION s] [IDMP-MAXSIZE n] [RETENTION ACKED | RETENTION LIMITS [MAXAGE
-/// ms] [MAXBYTES n]] [DISCARD OLD|NEW] [MAXLEN n] [EXPIRE-IDLE ms]`.
+/// ms] [MAXBYTES n]] [DISCARD OLD|NEW] [MAXLEN n] [MAXBYTES n] [EXPIRE-IDLE ms]`. A `MAXBYTES`
+/// right after `RETENTION LIMITS` (or its `MAXAGE`) is the whole-segment retention size; anywhere
+/// else it is the stream's size limit, which `DISCARD` applies to.
 fn parse_config(args: &[Bytes]) -> Result<ConfigArgs, Value> {
     if args.len() <= 2 {
         return Err(Value::error(
@@ -477,6 +481,8 @@ fn parse_config(args: &[Bytes]) -> Result<ConfigArgs, Value> {
             config.discard = Some(Discard::New);
         } else if is(option, "MAXLEN") {
             config.max_len = Some(limit(value)?);
+        } else if is(option, "MAXBYTES") {
+            config.max_bytes = Some(limit(value)?);
         } else if is(option, "EXPIRE-IDLE") {
             config.expire_idle_ms = Some(limit(value)?);
         } else {
@@ -558,7 +564,9 @@ fn stream_error(error: &StoreError) -> Value {
             Value::error("ERR The ID specified in XADD must be greater than 0-0")
         }
         StoreError::Log(LogError::IdExhausted) => exhausted(),
-        StoreError::StreamFull { .. } => Value::error(format!("FULL {error}")),
+        StoreError::StreamFull { .. } | StoreError::StreamFullBytes { .. } => {
+            Value::error(format!("FULL {error}"))
+        }
         StoreError::Log(LogError::Encode(_)) => {
             Value::error("ERR Elements are too large to be stored")
         }
@@ -874,6 +882,9 @@ fn apply_config(stream: &Stream, settings: ConfigArgs) -> Result<(), StoreError>
     }
     if let Some(max_len) = settings.max_len {
         config.max_len = max_len;
+    }
+    if let Some(max_bytes) = settings.max_bytes {
+        config.max_bytes = max_bytes;
     }
     if let Some(discard) = settings.discard {
         config.discard = discard;
@@ -1340,6 +1351,26 @@ mod tests {
         assert_eq!(
             (config.discard, config.max_len, config.expire_idle_ms),
             (Some(Discard::New), Some(Some(3)), Some(None))
+        );
+        let config = parse_config(&args(
+            "XCFGSET s RETENTION LIMITS MAXBYTES 9 DISCARD new MAXBYTES 4096",
+        ))
+        .unwrap();
+        assert_eq!(
+            (config.retention, config.max_bytes),
+            (
+                Some(RetentionPolicy::Limits {
+                    max_age_ms: None,
+                    max_bytes: Some(9)
+                }),
+                Some(Some(4096))
+            )
+        );
+        assert_eq!(
+            parse_config(&args("XCFGSET s MAXBYTES 0"))
+                .unwrap()
+                .max_bytes,
+            Some(None)
         );
         let config = parse_config(&args("XCFGSET s DISCARD OLD MAXLEN 0")).unwrap();
         assert_eq!(
