@@ -16,7 +16,7 @@
 //!     --svg perf/chart.svg
 //! ```
 //!
-//! `cargo bench` runs it once briefly against `queue-server`.
+//! `cargo bench` runs it once with the defaults against `queue-server`.
 
 mod chart;
 mod client;
@@ -99,7 +99,7 @@ struct Args {
     /// Threads of the load generator's runtime.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// Passed by `cargo bench`: a short run against queue-server.
+    /// Passed by `cargo bench`; changes nothing.
     #[arg(long, hide = true)]
     bench: bool,
 }
@@ -129,10 +129,7 @@ pub struct RunResult {
 }
 
 fn main() {
-    let mut args = Args::parse();
-    if args.bench {
-        args.duration = args.duration.min(2.0);
-    }
+    let args = Args::parse();
     if let Err(message) = run_all(&args) {
         eprintln!("loadgen: {message}");
         std::process::exit(1);
@@ -143,6 +140,8 @@ fn run_all(args: &Args) -> Result<(), String> {
     if args.chart_only {
         return redraw(args);
     }
+    chart::check_csv_field(&args.label)?;
+    chart::check_csv_field(&args.fsync)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads.max(1))
         .enable_all()
@@ -347,9 +346,12 @@ async fn xadd_replies(connection: &mut Connection, n: usize) -> Result<(), Strin
     Ok(())
 }
 
-/// Appends the backlog as fast as the server takes it, from `--producers` connections.
+/// Connections that append the backlog.
+const PRELOAD_CONNECTIONS: u64 = 16;
+
+/// Appends the backlog as fast as the server takes it.
 async fn preload(args: &Args, addr: SocketAddr, clock: Instant) -> Result<(), String> {
-    let connections = args.producers.max(1) as u64;
+    let connections = PRELOAD_CONNECTIONS;
     let mut tasks = Vec::new();
     for number in 0..connections {
         let share = args.preload / connections + u64::from(number < args.preload % connections);
@@ -375,8 +377,9 @@ async fn preload(args: &Args, addr: SocketAddr, clock: Instant) -> Result<(), St
     Ok(())
 }
 
-/// One producer connection until `stop`. Open-loop, each entry is stamped with the time it was
-/// due, so a server that falls behind is charged for the wait (no coordinated omission).
+/// One producer connection until `stop`. Open-loop, each entry is sent once due, stamped with
+/// the time it was due, so a server that falls behind is charged for the wait (no coordinated
+/// omission); entries that fell due while replies were awaited go out pipelined.
 async fn produce(
     args: &Args,
     addr: SocketAddr,
@@ -391,24 +394,32 @@ async fn produce(
         (args.rate > 0).then(|| Duration::from_secs_f64(args.producers as f64 / args.rate as f64));
     let mut due = clock.elapsed();
     while !stop.load(Ordering::Relaxed) {
-        for _ in 0..pipeline {
-            match per_entry {
-                Some(step) => {
+        let queued = match per_entry {
+            None => {
+                for _ in 0..pipeline {
+                    queue_xadd(&mut connection, &body, clock.elapsed());
+                }
+                pipeline
+            }
+            Some(step) => {
+                let now = clock.elapsed();
+                if due > now {
+                    tokio::time::sleep(due - now).await;
+                    continue;
+                }
+                // Everything already due goes out now, up to a pipeline's worth.
+                let mut queued = 0;
+                while queued < pipeline && due <= now {
                     queue_xadd(&mut connection, &body, due);
                     due += step;
+                    queued += 1;
                 }
-                None => queue_xadd(&mut connection, &body, clock.elapsed()),
+                queued
             }
-        }
+        };
         connection.send().await.map_err(io("XADD"))?;
-        xadd_replies(&mut connection, pipeline).await?;
-        produced.fetch_add(pipeline as u64, Ordering::Relaxed);
-        if per_entry.is_some() {
-            let now = clock.elapsed();
-            if due > now {
-                tokio::time::sleep(due - now).await;
-            }
-        }
+        xadd_replies(&mut connection, queued).await?;
+        produced.fetch_add(queued as u64, Ordering::Relaxed);
     }
     Ok(())
 }
