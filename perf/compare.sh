@@ -13,6 +13,27 @@ mkdir -p "$out"
 cargo build --release --bin queue-server
 cargo bench --bench loadgen --no-run
 
+# The disk's write+fdatasync latency, which bounds every --fsync always figure below.
+fsync_probe() {
+    python3 - "$out" <<'PY'
+import os, sys, time
+path = os.path.join(sys.argv[1], ".fsync-probe")
+fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+lat = []
+for i in range(300):
+    t = time.perf_counter()
+    os.pwrite(fd, b"y" * 100, i * 100)
+    os.fdatasync(fd)
+    lat.append((time.perf_counter() - t) * 1e3)
+os.close(fd)
+os.unlink(path)
+lat.sort()
+print("write+fdatasync of 100 bytes, 300 times: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms"
+      % (lat[149], lat[269], lat[296], lat[-1]))
+PY
+}
+fsync_probe | tee "$out/fsync-latency.txt"
+
 # --- redis-benchmark: XADD of a 100-byte value, 50 clients, pipeline 16 ------------------
 value=$(head -c 100 /dev/zero | tr '\0' 'v')
 bench_csv=$out/redis-benchmark.csv
@@ -51,13 +72,14 @@ for fsync in always everysec no; do
     loadgen --fsync "$fsync" --producers 50 --pipeline 16 --consumers 0 --label "XADD $fsync"
 done
 loadgen --fsync always --producers 0 --preload 1000000 --consumers 4 --count 100 \
-    --label "XREADGROUP+XACK always 1M backlog"
+    --label "consume always 1M backlog"
 loadgen --fsync always --producers 50 --pipeline 16 --consumers 4 --count 100 \
-    --label "XADD+XREADGROUP+XACK always peak"
+    --label "produce+consume always peak"
 # Half of queue-server's peak consumed rate, the same for both servers.
-half=$(awk -F, '$1 ~ /peak/ && $2 == "queue-server" { print $13 }' "$csv" | sort -n |
+half=$(awk -F, '$1 ~ /consume always peak/ && $2 == "queue-server" { print $13 }' "$csv" | sort -n |
        awk '{ v[NR] = $1 } END { print int(v[int((NR + 1) / 2)] / 2) }')
 loadgen --fsync always --producers 50 --pipeline 16 --rate "$half" --consumers 4 --count 100 \
     --label "e2e always at $half/s"
 lg_runs=1 loadgen --fsync always --producers 0 --preload 1000000 --consumers 4 \
-    --count 1000 --no-ack --duration 15 --label "pending 1M (no XACK)"
+    --count 1000 --no-ack --duration 15 --label "pending 1M no XACK"
+fsync_probe | tee -a "$out/fsync-latency.txt"

@@ -127,8 +127,8 @@ fn medians(csv: &str) -> Result<Vec<(String, String, Medians)>, String> {
         .collect())
 }
 
-const WIDTH: f64 = 960.0;
-const LEFT: f64 = 300.0;
+const WIDTH: f64 = 1000.0;
+const LEFT: f64 = 330.0;
 const BAR_AREA: f64 = 540.0;
 const ROW: f64 = 22.0;
 const SERVER_COLOURS: [(&str, &str); 2] =
@@ -181,7 +181,7 @@ pub fn draw(csv_path: &Path, svg_path: &Path) -> Result<(), String> {
     let mut y = 40.0;
     let _ = writeln!(
         body,
-        r#"<text x="10" y="24" font-size="16" font-weight="bold">Throughput, entries/s (median of runs; producers: XADD/s, consumers only: XREADGROUP+XACK entries/s)</text>"#
+        r#"<text x="10" y="24" font-size="16" font-weight="bold">Throughput, entries/s: XADD/s, or entries read+acked/s without producers (median of n runs)</text>"#
     );
     let top = groups.iter().map(|g| g.2.throughput).fold(1.0, f64::max);
     for (label, server, m) in &groups {
