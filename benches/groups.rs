@@ -1,9 +1,9 @@
 //! Consumer-group throughput and memory.
 //!
-//! `cargo bench --bench groups` reports read+ack throughput (entries/s) for one group with batches
-//! of 1 and 100, and four groups reading the same entries, under `Never` and `Always`; claim and
-//! auto-claim throughput over a pending list of `LARGE_PEL` entries; then it prints the heap bytes
-//! one pending entry costs, counted by a counting allocator.
+//! `cargo bench --bench groups` reports read+ack throughput (entries/s and bytes/s) for one
+//! group with batches of 1 and 100, and four groups reading the same entries, under `Never` and
+//! `Always`; claim and auto-claim throughput over a pending list of `LARGE_PEL` entries; then it
+//! prints the heap bytes one pending entry costs, counted by a counting allocator.
 
 mod support;
 
@@ -44,8 +44,18 @@ const ENTRIES: usize = 20_000;
 const LARGE_PEL: usize = 200_000;
 const CLAIM_BATCH: usize = 100;
 
+const BODY_LEN: u64 = 100;
+
 fn fill(stream: &Stream, count: usize) {
-    support::fill(stream, count, 100);
+    support::fill(stream, count, BODY_LEN as usize);
+}
+
+/// Throughput of `count` entries of `BODY_LEN` bytes.
+fn entries(count: u64) -> Throughput {
+    Throughput::ElementsAndBytes {
+        elements: count,
+        bytes: count * BODY_LEN,
+    }
 }
 
 /// Reads and acknowledges `count` entries through `groups`, `batch` at a time.
@@ -85,7 +95,7 @@ fn bench_read_ack(c: &mut Criterion) {
         } else {
             2_000
         };
-        bench.throughput(Throughput::Elements((per_iteration * group_count) as u64));
+        bench.throughput(entries((per_iteration * group_count) as u64));
         let id = BenchmarkId::new(policy, format!("batch{batch}_groups{group_count}"));
         bench.bench_function(id, |b| {
             b.iter_custom(|iters| {
@@ -141,7 +151,7 @@ fn bench_claim(c: &mut Criterion) {
     bench
         .sample_size(10)
         .measurement_time(Duration::from_secs(3));
-    bench.throughput(Throughput::Elements(CLAIM_BATCH as u64));
+    bench.throughput(entries(CLAIM_BATCH as u64));
 
     let consumers: [&[u8]; 2] = [b"a", b"b"];
     let mut turn = 0usize;
