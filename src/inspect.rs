@@ -7,8 +7,12 @@
 //! creates, truncates or locks anything, so it is safe to run beside a live server. The state it
 //! rebuilds follows `storage-format.md`, section 9.14 ("Reading the files without the engine").
 //!
-//! A run produces an [`Inspection`]: for every stream, its segments, totals and consumer groups,
-//! plus every problem found, each naming the file and, where it has one, the byte position.
+//! A run produces an [`Inspection`]: for every stream, its segments, totals and consumer groups
+//! (each with its PEL), plus every problem found, each naming the file and, where it has one, the
+//! byte position. While segments are scanned, a [`Visitor`] sees every record with its
+//! [`EntryState`], every damaged region and the end of every segment ([`ScanEvent`]): that is how
+//! entries are listed and progress is followed without a second pass. [`inspect_file`] reads one
+//! file of a stream directory on its own.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -21,18 +25,23 @@ use crate::group::durable::{
     GROUP_JOURNAL_KIND, GROUP_SNAPSHOT_FILE, GROUP_SNAPSHOT_KIND, decode_snapshot,
     group_journal_name,
 };
-use crate::group::{EntrySource, GroupEvent, GroupPolicy, GroupsState, StreamFacts};
+use crate::group::{EntrySource, GroupEvent, GroupPolicy, GroupsState, PendingQuery, StreamFacts};
 use crate::id::StreamId;
 use crate::idempotency::IdempotencyWindows;
 use crate::journal::{self, Journal, JournalError};
 use crate::log::{
     CHECKPOINT_FILE, CHECKPOINT_KIND, Checkpoint, IndexEntry, LastRecord, LogOptions,
-    META_JOURNAL_KIND, MetaEvent, MetaState, SegmentIndex, index_file_name, meta_journal_name,
+    META_JOURNAL_KIND, MetaEvent, MetaState, Retention, SegmentIndex, index_file_name,
+    index_layout, meta_journal_name,
 };
 use crate::names;
 use crate::record::RecordView;
 use crate::segment::{HEADER_LEN, ScanItem, Scanner, Segment, SegmentError};
 use crate::stream::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, StreamConfig};
+
+mod file;
+
+pub use file::{FileContent, FileReport, FrameReport, inspect_file};
 
 const STREAMS_DIR: &str = "streams";
 const NAME_FILE: &str = "NAME";
@@ -54,9 +63,6 @@ pub enum InspectError {
     /// No stream of that name exists.
     #[error("no stream named {name} in {}", .dir.display())]
     NoSuchStream { dir: PathBuf, name: String },
-    /// A segment file given on its own could not be opened as a segment.
-    #[error("{0}")]
-    BadSegment(String),
 }
 
 /// How serious a finding is.
@@ -111,6 +117,11 @@ pub struct SegmentReport {
     pub header_ok: bool,
     /// Valid records.
     pub records: u64,
+    /// Valid records whose entries were deleted (`XDEL`, or recorded as lost).
+    pub deleted: u64,
+    /// Whether this is the newest segment of its stream, the one appends go to (the others
+    /// are sealed); `None` for a segment file read on its own.
+    pub active: Option<bool>,
     /// Offset and ID of the first valid record.
     pub first: Option<(u64, StreamId)>,
     /// Offset and ID of the last valid record.
@@ -134,16 +145,35 @@ pub struct ConsumerReport {
     pub active_ms: Option<u64>,
 }
 
+/// One entry of a group's PEL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingReport {
+    pub id: StreamId,
+    /// The consumer that owns it.
+    pub consumer: Vec<u8>,
+    /// Its last delivery (Unix milliseconds).
+    pub delivered_ms: u64,
+    /// Times delivered.
+    pub deliveries: u32,
+}
+
 /// A consumer group as the snapshot and journal rebuild it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupReport {
     pub name: Vec<u8>,
     pub last_delivered: StreamId,
     pub entries_read: Option<u64>,
+    /// `None` when unknown (or when the group was read without its stream).
     pub lag: Option<u64>,
     pub pending: usize,
+    /// Pending entries that reached max-deliver and are no longer handed out automatically.
+    pub exhausted: usize,
+    /// The oldest last-delivery time among pending entries.
+    pub oldest_delivery_ms: Option<u64>,
     pub consumers: Vec<ConsumerReport>,
     pub policy: GroupPolicy,
+    /// The PEL, in ID order.
+    pub pel: Vec<PendingReport>,
 }
 
 /// The stream's counters, as the engine would compute them at open.
@@ -165,6 +195,8 @@ pub struct Totals {
     pub max_deleted_id: StreamId,
     /// Offsets recorded as deleted (or lost) in the metadata.
     pub deleted: u64,
+    /// The stream's retention limits.
+    pub retention: Retention,
 }
 
 /// The checkpoint's main fields.
@@ -176,6 +208,20 @@ pub struct CheckpointReport {
     pub pos: u64,
     pub next_offset: u64,
     pub last_id: StreamId,
+}
+
+impl CheckpointReport {
+    fn of(checkpoint: &Checkpoint) -> Self {
+        let point = &checkpoint.recovery_point;
+        CheckpointReport {
+            clean: checkpoint.clean,
+            journal_generation: checkpoint.journal_generation,
+            segment_base: point.segment_base,
+            pos: point.pos,
+            next_offset: point.next_offset,
+            last_id: point.last_id,
+        }
+    }
 }
 
 /// One stream directory.
@@ -208,7 +254,7 @@ pub struct Inspection {
 
 impl Inspection {
     /// Every finding, the store's and the streams'.
-    pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
+    pub fn all_findings(&self) -> impl Iterator<Item = &Finding> + Clone {
         self.findings
             .iter()
             .chain(self.streams.iter().flat_map(|s| s.findings.iter()))
@@ -222,8 +268,63 @@ impl Inspection {
     }
 }
 
-/// A record met while walking a stream, with whether it is live (not trimmed or deleted).
-pub type Visitor<'v> = dyn FnMut(&Path, usize, &RecordView<'_>, bool) -> bool + 'v;
+/// Whether a record read from a segment is still part of its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryState {
+    /// A live entry.
+    Live,
+    /// Removed by `XDEL` (or recorded as lost to damage): the bytes stay until retention.
+    Deleted,
+    /// Below the stream's first offset: trimmed, waiting for its segment to be removed.
+    Trimmed,
+}
+
+impl EntryState {
+    /// A lower-case word for reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            EntryState::Live => "live",
+            EntryState::Deleted => "deleted",
+            EntryState::Trimmed => "trimmed",
+        }
+    }
+
+    fn of(meta: &MetaState, offset: u64) -> EntryState {
+        if offset < meta.first_offset {
+            EntryState::Trimmed
+        } else if meta.is_gone(offset) {
+            EntryState::Deleted
+        } else {
+            EntryState::Live
+        }
+    }
+}
+
+/// What a walk over a stream's segments meets, in file order.
+#[derive(Debug)]
+pub enum ScanEvent<'a, 'r> {
+    /// A record whose checksum matches.
+    Record {
+        file: &'a Path,
+        /// Byte position of the record in the file.
+        pos: usize,
+        record: &'a RecordView<'r>,
+        state: EntryState,
+    },
+    /// Bytes from `pos` to `resume` that are not a valid record (checksum mismatch or a
+    /// malformed record); the scan goes on at `resume`.
+    Damaged {
+        file: &'a Path,
+        pos: usize,
+        resume: usize,
+        error: &'a str,
+    },
+    /// A segment file was read to its end; `bytes` is its size.
+    SegmentDone { file: &'a Path, bytes: u64 },
+}
+
+/// Called for each [`ScanEvent`]; returning `false` stops the walk.
+pub type Visitor<'v> = dyn FnMut(ScanEvent<'_, '_>) -> bool + 'v;
 
 /// Checks that `dir` looks like a data directory and lists its stream directories in stream
 /// number order (leftovers and strays are noted in `findings`).
@@ -304,8 +405,9 @@ fn note(file: &Path, detail: impl Into<String>) -> Finding {
     finding(Severity::Note, file, None, detail.into())
 }
 
-/// Inspects every stream of the data directory `dir`, reading every byte of every file.
-pub fn inspect(dir: &Path) -> Result<Inspection, InspectError> {
+/// Inspects every stream of the data directory `dir`, reading every byte of every file and
+/// calling `visit` for what the segment scans meet (a progress display, say).
+pub fn inspect(dir: &Path, visit: &mut Visitor<'_>) -> Result<Inspection, InspectError> {
     let mut inspection = Inspection {
         dir: dir.to_path_buf(),
         ..Inspection::default()
@@ -313,9 +415,7 @@ pub fn inspect(dir: &Path) -> Result<Inspection, InspectError> {
     let dirs = stream_dirs(dir, &mut inspection.findings)?;
     inspection.closed_cleanly = dir.join(CLEAN_FILE).exists();
     for stream_dir in dirs {
-        let report = inspect_stream(&stream_dir, inspection.closed_cleanly, &mut |_, _, _, _| {
-            true
-        });
+        let report = inspect_stream(&stream_dir, inspection.closed_cleanly, visit);
         inspection.streams.push(report);
     }
     Ok(inspection)
@@ -329,18 +429,42 @@ pub fn walk_stream(
     name: &[u8],
     visit: &mut Visitor<'_>,
 ) -> Result<StreamReport, InspectError> {
-    let mut ignored = Vec::new();
-    let dirs = stream_dirs(dir, &mut ignored)?;
+    let stream_dir = find_stream(dir, name)?;
     let closed_cleanly = dir.join(CLEAN_FILE).exists();
-    for stream_dir in dirs {
-        if fs::read(stream_dir.join(NAME_FILE)).is_ok_and(|n| n == name) {
-            return Ok(inspect_stream(&stream_dir, closed_cleanly, visit));
-        }
-    }
-    Err(InspectError::NoSuchStream {
-        dir: dir.to_path_buf(),
-        name: quoted(name),
-    })
+    Ok(inspect_stream(&stream_dir, closed_cleanly, visit))
+}
+
+/// The directory of the stream called `name` in the data directory `dir`.
+pub fn find_stream(dir: &Path, name: &[u8]) -> Result<PathBuf, InspectError> {
+    let mut ignored = Vec::new();
+    stream_dirs(dir, &mut ignored)?
+        .into_iter()
+        .find(|stream_dir| fs::read(stream_dir.join(NAME_FILE)).is_ok_and(|n| n == name))
+        .ok_or_else(|| InspectError::NoSuchStream {
+            dir: dir.to_path_buf(),
+            name: quoted(name),
+        })
+}
+
+/// The bytes of the segment files a walk of the data directory `dir` reads (the total a
+/// progress display counts [`ScanEvent::SegmentDone`] towards).
+pub fn data_bytes(dir: &Path) -> Result<u64, InspectError> {
+    let mut ignored = Vec::new();
+    Ok(stream_dirs(dir, &mut ignored)?
+        .iter()
+        .map(|stream_dir| segment_bytes(stream_dir))
+        .sum())
+}
+
+/// The bytes of the segment files of one stream directory.
+pub fn segment_bytes(stream_dir: &Path) -> u64 {
+    read_dir(stream_dir)
+        .unwrap_or_default()
+        .iter()
+        .filter(|file| segment_base(file).is_some())
+        .filter_map(|file| fs::metadata(stream_dir.join(file)).ok())
+        .map(|meta| meta.len())
+        .sum()
 }
 
 /// Inspects one stream directory.
@@ -370,14 +494,7 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
 
     // Checkpoint and meta journal: the log's metadata.
     let (checkpoint, checkpoint_damaged) = read_checkpoint(dir, findings);
-    report.checkpoint = checkpoint.as_ref().map(|c| CheckpointReport {
-        clean: c.clean,
-        journal_generation: c.journal_generation,
-        segment_base: c.recovery_point.segment_base,
-        pos: c.recovery_point.pos,
-        next_offset: c.recovery_point.next_offset,
-        last_id: c.recovery_point.last_id,
-    });
+    report.checkpoint = checkpoint.as_ref().map(CheckpointReport::of);
     let checkpoint = checkpoint.unwrap_or_default();
     let newest_meta_journal = files
         .iter()
@@ -454,11 +571,17 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
         let context = ScanContext {
             name_base: Some(base),
             is_last,
+            name_in_stream: true,
             closed_cleanly,
             meta: &meta,
             rp_segment_base: Some(point.segment_base),
         };
         let outcome = scan_segment(&path, &context, findings, &mut live, visit);
+        let stopped_inside = outcome.stopped;
+        if !stopped_inside {
+            let bytes = outcome.report.allocated_bytes;
+            stopped = !visit(ScanEvent::SegmentDone { file: &path, bytes });
+        }
         if let Some((expected, previous)) = &previous_next
             && outcome.report.header_ok
         {
@@ -469,7 +592,7 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
             previous_next = Some((next, path.clone()));
         }
         report.segments.push(outcome.report);
-        if outcome.stopped {
+        if stopped_inside || stopped {
             stopped = true;
             break;
         }
@@ -504,6 +627,7 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
         last_id: last_record_id.max(point.last_id).max(meta.last_id_floor),
         max_deleted_id: meta.max_deleted_id,
         deleted: meta.deleted.len() as u64,
+        retention: meta.retention,
     };
 
     // Consumer groups (10.7) and the idempotency snapshot's container (12).
@@ -522,7 +646,7 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
             Ok(windows) => report.idempotency = Some((windows.producers(), windows.tracked())),
             Err(error) => findings.push(damage(
                 &idempotency,
-                None,
+                Some(journal::HEADER_LEN as u64),
                 format!("payload does not decode: {error}"),
             )),
         },
@@ -555,6 +679,8 @@ struct ScanContext<'a> {
     name_base: Option<u64>,
     /// The newest segment of its stream: the one a live server may be writing.
     is_last: bool,
+    /// Read as part of its stream directory, not on its own.
+    name_in_stream: bool,
     closed_cleanly: bool,
     meta: &'a MetaState,
     rp_segment_base: Option<u64>,
@@ -578,6 +704,7 @@ fn scan_segment(
         file: path.to_path_buf(),
         base_offset: context.name_base.unwrap_or(0),
         allocated_bytes: fs::metadata(path).map_or(0, |m| m.len()),
+        active: context.name_in_stream.then_some(context.is_last),
         index: "not checked".into(),
         ..SegmentReport::default()
     };
@@ -677,20 +804,41 @@ fn scan_segment(
                 if let Some(check) = index_check.as_mut() {
                     check.record(pos, &record);
                 }
-                let is_live = !context.meta.is_gone(record.offset);
-                if is_live {
-                    live.length += 1;
-                    live.first_id.get_or_insert(record.id);
+                let state = EntryState::of(context.meta, record.offset);
+                match state {
+                    EntryState::Live => {
+                        live.length += 1;
+                        live.first_id.get_or_insert(record.id);
+                    }
+                    EntryState::Deleted => report.deleted += 1,
+                    EntryState::Trimmed => {}
                 }
                 live.last_id = Some(record.id);
-                if !visit(path, pos, &record, is_live) {
+                let event = ScanEvent::Record {
+                    file: path,
+                    pos,
+                    record: &record,
+                    state,
+                };
+                if !visit(event) {
                     stopped = true;
                     break;
                 }
             }
             ScanItem::Damaged { pos, resume, error } => {
                 report.damaged_regions += 1;
-                pending = Some((pos, resume, error.to_string(), expected));
+                let error = error.to_string();
+                let event = ScanEvent::Damaged {
+                    file: path,
+                    pos,
+                    resume,
+                    error: &error,
+                };
+                if !visit(event) {
+                    stopped = true;
+                    break;
+                }
+                pending = Some((pos, resume, error, expected));
             }
         }
     }
@@ -780,11 +928,11 @@ fn read_index(segment: &Path, base: u64, findings: &mut Vec<Finding>) -> Option<
     };
     match SegmentIndex::decode(&bytes, base, LogOptions::default().index_interval_bytes) {
         Ok(index) => Some(index),
-        Err(detail) => {
+        Err(error) => {
             findings.push(damage(
                 &path,
-                None,
-                format!("{detail} (an index is a cache: the engine ignores it and rebuilds it)"),
+                Some(error.position()),
+                format!("{error} (an index is a cache: the engine ignores it and rebuilds it)"),
             ));
             None
         }
@@ -796,7 +944,8 @@ struct IndexCheck {
     points: Vec<IndexEntry>,
     next_point: usize,
     end_pos: usize,
-    mismatches: Vec<(usize, String)>,
+    /// What disagrees, with the byte position of the index field that says it.
+    mismatches: Vec<(u64, String)>,
     records_before_end: u64,
     last_before_end: Option<LastRecord>,
     boundary_at_end: bool,
@@ -820,7 +969,7 @@ impl IndexCheck {
             && point.pos < pos
         {
             self.mismatches.push((
-                point.pos,
+                index_layout::entry(self.next_point),
                 format!(
                     "index point for offset {} names byte {}, where no record starts",
                     point.offset, point.pos
@@ -833,7 +982,7 @@ impl IndexCheck {
         {
             if point.offset != record.offset || point.id != record.id {
                 self.mismatches.push((
-                    pos,
+                    index_layout::entry(self.next_point),
                     format!(
                         "index point at byte {pos} says offset {} ID {}, the record there has offset {} ID {}",
                         point.offset, point.id, record.offset, record.id
@@ -863,10 +1012,10 @@ impl IndexCheck {
         is_last: bool,
         findings: &mut Vec<Finding>,
     ) -> String {
-        for point in &self.points[self.next_point..] {
+        for (n, point) in self.points.iter().enumerate().skip(self.next_point) {
             if point.pos < self.end_pos {
                 self.mismatches.push((
-                    point.pos,
+                    index_layout::entry(n),
                     format!(
                         "index point for offset {} names byte {}, where no valid record starts",
                         point.offset, point.pos
@@ -877,7 +1026,7 @@ impl IndexCheck {
         let stale = self.end_pos < scan_end && self.boundary_at_end;
         if self.end_pos != scan_end && !stale {
             self.mismatches.push((
-                self.end_pos,
+                index_layout::END_POS,
                 format!(
                     "index says the records end at byte {}, the segment's records end at byte {scan_end}",
                     self.end_pos
@@ -886,7 +1035,7 @@ impl IndexCheck {
         }
         if index.record_count() != self.records_before_end {
             self.mismatches.push((
-                self.end_pos,
+                index_layout::RECORD_COUNT,
                 format!(
                     "index counts {} records, the segment holds {} before byte {}",
                     index.record_count(),
@@ -902,7 +1051,7 @@ impl IndexCheck {
                 })
             };
             self.mismatches.push((
-                self.end_pos,
+                index_layout::LAST_RECORD,
                 format!(
                     "index's last record is {}, the segment's is {}",
                     describe(index.last()),
@@ -911,10 +1060,10 @@ impl IndexCheck {
             ));
         }
         if !self.mismatches.is_empty() {
-            for (_, detail) in &self.mismatches {
+            for (position, detail) in &self.mismatches {
                 findings.push(damage(
                     path,
-                    None,
+                    Some(*position),
                     format!(
                         "{detail} (an index is a cache: the engine rejects it and rebuilds it)"
                     ),
@@ -1016,14 +1165,18 @@ fn container_error(path: &Path, error: &JournalError) -> Finding {
 
 /// The checkpoint, and whether it exists but could not be read.
 fn read_checkpoint(dir: &Path, findings: &mut Vec<Finding>) -> (Option<Checkpoint>, bool) {
-    let path = dir.join(CHECKPOINT_FILE);
-    match journal::read_snapshot(&path, CHECKPOINT_KIND) {
+    read_checkpoint_file(&dir.join(CHECKPOINT_FILE), findings)
+}
+
+/// [`read_checkpoint`] for a checkpoint file at any path.
+fn read_checkpoint_file(path: &Path, findings: &mut Vec<Finding>) -> (Option<Checkpoint>, bool) {
+    match journal::read_snapshot(path, CHECKPOINT_KIND) {
         Ok(Some(snapshot)) => match Checkpoint::decode(&snapshot.payload) {
             Ok(checkpoint) => (Some(checkpoint), false),
             Err(error) => {
                 findings.push(damage(
-                    &path,
-                    None,
+                    path,
+                    Some(journal::HEADER_LEN as u64),
                     format!("payload does not decode: {error}"),
                 ));
                 (None, true)
@@ -1031,20 +1184,20 @@ fn read_checkpoint(dir: &Path, findings: &mut Vec<Finding>) -> (Option<Checkpoin
         },
         Ok(None) => {
             findings.push(note(
-                &path,
+                path,
                 "no checkpoint: the engine scans every segment and starts from empty metadata",
             ));
             (None, false)
         }
         Err(error) => {
-            findings.push(container_error(&path, &error));
+            findings.push(container_error(path, &error));
             (None, true)
         }
     }
 }
 
-/// Replays a journal read-only, calling `apply` for each good frame; `apply` returns an error
-/// text for a frame it cannot decode, which stops the replay. Bad bytes at the end are damage
+/// Replays a journal read-only, calling `apply` for each good frame with its byte position;
+/// `apply` returns an error text for a frame it cannot decode, which stops the replay. Bad bytes at the end are damage
 /// after a clean close, and only a note otherwise: a live writer may be appending that frame,
 /// and after a crash the next open cuts them as a normal part of recovery. Returns whether the
 /// journal exists.
@@ -1053,7 +1206,7 @@ fn replay_journal(
     kind: journal::FileKind,
     closed_cleanly: bool,
     findings: &mut Vec<Finding>,
-    mut apply: impl FnMut(&[u8]) -> Result<(), String>,
+    mut apply: impl FnMut(u64, &[u8]) -> Result<(), String>,
 ) -> bool {
     let replay = match Journal::read(path, kind) {
         Ok(replay) => replay,
@@ -1067,7 +1220,7 @@ fn replay_journal(
     };
     let mut pos = journal::HEADER_LEN as u64;
     for frame in &replay.frames {
-        if let Err(detail) = apply(frame) {
+        if let Err(detail) = apply(pos, frame) {
             findings.push(damage(
                 path,
                 Some(pos),
@@ -1104,11 +1257,17 @@ fn replay_meta_journal(
     closed_cleanly: bool,
     findings: &mut Vec<Finding>,
 ) {
-    let present = replay_journal(path, META_JOURNAL_KIND, closed_cleanly, findings, |frame| {
-        let event = MetaEvent::decode(frame).map_err(|e| e.to_string())?;
-        meta.apply(&event);
-        Ok(())
-    });
+    let present = replay_journal(
+        path,
+        META_JOURNAL_KIND,
+        closed_cleanly,
+        findings,
+        |_, frame| {
+            let event = MetaEvent::decode(frame).map_err(|e| e.to_string())?;
+            meta.apply(&event);
+            Ok(())
+        },
+    );
     if !present {
         findings.push(note(
             path,
@@ -1144,24 +1303,7 @@ fn read_groups(
 ) -> Vec<GroupReport> {
     let mut state = GroupsState::new();
     let snapshot_path = dir.join(GROUP_SNAPSHOT_FILE);
-    let generation = match journal::read_snapshot(&snapshot_path, GROUP_SNAPSHOT_KIND) {
-        Ok(Some(snapshot)) => {
-            match decode_snapshot(&snapshot.payload) {
-                Ok(events) => events.iter().for_each(|event| state.apply(event)),
-                Err(error) => findings.push(damage(
-                    &snapshot_path,
-                    None,
-                    format!("payload does not decode: {error}"),
-                )),
-            }
-            snapshot.generation
-        }
-        Ok(None) => 1,
-        Err(error) => {
-            findings.push(container_error(&snapshot_path, &error));
-            1
-        }
-    };
+    let generation = apply_group_snapshot(&snapshot_path, &mut state, findings).unwrap_or(1);
     let journal_name = group_journal_name(generation);
     let mut used: BTreeSet<String> = BTreeSet::new();
     used.insert(journal_name.clone());
@@ -1188,7 +1330,7 @@ fn read_groups(
         GROUP_JOURNAL_KIND,
         closed_cleanly,
         findings,
-        |frame| {
+        |_, frame| {
             let event = GroupEvent::decode(frame).map_err(|e| e.to_string())?;
             state.apply(&event);
             Ok(())
@@ -1209,7 +1351,47 @@ fn read_groups(
             ),
         ));
     }
+    group_reports(&state, source)
+}
+
+/// Applies the group snapshot at `path` to `state`. Returns its generation; `None` when there
+/// is no snapshot, or it could not be read (reported in `findings`).
+fn apply_group_snapshot(
+    path: &Path,
+    state: &mut GroupsState,
+    findings: &mut Vec<Finding>,
+) -> Option<u64> {
+    match journal::read_snapshot(path, GROUP_SNAPSHOT_KIND) {
+        Ok(Some(snapshot)) => {
+            match decode_snapshot(&snapshot.payload) {
+                Ok(events) => events.iter().for_each(|event| state.apply(event)),
+                Err(error) => findings.push(damage(
+                    path,
+                    Some(journal::HEADER_LEN as u64),
+                    format!("payload does not decode: {error}"),
+                )),
+            }
+            Some(snapshot.generation)
+        }
+        Ok(None) => None,
+        Err(error) => {
+            findings.push(container_error(path, &error));
+            None
+        }
+    }
+}
+
+/// Reports every group of `state`, each with its consumers and PEL.
+fn group_reports(state: &GroupsState, source: &FactsOnly) -> Vec<GroupReport> {
+    // Only absolute times are reported, so the idle times computed against it do not matter.
     let now_ms = 0;
+    let everything = PendingQuery {
+        start: StreamId::MIN,
+        end: StreamId::MAX,
+        count: usize::MAX,
+        consumer: None,
+        min_idle_ms: None,
+    };
     state
         .groups_info(source)
         .into_iter()
@@ -1219,6 +1401,8 @@ fn read_groups(
             entries_read: info.entries_read,
             lag: info.lag,
             pending: info.pending,
+            exhausted: info.exhausted,
+            oldest_delivery_ms: info.oldest_delivery_ms,
             consumers: state
                 .consumers_info(info.name, now_ms)
                 .unwrap_or_default()
@@ -1231,40 +1415,19 @@ fn read_groups(
                 })
                 .collect(),
             policy: info.policy.clone(),
+            pel: state
+                .pending_range(info.name, &everything, now_ms)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|row| PendingReport {
+                    id: row.id,
+                    consumer: row.consumer.to_vec(),
+                    delivered_ms: row.delivered_ms,
+                    deliveries: row.deliveries,
+                })
+                .collect(),
         })
         .collect()
-}
-
-/// Inspects a single segment file, outside any data directory. Returns the report, the findings
-/// and calls `visit` for every valid record.
-pub fn inspect_segment_file(
-    path: &Path,
-    visit: &mut Visitor<'_>,
-) -> Result<(SegmentReport, Vec<Finding>), InspectError> {
-    if let Err(error) = fs::metadata(path) {
-        return Err(InspectError::Io {
-            path: path.to_path_buf(),
-            source: error,
-        });
-    }
-    let meta = MetaState::default();
-    let context = ScanContext {
-        name_base: None,
-        is_last: true,
-        closed_cleanly: false,
-        meta: &meta,
-        rp_segment_base: None,
-    };
-    let mut findings = Vec::new();
-    let mut live = Live::default();
-    let outcome = scan_segment(path, &context, &mut findings, &mut live, visit);
-    if !outcome.report.header_ok
-        && let Some(first) = findings.first()
-        && first.severity != Severity::Note
-    {
-        return Err(InspectError::BadSegment(first.to_string()));
-    }
-    Ok((outcome.report, findings))
 }
 
 /// Bytes as text: printable characters as they are, `\\`, `\n`, `\r`, `\t`, other control
@@ -1407,11 +1570,11 @@ mod tests {
     fn a_missing_directory_is_not_a_data_directory() {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
-            inspect(&dir.path().join("nope")),
+            inspect(&dir.path().join("nope"), &mut |_| true),
             Err(InspectError::NotADataDirectory { .. })
         ));
         assert!(matches!(
-            inspect(dir.path()),
+            inspect(dir.path(), &mut |_| true),
             Err(InspectError::NotADataDirectory { .. })
         ));
     }

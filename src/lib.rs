@@ -51,6 +51,6 @@ pub use id::{ParseIdError, StreamId};
 pub use log::{Appended, Entry, IdSpec, LogOptions, RecoveryReport, Retention};
 pub use store::{Store, StoreError, StoreOptions, StoreRecovery};
 pub use stream::{
-    Claimed, Delivery, Group, GroupStart, IdempotentAppend, Message, PendingDelivery, Stream,
-    StreamConfig,
+    Backlog, CORRELATION_ID, Claimed, Delivery, Discard, Group, GroupStart, IdempotentAppend,
+    Message, PendingDelivery, REPLY_TO, RequestError, Requester, Stream, StreamConfig,
 };

@@ -19,10 +19,11 @@ use crate::durability::{DeferredCommits, Durability, FlushError, Syncer};
 use crate::group::GroupError;
 use crate::group::durable::GroupRecovery;
 use crate::group::durable::GroupStoreError;
+use crate::id::StreamId;
 use crate::journal::{self, JournalError};
 use crate::log::{Log, LogError, LogOptions, RecoveryReport};
 use crate::names;
-use crate::stream::{Stream, StreamContext, StreamResolver};
+use crate::stream::{Requester, Stream, StreamContext, StreamResolver, prepare_reply_stream};
 
 const LOCK_FILE: &str = "LOCK";
 const CLEAN_FILE: &str = "CLEAN";
@@ -60,6 +61,22 @@ pub enum StoreError {
     /// A setting is out of its allowed range.
     #[error("invalid stream setting: {0}")]
     InvalidConfig(String),
+    /// A stream with `DISCARD new` is at its length limit: the append was refused and changed
+    /// nothing.
+    #[error(
+        "stream {stream:?} is full: it holds {len} entries and its limit is MAXLEN {max_len} with DISCARD new; retry once consumers have caught up, or raise the limit"
+    )]
+    StreamFull {
+        stream: String,
+        len: u64,
+        max_len: u64,
+    },
+    /// [`Delivery::reply`](crate::Delivery::reply) was called on an entry that is not a
+    /// request.
+    #[error(
+        "entry {id} is not a request: it has no {header} header; reply only to entries sent by a Requester or carrying reply-to and correlation-id"
+    )]
+    NotARequest { id: StreamId, header: &'static str },
     /// An append was given no entries.
     #[error("nothing to append: the batch is empty")]
     EmptyBatch,
@@ -151,6 +168,9 @@ struct Shared {
     next_number: AtomicU64,
     stopping: AtomicBool,
     stop_signal: (Mutex<bool>, Condvar),
+    /// Held for a whole maintenance pass, whose stream handles would make every stream look in
+    /// use to idle expiry.
+    maintenance_pass: Mutex<()>,
 }
 
 /// A data directory of named streams.
@@ -202,6 +222,7 @@ impl Store {
             next_number: AtomicU64::new(1),
             stopping: AtomicBool::new(false),
             stop_signal: (Mutex::new(false), Condvar::new()),
+            maintenance_pass: Mutex::new(()),
         });
         let mut reports = Vec::new();
         let mut group_reports = Vec::new();
@@ -308,16 +329,33 @@ impl Store {
         let Some((_, path)) = self.shared.streams.write().remove(name) else {
             return Ok(false);
         };
-        let streams_dir = self.shared.dir.join(STREAMS_DIR);
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let trash = streams_dir.join(format!("trash-{file_name}"));
-        std::fs::rename(&path, &trash).map_err(io_error("rename", &path))?;
-        journal::sync_dir(&streams_dir)?;
-        std::fs::remove_dir_all(&trash).map_err(io_error("remove", &trash))?;
+        self.shared.remove_stream_dir(&path)?;
         Ok(true)
+    }
+
+    /// A requester with a reply stream of its own, created now (see
+    /// [`Requester`](crate::Requester)).
+    pub fn requester(&self) -> Result<Requester, StoreError> {
+        static REQUESTERS: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "weir.replies.{}.{}.{}",
+            std::process::id(),
+            self.shared.options.clock.now_ms(),
+            REQUESTERS.fetch_add(1, Ordering::Relaxed)
+        );
+        let replies = self
+            .shared
+            .resolve_with(name.as_bytes(), &prepare_reply_stream)?;
+        Ok(Requester::new(replies))
+    }
+
+    /// Deletes the streams whose idle expiry
+    /// ([`StreamConfig::expire_idle_ms`](crate::StreamConfig::expire_idle_ms)) has passed and
+    /// that no handle outside the store refers to; returns their names. The store's
+    /// maintenance runs it twice a second.
+    pub fn expire_idle_streams(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let _pass = self.shared.maintenance_pass.lock();
+        self.shared.expire_idle_streams()
     }
 
     /// Makes everything written so far durable, whatever the policy.
@@ -338,6 +376,46 @@ impl Shared {
             resolver,
             public_name: self.options.public_name,
         }
+    }
+
+    fn remove_stream_dir(&self, path: &Path) -> Result<(), StoreError> {
+        let streams_dir = self.dir.join(STREAMS_DIR);
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let trash = streams_dir.join(format!("trash-{file_name}"));
+        std::fs::rename(path, &trash).map_err(io_error("rename", path))?;
+        journal::sync_dir(&streams_dir)?;
+        std::fs::remove_dir_all(&trash).map_err(io_error("remove", &trash))
+    }
+
+    fn expire_idle_streams(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        let now_ms = self.options.clock.now_ms();
+        let _creating = self.create_lock.lock();
+        let expired: Vec<(Vec<u8>, OpenStream)> = {
+            // Under the write lock nobody can take a new handle: a stream whose only handle is
+            // the map's is unused, and stays so once removed.
+            let mut streams = self.streams.write();
+            let names: Vec<Vec<u8>> = streams
+                .iter()
+                .filter(|(_, (stream, _))| {
+                    Arc::strong_count(stream) == 1 && stream.idle_expired(now_ms)
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            names
+                .into_iter()
+                .filter_map(|name| streams.remove_entry(&name))
+                .collect()
+        };
+        let mut names = Vec::with_capacity(expired.len());
+        for (name, (_, path)) in expired {
+            self.remove_stream_dir(&path)?;
+            tracing::debug!(stream = %String::from_utf8_lossy(&name), "idle stream expired");
+            names.push(name);
+        }
+        Ok(names)
     }
 
     fn get(&self, name: &[u8]) -> Option<Arc<Stream>> {
@@ -369,6 +447,14 @@ impl Shared {
 
 impl StreamResolver for Shared {
     fn resolve(&self, name: &[u8]) -> Result<Arc<Stream>, StoreError> {
+        self.resolve_with(name, &|_| Ok(()))
+    }
+
+    fn resolve_with(
+        &self,
+        name: &[u8],
+        prepare: &dyn Fn(&Stream) -> Result<(), StoreError>,
+    ) -> Result<Arc<Stream>, StoreError> {
         if let Some(stream) = self.get(name) {
             return Ok(stream);
         }
@@ -380,6 +466,7 @@ impl StreamResolver for Shared {
         self.streams
             .write()
             .insert(name.to_vec(), (Arc::clone(&stream), path));
+        prepare(&stream)?;
         Ok(stream)
     }
 }
@@ -436,6 +523,7 @@ fn run_maintenance(shared: &Shared) {
                 return;
             }
         }
+        let _pass = shared.maintenance_pass.lock();
         let streams: Vec<Arc<Stream>> = shared
             .streams
             .read()
@@ -449,6 +537,10 @@ fn run_maintenance(shared: &Shared) {
             if let Err(error) = stream.maintain() {
                 tracing::error!(stream = %String::from_utf8_lossy(&stream.name()), %error, "stream maintenance failed");
             }
+        }
+        // After the loop above, which consumed its handles: they would keep every stream in use.
+        if let Err(error) = shared.expire_idle_streams() {
+            tracing::error!(%error, "expiring idle streams failed");
         }
     }
 }

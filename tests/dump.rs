@@ -4,9 +4,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 
 use weir::{
-    Durability, GroupPolicy, GroupStart, LogOptions, Message, Store, StoreOptions, StreamId,
+    Durability, GroupPolicy, GroupStart, LogOptions, ManualClock, Message, SharedClock, Store,
+    StoreOptions, StreamId,
 };
 
 fn dump(args: &[&str]) -> Output {
@@ -23,9 +25,15 @@ fn text(output: &Output) -> (String, String) {
     )
 }
 
-/// Two streams, one spread over several segments, with a deletion and a group holding pending
-/// entries; the store is closed before the tool runs.
+/// The time the store's clock starts at: IDs are `1700000000000-N` and later.
+const START_MS: u64 = 1_700_000_000_000;
+
+/// Four streams: `orders` spread over several segments, with a deletion, a group `workers`
+/// holding pending entries and a group `billing` whose delivery limit dead-lettered an entry
+/// into `orders-dlq`; `audit\x00log` with a binary body. The store is closed before the tool
+/// runs.
 fn write_store(dir: &Path) -> Vec<StreamId> {
+    let clock = Arc::new(ManualClock::new(START_MS));
     let options = StoreOptions {
         durability: Durability::Always,
         log: LogOptions {
@@ -33,6 +41,7 @@ fn write_store(dir: &Path) -> Vec<StreamId> {
             initial_segment_bytes: 4096,
             index_interval_bytes: 512,
         },
+        clock: Arc::clone(&clock) as SharedClock,
         ..StoreOptions::default()
     };
     let store = Store::open_with(dir, options).expect("open store");
@@ -52,12 +61,36 @@ fn write_store(dir: &Path) -> Vec<StreamId> {
     let delivered = group.read(b"alice", 3).expect("read");
     assert_eq!(delivered.len(), 3);
     assert_eq!(group.ack(&[delivered[0].id()]).expect("ack"), 1);
+
+    let billing = orders
+        .create_group(b"billing", GroupStart::Beginning, billing_policy())
+        .expect("group");
+    for _ in 0..2 {
+        let got = billing.read(b"bob", 1).expect("read");
+        assert_eq!(got[0].id(), ids[0]);
+        clock.advance_ms(1_001);
+    }
+    // The third delivery is past the limit: ids[0] goes to the dead-letter stream.
+    let got = billing.read(b"bob", 1).expect("read");
+    assert_eq!(got[0].id(), ids[1]);
+    let dlq = store.get(b"orders-dlq").expect("dead-letter stream");
+    assert_eq!(dlq.len(), 1);
+
     let audit = store.stream(b"audit\x00log").expect("stream");
     audit
         .append(Message::new(vec![0u8, 1, 2, 255]))
         .expect("append");
     store.close().expect("close");
     ids
+}
+
+fn billing_policy() -> GroupPolicy {
+    GroupPolicy {
+        ack_wait_ms: Some(1_000),
+        max_deliver: Some(2),
+        dead_letter: Some(b"orders-dlq".to_vec()),
+        max_ack_pending: None,
+    }
 }
 
 fn stream_dir(dir: &Path, name: &[u8]) -> PathBuf {
@@ -84,85 +117,476 @@ fn position_of(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+fn run_ok(args: &[&str]) -> String {
+    let output = dump(args);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{args:?}\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+fn run_json(args: &[&str]) -> serde_json::Value {
+    let output = dump(args);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{args:?}\n{stdout}\n{stderr}"
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}):\n{stdout}"))
+}
+
+/// Runs a form that must fail to run, and returns its message.
+fn run_failing(args: &[&str]) -> String {
+    let output = dump(args);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{args:?}\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.is_empty(), "{args:?} printed a result: {stdout}");
+    stderr
+}
+
+/// Runs `--verify` on damaged data: exit code 1, and the line naming `file` at `byte`.
+fn verify_finds(path: &str, file: &str, byte: Option<u64>, what: &str) -> String {
+    let output = dump(&["--verify", path]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let place = match byte {
+        Some(byte) => format!("{file} at byte {byte}: "),
+        None => format!("{file} at byte "),
+    };
+    stdout
+        .lines()
+        .find(|l| l.starts_with("damage:") && l.contains(&place) && l.contains(what))
+        .unwrap_or_else(|| panic!("no damage line for {place}… {what}:\n{stdout}"))
+        .to_owned()
+}
+
+/// `segment`'s report in the JSON summary of `dir`.
+fn segment_json(dir: &str, segment: &Path) -> serde_json::Value {
+    let value = run_json(&["--json", dir]);
+    let file = segment.to_str().expect("utf-8 path");
+    value["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .flat_map(|s| s["segments"].as_array().expect("segments").iter())
+        .find(|s| s["file"] == file)
+        .cloned()
+        .unwrap_or_else(|| panic!("no segment {file} in {value}"))
+}
+
 #[test]
 fn summary_names_streams_segments_and_groups() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_store(dir.path());
-    let output = dump(&[dir.path().to_str().expect("utf-8 path")]);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let stdout = run_ok(&[dir.path().to_str().expect("utf-8 path")]);
+    assert!(stdout.contains("closed cleanly), 3 stream(s)"), "{stdout}");
     assert!(stdout.contains("stream \"orders\""), "{stdout}");
+    assert!(stdout.contains("stream \"orders-dlq\""), "{stdout}");
     assert!(stdout.contains("stream \"audit\\x00log\""), "{stdout}");
-    assert!(stdout.contains("length 199"), "{stdout}");
-    assert!(stdout.contains("entries-added 200"), "{stdout}");
-    assert!(stdout.contains("00000000000000000000.seg"), "{stdout}");
-    assert!(stdout.contains("\"workers\""), "{stdout}");
-    assert!(stdout.contains("pending 2"), "{stdout}");
+    assert!(stdout.contains("length 199  entries-added 200"), "{stdout}");
+    assert!(
+        stdout.contains("max-deleted-id 1700000000000-150"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("offsets 0..200  deleted 1"), "{stdout}");
+    assert!(
+        stdout.contains("retention: max-age none, max-bytes none"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "00000000000000000000.seg  base 0  offsets 0..=27  IDs 1700000000000-0..=1700000000000-27  records 28  deleted 0"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("records 113  deleted 1"), "{stdout}");
+    assert!(stdout.contains("sealed  index ok"), "{stdout}");
+    assert!(stdout.contains("active  index ok"), "{stdout}");
+    assert!(
+        stdout.contains("\"workers\"  last-delivered 1700000000000-2"),
+        "{stdout}"
+    );
     assert!(stdout.contains("consumer \"alice\"  pending 2"), "{stdout}");
-    assert!(stdout.contains("index ok"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "\"billing\"  last-delivered 1700000000000-1  entries-read -  lag -  pending 1  policy ack-wait 1000 ms, max-deliver 2, dead-letter \"orders-dlq\""
+        ),
+        "{stdout}"
+    );
     assert!(stdout.contains("settings: work-queue off"), "{stdout}");
     assert!(stdout.contains("checkpoint: clean"), "{stdout}");
+    assert!(!stdout.contains("problems"), "{stdout}");
 }
 
 #[test]
 fn json_summary_parses_and_holds_the_counters() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ids = write_store(dir.path());
-    let output = dump(&["--json", dir.path().to_str().expect("utf-8 path")]);
-    assert_eq!(output.status.code(), Some(0));
-    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    let value = run_json(&["--json", dir.path().to_str().expect("utf-8 path")]);
+    assert_eq!(value["damage"], 0);
+    assert_eq!(value["closed_cleanly"], true);
     let streams = value["streams"].as_array().expect("streams");
+    assert_eq!(streams.len(), 3);
     let orders = streams
         .iter()
         .find(|s| s["name"] == "orders")
         .expect("orders");
     assert_eq!(orders["length"], 199);
+    assert_eq!(orders["entries_added"], 200);
+    assert_eq!(orders["deleted"], 1);
     assert_eq!(orders["max_deleted_id"], ids[150].to_string());
-    assert_eq!(orders["groups"][0]["pending"], 2);
-    assert_eq!(value["damage"], 0);
+    assert_eq!(orders["retention"]["max_bytes"], serde_json::Value::Null);
+    let segments = orders["segments"].as_array().expect("segments");
+    assert_eq!(segments.len(), 4);
+    assert_eq!(segments[0]["first_id"], ids[0].to_string());
+    assert_eq!(segments[0]["active"], false);
+    assert_eq!(segments[3]["active"], true);
+    let deleted: u64 = segments
+        .iter()
+        .map(|s| s["deleted"].as_u64().expect("deleted"))
+        .sum();
+    assert_eq!(deleted, 1);
+    let groups = orders["groups"].as_array().expect("groups");
+    assert_eq!(groups[0]["name"], "billing");
+    assert_eq!(groups[0]["pending"], 1);
+    assert_eq!(groups[0]["policy"]["ack_wait_ms"], 1000);
+    assert_eq!(groups[0]["policy"]["max_deliver"], 2);
+    assert_eq!(groups[0]["policy"]["dead_letter"], "orders-dlq");
+    assert_eq!(groups[1]["name"], "workers");
+    assert_eq!(groups[1]["pending"], 2);
+    assert_eq!(groups[1]["consumers"][0]["name"], "alice");
+    assert_eq!(groups[1]["consumers"][0]["pending"], 2);
+    assert!(groups[1].get("pending_entries").is_none(), "{}", groups[1]);
+    let audit = streams
+        .iter()
+        .find(|s| s["name"] == "audit\\x00log")
+        .expect("audit stream, its name escaped");
+    assert_eq!(audit["length"], 1);
 }
 
 #[test]
-fn entries_of_one_stream_are_listed_with_headers_and_bodies() {
+fn one_stream_is_summarised() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_store(dir.path());
+    let path = dir.path().to_str().expect("utf-8 path");
+    let stdout = run_ok(&[path, "--stream", "orders"]);
+    assert!(stdout.starts_with("stream \"orders\""), "{stdout}");
+    assert!(stdout.contains("length 199"), "{stdout}");
+    assert!(stdout.contains("segments (4):"), "{stdout}");
+    assert!(stdout.contains("groups (2):"), "{stdout}");
+    assert!(!stdout.contains("orders-dlq\"  (directory"), "{stdout}");
+    assert!(!stdout.contains("order-body-"), "no entries: {stdout}");
+
+    let value = run_json(&[path, "--stream", "orders-dlq", "--json"]);
+    assert_eq!(value["name"], "orders-dlq");
+    assert_eq!(value["length"], 1);
+    assert_eq!(value["groups"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn records_list_every_entry_with_its_state_headers_and_body() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ids = write_store(dir.path());
     let path = dir.path().to_str().expect("utf-8 path");
-    let from = ids[10].to_string();
-    let output = dump(&[path, "--stream", "orders", "--from", &from, "--count", "2"]);
+    let from = ids[149].to_string();
+    let output = dump(&[
+        path,
+        "--stream",
+        "orders",
+        "--records",
+        "--from",
+        &from,
+        "--count",
+        "3",
+    ]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("3 entries listed"), "{stderr}");
+    let heads: Vec<&str> = stdout.lines().filter(|l| l.starts_with("offset")).collect();
+    assert_eq!(heads.len(), 3, "{stdout}");
     assert!(
-        stdout.contains(&format!("offset 10  id {}", ids[10])),
+        heads[0].starts_with(&format!(
+            "offset 149  id {}  time 2023-11-14T22:13:20.000Z  size 144 bytes  byte ",
+            ids[149]
+        )),
         "{stdout}"
     );
-    assert!(stdout.contains("order-body-0011"), "{stdout}");
-    assert!(!stdout.contains("order-body-0012"), "{stdout}");
+    assert!(heads[0].ends_with("crc ok  live"), "{stdout}");
+    assert!(heads[1].ends_with("crc ok  deleted"), "{stdout}");
+    assert!(heads[2].ends_with("crc ok  live"), "{stdout}");
+    assert!(stdout.contains("order-body-0150"), "{stdout}");
+    assert!(!stdout.contains("order-body-0152"), "{stdout}");
     assert!(
         stdout.contains("header \"kind\" = \"new-order\""),
         "{stdout}"
     );
 
-    let output = dump(&[path, "--stream", "audit\\x00log"]);
-    let (stdout, _) = text(&output);
+    // Binary bodies are escaped; the escaped name finds the stream.
+    let stdout = run_ok(&[path, "--stream", "audit\\x00log", "--records"]);
     assert!(stdout.contains("body \"\\x00\\x01\\x02\\xff\""), "{stdout}");
-    let output = dump(&[path, "--stream", "orders", "--count", "1", "--hex"]);
-    let (stdout, _) = text(&output);
+    let stdout = run_ok(&[
+        path,
+        "--stream",
+        "orders",
+        "--records",
+        "--count",
+        "1",
+        "--hex",
+    ]);
     assert!(stdout.contains("|order-body-0000-|"), "{stdout}");
+    // The dead letter carries where it came from.
+    let stdout = run_ok(&[path, "--stream", "orders-dlq", "--records"]);
+    assert!(
+        stdout.contains(&format!("header \"dead-letter-id\" = \"{}\"", ids[0])),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("header \"dead-letter-group\" = \"billing\""),
+        "{stdout}"
+    );
 
-    let output = dump(&[path, "--stream", "nope"]);
-    assert_eq!(output.status.code(), Some(2));
+    let value = run_json(&[
+        path,
+        "--stream",
+        "orders",
+        "--records",
+        "--from",
+        &from,
+        "--count",
+        "2",
+        "--json",
+        "--hex",
+    ]);
+    assert_eq!(value["listed"], 2);
+    assert_eq!(value["stream"], "orders");
+    let records = value["records"].as_array().expect("records");
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["offset"], 149);
+    assert_eq!(records[0]["id"], ids[149].to_string());
+    assert_eq!(records[0]["timestamp_ms"], START_MS);
+    assert_eq!(records[0]["crc"], "ok");
+    assert_eq!(records[0]["state"], "live");
+    assert_eq!(records[1]["state"], "deleted");
+    assert_eq!(records[0]["headers"][0][0], "kind");
+    assert_eq!(records[0]["headers"][0][1], "new-order");
+    let body = records[0]["body"].as_str().expect("body");
+    assert!(body.starts_with("order-body-0149-"), "{body}");
+    let hex: String = body.bytes().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(records[0]["body_hex"], hex);
+    assert!(records[0]["pos"].as_u64().is_some() && records[0]["size"] == 144);
 }
 
 #[test]
-fn a_single_segment_file_is_dumped() {
+fn trimmed_entries_still_on_disk_are_marked() {
     let dir = tempfile::tempdir().expect("tempdir");
-    write_store(dir.path());
-    let first = segments(&stream_dir(dir.path(), b"orders"))[0].clone();
-    let output = dump(&[first.to_str().expect("utf-8 path"), "--records"]);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let store = Store::open(dir.path()).expect("open");
+    let events = store.stream(b"events").expect("stream");
+    for i in 0..10 {
+        events
+            .append(Message::new(format!("e{i}")))
+            .expect("append");
+    }
+    assert_eq!(events.trim_max_len(4, false, None).expect("trim"), 6);
+    store.close().expect("close");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let value = run_json(&[path, "--stream", "events", "--records", "--json"]);
+    let states: Vec<&str> = value["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .map(|r| r["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(states, [&["trimmed"; 6][..], &["live"; 4]].concat());
+    let stdout = run_ok(&[path, "--stream", "events"]);
+    assert!(stdout.contains("length 4"), "{stdout}");
+    assert!(stdout.contains("offsets 6..10"), "{stdout}");
+}
+
+#[test]
+fn a_group_and_its_pending_entries() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids = write_store(dir.path());
+    let path = dir.path().to_str().expect("utf-8 path");
+    let stdout = run_ok(&[path, "--stream", "orders", "--group", "billing"]);
+    assert!(stdout.contains("group \"billing\""), "{stdout}");
+    assert!(
+        stdout.contains("policy: ack-wait 1000 ms, max-deliver 2, dead-letter \"orders-dlq\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("consumer \"bob\"  pending 1"), "{stdout}");
+    assert!(!stdout.contains("pending entries"), "{stdout}");
+    assert!(!stdout.contains("\"workers\""), "{stdout}");
+
+    let stdout = run_ok(&[
+        path,
+        "--stream",
+        "orders",
+        "--group",
+        "workers",
+        "--pending",
+    ]);
+    assert!(stdout.contains("pending entries (2):"), "{stdout}");
+    for id in [ids[1], ids[2]] {
+        assert!(
+            stdout.contains(&format!(
+                "{id}  consumer \"alice\"  delivered 2023-11-14T22:13:20.000Z  idle "
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(stdout.contains("deliveries 1"), "{stdout}");
+
+    let value = run_json(&[
+        path,
+        "--stream",
+        "orders",
+        "--group",
+        "billing",
+        "--pending",
+        "--json",
+    ]);
+    assert_eq!(value["stream"], "orders");
+    let group = &value["group"];
+    assert_eq!(group["name"], "billing");
+    assert_eq!(group["last_delivered"], ids[1].to_string());
+    assert_eq!(group["policy"]["dead_letter"], "orders-dlq");
+    let pending = group["pending_entries"]
+        .as_array()
+        .expect("pending entries");
+    assert_eq!(pending.len(), 1, "ids[0] was dead-lettered");
+    assert_eq!(pending[0]["id"], ids[1].to_string());
+    assert_eq!(pending[0]["consumer"], "bob");
+    assert_eq!(pending[0]["deliveries"], 1);
+    assert_eq!(pending[0]["delivered_ms"], START_MS + 2_002);
+    assert_eq!(group["consumers"][0]["name"], "bob");
+
+    let message = run_failing(&[path, "--stream", "orders", "--group", "nope"]);
+    assert!(
+        message.contains(
+            "stream \"orders\" has no group named \"nope\" (its groups: \"billing\", \"workers\")"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn single_files_are_read_on_their_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ids = write_store(dir.path());
+    let orders = stream_dir(dir.path(), b"orders");
+    let first = segments(&orders)[0].clone();
+    let first = first.to_str().expect("utf-8 path");
+    let stdout = run_ok(&[first, "--records"]);
     assert!(stdout.contains("base 0"), "{stdout}");
     assert!(stdout.contains("order-body-0000"), "{stdout}");
+    assert!(
+        stdout.contains("checked the segment: no damage found"),
+        "{stdout}"
+    );
+    let value = run_json(&[first, "--json"]);
+    assert_eq!(value["kind"], "segment");
+    assert_eq!(value["segment"]["records"], 28);
+    assert!(
+        value["segment"]["active"].is_null(),
+        "unknown for a file alone"
+    );
+    let value = run_json(&[first, "--json", "--records", "--count", "2"]);
+    assert_eq!(value["listed"], 2);
+    assert_eq!(value["records"][1]["offset"], 1);
+    assert_eq!(value["segment"]["base_offset"], 0);
+
+    let journal = orders.join("groups.00000000000000000001.journal");
+    let journal = journal.to_str().expect("utf-8 path");
+    let stdout = run_ok(&[journal]);
+    assert!(stdout.starts_with("group journal "), "{stdout}");
+    assert!(stdout.contains("generation 1, 11 frame(s):"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("dead-lettered  group \"billing\" {}", ids[0])),
+        "{stdout}"
+    );
+    let value = run_json(&[journal, "--json"]);
+    assert_eq!(value["kind"], "group journal");
+    let frames = value["frames"].as_array().expect("frames");
+    assert_eq!(frames[0]["pos"], 32);
+    assert_eq!(frames[0]["event"], "group-created");
+    assert_eq!(frames.last().expect("frame")["event"], "dead-lettered");
+    assert_eq!(
+        value["groups"][1]["pending_entries"][0]["consumer"],
+        "alice"
+    );
+
+    let checkpoint = orders.join("checkpoint");
+    let value = run_json(&[checkpoint.to_str().expect("utf-8 path"), "--json"]);
+    assert_eq!(value["kind"], "checkpoint");
+    assert_eq!(value["checkpoint"]["clean"], true);
+    assert_eq!(value["checkpoint"]["next_offset"], 200);
+    assert_eq!(value["meta"]["deleted_offsets"][0], 150);
+    // Its generation depends on how many checkpoints the background maintenance took.
+    let meta = fs::read_dir(&orders)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("meta.") && n.ends_with(".journal"))
+        })
+        .expect("meta journal");
+    let stdout = run_ok(&[meta.to_str().expect("utf-8 path")]);
+    assert!(stdout.starts_with("meta journal "), "{stdout}");
+
+    let name = orders.join("NAME");
+    let message = run_failing(&[name.to_str().expect("utf-8 path")]);
+    assert!(
+        message.contains("not a file queue-dump reads on its own"),
+        "{message}"
+    );
+    let message = run_failing(&[journal, "--records"]);
+    assert!(
+        message.contains("--records lists the entries of a segment"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_group_snapshot_is_read_on_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    let orders = store.stream(b"orders").expect("stream");
+    let group = orders
+        .create_group(b"g", GroupStart::Beginning, GroupPolicy::default())
+        .expect("group");
+    // More than the 8 MiB of journal at which the store's maintenance compacts the group
+    // state into a snapshot: every read journals the consumer's (long) name.
+    let consumer = vec![b'c'; 60 * 1024];
+    for delivered in 0..200 {
+        orders.append(Message::new("x")).expect("append");
+        let got = group.read(&consumer, 1).expect("read");
+        if delivered >= 3 {
+            group.ack(&[got[0].id()]).expect("ack");
+        }
+    }
+    let snapshot = stream_dir(dir.path(), b"orders").join("groups.snapshot");
+    // Maintenance runs in the background every half second.
+    for _ in 0..600 {
+        if snapshot.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(snapshot.exists(), "the group journal was never compacted");
+    store.close().expect("close");
+    let value = run_json(&[snapshot.to_str().expect("utf-8 path"), "--json"]);
+    assert_eq!(value["kind"], "group snapshot");
+    assert_eq!(value["groups"][0]["name"], "g");
+    assert_eq!(value["groups"][0]["pending"], 3);
 }
 
 #[test]
@@ -173,25 +597,30 @@ fn verify_is_clean_then_names_each_damaged_file_and_position() {
     let output = dump(&["--verify", path]);
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("no damage found"), "{stdout}");
+    assert_eq!(
+        stdout,
+        "checked 3 stream(s), 6 segment(s), 202 record(s): no damage found\n"
+    );
+    assert!(
+        stderr.is_empty(),
+        "no progress bar when stderr is not a terminal: {stderr}"
+    );
+    let value = run_json(&["--verify", "--json", path]);
+    assert_eq!(
+        (value["verified"].clone(), value["damage"].clone()),
+        (true.into(), 0.into())
+    );
 
     let orders = stream_dir(dir.path(), b"orders");
     let segs = segments(&orders);
-    assert!(segs.len() >= 3, "need sealed segments: {segs:?}");
+    assert_eq!(segs.len(), 4, "need sealed segments: {segs:?}");
 
     // A flipped byte inside a record body of the first (sealed) segment.
     let mut bytes = fs::read(&segs[0]).expect("read segment");
     let at = position_of(&bytes, b"order-body-0003-").expect("record body");
     bytes[at + 12] ^= 0x20;
     fs::write(&segs[0], &bytes).expect("write segment");
-    let output = dump(&["--verify", path]);
-    let (stdout, _) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with("damage:") && l.contains("00000000000000000000.seg at byte"))
-        .unwrap_or_else(|| panic!("no damage line for the segment: {stdout}"));
-    assert!(line.contains("offset 3 is lost"), "{line}");
+    let line = verify_finds(path, "00000000000000000000.seg", None, "offset 3 is lost");
     let record_start = line
         .split("at byte ")
         .nth(1)
@@ -199,24 +628,72 @@ fn verify_is_clean_then_names_each_damaged_file_and_position() {
         .and_then(|n| n.parse::<usize>().ok())
         .expect("position");
     assert!(record_start < at && at - record_start < 128, "{line}");
+    // The listing shows the damaged region in place, between offsets 2 and 4.
+    let stdout = run_ok(&[path, "--stream", "orders", "--records", "--count", "5"]);
+    let damaged = format!("damaged bytes {record_start}..");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at_line = lines
+        .iter()
+        .position(|l| l.starts_with(&damaged))
+        .unwrap_or_else(|| panic!("no {damaged}: {stdout}"));
+    assert!(lines[at_line + 1].starts_with("offset 4 "), "{stdout}");
+    let value = run_json(&[
+        path,
+        "--stream",
+        "orders",
+        "--records",
+        "--count",
+        "5",
+        "--json",
+    ]);
+    let items = value["records"].as_array().expect("records");
+    assert_eq!(items[3]["crc"], "bad", "{value}");
+    assert_eq!(items[3]["pos"], record_start);
+    assert_eq!(items[4]["offset"], 4);
 
     // A wrong magic number in the header of the second segment.
     let mut bytes = fs::read(&segs[1]).expect("read segment");
     bytes[0..8].copy_from_slice(b"NOTASEG\0");
     fs::write(&segs[1], &bytes).expect("write segment");
-    let name = segs[1]
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("name")
-        .to_owned();
-    let output = dump(&["--verify", path]);
-    let (stdout, _) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
-    assert!(
-        stdout.contains(&format!(
-            "{name} at byte 0: bad segment header: wrong magic"
-        )),
-        "{stdout}"
+    verify_finds(
+        path,
+        "00000000000000000028.seg",
+        Some(0),
+        "bad segment header: wrong magic",
+    );
+    // The same file alone is damaged, not unreadable.
+    let output = dump(&["--verify", segs[1].to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(1), "{:?}", text(&output));
+
+    // A torn tail: half a record after the last record of the active segment.
+    let active = &segs[3];
+    let end = segment_json(path, active)["used_bytes"]
+        .as_u64()
+        .expect("used bytes") as usize;
+    let mut bytes = fs::read(active).expect("read segment");
+    // The last record is 144 bytes long, like every `orders` record.
+    let partial = bytes[end - 144..end - 84].to_vec();
+    bytes[end..end + 60].copy_from_slice(&partial);
+    fs::write(active, &bytes).expect("write segment");
+    verify_finds(
+        path,
+        "00000000000000000197.seg",
+        Some(end as u64),
+        "torn tail",
+    );
+
+    // A zeroed page of an index file.
+    let index = orders.join("00000000000000000084.index");
+    let len = fs::metadata(&index).expect("index").len() as usize;
+    let mut bytes = fs::read(&index).expect("read index");
+    let page = len.min(4096);
+    bytes[..page].fill(0);
+    fs::write(&index, &bytes).expect("write index");
+    verify_finds(
+        path,
+        "00000000000000000084.index",
+        Some(len as u64 - 4),
+        "index checksum mismatch",
     );
 
     // A group journal cut a few bytes short.
@@ -228,49 +705,159 @@ fn verify_is_clean_then_names_each_damaged_file_and_position() {
         .expect("open journal");
     file.set_len(len - 3).expect("truncate");
     drop(file);
-    let output = dump(&["--verify", path]);
-    let (stdout, _) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}");
-    assert!(
-        stdout.lines().any(|l| l.starts_with("damage:")
-            && l.contains("groups.00000000000000000001.journal at byte")),
-        "{stdout}"
+    let line = verify_finds(
+        path,
+        "groups.00000000000000000001.journal",
+        None,
+        "bytes are not good frames",
     );
+    assert!(line.contains("last "), "{line}");
+    let output = dump(&["--verify", journal.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(1), "{:?}", text(&output));
+
     // The summary still runs and reports the problems, with a zero exit code.
-    let output = dump(&[path]);
-    let (stdout, _) = text(&output);
-    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let stdout = run_ok(&[path]);
     assert!(stdout.contains("problems"), "{stdout}");
-    // The JSON verification carries the same damage.
+    // The JSON verification carries the same damage, each with file and position.
     let output = dump(&["--verify", "--json", path]);
     assert_eq!(output.status.code(), Some(1));
     let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("valid JSON");
-    assert!(value["damage"].as_u64().is_some_and(|n| n >= 3), "{value}");
+    assert!(value["damage"].as_u64().is_some_and(|n| n >= 5), "{value}");
+    let findings = value["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .flat_map(|s| s["findings"].as_array().expect("findings").iter())
+        .filter(|f| f["severity"] == "damage");
+    for finding in findings {
+        assert!(finding["file"].as_str().is_some(), "{finding}");
+        assert!(finding["detail"].as_str().is_some(), "{finding}");
+    }
 }
 
 #[test]
 fn a_missing_or_foreign_directory_and_bad_arguments_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let missing = dir.path().join("missing");
-    let output = dump(&["--verify", missing.to_str().expect("utf-8 path")]);
-    let (_, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr.contains("missing"), "{stderr}");
-
-    let output = dump(&["--verify", dir.path().to_str().expect("utf-8 path")]);
-    let (_, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr.contains("not a weir data directory"), "{stderr}");
-
-    assert_eq!(dump(&[]).status.code(), Some(2));
-    assert_eq!(dump(&["--bogus", "x"]).status.code(), Some(2));
-    assert_eq!(dump(&["x", "--from", "1-0"]).status.code(), Some(2));
-    assert_eq!(
-        dump(&["x", "--verify", "--stream", "s"]).status.code(),
-        Some(2)
+    let message = run_failing(&["--verify", missing.to_str().expect("utf-8 path")]);
+    assert!(
+        message.contains("missing: no such file or directory"),
+        "{message}"
     );
-    let output = dump(&["x", "--stream", "s", "--from", "not-an-id"]);
-    assert_eq!(output.status.code(), Some(2));
+
+    let message = run_failing(&["--verify", dir.path().to_str().expect("utf-8 path")]);
+    assert!(message.contains("not a weir data directory"), "{message}");
+
+    write_store(dir.path());
+    let path = dir.path().to_str().expect("utf-8 path");
+    for (args, expected) in [
+        (&[][..], "required arguments were not provided"),
+        (&["--bogus", path][..], "unexpected argument '--bogus'"),
+        (&[path, "--from", "1-0"][..], "--records"),
+        (
+            &[path, "--stream", "orders", "--count", "3"][..],
+            "--records",
+        ),
+        (&[path, "--stream", "orders", "--hex"][..], "--records"),
+        (&[path, "--group", "workers"][..], "--stream"),
+        (&[path, "--stream", "orders", "--pending"][..], "--group"),
+        (
+            &[
+                path,
+                "--stream",
+                "orders",
+                "--group",
+                "workers",
+                "--records",
+            ][..],
+            "cannot be used with",
+        ),
+        (
+            &[path, "--verify", "--stream", "orders"][..],
+            "cannot be used with",
+        ),
+        (
+            &[
+                path,
+                "--stream",
+                "orders",
+                "--records",
+                "--from",
+                "not-an-id",
+            ][..],
+            "invalid value 'not-an-id'",
+        ),
+        (
+            &[path, "--stream", "orders", "--records", "--count", "all"][..],
+            "invalid value 'all' for '--count <N>'",
+        ),
+        (&[path, "--records"][..], "--records needs --stream KEY"),
+        (&[path, "--stream", "nope"][..], "no stream named \"nope\""),
+    ] {
+        let message = run_failing(args);
+        assert!(message.contains(expected), "{args:?}: {message}");
+    }
+    let segment = segments(&stream_dir(dir.path(), b"orders"))[0].clone();
+    let message = run_failing(&[segment.to_str().expect("utf-8 path"), "--stream", "orders"]);
+    assert!(
+        message.contains("--stream needs a data directory"),
+        "{message}"
+    );
+}
+
+/// A pseudo-terminal of 100 columns: `(controller, terminal)`.
+fn pseudo_terminal() -> (fs::File, fs::File) {
+    use std::os::fd::FromRawFd;
+    let (mut controller, mut terminal) = (0, 0);
+    let size = libc::winsize {
+        ws_row: 24,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty writes two new descriptors into the integers given, which are then owned
+    // by the files made from them and by nothing else.
+    let opened = unsafe {
+        libc::openpty(
+            &mut controller,
+            &mut terminal,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &size,
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened and are not owned elsewhere.
+    unsafe {
+        (
+            fs::File::from_raw_fd(controller),
+            fs::File::from_raw_fd(terminal),
+        )
+    }
+}
+
+#[test]
+fn a_progress_bar_is_drawn_on_a_terminal_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_store(dir.path());
+    let (mut controller, terminal) = pseudo_terminal();
+    let output = Command::new(env!("CARGO_BIN_EXE_queue-dump"))
+        .args(["--verify", dir.path().to_str().expect("utf-8 path")])
+        .stderr(terminal)
+        .output()
+        .expect("run queue-dump");
+    assert_eq!(output.status.code(), Some(0));
+    // The report itself still goes, unchanged, to the pipe.
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "checked 3 stream(s), 6 segment(s), 202 record(s): no damage found\n"
+    );
+    // The child has exited and the command's copy of the terminal is closed: what it drew is
+    // all in the controller's buffer.
+    let mut drawn = vec![0u8; 64 * 1024];
+    let len = std::io::Read::read(&mut controller, &mut drawn).expect("read the terminal");
+    let drawn = String::from_utf8_lossy(&drawn[..len]);
+    assert!(drawn.contains("reading segments ["), "{drawn:?}");
 }
 
 /// Every file under `dir` with its bytes.
@@ -312,11 +899,27 @@ fn nothing_is_written_even_to_damaged_files() {
     let before = contents(dir.path());
     let path = dir.path().to_str().expect("utf-8 path");
     assert_eq!(dump(&["--verify", path]).status.code(), Some(1));
-    assert_eq!(dump(&[path]).status.code(), Some(0));
-    assert_eq!(dump(&["--json", path]).status.code(), Some(0));
-    assert_eq!(dump(&[path, "--stream", "orders"]).status.code(), Some(0));
+    let journal = journal.to_str().expect("utf-8 path");
     let last = last.to_str().expect("utf-8 path");
-    assert_eq!(dump(&[last, "--records"]).status.code(), Some(0));
+    for args in [
+        &[path][..],
+        &["--json", path],
+        &[path, "--stream", "orders"],
+        &[path, "--stream", "orders", "--records", "--json"],
+        &[
+            path,
+            "--stream",
+            "orders",
+            "--group",
+            "workers",
+            "--pending",
+        ],
+        &[last, "--records"],
+        &[journal],
+    ] {
+        assert_eq!(dump(args).status.code(), Some(0), "{args:?}");
+    }
+    assert_eq!(dump(&["--verify", journal]).status.code(), Some(1));
     assert_eq!(contents(dir.path()), before, "queue-dump changed a file");
 }
 
@@ -369,10 +972,20 @@ fn garbage_in_every_file_is_reported_never_a_crash() {
         }
         for damaged in [bytes.clone(), bytes[..at].to_vec()] {
             fs::write(&file, &damaged).expect("write");
+            let file_alone = file.to_str().expect("utf-8 path");
             for args in [
                 &["--verify", path][..],
                 &[path],
-                &[path, "--stream", "orders"],
+                &[path, "--stream", "orders", "--records", "--json"],
+                &[
+                    path,
+                    "--stream",
+                    "orders",
+                    "--group",
+                    "workers",
+                    "--pending",
+                ],
+                &["--verify", file_alone],
             ] {
                 let output = dump(args);
                 let (stdout, stderr) = text(&output);
@@ -410,7 +1023,7 @@ fn a_damaged_or_wrong_index_file_is_reported() {
     let (stdout, _) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("00000000000000000000.index: index checksum mismatch"),
+        stdout.contains("00000000000000000000.index at byte 296: index checksum mismatch"),
         "{stdout}"
     );
 
@@ -421,7 +1034,9 @@ fn a_damaged_or_wrong_index_file_is_reported() {
     let (stdout, _) = text(&output);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(
-        stdout.contains("00000000000000000028.index: index file belongs to another segment"),
+        stdout.contains(
+            "00000000000000000028.index at byte 16: index file belongs to another segment"
+        ),
         "{stdout}"
     );
 }

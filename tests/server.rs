@@ -121,7 +121,7 @@ fn groups_info(con: &mut redis::Connection, key: &str) -> Vec<Vec<(String, Value
         .map(|group| {
             pairs(group)
                 .into_iter()
-                .filter(|(name, _)| name != "oldest-pending-ms")
+                .filter(|(name, _)| name != "oldest-pending-ms" && name != "oldest-undelivered-ms")
                 .collect()
         })
         .collect()
@@ -1970,6 +1970,43 @@ fn sigterm_shuts_down_cleanly() {
     let status = server.terminate();
     assert!(status.success(), "exit status {status}");
     drop(con);
+
+    let server = Server::start_in(dir.path(), &[]);
+    let mut con = server.conn();
+    let persistence = info(&mut con, "persistence");
+    assert_eq!(
+        info_field(&persistence, "weir_last_open_clean").as_deref(),
+        Some("1"),
+        "{persistence}"
+    );
+    assert_eq!(snapshot(&mut con), before);
+}
+
+#[test]
+fn shutdown_command_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_in(dir.path(), &[]);
+    let mut con = server.conn();
+    populate(&mut con, 60);
+    let before = snapshot(&mut con);
+    assert_eq!(
+        common::error(&mut con, &["SHUTDOWN", "ABORT"]),
+        "ERR No shutdown in progress."
+    );
+    assert_eq!(
+        common::error(&mut con, &["SHUTDOWN", "SAVE", "NOSAVE"]),
+        "ERR syntax error"
+    );
+    assert_eq!(run(&mut con, &["MULTI"]), ok());
+    assert_eq!(
+        common::error(&mut con, &["SHUTDOWN"]),
+        "ERR Command not allowed inside a transaction"
+    );
+    assert!(common::error(&mut con, &["EXEC"]).starts_with("EXECABORT"));
+    // Like Redis, a successful SHUTDOWN drops the connection instead of replying.
+    assert!(common::try_run(&mut con, &["SHUTDOWN", "NOSAVE"]).is_err());
+    let status = server.wait_for_exit();
+    assert!(status.success(), "exit status {status}");
 
     let server = Server::start_in(dir.path(), &[]);
     let mut con = server.conn();

@@ -42,6 +42,8 @@ pub struct PendingRow<'a> {
     pub consumer: &'a [u8],
     /// Milliseconds since its last delivery.
     pub idle_ms: u64,
+    /// When it was last delivered (Unix milliseconds).
+    pub delivered_ms: u64,
     /// Times delivered.
     pub deliveries: u32,
 }
@@ -121,6 +123,7 @@ impl GroupsState {
                 id,
                 consumer: state.consumers.name(entry.owner),
                 idle_ms,
+                delivered_ms: entry.delivered_ms,
                 deliveries: entry.deliveries,
             })
         };

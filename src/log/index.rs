@@ -30,6 +30,53 @@ const INDEX_VERSION: u32 = 1;
 const INDEX_HEADER_LEN: usize = 72;
 const INDEX_ENTRY_LEN: usize = 32;
 
+/// Byte positions of an index file's fields, for reports that point into the file.
+pub mod layout {
+    use super::{INDEX_ENTRY_LEN, INDEX_HEADER_LEN};
+
+    /// `end_pos`.
+    pub const END_POS: u64 = 24;
+    /// `record_count`.
+    pub const RECORD_COUNT: u64 = 32;
+    /// The last record's offset, ID and timestamp.
+    pub const LAST_RECORD: u64 = 40;
+
+    /// The `n`th index point.
+    pub fn entry(n: usize) -> u64 {
+        (INDEX_HEADER_LEN + n * INDEX_ENTRY_LEN) as u64
+    }
+}
+
+/// Why an index file was rejected (the engine then rebuilds the index from its segment).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    #[error("index file of {len} bytes is too short")]
+    TooShort { len: usize },
+    #[error("index checksum mismatch: the CRC at byte {crc_at} does not match bytes 0..{crc_at}")]
+    Checksum { crc_at: usize },
+    #[error("index file has a wrong magic number or version")]
+    Header,
+    #[error("index file length does not match its entry count")]
+    Length,
+    #[error("index file belongs to another segment")]
+    OtherSegment,
+    #[error("index entries are out of order")]
+    Disorder,
+}
+
+impl IndexError {
+    /// The byte position in the index file of the field found wrong.
+    pub fn position(&self) -> u64 {
+        match self {
+            IndexError::TooShort { .. } | IndexError::Header => 0,
+            IndexError::Checksum { crc_at } => *crc_at as u64,
+            IndexError::Length => 12,
+            IndexError::OtherSegment => 16,
+            IndexError::Disorder => layout::entry(0),
+        }
+    }
+}
+
 /// One index point: a record's offset, ID and byte position in its segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -162,24 +209,28 @@ impl SegmentIndex {
 
     /// Parses an index file written by [`encode`](Self::encode) for the segment starting at
     /// `base_offset`; the error says why the file cannot be trusted.
-    pub fn decode(bytes: &[u8], base_offset: u64, interval_bytes: usize) -> Result<Self, String> {
+    pub fn decode(
+        bytes: &[u8],
+        base_offset: u64,
+        interval_bytes: usize,
+    ) -> Result<Self, IndexError> {
         if bytes.len() < INDEX_HEADER_LEN + 4 {
-            return Err(format!("index file of {} bytes is too short", bytes.len()));
+            return Err(IndexError::TooShort { len: bytes.len() });
         }
         let (body, crc_bytes) = bytes.split_at(bytes.len() - 4);
         let stored = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
         if crc32fast::hash(body) != stored {
-            return Err("index checksum mismatch".into());
+            return Err(IndexError::Checksum { crc_at: body.len() });
         }
         if body[0..8] != INDEX_MAGIC || u32_at(body, 8) != INDEX_VERSION {
-            return Err("index file has a wrong magic number or version".into());
+            return Err(IndexError::Header);
         }
         let count = u32_at(body, 12) as usize;
         if body.len() != INDEX_HEADER_LEN + count * INDEX_ENTRY_LEN {
-            return Err("index file length does not match its entry count".into());
+            return Err(IndexError::Length);
         }
         if u64_at(body, 16) != base_offset {
-            return Err("index file belongs to another segment".into());
+            return Err(IndexError::OtherSegment);
         }
         let record_count = u64_at(body, 32);
         let last = (record_count > 0).then(|| LastRecord {
@@ -199,7 +250,7 @@ impl SegmentIndex {
             .windows(2)
             .all(|w| w[0].offset < w[1].offset && w[0].id < w[1].id && w[0].pos < w[1].pos);
         if !ordered || (record_count == 0) != entries.is_empty() {
-            return Err("index entries are out of order".into());
+            return Err(IndexError::Disorder);
         }
         Ok(SegmentIndex {
             entries,

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 
-pub use index::{IndexEntry, LastRecord, SegmentIndex};
+pub use index::{IndexEntry, IndexError, LastRecord, SegmentIndex, layout as index_layout};
 pub use meta::{Checkpoint, MetaEvent, MetaState, RecoveryPoint, Retention};
 pub use recovery::{LostRange, RecoveryReport, TornTail};
 

@@ -54,7 +54,7 @@ enum BatchEnd {
     /// Write the replies, then close (QUIT, a protocol error).
     Close,
     /// Close without writing (the client went away, was killed, overran a limit, or the
-    /// server is stopping).
+    /// server is stopping, SHUTDOWN among the ways).
     Drop,
 }
 
@@ -137,6 +137,7 @@ impl Connection {
                 Outcome::Reply(value) => (value, false),
                 Outcome::Close(value) => (value, true),
                 Outcome::Block { timeout_reply, .. } => (timeout_reply, false),
+                Outcome::Hangup => return Ok(BatchEnd::Drop),
             };
             value.encode(self.client.protocol, &mut self.output);
             if close {

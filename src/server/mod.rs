@@ -18,8 +18,8 @@ use tokio::net::TcpListener;
 pub use config::{FsyncPolicy, ServerConfig};
 pub use state::Server;
 
-/// Accepts clients on `listener` until `shutdown` resolves, then stops accepting, lets the
-/// commands in flight finish, and closes the store cleanly.
+/// Accepts clients on `listener` until `shutdown` resolves or a client sends `SHUTDOWN`, then
+/// stops accepting, lets the commands in flight finish, and closes the store cleanly.
 pub async fn serve(
     server: Arc<Server>,
     listener: TcpListener,
@@ -43,6 +43,10 @@ pub async fn serve(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = &mut shutdown => break,
+            () = server.stop_requested.notified() => {
+                tracing::info!("SHUTDOWN received");
+                break;
+            }
         }
     }
     tracing::info!("shutting down: no new connections; finishing commands in flight");

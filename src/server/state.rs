@@ -53,6 +53,8 @@ pub struct Server {
     pub(crate) blocked_clients: AtomicUsize,
     pub(crate) started: Instant,
     pub(crate) shutdown: watch::Sender<bool>,
+    /// Notified by `SHUTDOWN`: the accept loop stops as it does on SIGTERM.
+    pub(crate) stop_requested: Notify,
 }
 
 impl std::fmt::Debug for Server {
@@ -78,6 +80,7 @@ impl Server {
             blocked_clients: AtomicUsize::new(0),
             started: Instant::now(),
             shutdown: watch::channel(false).0,
+            stop_requested: Notify::new(),
         }))
     }
 

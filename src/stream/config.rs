@@ -3,13 +3,29 @@
 //!
 //! Encoding: a sequence of `(u8 tag, u64 value)` pairs, little-endian; a setting at its default is
 //! left out. Tags: 1 = work-queue retention (1 = on), 2 = idempotency window in milliseconds,
-//! 3 = idempotency keys kept per producer.
+//! 3 = idempotency keys kept per producer, 4 = length limit in entries, 5 = discard policy at the
+//! limits (1 = refuse new entries), 6 = idle expiry in milliseconds. storage-format.md, section
+//! 11, has the byte layout.
 
 use crate::codec::{CodecError, Decoder, Encoder};
 
 const TAG_WORK_QUEUE: u8 = 1;
 const TAG_IDEMPOTENCY_DURATION_MS: u8 = 2;
 const TAG_IDEMPOTENCY_MAX_SIZE: u8 = 3;
+const TAG_MAX_LEN: u8 = 4;
+const TAG_DISCARD: u8 = 5;
+const TAG_EXPIRE_IDLE_MS: u8 = 6;
+
+/// What a stream does when an append would take it past its length limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Discard {
+    /// Drop the oldest entries to make room, as `XADD … MAXLEN` does.
+    #[default]
+    Old,
+    /// Refuse the append ([`StoreError::StreamFull`](crate::StoreError::StreamFull)): producers
+    /// feel backpressure until consumers catch up (NATS's `DiscardNew`).
+    New,
+}
 
 /// Settings of one stream beyond retention limits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -20,6 +36,15 @@ pub struct StreamConfig {
     pub idempotency_duration_ms: Option<u64>,
     /// How many idempotency keys are remembered per producer (`None`: the default).
     pub idempotency_max_size: Option<u64>,
+    /// Most live entries the stream holds (`None`: unlimited); what happens at the limit is
+    /// [`discard`](Self::discard).
+    pub max_len: Option<u64>,
+    /// The policy at [`max_len`](Self::max_len).
+    pub discard: Discard,
+    /// Delete the whole stream once nothing was appended to it for this long and no handle to it
+    /// is held in the process (`None`: never). Reply streams use it so that abandoned ones do
+    /// not accumulate.
+    pub expire_idle_ms: Option<u64>,
 }
 
 impl StreamConfig {
@@ -35,6 +60,15 @@ impl StreamConfig {
         if let Some(size) = self.idempotency_max_size {
             out.u8(TAG_IDEMPOTENCY_MAX_SIZE).u64(size);
         }
+        if let Some(max_len) = self.max_len {
+            out.u8(TAG_MAX_LEN).u64(max_len);
+        }
+        if self.discard == Discard::New {
+            out.u8(TAG_DISCARD).u64(1);
+        }
+        if let Some(ms) = self.expire_idle_ms {
+            out.u8(TAG_EXPIRE_IDLE_MS).u64(ms);
+        }
         out.finish()
     }
 
@@ -49,6 +83,10 @@ impl StreamConfig {
                 TAG_WORK_QUEUE => config.work_queue = value == 1,
                 TAG_IDEMPOTENCY_DURATION_MS => config.idempotency_duration_ms = Some(value),
                 TAG_IDEMPOTENCY_MAX_SIZE => config.idempotency_max_size = Some(value),
+                TAG_MAX_LEN => config.max_len = Some(value),
+                TAG_DISCARD if value == 1 => config.discard = Discard::New,
+                TAG_DISCARD => config.discard = Discard::Old,
+                TAG_EXPIRE_IDLE_MS => config.expire_idle_ms = Some(value),
                 _ => {
                     return Err(CodecError {
                         what: "stream configuration",
@@ -58,6 +96,14 @@ impl StreamConfig {
             }
         }
         Ok(config)
+    }
+
+    /// Whether appending `count` entries to a stream of `len` live entries must be refused.
+    pub(crate) fn refuses(&self, len: u64, count: usize) -> bool {
+        self.discard == Discard::New
+            && self
+                .max_len
+                .is_some_and(|max| len.saturating_add(count as u64) > max)
     }
 }
 
@@ -73,9 +119,55 @@ mod tests {
             work_queue: true,
             idempotency_duration_ms: Some(60_000),
             idempotency_max_size: Some(500),
+            max_len: Some(3),
+            discard: Discard::New,
+            expire_idle_ms: Some(1_000),
         };
         assert_eq!(StreamConfig::decode(&config.encode()), Ok(config));
         assert!(StreamConfig::decode(&[9, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
         assert!(StreamConfig::decode(&[1, 0]).is_err());
+    }
+
+    #[test]
+    fn settings_written_before_limits_existed_still_decode() {
+        // Work-queue retention and a 60 000 ms idempotency window, as storage-format.md A.10.
+        let old = [
+            0x01, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x60, 0xea, 0, 0, 0, 0, 0, 0,
+        ];
+        let config = StreamConfig::decode(&old).unwrap();
+        assert!(config.work_queue);
+        assert_eq!(config.idempotency_duration_ms, Some(60_000));
+        assert_eq!((config.max_len, config.discard), (None, Discard::Old));
+    }
+
+    #[test]
+    fn a_limit_with_discard_new_encodes_as_storage_format_shows() {
+        let config = StreamConfig {
+            max_len: Some(3),
+            discard: Discard::New,
+            ..StreamConfig::default()
+        };
+        let expected = [
+            0x04, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x05, 0x01, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(config.encode(), expected);
+    }
+
+    #[test]
+    fn only_discard_new_at_the_limit_refuses() {
+        let limited = StreamConfig {
+            max_len: Some(3),
+            discard: Discard::New,
+            ..StreamConfig::default()
+        };
+        assert!(!limited.refuses(2, 1));
+        assert!(limited.refuses(3, 1));
+        assert!(limited.refuses(2, 2));
+        let dropping = StreamConfig {
+            discard: Discard::Old,
+            ..limited
+        };
+        assert!(!dropping.refuses(3, 1));
+        assert!(!StreamConfig::default().refuses(u64::MAX, 1));
     }
 }

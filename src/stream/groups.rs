@@ -120,6 +120,11 @@ impl Delivery {
     pub fn consumer(&self) -> &[u8] {
         &self.consumer
     }
+
+    /// The group the entry was handed out by.
+    pub fn group(&self) -> &Group {
+        &self.group
+    }
 }
 
 /// An entry of a consumer's own pending list, read again.
@@ -263,10 +268,7 @@ impl Stream {
             message = message.header(Bytes::copy_from_slice(name), Bytes::copy_from_slice(value));
         }
         message
-            .header(
-                "dead-letter-stream",
-                Bytes::copy_from_slice((self.public_name)(&self.name())),
-            )
+            .header("dead-letter-stream", self.public_name())
             .header("dead-letter-id", entry.id.to_string())
             .header("dead-letter-group", Bytes::copy_from_slice(group))
             .header("dead-letter-deliveries", deliveries.to_string())

@@ -1,19 +1,27 @@
 //! A stream: the handle through which entries are appended and read, and its consumer groups.
 
 mod admin;
+mod backlog;
 mod config;
 mod groups;
 mod idempotent;
+mod request;
 mod server_support;
 mod signal;
 mod source;
 
-pub use config::StreamConfig;
+pub use backlog::Backlog;
+pub use config::{Discard, StreamConfig};
 pub use groups::{Claimed, Delivery, Group, GroupStart, PendingDelivery};
 pub use idempotent::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, IdempotentAppend};
+pub(crate) use request::prepare_reply_stream;
+pub use request::{
+    CORRELATION_ID, REPLY_STREAM_TTL, REPLY_TO, RequestError, Requester, reply_stream_config,
+};
 
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
@@ -104,11 +112,22 @@ pub struct Stream {
     config: RwLock<StreamConfig>,
     idempotency: Mutex<IdempotencyWindows>,
     public_name: fn(&[u8]) -> &[u8],
+    /// Held from the length check to the append on a stream with a length limit, so that
+    /// concurrent appends cannot pass the limit together.
+    admission: Mutex<()>,
+    /// When the stream was opened or last appended to (store clock): what idle expiry measures.
+    last_activity_ms: AtomicU64,
 }
 
-/// Finds (or creates) another stream of the same store: where dead letters go.
+/// Finds (or creates) another stream of the same store: where dead letters and replies go.
 pub(crate) trait StreamResolver: Send + Sync {
     fn resolve(&self, name: &[u8]) -> Result<Arc<Stream>, StoreError>;
+    /// Like `resolve`; a stream it creates is first set up by `prepare`.
+    fn resolve_with(
+        &self,
+        name: &[u8],
+        prepare: &dyn Fn(&Stream) -> Result<(), StoreError>,
+    ) -> Result<Arc<Stream>, StoreError>;
 }
 
 /// What a stream needs from its store.
@@ -148,6 +167,7 @@ impl Stream {
             idempotent::window_config(&config),
             context.clock.now_ms(),
         )?;
+        let opened_ms = context.clock.now_ms();
         let flush = Arc::new(StreamFlush {
             log: Arc::clone(&log),
             groups_sync: Mutex::new(groups.sync_handle()),
@@ -164,6 +184,8 @@ impl Stream {
             config: RwLock::new(config),
             idempotency: Mutex::new(windows),
             public_name: context.public_name,
+            admission: Mutex::new(()),
+            last_activity_ms: AtomicU64::new(opened_ms),
         };
         Ok((stream, recovery))
     }
@@ -221,11 +243,53 @@ impl Stream {
         if messages.is_empty() {
             return Err(StoreError::EmptyBatch);
         }
+        let config = self.config();
+        let _admitted = config.max_len.map(|_| self.admission.lock());
+        if config.refuses(self.log.len(), messages.len()) {
+            return Err(self.full_error(&config));
+        }
         let entries: Vec<NewEntry<'_, Bytes>> =
             messages.iter().map(Message::as_new_entry).collect();
-        let appended = self.log.append(&entries, self.clock.now_ms());
+        let now_ms = self.clock.now_ms();
+        self.last_activity_ms.fetch_max(now_ms, Ordering::Relaxed);
+        let appended = self.log.append(&entries, now_ms);
         self.appended.notify();
-        Ok(appended?)
+        let appended = appended?;
+        if let (Some(max_len), Discard::Old) = (config.max_len, config.discard) {
+            // Made durable by the caller's commit, with the entries.
+            self.log.trim_max_len(max_len, false, None)?;
+        }
+        Ok(appended)
+    }
+
+    fn full_error(&self, config: &StreamConfig) -> StoreError {
+        StoreError::StreamFull {
+            stream: String::from_utf8_lossy(&self.public_name()).into_owned(),
+            len: self.log.len(),
+            max_len: config.max_len.unwrap_or(0),
+        }
+    }
+
+    /// The stream's name as the embedder shows it (without a namespace prefix).
+    pub(crate) fn public_name(&self) -> Bytes {
+        Bytes::copy_from_slice((self.public_name)(&self.name()))
+    }
+
+    /// Whether the stream's idle expiry has passed at `now_ms`.
+    pub(crate) fn idle_expired(&self, now_ms: u64) -> bool {
+        self.config().expire_idle_ms.is_some_and(|idle_ms| {
+            let last = self.last_activity_ms.load(Ordering::Relaxed);
+            now_ms.saturating_sub(last) >= idle_ms
+        })
+    }
+
+    /// The namespace prefix the embedder strips from names (empty for plain library use):
+    /// another stream named in an entry of this one lives in the same namespace.
+    pub(crate) fn namespaced(&self, public: &[u8]) -> Vec<u8> {
+        let name = self.name();
+        let shown = (self.public_name)(&name);
+        let prefix = name.strip_suffix(shown).unwrap_or_default();
+        [prefix, public].concat()
     }
 
     /// The entry at `offset`, if it is live.
@@ -324,12 +388,25 @@ impl Stream {
         idempotent::window_config(&config)
             .validate()
             .map_err(|error| StoreError::InvalidConfig(error.to_string()))?;
+        if config.max_len == Some(0) {
+            return Err(StoreError::InvalidConfig(
+                "MAXLEN must be at least 1 (leave it unset for no limit)".into(),
+            ));
+        }
+        if config.expire_idle_ms == Some(0) {
+            return Err(StoreError::InvalidConfig(
+                "the idle expiry must be at least 1 ms (leave it unset to keep the stream)".into(),
+            ));
+        }
         self.log
             .record_meta(crate::log::MetaEvent::SetAttributes(config.encode()))?;
         *self.config.write() = config;
         self.idempotency
             .lock()
             .set_config(idempotent::window_config(&config), self.clock.now_ms());
+        if let (Some(max_len), Discard::Old) = (config.max_len, config.discard) {
+            self.log.trim_max_len(max_len, false, None)?;
+        }
         self.commit_meta()?;
         self.drop_acknowledged()
     }

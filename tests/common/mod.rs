@@ -138,6 +138,16 @@ impl Server {
             .unwrap_or_else(|| panic!("no exit after SIGTERM\n{}", self.log_text()))
     }
 
+    /// Waits for the server to exit by itself (after `SHUTDOWN`); kills it if it does not.
+    pub fn wait_for_exit(mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the server is running");
+        wait_exit(&mut child, EXIT_TIMEOUT).unwrap_or_else(|| {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no exit after SHUTDOWN\n{}", self.log_text())
+        })
+    }
+
     /// Sends SIGKILL and reaps the process: a crash, as far as the data directory can tell.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

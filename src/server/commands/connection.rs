@@ -357,6 +357,7 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
         replies.push(match outcome {
             Outcome::Reply(value) | Outcome::Close(value) => value,
             Outcome::Block { timeout_reply, .. } => timeout_reply,
+            Outcome::Hangup => Value::error("ERR Command not allowed inside a transaction"),
         });
     }
     Value::Array(replies).into()

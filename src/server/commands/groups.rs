@@ -28,7 +28,7 @@ use crate::server::keys::{key_of, stream_name};
 use crate::server::resp::{Protocol, Value};
 use crate::server::state::unix_ms;
 use crate::store::StoreError;
-use crate::stream::{Delivery, Group, PendingDelivery, Stream};
+use crate::stream::{Backlog, Delivery, Group, PendingDelivery, Stream};
 
 pub(super) fn commands() -> Vec<CommandSpec> {
     let spec = |name, arity, flags, first_key, handler| CommandSpec {
@@ -1285,21 +1285,14 @@ fn xinfo_consumers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
 
 fn xinfo_groups(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let stream = xinfo_stream_at(ctx, &args[2])?;
-    let now_ms = stream.now_ms();
     let db = ctx.client.db;
-    Ok(stream.inspect_groups(|state, log| {
-        let infos = state.groups_info(log);
-        Value::Array(
-            infos
-                .iter()
-                .map(|info| group_info_value(db, info, now_ms))
-                .collect(),
-        )
-    }))
+    Ok(Value::Array(stream.inspect_backlog(|info, backlog| {
+        group_info_value(db, info, &backlog)
+    })))
 }
 
 /// Redis 7's fields, then weir's, so clients that read fields by name keep working.
-fn group_info_value(db: u8, info: &crate::group::GroupInfo<'_>, now_ms: u64) -> Value {
+fn group_info_value(db: u8, info: &crate::group::GroupInfo<'_>, backlog: &Backlog) -> Value {
     let policy = info.policy;
     let dead_letter = policy.dead_letter.as_deref().map_or(Value::Null, |name| {
         key_of(db, name).map_or_else(|| bulk(name), Value::Bulk)
@@ -1317,9 +1310,11 @@ fn group_info_value(db: u8, info: &crate::group::GroupInfo<'_>, now_ms: u64) -> 
         field("max-ack-pending", opt_int(policy.max_ack_pending)),
         field("exhausted", int(info.exhausted as u64)),
         // How long the longest-waiting pending entry has waited since its last delivery.
+        field("oldest-pending-ms", opt_int(backlog.oldest_pending_ms)),
+        // How long the oldest entry not yet delivered has waited since it was appended.
         field(
-            "oldest-pending-ms",
-            opt_int(info.oldest_delivery_ms.map(|at| now_ms.saturating_sub(at))),
+            "oldest-undelivered-ms",
+            opt_int(backlog.oldest_undelivered_ms),
         ),
     ])
 }

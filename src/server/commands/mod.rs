@@ -32,6 +32,8 @@ pub(crate) enum Outcome {
     },
     /// Send this reply, then close the connection.
     Close(Value),
+    /// Close the connection without a reply (`SHUTDOWN`: clients expect the connection to drop).
+    Hangup,
 }
 
 impl From<Value> for Outcome {
@@ -151,6 +153,10 @@ pub(crate) async fn execute(
     }
     if !client.authenticated && !spec.has_flag("no-auth") {
         return Value::error("NOAUTH Authentication required.").into();
+    }
+    if client.multi.is_some() && spec.has_flag("no-multi") {
+        client.multi_failed = true;
+        return Value::error("ERR Command not allowed inside a transaction").into();
     }
     if let Some(queued) = &mut client.multi
         && !spec.has_flag("transaction")

@@ -1,4 +1,4 @@
-//! Server commands: COMMAND, INFO, CONFIG, DEBUG, FUNCTION.
+//! Server commands: COMMAND, INFO, CONFIG, DEBUG, FUNCTION, SHUTDOWN.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -7,8 +7,10 @@ use bytes::Bytes;
 
 use super::{CommandSpec, Ctx, Outcome, is, reply, table};
 use crate::server::config::FsyncPolicy;
-use crate::server::keys::{DATABASES, key_of};
+use crate::server::keys::{DATABASES, key_of, key_part};
 use crate::server::resp::Value;
+use crate::store::Store;
+use crate::stream::Backlog;
 
 pub(super) fn commands() -> Vec<CommandSpec> {
     let spec = |name, arity, flags, handler| CommandSpec {
@@ -26,6 +28,12 @@ pub(super) fn commands() -> Vec<CommandSpec> {
         spec("config", -2, &["admin", "exclusive"], config),
         spec("debug", -2, &["admin", "exclusive"], debug),
         spec("function", -2, &["write"], function),
+        spec(
+            "shutdown",
+            -1,
+            &["admin", "noscript", "loading", "stale", "no-multi"],
+            shutdown,
+        ),
     ]
 }
 
@@ -198,6 +206,9 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
             }
             text.push_str("\r\n");
         }
+        if show("backlog") {
+            text.push_str(&backlog_section(store, &names));
+        }
         if show("weir") {
             let (mut segments, mut bytes, mut entries) = (0usize, 0u64, 0u64);
             for name in &names {
@@ -220,6 +231,81 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         text: Bytes::from(text),
     }
     .into()
+}
+
+/// `# Backlog`: totals and maxima first (what an alert watches), then one line per consumer
+/// group. Unknown values (a group without pending entries has no oldest pending age) are -1.
+fn backlog_section(store: &Store, names: &[Vec<u8>]) -> String {
+    let mut totals = BacklogTotals::default();
+    let mut lines = String::new();
+    for name in names {
+        let Some(stream) = store.get(name) else {
+            continue;
+        };
+        let (db, key) = (name.first().copied().unwrap_or(0), key_part(name));
+        for backlog in stream.backlog() {
+            let _ = write!(
+                lines,
+                "group{}:db={db},key={},group={},lag={},pending={},oldest_undelivered_ms={},oldest_pending_ms={}\r\n",
+                totals.groups,
+                info_escape(key),
+                info_escape(&backlog.group),
+                or_unknown(backlog.lag),
+                backlog.pending,
+                or_unknown(backlog.oldest_undelivered_ms),
+                or_unknown(backlog.oldest_pending_ms),
+            );
+            totals.add(&backlog);
+        }
+    }
+    format!(
+        "# Backlog\r\nbacklog_groups:{}\r\nbacklog_lag_total:{}\r\nbacklog_pending_total:{}\r\nbacklog_oldest_undelivered_ms_max:{}\r\nbacklog_oldest_pending_ms_max:{}\r\n{lines}\r\n",
+        totals.groups,
+        totals.lag,
+        totals.pending,
+        or_unknown(totals.oldest_undelivered_ms),
+        or_unknown(totals.oldest_pending_ms),
+    )
+}
+
+/// Sums and maxima over every group's backlog.
+#[derive(Default)]
+struct BacklogTotals {
+    groups: usize,
+    lag: u64,
+    pending: usize,
+    oldest_undelivered_ms: Option<u64>,
+    oldest_pending_ms: Option<u64>,
+}
+
+impl BacklogTotals {
+    fn add(&mut self, backlog: &Backlog) {
+        self.groups += 1;
+        self.lag = self.lag.saturating_add(backlog.lag.unwrap_or(0));
+        self.pending += backlog.pending;
+        self.oldest_undelivered_ms = self
+            .oldest_undelivered_ms
+            .max(backlog.oldest_undelivered_ms);
+        self.oldest_pending_ms = self.oldest_pending_ms.max(backlog.oldest_pending_ms);
+    }
+}
+
+fn or_unknown(value: Option<impl Into<u64>>) -> String {
+    value.map_or_else(|| "-1".to_owned(), |v| v.into().to_string())
+}
+
+/// A key or group name inside an INFO line: bytes that could break the line's `k=v,k=v` syntax
+/// (and anything not printable) become `%` and two hex digits.
+fn info_escape(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len());
+    for &byte in name {
+        if byte.is_ascii_alphanumeric() || b"-_.:/{}[]@#".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
 }
 
 /// `CONFIG GET pattern…` / `CONFIG SET name value…` / `CONFIG RESETSTAT`.
@@ -368,5 +454,36 @@ fn function(_: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
             String::from_utf8_lossy(&args[1])
         ))
         .into()
+    }
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE]`: stops the server as SIGTERM does (commands in flight
+/// finish, the store closes cleanly) and drops this connection without a reply, as Redis does.
+/// Every write is already in the log, so SAVE and NOSAVE change nothing; `ABORT` has nothing to
+/// abort, because a shutdown never waits for replicas.
+fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let options = &args[1..];
+    if options.iter().any(|arg| is(arg, "ABORT")) {
+        return Value::error("ERR No shutdown in progress.").into();
+    }
+    let known = ["SAVE", "NOSAVE", "NOW", "FORCE"];
+    let unknown = options.iter().any(|arg| !known.iter().any(|k| is(arg, k)));
+    let contradictory =
+        options.iter().any(|arg| is(arg, "SAVE")) && options.iter().any(|arg| is(arg, "NOSAVE"));
+    if unknown || contradictory {
+        return Value::error("ERR syntax error").into();
+    }
+    ctx.server.stop_requested.notify_one();
+    Outcome::Hangup
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_names_cannot_break_the_line_syntax() {
+        assert_eq!(info_escape(b"orders:eu"), "orders:eu");
+        assert_eq!(info_escape(b"a,b=c d\r\n%"), "a%2Cb%3Dc%20d%0D%0A%25");
     }
 }

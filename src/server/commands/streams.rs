@@ -21,7 +21,7 @@ use crate::log::{Entry, IdSpec, LogError, Retention};
 use crate::server::keys::stream_name;
 use crate::server::resp::{Protocol, Value};
 use crate::store::{Store, StoreError};
-use crate::stream::{IdempotentAppend, Message, Stream};
+use crate::stream::{Discard, IdempotentAppend, Message, Stream};
 
 /// Redis's default `LIMIT` for `~` trimming: 100 times `stream-node-max-entries` (100).
 const DEFAULT_APPROX_LIMIT: u64 = 10_000;
@@ -439,10 +439,15 @@ struct ConfigArgs {
     duration_secs: Option<u64>,
     max_size: Option<u64>,
     retention: Option<RetentionPolicy>,
+    /// `MAXLEN n`: `Some(None)` (n = 0) removes the limit.
+    max_len: Option<Option<u64>>,
+    discard: Option<Discard>,
+    /// `EXPIRE-IDLE ms`: `Some(None)` (ms = 0) keeps the stream for good.
+    expire_idle_ms: Option<Option<u64>>,
 }
 
 /// `XCFGSET key [IDMP-DURATION s] [IDMP-MAXSIZE n] [RETENTION ACKED | RETENTION LIMITS [MAXAGE
-/// ms] [MAXBYTES n]]`.
+/// ms] [MAXBYTES n]] [DISCARD OLD|NEW] [MAXLEN n] [EXPIRE-IDLE ms]`.
 fn parse_config(args: &[Bytes]) -> Result<ConfigArgs, Value> {
     if args.len() <= 2 {
         return Err(Value::error(
@@ -466,11 +471,26 @@ fn parse_config(args: &[Bytes]) -> Result<ConfigArgs, Value> {
             let (policy, next) = parse_limits(args, i)?;
             config.retention = Some(policy);
             i = next;
+        } else if is(option, "DISCARD") && is(value, "OLD") {
+            config.discard = Some(Discard::Old);
+        } else if is(option, "DISCARD") && is(value, "NEW") {
+            config.discard = Some(Discard::New);
+        } else if is(option, "MAXLEN") {
+            config.max_len = Some(limit(value)?);
+        } else if is(option, "EXPIRE-IDLE") {
+            config.expire_idle_ms = Some(limit(value)?);
         } else {
             return Err(syntax_error());
         }
     }
     Ok(config)
+}
+
+/// A non-negative integer where 0 means no limit.
+fn limit(arg: &[u8]) -> Result<Option<u64>, Value> {
+    let value = u64::try_from(integer(arg)?)
+        .map_err(|_| Value::error("ERR value is out of range, must be positive"))?;
+    Ok((value > 0).then_some(value))
 }
 
 /// An integer within `range`, with XCFGSET's error.
@@ -504,9 +524,7 @@ fn parse_limits(args: &[Bytes], at: usize) -> Result<(RetentionPolicy, usize), V
         } else {
             break;
         };
-        let limit = u64::try_from(integer(value)?)
-            .map_err(|_| Value::error("ERR value is out of range, must be positive"))?;
-        *slot = (limit > 0).then_some(limit);
+        *slot = limit(value)?;
         i += 2;
     }
     Ok((
@@ -540,6 +558,7 @@ fn stream_error(error: &StoreError) -> Value {
             Value::error("ERR The ID specified in XADD must be greater than 0-0")
         }
         StoreError::Log(LogError::IdExhausted) => exhausted(),
+        StoreError::StreamFull { .. } => Value::error(format!("FULL {error}")),
         StoreError::Log(LogError::Encode(_)) => {
             Value::error("ERR Elements are too large to be stored")
         }
@@ -852,6 +871,15 @@ fn apply_config(stream: &Stream, settings: ConfigArgs) -> Result<(), StoreError>
             })?;
         }
         None => {}
+    }
+    if let Some(max_len) = settings.max_len {
+        config.max_len = max_len;
+    }
+    if let Some(discard) = settings.discard {
+        config.discard = discard;
+    }
+    if let Some(expire_idle_ms) = settings.expire_idle_ms {
+        config.expire_idle_ms = expire_idle_ms;
     }
     stream.set_config(config)?;
     if settings.duration_secs.is_some() || settings.max_size.is_some() {
@@ -1305,6 +1333,19 @@ mod tests {
         );
         let config = parse_config(&args("XCFGSET s RETENTION LIMITS IDMP-MAXSIZE 3")).unwrap();
         assert_eq!(config.max_size, Some(3));
+        let config = parse_config(&args(
+            "XCFGSET s RETENTION LIMITS MAXAGE 5 DISCARD new MAXLEN 3 EXPIRE-IDLE 0",
+        ))
+        .unwrap();
+        assert_eq!(
+            (config.discard, config.max_len, config.expire_idle_ms),
+            (Some(Discard::New), Some(Some(3)), Some(None))
+        );
+        let config = parse_config(&args("XCFGSET s DISCARD OLD MAXLEN 0")).unwrap();
+        assert_eq!(
+            (config.discard, config.max_len),
+            (Some(Discard::Old), Some(None))
+        );
         let cases = [
             ("XCFGSET s IDMP-DURATION", "ERR syntax error"),
             ("XCFGSET s INVALID", "ERR syntax error"),
@@ -1325,6 +1366,11 @@ mod tests {
                 "ERR value is not an integer or out of range",
             ),
             ("XCFGSET s RETENTION forever", "ERR syntax error"),
+            ("XCFGSET s DISCARD sometimes", "ERR syntax error"),
+            (
+                "XCFGSET s MAXLEN -1",
+                "ERR value is out of range, must be positive",
+            ),
         ];
         for (command, expected) in cases {
             let error = parse_config(&args(command)).unwrap_err();
