@@ -41,6 +41,8 @@ const MAX_LATENCY_US: u64 = 60_000_000;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
+    name = "loadgen",
+    bin_name = "loadgen",
     about = "Drive a Redis-protocol server with XADD producers and XREADGROUP+XACK consumers"
 )]
 struct Args {
