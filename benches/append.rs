@@ -1,31 +1,18 @@
 //! Append throughput of the library under each durability policy.
 //!
 //! `cargo bench --bench append` reports entries/s (criterion's "elements") and bytes/s for
-//! 100-byte and 1 KiB bodies: one writer under `Never`, `Interval(1000)` and `Always`, and 8
-//! concurrent writers under `Always`, where group commit shares each flush.
+//! 100-byte and 1 KiB bodies: 1, 8 and 64 concurrent writers under `Never`, `Interval(1000)`
+//! and `Always`, where group commit shares each flush among the writers waiting for it.
+
+mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use weir::{Durability, LogOptions, Message, Store, StoreOptions, Stream};
+use weir::{Durability, Message, Stream};
 
 const BATCH: u64 = 1_000;
-
-fn open(durability: Durability) -> (tempfile::TempDir, Store, Arc<Stream>) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let options = StoreOptions {
-        durability,
-        log: LogOptions {
-            max_segment_bytes: 256 << 20,
-            ..LogOptions::default()
-        },
-        ..StoreOptions::default()
-    };
-    let store = Store::open_with(dir.path(), options).expect("open store");
-    let stream = store.stream(b"bench").expect("stream");
-    (dir, store, stream)
-}
 
 fn append_from(
     writers: usize,
@@ -47,29 +34,33 @@ fn append_from(
 }
 
 fn bench_append(c: &mut Criterion) {
-    let cases = [
-        ("never", Durability::Never, 1),
-        ("interval", Durability::Interval(1000), 1),
-        ("always", Durability::Always, 1),
-        ("always", Durability::Always, 8),
+    let policies = [
+        ("never", Durability::Never),
+        ("interval", Durability::Interval(1000)),
+        ("always", Durability::Always),
     ];
     for body_len in [100usize, 1024] {
         let mut group = c.benchmark_group(format!("append_{body_len}B"));
         group
             .sample_size(10)
             .measurement_time(Duration::from_secs(3));
-        for (policy, durability, writers) in cases {
-            let body = bytes::Bytes::from(vec![b'x'; body_len]);
-            group.throughput(Throughput::Elements(BATCH));
-            let (_dir, store, stream) = open(durability);
-            group.bench_function(BenchmarkId::new(policy, format!("{writers}w")), |b| {
-                b.iter_custom(|iters| {
-                    let per_writer = (iters * BATCH).div_ceil(writers as u64);
-                    append_from(writers, &stream, &body, per_writer)
+        for (policy, durability) in policies {
+            for writers in [1usize, 8, 64] {
+                let body = bytes::Bytes::from(vec![b'x'; body_len]);
+                group.throughput(Throughput::ElementsAndBytes {
+                    elements: BATCH,
+                    bytes: BATCH * body_len as u64,
                 });
-            });
-            drop(stream);
-            store.close().expect("close");
+                let (_dir, store, stream) = support::temp_store(durability);
+                group.bench_function(BenchmarkId::new(policy, format!("{writers}w")), |b| {
+                    b.iter_custom(|iters| {
+                        let per_writer = (iters * BATCH).div_ceil(writers as u64);
+                        append_from(writers, &stream, &body, per_writer)
+                    });
+                });
+                drop(stream);
+                store.close().expect("close");
+            }
         }
         group.finish();
     }

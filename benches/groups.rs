@@ -1,8 +1,11 @@
 //! Consumer-group throughput and memory.
 //!
-//! `cargo bench --bench groups` reports read+ack throughput (entries/s) for one group with batches
-//! of 1 and 100, and four groups reading the same entries, under `Never` and `Always`; then it
+//! `cargo bench --bench groups` reports read+ack throughput (entries/s and bytes/s) for one
+//! group with batches of 1 and 100, and four groups reading the same entries, under `Never` and
+//! `Always`; claim and auto-claim throughput over a pending list of `LARGE_PEL` entries; then it
 //! prints the heap bytes one pending entry costs, counted by a counting allocator.
+
+mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
@@ -10,7 +13,8 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use weir::{Durability, Group, GroupPolicy, GroupStart, Message, Store, StoreOptions, Stream};
+use weir::group::{AutoClaim, ClaimOptions};
+use weir::{Durability, Group, GroupPolicy, GroupStart, Stream, StreamId};
 
 struct Counting;
 
@@ -36,21 +40,21 @@ static GLOBAL: Counting = Counting;
 
 const ENTRIES: usize = 20_000;
 
-fn open(durability: Durability) -> (tempfile::TempDir, Store, Arc<Stream>) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let options = StoreOptions {
-        durability,
-        ..StoreOptions::default()
-    };
-    let store = Store::open_with(dir.path(), options).expect("open store");
-    let stream = store.stream(b"bench").expect("stream");
-    (dir, store, stream)
-}
+/// Pending entries in the claim benchmarks' pending list.
+const LARGE_PEL: usize = 200_000;
+const CLAIM_BATCH: usize = 100;
+
+const BODY_LEN: u64 = 100;
 
 fn fill(stream: &Stream, count: usize) {
-    let messages: Vec<Message> = (0..1000).map(|_| Message::new(vec![b'x'; 100])).collect();
-    for _ in 0..count / 1000 {
-        stream.append_batch(&messages).expect("append");
+    support::fill(stream, count, BODY_LEN as usize);
+}
+
+/// Throughput of `count` entries of `BODY_LEN` bytes.
+fn entries(count: u64) -> Throughput {
+    Throughput::ElementsAndBytes {
+        elements: count,
+        bytes: count * BODY_LEN,
     }
 }
 
@@ -83,6 +87,7 @@ fn bench_read_ack(c: &mut Criterion) {
         ("never", Durability::Never, 100, 4),
         ("always", Durability::Always, 1, 1),
         ("always", Durability::Always, 100, 1),
+        ("always", Durability::Always, 100, 4),
     ];
     for (policy, durability, batch, group_count) in cases {
         let per_iteration = if batch == 1 && durability == Durability::Always {
@@ -90,11 +95,11 @@ fn bench_read_ack(c: &mut Criterion) {
         } else {
             2_000
         };
-        bench.throughput(Throughput::Elements((per_iteration * group_count) as u64));
+        bench.throughput(entries((per_iteration * group_count) as u64));
         let id = BenchmarkId::new(policy, format!("batch{batch}_groups{group_count}"));
         bench.bench_function(id, |b| {
             b.iter_custom(|iters| {
-                let (_dir, store, stream) = open(durability);
+                let (_dir, store, stream) = support::temp_store(durability);
                 let total = per_iteration * iters as usize;
                 fill(&stream, total.div_ceil(1000) * 1000);
                 let groups: Vec<Group> = (0..group_count)
@@ -119,8 +124,77 @@ fn bench_read_ack(c: &mut Criterion) {
     bench.finish();
 }
 
+/// A group whose pending list holds `LARGE_PEL` entries, all owned by consumer `a`.
+fn large_pel(stream: &Arc<Stream>) -> Group {
+    fill(stream, LARGE_PEL);
+    let group = stream
+        .create_group(b"g", GroupStart::Beginning, GroupPolicy::default())
+        .expect("group");
+    while !group.read(b"a", 10_000).expect("read").is_empty() {}
+    group
+}
+
+fn bench_claim(c: &mut Criterion) {
+    let (_dir, store, stream) = support::temp_store(Durability::Never);
+    let group = large_pel(&stream);
+    let ids: Vec<StreamId> = stream
+        .range(
+            std::ops::Bound::Unbounded,
+            std::ops::Bound::Unbounded,
+            LARGE_PEL,
+        )
+        .expect("range")
+        .iter()
+        .map(|entry| entry.id)
+        .collect();
+    let mut bench = c.benchmark_group(format!("claim_pel{LARGE_PEL}"));
+    bench
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
+    bench.throughput(entries(CLAIM_BATCH as u64));
+
+    let consumers: [&[u8]; 2] = [b"a", b"b"];
+    let mut turn = 0usize;
+    bench.bench_function(BenchmarkId::new("xclaim", CLAIM_BATCH), |b| {
+        b.iter(|| {
+            let chunk = ids
+                .chunks(CLAIM_BATCH)
+                .nth(turn % (LARGE_PEL / CLAIM_BATCH));
+            let consumer = consumers[(turn / (LARGE_PEL / CLAIM_BATCH)) % 2];
+            turn += 1;
+            let claimed = group
+                .claim(consumer, chunk.expect("chunk"), ClaimOptions::default())
+                .expect("claim");
+            claimed.deliveries.len()
+        });
+    });
+
+    let mut cursor = StreamId::MIN;
+    let mut lap = 0usize;
+    bench.bench_function(BenchmarkId::new("xautoclaim", CLAIM_BATCH), |b| {
+        b.iter(|| {
+            let request = AutoClaim {
+                count: CLAIM_BATCH,
+                ..AutoClaim::new(0, cursor)
+            };
+            let claimed = group
+                .auto_claim(consumers[lap % 2], request)
+                .expect("auto-claim");
+            cursor = claimed.next;
+            if cursor == StreamId::MIN {
+                lap += 1;
+            }
+            claimed.deliveries.len()
+        });
+    });
+    bench.finish();
+    drop(group);
+    drop(stream);
+    store.close().expect("close");
+}
+
 fn report_pending_memory(_: &mut Criterion) {
-    let (_dir, store, stream) = open(Durability::Never);
+    let (_dir, store, stream) = support::temp_store(Durability::Never);
     fill(&stream, ENTRIES * 10);
     let group = stream
         .create_group(b"g", GroupStart::Beginning, GroupPolicy::default())
@@ -145,5 +219,5 @@ fn report_pending_memory(_: &mut Criterion) {
     store.close().expect("close");
 }
 
-criterion_group!(benches, bench_read_ack, report_pending_memory);
+criterion_group!(benches, bench_read_ack, bench_claim, report_pending_memory);
 criterion_main!(benches);

@@ -58,7 +58,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The largest payload a journal frame may carry. It bounds what replay allocates for a frame,
 /// whatever length a damaged file claims.
@@ -242,6 +242,13 @@ struct Shared {
     path: PathBuf,
     file: File,
     poisoned: AtomicBool,
+    /// Writes to the file so far, failed ones included; bumped after each write returns.
+    writes: AtomicU64,
+    /// The `writes` count the last successful fdatasync covered. A sync with nothing new skips
+    /// the fdatasync: on most file systems even an unchanged file's fdatasync flushes the
+    /// device's cache, which costs as much as a real one, and a flush round syncs several
+    /// journals that are usually unchanged.
+    synced: AtomicU64,
 }
 
 impl Shared {
@@ -256,10 +263,16 @@ impl Shared {
 
     fn sync(&self) -> Result<(), JournalError> {
         self.check_usable()?;
+        let writes = self.writes.load(Ordering::Acquire);
+        if self.synced.load(Ordering::Acquire) >= writes {
+            return Ok(());
+        }
         self.file.sync_data().map_err(|source| {
             self.poisoned.store(true, Ordering::Release);
             io_error(&self.path)(source)
-        })
+        })?;
+        self.synced.fetch_max(writes, Ordering::AcqRel);
+        Ok(())
     }
 }
 
@@ -351,6 +364,9 @@ impl Journal {
                 path: path.to_path_buf(),
                 file,
                 poisoned: AtomicBool::new(false),
+                // What an earlier process wrote may not be on disk yet: the first sync syncs.
+                writes: AtomicU64::new(1),
+                synced: AtomicU64::new(0),
             }),
             generation,
             len,
@@ -374,6 +390,7 @@ impl Journal {
         // A positional write: after a failed write the next frame lands at the same place,
         // whatever the failed one left behind.
         let written = self.shared.file.write_all_at(&self.buf, self.len);
+        self.shared.writes.fetch_add(1, Ordering::AcqRel);
         if self.buf.capacity() > KEPT_BUFFER {
             self.buf = Vec::new();
         }
@@ -884,6 +901,33 @@ mod tests {
 
     fn payloads(count: usize) -> Vec<Vec<u8>> {
         (0..count).map(payload).collect()
+    }
+
+    /// Whether a sync now would have to fdatasync.
+    fn has_unsynced_writes(journal: &Journal) -> bool {
+        let shared = &journal.shared;
+        shared.synced.load(Ordering::Acquire) < shared.writes.load(Ordering::Acquire)
+    }
+
+    #[test]
+    fn sync_skips_the_fdatasync_only_when_nothing_was_written_since_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        journal_with(&path, &payloads(3));
+        let (mut journal, _) = Journal::open(&path, META).unwrap();
+        assert!(
+            has_unsynced_writes(&journal),
+            "a reopened journal's first sync syncs what the last process wrote"
+        );
+        let handle = journal.sync_handle();
+        handle.sync().unwrap();
+        assert!(!has_unsynced_writes(&journal));
+        journal.append(b"next").unwrap();
+        assert!(has_unsynced_writes(&journal));
+        handle.sync().unwrap();
+        assert!(!has_unsynced_writes(&journal));
+        journal.sync().unwrap();
+        assert!(!has_unsynced_writes(&journal));
     }
 
     /// Opens a damaged journal and checks that exactly `good` frames survive, that the damage

@@ -27,14 +27,22 @@ impl AppendSignal {
         *self.generation.lock()
     }
 
-    /// Wakes every waiter.
+    /// Wakes every waiter. Called after every append, so with nobody waiting it only bumps
+    /// the counter: waking a watch channel's receivers takes several locks even when there are
+    /// none, which cost more than the append itself.
     pub(crate) fn notify(&self) {
         let mut generation = self.generation.lock();
         *generation += 1;
         let now = *generation;
+        // Under the lock that `changed_past` subscribes under: an async waiter either subscribed
+        // before and is counted here, or subscribes after and reads `now`.
+        let async_waiters = self.watch.receiver_count() > 0;
+        self.watch.send_if_modified(|value| {
+            *value = now;
+            async_waiters
+        });
         drop(generation);
         self.changed.notify_all();
-        self.watch.send_replace(now);
     }
 
     /// Blocks until the generation moves past `seen` or `deadline` passes; returns whether it
@@ -55,7 +63,10 @@ impl AppendSignal {
 
     /// Waits, without blocking a thread, until the generation moves past `seen`.
     pub(crate) async fn changed_past(&self, seen: u64) {
-        let mut receiver = self.watch.subscribe();
+        let mut receiver = {
+            let _generation = self.generation.lock();
+            self.watch.subscribe()
+        };
         while *receiver.borrow_and_update() == seen {
             if receiver.changed().await.is_err() {
                 return;
