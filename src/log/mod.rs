@@ -5,8 +5,9 @@
 //!
 //! * `<20-digit base offset>.seg`: segments, created by [`Segment::create`];
 //! * `<20-digit base offset>.index`: the sparse index of a sealed segment, and of the active one
-//!   after a clean close (a cache: rebuilt from
-//!   the segment when missing or damaged, so it is written without fsync);
+//!   up to the recovery point of the last checkpoint (a cache: rebuilt from the segment when
+//!   missing, damaged or stale; only the active segment's is synced, so that a crash recovery
+//!   can start its scan at the recovery point);
 //! * `checkpoint`: a snapshot of the metadata plus the recovery point (everything before it is
 //!   known to be on disk), replaced atomically;
 //! * `meta.<generation>.journal`: metadata changes since the checkpoint.
@@ -485,6 +486,30 @@ impl Log {
         }
     }
 
+    /// Writes the active segment's index as of a recovery point whose bytes are already durable,
+    /// so that recovery after a crash scans only what follows the point: the file is synced,
+    /// renamed into place, and the directory synced, all before the checkpoint naming that point
+    /// is written. It is still a cache (recovery checks it against the checkpoint and the
+    /// segment), so a failure costs only a full scan at the next crash recovery; the older index
+    /// is then removed so that no file describing another state of the segment is left.
+    fn write_active_index_file(&self, base: u64, bytes: &[u8]) {
+        let path = self.dir.join(index_file_name(base));
+        let tmp = path.with_extension("index.tmp");
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut file| {
+                std::io::Write::write_all(&mut file, bytes)?;
+                file.sync_data()
+            })
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|error| error.to_string())
+            .and_then(|()| journal::sync_dir(&self.dir).map_err(|error| error.to_string()));
+        if let Err(error) = written {
+            let _ = std::fs::remove_file(&tmp);
+            let _ = std::fs::remove_file(&path);
+            tracing::warn!(path = %path.display(), %error, "could not write the active segment's index; the next crash recovery scans the whole segment");
+        }
+    }
+
     /// Reads the entry at `offset`, if it is live.
     pub fn read(&self, offset: u64) -> Result<Option<Entry>, LogError> {
         let mut found = None;
@@ -931,8 +956,18 @@ impl Log {
     /// Makes everything written so far durable: the segments' new bytes (msync) and the meta
     /// journal (fdatasync). Returns the new recovery point.
     pub fn flush(&self) -> Result<RecoveryPoint, LogError> {
+        self.flush_capturing(false).map(|(point, _)| point)
+    }
+
+    /// [`flush`](Self::flush); with `capture_index`, also returns the active segment's index
+    /// file bytes as of the recovery point, taken under the same writer lock as the point so
+    /// that both describe exactly the same records.
+    fn flush_capturing(
+        &self,
+        capture_index: bool,
+    ) -> Result<(RecoveryPoint, Option<Vec<u8>>), LogError> {
         let _flushing = self.flush_lock.lock();
-        let (ranges, point) = {
+        let (ranges, point, index) = {
             let mut writer = self.writer.lock();
             let active = Arc::clone(&writer.slot.segment);
             let end = active.committed_len();
@@ -953,7 +988,12 @@ impl Log {
                 next_offset: tip.next_offset,
                 last_id: tip.last_id,
             };
-            (ranges, point)
+            let index = capture_index.then(|| {
+                let index = writer.slot.index.read();
+                debug_assert_eq!(index.end_pos(), end, "the index ends where the records do");
+                index.encode(point.segment_base)
+            });
+            (ranges, point, index)
         };
         for (segment, start, end) in &ranges {
             segment.flush_range(*start, *end)?;
@@ -964,7 +1004,7 @@ impl Log {
         if point.next_offset >= durable.next_offset {
             *durable = point;
         }
-        Ok(point)
+        Ok((point, index))
     }
 
     /// Flushes, then saves the metadata and the recovery point in a new checkpoint, so that
@@ -974,8 +1014,13 @@ impl Log {
     }
 
     fn write_checkpoint(&self, clean: bool) -> Result<RecoveryPoint, LogError> {
-        let point = self.flush()?;
+        let (point, index) = self.flush_capturing(true)?;
         let mut journal = self.journal.lock();
+        // Under the journal lock, so that concurrent checkpoints write index and checkpoint as
+        // pairs; the index's bytes are durable since the flush above.
+        if let Some(bytes) = index {
+            self.write_active_index_file(point.segment_base, &bytes);
+        }
         let generation = journal.journal.generation() + 1;
         let new_journal = Journal::create(
             &self.dir.join(meta_journal_name(generation)),
@@ -1003,13 +1048,9 @@ impl Log {
         Ok(point)
     }
 
-    /// Writes the active segment's index and a checkpoint marked clean, whose recovery point is the
-    /// exact end of the log, so that a clean reopen scans nothing.
+    /// Writes a checkpoint marked clean (with the active segment's index), whose recovery point
+    /// is the exact end of the log, so that a clean reopen scans nothing.
     pub fn close(&self) -> Result<(), LogError> {
-        {
-            let writer = self.writer.lock();
-            self.write_index_file(&writer.slot);
-        }
         let point = self.write_checkpoint(true)?;
         debug_assert_eq!(
             self.writer.lock().slot.segment.committed_len() as u64,

@@ -341,7 +341,10 @@ fn recover_segments(
         }
         let durable = base < point.segment_base || (trusted_end && base == point.segment_base);
         let cached = durable
-            .then(|| load_index_file(dir, &mut segment, options, trusted_end.then_some(point)))
+            .then(|| {
+                let check = trusted_end.then_some(point);
+                load_index_file(dir, &mut segment, options, check, IndexCovers::Whole)
+            })
             .flatten();
         let rescanned = cached.is_none();
         let (index, dirty_end, clean_end) = match cached {
@@ -349,7 +352,26 @@ fn recover_segments(
                 let end = index.end_pos();
                 (index, end, true)
             }
-            None => scan_segment(&mut segment, options, is_last, report),
+            None => {
+                // After a crash, the checkpoint's segment is known to be on disk up to the
+                // recovery point: its index as of that point (written by the checkpoint) spares
+                // scanning those bytes again.
+                let durable_prefix = (base == point.segment_base)
+                    .then(|| {
+                        load_index_file(
+                            dir,
+                            &mut segment,
+                            options,
+                            Some(point),
+                            IndexCovers::Prefix,
+                        )
+                    })
+                    .flatten();
+                let start = durable_prefix.unwrap_or_else(|| {
+                    SegmentIndex::new(options.index_interval_bytes, segment::HEADER_LEN)
+                });
+                scan_segment(&mut segment, start, is_last, report)
+            }
         };
         let end = index.end_pos();
         let appender = if is_last {
@@ -436,13 +458,25 @@ fn all_gone(meta: &MetaState, offsets: Range<u64>) -> bool {
     from >= offsets.end || meta.deleted_between(from, offsets.end) as u64 == offsets.end - from
 }
 
+/// What part of its segment an index file is trusted to describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IndexCovers {
+    /// Every record of the segment: no record may follow the index's end.
+    Whole,
+    /// The records before the recovery point: the records after it are scanned.
+    Prefix,
+}
+
 /// Reads a segment's index file and checks it against the segment: the records from its last
-/// index point must end exactly where the index says, with the last record it names.
+/// index point must end exactly where the index says, with the last record it names (offset
+/// and ID). With `expected_end`, the index must also end at that recovery point, when the point
+/// lies in this segment.
 fn load_index_file(
     dir: &Path,
     segment: &mut Segment,
     options: &LogOptions,
     expected_end: Option<&RecoveryPoint>,
+    covers: IndexCovers,
 ) -> Option<SegmentIndex> {
     let base = segment.base_offset();
     let bytes = std::fs::read(dir.join(index_file_name(base))).ok()?;
@@ -463,7 +497,7 @@ fn load_index_file(
         .last()
         .map_or((segment::HEADER_LEN, base), |p| (p.pos, p.offset));
     let whole = segment.recovery_bytes();
-    if record::peek(&whole[end..]).is_some() {
+    if covers == IndexCovers::Whole && record::peek(&whole[end..]).is_some() {
         // A record follows the end the index names: the index is older than the segment.
         return None;
     }
@@ -472,28 +506,33 @@ fn load_index_file(
     let mut last = None;
     for item in scanner.by_ref() {
         match item {
-            ScanItem::Record { record, .. } => last = Some(record.offset),
+            ScanItem::Record { record, .. } => last = Some((record.offset, record.id)),
             ScanItem::Damaged { .. } => return None,
         }
     }
     let ends_right = scanner.end().is_some_and(|e| e.end == end);
-    (ends_right && last == index.last().map(|l| l.offset)).then_some(index)
+    (ends_right && last == index.last().map(|l| (l.offset, l.id))).then_some(index)
 }
 
-/// Scans a whole segment, rebuilding its index. Returns the index, the end of any garbage after
+/// Scans a segment from where `index` ends (the first record for an empty index, making it a
+/// full scan), continuing the index. The scan goes on exactly as a full scan would past that
+/// point: same expected offset, same previous ID. Returns the index, the end of any garbage after
 /// the last record, and whether the records ended cleanly (zeroed space after them).
 fn scan_segment(
     segment: &mut Segment,
-    options: &LogOptions,
+    mut index: SegmentIndex,
     is_last: bool,
     report: &mut RecoveryReport,
 ) -> (SegmentIndex, usize, bool) {
     let base = segment.base_offset();
     let path = segment.path().to_path_buf();
     let bytes = segment.recovery_bytes();
-    let mut index = SegmentIndex::new(options.index_interval_bytes, segment::HEADER_LEN);
-    let mut scanner = Scanner::new(bytes, segment::HEADER_LEN, base);
-    let mut expected = base;
+    let from = index.end_pos();
+    let mut expected = index.last().map_or(base, |last| last.offset + 1);
+    let mut scanner = Scanner::new(bytes, from, expected);
+    if let Some(last) = index.last() {
+        scanner = scanner.after_id(last.id);
+    }
     for item in scanner.by_ref() {
         match item {
             ScanItem::Record { pos, record } => {
@@ -534,7 +573,7 @@ fn scan_segment(
     let clean_end = scanner
         .end()
         .is_some_and(|e| e.dirty_end == e.end && e.reason == record::DecodeError::Empty);
-    report.scanned_bytes += (end - segment::HEADER_LEN) as u64;
+    report.scanned_bytes += (end - from) as u64;
     if dirty_end > end && is_last {
         let reason = scanner
             .end()
@@ -678,4 +717,269 @@ fn remove_other_journals(dir: &Path, keep: u64) -> Result<(), LogError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::Bound;
+
+    use super::*;
+    use crate::log::{IdSpec, NewEntry};
+
+    const NOW: u64 = 1_700_000_000_000;
+
+    fn options() -> LogOptions {
+        LogOptions {
+            max_segment_bytes: 256 << 10,
+            initial_segment_bytes: 64 << 10,
+            index_interval_bytes: 512,
+        }
+    }
+
+    fn open(dir: &Path) -> (Log, RecoveryReport) {
+        Log::open(dir, options(), false, NOW).unwrap()
+    }
+
+    fn append(log: &Log, count: u64) {
+        for n in 0..count {
+            let body = format!("entry {n:06} {}", "x".repeat(200 + (n % 7) as usize * 30));
+            let entry = NewEntry {
+                id: IdSpec::Auto,
+                headers: &[] as &[(&[u8], &[u8])],
+                body: body.as_bytes(),
+                idempotency: None,
+            };
+            log.append(&[entry], NOW + n).unwrap();
+        }
+    }
+
+    /// Writes `durable` entries, checkpoints, writes `tail` more and drops the log without
+    /// closing it, as a crash leaves it. Returns the log's directory and the checkpoint's point.
+    fn crashed(durable: u64, tail: u64) -> (tempfile::TempDir, RecoveryPoint) {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path());
+        append(&log, durable);
+        let point = log.checkpoint().unwrap();
+        append(&log, tail);
+        drop(log);
+        (dir, point)
+    }
+
+    /// A copy of `from` without the index of the checkpoint's segment: its open rescans it whole.
+    fn copy_without_index(from: &Path, point: &RecoveryPoint) -> tempfile::TempDir {
+        let to = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, to.path().join(path.file_name().unwrap())).unwrap();
+        }
+        std::fs::remove_file(to.path().join(index_file_name(point.segment_base))).unwrap();
+        to
+    }
+
+    type Seen = Vec<(u64, StreamId, Vec<u8>)>;
+
+    fn seen(entries: Vec<super::super::Entry>) -> Seen {
+        entries
+            .into_iter()
+            .map(|e| (e.offset, e.id, e.body().to_vec()))
+            .collect()
+    }
+
+    /// Everything a reader can observe: entries by offset, by ID range both ways, and the tip.
+    fn observe(log: &Log) -> (Seen, Seen, Seen, u64, StreamId, u64) {
+        let all = seen(log.read_from(0, usize::MAX).unwrap());
+        let mid = all[all.len() / 2].1;
+        let by_id = seen(
+            log.range(Bound::Excluded(mid), Bound::Unbounded, usize::MAX)
+                .unwrap(),
+        );
+        let reversed = seen(
+            log.range_rev(Bound::Included(mid), Bound::Unbounded, 40)
+                .unwrap(),
+        );
+        let one_by_one: Seen = all
+            .iter()
+            .filter_map(|(offset, ..)| log.read(*offset).unwrap())
+            .map(|e| (e.offset, e.id, e.body().to_vec()))
+            .collect();
+        assert_eq!(one_by_one, all);
+        (
+            all,
+            by_id,
+            reversed,
+            log.next_offset(),
+            log.last_id(),
+            log.len(),
+        )
+    }
+
+    /// Losses (position, offsets) and the cut (position, bytes).
+    type Damage = (Vec<(u64, Range<u64>)>, Option<(u64, u64)>);
+
+    /// Losses and cuts, without the directory they were found in.
+    fn damage(report: &RecoveryReport) -> Damage {
+        let lost = report
+            .lost
+            .iter()
+            .map(|l| (l.pos, l.offsets.clone()))
+            .collect();
+        let torn = report.torn_tail.as_ref().map(|t| (t.pos, t.bytes));
+        (lost, torn)
+    }
+
+    /// Opens the crashed directory and a copy of it without the persisted index: both must
+    /// recover exactly the same log. Returns the report of the open that had the index.
+    fn assert_same_as_rescan(dir: &Path, point: &RecoveryPoint) -> RecoveryReport {
+        let rescan_dir = copy_without_index(dir, point);
+        let (rescanned, full) = open(rescan_dir.path());
+        let (log, report) = open(dir);
+        assert_eq!(observe(&log), observe(&rescanned));
+        assert_eq!(damage(&report), damage(&full));
+        assert_eq!(report.entries, full.entries);
+        assert_eq!(log.meta(), rescanned.meta());
+        report
+    }
+
+    fn segment_end(dir: &Path, point: &RecoveryPoint) -> u64 {
+        let bytes = std::fs::read(dir.join(index_file_name(point.segment_base))).unwrap();
+        SegmentIndex::decode(&bytes, point.segment_base, 1)
+            .unwrap()
+            .end_pos() as u64
+    }
+
+    /// Byte positions of the records of a segment file.
+    fn record_positions(path: &Path) -> Vec<usize> {
+        let bytes = std::fs::read(path).unwrap();
+        Scanner::new(&bytes, segment::HEADER_LEN, 0)
+            .filter_map(|item| match item {
+                ScanItem::Record { pos, .. } => Some(pos),
+                ScanItem::Damaged { .. } => None,
+            })
+            .collect()
+    }
+
+    fn overwrite(path: &Path, at: usize, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.write_all_at(bytes, at as u64).unwrap();
+    }
+
+    #[test]
+    fn a_crash_scans_only_what_follows_the_recovery_point() {
+        for (durable, tail) in [(40, 30), (700, 30), (700, 0), (0, 20)] {
+            let (dir, point) = crashed(durable, tail);
+            assert_eq!(segment_end(dir.path(), &point), point.pos);
+            let rescan_dir = copy_without_index(dir.path(), &point);
+            let full = open(rescan_dir.path()).1.scanned_bytes;
+            let report = assert_same_as_rescan(dir.path(), &point);
+            assert!(!report.found_damage(), "{report:?}");
+            assert_eq!(
+                report.scanned_bytes,
+                full - (point.pos - segment::HEADER_LEN as u64),
+                "{durable} durable entries, {tail} after them"
+            );
+            // The open checkpointed with the index of its new recovery point: a second crash
+            // open scans nothing and finds the same log.
+            let (again, second) = open(dir.path());
+            assert_eq!(second.scanned_bytes, 0);
+            assert_eq!(again.next_offset(), durable + tail);
+        }
+    }
+
+    #[test]
+    fn a_bad_persisted_index_falls_back_to_the_full_scan() {
+        type Spoil = fn(&Path, &RecoveryPoint, &[u8]);
+        let spoilers: [(&str, Spoil); 5] = [
+            ("flipped byte", |path, _, bytes| {
+                overwrite(path, bytes.len() / 2, &[bytes[bytes.len() / 2] ^ 0x10])
+            }),
+            ("truncated", |path, _, bytes| {
+                std::fs::write(path, &bytes[..bytes.len() - 9]).unwrap()
+            }),
+            ("empty", |path, _, _| std::fs::write(path, b"").unwrap()),
+            ("last record's ID differs", |path, point, bytes| {
+                let index = SegmentIndex::decode(bytes, point.segment_base, 1).unwrap();
+                let mut wrong = SegmentIndex::new(512, segment::HEADER_LEN);
+                let points = index.entries();
+                let last = index.last().unwrap();
+                // Same points and end, but the last record named with another ID.
+                for (k, p) in points.iter().enumerate() {
+                    let next = points.get(k + 1).map_or(index.end_pos(), |n| n.pos);
+                    let id = if k + 1 == points.len() { last.id } else { p.id };
+                    let record = LastRecord {
+                        offset: if k + 1 == points.len() {
+                            last.offset
+                        } else {
+                            p.offset
+                        },
+                        id: StreamId::new(id.ms, id.seq + 1),
+                        timestamp_ms: 0,
+                    };
+                    wrong.add(p.pos, next - p.pos, record);
+                }
+                assert_eq!(wrong.end_pos(), index.end_pos());
+                std::fs::write(path, wrong.encode(point.segment_base)).unwrap();
+            }),
+            ("stale: from an earlier checkpoint", |_, _, _| {}),
+        ];
+        for (what, spoil) in spoilers {
+            let (dir, point) = crashed(300, 40);
+            let path = dir.path().join(index_file_name(point.segment_base));
+            let bytes = std::fs::read(&path).unwrap();
+            if what.starts_with("stale") {
+                // Checkpoint again further on, then put the first checkpoint's index back.
+                let (log, _) = open(dir.path());
+                append(&log, 25);
+                log.checkpoint().unwrap();
+                append(&log, 10);
+                drop(log);
+                std::fs::write(&path, &bytes).unwrap();
+            } else {
+                spoil(&path, &point, &bytes);
+            }
+            let rescan_dir = copy_without_index(dir.path(), &point);
+            let full = open(rescan_dir.path()).1.scanned_bytes;
+            let report = assert_same_as_rescan(dir.path(), &point);
+            assert_eq!(report.scanned_bytes, full, "{what}");
+            assert!(!report.found_damage(), "{what}: {report:?}");
+        }
+    }
+
+    #[test]
+    fn damage_after_the_recovery_point_is_cut_or_skipped_as_before() {
+        for victim_from_end in [1usize, 3] {
+            for torn in [false, true] {
+                let (dir, point) = crashed(300, 40);
+                let path = dir.path().join(segment_file_name(point.segment_base));
+                let positions = record_positions(&path);
+                let tail: Vec<usize> = positions
+                    .iter()
+                    .copied()
+                    .filter(|&pos| pos as u64 >= point.pos)
+                    .collect();
+                let victim = tail[tail.len() - victim_from_end];
+                let victim_offset = point.next_offset + (tail.len() - victim_from_end) as u64;
+                if torn {
+                    let len = std::fs::metadata(&path).unwrap().len() as usize;
+                    overwrite(&path, victim + 24, &vec![0; len - victim - 24]);
+                } else {
+                    overwrite(&path, victim + 70, b"damage");
+                }
+                let report = assert_same_as_rescan(dir.path(), &point);
+                let lost: Vec<Range<u64>> = report.lost.iter().map(|l| l.offsets.clone()).collect();
+                if torn {
+                    assert!(report.lost.is_empty(), "{report:?}");
+                    assert_eq!(report.torn_tail.as_ref().unwrap().pos, victim as u64);
+                } else if victim_from_end == 1 {
+                    // The last record damaged: nothing valid follows, so it is a torn tail.
+                    assert!(lost.is_empty(), "{report:?}");
+                    assert_eq!(report.torn_tail.as_ref().unwrap().pos, victim as u64);
+                } else {
+                    assert_eq!(lost, vec![victim_offset..victim_offset + 1], "{report:?}");
+                    assert!(report.torn_tail.is_none());
+                }
+                assert!(report.scanned_bytes < point.pos, "{report:?}");
+            }
+        }
+    }
 }
