@@ -2316,3 +2316,240 @@ async fn concurrent_append_async_under_always() {
     drop(stream);
     store.close().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// 11. Crash reopen from the active segment's index, persisted by the checkpoint
+// ---------------------------------------------------------------------------------------------
+
+/// What happens to the unflushed tail before the reopen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterPoint {
+    Intact,
+    /// A byte of one record's body changes: that record is lost, the ones after it stay.
+    DamagedRecord,
+    /// Everything from the middle of a record on is zeroed: a torn tail.
+    Torn,
+}
+
+/// A crashed store whose last segment holds records after the recovery point of an explicit
+/// checkpoint. Returns the directory, the model, the log directory and the checkpoint's position
+/// in the last segment (read from the index file the checkpoint wrote).
+fn crashed_after_checkpoint(
+    clock: &Arc<ManualClock>,
+) -> (tempfile::TempDir, Vec<Written>, PathBuf, usize) {
+    before_first_checkpoint(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = Vec::new();
+        let store = Store::open_with(dir.path(), options(clock, Durability::Never)).unwrap();
+        let stream = store.stream(b"tail").unwrap();
+        fill(&stream, &mut model, 200, 300);
+        let point = stream.log().checkpoint().unwrap();
+        fill(&stream, &mut model, 30, 300);
+        let log_dir = stream.log().dir().to_path_buf();
+        drop(stream);
+        drop(store);
+        let last = segment_files(&log_dir).pop().unwrap();
+        assert_eq!(
+            segment_base(&last),
+            point.segment_base,
+            "the tail must stay in the checkpoint's segment"
+        );
+        assert_eq!(index_end(&log_dir, &last), point.pos as usize);
+        (dir, model, log_dir, point.pos as usize)
+    })
+}
+
+/// `end_pos` of a segment's index file.
+fn index_end(log_dir: &Path, segment: &Path) -> usize {
+    u64_at(&std::fs::read(index_path(log_dir, segment)).unwrap(), 24) as usize
+}
+
+fn index_path(log_dir: &Path, segment: &Path) -> PathBuf {
+    log_dir.join(format!("{:020}.index", segment_base(segment)))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+type Observed = Vec<(u64, StreamId, Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>;
+
+fn observed(entries: &[Entry]) -> Observed {
+    entries
+        .iter()
+        .map(|e| {
+            let headers = e.headers().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+            (e.offset, e.id, e.body().to_vec(), headers)
+        })
+        .collect()
+}
+
+/// Everything a reader sees: by offset (one by one and in batches) and by ID range both ways.
+fn observe_stream(stream: &Stream) -> (Observed, Observed, Observed, Observed, StreamId) {
+    let all = all_entries(stream);
+    let mid = all[all.len() / 2].id;
+    let by_offset: Vec<Entry> = (0..stream.log().next_offset() + 3)
+        .filter_map(|offset| stream.read(offset).unwrap())
+        .collect();
+    let from_mid = stream
+        .range(Bound::Included(mid), Bound::Unbounded, 50)
+        .unwrap();
+    let back = stream
+        .range_rev(Bound::Excluded(mid), Bound::Unbounded, usize::MAX)
+        .unwrap();
+    (
+        observed(&all),
+        observed(&by_offset),
+        observed(&from_mid),
+        observed(&back),
+        stream.last_id(),
+    )
+}
+
+/// Opens `dir` and a copy of it without the persisted index of the last segment (which the
+/// engine then rescans whole), and checks that both recover exactly the same stream. Returns
+/// the report of `dir`'s open and the bytes the full rescan scanned.
+fn open_beside_full_rescan(
+    clock: &Arc<ManualClock>,
+    dir: &Path,
+    log_dir: &Path,
+) -> (RecoveryReport, u64) {
+    let rescan = tempfile::tempdir().unwrap();
+    copy_dir(dir, rescan.path());
+    let rescan_log = rescan.path().join(log_dir.strip_prefix(dir).unwrap());
+    let last = segment_files(&rescan_log).pop().unwrap();
+    std::fs::remove_file(index_path(&rescan_log, &last)).unwrap();
+
+    let full_store = Store::open_with(rescan.path(), options(clock, Durability::Never)).unwrap();
+    let store = Store::open_with(dir, options(clock, Durability::Never)).unwrap();
+    let full = report_of(&full_store, b"tail").clone();
+    let report = report_of(&store, b"tail").clone();
+    let losses = |r: &RecoveryReport| -> Vec<(u64, std::ops::Range<u64>)> {
+        r.lost.iter().map(|l| (l.pos, l.offsets.clone())).collect()
+    };
+    assert_eq!(losses(&report), losses(&full));
+    let torn = |r: &RecoveryReport| r.torn_tail.as_ref().map(|t| (t.pos, t.bytes));
+    assert_eq!(torn(&report), torn(&full));
+    assert_eq!(report.entries, full.entries);
+    let stream = store.stream(b"tail").unwrap();
+    let full_stream = full_store.stream(b"tail").unwrap();
+    assert_eq!(observe_stream(&stream), observe_stream(&full_stream));
+    assert_eq!(stream.log().next_offset(), full_stream.log().next_offset());
+    assert_eq!(stream.log().meta(), full_stream.log().meta());
+    (report, full.scanned_bytes)
+}
+
+fn crash_reopen_from_the_persisted_index(after: AfterPoint) {
+    let clock = clock();
+    let (dir, model, log_dir, point) = crashed_after_checkpoint(&clock);
+    let last = segment_files(&log_dir).pop().unwrap();
+    let bytes = std::fs::read(&last).unwrap();
+    let tail: Vec<RawRecord> = raw_records(&bytes)
+        .into_iter()
+        .filter(|r| r.pos >= point)
+        .collect();
+    assert_eq!(tail.len(), 30, "the tail is what followed the checkpoint");
+    let victim = tail[tail.len() / 2];
+    let gone: BTreeSet<u64> = match after {
+        AfterPoint::Intact => BTreeSet::new(),
+        AfterPoint::DamagedRecord => {
+            let body = victim.body(&bytes);
+            overwrite(&last, body.start + 2, &[!bytes[body.start + 2]]);
+            BTreeSet::from([victim.offset])
+        }
+        AfterPoint::Torn => {
+            let at = victim.pos + victim.len / 2;
+            overwrite(&last, at, &vec![0; bytes.len() - at]);
+            (victim.offset..model.len() as u64).collect()
+        }
+    };
+
+    let (report, full_scan) = open_beside_full_rescan(&clock, dir.path(), &log_dir);
+    assert_eq!(
+        report.scanned_bytes,
+        full_scan - (point - SEGMENT_HEADER) as u64,
+        "{after:?}: only the tail is scanned"
+    );
+    let reported: BTreeSet<u64> = report.lost.iter().flat_map(|l| l.offsets.clone()).collect();
+    match after {
+        AfterPoint::Torn => {
+            assert!(reported.is_empty(), "{report:?}");
+            assert!(report.torn_tail.is_some(), "{report:?}");
+        }
+        _ => {
+            assert_eq!(reported, gone, "{after:?}: {report:?}");
+            assert!(report.torn_tail.is_none(), "{report:?}");
+        }
+    }
+    // The open settled into a checkpoint with its own index: a second crash open scans nothing
+    // and keeps the same entries.
+    let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
+    let again = report_of(&store, b"tail");
+    assert_eq!(again.scanned_bytes, 0, "{again:?}");
+    assert_no_new_damage(again, &gone);
+    let stream = store.stream(b"tail").unwrap();
+    let kept: Vec<&Written> = match after {
+        AfterPoint::Torn => model.iter().filter(|w| w.offset < victim.offset).collect(),
+        _ => live(&model, &gone),
+    };
+    assert_holds(&stream, &kept);
+    drop(stream);
+    store.close().unwrap();
+}
+
+#[test]
+fn crash_reopen_scans_only_the_tail_after_the_persisted_index() {
+    crash_reopen_from_the_persisted_index(AfterPoint::Intact);
+}
+
+#[test]
+fn crash_reopen_from_the_persisted_index_skips_a_damaged_record_in_the_tail() {
+    crash_reopen_from_the_persisted_index(AfterPoint::DamagedRecord);
+}
+
+#[test]
+fn crash_reopen_from_the_persisted_index_cuts_a_torn_tail() {
+    crash_reopen_from_the_persisted_index(AfterPoint::Torn);
+}
+
+#[test]
+fn a_damaged_stale_or_truncated_persisted_index_falls_back_to_the_full_scan() {
+    let clock = clock();
+    for spoil in ["flipped byte", "truncated", "stale"] {
+        let (dir, mut model, log_dir, _) = crashed_after_checkpoint(&clock);
+        let last = segment_files(&log_dir).pop().unwrap();
+        let index = index_path(&log_dir, &last);
+        let bytes = std::fs::read(&index).unwrap();
+        match spoil {
+            "flipped byte" => overwrite(&index, 40, &[bytes[40] ^ 1]),
+            "truncated" => std::fs::write(&index, &bytes[..bytes.len() - 32]).unwrap(),
+            _ => {
+                // A later crash open checkpoints again; the earlier index comes back.
+                let store =
+                    Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
+                let stream = store.stream(b"tail").unwrap();
+                fill(&stream, &mut model, 10, 300);
+                drop(stream);
+                drop(store);
+                std::fs::write(&index, &bytes).unwrap();
+            }
+        }
+        let (report, full_scan) = open_beside_full_rescan(&clock, dir.path(), &log_dir);
+        assert_eq!(report.scanned_bytes, full_scan, "{spoil}: {report:?}");
+        assert!(!report.found_damage(), "{spoil}: {report:?}");
+        let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
+        let stream = store.stream(b"tail").unwrap();
+        assert_holds(&stream, &model.iter().collect::<Vec<_>>());
+        drop(stream);
+        store.close().unwrap();
+    }
+}

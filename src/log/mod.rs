@@ -493,6 +493,12 @@ impl Log {
     /// segment), so a failure costs only a full scan at the next crash recovery; the older index
     /// is then removed so that no file describing another state of the segment is left.
     fn write_active_index_file(&self, base: u64, bytes: &[u8]) {
+        // Under the writer lock: a roll writes the full index of the segment it seals under that
+        // lock too, and this shorter one must neither replace it nor share its temporary file.
+        let writer = self.writer.lock();
+        if writer.slot.base() != base {
+            return;
+        }
         let path = self.dir.join(index_file_name(base));
         let tmp = path.with_extension("index.tmp");
         let written = std::fs::File::create(&tmp)
