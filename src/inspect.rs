@@ -1079,7 +1079,7 @@ impl IndexCheck {
             if is_last {
                 findings.push(note(
                     path,
-                    format!("{detail}: normal for the active segment after a reopen"),
+                    format!("{detail}: normal for the active segment, whose index every checkpoint writes"),
                 ));
             } else {
                 findings.push(damage(

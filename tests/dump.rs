@@ -1072,3 +1072,52 @@ fn a_damaged_or_wrong_index_file_is_reported() {
         "{stdout}"
     );
 }
+
+/// After a crash, the active segment's index written by the last checkpoint describes the
+/// records up to the checkpoint: `--verify` accepts it as the active segment's shorter index,
+/// and reports it when it is damaged.
+#[test]
+fn the_active_segments_index_left_by_a_checkpoint_is_verified() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let options = StoreOptions {
+        durability: Durability::Never,
+        ..StoreOptions::default()
+    };
+    let store = Store::open_with(dir.path(), options).expect("open store");
+    let stream = store.stream(b"crashed").expect("stream");
+    for i in 0..100 {
+        stream
+            .append(Message::new(format!("before the checkpoint {i}")))
+            .expect("append");
+    }
+    let point = stream.log().checkpoint().expect("checkpoint");
+    for i in 0..20 {
+        stream
+            .append(Message::new(format!("after the checkpoint {i}")))
+            .expect("append");
+    }
+    drop(stream);
+    drop(store);
+
+    let crashed = stream_dir(dir.path(), b"crashed");
+    let active = segments(&crashed).pop().expect("a segment");
+    let index = crashed.join(format!("{:020}.index", point.segment_base));
+    let bytes = fs::read(&index).expect("the checkpoint wrote the active segment's index");
+    let stdout = run_ok(&["--verify", path]);
+    assert!(
+        stdout.contains("records were written after it (stale)"),
+        "{stdout}"
+    );
+    assert_eq!(segment_json(path, &active)["index"], "stale");
+
+    let mut damaged = bytes.clone();
+    damaged[24] ^= 0x08;
+    fs::write(&index, &damaged).expect("write index");
+    verify_finds(
+        path,
+        &format!("{:020}.index", point.segment_base),
+        Some(bytes.len() as u64 - 4),
+        "index checksum mismatch",
+    );
+}

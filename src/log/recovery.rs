@@ -356,7 +356,7 @@ fn recover_segments(
                 // After a crash, the checkpoint's segment is known to be on disk up to the
                 // recovery point: its index as of that point (written by the checkpoint) spares
                 // scanning those bytes again.
-                let durable_prefix = (base == point.segment_base)
+                let durable_prefix = (!trusted_end && base == point.segment_base)
                     .then(|| {
                         load_index_file(
                             dir,
