@@ -15,6 +15,7 @@ use bytes::Bytes;
 
 use super::resp::{Protocol, Value};
 use super::state::Server;
+use crate::id::StreamId;
 use crate::log::Entry;
 use crate::signal::ChangeSignal;
 use crate::store::{Store, StoreError};
@@ -382,7 +383,12 @@ pub(crate) fn entry_fields(entry: &Entry) -> Value {
 
 /// `[id, [field, value, …]]`.
 pub(crate) fn entry_value(entry: &Entry) -> Value {
-    Value::Array(vec![Value::bulk(entry.id.to_string()), entry_fields(entry)])
+    Value::Array(vec![id_value(entry.id), entry_fields(entry)])
+}
+
+/// An ID as a bulk string.
+pub(crate) fn id_value(id: StreamId) -> Value {
+    Value::Bulk(Bytes::copy_from_slice(id.text().as_bytes()))
 }
 
 /// Turns a handler body that may fail with an error reply into an outcome.
