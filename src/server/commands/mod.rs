@@ -124,23 +124,23 @@ pub(crate) fn table() -> &'static [CommandSpec] {
         commands.extend(streams::commands());
         // Sorted, so that every command's lookup is a binary search rather than a scan.
         commands.sort_unstable_by_key(|spec| spec.name);
-        debug_assert!(
-            commands
-                .iter()
-                .all(|spec| !spec.name.bytes().any(|b| b.is_ascii_uppercase()))
-        );
+        debug_assert!(commands.iter().all(|spec| spec.name.len() <= MAX_NAME_LEN
+            && !spec.name.bytes().any(|b| b.is_ascii_uppercase())));
         commands
     })
 }
 
+/// Longer than every command's name: a longer one is unknown without a look.
+const MAX_NAME_LEN: usize = 32;
+
 fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut lower = [0u8; MAX_NAME_LEN];
+    let lower = lower.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
     let commands = table();
     commands
-        .binary_search_by(|spec| {
-            spec.name
-                .bytes()
-                .cmp(name.iter().map(u8::to_ascii_lowercase))
-        })
+        .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
         .ok()
         .map(|found| &commands[found])
 }
