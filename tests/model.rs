@@ -30,7 +30,7 @@ use weir::{
 };
 
 /// Cases of the default run.
-const DEFAULT_CASES: u32 = 48;
+const DEFAULT_CASES: u32 = 128;
 const STREAM: &[u8] = b"s";
 const DEAD_LETTERS: &[u8] = b"dlq";
 const CONSUMERS: [&[u8]; 3] = [b"a", b"b", b"c"];
@@ -964,7 +964,9 @@ impl World {
                         max_bytes: None,
                     })
                     .expect("set retention");
-                let removed = stream.enforce_retention().expect("enforce retention");
+                // The maintenance thread may enforce the limit first: what the call itself
+                // reports is not checked, what the stream holds afterwards is.
+                stream.enforce_retention().expect("enforce retention");
                 stream
                     .set_retention(Retention::default())
                     .expect("clear retention");
@@ -990,7 +992,6 @@ impl World {
                         age
                     );
                 }
-                prop_assert!(removed > 0 || gone.is_empty(), "retention reported nothing");
                 self.remove_entries(&gone);
             }
             Op::CreateGroup(g, at_end) => {
