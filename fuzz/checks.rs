@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::{Mutex, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -445,13 +445,22 @@ pub fn group_recovery(data: &[u8]) {
 // RESP parser
 // ---------------------------------------------------------------------------------------------
 
+/// Limits small enough for inputs to exceed every one of them.
 fn small_limits() -> Limits {
     Limits {
-        max_bulk_len: 512,
-        max_array_len: 32,
-        max_inline_len: 256,
+        max_bulk_len: 16,
+        max_array_len: 4,
+        max_inline_len: 32,
         max_buffered: usize::MAX,
     }
+}
+
+/// The most bytes one command can take within `limits`: an array header line, then each
+/// argument's header line, bytes and line end. A parser waiting for more than this is buffering
+/// a command it should already have refused.
+fn largest_command(limits: &Limits) -> usize {
+    let line = limits.max_inline_len + 2;
+    line + limits.max_array_len * (line + limits.max_bulk_len + 2)
 }
 
 type Parsed = Vec<Result<Vec<Vec<u8>>, String>>;
@@ -468,7 +477,14 @@ fn drain(parser: &mut RequestParser, buf: &mut BytesMut, out: &mut Parsed) -> bo
                 }
                 out.push(Ok(args.iter().map(|arg| arg.to_vec()).collect()));
             }
-            Ok(None) => return true,
+            Ok(None) => {
+                assert!(
+                    buf.len() <= largest_command(parser.limits()),
+                    "waiting with {} bytes buffered: more than any command within the limits",
+                    buf.len()
+                );
+                return true;
+            }
             Err(error) => {
                 out.push(Err(error.to_string()));
                 return false;
