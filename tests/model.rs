@@ -1349,14 +1349,9 @@ impl World {
                 (None, None) => continue,
                 (Some(before), Some(real)) => (before, real),
                 (before, real) => {
-                    prop_assert!(
-                        false,
-                        "group {} flushed as {:?}, recovered as {:?}",
-                        g,
-                        before,
-                        real
-                    );
-                    unreachable!();
+                    return Err(TestCaseError::fail(format!(
+                        "group {g} flushed as {before:?}, recovered as {real:?}"
+                    )));
                 }
             };
             let now = &self.model.groups[&g];
@@ -1379,13 +1374,9 @@ impl World {
                     .chain(before.pending.get(id).map(|p| p.deliveries))
                     .max();
                 let Some(most) = most else {
-                    prop_assert!(
-                        false,
-                        "group {}: {} pending but settled before the flush",
-                        g,
-                        id
-                    );
-                    unreachable!();
+                    return Err(TestCaseError::fail(format!(
+                        "group {g}: {id} pending but settled before the flush"
+                    )));
                 };
                 prop_assert!(
                     pending.deliveries <= most,
@@ -1400,8 +1391,9 @@ impl World {
                     continue;
                 }
                 let Some(after) = real.pending.get(id) else {
-                    prop_assert!(false, "group {}: flushed pending {} lost", g, id);
-                    unreachable!();
+                    return Err(TestCaseError::fail(format!(
+                        "group {g}: flushed pending {id} lost"
+                    )));
                 };
                 prop_assert!(
                     after.deliveries >= pending.deliveries,
