@@ -19,7 +19,7 @@ use weir::group::durable::{
 };
 use weir::group::{EntrySource, GroupEvent, GroupPolicy, GroupsState, ReadNew, StreamFacts};
 use weir::journal;
-use weir::log::{IdSpec, Log, LogOptions, NewEntry, segment_file_name};
+use weir::log::{IdSpec, Log, LogOptions, NewEntry, index_file_name, segment_file_name};
 use weir::record::{self, NewRecord};
 use weir::segment::{ScanItem, Scanner};
 use weir::server::resp::{Limits, RequestParser};
@@ -169,25 +169,27 @@ fn all_records(log: &Log) -> BTreeMap<u64, Vec<u8>> {
 /// first damaged byte and reports every record it dropped.
 pub fn segment_recovery(data: &[u8]) {
     let dir = scratch_dir();
-    let segment = dir.path().join(segment_file_name(0));
+    let first_segment = dir.path().join(segment_file_name(0));
     let mode = data.first().copied().unwrap_or(0);
     let (log, _) = Log::open(dir.path(), log_options(), false, NOW_MS).expect("a new log");
     if mode % 2 == 0 {
         drop(log);
-        let mut image = std::fs::read(&segment).expect("read segment");
+        let mut image = std::fs::read(&first_segment).expect("read segment");
         let room = image.len() - SEGMENT_HEADER;
         let garbage = &data[1.min(data.len())..];
         let garbage = &garbage[..garbage.len().min(room)];
         image[SEGMENT_HEADER..SEGMENT_HEADER + garbage.len()].copy_from_slice(garbage);
-        std::fs::write(&segment, &image).expect("write segment");
+        std::fs::write(&first_segment, &image).expect("write segment");
         if let Ok((log, _)) = Log::open(dir.path(), log_options(), false, NOW_MS) {
             all_records(&log);
         }
         return;
     }
-    let count = 1 + usize::from(data.get(1).copied().unwrap_or(0) % 24);
+    // Enough entries, some large, to fill more than one segment.
+    let flags = data.get(1).copied().unwrap_or(0);
+    let count = 1 + usize::from(flags % 48);
     for i in 0..count {
-        let len = usize::from(data.get(2 + i).copied().unwrap_or(7) % 200);
+        let len = usize::from(data.get(2 + i).copied().unwrap_or(7)) * 2;
         let body = vec![i as u8; len];
         let headers = [(b"n".as_slice(), &body[..len.min(5)])];
         let entry = NewEntry {
@@ -199,47 +201,86 @@ pub fn segment_recovery(data: &[u8]) {
         log.append(&[entry], NOW_MS + i as u64).expect("append");
     }
     drop(log);
-    let clean = std::fs::read(&segment).expect("read segment");
-    let records: Vec<(usize, usize, u64)> = Scanner::new(&clean, SEGMENT_HEADER, 0)
-        .filter_map(|item| match item {
-            ScanItem::Record { pos, record } => Some((pos, record.padded_len, record.offset)),
-            ScanItem::Damaged { .. } => None,
-        })
+    // Every segment's bytes beyond its header, one after the other: damage lands anywhere in
+    // them, and a record lies before the damage when it ends before the first changed byte.
+    let segments = segment_files(dir.path());
+    let clean: Vec<Vec<u8>> = segments
+        .iter()
+        .map(|(_, path)| std::fs::read(path).expect("read segment"))
         .collect();
+    let mut records = Vec::new();
+    let mut start = 0;
+    for ((base, _), bytes) in segments.iter().zip(&clean) {
+        for item in Scanner::new(bytes, SEGMENT_HEADER, *base) {
+            if let ScanItem::Record { pos, record } = item {
+                let span =
+                    start + pos - SEGMENT_HEADER..start + pos - SEGMENT_HEADER + record.padded_len;
+                let len = record::peek(&bytes[pos..]).expect("a clean record").len;
+                records.push((span, record.offset, bytes[pos..pos + len].to_vec()));
+            }
+        }
+        start += bytes.len() - SEGMENT_HEADER;
+    }
     assert_eq!(
         records.len(),
         count,
-        "every appended record is in the first segment"
+        "every appended record is in a segment"
     );
     let mut damaged = clean.clone();
-    for damage in data.get(2 + count..).unwrap_or_default().chunks(3) {
-        let at =
-            SEGMENT_HEADER + (number(damage, 0) as u16 as usize) % (clean.len() - SEGMENT_HEADER);
-        damaged[at] = damage.get(2).copied().unwrap_or(0);
+    let damages = data.get(2 + count..).unwrap_or_default();
+    for damage in damages.chunks(3) {
+        let mut at = number(damage, 0) as u16 as usize % start;
+        let value = damage.get(2).copied().unwrap_or(0);
+        for bytes in &mut damaged {
+            let room = bytes.len() - SEGMENT_HEADER;
+            if at < room {
+                bytes[SEGMENT_HEADER + at] = value;
+                break;
+            }
+            at -= room;
+        }
     }
-    let first_change = clean.iter().zip(&damaged).position(|(a, b)| a != b);
-    std::fs::write(&segment, &damaged).expect("write segment");
+    let first_change = clean
+        .iter()
+        .zip(&damaged)
+        .flat_map(|(a, b)| a[SEGMENT_HEADER..].iter().zip(&b[SEGMENT_HEADER..]))
+        .position(|(a, b)| a != b);
+    for ((_, path), bytes) in segments.iter().zip(&damaged) {
+        std::fs::write(path, bytes).expect("write segment");
+    }
+    if flags & 0x80 != 0 {
+        // Index files are caches: damage to them must cost nothing.
+        for (base, _) in &segments {
+            let index = dir.path().join(index_file_name(*base));
+            let Ok(mut bytes) = std::fs::read(&index) else {
+                continue;
+            };
+            if !bytes.is_empty() {
+                for damage in damages.chunks(3) {
+                    let at = number(damage, 0) as u16 as usize % bytes.len();
+                    bytes[at] ^= damage.get(2).copied().unwrap_or(1) | 1;
+                }
+                std::fs::write(&index, &bytes).expect("write index");
+            }
+        }
+    }
     let Ok((log, report)) = Log::open(dir.path(), log_options(), false, NOW_MS) else {
         return;
     };
     let served = all_records(&log);
     let mut missing = 0;
-    for &(pos, len, offset) in &records {
-        let original = &clean[pos..pos + len];
-        match served.get(&offset) {
-            Some(bytes) => {
-                // Padding is not part of the record: damage there changes nothing.
-                let len = record::peek(original).expect("a clean record").len;
-                assert_eq!(
-                    bytes.get(..len),
-                    Some(&original[..len]),
-                    "record {offset} changed"
-                );
-            }
+    for (span, offset, original) in &records {
+        match served.get(offset) {
+            // Padding is not part of the record: damage there changes nothing.
+            Some(bytes) => assert_eq!(
+                bytes.get(..original.len()),
+                Some(&original[..]),
+                "record {offset} changed"
+            ),
             None => {
                 missing += 1;
                 assert!(
-                    first_change.is_some_and(|change| change < pos + len),
+                    first_change.is_some_and(|change| change < span.end),
                     "record {offset} before the damage at {first_change:?} was dropped"
                 );
             }
@@ -251,10 +292,25 @@ pub fn segment_recovery(data: &[u8]) {
     );
     for offset in served.keys() {
         assert!(
-            records.iter().any(|r| r.2 == *offset),
+            records.iter().any(|r| r.1 == *offset),
             "invented record {offset}"
         );
     }
+}
+
+/// The segment files of a log directory with their base offsets, oldest first.
+fn segment_files(dir: &std::path::Path) -> Vec<(u64, std::path::PathBuf)> {
+    let mut files: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .expect("list log directory")
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let name = path.file_name()?.to_str()?;
+            let base = name.strip_suffix(".seg")?.parse().ok()?;
+            Some((base, path))
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 // ---------------------------------------------------------------------------------------------
