@@ -272,7 +272,6 @@ pub enum EventDecodeError {
 }
 
 const TAG_GROUP_CREATED: u8 = 1;
-const TAG_GROUP_CREATED_WITH_POLICY: u8 = 18;
 const TAG_GROUP_DESTROYED: u8 = 2;
 const TAG_GROUP_ID_SET: u8 = 3;
 const TAG_POLICY_SET: u8 = 4;
@@ -289,6 +288,8 @@ const TAG_DEAD_LETTERED: u8 = 14;
 const TAG_DROPPED: u8 = 15;
 const TAG_EXHAUSTED: u8 = 16;
 const TAG_PENDING_RESTORED: u8 = 17;
+/// A GroupCreated whose policy is not the default: the policy follows the other fields.
+const TAG_GROUP_CREATED_WITH_POLICY: u8 = 18;
 
 /// Encoded sizes of list items, used to refuse counts the input cannot hold before allocating.
 const ID_LEN: usize = 16;
