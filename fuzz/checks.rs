@@ -599,6 +599,16 @@ type ServerHandle = (
 
 static SERVER: Mutex<Option<ServerHandle>> = Mutex::new(None);
 
+/// Removes the server's data directory when a fuzzer exits (libFuzzer ends with `exit`), so
+/// runs leave nothing behind; the server itself goes with the process.
+extern "C" fn remove_server_dir() {
+    if let Ok(server) = SERVER.try_lock() {
+        if let Some((_, _, dir)) = server.as_ref() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// Stops the in-process server (closing its store cleanly) and removes its data directory.
 /// A fuzzer never calls it: the server lives as long as the process.
 pub fn stop_server() {
@@ -648,6 +658,10 @@ fn server_port() -> u16 {
             });
         });
         *SERVER.lock().unwrap_or_else(|e| e.into_inner()) = Some((shutdown, thread, dir));
+        // SAFETY: registers a function without arguments that touches only Rust statics and
+        // the file system; it runs once, at exit.
+        let registered = unsafe { libc::atexit(remove_server_dir) };
+        assert_eq!(registered, 0, "register the exit cleanup");
         port.recv().expect("the server started")
     })
 }
