@@ -1054,6 +1054,28 @@ pub(crate) mod tests {
         ]
     }
 
+    /// The vector of storage-format.md, A.11.
+    #[test]
+    fn a_group_created_with_a_policy_matches_the_format_document() {
+        let event = GroupEvent::GroupCreated {
+            group: b"g".to_vec(),
+            last_delivered: StreamId::MIN,
+            entries_read: None,
+            policy: GroupPolicy {
+                ack_wait_ms: Some(1000),
+                max_deliver: Some(3),
+                dead_letter: Some(b"dlq".to_vec()),
+                max_ack_pending: None,
+            },
+        };
+        let mut expected = vec![18, 1, 0, 0, 0, b'g'];
+        expected.extend([0; 16]);
+        expected.extend([0, 1, 0xe8, 3, 0, 0, 0, 0, 0, 0]);
+        expected.extend([1, 3, 0, 0, 0, 1, 3, 0, 0, 0, b'd', b'l', b'q', 0]);
+        assert_eq!(event.to_bytes(), expected);
+        assert_eq!(GroupEvent::decode(&expected), Ok(event));
+    }
+
     #[test]
     fn every_variant_round_trips() {
         let events = sample_events();
