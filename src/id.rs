@@ -91,17 +91,37 @@ impl StreamId {
 /// Longest `ms-seq` text: two 20-digit numbers and the dash.
 const MAX_TEXT_LEN: usize = 41;
 
+impl StreamId {
+    /// The `ms-seq` text, formatted by hand on the stack: every XADD reply and every entry a
+    /// read returns carries an ID, and the general formatting machinery cost more instructions
+    /// than the rest of an XADD's reply.
+    pub fn text(&self) -> IdText {
+        let mut bytes = [0u8; MAX_TEXT_LEN];
+        let mut start = decimal_before(&mut bytes, MAX_TEXT_LEN, self.seq) - 1;
+        bytes[start] = b'-';
+        start = decimal_before(&mut bytes, start, self.ms);
+        IdText { bytes, start }
+    }
+}
+
+/// A [`StreamId`]'s `ms-seq` text (ASCII digits and a dash), see [`StreamId::text`].
+#[derive(Clone, Copy, Debug)]
+pub struct IdText {
+    bytes: [u8; MAX_TEXT_LEN],
+    start: usize,
+}
+
+impl IdText {
+    /// The text's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
 impl fmt::Display for StreamId {
-    /// Formats by hand into a stack buffer and writes it once: every XADD reply and every
-    /// entry a read returns formats an ID, and the general formatting machinery cost more
-    /// instructions than the rest of an XADD's reply.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = [0u8; MAX_TEXT_LEN];
-        let mut start = decimal_before(&mut text, MAX_TEXT_LEN, self.seq) - 1;
-        text[start] = b'-';
-        start = decimal_before(&mut text, start, self.ms);
-        let text = std::str::from_utf8(&text[start..]).map_err(|_| fmt::Error)?;
-        f.write_str(text)
+        let text = self.text();
+        f.write_str(std::str::from_utf8(text.as_bytes()).map_err(|_| fmt::Error)?)
     }
 }
 

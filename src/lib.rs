@@ -40,6 +40,7 @@ pub mod names;
 pub mod record;
 pub mod segment;
 pub mod server;
+mod signal;
 pub mod store;
 pub mod stream;
 

@@ -113,6 +113,31 @@ fn discard_new_refuses_appends_until_consumers_catch_up() {
     jobs.append(Message::new("f")).unwrap();
 }
 
+/// Six producers append 40 equal-sized entries each at the same time; returns how many were
+/// accepted and how many were refused with an error that `is_refusal` recognises.
+fn race_producers(
+    stream: &Stream,
+    is_refusal: impl Fn(&StoreError) -> bool + Sync,
+) -> (usize, usize) {
+    let accepted = AtomicUsize::new(0);
+    let refused = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..6 {
+            let (accepted, refused, is_refusal) = (&accepted, &refused, &is_refusal);
+            scope.spawn(move || {
+                for i in 0..40 {
+                    match stream.append(Message::new(format!("{t}-{i:02}"))) {
+                        Ok(_) => accepted.fetch_add(1, Ordering::SeqCst),
+                        Err(error) if is_refusal(&error) => refused.fetch_add(1, Ordering::SeqCst),
+                        Err(error) => panic!("{error}"),
+                    };
+                }
+            });
+        }
+    });
+    (accepted.into_inner(), refused.into_inner())
+}
+
 #[test]
 fn discard_new_holds_the_limit_under_concurrent_producers() {
     let clock = Arc::new(ManualClock::new(START_MS));
@@ -120,26 +145,8 @@ fn discard_new_holds_the_limit_under_concurrent_producers() {
     let store = open(dir.path(), &clock);
     let stream = store.stream(b"s").unwrap();
     limited(&stream, 100, Discard::New, false);
-    let accepted = AtomicUsize::new(0);
-    let refused = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for t in 0..6 {
-            let (stream, accepted, refused) = (&stream, &accepted, &refused);
-            scope.spawn(move || {
-                for i in 0..40 {
-                    match stream.append(Message::new(format!("{t}-{i}"))) {
-                        Ok(_) => accepted.fetch_add(1, Ordering::SeqCst),
-                        Err(StoreError::StreamFull { .. }) => {
-                            refused.fetch_add(1, Ordering::SeqCst)
-                        }
-                        Err(error) => panic!("{error}"),
-                    };
-                }
-            });
-        }
-    });
-    assert_eq!(accepted.load(Ordering::SeqCst), 100);
-    assert_eq!(refused.load(Ordering::SeqCst), 140);
+    let refused = |error: &StoreError| matches!(error, StoreError::StreamFull { .. });
+    assert_eq!(race_producers(&stream, refused), (100, 140));
     assert_eq!(stream.len(), 100);
 }
 
@@ -491,26 +498,8 @@ fn discard_new_holds_the_size_limit_under_concurrent_producers() {
     let each = stored_size(&store, "0-00");
     let stream = store.stream(b"s").unwrap();
     size_limited(&stream, 100 * each, Discard::New, false);
-    let accepted = AtomicUsize::new(0);
-    let refused = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        for t in 0..6 {
-            let (stream, accepted, refused) = (&stream, &accepted, &refused);
-            scope.spawn(move || {
-                for i in 0..40 {
-                    match stream.append(Message::new(format!("{t}-{i:02}"))) {
-                        Ok(_) => accepted.fetch_add(1, Ordering::SeqCst),
-                        Err(StoreError::StreamFullBytes { .. }) => {
-                            refused.fetch_add(1, Ordering::SeqCst)
-                        }
-                        Err(error) => panic!("{error}"),
-                    };
-                }
-            });
-        }
-    });
-    assert_eq!(accepted.load(Ordering::SeqCst), 100);
-    assert_eq!(refused.load(Ordering::SeqCst), 140);
+    let refused = |error: &StoreError| matches!(error, StoreError::StreamFullBytes { .. });
+    assert_eq!(race_producers(&stream, refused), (100, 140));
     assert_eq!(stream.len(), 100);
     assert_eq!(stream.stored_bytes().unwrap(), 100 * each);
 }

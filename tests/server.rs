@@ -1960,6 +1960,19 @@ fn debug_reload_keeps_everything() {
     );
 }
 
+/// Starts the server again on `dir` and checks that it found the directory closed cleanly.
+fn restart_after_a_clean_stop(dir: &std::path::Path) -> (Server, redis::Connection) {
+    let server = Server::start_in(dir, &[]);
+    let mut con = server.conn();
+    let persistence = info(&mut con, "persistence");
+    assert_eq!(
+        info_field(&persistence, "weir_last_open_clean").as_deref(),
+        Some("1"),
+        "{persistence}"
+    );
+    (server, con)
+}
+
 #[test]
 fn sigterm_shuts_down_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -1971,14 +1984,7 @@ fn sigterm_shuts_down_cleanly() {
     assert!(status.success(), "exit status {status}");
     drop(con);
 
-    let server = Server::start_in(dir.path(), &[]);
-    let mut con = server.conn();
-    let persistence = info(&mut con, "persistence");
-    assert_eq!(
-        info_field(&persistence, "weir_last_open_clean").as_deref(),
-        Some("1"),
-        "{persistence}"
-    );
+    let (_server, mut con) = restart_after_a_clean_stop(dir.path());
     assert_eq!(snapshot(&mut con), before);
 }
 
@@ -2008,14 +2014,7 @@ fn shutdown_command_stops_the_server_cleanly() {
     let status = server.wait_for_exit();
     assert!(status.success(), "exit status {status}");
 
-    let server = Server::start_in(dir.path(), &[]);
-    let mut con = server.conn();
-    let persistence = info(&mut con, "persistence");
-    assert_eq!(
-        info_field(&persistence, "weir_last_open_clean").as_deref(),
-        Some("1"),
-        "{persistence}"
-    );
+    let (_server, mut con) = restart_after_a_clean_stop(dir.path());
     assert_eq!(snapshot(&mut con), before);
 }
 
@@ -2041,13 +2040,7 @@ fn sigterm_does_not_wait_for_blocked_clients() {
     );
     blocked.join().unwrap();
 
-    let server = Server::start_in(dir.path(), &[]);
-    let mut con = server.conn();
-    let persistence = info(&mut con, "persistence");
-    assert_eq!(
-        info_field(&persistence, "weir_last_open_clean").as_deref(),
-        Some("1")
-    );
+    let (_server, mut con) = restart_after_a_clean_stop(dir.path());
     assert_eq!(query::<i64>(&mut con, &["XLEN", "s"]), 1);
 }
 

@@ -270,6 +270,32 @@ fn duplicate_and_late_replies_are_recognised_by_their_correlation_id() {
     assert_eq!(int(&run(&mut con, &["XLEN", "replies:c"])), 4);
 }
 
+/// A refused XADD changed nothing: the stream holds `len` entries, all it ever added, the last
+/// of them `last`.
+fn assert_unchanged(con: &mut redis::Connection, key: &str, len: i64, last: &str) {
+    assert_eq!(int(&run(con, &["XLEN", key])), len);
+    let info = run(con, &["XINFO", "STREAM", key]);
+    assert_eq!(text(&field(&info, "last-generated-id")), last);
+    assert_eq!(int(&field(&info, "entries-added")), len);
+}
+
+/// A consumer of `group` reads the next entry and acknowledges it.
+fn read_and_ack_one(con: &mut redis::Connection, key: &str, group: &str) {
+    let read = [
+        "XREADGROUP",
+        "GROUP",
+        group,
+        "w",
+        "COUNT",
+        "1",
+        "STREAMS",
+        key,
+        ">",
+    ];
+    let (id, _) = read_entries(&run(con, &read)).remove(0);
+    assert_eq!(int(&run(con, &["XACK", key, group, &id])), 1);
+}
+
 #[test]
 fn discard_new_refuses_appends_until_consumers_catch_up() {
     let server = Server::start(&[]);
@@ -295,33 +321,14 @@ fn discard_new_refuses_appends_until_consumers_catch_up() {
     assert!(refused.starts_with("FULL "), "{refused}");
     assert!(refused.contains("MAXLEN 2 with DISCARD new"), "{refused}");
     assert!(refused.contains("\"jobs\""), "{refused}");
-    // Nothing changed.
-    assert_eq!(int(&run(&mut con, &["XLEN", "jobs"])), 2);
-    let info = run(&mut con, &["XINFO", "STREAM", "jobs"]);
-    assert_eq!(text(&field(&info, "last-generated-id")), last);
-    assert_eq!(int(&field(&info, "entries-added")), 2);
+    assert_unchanged(&mut con, "jobs", 2, &last);
 
     // The setting survives a reload.
     assert_eq!(run(&mut con, &["DEBUG", "RELOAD"]), Value::Okay);
     assert!(error(&mut con, &["XADD", "jobs", "*", "n", "3"]).starts_with("FULL "));
 
     // A consumer catches up: the acknowledged entry leaves the work queue, and there is room.
-    let reply = run(
-        &mut con,
-        &[
-            "XREADGROUP",
-            "GROUP",
-            "workers",
-            "w",
-            "COUNT",
-            "1",
-            "STREAMS",
-            "jobs",
-            ">",
-        ],
-    );
-    let (id, _) = read_entries(&reply).remove(0);
-    run(&mut con, &["XACK", "jobs", "workers", &id]);
+    read_and_ack_one(&mut con, "jobs", "workers");
     assert_eq!(int(&run(&mut con, &["XLEN", "jobs"])), 1);
     run(&mut con, &["XADD", "jobs", "*", "n", "3"]);
     assert!(error(&mut con, &["XADD", "jobs", "*", "n", "4"]).starts_with("FULL "));
@@ -404,33 +411,14 @@ fn discard_new_at_the_size_limit_refuses_until_consumers_catch_up() {
     let too_large = error(&mut con, &["XADD", "jobs", "*", "n", &huge]);
     assert!(too_large.starts_with("ERR "), "{too_large}");
     assert!(too_large.contains("MAXBYTES 1000"), "{too_large}");
-    // Nothing changed.
-    assert_eq!(int(&run(&mut con, &["XLEN", "jobs"])), fits as i64);
-    let info = run(&mut con, &["XINFO", "STREAM", "jobs"]);
-    assert_eq!(text(&field(&info, "last-generated-id")), last);
-    assert_eq!(int(&field(&info, "entries-added")), fits as i64);
+    assert_unchanged(&mut con, "jobs", fits as i64, &last);
 
     // The setting survives a reload.
     assert_eq!(run(&mut con, &["DEBUG", "RELOAD"]), Value::Okay);
     assert!(error(&mut con, &["XADD", "jobs", "*", "n", "next"]).starts_with("FULL "));
 
     // A consumer catches up: the acknowledged entry frees its bytes.
-    let reply = run(
-        &mut con,
-        &[
-            "XREADGROUP",
-            "GROUP",
-            "workers",
-            "w",
-            "COUNT",
-            "1",
-            "STREAMS",
-            "jobs",
-            ">",
-        ],
-    );
-    let (id, _) = read_entries(&reply).remove(0);
-    run(&mut con, &["XACK", "jobs", "workers", &id]);
+    read_and_ack_one(&mut con, "jobs", "workers");
     run(&mut con, &["XADD", "jobs", "*", "n", "next"]);
     assert!(error(&mut con, &["XADD", "jobs", "*", "n", "more"]).starts_with("FULL "));
 

@@ -70,7 +70,9 @@ pub struct PendingRecord {
 /// no deadline, see [`Due`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum GroupEvent {
-    /// A group was created (`XGROUP CREATE`); nothing happens if it exists.
+    /// A group was created (`XGROUP CREATE`); nothing happens if it exists. The policy travels
+    /// in the same event, so that no crash can leave the group without the policy it was
+    /// created with.
     GroupCreated {
         /// The group.
         group: Vec<u8>,
@@ -78,6 +80,8 @@ pub enum GroupEvent {
         last_delivered: StreamId,
         /// Its read counter, if known.
         entries_read: Option<u64>,
+        /// Its policy (encoded only when not the default).
+        policy: GroupPolicy,
     },
     /// A group was destroyed with its consumers and PEL (`XGROUP DESTROY`).
     GroupDestroyed {
@@ -284,6 +288,8 @@ const TAG_DEAD_LETTERED: u8 = 14;
 const TAG_DROPPED: u8 = 15;
 const TAG_EXHAUSTED: u8 = 16;
 const TAG_PENDING_RESTORED: u8 = 17;
+/// A GroupCreated whose policy is not the default: the policy follows the other fields.
+const TAG_GROUP_CREATED_WITH_POLICY: u8 = 18;
 
 /// Encoded sizes of list items, used to refuse counts the input cannot hold before allocating.
 const ID_LEN: usize = 16;
@@ -334,11 +340,20 @@ impl GroupEvent {
                 group,
                 last_delivered,
                 entries_read,
+                policy,
             } => {
-                out.push(TAG_GROUP_CREATED);
+                let with_policy = *policy != GroupPolicy::default();
+                out.push(if with_policy {
+                    TAG_GROUP_CREATED_WITH_POLICY
+                } else {
+                    TAG_GROUP_CREATED
+                });
                 put_bytes(out, group);
                 put_id(out, *last_delivered);
                 put_opt_u64(out, *entries_read);
+                if with_policy {
+                    put_policy(out, policy);
+                }
             }
             GroupEvent::GroupDestroyed { group } => {
                 out.push(TAG_GROUP_DESTROYED);
@@ -357,22 +372,7 @@ impl GroupEvent {
             GroupEvent::PolicySet { group, policy } => {
                 out.push(TAG_POLICY_SET);
                 put_bytes(out, group);
-                put_opt_u64(out, policy.ack_wait_ms);
-                match policy.max_deliver {
-                    Some(limit) => {
-                        out.push(1);
-                        put_u32(out, limit);
-                    }
-                    None => out.push(0),
-                }
-                match &policy.dead_letter {
-                    Some(name) => {
-                        out.push(1);
-                        put_bytes(out, name);
-                    }
-                    None => out.push(0),
-                }
-                put_opt_u64(out, policy.max_ack_pending);
+                put_policy(out, policy);
             }
             GroupEvent::ConsumerCreated {
                 group,
@@ -505,6 +505,13 @@ impl GroupEvent {
                 group: reader.bytes()?,
                 last_delivered: reader.id()?,
                 entries_read: reader.opt_u64()?,
+                policy: GroupPolicy::default(),
+            },
+            TAG_GROUP_CREATED_WITH_POLICY => GroupEvent::GroupCreated {
+                group: reader.bytes()?,
+                last_delivered: reader.id()?,
+                entries_read: reader.opt_u64()?,
+                policy: reader.created_policy()?,
             },
             TAG_GROUP_DESTROYED => GroupEvent::GroupDestroyed {
                 group: reader.bytes()?,
@@ -631,6 +638,25 @@ fn put_opt_u64(out: &mut Vec<u8>, value: Option<u64>) {
     }
 }
 
+fn put_policy(out: &mut Vec<u8>, policy: &GroupPolicy) {
+    put_opt_u64(out, policy.ack_wait_ms);
+    match policy.max_deliver {
+        Some(limit) => {
+            out.push(1);
+            put_u32(out, limit);
+        }
+        None => out.push(0),
+    }
+    match &policy.dead_letter {
+        Some(name) => {
+            out.push(1);
+            put_bytes(out, name);
+        }
+        None => out.push(0),
+    }
+    put_opt_u64(out, policy.max_ack_pending);
+}
+
 fn put_ids(out: &mut Vec<u8>, ids: &[StreamId]) {
     put_len(out, ids.len());
     for &id in ids {
@@ -749,6 +775,19 @@ impl<'a> Reader<'a> {
         } else {
             Ok(None)
         }
+    }
+
+    /// The policy of a group created with one: never the default, which is written with the
+    /// plain GroupCreated tag (so every event has one encoding).
+    fn created_policy(&mut self) -> Result<GroupPolicy, EventDecodeError> {
+        let policy = self.policy()?;
+        if policy == GroupPolicy::default() {
+            return Err(EventDecodeError::BadMarker {
+                field: "policy",
+                value: 0,
+            });
+        }
+        Ok(policy)
     }
 
     fn policy(&mut self) -> Result<GroupPolicy, EventDecodeError> {
@@ -876,6 +915,18 @@ pub(crate) mod tests {
                 group: group.clone(),
                 last_delivered: StreamId::new(5, 6),
                 entries_read: Some(7),
+                policy: GroupPolicy::default(),
+            },
+            GroupEvent::GroupCreated {
+                group: group.clone(),
+                last_delivered: StreamId::new(5, 6),
+                entries_read: None,
+                policy: GroupPolicy {
+                    ack_wait_ms: Some(9),
+                    max_deliver: None,
+                    dead_letter: Some(b"dlq".to_vec()),
+                    max_ack_pending: Some(3),
+                },
             },
             GroupEvent::GroupDestroyed { group: Vec::new() },
             GroupEvent::GroupIdSet {
@@ -1003,6 +1054,28 @@ pub(crate) mod tests {
         ]
     }
 
+    /// The vector of storage-format.md, A.11.
+    #[test]
+    fn a_group_created_with_a_policy_matches_the_format_document() {
+        let event = GroupEvent::GroupCreated {
+            group: b"g".to_vec(),
+            last_delivered: StreamId::MIN,
+            entries_read: None,
+            policy: GroupPolicy {
+                ack_wait_ms: Some(1000),
+                max_deliver: Some(3),
+                dead_letter: Some(b"dlq".to_vec()),
+                max_ack_pending: None,
+            },
+        };
+        let mut expected = vec![18, 1, 0, 0, 0, b'g'];
+        expected.extend([0; 16]);
+        expected.extend([0, 1, 0xe8, 3, 0, 0, 0, 0, 0, 0]);
+        expected.extend([1, 3, 0, 0, 0, 1, 3, 0, 0, 0, b'd', b'l', b'q', 0]);
+        assert_eq!(event.to_bytes(), expected);
+        assert_eq!(GroupEvent::decode(&expected), Ok(event));
+    }
+
     #[test]
     fn every_variant_round_trips() {
         let events = sample_events();
@@ -1012,7 +1085,7 @@ pub(crate) mod tests {
             tags.insert(bytes[0]);
             assert_eq!(GroupEvent::decode(&bytes).as_ref(), Ok(event), "{event:?}");
         }
-        assert_eq!(tags.len(), 17, "every tag is exercised");
+        assert_eq!(tags.len(), 18, "every tag is exercised");
     }
 
     #[test]
@@ -1041,8 +1114,24 @@ pub(crate) mod tests {
             Err(EventDecodeError::UnknownTag(0))
         );
         assert_eq!(
-            GroupEvent::decode(&[18]),
-            Err(EventDecodeError::UnknownTag(18))
+            GroupEvent::decode(&[19]),
+            Err(EventDecodeError::UnknownTag(19))
+        );
+        let mut default_policy = GroupEvent::GroupCreated {
+            group: b"g".to_vec(),
+            last_delivered: StreamId::MIN,
+            entries_read: None,
+            policy: GroupPolicy::default(),
+        }
+        .to_bytes();
+        default_policy[0] = TAG_GROUP_CREATED_WITH_POLICY;
+        default_policy.extend([0, 0, 0, 0]);
+        assert_eq!(
+            GroupEvent::decode(&default_policy),
+            Err(EventDecodeError::BadMarker {
+                field: "policy",
+                value: 0
+            })
         );
         assert_eq!(GroupEvent::decode(&[]), Err(EventDecodeError::Truncated));
 

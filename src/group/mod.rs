@@ -90,6 +90,8 @@
 //! 16  Exhausted       bytes group, list<id>
 //! 17  PendingRestored bytes group, bytes consumer,
 //!                     list<(id, u64 offset, u64 delivered_ms, u32 deliveries, due)>
+//! 18  GroupCreated    GroupCreated's fields, then PolicySet's fields after the group name
+//!     (with policy)   (a group created with a policy other than the default, in one event)
 //! ```
 //!
 //! Tag 0 is never used, so zeroed bytes never decode as an event. Decoding rejects unknown tags

@@ -220,6 +220,19 @@ impl GroupsState {
         last_delivered: StreamId,
         entries_read: Option<u64>,
     ) -> Result<Applied<()>, GroupError> {
+        self.create_group_with(group, last_delivered, entries_read, GroupPolicy::default())
+    }
+
+    /// [`create_group`](Self::create_group) with a policy, in one event: a crash keeps both or
+    /// neither.
+    pub fn create_group_with(
+        &mut self,
+        group: &[u8],
+        last_delivered: StreamId,
+        entries_read: Option<u64>,
+        policy: GroupPolicy,
+    ) -> Result<Applied<()>, GroupError> {
+        policy.validate()?;
         check_name(group)?;
         if self.has_group(group) {
             return Err(GroupError::GroupExists {
@@ -231,6 +244,7 @@ impl GroupsState {
             group: group.to_vec(),
             last_delivered,
             entries_read,
+            policy,
         });
         Ok(recorder.finish(()))
     }

@@ -364,6 +364,7 @@ impl Group {
             group: name.to_vec(),
             last_delivered: self.last_delivered,
             entries_read: self.entries_read,
+            policy: GroupPolicy::default(),
         });
         // The policy comes before the PEL: setting it makes exhausted entries due.
         if self.policy != GroupPolicy::default() {
@@ -461,10 +462,13 @@ impl GroupsState {
                 group,
                 last_delivered,
                 entries_read,
+                policy,
             } => {
-                self.groups
-                    .entry(group.clone())
-                    .or_insert_with(|| Group::new(*last_delivered, *entries_read));
+                self.groups.entry(group.clone()).or_insert_with(|| {
+                    let mut created = Group::new(*last_delivered, *entries_read);
+                    created.set_policy(policy);
+                    created
+                });
             }
             GroupEvent::GroupDestroyed { group } => {
                 self.groups.remove(group);
@@ -633,6 +637,7 @@ mod tests {
             group: name.to_vec(),
             last_delivered: StreamId::MIN,
             entries_read: Some(0),
+            policy: GroupPolicy::default(),
         }
     }
 

@@ -349,6 +349,13 @@ impl Log {
         self.slots.read().len()
     }
 
+    /// The newest recovery point known to be on disk: the one the last [`flush`](Self::flush)
+    /// returned, or at open the point recovery started from. Records before it survive any
+    /// crash; those after it may not (crash tests damage only what lies beyond it).
+    pub fn durable_point(&self) -> RecoveryPoint {
+        *self.durable.lock()
+    }
+
     /// Damaged records met by reads since open (bit rot found after recovery).
     pub fn damage_seen(&self) -> Vec<LostRange> {
         self.damage_seen.lock().clone()

@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 
 use super::config::ServerConfig;
+use crate::signal::ChangeSignal;
 use crate::store::{Store, StoreError, StoreOptions, StoreRecovery};
 
 /// A connected client, as `CLIENT LIST` shows it.
@@ -22,7 +23,7 @@ pub(crate) struct ClientEntry {
     pub(crate) db: u8,
     pub(crate) connected: Instant,
     pub(crate) last_command: Instant,
-    pub(crate) last_command_name: String,
+    pub(crate) last_command_name: &'static str,
     pub(crate) lib_name: Option<Bytes>,
     pub(crate) lib_version: Option<Bytes>,
     pub(crate) kill: Arc<Notify>,
@@ -46,7 +47,8 @@ pub struct Server {
     /// Held shared while a command runs and exclusively by `EXEC` and `DEBUG RELOAD`, so a
     /// transaction runs with no other client's command in between.
     pub(crate) exec_lock: RwLock<()>,
-    writes: watch::Sender<u64>,
+    /// Bumped after every command that changed data; blocked readers wait on it.
+    pub(crate) writes: ChangeSignal,
     pub(crate) clients: Mutex<BTreeMap<u64, ClientEntry>>,
     next_client_id: AtomicU64,
     pub(crate) stats: Stats,
@@ -73,7 +75,7 @@ impl Server {
             store: RwLock::new(Some(Arc::new(store))),
             recovery: RwLock::new(recovery),
             exec_lock: RwLock::new(()),
-            writes: watch::channel(0).0,
+            writes: ChangeSignal::new(),
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
             stats: Stats::default(),
@@ -116,12 +118,7 @@ impl Server {
 
     /// Wakes blocked readers after a command that changed data.
     pub(crate) fn note_write(&self) {
-        self.writes.send_modify(|generation| *generation += 1);
-    }
-
-    /// A receiver of write generations.
-    pub(crate) fn subscribe_writes(&self) -> watch::Receiver<u64> {
-        self.writes.subscribe()
+        self.writes.notify();
     }
 
     /// Registers a connection; `None` when `maxclients` is reached.
@@ -144,7 +141,7 @@ impl Server {
                 db: 0,
                 connected: now,
                 last_command: now,
-                last_command_name: String::from("NULL"),
+                last_command_name: "NULL",
                 lib_name: None,
                 lib_version: None,
                 kill: Arc::clone(&kill),

@@ -161,13 +161,9 @@ impl Stream {
             GroupStart::End => self.log.last_id(),
             GroupStart::After(id) => id,
         };
-        {
-            let mut groups = self.groups.lock();
-            groups.apply(|state| state.create_group(name, position, None))?;
-            if policy != GroupPolicy::default() {
-                groups.apply(|state| state.set_policy(name, policy))?;
-            }
-        }
+        self.groups
+            .lock()
+            .apply(|state| state.create_group_with(name, position, None, policy))?;
         self.commit_groups()?;
         Ok(self.group_handle(name))
     }

@@ -7,7 +7,6 @@ mod groups;
 mod idempotent;
 mod request;
 mod server_support;
-mod signal;
 mod source;
 
 pub use backlog::Backlog;
@@ -37,8 +36,8 @@ use crate::id::StreamId;
 use crate::idempotency::IdempotencyWindows;
 use crate::log::{Appended, Entry, IdSpec, Log, NewEntry, Retention};
 use crate::record::IdempotencyKey;
+use crate::signal::ChangeSignal;
 use crate::store::StoreError;
-use signal::AppendSignal;
 use source::{LogSource, StreamFlush};
 
 /// An entry to append: a body, optional headers, and how its ID is chosen.
@@ -108,7 +107,7 @@ pub struct Stream {
     clock: SharedClock,
     groups: Mutex<DurableGroups>,
     flush: Arc<StreamFlush>,
-    appended: AppendSignal,
+    appended: ChangeSignal,
     resolver: Weak<dyn StreamResolver>,
     config: RwLock<StreamConfig>,
     idempotency: Mutex<IdempotencyWindows>,
@@ -180,7 +179,7 @@ impl Stream {
             clock: context.clock,
             groups: Mutex::new(groups),
             flush,
-            appended: AppendSignal::new(),
+            appended: ChangeSignal::new(),
             resolver: context.resolver,
             config: RwLock::new(config),
             idempotency: Mutex::new(windows),

@@ -48,13 +48,9 @@ impl Stream {
         policy: GroupPolicy,
     ) -> Result<Group, StoreError> {
         policy.validate()?;
-        {
-            let mut groups = self.groups.lock();
-            groups.apply(|state| state.create_group(name, last_delivered, entries_read))?;
-            if policy != GroupPolicy::default() {
-                groups.apply(|state| state.set_policy(name, policy))?;
-            }
-        }
+        self.groups
+            .lock()
+            .apply(|state| state.create_group_with(name, last_delivered, entries_read, policy))?;
         self.syncer.commit(&self.flush_handle())?;
         self.group(name)
     }

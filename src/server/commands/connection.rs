@@ -297,7 +297,7 @@ fn client_list(ctx: &Ctx<'_>) -> String {
             now.duration_since(entry.connected).as_secs(),
             now.duration_since(entry.last_command).as_secs(),
             entry.db,
-            entry.last_command_name.to_ascii_lowercase(),
+            entry.last_command_name,
             if *id == ctx.client.id && ctx.client.protocol == Protocol::Resp3 { 3 } else { 2 },
             lib(&entry.lib_name),
             lib(&entry.lib_version),

@@ -19,7 +19,8 @@ use bytes::Bytes;
 
 use super::numbers::{string2ll, string2ull};
 use super::{
-    CommandSpec, Ctx, Outcome, entry_fields, entry_value, is, reply, store_error, syntax_error,
+    CommandSpec, Ctx, Outcome, entry_fields, entry_value, id_value, is, reply, store_error,
+    syntax_error,
 };
 use crate::StreamId;
 use crate::group::durable::GroupStoreError;
@@ -144,10 +145,6 @@ fn text(bytes: &[u8]) -> Cow<'_, str> {
 
 fn bulk(bytes: &[u8]) -> Value {
     Value::Bulk(Bytes::copy_from_slice(bytes))
-}
-
-fn id_value(id: StreamId) -> Value {
-    Value::bulk(id.to_string())
 }
 
 fn int(value: u64) -> Value {

@@ -15,7 +15,9 @@ use bytes::Bytes;
 
 use super::resp::{Protocol, Value};
 use super::state::Server;
+use crate::id::StreamId;
 use crate::log::Entry;
+use crate::signal::ChangeSignal;
 use crate::store::{Store, StoreError};
 
 /// What a command handler returns.
@@ -120,14 +122,27 @@ pub(crate) fn table() -> &'static [CommandSpec] {
         commands.extend(keyspace::commands());
         commands.extend(server::commands());
         commands.extend(streams::commands());
+        // Sorted, so that every command's lookup is a binary search rather than a scan.
+        commands.sort_unstable_by_key(|spec| spec.name);
+        debug_assert!(commands.iter().all(|spec| spec.name.len() <= MAX_NAME_LEN
+            && !spec.name.bytes().any(|b| b.is_ascii_uppercase())));
         commands
     })
 }
 
+/// Longer than every command's name: a longer one is unknown without a look.
+const MAX_NAME_LEN: usize = 32;
+
 fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    table()
-        .iter()
-        .find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+    let mut lower = [0u8; MAX_NAME_LEN];
+    let lower = lower.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    let commands = table();
+    commands
+        .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
+        .ok()
+        .map(|found| &commands[found])
 }
 
 /// Runs one command from a client, blocking (asynchronously) when it asks to.
@@ -165,17 +180,26 @@ pub(crate) async fn execute(
         return Value::Simple("QUEUED".into()).into();
     }
     note_command(server, client, spec.name);
-    run_blocking(server, client, spec, args).await
+    if spec.has_flag("blocking") {
+        return run_blocking(server, client, spec, args).await;
+    }
+    let outcome = run_once(server, client, spec, &args, false, false);
+    debug_assert!(
+        !matches!(outcome, Outcome::Block { .. }),
+        "{} blocked without the blocking flag",
+        spec.name
+    );
+    outcome
 }
 
-fn note_command(server: &Server, client: &Client, name: &str) {
+fn note_command(server: &Server, client: &Client, name: &'static str) {
     server
         .stats
         .commands_processed
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if let Some(entry) = server.clients.lock().get_mut(&client.id) {
         entry.last_command = Instant::now();
-        entry.last_command_name = name.to_string();
+        entry.last_command_name = name;
         entry.db = client.db;
     }
 }
@@ -190,14 +214,13 @@ async fn run_blocking(
     spec: &'static CommandSpec,
     mut args: Vec<Bytes>,
 ) -> Outcome {
-    let mut writes = server.subscribe_writes();
     let mut retry = false;
     // The first call's deadline stands: retries after unrelated writes must not extend it.
     let mut first_deadline: Option<Option<Instant>> = None;
     // Counted as blocked from the first wait until the command answers.
     let mut blocked: Option<BlockedClient<'_>> = None;
     loop {
-        writes.borrow_and_update();
+        let seen = server.writes.generation();
         match run_once(server, client, spec, &args, retry, false) {
             Outcome::Block {
                 args: again,
@@ -208,7 +231,7 @@ async fn run_blocking(
                 retry = true;
                 let deadline = *first_deadline.get_or_insert(deadline);
                 blocked.get_or_insert_with(|| BlockedClient::new(server));
-                if !wait_for_write(&mut writes, deadline).await {
+                if !wait_for_write(&server.writes, seen, deadline).await {
                     // One last look: data may have arrived exactly at the deadline.
                     return match run_once(server, client, spec, &args, true, true) {
                         Outcome::Block { .. } => timeout_reply.into(),
@@ -270,15 +293,13 @@ pub(crate) fn run_once(
     outcome
 }
 
-/// Waits for a write, for [`RECHECK`], or until the deadline, whichever comes first. Returns
-/// whether the deadline is still ahead.
-async fn wait_for_write(
-    writes: &mut tokio::sync::watch::Receiver<u64>,
-    deadline: Option<Instant>,
-) -> bool {
+/// Waits for a write after generation `seen`, for [`RECHECK`], or until the deadline, whichever
+/// comes first. Returns whether the deadline is still ahead.
+async fn wait_for_write(writes: &ChangeSignal, seen: u64, deadline: Option<Instant>) -> bool {
     let recheck = Instant::now() + RECHECK;
     let until = deadline.map_or(recheck, |deadline| deadline.min(recheck));
-    let _ = tokio::time::timeout_at(tokio::time::Instant::from_std(until), writes.changed()).await;
+    let until = tokio::time::Instant::from_std(until);
+    let _ = tokio::time::timeout_at(until, writes.changed_past(seen)).await;
     deadline.is_none_or(|deadline| Instant::now() < deadline)
 }
 
@@ -362,7 +383,12 @@ pub(crate) fn entry_fields(entry: &Entry) -> Value {
 
 /// `[id, [field, value, …]]`.
 pub(crate) fn entry_value(entry: &Entry) -> Value {
-    Value::Array(vec![Value::bulk(entry.id.to_string()), entry_fields(entry)])
+    Value::Array(vec![id_value(entry.id), entry_fields(entry)])
+}
+
+/// An ID as a bulk string.
+pub(crate) fn id_value(id: StreamId) -> Value {
+    Value::Bulk(Bytes::copy_from_slice(id.text().as_bytes()))
 }
 
 /// Turns a handler body that may fail with an error reply into an outcome.

@@ -14,7 +14,8 @@ use bytes::Bytes;
 
 use super::numbers::{string2ll, string2ull};
 use super::{
-    CommandSpec, Ctx, Outcome, entry_value, is, reply, store_error, syntax_error, wrong_arity,
+    CommandSpec, Ctx, Outcome, entry_value, id_value, is, reply, store_error, syntax_error,
+    wrong_arity,
 };
 use crate::id::StreamId;
 use crate::log::{Entry, IdSpec, LogError, Retention};
@@ -548,10 +549,6 @@ fn parse_limits(args: &[Bytes], at: usize) -> Result<(RetentionPolicy, usize), V
 
 fn entries_value(entries: &[Entry]) -> Value {
     Value::Array(entries.iter().map(entry_value).collect())
-}
-
-fn id_value(id: StreamId) -> Value {
-    Value::bulk(id.to_string())
 }
 
 /// A library error as Redis words the stream errors it corresponds to.

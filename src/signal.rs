@@ -1,21 +1,22 @@
-//! Wake-ups for readers waiting for new entries, without polling.
+//! Wake-ups for readers waiting for new data (a stream's appends, the server's writes), without
+//! polling.
 
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
-/// A counter bumped after every append, waited on by blocking and async readers.
+/// A counter bumped after every change, waited on by blocking and async readers.
 #[derive(Debug)]
-pub(crate) struct AppendSignal {
+pub(crate) struct ChangeSignal {
     generation: Mutex<u64>,
     changed: Condvar,
     watch: watch::Sender<u64>,
 }
 
-impl AppendSignal {
+impl ChangeSignal {
     pub(crate) fn new() -> Self {
-        AppendSignal {
+        ChangeSignal {
             generation: Mutex::new(0),
             changed: Condvar::new(),
             watch: watch::channel(0).0,
@@ -27,9 +28,9 @@ impl AppendSignal {
         *self.generation.lock()
     }
 
-    /// Wakes every waiter. Called after every append, so with nobody waiting it only bumps
-    /// the counter: waking a watch channel's receivers takes several locks even when there are
-    /// none, which cost more than the append itself.
+    /// Wakes every waiter. Called after every append or write command, so with nobody waiting
+    /// it only bumps the counter: waking a watch channel's receivers takes several locks even
+    /// when there are none, which cost more than the append itself.
     pub(crate) fn notify(&self) {
         let mut generation = self.generation.lock();
         *generation += 1;
