@@ -44,6 +44,10 @@ pub const META_JOURNAL_KIND: FileKind = FileKind(*b"LMET");
 pub const CHECKPOINT_KIND: FileKind = FileKind(*b"LCKP");
 /// File name of a log's checkpoint.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
+/// Durable bytes of the active segment beyond the last checkpoint after which another is due,
+/// bounding what a crash recovery rescans; a checkpoint costs a few small-file fsyncs, so at
+/// most two a second (the store's maintenance pace) while a stream takes writes.
+pub const CHECKPOINT_AFTER_BYTES: u64 = 4 << 20;
 
 /// Sizing of a log's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,6 +286,8 @@ pub struct Log {
     durable: Mutex<RecoveryPoint>,
     damage_seen: Mutex<Vec<LostRange>>,
     checkpoint_due: std::sync::atomic::AtomicBool,
+    /// The recovery point of the last checkpoint written (or recovered from at open).
+    checkpointed: Mutex<RecoveryPoint>,
     /// Held for a whole flush: a second flusher must not return while the first is still
     /// writing out ranges the second found already taken.
     flush_lock: Mutex<()>,
@@ -406,11 +412,25 @@ impl Log {
         }
     }
 
-    /// Whether a segment was sealed since the last call: the caller should checkpoint soon, so
-    /// that recovery after a crash scans only the newest segment.
+    /// Whether a segment was sealed since the last call, or [`CHECKPOINT_AFTER_BYTES`] more of
+    /// the active one became durable since the last checkpoint: the caller should checkpoint
+    /// soon, so that recovery after a crash scans only what the checkpoint does not cover.
     pub fn take_checkpoint_due(&self) -> bool {
-        self.checkpoint_due
-            .swap(false, std::sync::atomic::Ordering::AcqRel)
+        let sealed = self
+            .checkpoint_due
+            .swap(false, std::sync::atomic::Ordering::AcqRel);
+        sealed || self.durable_past_checkpoint() >= CHECKPOINT_AFTER_BYTES
+    }
+
+    /// Durable bytes of the active segment after the last checkpoint's recovery point.
+    fn durable_past_checkpoint(&self) -> u64 {
+        let durable = *self.durable.lock();
+        let checkpointed = *self.checkpointed.lock();
+        if durable.segment_base == checkpointed.segment_base {
+            durable.pos.saturating_sub(checkpointed.pos)
+        } else {
+            u64::MAX
+        }
     }
 
     fn write_record<H: AsRef<[u8]>>(
@@ -500,20 +520,17 @@ impl Log {
     /// segment), so a failure costs only a full scan at the next crash recovery; the older index
     /// is then removed so that no file describing another state of the segment is left.
     fn write_active_index_file(&self, base: u64, bytes: &[u8]) {
-        // Under the writer lock: a roll writes the full index of the segment it seals under that
-        // lock too, and this shorter one must neither replace it nor share its temporary file.
-        let writer = self.writer.lock();
-        if writer.slot.base() != base {
-            return;
-        }
         let path = self.dir.join(index_file_name(base));
-        let tmp = path.with_extension("index.tmp");
+        // A temporary name of its own: a roll writes the sealed segment's full index through
+        // `<base>.index.tmp` meanwhile, and the fdatasync below runs without the writer lock, so
+        // that appends do not wait for it.
+        let tmp = self.dir.join(format!("{base:020}.active.index.tmp"));
         let written = std::fs::File::create(&tmp)
             .and_then(|mut file| {
                 std::io::Write::write_all(&mut file, bytes)?;
                 file.sync_data()
             })
-            .and_then(|()| std::fs::rename(&tmp, &path))
+            .and_then(|()| self.rename_if_active(base, &tmp, &path))
             .map_err(|error| error.to_string())
             .and_then(|()| journal::sync_dir(&self.dir).map_err(|error| error.to_string()));
         if let Err(error) = written {
@@ -521,6 +538,18 @@ impl Log {
             let _ = std::fs::remove_file(&path);
             tracing::warn!(path = %path.display(), %error, "could not write the active segment's index; the next crash recovery scans the whole segment");
         }
+    }
+
+    /// Renames the active segment's new index into place, unless the segment was sealed
+    /// meanwhile: its roll wrote the full index, which this shorter one must not replace. Under
+    /// the writer lock, which rolls hold.
+    fn rename_if_active(&self, base: u64, tmp: &Path, path: &Path) -> std::io::Result<()> {
+        let writer = self.writer.lock();
+        if writer.slot.base() == base {
+            return std::fs::rename(tmp, path);
+        }
+        drop(writer);
+        std::fs::remove_file(tmp)
     }
 
     /// Reads the entry at `offset`, if it is live.
@@ -1056,6 +1085,7 @@ impl Log {
         let old_path = journal.journal.path().to_path_buf();
         journal.sync = new_journal.sync_handle();
         journal.journal = new_journal;
+        *self.checkpointed.lock() = point;
         drop(journal);
         let _ = std::fs::remove_file(old_path);
         Ok(point)

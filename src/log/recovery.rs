@@ -154,6 +154,7 @@ impl Log {
                 journal,
             }),
             durable: Mutex::new(point),
+            checkpointed: Mutex::new(point),
             damage_seen: Mutex::new(Vec::new()),
             checkpoint_due: AtomicBool::new(false),
             flush_lock: Mutex::new(()),
@@ -214,6 +215,7 @@ impl Log {
                 journal,
             }),
             durable: Mutex::new(checkpoint.recovery_point),
+            checkpointed: Mutex::new(checkpoint.recovery_point),
             damage_seen: Mutex::new(Vec::new()),
             checkpoint_due: AtomicBool::new(false),
             flush_lock: Mutex::new(()),
@@ -981,5 +983,41 @@ mod tests {
                 assert!(report.scanned_bytes < point.pos, "{report:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_checkpoint_falls_due_once_enough_of_the_active_segment_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = LogOptions {
+            max_segment_bytes: 16 << 20,
+            initial_segment_bytes: 16 << 20,
+            index_interval_bytes: 4096,
+        };
+        let (log, _) = Log::open(dir.path(), options, false, NOW).unwrap();
+        let body = vec![b'x'; 64 << 10];
+        let append_mib = |mib: usize| {
+            for _ in 0..mib * 16 {
+                let entry = NewEntry {
+                    id: IdSpec::Auto,
+                    headers: &[] as &[(&[u8], &[u8])],
+                    body: &body,
+                    idempotency: None,
+                };
+                log.append(&[entry], NOW).unwrap();
+            }
+        };
+        append_mib(3);
+        log.flush().unwrap();
+        assert!(!log.take_checkpoint_due(), "3 MiB durable");
+        append_mib(2);
+        assert!(!log.take_checkpoint_due(), "5 MiB written, 3 MiB durable");
+        log.flush().unwrap();
+        assert!(log.take_checkpoint_due(), "5 MiB durable");
+        log.checkpoint().unwrap();
+        assert!(
+            !log.take_checkpoint_due(),
+            "nothing durable past the checkpoint"
+        );
+        assert_eq!(log.slots.read().len(), 1, "no roll made it due");
     }
 }
