@@ -17,6 +17,9 @@ use weir::{
     ManualClock, Message, PendingDelivery, SharedClock, Store, StoreOptions, Stream, StreamId,
 };
 
+mod rng;
+use rng::Rng;
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
@@ -46,26 +49,6 @@ fn options(clock: &Arc<ManualClock>, durability: Durability) -> StoreOptions {
 
 fn open(dir: &Path, clock: &Arc<ManualClock>, durability: Durability) -> Store {
     Store::open_with(dir, options(clock, durability)).expect("open store")
-}
-
-/// A tiny deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
 }
 
 fn wait_policy(ack_wait_ms: u64) -> GroupPolicy {

@@ -14,6 +14,9 @@ use std::time::Duration;
 use weir::group::PendingQuery;
 use weir::{Durability, GroupPolicy, GroupStart, Message, Store, StoreOptions, StreamId};
 
+mod rng;
+use rng::Rng;
+
 /// Set in the child's environment: the data directory it writes.
 const CHILD_DIR: &str = "WEIR_KILL_CHILD_DIR";
 /// Set in the child's environment: the seed of its choices.
@@ -23,22 +26,6 @@ const STREAM: &[u8] = b"jobs";
 const GROUP: &[u8] = b"workers";
 /// Every line the child reports starts with this, to tell it from the test harness's output.
 const REPORT: &str = "done ";
-
-/// A tiny deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)

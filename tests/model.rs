@@ -29,6 +29,9 @@ use weir::{
     StreamId,
 };
 
+mod rng;
+use rng::Rng;
+
 /// Cases of the default run.
 const DEFAULT_CASES: u32 = 128;
 const STREAM: &[u8] = b"s";
@@ -616,22 +619,6 @@ fn check_equal(model: &Model, observed: &Observed, what: &str) -> Result<(), Tes
 // ---------------------------------------------------------------------------------------------
 // Crashes: what was flushed, and damage to the rest
 // ---------------------------------------------------------------------------------------------
-
-/// A tiny deterministic generator (xorshift64*) for the damage a crash does.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next() % n }
-    }
-}
 
 /// What was on disk at the last flush (or clean open): the model then, and each journal's
 /// length then. Journals are append-only files: what lies beyond those lengths is unflushed.

@@ -13,6 +13,9 @@ use weir::{
     SharedClock, Store, StoreError, StoreOptions, Stream, StreamId,
 };
 
+mod rng;
+use rng::Rng;
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
@@ -39,22 +42,6 @@ fn options(clock: &Arc<ManualClock>, durability: Durability) -> StoreOptions {
 
 fn clock() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(1_700_000_000_000))
-}
-
-/// A tiny deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// What the test wrote: the model every read is compared with.
