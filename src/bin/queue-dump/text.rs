@@ -176,15 +176,7 @@ pub(crate) fn stream_text(stream: &StreamReport) -> String {
         ));
     }
     if let Some(c) = &stream.checkpoint {
-        out.push_str(&format!(
-            "  checkpoint: {}, meta journal generation {}, recovery point segment {} byte {} next offset {} last ID {}\n",
-            if c.clean { "clean" } else { "not clean" },
-            c.journal_generation,
-            c.segment_base,
-            c.pos,
-            c.next_offset,
-            c.last_id
-        ));
+        out.push_str(&format!("  checkpoint: {}\n", checkpoint_text(c)));
     }
     out.push_str(&format!("  segments ({}):\n", stream.segments.len()));
     for segment in &stream.segments {
@@ -416,15 +408,7 @@ pub(crate) fn file_text(report: &FileReport) -> String {
         }
         FileContent::Checkpoint { checkpoint, meta } => {
             if let Some(c) = checkpoint {
-                out.push_str(&format!(
-                    "  {}, meta journal generation {}, recovery point segment {} byte {} next offset {} last ID {}\n",
-                    if c.clean { "clean" } else { "not clean" },
-                    c.journal_generation,
-                    c.segment_base,
-                    c.pos,
-                    c.next_offset,
-                    c.last_id
-                ));
+                out.push_str(&format!("  {}\n", checkpoint_text(c)));
                 out.push_str(&meta_text(meta));
             }
         }
@@ -435,4 +419,17 @@ pub(crate) fn file_text(report: &FileReport) -> String {
     out.push_str(&format!("checked the {}: ", report.content.kind()));
     out.push_str(&damage_summary(report.findings.iter()));
     out
+}
+
+/// A checkpoint's cleanliness, journal generation and recovery point, on one line.
+fn checkpoint_text(c: &inspect::CheckpointReport) -> String {
+    format!(
+        "{}, meta journal generation {}, recovery point segment {} byte {} next offset {} last ID {}",
+        if c.clean { "clean" } else { "not clean" },
+        c.journal_generation,
+        c.segment_base,
+        c.pos,
+        c.next_offset,
+        c.last_id
+    )
 }
