@@ -363,6 +363,15 @@ fn groups_text(groups: &[GroupReport]) -> String {
         .collect()
 }
 
+/// A journal's generation and each of its frames, one a line.
+fn frames_text(generation: u64, frames: &[FrameReport]) -> String {
+    let mut out = format!("  generation {generation}, {} frame(s):\n", frames.len());
+    for frame in frames {
+        out.push_str(&format!("    {}\n", frame_line(frame)));
+    }
+    out
+}
+
 pub(crate) fn file_text(report: &FileReport) -> String {
     let mut out = format!("{} {}\n", report.content.kind(), report.file.display());
     match &report.content {
@@ -372,13 +381,7 @@ pub(crate) fn file_text(report: &FileReport) -> String {
             frames,
             groups,
         } => {
-            out.push_str(&format!(
-                "  generation {generation}, {} frame(s):\n",
-                frames.len()
-            ));
-            for frame in frames {
-                out.push_str(&format!("    {}\n", frame_line(frame)));
-            }
+            out.push_str(&frames_text(*generation, frames));
             out.push_str(
                 "the groups these frames build alone (the snapshot of the same generation holds the rest):\n",
             );
@@ -396,13 +399,7 @@ pub(crate) fn file_text(report: &FileReport) -> String {
             frames,
             meta,
         } => {
-            out.push_str(&format!(
-                "  generation {generation}, {} frame(s):\n",
-                frames.len()
-            ));
-            for frame in frames {
-                out.push_str(&format!("    {}\n", frame_line(frame)));
-            }
+            out.push_str(&frames_text(*generation, frames));
             out.push_str("the metadata these frames change (over the checkpoint's):\n");
             out.push_str(&meta_text(meta));
         }
