@@ -3,6 +3,8 @@
 //! `cargo bench --bench append` reports entries/s (criterion's "elements") and bytes/s for
 //! 100-byte and 1 KiB bodies: 1, 8 and 64 concurrent writers under `Never`, `Interval(1000)`
 //! and `Always`, where group commit shares each flush among the writers waiting for it.
+//! `append_batch_*` has one writer hand over a thousand entries per `append_batch` call: the
+//! per-entry cost without the per-call one (and, under `Always`, one flush per thousand).
 
 mod support;
 
@@ -66,5 +68,35 @@ fn bench_append(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_append);
+fn bench_append_batch(c: &mut Criterion) {
+    let policies = [
+        ("never", Durability::Never),
+        ("interval", Durability::Interval(1000)),
+        ("always", Durability::Always),
+    ];
+    for body_len in [100usize, 1024] {
+        let mut group = c.benchmark_group(format!("append_batch_{body_len}B"));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(3));
+        group.throughput(Throughput::ElementsAndBytes {
+            elements: BATCH,
+            bytes: BATCH * body_len as u64,
+        });
+        let batch: Vec<Message> = (0..BATCH)
+            .map(|_| Message::new(vec![b'x'; body_len]))
+            .collect();
+        for (policy, durability) in policies {
+            let (_dir, store, stream) = support::temp_store(durability);
+            group.bench_function(BenchmarkId::new(policy, "1w"), |b| {
+                b.iter(|| stream.append_batch(&batch).expect("append"));
+            });
+            drop(stream);
+            store.close().expect("close");
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench_append, bench_append_batch);
 criterion_main!(benches);
