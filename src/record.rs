@@ -26,6 +26,8 @@
 //! The CRC covers the length and the identity (offset and ID), so a torn record, a flipped bit
 //! and a valid record written at the wrong place are all detected.
 
+use std::sync::OnceLock;
+
 use crate::codec::{u32_at, u64_at};
 use crate::id::StreamId;
 
@@ -111,22 +113,34 @@ pub struct NewRecord<'a, H: AsRef<[u8]>> {
     pub body: &'a [u8],
 }
 
+/// The lengths of a record's variable sections, computed once per encoding.
+#[derive(Debug, Clone, Copy)]
+struct Sections {
+    headers_len: usize,
+    idempotency_len: usize,
+    len: usize,
+}
+
 impl<H: AsRef<[u8]>> NewRecord<'_, H> {
-    fn headers_len(&self) -> usize {
-        self.headers
+    fn sections(&self) -> Sections {
+        let headers_len = self
+            .headers
             .iter()
             .map(|(name, value)| 8 + name.as_ref().len() + value.as_ref().len())
-            .sum()
-    }
-
-    fn idempotency_len(&self) -> usize {
-        self.idempotency
-            .map_or(0, |key| 8 + key.producer.len() + key.iid.len())
+            .sum();
+        let idempotency_len = self
+            .idempotency
+            .map_or(0, |key| 8 + key.producer.len() + key.iid.len());
+        Sections {
+            headers_len,
+            idempotency_len,
+            len: FIXED_LEN + headers_len + idempotency_len + self.body.len(),
+        }
     }
 
     /// Bytes of the record without padding.
     pub fn len(&self) -> usize {
-        FIXED_LEN + self.headers_len() + self.idempotency_len() + self.body.len()
+        self.sections().len
     }
 
     /// Always false: a record has at least its fixed part.
@@ -141,40 +155,49 @@ impl<H: AsRef<[u8]>> NewRecord<'_, H> {
 
     /// Checks that the record can be encoded, returning its padded length.
     pub fn check(&self) -> Result<usize, EncodeError> {
-        let len = self.len();
-        if len > MAX_RECORD_LEN || self.headers.len() > u32::MAX as usize {
-            return Err(EncodeError::TooLarge(len));
+        self.checked_sections().map(|sections| padded(sections.len))
+    }
+
+    fn checked_sections(&self) -> Result<Sections, EncodeError> {
+        let sections = self.sections();
+        if sections.len > MAX_RECORD_LEN || self.headers.len() > u32::MAX as usize {
+            return Err(EncodeError::TooLarge(sections.len));
         }
-        Ok(padded(len))
+        Ok(sections)
     }
 
     /// Writes the record and its padding into `dst`, which must be exactly
     /// [`padded_len`](Self::padded_len) bytes.
     pub fn encode_into(&self, dst: &mut [u8]) -> Result<(), EncodeError> {
-        let padded_len = self.check()?;
-        if dst.len() != padded_len {
+        let sections = self.checked_sections()?;
+        let len = sections.len;
+        if dst.len() != padded(len) {
             return Err(EncodeError::WrongDestination {
-                expected: padded_len,
+                expected: padded(len),
                 got: dst.len(),
             });
         }
-        let len = self.len();
-        dst[..FIXED_LEN].fill(0);
-        put_u32(dst, LEN_AT, len as u32);
-        dst[KIND_AT] = KIND_ENTRY;
-        dst[FLAGS_AT] = if self.idempotency.is_some() {
+        let mut fixed = [0u8; FIXED_LEN];
+        put_u32(&mut fixed, LEN_AT, len as u32);
+        fixed[KIND_AT] = KIND_ENTRY;
+        fixed[FLAGS_AT] = if self.idempotency.is_some() {
             FLAG_IDEMPOTENCY
         } else {
             0
         };
-        put_u32(dst, HEADER_COUNT_AT, self.headers.len() as u32);
-        put_u64(dst, OFFSET_AT, self.offset);
-        put_u64(dst, ID_MS_AT, self.id.ms);
-        put_u64(dst, ID_SEQ_AT, self.id.seq);
-        put_u64(dst, TIMESTAMP_AT, self.timestamp_ms);
-        put_u32(dst, HEADERS_LEN_AT, self.headers_len() as u32);
-        put_u32(dst, IDEMPOTENCY_LEN_AT, self.idempotency_len() as u32);
-        put_u32(dst, BODY_LEN_AT, self.body.len() as u32);
+        put_u32(&mut fixed, HEADER_COUNT_AT, self.headers.len() as u32);
+        put_u64(&mut fixed, OFFSET_AT, self.offset);
+        put_u64(&mut fixed, ID_MS_AT, self.id.ms);
+        put_u64(&mut fixed, ID_SEQ_AT, self.id.seq);
+        put_u64(&mut fixed, TIMESTAMP_AT, self.timestamp_ms);
+        put_u32(&mut fixed, HEADERS_LEN_AT, sections.headers_len as u32);
+        put_u32(
+            &mut fixed,
+            IDEMPOTENCY_LEN_AT,
+            sections.idempotency_len as u32,
+        );
+        put_u32(&mut fixed, BODY_LEN_AT, self.body.len() as u32);
+        dst[..FIXED_LEN].copy_from_slice(&fixed);
         let mut at = FIXED_LEN;
         for (name, value) in self.headers {
             at = put_bytes(dst, at, name.as_ref());
@@ -184,9 +207,7 @@ impl<H: AsRef<[u8]>> NewRecord<'_, H> {
             at = put_bytes(dst, at, key.producer);
             at = put_bytes(dst, at, key.iid);
         }
-        dst[at..at + self.body.len()].copy_from_slice(self.body);
-        at += self.body.len();
-        debug_assert_eq!(at, len);
+        dst[at..len].copy_from_slice(self.body);
         dst[len..].fill(0);
         let crc = checksum(&dst[..len]);
         put_u32(dst, CRC_AT, crc);
@@ -391,7 +412,10 @@ fn check_header_block(mut block: &[u8], count: u32) -> Result<(), DecodeError> {
 
 /// The CRC of a whole unpadded record: its bytes 0..4, then 8..end (the CRC field is skipped).
 pub fn checksum(record: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
+    // `Hasher::new` probes the CPU's features on every call, a tenth of the cost of checksumming
+    // a small record: clone one that has probed them already.
+    static PROBED: OnceLock<crc32fast::Hasher> = OnceLock::new();
+    let mut hasher = PROBED.get_or_init(crc32fast::Hasher::new).clone();
     hasher.update(&record[..CRC_AT]);
     hasher.update(&record[CRC_AT + 4..]);
     hasher.finalize()
