@@ -38,9 +38,19 @@ impl SystemClock {
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        let wall_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        // Whole seconds and the milliseconds of the rest, in u64: `as_millis` divides a u128,
+        // which cost more than reading the clock (this runs once per append).
+        let wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+            d.as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(d.subsec_millis()))
+        });
+        // A read-modify-write only when the clock moved on (once a millisecond at most): the
+        // load alone keeps the guarantee, since the value it returns was stored before.
+        let highest = self.highest_seen_ms.load(Ordering::Acquire);
+        if wall_ms <= highest {
+            return highest;
+        }
         let previous = self.highest_seen_ms.fetch_max(wall_ms, Ordering::AcqRel);
         previous.max(wall_ms)
     }
@@ -96,6 +106,21 @@ mod tests {
             .highest_seen_ms
             .store(first + 60_000, Ordering::Release);
         assert_eq!(clock.now_ms(), first + 60_000);
+        clock.highest_seen_ms.store(first, Ordering::Release);
+        let wall = clock.now_ms();
+        assert!(wall >= first);
+        assert!(clock.now_ms() >= wall);
+    }
+
+    #[test]
+    fn system_clock_reads_unix_milliseconds() {
+        let expected = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap();
+        let read = SystemClock::new().now_ms();
+        assert!(read >= expected, "{read} < {expected}");
+        assert!(read - expected < 60_000, "{read} is far from {expected}");
     }
 
     #[test]
