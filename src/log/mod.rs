@@ -131,6 +131,28 @@ pub struct NewEntry<'a, H: AsRef<[u8]>> {
     pub idempotency: Option<IdempotencyKey<'a>>,
 }
 
+/// Something that can be appended as an entry: a [`NewEntry`], or a higher layer's message
+/// lending its parts, so that appending a batch of messages builds no vector of entries first.
+pub trait AsEntry {
+    /// The type of header names and values.
+    type Field: AsRef<[u8]>;
+    /// The entry's parts, borrowed.
+    fn as_entry(&self) -> NewEntry<'_, Self::Field>;
+}
+
+impl<H: AsRef<[u8]>> AsEntry for NewEntry<'_, H> {
+    type Field = H;
+
+    fn as_entry(&self) -> NewEntry<'_, H> {
+        NewEntry {
+            id: self.id,
+            headers: self.headers,
+            body: self.body,
+            idempotency: self.idempotency,
+        }
+    }
+}
+
 /// Where an appended entry went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -369,47 +391,51 @@ impl Log {
 
     /// Appends entries as one batch: IDs are checked for the whole batch before anything is
     /// written, so a rejected batch changes nothing. Not durable until flushed.
-    pub fn append<H: AsRef<[u8]>>(
+    pub fn append<E: AsEntry>(
         &self,
-        entries: &[NewEntry<'_, H>],
+        entries: &[E],
         now_ms: u64,
     ) -> Result<Vec<Appended>, LogError> {
+        let mut placed = Vec::with_capacity(entries.len());
+        self.append_with(entries, now_ms, |appended| placed.push(appended))?;
+        Ok(placed)
+    }
+
+    /// [`append`](Self::append), handing each entry's place to `on_placed` as it is written
+    /// instead of collecting them: a caller appending one entry needs no vector. On an error,
+    /// the places already handed over are still taken (a full disk at a segment roll keeps the
+    /// records before it).
+    pub fn append_with<E: AsEntry>(
+        &self,
+        entries: &[E],
+        now_ms: u64,
+        mut on_placed: impl FnMut(Appended),
+    ) -> Result<(), LogError> {
         let mut guard = self.writer.lock();
         let writer = &mut *guard;
         let tip = *self.tip.read();
-        let mut last = tip.last_id.max(self.meta.read().last_id_floor);
-        let mut placed = Vec::with_capacity(entries.len());
-        for (i, entry) in entries.iter().enumerate() {
-            let id = resolve_id(entry.id, last, now_ms)?;
-            last = id;
-            placed.push(Appended {
-                offset: tip.next_offset + i as u64,
-                id,
-            });
-            record_of(entry, placed[i], now_ms).check()?;
+        let start = Cursor {
+            next_offset: tip.next_offset,
+            last_id: tip.last_id.max(self.meta.read().last_id_floor),
+        };
+        if entries.len() > 1 {
+            // A single entry is refused before any of its bytes are written; a batch is
+            // checked whole first, so that its last entry cannot be refused after the first
+            // ones are in.
+            check_batch(entries, start, now_ms)?;
         }
-        let mut written = 0;
-        let mut failure = None;
-        for (entry, appended) in entries.iter().zip(&placed) {
-            if let Err(error) = self.write_record(writer, &record_of(entry, *appended, now_ms)) {
-                failure = Some(error);
-                break;
-            }
-            written += 1;
-        }
+        let mut cursor = start;
+        let written = self.write_entries(writer, entries, &mut cursor, now_ms, &mut on_placed);
         writer.appender.publish(&writer.slot.segment);
         // Records already written are valid and take their offsets even when a later one of the
         // batch failed (a full disk at a segment roll): the tip must cover them.
-        if let Some(last) = placed[..written].last() {
+        if cursor.next_offset > start.next_offset {
             *self.tip.write() = Tip {
-                next_offset: last.offset + 1,
-                last_id: last.id,
+                next_offset: cursor.next_offset,
+                last_id: cursor.last_id,
             };
         }
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(placed),
-        }
+        written
     }
 
     /// Whether a segment was sealed since the last call, or [`CHECKPOINT_AFTER_BYTES`] more of
@@ -433,28 +459,26 @@ impl Log {
         }
     }
 
-    fn write_record<H: AsRef<[u8]>>(
+    /// Writes `entries` from `cursor` on, rolling to a new segment whenever the next record
+    /// does not fit in the active one.
+    fn write_entries<E: AsEntry>(
         &self,
         writer: &mut Writer,
-        record: &NewRecord<'_, H>,
+        entries: &[E],
+        cursor: &mut Cursor,
+        now_ms: u64,
+        on_placed: &mut impl FnMut(Appended),
     ) -> Result<(), LogError> {
-        let len = record.padded_len();
-        if len > writer.appender.remaining(&writer.slot.segment) {
-            self.roll(writer, len, record.offset, record.timestamp_ms)?;
+        let mut rest = entries;
+        loop {
+            let written = write_run(writer, rest, cursor, now_ms, on_placed)?;
+            rest = &rest[written..];
+            let Some(next) = rest.first() else {
+                return Ok(());
+            };
+            let needed = record_of(&next.as_entry(), cursor.placement(), now_ms).check()?;
+            self.roll(writer, needed, cursor.next_offset, now_ms)?;
         }
-        let pos = writer
-            .appender
-            .append(&writer.slot.segment, len, |dst| record.encode_into(dst))??;
-        writer.slot.index.write().add(
-            pos,
-            len,
-            LastRecord {
-                offset: record.offset,
-                id: record.id,
-                timestamp_ms: record.timestamp_ms,
-            },
-        );
-        Ok(())
     }
 
     /// Seals the active segment and starts a new one whose first record is `base_offset`.
@@ -1167,6 +1191,74 @@ fn resolve_id(spec: IdSpec, last: StreamId, now_ms: u64) -> Result<StreamId, Log
         IdSpec::Explicit(id) => Ok(id),
         IdSpec::AutoSeq(ms) => last.next_with_ms(ms).ok_or(LogError::IdTooSmall { last }),
     }
+}
+
+/// Where the next entry of a batch goes: its offset, and the ID its own must exceed.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    next_offset: u64,
+    last_id: StreamId,
+}
+
+impl Cursor {
+    /// A placement of the next entry, for measuring its record (IDs are fixed-width).
+    fn placement(&self) -> Appended {
+        Appended {
+            offset: self.next_offset,
+            id: self.last_id,
+        }
+    }
+}
+
+/// Resolves every ID of a batch and checks every record's size, writing nothing.
+fn check_batch<E: AsEntry>(entries: &[E], start: Cursor, now_ms: u64) -> Result<(), LogError> {
+    let mut last = start.last_id;
+    for entry in entries {
+        let entry = entry.as_entry();
+        last = resolve_id(entry.id, last, now_ms)?;
+        record_of(&entry, start.placement(), now_ms).check()?;
+    }
+    Ok(())
+}
+
+/// Writes the entries that fit in the active segment, with one lock of its index for all of
+/// them; returns how many were written (fewer than `entries.len()` when the next one needs a
+/// new segment). Not visible to readers until the caller publishes.
+fn write_run<E: AsEntry>(
+    writer: &mut Writer,
+    entries: &[E],
+    cursor: &mut Cursor,
+    now_ms: u64,
+    on_placed: &mut impl FnMut(Appended),
+) -> Result<usize, LogError> {
+    let Writer { slot, appender, .. } = writer;
+    let mut index = slot.index.write();
+    for (written, entry) in entries.iter().enumerate() {
+        let entry = entry.as_entry();
+        let placed = Appended {
+            offset: cursor.next_offset,
+            id: resolve_id(entry.id, cursor.last_id, now_ms)?,
+        };
+        let record = record_of(&entry, placed, now_ms);
+        let len = record.check()?;
+        if len > appender.remaining(&slot.segment) {
+            return Ok(written);
+        }
+        let pos = appender.append(&slot.segment, len, |dst| record.encode_into(dst))??;
+        index.add(
+            pos,
+            len,
+            LastRecord {
+                offset: placed.offset,
+                id: placed.id,
+                timestamp_ms: now_ms,
+            },
+        );
+        cursor.next_offset += 1;
+        cursor.last_id = placed.id;
+        on_placed(placed);
+    }
+    Ok(entries.len())
 }
 
 fn record_of<'a, H: AsRef<[u8]>>(

@@ -218,7 +218,7 @@ impl Stream {
     }
 
     fn commit_groups(&self) -> Result<(), StoreError> {
-        self.syncer.commit(&self.flush_handle())?;
+        self.syncer.commit(self.flush_handle())?;
         Ok(())
     }
 
@@ -395,7 +395,7 @@ impl Group {
             }
             self.stream
                 .syncer
-                .commit_async(&self.stream.flush_handle())
+                .commit_async(self.stream.flush_handle())
                 .await?;
             tokio::select! {
                 () = self.stream.appended.changed_past(seen) => {}

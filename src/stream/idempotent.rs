@@ -151,18 +151,17 @@ impl Stream {
         if let Some(id) = windows.lookup(producer, iid, now_ms) {
             drop(windows);
             // The original may have been appended a moment ago and not be durable yet.
-            self.syncer.commit(&self.flush_handle())?;
+            self.syncer.commit(self.flush_handle())?;
             return Ok(IdempotentAppend::Duplicate(id));
         }
         message.idempotency = Some((
             Bytes::copy_from_slice(producer),
             Bytes::copy_from_slice(iid),
         ));
-        let mut appended = self.write(std::slice::from_ref(&message))?;
-        let appended = appended.pop().ok_or(StoreError::EmptyBatch)?;
+        let appended = self.write_one(&message)?;
         windows.remember(producer, iid, appended.id, now_ms, now_ms);
         drop(windows);
-        self.syncer.commit(&self.flush_handle())?;
+        self.syncer.commit(self.flush_handle())?;
         Ok(IdempotentAppend::Appended(appended))
     }
 

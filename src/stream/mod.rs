@@ -34,7 +34,7 @@ use crate::durability::{Flush, Syncer};
 use crate::group::durable::{DurableGroups, GroupRecovery};
 use crate::id::StreamId;
 use crate::idempotency::IdempotencyWindows;
-use crate::log::{Appended, Entry, IdSpec, Log, NewEntry, Retention};
+use crate::log::{Appended, AsEntry, Entry, IdSpec, Log, NewEntry, Retention};
 use crate::record::IdempotencyKey;
 use crate::signal::ChangeSignal;
 use crate::store::StoreError;
@@ -85,8 +85,12 @@ impl Message {
         self.id = spec;
         self
     }
+}
 
-    fn as_new_entry(&self) -> NewEntry<'_, Bytes> {
+impl AsEntry for Message {
+    type Field = Bytes;
+
+    fn as_entry(&self) -> NewEntry<'_, Bytes> {
         NewEntry {
             id: self.id,
             headers: &self.headers,
@@ -107,6 +111,9 @@ pub struct Stream {
     clock: SharedClock,
     groups: Mutex<DurableGroups>,
     flush: Arc<StreamFlush>,
+    /// `flush` as the syncer takes it, made once: a clone per commit cost two atomic operations
+    /// per append.
+    flush_handle: Arc<dyn Flush>,
     appended: ChangeSignal,
     resolver: Weak<dyn StreamResolver>,
     config: RwLock<StreamConfig>,
@@ -178,6 +185,7 @@ impl Stream {
             syncer: context.syncer,
             clock: context.clock,
             groups: Mutex::new(groups),
+            flush_handle: Arc::clone(&flush) as Arc<dyn Flush>,
             flush,
             appended: ChangeSignal::new(),
             resolver: context.resolver,
@@ -204,8 +212,8 @@ impl Stream {
         &self.log
     }
 
-    fn flush_handle(&self) -> Arc<dyn Flush> {
-        Arc::clone(&self.flush) as Arc<dyn Flush>
+    fn flush_handle(&self) -> &Arc<dyn Flush> {
+        &self.flush_handle
     }
 
     /// Appends one entry. Under [`Durability::Always`](crate::Durability::Always) it returns
@@ -220,55 +228,74 @@ impl Stream {
     /// assert_eq!(orders.read(0).unwrap().unwrap().body(), b"hello");
     /// ```
     pub fn append(&self, message: Message) -> Result<Appended, StoreError> {
-        let mut appended = self.append_batch(std::slice::from_ref(&message))?;
-        appended.pop().ok_or(StoreError::EmptyBatch)
+        let appended = self.write_one(&message)?;
+        self.syncer.commit(self.flush_handle())?;
+        Ok(appended)
     }
 
     /// Appends several entries with one write and, under `Always`, one shared flush.
     pub fn append_batch(&self, messages: &[Message]) -> Result<Vec<Appended>, StoreError> {
-        let appended = self.write(messages)?;
-        self.syncer.commit(&self.flush_handle())?;
+        let mut appended = Vec::with_capacity(messages.len());
+        self.write(messages, |placed| appended.push(placed))?;
+        self.syncer.commit(self.flush_handle())?;
         Ok(appended)
     }
 
     /// The async form of [`append`](Self::append): resolves once the entry is durable under the
     /// store's policy, without blocking a thread while the flush runs.
     pub async fn append_async(&self, message: Message) -> Result<Appended, StoreError> {
-        let mut appended = self.write(std::slice::from_ref(&message))?;
-        self.syncer.commit_async(&self.flush_handle()).await?;
-        appended.pop().ok_or(StoreError::EmptyBatch)
+        let appended = self.write_one(&message)?;
+        self.syncer.commit_async(self.flush_handle()).await?;
+        Ok(appended)
     }
 
-    fn write(&self, messages: &[Message]) -> Result<Vec<Appended>, StoreError> {
+    fn write_one(&self, message: &Message) -> Result<Appended, StoreError> {
+        let mut appended = None;
+        self.write(std::slice::from_ref(message), |placed| {
+            appended = Some(placed);
+        })?;
+        appended.ok_or(StoreError::EmptyBatch)
+    }
+
+    /// Writes the messages (not yet durable), handing each one's place to `on_placed`.
+    fn write(
+        &self,
+        messages: &[Message],
+        on_placed: impl FnMut(Appended),
+    ) -> Result<(), StoreError> {
         if messages.is_empty() {
             return Err(StoreError::EmptyBatch);
         }
         let config = self.config();
-        let _admitted = config.has_limits().then(|| self.admission.lock());
-        let entries: Vec<NewEntry<'_, Bytes>> =
-            messages.iter().map(Message::as_new_entry).collect();
-        self.admit(&config, &entries)?;
+        let _admitted = if config.has_limits() {
+            let admitted = self.admission.lock();
+            self.admit(&config, messages)?;
+            Some(admitted)
+        } else {
+            None
+        };
         let now_ms = self.clock.now_ms();
-        self.last_activity_ms.fetch_max(now_ms, Ordering::Relaxed);
-        let appended = self.log.append(&entries, now_ms);
+        if now_ms > self.last_activity_ms.load(Ordering::Relaxed) {
+            self.last_activity_ms.fetch_max(now_ms, Ordering::Relaxed);
+        }
+        let appended = self.log.append_with(messages, now_ms, on_placed);
         self.appended.notify();
-        let appended = appended?;
+        appended?;
         // Made durable by the caller's commit, with the entries.
         self.drop_oldest_past_limits(&config)?;
-        Ok(appended)
+        Ok(())
     }
 
     /// Refuses an append the stream's limits do not let in (the caller holds the admission
     /// lock, so the figures stay true until the append).
-    fn admit(
-        &self,
-        config: &StreamConfig,
-        entries: &[NewEntry<'_, Bytes>],
-    ) -> Result<(), StoreError> {
+    fn admit(&self, config: &StreamConfig, messages: &[Message]) -> Result<(), StoreError> {
         let batch = Usage {
-            entries: entries.len() as u64,
+            entries: messages.len() as u64,
             bytes: match config.max_bytes {
-                Some(_) => entries.iter().map(Log::stored_len).sum(),
+                Some(_) => messages
+                    .iter()
+                    .map(|message| Log::stored_len(&message.as_entry()))
+                    .sum(),
                 None => 0,
             },
         };
@@ -492,7 +519,7 @@ impl Stream {
     /// complete). A server calls it before answering a read, so that no client sees an entry
     /// a crash could still take back.
     pub fn ensure_durable(&self) -> Result<(), StoreError> {
-        self.syncer.commit(&self.flush_handle())?;
+        self.syncer.commit(self.flush_handle())?;
         Ok(())
     }
 
@@ -504,7 +531,7 @@ impl Stream {
     }
 
     fn commit_meta(&self) -> Result<(), StoreError> {
-        self.syncer.commit(&self.flush_handle())?;
+        self.syncer.commit(self.flush_handle())?;
         Ok(())
     }
 

@@ -320,7 +320,7 @@ impl Delivery {
             answered.push(delivery);
         }
         for (target, messages) in &targets {
-            target.write(messages)?;
+            target.write(messages, |_| {})?;
         }
         for (target, _) in &targets {
             target.flush()?;

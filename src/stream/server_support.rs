@@ -51,7 +51,7 @@ impl Stream {
         self.groups
             .lock()
             .apply(|state| state.create_group_with(name, last_delivered, entries_read, policy))?;
-        self.syncer.commit(&self.flush_handle())?;
+        self.syncer.commit(self.flush_handle())?;
         self.group(name)
     }
 }
@@ -100,7 +100,7 @@ impl Group {
             .groups
             .lock()
             .apply(|state| release_events(state, &LogSource(&stream.log), &request))?;
-        stream.syncer.commit(&stream.flush_handle())?;
+        stream.syncer.commit(stream.flush_handle())?;
         Ok(released)
     }
 }
