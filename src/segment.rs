@@ -358,6 +358,22 @@ impl Segment {
         })
     }
 
+    /// Faults `[start, end)` of the map in, writable (`MADV_POPULATE_WRITE`), so that the
+    /// appender's first write to those pages does not stop in a page fault that allocates and
+    /// zeroes them. Contents are unchanged; the range is clamped to the map. Best effort: it
+    /// returns whether the kernel did it (not before Linux 5.14, nor on a read-only map, nor
+    /// when memory is short), and the appender's own writes fault the pages in otherwise. The
+    /// file is preallocated, so a full disk cannot make a fault fail here or later.
+    pub fn prefault(&self, start: usize, end: usize) -> bool {
+        let end = end.min(self.map.len());
+        if !self.writable || start >= end {
+            return false;
+        }
+        self.map
+            .advise_range(memmap2::Advice::PopulateWrite, start, end - start)
+            .is_ok()
+    }
+
     /// Whether an earlier flush failed.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
@@ -826,6 +842,46 @@ mod tests {
             Segment::create(&path, header).is_err(),
             "never overwrites a file"
         );
+    }
+
+    #[test]
+    fn prefaulting_changes_no_byte_and_stays_inside_the_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let header = SegmentHeader {
+            base_offset: 0,
+            file_len: 64 << 10,
+            created_ms: 1,
+        };
+        let (segment, mut appender) = Segment::create(&path, header).unwrap();
+        let record = encoded(0, b"written before the prefault");
+        appender
+            .append(&segment, record.len(), |dst| {
+                dst.copy_from_slice(&record);
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        appender.publish(&segment);
+        assert!(segment.prefault(0, 1 << 30), "the whole map, clamped");
+        assert!(
+            !segment.prefault(64 << 10, 128 << 10),
+            "nothing past the end"
+        );
+        let end = segment.committed_len();
+        assert_eq!(end, HEADER_LEN + record.len());
+        assert_eq!(&segment.bytes()[HEADER_LEN..], &record[..]);
+        segment.flush_range(0, end).unwrap();
+        drop(segment);
+        let mut reopened = Segment::open(&path).unwrap();
+        let bytes = reopened.recovery_bytes();
+        assert_eq!(&bytes[HEADER_LEN..end], &record[..]);
+        assert!(
+            bytes[end..].iter().all(|&b| b == 0),
+            "the rest still reads as empty"
+        );
+        let read_only = Segment::open_read_only(&path).unwrap();
+        assert!(!read_only.prefault(0, 4096));
     }
 
     #[test]

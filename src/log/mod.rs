@@ -18,6 +18,7 @@
 
 mod index;
 mod meta;
+mod prefault;
 mod recovery;
 mod stored;
 
@@ -37,6 +38,7 @@ use crate::id::StreamId;
 use crate::journal::{self, FileKind, Journal, JournalError, JournalSync};
 use crate::record::{self, EncodeError, IdempotencyKey, NewRecord, RecordView};
 use crate::segment::{self, ScanItem, Segment, SegmentAppender, SegmentError, SegmentHeader};
+use prefault::Prefaulted;
 
 /// Kind tag of meta journals.
 pub const META_JOURNAL_KIND: FileKind = FileKind(*b"LMET");
@@ -287,6 +289,8 @@ struct Writer {
     slot: Slot,
     appender: SegmentAppender,
     unflushed: Vec<(Arc<Segment>, usize)>,
+    /// What was asked to be faulted in ahead of the appender in the active segment.
+    prefaulted: Prefaulted,
 }
 
 #[derive(Debug)]
@@ -427,6 +431,9 @@ impl Log {
         let mut cursor = start;
         let written = self.write_entries(writer, entries, &mut cursor, now_ms, &mut on_placed);
         writer.appender.publish(&writer.slot.segment);
+        writer
+            .prefaulted
+            .advance(&writer.slot.segment, writer.appender.write_pos());
         // Records already written are valid and take their offsets even when a later one of the
         // batch failed (a full disk at a segment roll): the tip must cover them.
         if cursor.next_offset > start.next_offset {
@@ -517,6 +524,7 @@ impl Log {
             .push((Arc::clone(&slot.segment), segment::HEADER_LEN));
         writer.slot = slot;
         writer.appender = appender;
+        writer.prefaulted = Prefaulted::default();
         if !sealed_is_empty {
             self.write_index_file(&sealed);
             self.checkpoint_due

@@ -10,8 +10,8 @@ use parking_lot::{Mutex, RwLock};
 
 use super::{
     CHECKPOINT_FILE, CHECKPOINT_KIND, Checkpoint, LastRecord, Log, LogError, LogOptions,
-    META_JOURNAL_KIND, MetaEvent, MetaJournal, MetaState, RecoveryPoint, SegmentIndex, Slot, Tip,
-    Writer, create_slot, index_file_name, meta_journal_name, segment_file_name,
+    META_JOURNAL_KIND, MetaEvent, MetaJournal, MetaState, Prefaulted, RecoveryPoint, SegmentIndex,
+    Slot, Tip, Writer, create_slot, index_file_name, meta_journal_name, segment_file_name,
 };
 use crate::id::StreamId;
 use crate::journal::{self, Journal, JournalDamage};
@@ -141,6 +141,7 @@ impl Log {
             })?,
             appender,
             unflushed: Vec::new(),
+            prefaulted: Prefaulted::default(),
         };
         let log = Log {
             dir: dir.to_path_buf(),
@@ -204,6 +205,7 @@ impl Log {
                 unflushed: vec![(Arc::clone(&slot.segment), segment::HEADER_LEN)],
                 slot,
                 appender,
+                prefaulted: Prefaulted::default(),
             }),
             tip: RwLock::new(Tip {
                 next_offset: 0,
