@@ -284,6 +284,14 @@ struct Tip {
     last_id: StreamId,
 }
 
+impl Tip {
+    /// The tip of a log that never had an entry.
+    const EMPTY: Tip = Tip {
+        next_offset: 0,
+        last_id: StreamId::MIN,
+    };
+}
+
 #[derive(Debug)]
 struct Writer {
     slot: Slot,
@@ -291,6 +299,9 @@ struct Writer {
     unflushed: Vec<(Arc<Segment>, usize)>,
     /// What was asked to be faulted in ahead of the appender in the active segment.
     prefaulted: Prefaulted,
+    /// The tip as this writer last published it, read without taking `Log::tip`'s lock: only
+    /// the writer changes the tip.
+    tip: Tip,
 }
 
 #[derive(Debug)]
@@ -417,7 +428,8 @@ impl Log {
     ) -> Result<(), LogError> {
         let mut guard = self.writer.lock();
         let writer = &mut *guard;
-        let tip = *self.tip.read();
+        let tip = writer.tip;
+        debug_assert_eq!(tip, *self.tip.read(), "only the writer moves the tip");
         let start = Cursor {
             next_offset: tip.next_offset,
             last_id: tip.last_id.max(self.meta.read().last_id_floor),
@@ -437,10 +449,11 @@ impl Log {
         // Records already written are valid and take their offsets even when a later one of the
         // batch failed (a full disk at a segment roll): the tip must cover them.
         if cursor.next_offset > start.next_offset {
-            *self.tip.write() = Tip {
+            writer.tip = Tip {
                 next_offset: cursor.next_offset,
                 last_id: cursor.last_id,
             };
+            *self.tip.write() = writer.tip;
         }
         written
     }

@@ -41,6 +41,15 @@ impl Prefaulted {
     /// After the writer reached `write_pos` of `segment`: asks for the pages up to [`AHEAD`]
     /// beyond it, when at least a [`CHUNK`] of them is not requested yet.
     pub(super) fn advance(&mut self, segment: &Arc<Segment>, write_pos: usize) {
+        // Most appends land here: less than a chunk more to ask for.
+        if write_pos.saturating_add(AHEAD) < self.end.saturating_add(CHUNK) {
+            return;
+        }
+        self.request(segment, write_pos);
+    }
+
+    #[cold]
+    fn request(&mut self, segment: &Arc<Segment>, write_pos: usize) {
         let end = write_pos.saturating_add(AHEAD).min(segment.capacity());
         let start = self.end.max(write_pos);
         let worthwhile = end - start.min(end) >= CHUNK || end == segment.capacity();

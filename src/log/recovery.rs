@@ -142,6 +142,7 @@ impl Log {
             appender,
             unflushed: Vec::new(),
             prefaulted: Prefaulted::default(),
+            tip,
         };
         let log = Log {
             dir: dir.to_path_buf(),
@@ -206,11 +207,9 @@ impl Log {
                 slot,
                 appender,
                 prefaulted: Prefaulted::default(),
+                tip: Tip::EMPTY,
             }),
-            tip: RwLock::new(Tip {
-                next_offset: 0,
-                last_id: StreamId::MIN,
-            }),
+            tip: RwLock::new(Tip::EMPTY),
             meta: RwLock::new(MetaState::default()),
             journal: Mutex::new(MetaJournal {
                 sync: journal.sync_handle(),
