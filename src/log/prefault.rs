@@ -15,7 +15,7 @@ use crate::segment::{self, Segment};
 
 /// How far ahead of the writer pages are kept faulted in.
 const AHEAD: usize = 8 << 20;
-/// Requests cover at least this much (unless the segment ends first).
+/// The writer asks for more after this much more writing.
 const CHUNK: usize = 1 << 20;
 /// Bytes of a segment written before its writer asks for pages ahead: a stream that takes a
 /// few entries does not have its segment faulted in (and written back as zeros) for nothing.
@@ -31,29 +31,44 @@ struct Request {
 }
 
 /// What the writer of one segment has asked for so far.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Prefaulted {
     /// Bytes `[0, end)` of the active segment were requested.
     end: usize,
+    /// The write position from which to ask for more: a chunk past the last request, never
+    /// once the segment's end was asked for.
+    next_at: usize,
+}
+
+impl Default for Prefaulted {
+    fn default() -> Self {
+        Prefaulted {
+            end: 0,
+            next_at: segment::HEADER_LEN + AFTER,
+        }
+    }
 }
 
 impl Prefaulted {
-    /// After the writer reached `write_pos` of `segment`: asks for the pages up to [`AHEAD`]
-    /// beyond it, when at least a [`CHUNK`] of them is not requested yet.
+    /// After the writer reached `write_pos` of `segment`: every [`CHUNK`] of writing, asks for
+    /// the pages up to [`AHEAD`] beyond it that were not asked for yet.
     pub(super) fn advance(&mut self, segment: &Arc<Segment>, write_pos: usize) {
-        // Most appends land here: less than a chunk more to ask for.
-        if write_pos.saturating_add(AHEAD) < self.end.saturating_add(CHUNK) {
-            return;
+        if write_pos >= self.next_at {
+            self.request(segment, write_pos);
         }
-        self.request(segment, write_pos);
     }
 
     #[cold]
     fn request(&mut self, segment: &Arc<Segment>, write_pos: usize) {
-        let end = write_pos.saturating_add(AHEAD).min(segment.capacity());
+        let capacity = segment.capacity();
         let start = self.end.max(write_pos);
-        let worthwhile = end - start.min(end) >= CHUNK || end == segment.capacity();
-        if write_pos < segment::HEADER_LEN + AFTER || start >= end || !worthwhile {
+        let end = write_pos.saturating_add(AHEAD).min(capacity);
+        self.next_at = if end >= capacity {
+            usize::MAX
+        } else {
+            write_pos + CHUNK
+        };
+        if start >= end {
             return;
         }
         self.end = end;
