@@ -537,7 +537,7 @@ impl Log {
             .push((Arc::clone(&slot.segment), segment::HEADER_LEN));
         writer.slot = slot;
         writer.appender = appender;
-        writer.prefaulted = Prefaulted::default();
+        writer.prefaulted = writer.prefaulted.next_segment();
         if !sealed_is_empty {
             self.write_index_file(&sealed);
             self.checkpoint_due
