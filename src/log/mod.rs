@@ -419,7 +419,7 @@ impl Log {
     /// [`append`](Self::append), handing each entry's place to `on_placed` as it is written
     /// instead of collecting them: a caller appending one entry needs no vector. On an error,
     /// the places already handed over are still taken (a full disk at a segment roll keeps the
-    /// records before it).
+    /// records before it). `on_placed` runs under the log's writer lock: keep it short.
     pub fn append_with<E: AsEntry>(
         &self,
         entries: &[E],
@@ -441,7 +441,7 @@ impl Log {
             check_batch(entries, start, now_ms)?;
         }
         let mut cursor = start;
-        let written = self.write_entries(writer, entries, &mut cursor, now_ms, &mut on_placed);
+        let outcome = self.write_entries(writer, entries, &mut cursor, now_ms, &mut on_placed);
         writer.appender.publish(&writer.slot.segment);
         writer
             .prefaulted
@@ -455,7 +455,7 @@ impl Log {
             };
             *self.tip.write() = writer.tip;
         }
-        written
+        outcome
     }
 
     /// Whether a segment was sealed since the last call, or [`CHECKPOINT_AFTER_BYTES`] more of
