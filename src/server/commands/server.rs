@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{CommandSpec, Ctx, Outcome, is, reply, table};
+use super::{CommandSpec, Ctx, Flags, Outcome, is, reply, table};
 use crate::server::config::FsyncPolicy;
 use crate::server::keys::{DATABASES, key_of, key_part};
 use crate::server::resp::Value;
@@ -16,7 +16,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
     let spec = |name, arity, flags, handler| CommandSpec {
         name,
         arity,
-        flags,
+        flags: Flags::new(flags),
         first_key: 0,
         last_key: 0,
         step: 0,
@@ -43,6 +43,7 @@ fn command_info(spec: &CommandSpec) -> Value {
         Value::Integer(i64::from(spec.arity)),
         Value::Set(
             spec.flags
+                .names()
                 .iter()
                 .map(|f| Value::Simple((*f).into()))
                 .collect(),
