@@ -76,6 +76,30 @@ pub async fn defer_commits<F: std::future::Future>(work: F) -> (F::Output, Defer
         .await
 }
 
+/// What the flusher has done since it started: how well group commit shares its flushes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    /// Flush rounds run.
+    pub rounds: u64,
+    /// Commit requests those rounds completed: one per write that waited for the disk, or per
+    /// pipelined batch of a server connection. `requests / rounds` is how many shared a flush.
+    pub requests: u64,
+    /// Time spent flushing, in microseconds.
+    pub flush_us: u64,
+    /// The longest round, in microseconds.
+    pub max_flush_us: u64,
+}
+
+impl FlushStats {
+    fn add_round(&mut self, requests: u64, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.rounds += 1;
+        self.requests += requests;
+        self.flush_us = self.flush_us.saturating_add(micros);
+        self.max_flush_us = self.max_flush_us.max(micros);
+    }
+}
+
 /// A position in the sequence of flush requests; complete once a flush round covering it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Ticket(u64);
@@ -88,6 +112,7 @@ struct State {
     shutdown: bool,
     /// The round that will cover the requests made from now until the flusher starts it.
     next_round: Arc<Round>,
+    stats: FlushStats,
 }
 
 /// One flush round, as its async waiters see it. Each waits on the round that covers its
@@ -152,6 +177,7 @@ impl Syncer {
                 failure: None,
                 shutdown: false,
                 next_round: Arc::default(),
+                stats: FlushStats::default(),
             }),
             work: Condvar::new(),
             done: Condvar::new(),
@@ -173,6 +199,11 @@ impl Syncer {
             policy,
             thread,
         })
+    }
+
+    /// What the flusher has done so far.
+    pub fn stats(&self) -> FlushStats {
+        self.shared.state.lock().stats
     }
 
     /// The policy this syncer enforces.
@@ -335,10 +366,14 @@ fn run_flusher(shared: &Shared) {
         let stopping = state.shutdown;
         drop(state);
 
+        let began = std::time::Instant::now();
         let result = batch.iter().try_for_each(|object| object.flush());
+        let took = began.elapsed();
         drop(batch);
 
         let mut state = shared.state.lock();
+        let requests = covered - state.completed;
+        state.stats.add_round(requests, took);
         if let Err(error) = result
             && state.failure.is_none()
         {
@@ -443,6 +478,29 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(counter.flushes.load(Ordering::SeqCst) >= 1);
+    }
+
+    #[tokio::test]
+    async fn stats_count_rounds_and_the_requests_they_completed() {
+        let syncer = Syncer::start(Durability::Always).unwrap();
+        let object: Arc<dyn Flush> = Arc::new(Counter::default());
+        for _ in 0..3 {
+            syncer.commit(&object).unwrap();
+        }
+        let ((), deferred) = defer_commits(async {
+            for _ in 0..10 {
+                syncer.commit(&object).unwrap();
+            }
+        })
+        .await;
+        syncer.complete(deferred).await.unwrap();
+        let stats = syncer.stats();
+        assert_eq!((stats.rounds, stats.requests), (4, 4));
+        assert!(
+            stats.max_flush_us >= 2_000,
+            "each flush sleeps 2 ms: {stats:?}"
+        );
+        assert!(stats.flush_us >= 4 * 2_000, "{stats:?}");
     }
 
     #[tokio::test]
