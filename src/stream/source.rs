@@ -1,7 +1,6 @@
 //! The log as the consumer-group layer sees it, and what a stream flushes.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -53,7 +52,8 @@ impl EntrySource for LogSource<'_> {
 /// from the nearest index point and check every record on the way, for every entry.
 pub(crate) struct ReadingSource<'a> {
     log: &'a Log,
-    read: RefCell<HashMap<u64, Entry>>,
+    /// In offset order.
+    read: RefCell<Vec<Entry>>,
 }
 
 impl<'a> ReadingSource<'a> {
@@ -66,9 +66,10 @@ impl<'a> ReadingSource<'a> {
 
     /// The entry at `offset`: kept from the planning when it read it, else read now.
     pub(crate) fn take(&self, offset: u64) -> Result<Option<Entry>, LogError> {
-        match self.read.borrow_mut().remove(&offset) {
-            Some(entry) => Ok(Some(entry)),
-            None => self.log.read(offset),
+        let read = self.read.borrow();
+        match read.binary_search_by_key(&offset, |entry| entry.offset) {
+            Ok(at) => Ok(Some(read[at].clone())),
+            Err(_) => self.log.read(offset),
         }
     }
 }
@@ -81,9 +82,16 @@ impl EntrySource for ReadingSource<'_> {
         {
             Ok(entries) => {
                 let found = entries.iter().map(|e| (e.id, e.offset)).collect();
-                self.read
-                    .borrow_mut()
-                    .extend(entries.into_iter().map(|entry| (entry.offset, entry)));
+                let mut read = self.read.borrow_mut();
+                let sorted = match (read.last(), entries.first()) {
+                    (Some(last), Some(first)) => last.offset < first.offset,
+                    _ => true,
+                };
+                read.extend(entries);
+                if !sorted {
+                    read.sort_by_key(|entry| entry.offset);
+                    read.dedup_by_key(|entry| entry.offset);
+                }
                 found
             }
             Err(error) => {
@@ -135,7 +143,9 @@ mod tests {
         let expected: Vec<(StreamId, u64)> =
             appended[2..5].iter().map(|a| (a.id, a.offset)).collect();
         assert_eq!(planned, expected);
-        for offset in [3, 8, 3, 42] {
+        // A later, earlier read: still found by offset.
+        assert_eq!(source.entries_after(StreamId::MIN, 3).len(), 3);
+        for offset in [3, 8, 3, 0, 2, 42] {
             let taken = source.take(offset).unwrap();
             let direct = stream.log.read(offset).unwrap();
             assert_eq!(taken.as_ref().map(|e| e.id), direct.as_ref().map(|e| e.id));
