@@ -20,6 +20,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::id::StreamId;
+use crate::log::Entry;
 
 /// Hard limits on what a client may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -631,6 +632,20 @@ pub enum Protocol {
     Resp3,
 }
 
+/// The field name under which an entry's body (written through the library) is shown.
+pub const BODY_FIELD: &str = "$body";
+
+/// The entry behind a [`Value::Fields`]; equal to another with the same fields.
+#[derive(Debug, Clone)]
+pub struct EntryFields(pub Entry);
+
+impl PartialEq for EntryFields {
+    fn eq(&self, other: &EntryFields) -> bool {
+        let (mine, theirs) = (self.0.record(), other.0.record());
+        mine.headers().eq(theirs.headers()) && mine.body == theirs.body
+    }
+}
+
 /// A reply. Types RESP2 lacks are sent the way Redis sends them to RESP2 clients.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -646,6 +661,10 @@ pub enum Value {
     /// A stream ID, sent as the bulk string of its `ms-seq` text: IDs fill most stream replies,
     /// and held this way they cost no allocation.
     Id(StreamId),
+    /// An entry's fields as an array of bulk strings: its headers in order, then its body (if
+    /// any) under [`BODY_FIELD`]. Encoded straight from the record in the segment's memory
+    /// map, so a read allocates and copies nothing for them before the reply is written.
+    Fields(EntryFields),
     /// A missing value: RESP2 `$-1`, RESP3 `_`.
     Null,
     /// A missing array: RESP2 `*-1`, RESP3 `_`.
@@ -707,6 +726,7 @@ impl Value {
             Value::Integer(n) => put_number(out, b':', *n),
             Value::Bulk(bytes) => put_bulk(out, bytes),
             Value::Id(id) => put_bulk(out, id.text().as_bytes()),
+            Value::Fields(EntryFields(entry)) => put_fields(out, entry),
             Value::Null if resp3 => out.extend_from_slice(b"_\r\n"),
             Value::Null => out.extend_from_slice(b"$-1\r\n"),
             Value::NullArray if resp3 => out.extend_from_slice(b"_\r\n"),
@@ -770,6 +790,20 @@ fn put_line(out: &mut BytesMut, prefix: u8, text: &[u8]) {
     }
     out.extend_from_slice(rest);
     out.extend_from_slice(b"\r\n");
+}
+
+fn put_fields(out: &mut BytesMut, entry: &Entry) {
+    let record = entry.record();
+    let body = !record.body.is_empty();
+    put_len(out, b'*', 2 * (record.header_count() + usize::from(body)));
+    for (name, value) in record.headers() {
+        put_bulk(out, name);
+        put_bulk(out, value);
+    }
+    if body {
+        put_bulk(out, BODY_FIELD.as_bytes());
+        put_bulk(out, record.body);
+    }
 }
 
 fn put_bulk(out: &mut BytesMut, bytes: &[u8]) {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::resp::{Protocol, Value};
+use super::resp::{EntryFields, Protocol, Value};
 use super::state::Server;
 use crate::id::StreamId;
 use crate::log::Entry;
@@ -443,24 +443,9 @@ pub(crate) fn syntax_error() -> Value {
     Value::error("ERR syntax error")
 }
 
-/// The field name under which an entry's body (written through the library) is shown.
-pub(crate) const BODY_FIELD: &str = "$body";
-
-/// An entry's fields: its headers in order, then its body (if any) as [`BODY_FIELD`]. The
-/// values share the segment's memory map: nothing is copied until the reply is encoded.
+/// An entry's fields, encoded from its record when the reply is written.
 pub(crate) fn entry_fields(entry: &Entry) -> Value {
-    let headers = entry.header_bytes();
-    let mut fields = Vec::with_capacity(2 * headers.len() + 2);
-    for (name, value) in headers {
-        fields.push(Value::Bulk(name));
-        fields.push(Value::Bulk(value));
-    }
-    let body = entry.body_bytes();
-    if !body.is_empty() {
-        fields.push(Value::bulk(BODY_FIELD));
-        fields.push(Value::Bulk(body));
-    }
-    Value::Array(fields)
+    Value::Fields(EntryFields(entry.clone()))
 }
 
 /// `[id, [field, value, …]]`.
