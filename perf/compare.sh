@@ -85,6 +85,9 @@ half=$(awk -F, '$1 ~ /consume always peak/ && $2 == "queue-server" { print $13 }
        awk '{ v[NR] = $1 } END { print int(v[int((NR + 1) / 2)] / 2) }')
 loadgen --fsync always --producers 50 --pipeline 16 --rate "$half" --consumers 4 --count 100 \
     --label "e2e always at $half/s"
+# The same without waiting for the disk: what the servers and this machine add on their own.
+loadgen --fsync no --producers 50 --pipeline 16 --rate "$half" --consumers 4 --count 100 \
+    --label "e2e no at $half/s"
 lg_runs=1 loadgen --fsync always --producers 0 --preload 1000000 --consumers 4 \
     --count 1000 --no-ack --duration 15 --label "pending 1M no XACK"
 fsync_probe | tee -a "$out/fsync-latency.txt"
