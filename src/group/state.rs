@@ -1,21 +1,21 @@
 //! [`GroupsState`]: the consumer groups of one stream, and [`GroupsState::apply`], the only code
 //! that changes them.
 //!
-//! A pending entry lives in the group's PEL (ID order) and in secondary sets kept in step with
-//! it: its owner's pending set, the due set (due-time order) when it has a due time, and either
-//! the delivery set (delivery-time order, for claims by idle time) or, once exhausted, the
-//! exhausted set. All of them hold only pending entries, so memory grows with pending entries
-//! alone.
+//! A group's pending entries live in one structure, its [`Pel`], which also answers the
+//! due-time, delivery-time and per-consumer questions; each consumer keeps only a count of the
+//! entries it owns. Memory therefore grows with pending entries alone, 48 bytes and a little each.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use crate::id::StreamId;
 
 use super::consumers::{ConsumerId, Consumers};
 use super::event::{DeliveryCount, Due, GroupEvent, PendingRecord};
+use super::pel::Pel;
 use super::{Applied, EntrySource, GroupPolicy, MAX_EVENT_BATCH};
 
-/// One delivered, unacknowledged entry (40 bytes).
+/// One delivered, unacknowledged entry (stored packed with its ID, in 48 bytes, by [`Pel`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Pending {
     pub(crate) offset: u64,
@@ -46,14 +46,8 @@ pub(crate) struct Group {
     pub(crate) entries_read: Option<u64>,
     pub(crate) policy: GroupPolicy,
     pub(crate) consumers: Consumers,
-    /// The PEL, in ID order.
-    pub(crate) pel: BTreeMap<StreamId, Pending>,
-    /// `(due time, id)` of entries with a due time.
-    pub(crate) by_due: BTreeSet<(u64, StreamId)>,
-    /// `(delivery time, id)` of entries that are not exhausted.
-    pub(crate) by_delivery: BTreeSet<(u64, StreamId)>,
-    /// `(delivery time, id)` of exhausted entries.
-    pub(crate) exhausted: BTreeSet<(u64, StreamId)>,
+    /// The pending entries.
+    pub(crate) pel: Pel,
 }
 
 impl Group {
@@ -63,52 +57,29 @@ impl Group {
             entries_read,
             policy: GroupPolicy::default(),
             consumers: Consumers::default(),
-            pel: BTreeMap::new(),
-            by_due: BTreeSet::new(),
-            by_delivery: BTreeSet::new(),
-            exhausted: BTreeSet::new(),
+            pel: Pel::default(),
         }
     }
 
-    fn index(&mut self, id: StreamId, entry: &Pending) {
-        if let Some(owner) = self.consumers.get_mut(entry.owner) {
-            owner.pending.insert(id);
+    /// Moves one pending entry's worth of ownership from `from` to `to`.
+    fn transfer(&mut self, from: Option<ConsumerId>, to: Option<ConsumerId>) {
+        if let Some(owner) = from.and_then(|id| self.consumers.get_mut(id)) {
+            owner.pending = owner.pending.saturating_sub(1);
         }
-        if let Due::At(at_ms) = entry.due {
-            self.by_due.insert((at_ms, id));
-        }
-        if entry.due == Due::Exhausted {
-            self.exhausted.insert((entry.delivered_ms, id));
-        } else {
-            self.by_delivery.insert((entry.delivered_ms, id));
+        if let Some(owner) = to.and_then(|id| self.consumers.get_mut(id)) {
+            owner.pending += 1;
         }
     }
 
-    fn unindex(&mut self, id: StreamId, entry: &Pending) {
-        if let Some(owner) = self.consumers.get_mut(entry.owner) {
-            owner.pending.remove(&id);
-        }
-        if let Due::At(at_ms) = entry.due {
-            self.by_due.remove(&(at_ms, id));
-        }
-        if entry.due == Due::Exhausted {
-            self.exhausted.remove(&(entry.delivered_ms, id));
-        } else {
-            self.by_delivery.remove(&(entry.delivered_ms, id));
-        }
-    }
-
-    /// Inserts or replaces a pending entry, keeping every index in step.
+    /// Inserts or replaces a pending entry, keeping its owner's count in step.
     fn put_pending(&mut self, id: StreamId, entry: Pending) {
-        if let Some(old) = self.pel.insert(id, entry) {
-            self.unindex(id, &old);
-        }
-        self.index(id, &entry);
+        let old = self.pel.insert(id, entry);
+        self.transfer(old.map(|old| old.owner), Some(entry.owner));
     }
 
     fn take_pending(&mut self, id: StreamId) -> Option<Pending> {
-        let entry = self.pel.remove(&id)?;
-        self.unindex(id, &entry);
+        let entry = self.pel.remove(id)?;
+        self.transfer(Some(entry.owner), None);
         Some(entry)
     }
 
@@ -134,18 +105,24 @@ impl Group {
     }
 
     fn delete_consumer(&mut self, consumer: &[u8]) {
-        if let Some(removed) = self.consumers.remove(consumer) {
-            for id in removed.pending {
-                self.take_pending(id);
-            }
+        let Some(owner) = self.consumers.id(consumer) else {
+            return;
+        };
+        let held: Vec<StreamId> = self
+            .pel
+            .owned_from(owner, Bound::Unbounded)
+            .map(|(id, _)| id)
+            .collect();
+        self.consumers.remove(consumer);
+        for id in held {
+            self.pel.remove(id);
         }
     }
 
     /// A new policy; exhausted entries become due at once so the next read judges them again.
     fn set_policy(&mut self, policy: &GroupPolicy) {
         self.policy = policy.clone();
-        let exhausted: Vec<StreamId> = self.exhausted.iter().map(|&(_, id)| id).collect();
-        for id in exhausted {
+        for id in self.pel.exhausted_ids() {
             self.update_pending(id, |entry| entry.due = Due::At(0));
         }
     }
@@ -306,7 +283,7 @@ impl Group {
         };
         for &(id, offset) in entries {
             // An entry forced into the PEL counts as delivered once before, as Redis's FORCE.
-            let before = self.pel.get(&id).map_or(1, |entry| entry.deliveries);
+            let before = self.pel.get(id).map_or(1, |entry| entry.deliveries);
             let entry = Pending {
                 offset,
                 delivered_ms,
@@ -339,8 +316,8 @@ impl Group {
         let same_entries = self.pel.len() == other.pel.len()
             && self
                 .pel
-                .iter()
-                .zip(&other.pel)
+                .iter_from(Bound::Unbounded)
+                .zip(other.pel.iter_from(Bound::Unbounded))
                 .all(|((id, a), (other_id, b))| {
                     id == other_id
                         && a.offset == b.offset
@@ -354,9 +331,6 @@ impl Group {
             && self.policy == other.policy
             && self.consumers.same_as(&other.consumers)
             && same_entries
-            && self.by_due == other.by_due
-            && self.by_delivery == other.by_delivery
-            && self.exhausted == other.exhausted
     }
 
     fn snapshot_into(&self, name: &[u8], events: &mut Vec<GroupEvent>) {
@@ -373,25 +347,22 @@ impl Group {
                 policy: self.policy.clone(),
             });
         }
-        for consumer in self.consumers.iter() {
+        for (owner, consumer) in self.consumers.iter_with_ids() {
             events.push(GroupEvent::ConsumerCreated {
                 group: name.to_vec(),
                 consumer: consumer.name.clone(),
                 seen_ms: consumer.seen_ms,
                 active_ms: consumer.active_ms,
             });
-            let records: Vec<PendingRecord> = consumer
-                .pending
-                .iter()
-                .filter_map(|&id| {
-                    let entry = self.pel.get(&id)?;
-                    Some(PendingRecord {
-                        id,
-                        offset: entry.offset,
-                        delivered_ms: entry.delivered_ms,
-                        deliveries: entry.deliveries,
-                        due: entry.due,
-                    })
+            let records: Vec<PendingRecord> = self
+                .pel
+                .owned_from(owner, Bound::Unbounded)
+                .map(|(id, entry)| PendingRecord {
+                    id,
+                    offset: entry.offset,
+                    delivered_ms: entry.delivered_ms,
+                    deliveries: entry.deliveries,
+                    due: entry.due,
                 })
                 .collect();
             for chunk in records.chunks(MAX_EVENT_BATCH) {
@@ -508,9 +479,8 @@ impl GroupsState {
                 group: name.clone(),
                 dropped: group
                     .pel
-                    .keys()
-                    .copied()
-                    .filter(|&id| id > facts.last_id)
+                    .iter_from(Bound::Excluded(facts.last_id))
+                    .map(|(id, _)| id)
                     .collect(),
                 rewound: (group.last_delivered > facts.last_id)
                     .then_some((group.last_delivered, facts.last_id)),
@@ -586,39 +556,27 @@ impl<'s> Recorder<'s> {
 
 #[cfg(test)]
 impl GroupsState {
-    /// Panics if any index disagrees with the PEL or two consumers hold the same entry.
+    /// Panics if the PEL breaks its invariants, an entry's owner does not exist, or a
+    /// consumer's count disagrees with the entries it owns.
     pub(crate) fn check_invariants(&self) {
         for (name, group) in &self.groups {
-            let mut by_due = BTreeSet::new();
-            let mut by_delivery = BTreeSet::new();
-            let mut exhausted = BTreeSet::new();
-            for (&id, entry) in &group.pel {
-                let owner = group.consumers.get(entry.owner);
+            group.pel.check_invariants();
+            let mut held: BTreeMap<ConsumerId, usize> = BTreeMap::new();
+            for (id, entry) in group.pel.iter_from(Bound::Unbounded) {
                 assert!(
-                    owner.is_some_and(|owner| owner.pending.contains(&id)),
-                    "group {name:?}: entry {id} is missing from its owner's set"
+                    group.consumers.get(entry.owner).is_some(),
+                    "group {name:?}: entry {id} has no owner"
                 );
-                if let Due::At(at_ms) = entry.due {
-                    by_due.insert((at_ms, id));
-                }
-                if entry.due == Due::Exhausted {
-                    exhausted.insert((entry.delivered_ms, id));
-                } else {
-                    by_delivery.insert((entry.delivered_ms, id));
-                }
+                *held.entry(entry.owner).or_default() += 1;
             }
-            // Every entry is in its owner's set, so equal totals mean no set holds anything else.
-            let held: usize = group.consumers.iter().map(|c| c.pending.len()).sum();
-            assert_eq!(held, group.pel.len(), "group {name:?}: consumer sets");
-            assert_eq!(by_due, group.by_due, "group {name:?}: due index");
-            assert_eq!(
-                by_delivery, group.by_delivery,
-                "group {name:?}: delivery index"
-            );
-            assert_eq!(
-                exhausted, group.exhausted,
-                "group {name:?}: exhausted index"
-            );
+            for (owner, consumer) in group.consumers.iter_with_ids() {
+                assert_eq!(
+                    consumer.pending,
+                    held.get(&owner).copied().unwrap_or(0),
+                    "group {name:?}: consumer {:?}'s count",
+                    String::from_utf8_lossy(&consumer.name)
+                );
+            }
         }
     }
 }
@@ -626,6 +584,7 @@ impl GroupsState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::pel::Clock;
     use crate::group::test_log::TestLog;
 
     fn id(ms: u64) -> StreamId {
@@ -674,8 +633,8 @@ mod tests {
         let consumer = group.consumers.by_name(b"c").unwrap();
         assert_eq!(consumer.seen_ms, 5);
         assert_eq!(consumer.active_ms, Some(5));
-        assert_eq!(consumer.pending.len(), 2);
-        assert_eq!(group.by_due.len(), 2);
+        assert_eq!(consumer.pending, 2);
+        assert_eq!(group.pel.by_time(Clock::Due, u64::MAX).count(), 2);
         state.check_invariants();
     }
 
@@ -699,15 +658,18 @@ mod tests {
             ids: vec![id(1)],
         });
         let group = &state.groups[b"g".as_slice()];
-        assert_eq!(group.exhausted.len(), 1);
-        assert_eq!(group.by_delivery.len(), 1);
+        assert_eq!(group.pel.exhausted(), 1);
+        assert_eq!(group.pel.by_time(Clock::Delivery, u64::MAX).count(), 1);
         state.apply(&GroupEvent::PolicySet {
             group: b"g".to_vec(),
             policy: GroupPolicy::default(),
         });
         let group = &state.groups[b"g".as_slice()];
-        assert!(group.exhausted.is_empty());
-        assert_eq!(group.pel[&id(1)].due, Due::At(0));
+        assert_eq!(group.pel.exhausted(), 0);
+        assert_eq!(
+            group.pel.get(id(1)).map(|entry| entry.due),
+            Some(Due::At(0))
+        );
         state.check_invariants();
     }
 
@@ -722,7 +684,12 @@ mod tests {
             consumer: b"a".to_vec(),
         });
         let group = &state.groups[b"g".as_slice()];
-        assert_eq!(group.pel.keys().copied().collect::<Vec<_>>(), [id(3)]);
+        let ids: Vec<StreamId> = group
+            .pel
+            .iter_from(Bound::Unbounded)
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids, [id(3)]);
         assert_eq!(group.consumers.len(), 1);
         state.check_invariants();
     }
