@@ -156,8 +156,7 @@ impl Summary {
     fn add(&mut self, slot: &Slot) {
         for clock in CLOCKS {
             if let Some(time) = slot.time(clock) {
-                let earliest = &mut self.earliest[clock as usize];
-                *earliest = Some(earliest.map_or(time, |known| known.min(time)));
+                keep_earliest(&mut self.earliest[clock as usize], time);
             }
         }
         self.exhausted += usize::from(slot.is_exhausted());
@@ -170,10 +169,21 @@ impl Summary {
 
     /// Takes `gone` out of the summary of `slots`, which no longer hold it.
     fn remove(&mut self, gone: &Slot, slots: &VecDeque<Slot>) {
-        for clock in CLOCKS {
-            let index = clock as usize;
-            if gone.time(clock).is_some() && gone.time(clock) == self.earliest[index] {
-                self.earliest[index] = slots.iter().filter_map(|slot| slot.time(clock)).min();
+        let stale = CLOCKS.map(|clock| {
+            gone.time(clock)
+                .is_some_and(|time| Some(time) == self.earliest[clock as usize])
+        });
+        if stale.contains(&true) {
+            let mut earliest = [None; 3];
+            for slot in slots {
+                for clock in CLOCKS.into_iter().filter(|&clock| stale[clock as usize]) {
+                    if let Some(time) = slot.time(clock) {
+                        keep_earliest(&mut earliest[clock as usize], time);
+                    }
+                }
+            }
+            for clock in CLOCKS.into_iter().filter(|&clock| stale[clock as usize]) {
+                self.earliest[clock as usize] = earliest[clock as usize];
             }
         }
         self.exhausted -= usize::from(gone.is_exhausted());
@@ -191,6 +201,10 @@ impl Summary {
     fn owns(&self, owner: ConsumerId) -> bool {
         self.owners.iter().any(|(id, _)| *id == owner)
     }
+}
+
+fn keep_earliest(earliest: &mut Option<u64>, time: u64) {
+    *earliest = Some(earliest.map_or(time, |known| known.min(time)));
 }
 
 #[derive(Clone, Debug)]
