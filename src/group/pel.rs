@@ -139,6 +139,9 @@ impl Slot {
 struct Summary {
     /// The earliest time of the chunk's entries on each clock (indexed by `Clock as usize`).
     earliest: [Option<u64>; 3],
+    /// How many entries share that earliest time: entries delivered by one read share their
+    /// delivery time, and removing all but the last of them needs no rescan.
+    ties: [u32; 3],
     exhausted: usize,
     /// `(consumer, entries it owns here)`, only counts above zero, in no particular order.
     owners: Vec<(ConsumerId, u32)>,
@@ -156,7 +159,12 @@ impl Summary {
     fn add(&mut self, slot: &Slot) {
         for clock in CLOCKS {
             if let Some(time) = slot.time(clock) {
-                keep_earliest(&mut self.earliest[clock as usize], time);
+                let index = clock as usize;
+                match self.earliest[index] {
+                    Some(earliest) if time > earliest => {}
+                    Some(earliest) if time == earliest => self.ties[index] += 1,
+                    _ => (self.earliest[index], self.ties[index]) = (Some(time), 1),
+                }
             }
         }
         self.exhausted += usize::from(slot.is_exhausted());
@@ -169,21 +177,33 @@ impl Summary {
 
     /// Takes `gone` out of the summary of `slots`, which no longer hold it.
     fn remove(&mut self, gone: &Slot, slots: &VecDeque<Slot>) {
-        let stale = CLOCKS.map(|clock| {
-            gone.time(clock)
-                .is_some_and(|time| Some(time) == self.earliest[clock as usize])
-        });
-        if stale.contains(&true) {
-            let mut earliest = [None; 3];
-            for slot in slots {
-                for clock in CLOCKS.into_iter().filter(|&clock| stale[clock as usize]) {
-                    if let Some(time) = slot.time(clock) {
-                        keep_earliest(&mut earliest[clock as usize], time);
-                    }
-                }
-            }
-            for clock in CLOCKS.into_iter().filter(|&clock| stale[clock as usize]) {
-                self.earliest[clock as usize] = earliest[clock as usize];
+        let stale = self.forget(gone);
+        self.refresh(stale, slots);
+    }
+
+    /// Replaces `old` with `new` in the summary of `slots`, which hold `new` instead of `old`.
+    fn replace(&mut self, old: &Slot, new: &Slot, slots: &VecDeque<Slot>) {
+        let stale = self.forget(old);
+        self.add(new);
+        self.refresh(stale, slots);
+    }
+
+    /// Recomputes the earliest times `forget` could not keep.
+    fn refresh(&mut self, stale: [bool; 3], slots: &VecDeque<Slot>) {
+        for clock in CLOCKS.into_iter().filter(|&clock| stale[clock as usize]) {
+            (self.earliest[clock as usize], self.ties[clock as usize]) = earliest_in(slots, clock);
+        }
+    }
+
+    /// Takes `gone` out of the counts; returns the clocks whose earliest time it was the last
+    /// holder of, which only the slots can tell now.
+    fn forget(&mut self, gone: &Slot) -> [bool; 3] {
+        let mut stale = [false; 3];
+        for clock in CLOCKS {
+            let index = clock as usize;
+            if gone.time(clock).is_some() && gone.time(clock) == self.earliest[index] {
+                self.ties[index] -= 1;
+                stale[index] = self.ties[index] == 0;
             }
         }
         self.exhausted -= usize::from(gone.is_exhausted());
@@ -196,6 +216,7 @@ impl Summary {
         } else {
             debug_assert!(false, "chunk summary lacks owner {owner}");
         }
+        stale
     }
 
     fn owns(&self, owner: ConsumerId) -> bool {
@@ -203,8 +224,18 @@ impl Summary {
     }
 }
 
-fn keep_earliest(earliest: &mut Option<u64>, time: u64) {
-    *earliest = Some(earliest.map_or(time, |known| known.min(time)));
+/// The earliest time on `clock` among `slots`, and how many slots have it.
+fn earliest_in(slots: &VecDeque<Slot>, clock: Clock) -> (Option<u64>, u32) {
+    let mut earliest = None;
+    let mut ties = 0;
+    for time in slots.iter().filter_map(|slot| slot.time(clock)) {
+        match earliest {
+            Some(known) if time > known => {}
+            Some(known) if time == known => ties += 1,
+            _ => (earliest, ties) = (Some(time), 1),
+        }
+    }
+    (earliest, ties)
 }
 
 #[derive(Clone, Debug)]
@@ -305,9 +336,12 @@ impl Pel {
                 self.count(None, Some(&slot));
                 None
             }
-            // Beyond the last entry of a full chunk: a new chunk starts here.
+            // Beyond the last entry of a full chunk: a new chunk starts here, allocated whole
+            // since appends will likely fill it too.
             Err(at) if at == chunk.slots.len() => {
-                self.attach(id, Chunk::new(VecDeque::from([slot])));
+                let mut slots = VecDeque::with_capacity(CHUNK_CAPACITY);
+                slots.push_back(slot);
+                self.attach(id, Chunk::new(slots));
                 self.count(None, Some(&slot));
                 None
             }
@@ -408,8 +442,7 @@ impl Pel {
         let old = self.edit(fence, |chunk| {
             let at = chunk.find(slot.id).ok()?;
             let old = std::mem::replace(chunk.slots.get_mut(at)?, slot);
-            chunk.summary.remove(&old, &chunk.slots);
-            chunk.summary.add(&slot);
+            chunk.summary.replace(&old, &slot, &chunk.slots);
             Some(old)
         })?;
         self.count(Some(&old), Some(&slot));
@@ -546,7 +579,10 @@ fn chunk_is_sound(fence: StreamId, chunk: &Chunk, capacity: usize) -> bool {
             .iter()
             .zip(slots.iter().skip(1))
             .all(|(a, b)| a.id < b.id)
-        && chunk.summary.earliest == Summary::of(slots).earliest
+        && (chunk.summary.earliest, chunk.summary.ties) == {
+            let fresh = Summary::of(slots);
+            (fresh.earliest, fresh.ties)
+        }
         && chunk.summary.exhausted == Summary::of(slots).exhausted
 }
 
