@@ -5,7 +5,7 @@
 //! due-time, delivery-time and per-consumer questions; each consumer keeps only a count of the
 //! entries it owns. Memory therefore grows with pending entries alone, 48 bytes and a little each.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 
 use crate::id::StreamId;
@@ -347,6 +347,18 @@ impl Group {
                 policy: self.policy.clone(),
             });
         }
+        // One pass over the PEL rather than one per consumer, which would visit every chunk's
+        // summary once per consumer.
+        let mut records: HashMap<ConsumerId, Vec<PendingRecord>> = HashMap::new();
+        for (id, entry) in self.pel.iter_from(Bound::Unbounded) {
+            records.entry(entry.owner).or_default().push(PendingRecord {
+                id,
+                offset: entry.offset,
+                delivered_ms: entry.delivered_ms,
+                deliveries: entry.deliveries,
+                due: entry.due,
+            });
+        }
         for (owner, consumer) in self.consumers.iter_with_ids() {
             events.push(GroupEvent::ConsumerCreated {
                 group: name.to_vec(),
@@ -354,18 +366,8 @@ impl Group {
                 seen_ms: consumer.seen_ms,
                 active_ms: consumer.active_ms,
             });
-            let records: Vec<PendingRecord> = self
-                .pel
-                .owned_from(owner, Bound::Unbounded)
-                .map(|(id, entry)| PendingRecord {
-                    id,
-                    offset: entry.offset,
-                    delivered_ms: entry.delivered_ms,
-                    deliveries: entry.deliveries,
-                    due: entry.due,
-                })
-                .collect();
-            for chunk in records.chunks(MAX_EVENT_BATCH) {
+            let owned = records.remove(&owner).unwrap_or_default();
+            for chunk in owned.chunks(MAX_EVENT_BATCH) {
                 events.push(GroupEvent::PendingRestored {
                     group: name.to_vec(),
                     consumer: consumer.name.clone(),
