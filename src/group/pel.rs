@@ -208,13 +208,13 @@ impl Summary {
         }
         self.exhausted -= usize::from(gone.is_exhausted());
         let owner = gone.owner();
-        if let Some(at) = self.owners.iter().position(|(id, _)| *id == owner) {
+        let at = self.owners.iter().position(|(id, _)| *id == owner);
+        debug_assert!(at.is_some(), "chunk summary lacks owner {owner}");
+        if let Some(at) = at {
             self.owners[at].1 -= 1;
             if self.owners[at].1 == 0 {
                 self.owners.swap_remove(at);
             }
-        } else {
-            debug_assert!(false, "chunk summary lacks owner {owner}");
         }
         stale
     }
