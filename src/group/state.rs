@@ -348,16 +348,22 @@ impl Group {
             });
         }
         // One pass over the PEL rather than one per consumer, which would visit every chunk's
-        // summary once per consumer.
-        let mut records: HashMap<ConsumerId, Vec<PendingRecord>> = HashMap::new();
+        // summary once per consumer; records go straight into event-sized batches, so the
+        // events take them without a copy.
+        let mut batches: HashMap<ConsumerId, Vec<Vec<PendingRecord>>> = HashMap::new();
         for (id, entry) in self.pel.iter_from(Bound::Unbounded) {
-            records.entry(entry.owner).or_default().push(PendingRecord {
+            let record = PendingRecord {
                 id,
                 offset: entry.offset,
                 delivered_ms: entry.delivered_ms,
                 deliveries: entry.deliveries,
                 due: entry.due,
-            });
+            };
+            let owned = batches.entry(entry.owner).or_default();
+            match owned.last_mut() {
+                Some(batch) if batch.len() < MAX_EVENT_BATCH => batch.push(record),
+                _ => owned.push(vec![record]),
+            }
         }
         for (owner, consumer) in self.consumers.iter_with_ids() {
             events.push(GroupEvent::ConsumerCreated {
@@ -366,12 +372,11 @@ impl Group {
                 seen_ms: consumer.seen_ms,
                 active_ms: consumer.active_ms,
             });
-            let owned = records.remove(&owner).unwrap_or_default();
-            for chunk in owned.chunks(MAX_EVENT_BATCH) {
+            for entries in batches.remove(&owner).unwrap_or_default() {
                 events.push(GroupEvent::PendingRestored {
                     group: name.to_vec(),
                     consumer: consumer.name.clone(),
-                    entries: chunk.to_vec(),
+                    entries,
                 });
             }
         }
