@@ -333,8 +333,9 @@ impl Group {
             && same_entries
     }
 
-    fn snapshot_into(&self, name: &[u8], events: &mut Vec<GroupEvent>) {
-        events.push(GroupEvent::GroupCreated {
+    /// Passes `emit` the events that rebuild this group, one at a time.
+    fn snapshot_each(&self, name: &[u8], emit: &mut impl FnMut(GroupEvent)) {
+        emit(GroupEvent::GroupCreated {
             group: name.to_vec(),
             last_delivered: self.last_delivered,
             entries_read: self.entries_read,
@@ -342,46 +343,71 @@ impl Group {
         });
         // The policy comes before the PEL: setting it makes exhausted entries due.
         if self.policy != GroupPolicy::default() {
-            events.push(GroupEvent::PolicySet {
+            emit(GroupEvent::PolicySet {
                 group: name.to_vec(),
                 policy: self.policy.clone(),
             });
         }
-        // One pass over the PEL rather than one per consumer, which would visit every chunk's
-        // summary once per consumer; records go straight into event-sized batches, so the
-        // events take them without a copy.
-        let mut batches: HashMap<ConsumerId, Vec<Vec<PendingRecord>>> = HashMap::new();
-        for (id, entry) in self.pel.iter_from(Bound::Unbounded) {
-            let record = PendingRecord {
-                id,
-                offset: entry.offset,
-                delivered_ms: entry.delivered_ms,
-                deliveries: entry.deliveries,
-                due: entry.due,
-            };
-            let owned = batches.entry(entry.owner).or_default();
-            match owned.last_mut() {
-                Some(batch) if batch.len() < MAX_EVENT_BATCH => batch.push(record),
-                _ => owned.push(vec![record]),
-            }
-        }
+        let holders = self.consumers.iter().filter(|c| c.pending > 0).count();
+        let mut grouped = (holders > MAX_SNAPSHOT_PASSES).then(|| self.records_by_owner());
         for (owner, consumer) in self.consumers.iter_with_ids() {
-            events.push(GroupEvent::ConsumerCreated {
+            emit(GroupEvent::ConsumerCreated {
                 group: name.to_vec(),
                 consumer: consumer.name.clone(),
                 seen_ms: consumer.seen_ms,
                 active_ms: consumer.active_ms,
             });
-            for entries in batches.remove(&owner).unwrap_or_default() {
-                events.push(GroupEvent::PendingRestored {
-                    group: name.to_vec(),
-                    consumer: consumer.name.clone(),
-                    entries,
-                });
+            let restored = |entries| GroupEvent::PendingRestored {
+                group: name.to_vec(),
+                consumer: consumer.name.clone(),
+                entries,
+            };
+            match grouped.as_mut() {
+                Some(grouped) => {
+                    for entries in grouped.remove(&owner).unwrap_or_default() {
+                        emit(restored(entries));
+                    }
+                }
+                None => {
+                    let mut owned = self.pel.owned_from(owner, Bound::Unbounded).peekable();
+                    while owned.peek().is_some() {
+                        let entries = owned.by_ref().take(MAX_EVENT_BATCH).map(record).collect();
+                        emit(restored(entries));
+                    }
+                }
             }
         }
     }
+
+    /// Every entry's record, grouped by owner in event-sized batches, in one pass over the PEL.
+    fn records_by_owner(&self) -> HashMap<ConsumerId, Vec<Vec<PendingRecord>>> {
+        let mut batches: HashMap<ConsumerId, Vec<Vec<PendingRecord>>> = HashMap::new();
+        for (id, entry) in self.pel.iter_from(Bound::Unbounded) {
+            let owned = batches.entry(entry.owner).or_default();
+            match owned.last_mut() {
+                Some(batch) if batch.len() < MAX_EVENT_BATCH => batch.push(record((id, entry))),
+                _ => owned.push(vec![record((id, entry))]),
+            }
+        }
+        batches
+    }
 }
+
+/// The snapshot record of a pending entry.
+fn record((id, entry): (StreamId, Pending)) -> PendingRecord {
+    PendingRecord {
+        id,
+        offset: entry.offset,
+        delivered_ms: entry.delivered_ms,
+        deliveries: entry.deliveries,
+        due: entry.due,
+    }
+}
+
+/// A snapshot walks the PEL once per consumer holding entries, so that it holds one event at a
+/// time rather than every record; with more consumers than this it walks the PEL once and
+/// groups the records by owner instead, as each walk visits every chunk's summary.
+const MAX_SNAPSHOT_PASSES: usize = 16;
 
 /// Every consumer group of one stream.
 ///
@@ -463,10 +489,16 @@ impl GroupsState {
     /// and consumer, and every pending entry with its owner, times, count and due time.
     pub fn snapshot_events(&self) -> Vec<GroupEvent> {
         let mut events = Vec::new();
-        for (name, group) in &self.groups {
-            group.snapshot_into(name, &mut events);
-        }
+        self.snapshot_each(|event| events.push(event));
         events
+    }
+
+    /// [`snapshot_events`](Self::snapshot_events) one event at a time, so that a large PEL is
+    /// never held as events in full.
+    pub(crate) fn snapshot_each(&self, mut emit: impl FnMut(GroupEvent)) {
+        for (name, group) in &self.groups {
+            group.snapshot_each(name, &mut emit);
+        }
     }
 
     /// Recovery after the log lost its tail: drops pending entries beyond the log's last ID
@@ -735,6 +767,48 @@ mod tests {
         }
         assert_eq!(rebuilt, state);
         rebuilt.check_invariants();
+    }
+
+    /// The sizes of the `PendingRestored` events of a snapshot, by consumer.
+    fn restored_batches(state: &GroupsState) -> Vec<(Vec<u8>, usize)> {
+        state
+            .snapshot_events()
+            .into_iter()
+            .filter_map(|event| match event {
+                GroupEvent::PendingRestored {
+                    consumer, entries, ..
+                } => Some((consumer, entries.len())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn snapshots_batch_records_alike_with_few_and_many_consumers() {
+        let big = MAX_EVENT_BATCH as u64 + 1;
+        for holders in [2, MAX_SNAPSHOT_PASSES as u64 + 2] {
+            let mut state = GroupsState::new();
+            state.apply(&group_created(b"g"));
+            let ids: Vec<u64> = (1..=big).collect();
+            for batch in ids.chunks(MAX_EVENT_BATCH) {
+                state.apply(&delivered(b"a", 5, batch));
+            }
+            for holder in 1..holders {
+                let name = format!("c{holder:02}");
+                state.apply(&delivered(name.as_bytes(), 6, &[big + holder]));
+            }
+            let batches = restored_batches(&state);
+            assert_eq!(
+                batches[..2],
+                [(b"a".to_vec(), MAX_EVENT_BATCH), (b"a".to_vec(), 1)]
+            );
+            assert_eq!(batches.len() as u64, 2 + holders - 1);
+            let mut rebuilt = GroupsState::new();
+            for event in state.snapshot_events() {
+                rebuilt.apply(&event);
+            }
+            assert_eq!(rebuilt, state);
+        }
     }
 
     #[test]
