@@ -210,7 +210,7 @@ impl DurableGroups {
             GROUP_JOURNAL_KIND,
             generation,
         )?;
-        let mut snapshot = SnapshotEncoder::default();
+        let mut snapshot = SnapshotEncoder::with_capacity(self.state.snapshot_len_hint());
         self.state.snapshot_each(|event| snapshot.add(&event));
         let payload = snapshot.finish();
         journal::write_snapshot(
@@ -248,6 +248,16 @@ struct SnapshotEncoder {
 }
 
 impl SnapshotEncoder {
+    /// An encoder with room for `bytes` bytes: a large snapshot is then one allocation, which
+    /// the allocator returns to the system once freed, rather than a trail of outgrown ones it
+    /// may keep.
+    fn with_capacity(bytes: usize) -> Self {
+        SnapshotEncoder {
+            out: Encoder::with_capacity(bytes),
+            event: Vec::new(),
+        }
+    }
+
     fn add(&mut self, event: &GroupEvent) {
         self.event.clear();
         event.encode(&mut self.event);

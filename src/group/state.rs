@@ -493,6 +493,18 @@ impl GroupsState {
         events
     }
 
+    /// About how many bytes the encoded snapshot takes: its pending records, which dominate
+    /// it, at their largest, and a margin for the rest.
+    pub(crate) fn snapshot_len_hint(&self) -> usize {
+        /// ID, offset, delivery time, count and a scheduled due time.
+        const MAX_RECORD_LEN: usize = 16 + 8 + 8 + 4 + 9;
+        const MARGIN: usize = 64 * 1024;
+        let pending: usize = self.groups.values().map(|group| group.pel.len()).sum();
+        pending
+            .saturating_mul(MAX_RECORD_LEN)
+            .saturating_add(MARGIN)
+    }
+
     /// [`snapshot_events`](Self::snapshot_events) one event at a time, so that a large PEL is
     /// never held as events in full.
     pub(crate) fn snapshot_each(&self, mut emit: impl FnMut(GroupEvent)) {
