@@ -13,23 +13,28 @@ mkdir -p "$out"
 cargo build --release --bin queue-server
 cargo bench --bench loadgen --no-run
 
-# The disk's write+fdatasync latency, which bounds every --fsync always figure below.
+# The disk's write+fdatasync latency, which bounds every --fsync always figure below: back to
+# back (what a busy server sees) and after 30 ms of idleness (what a lone write at a low rate
+# sees).
 fsync_probe() {
     python3 - "$out" <<'PY'
 import os, sys, time
 path = os.path.join(sys.argv[1], ".fsync-probe")
 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-lat = []
-for i in range(300):
-    t = time.perf_counter()
-    os.pwrite(fd, b"y" * 100, i * 100)
-    os.fdatasync(fd)
-    lat.append((time.perf_counter() - t) * 1e3)
+for idle_ms, count in ((0, 300), (30, 100)):
+    lat = []
+    for i in range(count):
+        time.sleep(idle_ms / 1e3)
+        t = time.perf_counter()
+        os.pwrite(fd, b"y" * 100, i * 100)
+        os.fdatasync(fd)
+        lat.append((time.perf_counter() - t) * 1e3)
+    lat.sort()
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+    print("write+fdatasync of 100 bytes, %d times, %d ms apart: p50 %.2f ms, p90 %.2f ms, "
+          "p99 %.2f ms, max %.2f ms" % (count, idle_ms, pct(0.5), pct(0.9), pct(0.99), lat[-1]))
 os.close(fd)
 os.unlink(path)
-lat.sort()
-print("write+fdatasync of 100 bytes, 300 times: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms"
-      % (lat[149], lat[269], lat[296], lat[-1]))
 PY
 }
 fsync_probe | tee "$out/fsync-latency.txt"
@@ -80,6 +85,9 @@ half=$(awk -F, '$1 ~ /consume always peak/ && $2 == "queue-server" { print $13 }
        awk '{ v[NR] = $1 } END { print int(v[int((NR + 1) / 2)] / 2) }')
 loadgen --fsync always --producers 50 --pipeline 16 --rate "$half" --consumers 4 --count 100 \
     --label "e2e always at $half/s"
+# The same without waiting for the disk: what the servers and this machine add on their own.
+loadgen --fsync no --producers 50 --pipeline 16 --rate "$half" --consumers 4 --count 100 \
+    --label "e2e no at $half/s"
 lg_runs=1 loadgen --fsync always --producers 0 --preload 1000000 --consumers 4 \
     --count 1000 --no-ack --duration 15 --label "pending 1M no XACK"
 fsync_probe | tee -a "$out/fsync-latency.txt"

@@ -37,6 +37,13 @@ impl Encoder {
         Self::default()
     }
 
+    /// An empty encoder with room for `bytes` bytes.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Encoder {
+            out: Vec::with_capacity(bytes),
+        }
+    }
+
     pub fn u8(&mut self, value: u8) -> &mut Self {
         self.out.push(value);
         self

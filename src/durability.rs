@@ -8,11 +8,12 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// How eagerly writes are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,30 @@ pub async fn defer_commits<F: std::future::Future>(work: F) -> (F::Output, Defer
         .await
 }
 
+/// What the flusher has done since it started: how well group commit shares its flushes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    /// Flush rounds run.
+    pub rounds: u64,
+    /// Commit requests those rounds completed: one per write that waited for the disk, or per
+    /// pipelined batch of a server connection. `requests / rounds` is how many shared a flush.
+    pub requests: u64,
+    /// Time spent flushing, in microseconds.
+    pub flush_us: u64,
+    /// The longest round, in microseconds.
+    pub max_flush_us: u64,
+}
+
+impl FlushStats {
+    fn add_round(&mut self, requests: u64, took: Duration) {
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.rounds += 1;
+        self.requests += requests;
+        self.flush_us = self.flush_us.saturating_add(micros);
+        self.max_flush_us = self.max_flush_us.max(micros);
+    }
+}
+
 /// A position in the sequence of flush requests; complete once a flush round covering it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Ticket(u64);
@@ -85,13 +110,40 @@ struct State {
     completed: u64,
     failure: Option<(u64, FlushError)>,
     shutdown: bool,
+    /// The round that will cover the requests made from now until the flusher starts it.
+    next_round: Arc<Round>,
+    stats: FlushStats,
+}
+
+/// One flush round, as its async waiters see it. Each waits on the round that covers its
+/// request, so the end of a round wakes exactly the requests it made durable: with many
+/// connections in flight, waking every waiter at every round would mostly wake requests
+/// that the next round covers.
+#[derive(Default)]
+struct Round {
+    ended: AtomicBool,
+    notify: Notify,
+}
+
+impl Round {
+    fn end(&self) {
+        self.ended.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    async fn ended(&self) {
+        // Registered before the check: an end between the two still wakes this waiter.
+        let notified = self.notify.notified();
+        if !self.ended.load(Ordering::Acquire) {
+            notified.await;
+        }
+    }
 }
 
 struct Shared {
     state: Mutex<State>,
     work: Condvar,
     done: Condvar,
-    completed_tx: watch::Sender<u64>,
     interval: Option<Duration>,
 }
 
@@ -124,10 +176,11 @@ impl Syncer {
                 completed: 0,
                 failure: None,
                 shutdown: false,
+                next_round: Arc::default(),
+                stats: FlushStats::default(),
             }),
             work: Condvar::new(),
             done: Condvar::new(),
-            completed_tx: watch::channel(0).0,
             interval,
         });
         let thread = match policy {
@@ -148,6 +201,11 @@ impl Syncer {
         })
     }
 
+    /// What the flusher has done so far.
+    pub fn stats(&self) -> FlushStats {
+        self.shared.state.lock().stats
+    }
+
     /// The policy this syncer enforces.
     pub fn policy(&self) -> Durability {
         self.policy
@@ -162,15 +220,17 @@ impl Syncer {
         add_dirty(&mut state.dirty, object);
     }
 
-    /// Asks for `object` to be flushed; the ticket completes when it is.
-    fn request(&self, object: &Arc<dyn Flush>) -> Ticket {
+    /// Asks for `object` to be flushed; the ticket completes when it is, at the end of the
+    /// round returned with it.
+    fn request(&self, object: &Arc<dyn Flush>) -> (Ticket, Arc<Round>) {
         let mut state = self.shared.state.lock();
         add_dirty(&mut state.dirty, object);
         state.requested += 1;
         let ticket = Ticket(state.requested);
+        let round = Arc::clone(&state.next_round);
         drop(state);
         self.shared.work.notify_one();
-        ticket
+        (ticket, round)
     }
 
     /// Inside [`defer_commits`]: records `object` for the caller to complete.
@@ -194,7 +254,7 @@ impl Syncer {
             last = Some(self.request(object));
         }
         match last {
-            Some(ticket) => self.wait_async(ticket).await,
+            Some((ticket, round)) => self.wait_async(ticket, round).await,
             None => Ok(()),
         }
     }
@@ -205,7 +265,7 @@ impl Syncer {
         match self.policy {
             Durability::Always if self.defer(object) => Ok(()),
             Durability::Always => {
-                let ticket = self.request(object);
+                let (ticket, _) = self.request(object);
                 self.wait(ticket)
             }
             _ => {
@@ -220,8 +280,8 @@ impl Syncer {
         match self.policy {
             Durability::Always if self.defer(object) => Ok(()),
             Durability::Always => {
-                let ticket = self.request(object);
-                self.wait_async(ticket).await
+                let (ticket, round) = self.request(object);
+                self.wait_async(ticket, round).await
             }
             _ => {
                 self.mark_dirty(object);
@@ -242,15 +302,22 @@ impl Syncer {
     }
 
     /// Waits, without blocking a thread, until the ticket's flush round has finished.
-    async fn wait_async(&self, ticket: Ticket) -> Result<(), FlushError> {
-        let mut completed = self.shared.completed_tx.subscribe();
+    async fn wait_async(&self, ticket: Ticket, mut round: Arc<Round>) -> Result<(), FlushError> {
         loop {
-            if let Some(result) = outcome(&self.shared.state.lock(), ticket) {
-                return result;
-            }
-            if completed.changed().await.is_err() {
-                return Err(FlushError("the store was closed before the flush".into()));
-            }
+            round = {
+                let state = self.shared.state.lock();
+                if let Some(result) = outcome(&state, ticket) {
+                    return result;
+                }
+                // Only until `round` ends, which completes the ticket: a later round is never
+                // needed, but waiting for it would still be correct.
+                if round.ended.load(Ordering::Acquire) {
+                    Arc::clone(&state.next_round)
+                } else {
+                    round
+                }
+            };
+            round.ended().await;
         }
     }
 }
@@ -294,14 +361,19 @@ fn run_flusher(shared: &Shared) {
         }
         let batch = std::mem::take(&mut state.dirty);
         let covered = state.requested;
+        let round = std::mem::take(&mut state.next_round);
         let first_in_batch = state.completed + 1;
         let stopping = state.shutdown;
         drop(state);
 
+        let began = std::time::Instant::now();
         let result = batch.iter().try_for_each(|object| object.flush());
+        let took = began.elapsed();
         drop(batch);
 
         let mut state = shared.state.lock();
+        let requests = covered - state.completed;
+        state.stats.add_round(requests, took);
         if let Err(error) = result
             && state.failure.is_none()
         {
@@ -310,9 +382,13 @@ fn run_flusher(shared: &Shared) {
         }
         state.completed = covered;
         let finished = stopping && state.dirty.is_empty() && state.requested == covered;
+        if finished {
+            // Nothing waits on it now, and nothing will: later requests see the shutdown.
+            state.next_round.end();
+        }
         drop(state);
         shared.done.notify_all();
-        shared.completed_tx.send_replace(covered);
+        round.end();
         if finished {
             return;
         }
@@ -405,6 +481,29 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn stats_count_rounds_and_the_requests_they_completed() {
+        let syncer = Syncer::start(Durability::Always).unwrap();
+        let object: Arc<dyn Flush> = Arc::new(Counter::default());
+        for _ in 0..3 {
+            syncer.commit(&object).unwrap();
+        }
+        let ((), deferred) = defer_commits(async {
+            for _ in 0..10 {
+                syncer.commit(&object).unwrap();
+            }
+        })
+        .await;
+        syncer.complete(deferred).await.unwrap();
+        let stats = syncer.stats();
+        assert_eq!((stats.rounds, stats.requests), (4, 4));
+        assert!(
+            stats.max_flush_us >= 2_000,
+            "each flush sleeps 2 ms: {stats:?}"
+        );
+        assert!(stats.flush_us >= 4 * 2_000, "{stats:?}");
+    }
+
+    #[tokio::test]
     async fn deferred_commits_wait_once_at_completion() {
         let syncer = Syncer::start(Durability::Always).unwrap();
         let counter = Arc::new(Counter::default());
@@ -426,6 +525,46 @@ mod tests {
             1,
             "one flush for 100 commits"
         );
+    }
+
+    /// Counts flushes begun and ended.
+    #[derive(Default)]
+    struct Rounds {
+        begun: AtomicUsize,
+        ended: AtomicUsize,
+    }
+
+    impl Flush for Rounds {
+        fn flush(&self) -> Result<(), FlushError> {
+            self.begun.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_micros(300));
+            self.ended.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_async_commits_each_wait_for_a_flush_begun_after_them() {
+        let syncer = Arc::new(Syncer::start(Durability::Always).unwrap());
+        let rounds = Arc::new(Rounds::default());
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (syncer, rounds) = (Arc::clone(&syncer), Arc::clone(&rounds));
+                tokio::spawn(async move {
+                    let object: Arc<dyn Flush> = rounds.clone();
+                    for _ in 0..20 {
+                        let begun_before = rounds.begun.load(Ordering::SeqCst);
+                        syncer.commit_async(&object).await.unwrap();
+                        assert!(rounds.ended.load(Ordering::SeqCst) > begun_before);
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let flushes = rounds.ended.load(Ordering::SeqCst);
+        assert!(flushes < 320, "{flushes} flushes for 320 commits");
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::durability::{DeferredCommits, Durability, FlushError, Syncer};
+use crate::durability::{DeferredCommits, Durability, FlushError, FlushStats, Syncer};
 use crate::group::GroupError;
 use crate::group::durable::GroupRecovery;
 use crate::group::durable::GroupStoreError;
@@ -290,6 +290,11 @@ impl Store {
     /// The durability policy in force.
     pub fn durability(&self) -> Durability {
         self.shared.options.durability
+    }
+
+    /// What the group-commit flusher has done since the store opened.
+    pub fn flush_stats(&self) -> FlushStats {
+        self.shared.syncer.stats()
     }
 
     /// Makes the writes of a [`defer_commits`](crate::durability::defer_commits) block durable

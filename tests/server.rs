@@ -1720,6 +1720,34 @@ fn keyspace_commands() {
 }
 
 #[test]
+fn info_reports_how_writers_share_flushes() {
+    let server = Server::start(&["--fsync", "always"]);
+    let mut con = server.conn();
+    let figures = |con: &mut redis::Connection| -> [u64; 4] {
+        let text = info(con, "persistence");
+        ["rounds", "requests", "usec", "max_usec"].map(|name| {
+            let field = format!("weir_flush_{name}");
+            info_field(&text, &field)
+                .unwrap_or_else(|| panic!("{field} in {text}"))
+                .parse()
+                .unwrap()
+        })
+    };
+    let [rounds_before, requests_before, ..] = figures(&mut con);
+    for n in 0..20 {
+        query::<String>(&mut con, &["XADD", "s", "*", "n", &n.to_string()]);
+    }
+    let [rounds, requests, usec, max_usec] = figures(&mut con);
+    // One connection waits for each XADD before sending the next: a round apiece.
+    assert!(
+        requests - requests_before >= 20,
+        "{requests_before} -> {requests}"
+    );
+    assert!(rounds - rounds_before >= 20, "{rounds_before} -> {rounds}");
+    assert!(rounds <= requests && max_usec <= usec && max_usec > 0);
+}
+
+#[test]
 fn info_config_and_command() {
     let server = Server::start(&[]);
     let mut con = server.conn();

@@ -1,12 +1,14 @@
 //! The consumer table of one group. Pending entries name their owner by a small integer index
 //! into this table, so an entry costs the same whatever the length of its consumer's name.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use crate::id::StreamId;
+use std::collections::BTreeMap;
 
 /// Index of a consumer in its group's table. Indexes of deleted consumers are reused.
 pub(crate) type ConsumerId = u32;
+
+/// Most consumers a group can hold: a pending entry packs its owner's index into 30 bits
+/// (a billion consumers would need well over 100 GB of memory for their names and state alone).
+pub(crate) const MAX_CONSUMERS: usize = 1 << 30;
 
 /// One consumer of a group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,9 +18,8 @@ pub(crate) struct Consumer {
     pub(crate) seen_ms: u64,
     /// Last time it was handed entries (Redis's `active-time`); `None` until then.
     pub(crate) active_ms: Option<u64>,
-    /// Its pending entries: Redis keeps a per-consumer PEL too, so that re-reading one
-    /// consumer's history or deleting a consumer does not scan the whole group.
-    pub(crate) pending: BTreeSet<StreamId>,
+    /// How many pending entries it owns (the entries themselves are in the group's PEL).
+    pub(crate) pending: usize,
 }
 
 /// Consumers by name and by index.
@@ -53,7 +54,7 @@ impl Consumers {
 
     /// Whether a new consumer would find no index left.
     pub(crate) fn is_full(&self) -> bool {
-        self.free.is_empty() && ConsumerId::try_from(self.slots.len()).is_err()
+        self.free.is_empty() && self.slots.len() >= MAX_CONSUMERS
     }
 
     /// The index of consumer `name`, created (seen at `seen_ms`, never active) if missing;
@@ -64,6 +65,7 @@ impl Consumers {
         }
         let id = match self.free.pop() {
             Some(id) => id,
+            None if self.slots.len() >= MAX_CONSUMERS => return None,
             None => {
                 let id = ConsumerId::try_from(self.slots.len()).ok()?;
                 self.slots.push(None);
@@ -75,13 +77,13 @@ impl Consumers {
             name: name.to_vec(),
             seen_ms,
             active_ms: None,
-            pending: BTreeSet::new(),
+            pending: 0,
         });
         self.ids.insert(name.to_vec(), id);
         Some(id)
     }
 
-    /// Removes consumer `name`, returning it with its pending set.
+    /// Removes consumer `name`, returning it.
     pub(crate) fn remove(&mut self, name: &[u8]) -> Option<Consumer> {
         let id = self.ids.remove(name)?;
         let consumer = self.slots.get_mut(id as usize)?.take();
@@ -91,7 +93,14 @@ impl Consumers {
 
     /// Consumers in name order (the order Redis lists them in).
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Consumer> {
-        self.ids.values().filter_map(|&id| self.get(id))
+        self.iter_with_ids().map(|(_, consumer)| consumer)
+    }
+
+    /// Consumers in name order, with their indexes.
+    pub(crate) fn iter_with_ids(&self) -> impl Iterator<Item = (ConsumerId, &Consumer)> {
+        self.ids
+            .values()
+            .filter_map(|&id| Some((id, self.get(id)?)))
     }
 
     pub(crate) fn len(&self) -> usize {

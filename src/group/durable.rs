@@ -210,7 +210,9 @@ impl DurableGroups {
             GROUP_JOURNAL_KIND,
             generation,
         )?;
-        let payload = encode_snapshot(&self.state.snapshot_events());
+        let mut snapshot = SnapshotEncoder::with_capacity(self.state.snapshot_len_hint());
+        self.state.snapshot_each(|event| snapshot.add(&event));
+        let payload = snapshot.finish();
         journal::write_snapshot(
             &self.dir,
             GROUP_SNAPSHOT_FILE,
@@ -230,14 +232,41 @@ impl DurableGroups {
 
 /// The snapshot payload: every event as a `u32` length and its bytes.
 pub fn encode_snapshot(events: &[GroupEvent]) -> Vec<u8> {
-    let mut out = Encoder::new();
-    let mut bytes = Vec::new();
+    let mut snapshot = SnapshotEncoder::default();
     for event in events {
-        bytes.clear();
-        event.encode(&mut bytes);
-        out.bytes(&bytes);
+        snapshot.add(event);
     }
-    out.finish()
+    snapshot.finish()
+}
+
+/// Builds a snapshot payload one event at a time.
+#[derive(Default)]
+struct SnapshotEncoder {
+    out: Encoder,
+    /// One event's encoding, reused.
+    event: Vec<u8>,
+}
+
+impl SnapshotEncoder {
+    /// An encoder with room for `bytes` bytes: a large snapshot is then one allocation, which
+    /// the allocator returns to the system once freed, rather than a trail of outgrown ones it
+    /// may keep.
+    fn with_capacity(bytes: usize) -> Self {
+        SnapshotEncoder {
+            out: Encoder::with_capacity(bytes),
+            event: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, event: &GroupEvent) {
+        self.event.clear();
+        event.encode(&mut self.event);
+        self.out.bytes(&self.event);
+    }
+
+    fn finish(self) -> Vec<u8> {
+        self.out.finish()
+    }
 }
 
 /// Parses a snapshot payload.

@@ -101,6 +101,7 @@ mod consumers;
 pub mod durable;
 mod event;
 mod ops;
+mod pel;
 mod progress;
 mod query;
 mod state;
@@ -253,7 +254,7 @@ pub enum GroupError {
     /// `XAUTOCLAIM` was asked for zero entries.
     #[error("COUNT must be greater than 0")]
     ZeroCount,
-    /// The group's consumer table is full (more than four billion consumers).
+    /// The group's consumer table is full (over a billion consumers).
     #[error("the consumer group cannot hold another consumer")]
     TooManyConsumers,
 }

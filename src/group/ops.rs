@@ -9,6 +9,7 @@ use crate::id::StreamId;
 
 use super::consumers::ConsumerId;
 use super::event::{DeliveryCount, GroupEvent};
+use super::pel::Clock;
 use super::state::{Group, GroupsState, Recorder};
 use super::{Applied, EntrySource, GroupError, GroupPolicy, MAX_EVENT_BATCH, check_name};
 
@@ -319,7 +320,7 @@ impl GroupsState {
             .group(group)?
             .consumers
             .by_name(consumer)
-            .map(|state| state.pending.len())
+            .map(|state| state.pending)
         else {
             return Ok(Applied::unchanged(0));
         };
@@ -372,25 +373,18 @@ impl GroupsState {
         let creation = state.creation(group, consumer, now_ms)?;
         let history: Vec<HistoryEntry> = state
             .consumers
-            .by_name(consumer)
+            .id(consumer)
             .into_iter()
-            .flat_map(|owner| {
-                owner
-                    .pending
-                    .range((Bound::Excluded(after), Bound::Unbounded))
-            })
+            .flat_map(|owner| state.pel.owned_from(owner, Bound::Excluded(after)))
             .take(max)
-            .filter_map(|&id| {
-                let entry = state.pel.get(&id)?;
-                Some(match source.lookup(id) {
-                    Some(offset) => HistoryEntry::Live(Delivery {
-                        id,
-                        offset,
-                        deliveries: entry.deliveries.saturating_add(1),
-                        idle_ms: Some(entry.idle_ms(now_ms)),
-                    }),
-                    None => HistoryEntry::Deleted(id),
-                })
+            .map(|(id, entry)| match source.lookup(id) {
+                Some(offset) => HistoryEntry::Live(Delivery {
+                    id,
+                    offset,
+                    deliveries: entry.deliveries.saturating_add(1),
+                    idle_ms: Some(entry.idle_ms(now_ms)),
+                }),
+                None => HistoryEntry::Deleted(id),
             })
             .collect();
         let reread: Vec<StreamId> = history
@@ -603,7 +597,7 @@ impl Group {
             if !visited.insert(id) {
                 continue;
             }
-            let pending = self.pel.get(&id);
+            let pending = self.pel.get(id);
             let Some(offset) = source.lookup(id) else {
                 if pending.is_some() {
                     outcome.deleted.push(id);
@@ -638,13 +632,13 @@ impl Group {
         let mut outcome = AutoClaimOutcome::default();
         let mut remaining = request.count;
         let mut attempts = request.count.saturating_mul(AUTO_CLAIM_ATTEMPTS_FACTOR);
-        let mut scan = self.pel.range(request.start..);
+        let mut scan = self.pel.iter_from(Bound::Included(request.start));
         outcome.next = loop {
             if attempts == 0 || remaining == 0 {
-                break scan.next().map_or(StreamId::MIN, |(&id, _)| id);
+                break scan.next().map_or(StreamId::MIN, |(id, _)| id);
             }
             attempts -= 1;
-            let Some((&id, entry)) = scan.next() else {
+            let Some((id, entry)) = scan.next() else {
                 break StreamId::MIN;
             };
             let Some(offset) = source.lookup(id) else {
@@ -676,11 +670,25 @@ impl Group {
             .copied()
             .filter(|id| {
                 self.pel
-                    .get(id)
+                    .get(*id)
                     .is_some_and(|entry| owner.is_none_or(|owner| entry.owner == owner))
                     && visited.insert(*id)
             })
             .collect()
+    }
+
+    /// Whether [`eligible`](Self::eligible) would name any entry.
+    pub(crate) fn has_eligible(&self, claim_min_idle_ms: Option<u64>, now_ms: u64) -> bool {
+        let due = self
+            .pel
+            .earliest(Clock::Due)
+            .is_some_and(|due_ms| due_ms <= now_ms);
+        let idle = claim_min_idle_ms.is_some_and(|min_idle| {
+            self.pel
+                .earliest(Clock::Delivery)
+                .is_some_and(|delivered_ms| delivered_ms.saturating_add(min_idle) <= now_ms)
+        });
+        due || idle
     }
 
     /// IDs of pending entries eligible for redelivery at `now_ms`, in the order they became
@@ -691,14 +699,14 @@ impl Group {
         claim_min_idle_ms: Option<u64>,
         now_ms: u64,
     ) -> impl Iterator<Item = StreamId> {
-        let due = self.by_due.range(..=(now_ms, StreamId::MAX)).copied();
+        let due = self.pel.by_time(Clock::Due, now_ms);
         let idle = claim_min_idle_ms
             .and_then(|min_idle| Some((now_ms.checked_sub(min_idle)?, min_idle)))
             .into_iter()
             .flat_map(|(delivered_by, min_idle)| {
-                self.by_delivery
-                    .range(..=(delivered_by, StreamId::MAX))
-                    .map(move |&(delivered_ms, id)| (delivered_ms.saturating_add(min_idle), id))
+                self.pel
+                    .by_time(Clock::Delivery, delivered_by)
+                    .map(move |(delivered_ms, id)| (delivered_ms.saturating_add(min_idle), id))
             });
         merge_ascending(due, idle).map(|(_, id)| id)
     }
@@ -760,7 +768,7 @@ impl Group {
             if !visited.insert(id) {
                 continue;
             }
-            let Some(entry) = self.pel.get(&id) else {
+            let Some(entry) = self.pel.get(id) else {
                 continue;
             };
             let Some(offset) = source.lookup(id) else {
@@ -1169,7 +1177,7 @@ mod tests {
         let pending = fx.pending();
         assert!(pending.iter().all(|(_, owner, _)| owner == "c"));
         // The redelivery set a new deadline.
-        let entry = fx.state.groups[b"g".as_slice()].pel[&id(1)];
+        let entry = fx.state.groups[b"g".as_slice()].pel.get(id(1)).unwrap();
         assert_eq!(entry.due, Due::At(210));
         assert_eq!(fx.read(b"a", 5, 150), Vec::<u64>::new());
         fx.check_rebuilds();

@@ -1,7 +1,10 @@
 //! Read-only views: `XPENDING`, `XINFO GROUPS|CONSUMERS`, and the retention floor.
 
+use std::ops::Bound;
+
 use crate::id::StreamId;
 
+use super::pel::Clock;
 use super::state::{Group, GroupsState, Pending};
 use super::{EntrySource, GroupError, GroupPolicy, StreamFacts};
 
@@ -94,13 +97,13 @@ impl GroupsState {
         let state = self.group(group)?;
         Ok(PendingSummary {
             count: state.pel.len(),
-            first: state.pel.keys().next().copied(),
-            last: state.pel.keys().next_back().copied(),
+            first: state.pel.first_id(),
+            last: state.pel.last_id(),
             consumers: state
                 .consumers
                 .iter()
-                .filter(|consumer| !consumer.pending.is_empty())
-                .map(|consumer| (consumer.name.as_slice(), consumer.pending.len()))
+                .filter(|consumer| consumer.pending > 0)
+                .map(|consumer| (consumer.name.as_slice(), consumer.pending))
                 .collect(),
         })
     }
@@ -127,21 +130,24 @@ impl GroupsState {
                 deliveries: entry.deliveries,
             })
         };
-        let range = query.start..=query.end;
+        let start = Bound::Included(query.start);
+        let in_range = |&(id, _): &(StreamId, Pending)| id <= query.end;
         let rows = match query.consumer {
-            Some(name) => match state.consumers.by_name(name) {
-                Some(consumer) => consumer
-                    .pending
-                    .range(range)
-                    .filter_map(|&id| row(id, state.pel.get(&id)?))
+            Some(name) => match state.consumers.id(name) {
+                Some(owner) => state
+                    .pel
+                    .owned_from(owner, start)
+                    .take_while(in_range)
+                    .filter_map(|(id, entry)| row(id, &entry))
                     .take(query.count)
                     .collect(),
                 None => Vec::new(),
             },
             None => state
                 .pel
-                .range(range)
-                .filter_map(|(&id, entry)| row(id, entry))
+                .iter_from(start)
+                .take_while(in_range)
+                .filter_map(|(id, entry)| row(id, &entry))
                 .take(query.count)
                 .collect(),
         };
@@ -184,7 +190,7 @@ impl GroupsState {
             .iter()
             .map(|consumer| ConsumerInfo {
                 name: &consumer.name,
-                pending: consumer.pending.len(),
+                pending: consumer.pending,
                 seen_ms: consumer.seen_ms,
                 active_ms: consumer.active_ms,
                 idle_ms: now_ms.saturating_sub(consumer.seen_ms),
@@ -213,20 +219,13 @@ impl Group {
         // Nothing can follow the maximum ID; saturating keeps that entry, which is harmless.
         let undelivered = self.last_delivered.successor().unwrap_or(StreamId::MAX);
         self.pel
-            .keys()
-            .next()
-            .map_or(undelivered, |&first| first.min(undelivered))
+            .first_id()
+            .map_or(undelivered, |first| first.min(undelivered))
     }
 
     fn info<'a>(&'a self, name: &'a [u8], facts: &StreamFacts) -> GroupInfo<'a> {
-        let oldest_active = self
-            .by_delivery
-            .first()
-            .map(|&(delivered_ms, _)| delivered_ms);
-        let oldest_exhausted = self
-            .exhausted
-            .first()
-            .map(|&(delivered_ms, _)| delivered_ms);
+        let oldest_active = self.pel.earliest(Clock::Delivery);
+        let oldest_exhausted = self.pel.earliest(Clock::Exhausted);
         GroupInfo {
             name,
             consumers: self.consumers.len(),
@@ -235,7 +234,7 @@ impl Group {
             entries_read: self.entries_read,
             lag: facts.lag(self.last_delivered, self.entries_read),
             policy: &self.policy,
-            exhausted: self.exhausted.len(),
+            exhausted: self.pel.exhausted(),
             oldest_delivery_ms: oldest_active.into_iter().chain(oldest_exhausted).min(),
         }
     }

@@ -1,21 +1,21 @@
 //! [`GroupsState`]: the consumer groups of one stream, and [`GroupsState::apply`], the only code
 //! that changes them.
 //!
-//! A pending entry lives in the group's PEL (ID order) and in secondary sets kept in step with
-//! it: its owner's pending set, the due set (due-time order) when it has a due time, and either
-//! the delivery set (delivery-time order, for claims by idle time) or, once exhausted, the
-//! exhausted set. All of them hold only pending entries, so memory grows with pending entries
-//! alone.
+//! A group's pending entries live in one structure, its [`Pel`], which also answers the
+//! due-time, delivery-time and per-consumer questions; each consumer keeps only a count of the
+//! entries it owns. Memory therefore grows with pending entries alone, 48 bytes and a little each.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 
 use crate::id::StreamId;
 
 use super::consumers::{ConsumerId, Consumers};
 use super::event::{DeliveryCount, Due, GroupEvent, PendingRecord};
+use super::pel::Pel;
 use super::{Applied, EntrySource, GroupPolicy, MAX_EVENT_BATCH};
 
-/// One delivered, unacknowledged entry (40 bytes).
+/// One delivered, unacknowledged entry (stored packed with its ID, in 48 bytes, by [`Pel`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Pending {
     pub(crate) offset: u64,
@@ -46,14 +46,8 @@ pub(crate) struct Group {
     pub(crate) entries_read: Option<u64>,
     pub(crate) policy: GroupPolicy,
     pub(crate) consumers: Consumers,
-    /// The PEL, in ID order.
-    pub(crate) pel: BTreeMap<StreamId, Pending>,
-    /// `(due time, id)` of entries with a due time.
-    pub(crate) by_due: BTreeSet<(u64, StreamId)>,
-    /// `(delivery time, id)` of entries that are not exhausted.
-    pub(crate) by_delivery: BTreeSet<(u64, StreamId)>,
-    /// `(delivery time, id)` of exhausted entries.
-    pub(crate) exhausted: BTreeSet<(u64, StreamId)>,
+    /// The pending entries.
+    pub(crate) pel: Pel,
 }
 
 impl Group {
@@ -63,52 +57,29 @@ impl Group {
             entries_read,
             policy: GroupPolicy::default(),
             consumers: Consumers::default(),
-            pel: BTreeMap::new(),
-            by_due: BTreeSet::new(),
-            by_delivery: BTreeSet::new(),
-            exhausted: BTreeSet::new(),
+            pel: Pel::default(),
         }
     }
 
-    fn index(&mut self, id: StreamId, entry: &Pending) {
-        if let Some(owner) = self.consumers.get_mut(entry.owner) {
-            owner.pending.insert(id);
+    /// Moves one pending entry's worth of ownership from `from` to `to`.
+    fn transfer(&mut self, from: Option<ConsumerId>, to: Option<ConsumerId>) {
+        if let Some(owner) = from.and_then(|id| self.consumers.get_mut(id)) {
+            owner.pending = owner.pending.saturating_sub(1);
         }
-        if let Due::At(at_ms) = entry.due {
-            self.by_due.insert((at_ms, id));
-        }
-        if entry.due == Due::Exhausted {
-            self.exhausted.insert((entry.delivered_ms, id));
-        } else {
-            self.by_delivery.insert((entry.delivered_ms, id));
+        if let Some(owner) = to.and_then(|id| self.consumers.get_mut(id)) {
+            owner.pending += 1;
         }
     }
 
-    fn unindex(&mut self, id: StreamId, entry: &Pending) {
-        if let Some(owner) = self.consumers.get_mut(entry.owner) {
-            owner.pending.remove(&id);
-        }
-        if let Due::At(at_ms) = entry.due {
-            self.by_due.remove(&(at_ms, id));
-        }
-        if entry.due == Due::Exhausted {
-            self.exhausted.remove(&(entry.delivered_ms, id));
-        } else {
-            self.by_delivery.remove(&(entry.delivered_ms, id));
-        }
-    }
-
-    /// Inserts or replaces a pending entry, keeping every index in step.
+    /// Inserts or replaces a pending entry, keeping its owner's count in step.
     fn put_pending(&mut self, id: StreamId, entry: Pending) {
-        if let Some(old) = self.pel.insert(id, entry) {
-            self.unindex(id, &old);
-        }
-        self.index(id, &entry);
+        let old = self.pel.insert(id, entry);
+        self.transfer(old.map(|old| old.owner), Some(entry.owner));
     }
 
     fn take_pending(&mut self, id: StreamId) -> Option<Pending> {
-        let entry = self.pel.remove(&id)?;
-        self.unindex(id, &entry);
+        let entry = self.pel.remove(id)?;
+        self.transfer(Some(entry.owner), None);
         Some(entry)
     }
 
@@ -134,18 +105,24 @@ impl Group {
     }
 
     fn delete_consumer(&mut self, consumer: &[u8]) {
-        if let Some(removed) = self.consumers.remove(consumer) {
-            for id in removed.pending {
-                self.take_pending(id);
-            }
+        let Some(owner) = self.consumers.id(consumer) else {
+            return;
+        };
+        let held: Vec<StreamId> = self
+            .pel
+            .owned_from(owner, Bound::Unbounded)
+            .map(|(id, _)| id)
+            .collect();
+        self.consumers.remove(consumer);
+        for id in held {
+            self.pel.remove(id);
         }
     }
 
     /// A new policy; exhausted entries become due at once so the next read judges them again.
     fn set_policy(&mut self, policy: &GroupPolicy) {
         self.policy = policy.clone();
-        let exhausted: Vec<StreamId> = self.exhausted.iter().map(|&(_, id)| id).collect();
-        for id in exhausted {
+        for id in self.pel.exhausted_ids() {
             self.update_pending(id, |entry| entry.due = Due::At(0));
         }
     }
@@ -306,7 +283,7 @@ impl Group {
         };
         for &(id, offset) in entries {
             // An entry forced into the PEL counts as delivered once before, as Redis's FORCE.
-            let before = self.pel.get(&id).map_or(1, |entry| entry.deliveries);
+            let before = self.pel.get(id).map_or(1, |entry| entry.deliveries);
             let entry = Pending {
                 offset,
                 delivered_ms,
@@ -339,8 +316,8 @@ impl Group {
         let same_entries = self.pel.len() == other.pel.len()
             && self
                 .pel
-                .iter()
-                .zip(&other.pel)
+                .iter_from(Bound::Unbounded)
+                .zip(other.pel.iter_from(Bound::Unbounded))
                 .all(|((id, a), (other_id, b))| {
                     id == other_id
                         && a.offset == b.offset
@@ -354,13 +331,11 @@ impl Group {
             && self.policy == other.policy
             && self.consumers.same_as(&other.consumers)
             && same_entries
-            && self.by_due == other.by_due
-            && self.by_delivery == other.by_delivery
-            && self.exhausted == other.exhausted
     }
 
-    fn snapshot_into(&self, name: &[u8], events: &mut Vec<GroupEvent>) {
-        events.push(GroupEvent::GroupCreated {
+    /// Passes `emit` the events that rebuild this group, one at a time.
+    fn snapshot_each(&self, name: &[u8], emit: &mut impl FnMut(GroupEvent)) {
+        emit(GroupEvent::GroupCreated {
             group: name.to_vec(),
             last_delivered: self.last_delivered,
             entries_read: self.entries_read,
@@ -368,42 +343,71 @@ impl Group {
         });
         // The policy comes before the PEL: setting it makes exhausted entries due.
         if self.policy != GroupPolicy::default() {
-            events.push(GroupEvent::PolicySet {
+            emit(GroupEvent::PolicySet {
                 group: name.to_vec(),
                 policy: self.policy.clone(),
             });
         }
-        for consumer in self.consumers.iter() {
-            events.push(GroupEvent::ConsumerCreated {
+        let holders = self.consumers.iter().filter(|c| c.pending > 0).count();
+        let mut grouped = (holders > MAX_SNAPSHOT_PASSES).then(|| self.records_by_owner());
+        for (owner, consumer) in self.consumers.iter_with_ids() {
+            emit(GroupEvent::ConsumerCreated {
                 group: name.to_vec(),
                 consumer: consumer.name.clone(),
                 seen_ms: consumer.seen_ms,
                 active_ms: consumer.active_ms,
             });
-            let records: Vec<PendingRecord> = consumer
-                .pending
-                .iter()
-                .filter_map(|&id| {
-                    let entry = self.pel.get(&id)?;
-                    Some(PendingRecord {
-                        id,
-                        offset: entry.offset,
-                        delivered_ms: entry.delivered_ms,
-                        deliveries: entry.deliveries,
-                        due: entry.due,
-                    })
-                })
-                .collect();
-            for chunk in records.chunks(MAX_EVENT_BATCH) {
-                events.push(GroupEvent::PendingRestored {
-                    group: name.to_vec(),
-                    consumer: consumer.name.clone(),
-                    entries: chunk.to_vec(),
-                });
+            let restored = |entries| GroupEvent::PendingRestored {
+                group: name.to_vec(),
+                consumer: consumer.name.clone(),
+                entries,
+            };
+            match grouped.as_mut() {
+                Some(grouped) => {
+                    for entries in grouped.remove(&owner).unwrap_or_default() {
+                        emit(restored(entries));
+                    }
+                }
+                None => {
+                    let mut owned = self.pel.owned_from(owner, Bound::Unbounded).peekable();
+                    while owned.peek().is_some() {
+                        let entries = owned.by_ref().take(MAX_EVENT_BATCH).map(record).collect();
+                        emit(restored(entries));
+                    }
+                }
             }
         }
     }
+
+    /// Every entry's record, grouped by owner in event-sized batches, in one pass over the PEL.
+    fn records_by_owner(&self) -> HashMap<ConsumerId, Vec<Vec<PendingRecord>>> {
+        let mut batches: HashMap<ConsumerId, Vec<Vec<PendingRecord>>> = HashMap::new();
+        for (id, entry) in self.pel.iter_from(Bound::Unbounded) {
+            let owned = batches.entry(entry.owner).or_default();
+            match owned.last_mut() {
+                Some(batch) if batch.len() < MAX_EVENT_BATCH => batch.push(record((id, entry))),
+                _ => owned.push(vec![record((id, entry))]),
+            }
+        }
+        batches
+    }
 }
+
+/// The snapshot record of a pending entry.
+fn record((id, entry): (StreamId, Pending)) -> PendingRecord {
+    PendingRecord {
+        id,
+        offset: entry.offset,
+        delivered_ms: entry.delivered_ms,
+        deliveries: entry.deliveries,
+        due: entry.due,
+    }
+}
+
+/// A snapshot walks the PEL once per consumer holding entries, so that it holds one event at a
+/// time rather than every record; with more consumers than this it walks the PEL once and
+/// groups the records by owner instead, as each walk visits every chunk's summary.
+const MAX_SNAPSHOT_PASSES: usize = 16;
 
 /// Every consumer group of one stream.
 ///
@@ -485,10 +489,28 @@ impl GroupsState {
     /// and consumer, and every pending entry with its owner, times, count and due time.
     pub fn snapshot_events(&self) -> Vec<GroupEvent> {
         let mut events = Vec::new();
-        for (name, group) in &self.groups {
-            group.snapshot_into(name, &mut events);
-        }
+        self.snapshot_each(|event| events.push(event));
         events
+    }
+
+    /// About how many bytes the encoded snapshot takes: its pending records, which dominate
+    /// it, at their largest, and a margin for the rest.
+    pub(crate) fn snapshot_len_hint(&self) -> usize {
+        /// ID, offset, delivery time, count and a scheduled due time.
+        const MAX_RECORD_LEN: usize = 16 + 8 + 8 + 4 + 9;
+        const MARGIN: usize = 64 * 1024;
+        let pending: usize = self.groups.values().map(|group| group.pel.len()).sum();
+        pending
+            .saturating_mul(MAX_RECORD_LEN)
+            .saturating_add(MARGIN)
+    }
+
+    /// [`snapshot_events`](Self::snapshot_events) one event at a time, so that a large PEL is
+    /// never held as events in full.
+    pub(crate) fn snapshot_each(&self, mut emit: impl FnMut(GroupEvent)) {
+        for (name, group) in &self.groups {
+            group.snapshot_each(name, &mut emit);
+        }
     }
 
     /// Recovery after the log lost its tail: drops pending entries beyond the log's last ID
@@ -508,9 +530,8 @@ impl GroupsState {
                 group: name.clone(),
                 dropped: group
                     .pel
-                    .keys()
-                    .copied()
-                    .filter(|&id| id > facts.last_id)
+                    .iter_from(Bound::Excluded(facts.last_id))
+                    .map(|(id, _)| id)
                     .collect(),
                 rewound: (group.last_delivered > facts.last_id)
                     .then_some((group.last_delivered, facts.last_id)),
@@ -586,39 +607,27 @@ impl<'s> Recorder<'s> {
 
 #[cfg(test)]
 impl GroupsState {
-    /// Panics if any index disagrees with the PEL or two consumers hold the same entry.
+    /// Panics if the PEL breaks its invariants, an entry's owner does not exist, or a
+    /// consumer's count disagrees with the entries it owns.
     pub(crate) fn check_invariants(&self) {
         for (name, group) in &self.groups {
-            let mut by_due = BTreeSet::new();
-            let mut by_delivery = BTreeSet::new();
-            let mut exhausted = BTreeSet::new();
-            for (&id, entry) in &group.pel {
-                let owner = group.consumers.get(entry.owner);
+            group.pel.check_invariants();
+            let mut held: BTreeMap<ConsumerId, usize> = BTreeMap::new();
+            for (id, entry) in group.pel.iter_from(Bound::Unbounded) {
                 assert!(
-                    owner.is_some_and(|owner| owner.pending.contains(&id)),
-                    "group {name:?}: entry {id} is missing from its owner's set"
+                    group.consumers.get(entry.owner).is_some(),
+                    "group {name:?}: entry {id} has no owner"
                 );
-                if let Due::At(at_ms) = entry.due {
-                    by_due.insert((at_ms, id));
-                }
-                if entry.due == Due::Exhausted {
-                    exhausted.insert((entry.delivered_ms, id));
-                } else {
-                    by_delivery.insert((entry.delivered_ms, id));
-                }
+                *held.entry(entry.owner).or_default() += 1;
             }
-            // Every entry is in its owner's set, so equal totals mean no set holds anything else.
-            let held: usize = group.consumers.iter().map(|c| c.pending.len()).sum();
-            assert_eq!(held, group.pel.len(), "group {name:?}: consumer sets");
-            assert_eq!(by_due, group.by_due, "group {name:?}: due index");
-            assert_eq!(
-                by_delivery, group.by_delivery,
-                "group {name:?}: delivery index"
-            );
-            assert_eq!(
-                exhausted, group.exhausted,
-                "group {name:?}: exhausted index"
-            );
+            for (owner, consumer) in group.consumers.iter_with_ids() {
+                assert_eq!(
+                    consumer.pending,
+                    held.get(&owner).copied().unwrap_or(0),
+                    "group {name:?}: consumer {:?}'s count",
+                    String::from_utf8_lossy(&consumer.name)
+                );
+            }
         }
     }
 }
@@ -626,6 +635,7 @@ impl GroupsState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::group::pel::Clock;
     use crate::group::test_log::TestLog;
 
     fn id(ms: u64) -> StreamId {
@@ -674,8 +684,8 @@ mod tests {
         let consumer = group.consumers.by_name(b"c").unwrap();
         assert_eq!(consumer.seen_ms, 5);
         assert_eq!(consumer.active_ms, Some(5));
-        assert_eq!(consumer.pending.len(), 2);
-        assert_eq!(group.by_due.len(), 2);
+        assert_eq!(consumer.pending, 2);
+        assert_eq!(group.pel.by_time(Clock::Due, u64::MAX).count(), 2);
         state.check_invariants();
     }
 
@@ -699,15 +709,18 @@ mod tests {
             ids: vec![id(1)],
         });
         let group = &state.groups[b"g".as_slice()];
-        assert_eq!(group.exhausted.len(), 1);
-        assert_eq!(group.by_delivery.len(), 1);
+        assert_eq!(group.pel.exhausted(), 1);
+        assert_eq!(group.pel.by_time(Clock::Delivery, u64::MAX).count(), 1);
         state.apply(&GroupEvent::PolicySet {
             group: b"g".to_vec(),
             policy: GroupPolicy::default(),
         });
         let group = &state.groups[b"g".as_slice()];
-        assert!(group.exhausted.is_empty());
-        assert_eq!(group.pel[&id(1)].due, Due::At(0));
+        assert_eq!(group.pel.exhausted(), 0);
+        assert_eq!(
+            group.pel.get(id(1)).map(|entry| entry.due),
+            Some(Due::At(0))
+        );
         state.check_invariants();
     }
 
@@ -722,7 +735,12 @@ mod tests {
             consumer: b"a".to_vec(),
         });
         let group = &state.groups[b"g".as_slice()];
-        assert_eq!(group.pel.keys().copied().collect::<Vec<_>>(), [id(3)]);
+        let ids: Vec<StreamId> = group
+            .pel
+            .iter_from(Bound::Unbounded)
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids, [id(3)]);
         assert_eq!(group.consumers.len(), 1);
         state.check_invariants();
     }
@@ -761,6 +779,48 @@ mod tests {
         }
         assert_eq!(rebuilt, state);
         rebuilt.check_invariants();
+    }
+
+    /// The sizes of the `PendingRestored` events of a snapshot, by consumer.
+    fn restored_batches(state: &GroupsState) -> Vec<(Vec<u8>, usize)> {
+        state
+            .snapshot_events()
+            .into_iter()
+            .filter_map(|event| match event {
+                GroupEvent::PendingRestored {
+                    consumer, entries, ..
+                } => Some((consumer, entries.len())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn snapshots_batch_records_alike_with_few_and_many_consumers() {
+        let big = MAX_EVENT_BATCH as u64 + 1;
+        for holders in [2, MAX_SNAPSHOT_PASSES as u64 + 2] {
+            let mut state = GroupsState::new();
+            state.apply(&group_created(b"g"));
+            let ids: Vec<u64> = (1..=big).collect();
+            for batch in ids.chunks(MAX_EVENT_BATCH) {
+                state.apply(&delivered(b"a", 5, batch));
+            }
+            for holder in 1..holders {
+                let name = format!("c{holder:02}");
+                state.apply(&delivered(name.as_bytes(), 6, &[big + holder]));
+            }
+            let batches = restored_batches(&state);
+            assert_eq!(
+                batches[..2],
+                [(b"a".to_vec(), MAX_EVENT_BATCH), (b"a".to_vec(), 1)]
+            );
+            assert_eq!(batches.len() as u64, 2 + holders - 1);
+            let mut rebuilt = GroupsState::new();
+            for event in state.snapshot_events() {
+                rebuilt.apply(&event);
+            }
+            assert_eq!(rebuilt, state);
+        }
     }
 
     #[test]

@@ -120,17 +120,22 @@ impl Connection {
 
     /// Runs every complete frame in the input.
     async fn run_batch(&mut self) -> std::io::Result<BatchEnd> {
+        // One vector for the batch's commands, emptied after each so that the input buffer is
+        // not kept shared and can be reused for the next read.
+        let mut args = Vec::new();
         loop {
-            let args = match self.parser.parse(&mut self.input) {
-                Ok(Some(args)) => args,
-                Ok(None) => return Ok(BatchEnd::NeedMore),
+            match self.parser.parse_into(&mut self.input, &mut args) {
+                Ok(true) => {}
+                Ok(false) => return Ok(BatchEnd::NeedMore),
                 Err(ParseError::Protocol(message)) => {
                     Value::error(format!("ERR Protocol error: {message}"))
                         .encode(self.client.protocol, &mut self.output);
                     return Ok(BatchEnd::Close);
                 }
-            };
-            let Some(outcome) = self.execute(args).await? else {
+            }
+            let executed = self.execute(&mut args).await?;
+            args.clear();
+            let Some(outcome) = executed else {
                 return Ok(BatchEnd::Drop);
             };
             let (value, close) = match outcome {
@@ -158,7 +163,7 @@ impl Connection {
     /// disconnects (or sends more than the query buffer limit), is killed, or the server stops,
     /// and the command is abandoned (a blocked command has taken nothing yet). Whatever the
     /// client pipelines meanwhile is kept in `input` for later.
-    async fn execute(&mut self, args: Vec<Bytes>) -> std::io::Result<Option<Outcome>> {
+    async fn execute(&mut self, args: &mut Vec<Bytes>) -> std::io::Result<Option<Outcome>> {
         let command = commands::execute(&self.server, &mut self.client, args);
         tokio::pin!(command);
         loop {

@@ -14,6 +14,23 @@ pub fn stream_name(db: u8, key: &[u8]) -> Vec<u8> {
     name
 }
 
+/// The longest store name [`with_stream_name`] builds on the stack.
+const STACK_NAME_LEN: usize = 128;
+
+/// Calls `f` with the store name of `key` in database `db`, built without an allocation when it
+/// is of a usual length: nearly every command looks a stream up by name.
+pub fn with_stream_name<R>(db: u8, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    let mut buffer = [0u8; STACK_NAME_LEN];
+    match buffer.get_mut(..=key.len()) {
+        Some(name) => {
+            name[0] = db;
+            name[1..].copy_from_slice(key);
+            f(name)
+        }
+        None => f(&stream_name(db, key)),
+    }
+}
+
 /// The key of a store name in database `db`, if the name belongs to it.
 pub fn key_of(db: u8, name: &[u8]) -> Option<Bytes> {
     match name.split_first() {

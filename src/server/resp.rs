@@ -19,6 +19,9 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use crate::id::StreamId;
+use crate::log::Entry;
+
 /// Hard limits on what a client may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -208,6 +211,18 @@ impl RequestParser {
     /// Parses one command from the start of `buf`, with the results of [`parse_command`],
     /// resuming the checks where the previous call stopped.
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ParseError> {
+        let mut args = Vec::new();
+        Ok(self.parse_into(buf, &mut args)?.then_some(args))
+    }
+
+    /// [`parse`](Self::parse) into `args`, which is cleared first and filled when a command is
+    /// complete (the result is then `true`): a connection reuses one vector for every command.
+    pub fn parse_into(
+        &mut self,
+        buf: &mut BytesMut,
+        args: &mut Vec<Bytes>,
+    ) -> Result<bool, ParseError> {
+        args.clear();
         loop {
             if !self.progress.fits(buf) {
                 self.progress = Progress::Start;
@@ -219,25 +234,22 @@ impl RequestParser {
             match step? {
                 Step::Incomplete(progress) => {
                     self.progress = progress;
-                    return Ok(None);
+                    return Ok(false);
                 }
                 Step::Skip(len) => buf.advance(len),
-                Step::Inline { len, args } => {
+                Step::Inline { len, args: inline } => {
                     let frame = buf.split_to(len).freeze();
-                    let args = args
-                        .into_iter()
-                        .map(|arg| match arg {
-                            InlineArg::Span(span) => frame.slice(span),
-                            InlineArg::Owned(bytes) => Bytes::from(bytes),
-                        })
-                        .collect();
-                    return Ok(Some(args));
+                    args.extend(inline.into_iter().map(|arg| match arg {
+                        InlineArg::Span(span) => frame.slice(span),
+                        InlineArg::Owned(bytes) => Bytes::from(bytes),
+                    }));
+                    return Ok(true);
                 }
                 Step::Multibulk { len } => {
                     let frame = buf.split_to(len).freeze();
-                    let args = self.spans.drain(..).map(|span| frame.slice(span)).collect();
+                    args.extend(self.spans.drain(..).map(|span| frame.slice(span)));
                     self.spans.shrink_to(KEPT_SPANS);
-                    return Ok(Some(args));
+                    return Ok(true);
                 }
             }
         }
@@ -286,11 +298,19 @@ impl RequestParser {
     }
 
     fn count(&mut self, buf: &[u8], scanned: usize) -> Result<Step, ParseError> {
-        let (digits, next) = match self.header(buf, 0, scanned, Header::Count)? {
-            Line::Complete { digits, next } => (digits, next),
-            Line::Pending { scanned } => return Ok(Step::Incomplete(Progress::Count { scanned })),
+        let window = self.limits.max_inline_len.saturating_add(1);
+        let (count, next) = match quick_header(buf, 0, window) {
+            Some((count, next)) => (i64::try_from(count).unwrap_or(i64::MAX), next),
+            None => match self.header(buf, 0, scanned, Header::Count)? {
+                Line::Complete { digits, next } => (
+                    parse_int(digits).ok_or_else(|| Header::Count.invalid())?,
+                    next,
+                ),
+                Line::Pending { scanned } => {
+                    return Ok(Step::Incomplete(Progress::Count { scanned }));
+                }
+            },
         };
-        let count = parse_int(digits).ok_or_else(|| Header::Count.invalid())?;
         if count <= 0 {
             return Ok(Step::Skip(next));
         }
@@ -321,17 +341,25 @@ impl RequestParser {
                     )));
                 }
             }
-            let (digits, data_at) = match self.header(buf, at, scanned, Header::Bulk)? {
-                Line::Complete { digits, next } => (digits, next),
-                Line::Pending { scanned: now } => {
-                    scanned = now;
-                    break;
-                }
+            let window = self.limits.max_inline_len.saturating_add(1);
+            let (len, data_at) = match quick_header(buf, at, window) {
+                Some(header) => header,
+                None => match self.header(buf, at, scanned, Header::Bulk)? {
+                    Line::Complete { digits, next } => {
+                        let len = parse_int(digits)
+                            .and_then(|len| usize::try_from(len).ok())
+                            .ok_or_else(|| Header::Bulk.invalid())?;
+                        (len, next)
+                    }
+                    Line::Pending { scanned: now } => {
+                        scanned = now;
+                        break;
+                    }
+                },
             };
-            let len = parse_int(digits)
-                .and_then(|len| usize::try_from(len).ok())
-                .filter(|&len| len <= self.limits.max_bulk_len)
-                .ok_or_else(|| Header::Bulk.invalid())?;
+            if len > self.limits.max_bulk_len {
+                return Err(Header::Bulk.invalid());
+            }
             let data_end = data_at
                 .checked_add(len)
                 .ok_or_else(|| Header::Bulk.invalid())?;
@@ -390,6 +418,32 @@ impl RequestParser {
             Search::TooLong => Err(header.too_big()),
         }
     }
+}
+
+/// The most digits [`quick_header`] reads: more could overflow, and such lengths are
+/// refused anyway.
+const QUICK_DIGITS: usize = 18;
+
+/// The number and the position after the `*<count>\r\n` or `$<len>\r\n` header at `at` when
+/// it is complete and well-formed, read in one pass over its bytes; `None` leaves every other
+/// case, errors included, to the general path. It accepts exactly what the general path
+/// accepts: no leading zero, no sign, and the `\r` within `window` bytes of the `*` or `$`.
+fn quick_header(buf: &[u8], at: usize, window: usize) -> Option<(usize, usize)> {
+    let digits_at = at.checked_add(1)?;
+    let rest = buf.get(digits_at..)?;
+    let mut len: usize = 0;
+    for (count, &byte) in rest.iter().enumerate().take(QUICK_DIGITS + 1) {
+        match byte {
+            b'0'..=b'9' if count < QUICK_DIGITS && (count == 0 || len > 0) => {
+                len = len * 10 + usize::from(byte - b'0');
+            }
+            b'\r' if count > 0 && count + 1 < window && rest.get(count + 1) == Some(&b'\n') => {
+                return Some((len, digits_at + count + 2));
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// The two kinds of header line, which Redis words errors about differently.
@@ -578,6 +632,20 @@ pub enum Protocol {
     Resp3,
 }
 
+/// The field name under which an entry's body (written through the library) is shown.
+pub const BODY_FIELD: &str = "$body";
+
+/// The entry behind a [`Value::Fields`]; equal to another with the same fields.
+#[derive(Debug, Clone)]
+pub struct EntryFields(pub Entry);
+
+impl PartialEq for EntryFields {
+    fn eq(&self, other: &EntryFields) -> bool {
+        let (mine, theirs) = (self.0.record(), other.0.record());
+        mine.headers().eq(theirs.headers()) && mine.body == theirs.body
+    }
+}
+
 /// A reply. Types RESP2 lacks are sent the way Redis sends them to RESP2 clients.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -590,6 +658,13 @@ pub enum Value {
     Integer(i64),
     /// `$len` then the bytes.
     Bulk(Bytes),
+    /// A stream ID, sent as the bulk string of its `ms-seq` text: IDs fill most stream replies,
+    /// and held this way they cost no allocation.
+    Id(StreamId),
+    /// An entry's fields as an array of bulk strings: its headers in order, then its body (if
+    /// any) under [`BODY_FIELD`]. Encoded straight from the record in the segment's memory
+    /// map, so a read allocates and copies nothing for them before the reply is written.
+    Fields(EntryFields),
     /// A missing value: RESP2 `$-1`, RESP3 `_`.
     Null,
     /// A missing array: RESP2 `*-1`, RESP3 `_`.
@@ -650,6 +725,8 @@ impl Value {
             Value::Error(text) => put_line(out, b'-', text.as_bytes()),
             Value::Integer(n) => put_number(out, b':', *n),
             Value::Bulk(bytes) => put_bulk(out, bytes),
+            Value::Id(id) => put_bulk(out, id.text().as_bytes()),
+            Value::Fields(EntryFields(entry)) => put_fields(out, entry),
             Value::Null if resp3 => out.extend_from_slice(b"_\r\n"),
             Value::Null => out.extend_from_slice(b"$-1\r\n"),
             Value::NullArray if resp3 => out.extend_from_slice(b"_\r\n"),
@@ -713,6 +790,20 @@ fn put_line(out: &mut BytesMut, prefix: u8, text: &[u8]) {
     }
     out.extend_from_slice(rest);
     out.extend_from_slice(b"\r\n");
+}
+
+fn put_fields(out: &mut BytesMut, entry: &Entry) {
+    let record = entry.record();
+    let body = !record.body.is_empty();
+    put_len(out, b'*', 2 * (record.header_count() + usize::from(body)));
+    for (name, value) in record.headers() {
+        put_bulk(out, name);
+        put_bulk(out, value);
+    }
+    if body {
+        put_bulk(out, BODY_FIELD.as_bytes());
+        put_bulk(out, record.body);
+    }
 }
 
 fn put_bulk(out: &mut BytesMut, bytes: &[u8]) {
@@ -948,6 +1039,45 @@ mod tests {
             vec![b"ECHO".to_vec(), b"a\r\n\0*$".to_vec()]
         );
         assert_eq!(command(b"*1\r\n$4\r\nPING\r\n"), words(&["PING"]));
+    }
+
+    #[test]
+    fn one_pass_headers_agree_with_the_general_path() {
+        let digits = [
+            "0",
+            "7",
+            "10",
+            "007",
+            "-1",
+            "+5",
+            " 5",
+            "123456789012345678",
+        ];
+        let longer = "1234567890123456789";
+        let endings = ["\r\n", "\r", "\rx", "\n", "", "x\r\n"];
+        for window in [2, 3, 4, 8, 20, 65_537] {
+            let parser = RequestParser::new(Limits {
+                max_inline_len: window - 1,
+                ..Limits::default()
+            });
+            for text in digits.iter().chain([&longer]) {
+                for ending in endings {
+                    let header = format!("${text}{ending}");
+                    let quick = quick_header(header.as_bytes(), 0, window);
+                    let general = match parser.header(header.as_bytes(), 0, 0, Header::Bulk) {
+                        Ok(Line::Complete { digits, next }) => parse_int(digits)
+                            .and_then(|len| usize::try_from(len).ok())
+                            .map(|len| (len, next)),
+                        _ => None,
+                    };
+                    // Past its digit limit the one-pass reader leaves valid headers too.
+                    if quick.is_some() || text.len() <= QUICK_DIGITS {
+                        assert_eq!(quick, general, "{header:?} in a window of {window}");
+                    }
+                }
+            }
+        }
+        assert_eq!(quick_header(b"$5\r\nhello\r\n", 0, 100), Some((5, 4)));
     }
 
     #[test]

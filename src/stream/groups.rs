@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::Stream;
-use super::source::LogSource;
+use super::source::{LogSource, ReadingSource};
 use crate::group::durable::DurableGroups;
 use crate::group::{
     Applied, AutoClaim, ClaimOptions, DeadLetter, EntrySource, GroupError, GroupPolicy,
@@ -306,17 +306,11 @@ impl Group {
     ) -> Result<Vec<Delivery>, StoreError> {
         let stream = &self.stream;
         let now_ms = stream.clock.now_ms();
+        let source = ReadingSource::new(&stream.log);
         let outcome = {
             let mut groups = stream.groups.lock();
-            let outcome = groups.apply(|state| {
-                state.read_new(
-                    &LogSource(&stream.log),
-                    &self.name,
-                    consumer,
-                    request,
-                    now_ms,
-                )
-            })?;
+            let outcome = groups
+                .apply(|state| state.read_new(&source, &self.name, consumer, request, now_ms))?;
             if !outcome.dead_letters.is_empty() {
                 stream.dead_letter(&mut groups, &self.name, &outcome.dead_letters)?;
             }
@@ -324,7 +318,7 @@ impl Group {
         };
         let mut deliveries = Vec::with_capacity(outcome.entries.len());
         for delivered in &outcome.entries {
-            if let Some(entry) = stream.log.read(delivered.offset)? {
+            if let Some(entry) = source.take(delivered.offset)? {
                 deliveries.push(self.delivery(
                     consumer,
                     entry,

@@ -132,18 +132,7 @@ impl Group {
         let Ok(group) = groups.state().group(self.name()) else {
             return true;
         };
-        let due = group
-            .by_due
-            .range(..=(now_ms, StreamId::MAX))
-            .next()
-            .is_some();
-        let idle = claim_min_idle_ms.is_some_and(|min_idle| {
-            group
-                .by_delivery
-                .first()
-                .is_some_and(|&(delivered_ms, _)| delivered_ms.saturating_add(min_idle) <= now_ms)
-        });
-        due || idle
+        group.has_eligible(claim_min_idle_ms, now_ms)
             || !LogSource(&stream.log)
                 .entries_after(group.last_delivered, 1)
                 .is_empty()
@@ -212,7 +201,7 @@ fn plan_release(
         if !visited.insert(id) {
             continue;
         }
-        let (owner, record) = match group.pel.get(&id) {
+        let (owner, record) = match group.pel.get(id) {
             Some(entry) => (
                 group.consumers.name(entry.owner).to_vec(),
                 PendingRecord {

@@ -5,7 +5,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{CommandSpec, Ctx, Outcome, is, lookup, parse_i64, reply, syntax_error, wrong_arity};
+use super::{
+    CommandSpec, Ctx, Flag, Flags, Outcome, is, lookup, parse_i64, reply, syntax_error, wrong_arity,
+};
 use crate::server::keys::DATABASES;
 use crate::server::resp::{Protocol, Value};
 
@@ -15,7 +17,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
     let spec = |name, arity, flags, handler| CommandSpec {
         name,
         arity,
-        flags,
+        flags: Flags::new(flags),
         first_key: 0,
         last_key: 0,
         step: 0,
@@ -351,7 +353,7 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
             in_exec: true,
         };
         let outcome = (spec.handler)(&mut inner, &args);
-        if spec.flags.contains(&"write") {
+        if spec.flags.has(Flag::Write) {
             server.note_write();
         }
         replies.push(match outcome {

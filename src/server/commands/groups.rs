@@ -19,13 +19,13 @@ use bytes::Bytes;
 
 use super::numbers::{string2ll, string2ull};
 use super::{
-    CommandSpec, Ctx, Outcome, entry_fields, entry_value, id_value, is, reply, store_error,
+    CommandSpec, Ctx, Flags, Outcome, entry_fields, entry_value, id_value, is, reply, store_error,
     syntax_error,
 };
 use crate::StreamId;
 use crate::group::durable::GroupStoreError;
 use crate::group::{AutoClaim, ClaimOptions, GroupError, GroupPolicy, PendingQuery, ReadNew};
-use crate::server::keys::{key_of, stream_name};
+use crate::server::keys::{key_of, stream_name, with_stream_name};
 use crate::server::resp::{Protocol, Value};
 use crate::server::state::unix_ms;
 use crate::store::StoreError;
@@ -35,7 +35,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
     let spec = |name, arity, flags, first_key, handler| CommandSpec {
         name,
         arity,
-        flags,
+        flags: Flags::new(flags),
         first_key,
         last_key: first_key,
         step: i32::from(first_key != 0),
@@ -198,7 +198,8 @@ fn library_error(error: &StoreError, nogroup: impl FnOnce() -> Value) -> Value {
 
 /// The stream under `key` in the client's database, if it exists.
 fn stream_at(ctx: &Ctx<'_>, key: &[u8]) -> Result<Option<Arc<Stream>>, Value> {
-    Ok(ctx.store()?.get(&stream_name(ctx.client.db, key)))
+    let store = ctx.store()?;
+    Ok(with_stream_name(ctx.client.db, key, |name| store.get(name)))
 }
 
 /// The group of the stream under `key`; `missing` is the reply when either does not exist.
@@ -1941,9 +1942,18 @@ mod tests {
         let with_body = stream.append(message).unwrap().offset;
         let fields_only = crate::Message::new(Bytes::new()).header("f", "v");
         let without_body = stream.append(fields_only).unwrap().offset;
-        let fields = |offset| entry_fields(&stream.read(offset).unwrap().unwrap());
-        let bulks =
-            |items: &[&str]| Value::Array(items.iter().map(|item| bulk(item.as_bytes())).collect());
+        // Compared as sent: the fields are encoded from the record itself.
+        let wire = |value: Value| {
+            let mut out = bytes::BytesMut::new();
+            value.encode(Protocol::Resp2, &mut out);
+            out
+        };
+        let fields = |offset| wire(entry_fields(&stream.read(offset).unwrap().unwrap()));
+        let bulks = |items: &[&str]| {
+            wire(Value::Array(
+                items.iter().map(|item| bulk(item.as_bytes())).collect(),
+            ))
+        };
         assert_eq!(
             fields(with_body),
             bulks(&["a", "1", "b", "2", "$body", "payload"])

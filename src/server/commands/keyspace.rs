@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{CommandSpec, Ctx, Outcome, is, parse_u64, reply, syntax_error};
+use super::{CommandSpec, Ctx, Flags, Outcome, is, parse_u64, reply, syntax_error};
 use crate::server::keys::{glob_match, key_of, stream_name};
 use crate::server::resp::Value;
 
@@ -11,7 +11,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
     let spec = |name, arity, flags, first_key, last_key, handler| CommandSpec {
         name,
         arity,
-        flags,
+        flags: Flags::new(flags),
         first_key,
         last_key,
         step: i32::from(first_key != 0),

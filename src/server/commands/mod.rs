@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::resp::{Protocol, Value};
+use super::resp::{EntryFields, Protocol, Value};
 use super::state::Server;
 use crate::id::StreamId;
 use crate::log::Entry;
@@ -56,6 +56,11 @@ pub(crate) struct Client {
     pub(crate) multi: Option<Vec<Vec<Bytes>>>,
     /// A command queued after `MULTI` was rejected: `EXEC` must abort.
     pub(crate) multi_failed: bool,
+    /// The previous command: a pipeline usually repeats one command, which is then found
+    /// without searching the table.
+    previous: Option<&'static CommandSpec>,
+    /// The command last published to the client table, with its database and when.
+    published: Option<(&'static str, u8, Instant)>,
 }
 
 impl Client {
@@ -68,6 +73,8 @@ impl Client {
             name: None,
             multi: None,
             multi_failed: false,
+            previous: None,
+            published: None,
         }
     }
 }
@@ -95,11 +102,12 @@ impl Ctx<'_> {
 type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Outcome;
 
 /// A command's entry in the table (what `COMMAND` reports, too).
+#[derive(Debug)]
 pub(crate) struct CommandSpec {
     pub(crate) name: &'static str,
     /// Redis arity: exact argument count including the name, or at least `-arity`.
     pub(crate) arity: i32,
-    pub(crate) flags: &'static [&'static str],
+    pub(crate) flags: Flags,
     pub(crate) first_key: i32,
     pub(crate) last_key: i32,
     pub(crate) step: i32,
@@ -107,8 +115,56 @@ pub(crate) struct CommandSpec {
 }
 
 impl CommandSpec {
-    fn has_flag(&self, flag: &str) -> bool {
-        self.flags.contains(&flag)
+    fn has_flag(&self, flag: Flag) -> bool {
+        self.flags.has(flag)
+    }
+}
+
+/// The flags dispatch checks on every call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flag {
+    Write = 1,
+    Blocking = 1 << 1,
+    Exclusive = 1 << 2,
+    NoAuth = 1 << 3,
+    NoMulti = 1 << 4,
+    Transaction = 1 << 5,
+}
+
+impl Flag {
+    const NAMED: [(Flag, &'static str); 6] = [
+        (Flag::Write, "write"),
+        (Flag::Blocking, "blocking"),
+        (Flag::Exclusive, "exclusive"),
+        (Flag::NoAuth, "no-auth"),
+        (Flag::NoMulti, "no-multi"),
+        (Flag::Transaction, "transaction"),
+    ];
+}
+
+/// A command's flags: their names, as `COMMAND` reports them, and those dispatch checks as
+/// bits, so that a check on every call is not a search among strings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Flags {
+    names: &'static [&'static str],
+    bits: u8,
+}
+
+impl Flags {
+    pub(crate) fn new(names: &'static [&'static str]) -> Self {
+        let bits = Flag::NAMED
+            .iter()
+            .filter(|(_, name)| names.contains(name))
+            .fold(0, |bits, &(flag, _)| bits | flag as u8);
+        Flags { names, bits }
+    }
+
+    pub(crate) fn has(self, flag: Flag) -> bool {
+        self.bits & flag as u8 != 0
+    }
+
+    pub(crate) fn names(self) -> &'static [&'static str] {
+        self.names
     }
 }
 
@@ -145,20 +201,34 @@ fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         .map(|found| &commands[found])
 }
 
+/// The command called `name`: the client's previous one when the name matches, else found in
+/// the table.
+fn find_command(client: &mut Client, name: &[u8]) -> Option<&'static CommandSpec> {
+    if let Some(spec) = client
+        .previous
+        .filter(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+    {
+        return Some(spec);
+    }
+    let spec = lookup(name)?;
+    client.previous = Some(spec);
+    Some(spec)
+}
+
 /// Runs one command from a client, blocking (asynchronously) when it asks to.
 pub(crate) async fn execute(
     server: &Arc<Server>,
     client: &mut Client,
-    args: Vec<Bytes>,
+    args: &mut Vec<Bytes>,
 ) -> Outcome {
     let Some(name) = args.first() else {
         return Outcome::Reply(Value::Null);
     };
-    let Some(spec) = lookup(name) else {
+    let Some(spec) = find_command(client, name) else {
         if client.multi.is_some() {
             client.multi_failed = true;
         }
-        return Value::error(unknown_command(&args)).into();
+        return Value::error(unknown_command(args)).into();
     };
     if !arity_ok(spec, args.len()) {
         if client.multi.is_some() {
@@ -166,24 +236,24 @@ pub(crate) async fn execute(
         }
         return Value::error(wrong_arity(spec.name)).into();
     }
-    if !client.authenticated && !spec.has_flag("no-auth") {
+    if !client.authenticated && !spec.has_flag(Flag::NoAuth) {
         return Value::error("NOAUTH Authentication required.").into();
     }
-    if client.multi.is_some() && spec.has_flag("no-multi") {
+    if client.multi.is_some() && spec.has_flag(Flag::NoMulti) {
         client.multi_failed = true;
         return Value::error("ERR Command not allowed inside a transaction").into();
     }
     if let Some(queued) = &mut client.multi
-        && !spec.has_flag("transaction")
+        && !spec.has_flag(Flag::Transaction)
     {
-        queued.push(args);
+        queued.push(std::mem::take(args));
         return Value::Simple("QUEUED".into()).into();
     }
     note_command(server, client, spec.name);
-    if spec.has_flag("blocking") {
-        return run_blocking(server, client, spec, args).await;
+    if spec.has_flag(Flag::Blocking) {
+        return run_blocking(server, client, spec, std::mem::take(args)).await;
     }
-    let outcome = run_once(server, client, spec, &args, false, false);
+    let outcome = run_once(server, client, spec, args, false, false);
     debug_assert!(
         !matches!(outcome, Outcome::Block { .. }),
         "{} blocked without the blocking flag",
@@ -192,16 +262,28 @@ pub(crate) async fn execute(
     outcome
 }
 
-fn note_command(server: &Server, client: &Client, name: &'static str) {
+/// How stale the client table's record of a client's last command may get while the client
+/// repeats the same command: publishing each one would take the table's lock per command.
+const PUBLISH_AFTER: Duration = Duration::from_millis(100);
+
+fn note_command(server: &Server, client: &mut Client, name: &'static str) {
     server
         .stats
         .commands_processed
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now = Instant::now();
+    let fresh = client.published.is_some_and(|(published, db, at)| {
+        std::ptr::eq(published, name) && db == client.db && now.duration_since(at) < PUBLISH_AFTER
+    });
+    if fresh {
+        return;
+    }
     if let Some(entry) = server.clients.lock().get_mut(&client.id) {
-        entry.last_command = Instant::now();
+        entry.last_command = now;
         entry.last_command_name = name;
         entry.db = client.db;
     }
+    client.published = Some((name, client.db, now));
 }
 
 /// How often a blocked command looks again although nothing was written: a group read must
@@ -276,7 +358,7 @@ pub(crate) fn run_once(
     in_exec: bool,
 ) -> Outcome {
     let outcome = {
-        let _shared = (!spec.has_flag("exclusive")).then(|| server.exec_lock.read());
+        let _shared = (!spec.has_flag(Flag::Exclusive)).then(|| server.exec_lock.read());
         let mut ctx = Ctx {
             server,
             client,
@@ -287,7 +369,7 @@ pub(crate) fn run_once(
     };
     // A command that is about to block delivered nothing: announcing a write would wake its own
     // wait at once, and every other blocked reader, over and over.
-    if spec.has_flag("write") && !matches!(outcome, Outcome::Block { .. }) {
+    if spec.has_flag(Flag::Write) && !matches!(outcome, Outcome::Block { .. }) {
         server.note_write();
     }
     outcome
@@ -361,24 +443,9 @@ pub(crate) fn syntax_error() -> Value {
     Value::error("ERR syntax error")
 }
 
-/// The field name under which an entry's body (written through the library) is shown.
-pub(crate) const BODY_FIELD: &str = "$body";
-
-/// An entry's fields: its headers in order, then its body (if any) as [`BODY_FIELD`]. The
-/// values share the segment's memory map: nothing is copied until the reply is encoded.
+/// An entry's fields, encoded from its record when the reply is written.
 pub(crate) fn entry_fields(entry: &Entry) -> Value {
-    let headers = entry.header_bytes();
-    let mut fields = Vec::with_capacity(2 * headers.len() + 2);
-    for (name, value) in headers {
-        fields.push(Value::Bulk(name));
-        fields.push(Value::Bulk(value));
-    }
-    let body = entry.body_bytes();
-    if !body.is_empty() {
-        fields.push(Value::bulk(BODY_FIELD));
-        fields.push(Value::Bulk(body));
-    }
-    Value::Array(fields)
+    Value::Fields(EntryFields(entry.clone()))
 }
 
 /// `[id, [field, value, …]]`.
@@ -388,7 +455,7 @@ pub(crate) fn entry_value(entry: &Entry) -> Value {
 
 /// An ID as a bulk string.
 pub(crate) fn id_value(id: StreamId) -> Value {
-    Value::Bulk(Bytes::copy_from_slice(id.text().as_bytes()))
+    Value::Id(id)
 }
 
 /// Turns a handler body that may fail with an error reply into an outcome.

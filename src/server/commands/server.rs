@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{CommandSpec, Ctx, Outcome, is, reply, table};
+use super::{CommandSpec, Ctx, Flags, Outcome, is, reply, table};
 use crate::server::config::FsyncPolicy;
 use crate::server::keys::{DATABASES, key_of, key_part};
 use crate::server::resp::Value;
@@ -16,7 +16,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
     let spec = |name, arity, flags, handler| CommandSpec {
         name,
         arity,
-        flags,
+        flags: Flags::new(flags),
         first_key: 0,
         last_key: 0,
         step: 0,
@@ -43,6 +43,7 @@ fn command_info(spec: &CommandSpec) -> Value {
         Value::Integer(i64::from(spec.arity)),
         Value::Set(
             spec.flags
+                .names()
                 .iter()
                 .map(|f| Value::Simple((*f).into()))
                 .collect(),
@@ -173,13 +174,21 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     let store = server.store().ok();
     if show("persistence") {
         let recovery = server.recovery();
+        let flushes = store
+            .as_ref()
+            .map(|store| store.flush_stats())
+            .unwrap_or_default();
         let _ = write!(
             text,
-            "# Persistence\r\nloading:{}\r\naof_enabled:1\r\nappendfsync:{}\r\nweir_last_open_clean:{}\r\nweir_last_open_lost_records:{}\r\n\r\n",
+            "# Persistence\r\nloading:{}\r\naof_enabled:1\r\nappendfsync:{}\r\nweir_last_open_clean:{}\r\nweir_last_open_lost_records:{}\r\nweir_flush_rounds:{}\r\nweir_flush_requests:{}\r\nweir_flush_usec:{}\r\nweir_flush_max_usec:{}\r\n\r\n",
             u8::from(store.is_none()),
             config.fsync.as_str(),
             u8::from(recovery.clean),
             recovery.lost_records(),
+            flushes.rounds,
+            flushes.requests,
+            flushes.flush_us,
+            flushes.max_flush_us,
         );
     }
     if show("stats") {
