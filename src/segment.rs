@@ -358,6 +358,32 @@ impl Segment {
         })
     }
 
+    /// Drops the map's page-table entries for the whole pages of `[start, end)`
+    /// (`MADV_DONTNEED`), pages the appender has finished writing. Their bytes stay in the page
+    /// cache, dirty ones are written back as before, and a later read maps them in again. The
+    /// point is the cost of writing them back: a page still mapped writable must be
+    /// write-protected first, and each such page costs an interrupt to every other CPU running
+    /// this process (a TLB shootdown, in a virtual machine a trap to the hypervisor), where
+    /// dropping the entries of a whole range costs one. Best effort: an error changes nothing.
+    pub fn release_written(&self, start: usize, end: usize) {
+        let page = rustix::param::page_size();
+        let start = start / page * page;
+        let end = (end / page * page).min(self.map.len());
+        if !self.writable || start >= end {
+            return;
+        }
+        // SAFETY: the map is a shared mapping of a regular file (`map_raw`), on which
+        // MADV_DONTNEED only drops page-table entries: the contents stay in the page cache (a
+        // dirty entry marks its page dirty there, to be written back as before) and any later
+        // access faults the very same bytes back in, so no reference into the map sees a
+        // change. The range lies inside the map and is page-aligned, as is the map.
+        let released = unsafe {
+            self.map
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+        };
+        debug_assert!(released.is_ok(), "MADV_DONTNEED failed: {released:?}");
+    }
+
     /// Faults `[start, end)` of the map in, writable (`MADV_POPULATE_WRITE`), so that the
     /// appender's first write to those pages does not stop in a page fault that allocates and
     /// zeroes them. Contents are unchanged; the range is clamped to the map. Best effort: it
@@ -842,6 +868,44 @@ mod tests {
             Segment::create(&path, header).is_err(),
             "never overwrites a file"
         );
+    }
+
+    #[test]
+    fn released_pages_keep_their_bytes_in_memory_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let header = SegmentHeader {
+            base_offset: 0,
+            file_len: 64 << 10,
+            created_ms: 1,
+        };
+        let (segment, mut appender) = Segment::create(&path, header).unwrap();
+        let mut written = Vec::new();
+        for offset in 0..200 {
+            let record = encoded(offset, &[offset as u8; 100]);
+            appender
+                .append(&segment, record.len(), |dst| {
+                    dst.copy_from_slice(&record);
+                    Ok::<(), ()>(())
+                })
+                .unwrap()
+                .unwrap();
+            written.extend_from_slice(&record);
+        }
+        appender.publish(&segment);
+        let end = segment.committed_len();
+        assert!(end > 3 * 4096, "several whole pages written");
+        segment.release_written(0, end);
+        segment.release_written(end, 1 << 30);
+        assert_eq!(
+            &segment.bytes()[HEADER_LEN..end],
+            &written[..],
+            "read back in"
+        );
+        segment.flush_range(0, end).unwrap();
+        drop(segment);
+        let mut reopened = Segment::open(&path).unwrap();
+        assert_eq!(&reopened.recovery_bytes()[HEADER_LEN..end], &written[..]);
     }
 
     #[test]

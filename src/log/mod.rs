@@ -1083,6 +1083,8 @@ impl Log {
             (ranges, point, index)
         };
         for (segment, start, end) in &ranges {
+            // Written for good: below `end`, the appender never writes again.
+            segment.release_written(*start, *end);
             segment.flush_range(*start, *end)?;
         }
         let sync = self.journal.lock().sync.clone();
