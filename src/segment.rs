@@ -713,6 +713,27 @@ mod tests {
         .unwrap()
     }
 
+    /// A new 64 KiB segment at `dir/seg`, based at offset 0.
+    fn small_segment(dir: &Path) -> (Segment, SegmentAppender) {
+        let header = SegmentHeader {
+            base_offset: 0,
+            file_len: 64 << 10,
+            created_ms: 1,
+        };
+        Segment::create(&dir.join("seg"), header).unwrap()
+    }
+
+    /// Appends `record` (not yet published); returns where it went.
+    fn append_bytes(segment: &Segment, appender: &mut SegmentAppender, record: &[u8]) -> usize {
+        appender
+            .append(segment, record.len(), |dst| {
+                dst.copy_from_slice(record);
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap()
+    }
+
     fn image(count: u64) -> (Vec<u8>, Vec<usize>) {
         let mut bytes = vec![0u8; HEADER_LEN];
         let mut positions = Vec::new();
@@ -837,13 +858,7 @@ mod tests {
         };
         let (segment, mut appender) = Segment::create(&path, header).unwrap();
         let record = encoded(10, b"hello");
-        let pos = appender
-            .append(&segment, record.len(), |dst| {
-                dst.copy_from_slice(&record);
-                Ok::<(), ()>(())
-            })
-            .unwrap()
-            .unwrap();
+        let pos = append_bytes(&segment, &mut appender, &record);
         assert_eq!(pos, HEADER_LEN);
         assert_eq!(
             segment.committed_len(),
@@ -873,23 +888,11 @@ mod tests {
     #[test]
     fn released_pages_keep_their_bytes_in_memory_and_on_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("seg");
-        let header = SegmentHeader {
-            base_offset: 0,
-            file_len: 64 << 10,
-            created_ms: 1,
-        };
-        let (segment, mut appender) = Segment::create(&path, header).unwrap();
+        let (segment, mut appender) = small_segment(dir.path());
         let mut written = Vec::new();
         for offset in 0..200 {
             let record = encoded(offset, &[offset as u8; 100]);
-            appender
-                .append(&segment, record.len(), |dst| {
-                    dst.copy_from_slice(&record);
-                    Ok::<(), ()>(())
-                })
-                .unwrap()
-                .unwrap();
+            append_bytes(&segment, &mut appender, &record);
             written.extend_from_slice(&record);
         }
         appender.publish(&segment);
@@ -904,7 +907,7 @@ mod tests {
         );
         segment.flush_range(0, end).unwrap();
         drop(segment);
-        let mut reopened = Segment::open(&path).unwrap();
+        let mut reopened = Segment::open(&dir.path().join("seg")).unwrap();
         assert_eq!(&reopened.recovery_bytes()[HEADER_LEN..end], &written[..]);
     }
 
@@ -912,20 +915,9 @@ mod tests {
     fn prefaulting_changes_no_byte_and_stays_inside_the_map() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg");
-        let header = SegmentHeader {
-            base_offset: 0,
-            file_len: 64 << 10,
-            created_ms: 1,
-        };
-        let (segment, mut appender) = Segment::create(&path, header).unwrap();
+        let (segment, mut appender) = small_segment(dir.path());
         let record = encoded(0, b"written before the prefault");
-        appender
-            .append(&segment, record.len(), |dst| {
-                dst.copy_from_slice(&record);
-                Ok::<(), ()>(())
-            })
-            .unwrap()
-            .unwrap();
+        append_bytes(&segment, &mut appender, &record);
         appender.publish(&segment);
         assert!(segment.prefault(0, 1 << 30), "the whole map, clamped");
         assert!(
