@@ -511,6 +511,7 @@ impl Log {
     ) -> Result<(), LogError> {
         writer.appender.publish(&writer.slot.segment);
         let sealed = writer.slot.clone();
+        sealed.segment.expect_reads();
         let grown = (sealed.segment.capacity() as u64 * 2).min(self.options.max_segment_bytes);
         let file_len = grown.max((needed + segment::HEADER_LEN) as u64);
         let sealed_is_empty = sealed.index.read().record_count() == 0;
