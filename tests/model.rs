@@ -24,7 +24,7 @@ use proptest::test_runner::TestCaseError;
 use weir::group::{AutoClaim, ClaimOptions, Due, GroupEvent, PendingRecord, ReadNew};
 use weir::log::RecoveryPoint;
 use weir::{
-    Durability, GroupPolicy, GroupStart, IdSpec, IdempotentAppend, LogOptions, ManualClock,
+    Durability, Group, GroupPolicy, GroupStart, IdSpec, IdempotentAppend, LogOptions, ManualClock,
     Message, PendingDelivery, Retention, SharedClock, Store, StoreOptions, Stream, StreamConfig,
     StreamId,
 };
@@ -846,6 +846,24 @@ impl World {
             .unwrap_or_default()
     }
 
+    /// Group `g` of the stream when the model has it; when the model has not, checks that the
+    /// stream has not either.
+    fn group_of(&self, stream: &Arc<Stream>, g: usize) -> Result<Option<Group>, TestCaseError> {
+        let group = stream.group(group_spec(g).0);
+        if !self.model.groups.contains_key(&g) {
+            prop_assert!(group.is_err(), "group {} should not exist", g);
+            return Ok(None);
+        }
+        Ok(Some(group.expect("group")))
+    }
+
+    /// The IDs `picks` chooses among the group's pending entries and the stream's live ones.
+    fn picked_ids(&self, g: usize, picks: &[usize]) -> Vec<StreamId> {
+        let mut candidates = self.pending_ids(g);
+        candidates.extend(self.live_ids());
+        picks.iter().filter_map(|i| pick(&candidates, *i)).collect()
+    }
+
     fn settle(&mut self, g: usize, ids: impl IntoIterator<Item = StreamId>) {
         self.baseline.settled.entry(g).or_default().extend(ids);
     }
@@ -1020,14 +1038,11 @@ impl World {
                 }
             }
             Op::ReadNew(g, c, max) => {
-                let group = stream.group(group_spec(*g).0);
-                if !self.model.groups.contains_key(g) {
-                    prop_assert!(group.is_err(), "group {} should not exist", g);
+                let Some(group) = self.group_of(&stream, *g)? else {
                     return Ok(());
-                }
+                };
                 let before = self.pending_ids(*g);
                 let got = group
-                    .expect("group")
                     .read_with(CONSUMERS[*c], ReadNew::count(*max))
                     .expect("read");
                 let expected = self.model.read_new(*g, CONSUMERS[*c], *max, now);
@@ -1042,13 +1057,10 @@ impl World {
                 self.settle(*g, gone);
             }
             Op::ReadPending(g, c, max) => {
-                let group = stream.group(group_spec(*g).0);
-                if !self.model.groups.contains_key(g) {
-                    prop_assert!(group.is_err());
+                let Some(group) = self.group_of(&stream, *g)? else {
                     return Ok(());
-                }
+                };
                 let got = group
-                    .expect("group")
                     .read_pending(CONSUMERS[*c], StreamId::MIN, *max)
                     .expect("read pending");
                 let got: Vec<(StreamId, Option<u32>)> = got
@@ -1067,33 +1079,25 @@ impl World {
                 self.baseline.delivered(*g, &handed);
             }
             Op::Ack(g, picks) => {
-                let group = stream.group(group_spec(*g).0);
-                if !self.model.groups.contains_key(g) {
-                    prop_assert!(group.is_err());
+                let Some(group) = self.group_of(&stream, *g)? else {
                     return Ok(());
-                }
-                let mut candidates = self.pending_ids(*g);
-                candidates.extend(self.live_ids());
-                let ids: Vec<StreamId> =
-                    picks.iter().filter_map(|i| pick(&candidates, *i)).collect();
+                };
+                let ids = self.picked_ids(*g, picks);
                 let pel = &mut self.model.groups.get_mut(g).expect("group").pending;
                 let acked: BTreeSet<StreamId> = ids
                     .iter()
                     .copied()
                     .filter(|id| pel.remove(id).is_some())
                     .collect();
-                prop_assert_eq!(group.expect("group").ack(&ids).expect("ack"), acked.len());
+                prop_assert_eq!(group.ack(&ids).expect("ack"), acked.len());
                 self.settle(*g, acked);
             }
             Op::Nack(g, index, delay_ms) => {
-                let group = stream.group(group_spec(*g).0);
-                if !self.model.groups.contains_key(g) {
-                    prop_assert!(group.is_err());
+                let Some(group) = self.group_of(&stream, *g)? else {
                     return Ok(());
-                }
+                };
                 if let Some(id) = pick(&self.pending_ids(*g), *index) {
                     let count = group
-                        .expect("group")
                         .nack(&[id], Duration::from_millis(*delay_ms))
                         .expect("nack");
                     prop_assert_eq!(count, 1);
@@ -1108,22 +1112,16 @@ impl World {
                 min_idle_ms,
                 justid,
             } => {
-                let group = stream.group(group_spec(*g).0);
-                if !self.model.groups.contains_key(g) {
-                    prop_assert!(group.is_err());
+                let Some(group) = self.group_of(&stream, *g)? else {
                     return Ok(());
-                }
-                let mut candidates = self.pending_ids(*g);
-                candidates.extend(self.live_ids());
-                let ids: Vec<StreamId> =
-                    picks.iter().filter_map(|i| pick(&candidates, *i)).collect();
+                };
+                let ids = self.picked_ids(*g, picks);
                 let options = ClaimOptions {
                     min_idle_ms: *min_idle_ms,
                     justid: *justid,
                     ..ClaimOptions::default()
                 };
                 let claimed = group
-                    .expect("group")
                     .claim(CONSUMERS[*consumer], &ids, options)
                     .expect("claim");
                 let (expected, deleted) =
@@ -1146,18 +1144,15 @@ impl World {
                 count,
                 justid,
             } => {
-                let group = stream.group(group_spec(*g).0);
-                if !self.model.groups.contains_key(g) {
-                    prop_assert!(group.is_err());
+                let Some(group) = self.group_of(&stream, *g)? else {
                     return Ok(());
-                }
+                };
                 let request = AutoClaim {
                     count: *count,
                     justid: *justid,
                     ..AutoClaim::new(*min_idle_ms, StreamId::MIN)
                 };
                 let claimed = group
-                    .expect("group")
                     .auto_claim(CONSUMERS[*consumer], request)
                     .expect("auto-claim");
                 let (expected, deleted, next) = self.model.auto_claim(
