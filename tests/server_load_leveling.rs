@@ -296,12 +296,11 @@ fn read_and_ack_one(con: &mut redis::Connection, key: &str, group: &str) {
     assert_eq!(int(&run(con, &["XACK", key, group, &id])), 1);
 }
 
-#[test]
-fn discard_new_refuses_appends_until_consumers_catch_up() {
-    let server = Server::start(&[]);
-    let mut con = server.conn();
+/// Makes `jobs` a work queue read by the group `workers` that refuses appends past `limit`
+/// (`MAXLEN` or `MAXBYTES`) of `value`.
+fn limited_work_queue(con: &mut redis::Connection, limit: &str, value: &str) {
     run(
-        &mut con,
+        con,
         &["XGROUP", "CREATE", "jobs", "workers", "0", "MKSTREAM"],
     );
     let set = [
@@ -311,10 +310,17 @@ fn discard_new_refuses_appends_until_consumers_catch_up() {
         "ACKED",
         "DISCARD",
         "NEW",
-        "MAXLEN",
-        "2",
+        limit,
+        value,
     ];
-    assert_eq!(run(&mut con, &set), Value::Okay);
+    assert_eq!(run(con, &set), Value::Okay);
+}
+
+#[test]
+fn discard_new_refuses_appends_until_consumers_catch_up() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    limited_work_queue(&mut con, "MAXLEN", "2");
     run(&mut con, &["XADD", "jobs", "*", "n", "1"]);
     let last = text(&run(&mut con, &["XADD", "jobs", "*", "n", "2"]));
     let refused = error(&mut con, &["XADD", "jobs", "*", "n", "3"]);
@@ -381,21 +387,7 @@ fn fill_until_full(con: &mut redis::Connection, key: &str) -> usize {
 fn discard_new_at_the_size_limit_refuses_until_consumers_catch_up() {
     let server = Server::start(&[]);
     let mut con = server.conn();
-    run(
-        &mut con,
-        &["XGROUP", "CREATE", "jobs", "workers", "0", "MKSTREAM"],
-    );
-    let set = [
-        "XCFGSET",
-        "jobs",
-        "RETENTION",
-        "ACKED",
-        "DISCARD",
-        "NEW",
-        "MAXBYTES",
-        "1000",
-    ];
-    assert_eq!(run(&mut con, &set), Value::Okay);
+    limited_work_queue(&mut con, "MAXBYTES", "1000");
     let fits = fill_until_full(&mut con, "jobs");
     assert!((2..100).contains(&fits), "{fits} entries fit in 1000 bytes");
     let info = run(&mut con, &["XINFO", "STREAM", "jobs"]);
