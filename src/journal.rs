@@ -53,12 +53,13 @@
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::fs;
 
 /// The largest payload a journal frame may carry. It bounds what replay allocates for a frame,
 /// whatever length a damaged file claims.
@@ -267,7 +268,7 @@ impl Shared {
         if self.synced.load(Ordering::Acquire) >= writes {
             return Ok(());
         }
-        self.file.sync_data().map_err(|source| {
+        fs::sync_data(&self.file, &self.path).map_err(|source| {
             self.poisoned.store(true, Ordering::Release);
             io_error(&self.path)(source)
         })?;
@@ -328,17 +329,13 @@ impl Journal {
     /// frames follow it, and what was cut is reported in [`Replay::damage`]. A `<path>.tmp`
     /// left by an interrupted [`create`](Journal::create) is removed.
     pub fn open(path: &Path, kind: FileKind) -> Result<(Journal, Replay), JournalError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(io_error(path))?;
+        let file = fs::open_existing(path, true).map_err(io_error(path))?;
         let file_len = file.metadata().map_err(io_error(path))?.len();
         let (replay, end) = scan(path, BufReader::new(&file), file_len, kind)?;
         remove_leftover(&tmp_path(path))?;
         if replay.damage.is_some() {
-            file.set_len(end).map_err(io_error(path))?;
-            file.sync_data().map_err(io_error(path))?;
+            fs::set_len(&file, path, end).map_err(io_error(path))?;
+            fs::sync_data(&file, path).map_err(io_error(path))?;
         }
         let frame_count = replay.frames.len() as u64;
         let journal = Journal::new(path, file, replay.generation, end, frame_count);
@@ -377,31 +374,75 @@ impl Journal {
 
     /// Appends one frame. It is written to the file but not durable until the next sync.
     pub fn append(&mut self, payload: &[u8]) -> Result<(), JournalError> {
+        self.append_each([payload], |payload, buf| buf.extend_from_slice(payload))
+    }
+
+    /// Appends one frame per item, its payload encoded by `encode` (which appends to the
+    /// buffer it is given), all with one write: if it fails, none of them counts (the next
+    /// append overwrites whatever part reached the file, and the next open cuts it). Not
+    /// durable until the next sync.
+    pub fn append_each<I>(
+        &mut self,
+        items: impl IntoIterator<Item = I>,
+        mut encode: impl FnMut(I, &mut Vec<u8>),
+    ) -> Result<(), JournalError> {
         self.shared.check_usable()?;
-        if payload.len() > MAX_PAYLOAD {
-            return Err(JournalError::TooLarge {
-                path: self.shared.path.clone(),
-                len: payload.len(),
-                max: MAX_PAYLOAD,
-            });
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.clear();
+        let mut count = 0;
+        for item in items {
+            let start = buf.len();
+            buf.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+            encode(item, &mut buf);
+            let payload = &buf[start + FRAME_HEADER_LEN..];
+            if payload.len() > MAX_PAYLOAD {
+                return Err(JournalError::TooLarge {
+                    path: self.shared.path.clone(),
+                    len: payload.len(),
+                    max: MAX_PAYLOAD,
+                });
+            }
+            let len = (FRAME_HEADER_LEN + payload.len()) as u32;
+            let crc = frame_crc(len, self.frame_count + count, payload);
+            put_u32(&mut buf, start, len);
+            put_u32(&mut buf, start + 4, crc);
+            count += 1;
         }
-        encode_frame(&mut self.buf, self.frame_count, payload);
-        let frame_len = self.buf.len() as u64;
+        let written = self.write_frames(&buf, count);
+        if buf.capacity() <= KEPT_BUFFER {
+            self.buf = buf;
+        }
+        written
+    }
+
+    fn write_frames(&mut self, frames: &[u8], count: u64) -> Result<(), JournalError> {
+        if count == 0 {
+            return Ok(());
+        }
         // A positional write: after a failed write the next frame lands at the same place,
         // whatever the failed one left behind.
-        let written = self.shared.file.write_all_at(&self.buf, self.len);
+        let written = fs::write_all_at(&self.shared.file, &self.shared.path, frames, self.len);
         self.shared.writes.fetch_add(1, Ordering::AcqRel);
-        if self.buf.capacity() > KEPT_BUFFER {
-            self.buf = Vec::new();
-        }
         if let Err(source) = written {
             // Best effort: a partial frame left here is overwritten by the next append or cut
             // by the next open, so failing to remove it now loses nothing.
-            let _ = self.shared.file.set_len(self.len);
+            let _ = fs::set_len(&self.shared.file, &self.shared.path, self.len);
             return Err(io_error(&self.shared.path)(source));
         }
-        self.len += frame_len;
-        self.frame_count += 1;
+        self.len += frames.len() as u64;
+        self.frame_count += count;
+        Ok(())
+    }
+
+    /// Drops every frame: the journal is left with its header alone, and the next frame is
+    /// numbered 0 again. Durable once synced.
+    pub fn clear(&mut self) -> Result<(), JournalError> {
+        self.shared.check_usable()?;
+        fs::set_len(&self.shared.file, &self.shared.path, HEADER_LEN as u64)
+            .map_err(io_error(&self.shared.path))?;
+        self.shared.writes.fetch_add(1, Ordering::AcqRel);
+        self.len = HEADER_LEN as u64;
+        self.frame_count = 0;
         Ok(())
     }
 
@@ -464,6 +505,20 @@ pub fn write_snapshot(
     generation: u64,
     payload: &[u8],
 ) -> Result<(), JournalError> {
+    place_snapshot(dir, name, kind, generation, payload)?;
+    sync_dir(dir)
+}
+
+/// [`write_snapshot`] without the final directory sync: once it returns `Ok`, `dir/name` holds
+/// the new snapshot, which survives a crash of the process but, until `dir` is synced, not a
+/// power loss. For a caller that must act on the new snapshot being in place before the sync.
+pub fn place_snapshot(
+    dir: &Path,
+    name: &str,
+    kind: FileKind,
+    generation: u64,
+    payload: &[u8],
+) -> Result<(), JournalError> {
     if Path::new(name).file_name() != Some(OsStr::new(name)) || name.ends_with(TMP_SUFFIX) {
         return Err(JournalError::BadSnapshotName {
             dir: dir.to_path_buf(),
@@ -477,14 +532,13 @@ pub fn write_snapshot(
         &tmp,
         write_snapshot_file(&tmp, &file, kind, generation, payload),
     )?;
-    discard_on_error(&tmp, fs::rename(&tmp, &path).map_err(io_error(&path)))?;
-    sync_dir(dir)
+    discard_on_error(&tmp, fs::rename(&tmp, &path).map_err(io_error(&path)))
 }
 
 /// Reads a snapshot: `Ok(None)` if the file does not exist, an error if it exists but is
 /// damaged. A leftover `.tmp` beside it is ignored.
 pub fn read_snapshot(path: &Path, kind: FileKind) -> Result<Option<Snapshot>, JournalError> {
-    match fs::read(path) {
+    match std::fs::read(path) {
         Ok(bytes) => decode_snapshot(path, bytes, kind).map(Some),
         Err(source) if source.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(io_error(path)(source)),
@@ -534,11 +588,30 @@ pub fn decode_snapshot(
     })
 }
 
+/// Cuts the journal at `path` back to `len` bytes, a frame boundary it had earlier (its
+/// [`len_bytes`](Journal::len_bytes) then), and syncs it: the frames appended since are gone. A
+/// missing journal, or one no longer than `len`, is left alone.
+pub fn cut(path: &Path, len: u64) -> Result<(), JournalError> {
+    assert!(
+        len >= HEADER_LEN as u64,
+        "a journal is never shorter than its header"
+    );
+    let file = match fs::open_existing(path, true) {
+        Ok(file) => file,
+        Err(source) if source.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => return Err(io_error(path)(source)),
+    };
+    let file_len = file.metadata().map_err(io_error(path))?.len();
+    if file_len <= len {
+        return Ok(());
+    }
+    fs::set_len(&file, path, len).map_err(io_error(path))?;
+    fs::sync_data(&file, path).map_err(io_error(path))
+}
+
 /// Syncs a directory, so that a file created or renamed in it survives a power loss.
 pub fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir)
-        .and_then(|handle| handle.sync_all())
-        .map_err(io_error(dir))
+    fs::sync_dir(dir).map_err(io_error(dir))
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError {
@@ -565,19 +638,11 @@ fn parent_dir(path: &Path) -> &Path {
 /// crash in [`Journal::create`] it may be a second name of a live journal.
 fn fresh_file(tmp: &Path) -> Result<File, JournalError> {
     remove_leftover(tmp)?;
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .map_err(io_error(tmp))
+    fs::create_new(tmp).map_err(io_error(tmp))
 }
 
 fn remove_leftover(path: &Path) -> Result<(), JournalError> {
-    match fs::remove_file(path) {
-        Err(source) if source.kind() != io::ErrorKind::NotFound => Err(io_error(path)(source)),
-        _ => Ok(()),
-    }
+    fs::remove_if_exists(path).map_err(io_error(path))
 }
 
 /// Removes a temporary file, best effort: what a failure leaves behind is removed by the next
@@ -602,8 +667,8 @@ fn write_header(
     let mut header = header_prefix(JOURNAL_MAGIC, JOURNAL_VERSION, kind, generation);
     let crc = crc32fast::hash(&header[..HEADER_CRC_AT]);
     put_u32(&mut header, HEADER_CRC_AT, crc);
-    file.write_all_at(&header, 0).map_err(io_error(path))?;
-    file.sync_data().map_err(io_error(path))
+    fs::write_all_at(file, path, &header, 0).map_err(io_error(path))?;
+    fs::sync_data(file, path).map_err(io_error(path))
 }
 
 fn write_snapshot_file(
@@ -619,11 +684,10 @@ fn write_snapshot_file(
     hasher.update(&header);
     hasher.update(payload);
     let crc = hasher.finalize().to_le_bytes();
-    let mut out = file;
-    out.write_all(&header)
-        .and_then(|()| out.write_all(payload))
-        .and_then(|()| out.write_all(&crc))
-        .and_then(|()| file.sync_data())
+    fs::write_all(file, path, &header)
+        .and_then(|()| fs::write_all(file, path, payload))
+        .and_then(|()| fs::write_all(file, path, &crc))
+        .and_then(|()| fs::sync_data(file, path))
         .map_err(io_error(path))
 }
 
@@ -827,14 +891,6 @@ fn read_fully(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
 
 /// Replaces the content of `buf` with frame number `index`; the payload must be at most
 /// [`MAX_PAYLOAD`] bytes.
-fn encode_frame(buf: &mut Vec<u8>, index: u64, payload: &[u8]) {
-    let len = (FRAME_HEADER_LEN + payload.len()) as u32;
-    buf.clear();
-    buf.extend_from_slice(&len.to_le_bytes());
-    buf.extend_from_slice(&frame_crc(len, index, payload).to_le_bytes());
-    buf.extend_from_slice(payload);
-}
-
 fn frame_crc(len: u32, index: u64, payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&len.to_le_bytes());
@@ -878,6 +934,7 @@ fn get_u64(buf: &[u8], at: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::thread;
 
     const META: FileKind = FileKind(*b"META");

@@ -30,6 +30,7 @@
 pub mod clock;
 pub mod codec;
 pub mod durability;
+mod fs;
 pub mod group;
 pub mod id;
 pub mod idempotency;
@@ -43,6 +44,7 @@ pub mod server;
 mod signal;
 pub mod store;
 pub mod stream;
+mod undo;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use durability::Durability;

@@ -22,14 +22,15 @@
 //! 60  u32     crc            CRC-32 (ISO-HDLC) of bytes 0..60
 //! ```
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use memmap2::{MmapOptions, MmapRaw};
+use memmap2::MmapRaw;
 
 use crate::codec::{u32_at, u64_at};
+use crate::fs;
 use crate::id::StreamId;
 use crate::record::{self, DecodeError, RecordView};
 
@@ -154,7 +155,6 @@ impl Segment {
         path: &Path,
         header: SegmentHeader,
     ) -> Result<(Segment, SegmentAppender), SegmentError> {
-        assert!(header.file_len as usize > HEADER_LEN, "segment too small");
         if path.exists() {
             return Err(SegmentError::Io {
                 op: "create",
@@ -162,25 +162,53 @@ impl Segment {
                 source: io::ErrorKind::AlreadyExists.into(),
             });
         }
+        Self::create_in_place_of(path, header)
+    }
+
+    /// [`create`](Self::create), renaming the new file over an existing one at `path` (an empty
+    /// segment replaced by a larger one at the same base offset). The old file keeps its name
+    /// until the new one is complete, so a failure at any step leaves it as it was, and a
+    /// writer still appending to it appends to a file that is in the directory.
+    pub fn create_in_place_of(
+        path: &Path,
+        header: SegmentHeader,
+    ) -> Result<(Segment, SegmentAppender), SegmentError> {
+        assert!(header.file_len as usize > HEADER_LEN, "segment too small");
         let tmp_path = path.with_extension("seg.tmp");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp_path)
-            .map_err(io_error("create", &tmp_path))?;
-        if let Err(err) = preallocate(&file, path, header.file_len) {
-            drop(file);
-            // The file never held data; removing it keeps a full disk from leaving debris.
-            let _ = std::fs::remove_file(&tmp_path);
-            return Err(err);
+        let file = fs::create_truncate(&tmp_path).map_err(io_error("create", &tmp_path))?;
+        let placed = Self::prepare(&file, &tmp_path, path, header).and_then(|segment| {
+            fs::rename(&tmp_path, path).map_err(io_error("rename", &tmp_path))?;
+            Ok(segment)
+        });
+        drop(file);
+        match placed {
+            Ok(segment) => Ok((
+                segment,
+                SegmentAppender {
+                    write_pos: HEADER_LEN,
+                },
+            )),
+            Err(error) => {
+                // The file never held data; removing it keeps a full disk from leaving debris,
+                // and what a failed removal leaves is replaced by the next create.
+                let _ = fs::remove_file(&tmp_path);
+                Err(error)
+            }
         }
-        let map = MmapOptions::new()
-            .map_raw(&file)
-            .map_err(io_error("map", path))?;
+    }
+
+    /// Preallocates and maps the file being created at `tmp_path`, writes its header, and makes
+    /// both durable.
+    fn prepare(
+        file: &File,
+        tmp_path: &Path,
+        path: &Path,
+        header: SegmentHeader,
+    ) -> Result<Segment, SegmentError> {
+        preallocate(file, tmp_path, header.file_len)?;
+        let map = fs::map(file, tmp_path).map_err(io_error("map", tmp_path))?;
         let segment = Segment {
-            path: path.to_path_buf(),
+            path: tmp_path.to_path_buf(),
             header,
             map,
             committed: AtomicUsize::new(HEADER_LEN),
@@ -188,8 +216,8 @@ impl Segment {
             writable: true,
         };
         segment.expect_appends();
-        // SAFETY: the map is HEADER_LEN+ bytes long (asserted above, file preallocated to
-        // file_len) and no reader exists yet: `segment` has not been shared.
+        // SAFETY: the map is HEADER_LEN+ bytes long (asserted by the caller, file preallocated
+        // to file_len) and no reader exists yet: `segment` has not been shared.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 header.encode().as_ptr(),
@@ -198,12 +226,11 @@ impl Segment {
             );
         }
         segment.flush_range(0, HEADER_LEN)?;
-        file.sync_all().map_err(io_error("fsync", &tmp_path))?;
-        std::fs::rename(&tmp_path, path).map_err(io_error("rename", &tmp_path))?;
-        let appender = SegmentAppender {
-            write_pos: HEADER_LEN,
-        };
-        Ok((segment, appender))
+        fs::sync_all(file, tmp_path).map_err(io_error("fsync", tmp_path))?;
+        Ok(Segment {
+            path: path.to_path_buf(),
+            ..segment
+        })
     }
 
     /// Opens an existing segment for appending. Only the header is checked: the caller scans
@@ -218,11 +245,7 @@ impl Segment {
     }
 
     fn open_with(path: &Path, writable: bool) -> Result<Segment, SegmentError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(writable)
-            .open(path)
-            .map_err(io_error("open", path))?;
+        let file = fs::open_existing(path, writable).map_err(io_error("open", path))?;
         let file_len = file.metadata().map_err(io_error("stat", path))?.len();
         if file_len < HEADER_LEN as u64 {
             return Err(SegmentError::BadHeader {
@@ -230,11 +253,10 @@ impl Segment {
                 detail: format!("file is {file_len} bytes, shorter than a header"),
             });
         }
-        let options = MmapOptions::new();
         let map = if writable {
-            options.map_raw(&file)
+            fs::map(&file, path)
         } else {
-            options.map_raw_read_only(&file)
+            fs::map_read_only(&file)
         }
         .map_err(io_error("map", path))?;
         let mut segment = Segment {
@@ -350,7 +372,7 @@ impl Segment {
         if end <= start {
             return Ok(());
         }
-        self.map.flush_range(start, end - start).map_err(|source| {
+        fs::msync(&self.map, &self.path, start, end - start).map_err(|source| {
             self.poisoned.store(true, Ordering::Release);
             SegmentError::Io {
                 op: "msync",
@@ -643,33 +665,35 @@ fn last_non_zero(bytes: &[u8]) -> Option<usize> {
 /// Reserves `len` bytes of disk for `file`, so that writes through the map never hit a hole (a
 /// hole on a full disk turns a store into SIGBUS).
 fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), SegmentError> {
-    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+    match fs::preallocate(file, path, len) {
         Ok(()) => Ok(()),
-        Err(rustix::io::Errno::NOSPC) | Err(rustix::io::Errno::FBIG) => {
-            Err(SegmentError::NoSpace {
-                path: path.to_path_buf(),
-                bytes: len,
-            })
-        }
-        Err(rustix::io::Errno::OPNOTSUPP) => write_zeros(file, path, len),
-        Err(errno) => Err(SegmentError::Io {
+        Err(error) if error.kind() == io::ErrorKind::Unsupported => write_zeros(file, path, len),
+        Err(error) if is_no_space(&error) => Err(SegmentError::NoSpace {
+            path: path.to_path_buf(),
+            bytes: len,
+        }),
+        Err(source) => Err(SegmentError::Io {
             op: "fallocate",
             path: path.to_path_buf(),
-            source: errno.into(),
+            source,
         }),
     }
 }
 
+fn is_no_space(error: &io::Error) -> bool {
+    [rustix::io::Errno::NOSPC, rustix::io::Errno::FBIG]
+        .iter()
+        .any(|errno| error.raw_os_error() == Some(errno.raw_os_error()))
+}
+
 /// Preallocation for file systems without `fallocate`: write every block explicitly.
 fn write_zeros(file: &File, path: &Path, len: u64) -> Result<(), SegmentError> {
-    use std::io::Write;
     let zeros = vec![0u8; 1 << 16];
-    let mut writer = file;
     let mut left = len;
     while left > 0 {
         let chunk = left.min(zeros.len() as u64) as usize;
-        writer.write_all(&zeros[..chunk]).map_err(|source| {
-            if source.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+        fs::write_all(file, path, &zeros[..chunk]).map_err(|source| {
+            if is_no_space(&source) {
                 SegmentError::NoSpace {
                     path: path.to_path_buf(),
                     bytes: len,

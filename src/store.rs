@@ -16,14 +16,22 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::durability::{DeferredCommits, Durability, FlushError, FlushStats, Syncer};
+use crate::fs;
 use crate::group::GroupError;
 use crate::group::durable::GroupRecovery;
 use crate::group::durable::GroupStoreError;
 use crate::id::StreamId;
-use crate::journal::{self, JournalError};
+use crate::journal::JournalError;
 use crate::log::{Log, LogError, LogOptions, RecoveryReport};
 use crate::names;
 use crate::stream::{Requester, Stream, StreamContext, StreamResolver, prepare_reply_stream};
+use crate::undo::{self, Target, Undo, UndoError};
+
+mod transaction;
+#[cfg(test)]
+mod transaction_tests;
+
+use transaction::Transactions;
 
 const LOCK_FILE: &str = "LOCK";
 const CLEAN_FILE: &str = "CLEAN";
@@ -104,6 +112,13 @@ pub enum StoreError {
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    #[error(transparent)]
+    Undo(#[from] UndoError),
+    /// The transaction journal holds a record this version cannot read.
+    #[error(
+        "{path}: {detail}: the transaction journal holds a record this version cannot read; run the version that wrote it"
+    )]
+    BadTransactionJournal { path: PathBuf, detail: String },
 }
 
 impl From<GroupError> for StoreError {
@@ -162,6 +177,8 @@ pub struct StoreRecovery {
     pub streams: Vec<(Vec<u8>, RecoveryReport)>,
     /// What each stream's consumer groups recovered, by stream name.
     pub groups: Vec<(Vec<u8>, GroupRecovery)>,
+    /// Changes of a transaction that a crash interrupted, undone (0 when none was).
+    pub undone_changes: usize,
 }
 
 impl StoreRecovery {
@@ -190,8 +207,11 @@ struct Shared {
     stopping: AtomicBool,
     stop_signal: (Mutex<bool>, Condvar),
     /// Held for a whole maintenance pass, whose stream handles would make every stream look in
-    /// use to idle expiry.
+    /// use to idle expiry, and for a whole transaction.
     maintenance_pass: Mutex<()>,
+    /// Held for a whole transaction: they run one at a time.
+    transaction_lock: Mutex<()>,
+    transactions: Arc<Mutex<Transactions>>,
 }
 
 /// A data directory of named streams.
@@ -220,16 +240,17 @@ impl Store {
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         let streams_dir = dir.join(STREAMS_DIR);
-        std::fs::create_dir_all(&streams_dir)
-            .map_err(io_error("create directory", &streams_dir))?;
+        fs::create_dir_all(&streams_dir).map_err(io_error("create directory", &streams_dir))?;
         let lock = lock_directory(&dir)?;
         let clean_path = dir.join(CLEAN_FILE);
         let clean = clean_path.exists();
         if clean {
             // From here on the directory is being written: a crash must not look clean.
-            std::fs::remove_file(&clean_path).map_err(io_error("remove", &clean_path))?;
+            fs::remove_file(&clean_path).map_err(io_error("remove", &clean_path))?;
         }
-        journal::sync_dir(&dir)?;
+        fs::sync_dir(&dir).map_err(io_error("sync directory", &dir))?;
+        let (transactions, undone_changes) =
+            Transactions::open(&dir, &streams_dir, options.durability)?;
         let syncer =
             Arc::new(Syncer::start(options.durability).map_err(io_error("start flusher", &dir))?);
         let now_ms = options.clock.now_ms();
@@ -244,6 +265,8 @@ impl Store {
             stopping: AtomicBool::new(false),
             stop_signal: (Mutex::new(false), Condvar::new()),
             maintenance_pass: Mutex::new(()),
+            transaction_lock: Mutex::new(()),
+            transactions: Arc::new(Mutex::new(transactions)),
         });
         let mut reports = Vec::new();
         let mut group_reports = Vec::new();
@@ -271,6 +294,7 @@ impl Store {
                 clean,
                 streams: reports,
                 groups: group_reports,
+                undone_changes,
             },
             maintenance: Some(maintenance),
             _lock: lock,
@@ -336,15 +360,25 @@ impl Store {
         let Some((stream, path)) = self.shared.streams.read().get(from).cloned() else {
             return Ok(false);
         };
-        let tmp = path.join("NAME.tmp");
-        write_durably(&tmp, to)?;
+        undo::before_change(&path, Target::Name, || Undo::Renamed {
+            dir: path.clone(),
+            name: from.to_vec(),
+        })?;
         let name_path = path.join(NAME_FILE);
-        std::fs::rename(&tmp, &name_path).map_err(io_error("rename", &tmp))?;
-        journal::sync_dir(&path)?;
+        let tmp = path.join("NAME.tmp");
+        let placed = fs::write_durably(&tmp, to).and_then(|()| fs::rename(&tmp, &name_path));
+        if let Err(error) = placed {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_error("replace", &name_path)(error));
+        }
+        // The new name is in the directory: memory follows it whatever the sync below says.
         stream.set_name(to);
-        let mut streams = self.shared.streams.write();
-        streams.remove(from);
-        streams.insert(to.to_vec(), (stream, path));
+        {
+            let mut streams = self.shared.streams.write();
+            streams.remove(from);
+            streams.insert(to.to_vec(), (stream, path.clone()));
+        }
+        fs::sync_dir(&path).map_err(io_error("sync directory", &path))?;
         Ok(true)
     }
 
@@ -352,10 +386,12 @@ impl Store {
     /// them readable until they drop them.
     pub fn delete_stream(&self, name: &[u8]) -> Result<bool, StoreError> {
         let _creating = self.shared.create_lock.lock();
-        let Some((_, path)) = self.shared.streams.write().remove(name) else {
+        let Some((_, path)) = self.shared.streams.read().get(name).cloned() else {
             return Ok(false);
         };
-        self.shared.remove_stream_dir(&path)?;
+        let trash = self.shared.move_to_trash(&path)?;
+        self.shared.streams.write().remove(name);
+        self.shared.empty_trash(&trash)?;
         Ok(true)
     }
 
@@ -404,16 +440,32 @@ impl Shared {
         }
     }
 
-    fn remove_stream_dir(&self, path: &Path) -> Result<(), StoreError> {
+    /// Moves a stream's directory aside, to `trash-<its name>`: the stream is deleted from then
+    /// on (the next open removes what is left). A failure changes nothing.
+    fn move_to_trash(&self, path: &Path) -> Result<PathBuf, StoreError> {
         let streams_dir = self.dir.join(STREAMS_DIR);
         let file_name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let trash = streams_dir.join(format!("trash-{file_name}"));
-        std::fs::rename(path, &trash).map_err(io_error("rename", path))?;
-        journal::sync_dir(&streams_dir)?;
-        std::fs::remove_dir_all(&trash).map_err(io_error("remove", &trash))
+        undo::before_change(path, Target::Deleted, || Undo::Deleted {
+            dir: path.to_path_buf(),
+            trash: trash.clone(),
+        })?;
+        fs::rename(path, &trash).map_err(io_error("rename", path))?;
+        Ok(trash)
+    }
+
+    /// Makes a deletion durable and removes the deleted stream's files; inside a transaction,
+    /// which may still be undone, its commit removes them.
+    fn empty_trash(&self, trash: &Path) -> Result<(), StoreError> {
+        let streams_dir = self.dir.join(STREAMS_DIR);
+        fs::sync_dir(&streams_dir).map_err(io_error("sync directory", &streams_dir))?;
+        if undo::recording() {
+            return Ok(());
+        }
+        fs::remove_dir_all(trash).map_err(io_error("remove", trash))
     }
 
     fn expire_idle_streams(&self) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -436,8 +488,16 @@ impl Shared {
                 .collect()
         };
         let mut names = Vec::with_capacity(expired.len());
-        for (name, (_, path)) in expired {
-            self.remove_stream_dir(&path)?;
+        for (name, (stream, path)) in expired {
+            let trash = match self.move_to_trash(&path) {
+                Ok(trash) => trash,
+                Err(error) => {
+                    // Still there: the map keeps it, to expire at a later pass.
+                    self.streams.write().insert(name, (stream, path));
+                    return Err(error);
+                }
+            };
+            self.empty_trash(&trash)?;
             tracing::debug!(stream = %String::from_utf8_lossy(&name), "idle stream expired");
             names.push(name);
         }
@@ -456,18 +516,42 @@ impl Shared {
         let number = self.next_number.fetch_add(1, Ordering::AcqRel);
         let final_path = streams_dir.join(names::directory_name(number, name));
         let tmp_path = streams_dir.join(format!("tmp-{number}"));
-        std::fs::create_dir(&tmp_path).map_err(io_error("create directory", &tmp_path))?;
+        fs::create_dir(&tmp_path).map_err(io_error("create directory", &tmp_path))?;
         let name_path = tmp_path.join(NAME_FILE);
-        write_durably(&name_path, name)?;
+        fs::write_durably(&name_path, name).map_err(io_error("write", &name_path))?;
         let now_ms = self.options.clock.now_ms();
         // The log is created inside the temporary directory, so a crash before the rename leaves
         // only a `tmp-` directory that the next open removes.
         drop(Log::open(&tmp_path, self.options.log, false, now_ms)?);
-        std::fs::rename(&tmp_path, &final_path).map_err(io_error("rename", &tmp_path))?;
-        journal::sync_dir(&streams_dir)?;
-        let (log, _) = Log::open(&final_path, self.options.log, true, now_ms)?;
+        undo::before_change(&final_path, Target::Created, || Undo::Created {
+            dir: final_path.clone(),
+        })?;
+        fs::rename(&tmp_path, &final_path).map_err(io_error("rename", &tmp_path))?;
+        let opened = self.open_created(&streams_dir, &final_path, name, now_ms);
+        if opened.is_err() {
+            // Nothing will know of the stream: its directory must not outlive the failure, or
+            // the next open would find a stream its creator was told was not created.
+            let removed = fs::remove_dir_all(&final_path).and_then(|()| fs::sync_dir(&streams_dir));
+            if let Err(error) = removed {
+                tracing::warn!(dir = %final_path.display(), %error, "could not remove a stream whose creation failed; it opens empty next time");
+            }
+        }
+        opened
+    }
+
+    /// The second half of [`create_stream`](Self::create_stream), once the directory has its
+    /// final name: makes the name durable and opens the stream.
+    fn open_created(
+        &self,
+        streams_dir: &Path,
+        path: &Path,
+        name: &[u8],
+        now_ms: u64,
+    ) -> Result<(Arc<Stream>, PathBuf), StoreError> {
+        fs::sync_dir(streams_dir).map_err(io_error("sync directory", streams_dir))?;
+        let (log, _) = Log::open(path, self.options.log, true, now_ms)?;
         let (stream, _) = Stream::open(name.to_vec(), log, self.context())?;
-        Ok((Arc::new(stream), final_path))
+        Ok((Arc::new(stream), path.to_path_buf()))
     }
 }
 
@@ -515,8 +599,8 @@ impl Store {
             stream.close()?;
         }
         let clean_path = self.shared.dir.join(CLEAN_FILE);
-        write_durably(&clean_path, b"")?;
-        journal::sync_dir(&self.shared.dir)?;
+        fs::write_durably(&clean_path, b"").map_err(io_error("write", &clean_path))?;
+        fs::sync_dir(&self.shared.dir).map_err(io_error("sync directory", &self.shared.dir))?;
         Ok(())
     }
 
@@ -573,12 +657,7 @@ fn run_maintenance(shared: &Shared) {
 
 fn lock_directory(dir: &Path) -> Result<File, StoreError> {
     let path = dir.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_error("open", &path))?;
+    let file = fs::open_or_create(&path).map_err(io_error("open", &path))?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
         Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Locked(dir.to_path_buf())),
@@ -590,13 +669,6 @@ fn lock_directory(dir: &Path) -> Result<File, StoreError> {
     }
 }
 
-fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    use std::io::Write;
-    let mut file = File::create(path).map_err(io_error("create", path))?;
-    file.write_all(bytes).map_err(io_error("write", path))?;
-    file.sync_all().map_err(io_error("fsync", path))
-}
-
 /// Stream directories, removing leftovers of interrupted creates and deletes.
 fn list_stream_dirs(streams_dir: &Path) -> Result<Vec<(u64, PathBuf, Vec<u8>)>, StoreError> {
     let mut found = Vec::new();
@@ -605,7 +677,7 @@ fn list_stream_dirs(streams_dir: &Path) -> Result<Vec<(u64, PathBuf, Vec<u8>)>, 
         let path = entry.path();
         let file_name = entry.file_name().to_string_lossy().into_owned();
         if file_name.starts_with("tmp-") || file_name.starts_with("trash-") {
-            std::fs::remove_dir_all(&path).map_err(io_error("remove", &path))?;
+            fs::remove_dir_all(&path).map_err(io_error("remove", &path))?;
             continue;
         }
         let Some(number) = names::directory_number(&file_name) else {

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use super::{Applied, ClampedGroup, EntrySource, GroupError, GroupEvent, GroupsState};
 use crate::codec::{CodecError, Decoder, Encoder};
+use crate::fs;
 use crate::journal::{self, FileKind, Journal, JournalDamage, JournalError, JournalSync};
+use crate::undo::{self, Target, Undo, UndoError};
 
 /// Kind tag of group journals.
 pub const GROUP_JOURNAL_KIND: FileKind = FileKind(*b"GRPJ");
@@ -39,6 +41,8 @@ pub enum GroupStoreError {
     Group(#[from] GroupError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Undo(#[from] UndoError),
     /// A snapshot or journal frame passed its checksum but does not decode.
     #[error(
         "{path}: {detail}: the file holds group state this version cannot read; run the version that wrote it"
@@ -83,37 +87,12 @@ impl DurableGroups {
         dir: &Path,
         source: &S,
     ) -> Result<(DurableGroups, GroupRecovery), GroupStoreError> {
-        let snapshot_path = dir.join(GROUP_SNAPSHOT_FILE);
-        let mut state = GroupsState::new();
-        let generation = match journal::read_snapshot(&snapshot_path, GROUP_SNAPSHOT_KIND)? {
-            Some(snapshot) => {
-                for event in decode_snapshot(&snapshot.payload).map_err(|e| {
-                    GroupStoreError::Undecodable {
-                        path: snapshot_path.clone(),
-                        detail: e.to_string(),
-                    }
-                })? {
-                    state.apply(&event);
-                }
-                snapshot.generation
-            }
-            None => {
-                refuse_orphan_journals(dir)?;
-                1
-            }
-        };
+        let (mut state, generation) = load_snapshot(dir)?;
         let path = dir.join(group_journal_name(generation));
         let mut recovery = GroupRecovery::default();
         let journal = if path.exists() {
             let (journal, replay) = Journal::open(&path, GROUP_JOURNAL_KIND)?;
-            for frame in &replay.frames {
-                let event =
-                    GroupEvent::decode(frame).map_err(|e| GroupStoreError::Undecodable {
-                        path: path.clone(),
-                        detail: e.to_string(),
-                    })?;
-                state.apply(&event);
-            }
+            replay_frames(&mut state, &path, &replay.frames)?;
             recovery.events_replayed = replay.frames.len();
             recovery.journal_damage = replay.damage;
             journal
@@ -154,22 +133,50 @@ impl DurableGroups {
         operation: impl FnOnce(&mut GroupsState) -> Result<Applied<T>, GroupError>,
     ) -> Result<T, GroupStoreError> {
         self.check_healthy()?;
+        self.before_change()?;
         let applied = operation(&mut self.state)?;
         self.record(applied)
     }
 
-    /// Journals already-applied events.
+    /// Inside a store transaction, writes down how to undo the journal's growth before its
+    /// first change (see [`undo`]).
+    fn before_change(&self) -> Result<(), UndoError> {
+        undo::before_change(&self.dir, Target::Groups, || Undo::Groups {
+            dir: self.dir.clone(),
+            generation: self.journal.generation(),
+            len: self.journal.len_bytes(),
+        })
+    }
+
+    /// Journals already-applied events, all with one write. If it fails, memory is taken back
+    /// to what the disk holds, so that the failed operation changed nothing; only if that
+    /// fails too do the groups stop taking changes until a restart.
     fn record<T>(&mut self, applied: Applied<T>) -> Result<T, GroupStoreError> {
-        let mut frame = Vec::new();
-        for event in &applied.events {
-            frame.clear();
-            event.encode(&mut frame);
-            if let Err(error) = self.journal.append(&frame) {
+        if applied.events.is_empty() {
+            return Ok(applied.output);
+        }
+        self.before_change()?;
+        let written = self
+            .journal
+            .append_each(&applied.events, |event, frame| event.encode(frame));
+        if let Err(error) = written {
+            if let Err(reload) = self.reload() {
+                tracing::error!(dir = %self.dir.display(), %reload, "could not reload consumer-group state after a failed journal write");
                 self.poisoned = true;
-                return Err(error.into());
             }
+            return Err(error.into());
         }
         Ok(applied.output)
+    }
+
+    /// Rebuilds the state from the snapshot and the journal as they are on disk.
+    fn reload(&mut self) -> Result<(), GroupStoreError> {
+        let (mut state, generation) = load_snapshot(&self.dir)?;
+        let path = self.dir.join(group_journal_name(generation));
+        let replay = Journal::read(&path, GROUP_JOURNAL_KIND)?;
+        replay_frames(&mut state, &path, &replay.frames)?;
+        self.state = state;
+        Ok(())
     }
 
     fn check_healthy(&self) -> Result<(), GroupStoreError> {
@@ -191,43 +198,88 @@ impl DurableGroups {
 
     /// Replaces snapshot and journal with a snapshot of the current state and an empty journal.
     /// The old journal is synced first, so the new snapshot never holds less than the disk had.
+    /// A failure before the new snapshot is in place changes nothing; one after it (the
+    /// directory's sync) stops the groups taking changes, since the disk may name either
+    /// generation after a power loss.
     pub fn compact(&mut self) -> Result<(), GroupStoreError> {
         self.check_healthy()?;
-        let result = self.write_compacted();
-        if result.is_err() {
-            // Half-way, the disk may already name the new generation while memory still writes
-            // to the old journal: stop taking changes rather than lose them at the next open.
-            self.poisoned = true;
-        }
-        result
-    }
-
-    fn write_compacted(&mut self) -> Result<(), GroupStoreError> {
         self.journal.sync()?;
         let generation = self.journal.generation() + 1;
-        let new_journal = Journal::create(
-            &self.dir.join(group_journal_name(generation)),
-            GROUP_JOURNAL_KIND,
-            generation,
-        )?;
+        let new_path = self.dir.join(group_journal_name(generation));
+        // Named by no snapshot: a journal left by an attempt that failed halfway holds nothing.
+        fs::remove_if_exists(&new_path).map_err(|source| JournalError::Io {
+            path: new_path.clone(),
+            source,
+        })?;
+        let new_journal = Journal::create(&new_path, GROUP_JOURNAL_KIND, generation)?;
         let mut snapshot = SnapshotEncoder::with_capacity(self.state.snapshot_len_hint());
         self.state.snapshot_each(|event| snapshot.add(&event));
         let payload = snapshot.finish();
-        journal::write_snapshot(
+        let placed = journal::place_snapshot(
             &self.dir,
             GROUP_SNAPSHOT_FILE,
             GROUP_SNAPSHOT_KIND,
             generation,
             &payload,
-        )?;
+        );
+        if let Err(error) = placed {
+            drop(new_journal);
+            let _ = fs::remove_file(&new_path);
+            return Err(error.into());
+        }
         let old = std::mem::replace(&mut self.journal, new_journal);
         let old_path = old.path().to_path_buf();
         drop(old);
-        if let Err(error) = std::fs::remove_file(&old_path) {
+        if let Err(error) = journal::sync_dir(&self.dir) {
+            self.poisoned = true;
+            return Err(error.into());
+        }
+        if let Err(error) = fs::remove_file(&old_path) {
             tracing::warn!(path = %old_path.display(), %error, "could not remove a compacted group journal; it is removed at the next open");
         }
         Ok(())
     }
+}
+
+/// The state the snapshot holds, and the generation of the journal that follows it (1 with no
+/// snapshot).
+fn load_snapshot(dir: &Path) -> Result<(GroupsState, u64), GroupStoreError> {
+    let snapshot_path = dir.join(GROUP_SNAPSHOT_FILE);
+    let mut state = GroupsState::new();
+    let Some(snapshot) = journal::read_snapshot(&snapshot_path, GROUP_SNAPSHOT_KIND)? else {
+        refuse_orphan_journals(dir)?;
+        return Ok((state, 1));
+    };
+    let events = decode_snapshot(&snapshot.payload).map_err(|e| GroupStoreError::Undecodable {
+        path: snapshot_path.clone(),
+        detail: e.to_string(),
+    })?;
+    for event in events {
+        state.apply(&event);
+    }
+    Ok((state, snapshot.generation))
+}
+
+fn replay_frames(
+    state: &mut GroupsState,
+    path: &Path,
+    frames: &[Vec<u8>],
+) -> Result<(), GroupStoreError> {
+    for frame in frames {
+        let event = GroupEvent::decode(frame).map_err(|e| GroupStoreError::Undecodable {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+        state.apply(&event);
+    }
+    Ok(())
+}
+
+/// Cuts the group journal of `generation` in `dir` back to `len` bytes: a store transaction's
+/// changes, undone after a crash (see [`undo`]).
+pub(crate) fn roll_back(dir: &Path, generation: u64, len: u64) -> Result<(), GroupStoreError> {
+    journal::cut(&dir.join(group_journal_name(generation)), len)?;
+    Ok(())
 }
 
 /// The snapshot payload: every event as a `u32` length and its bytes.
@@ -313,7 +365,7 @@ fn remove_other_journals(dir: &Path, keep: u64) -> Result<(), GroupStoreError> {
         let ours = name.starts_with("groups.") && name.contains(".journal");
         if ours && name != keep_name {
             let path = entry.path();
-            std::fs::remove_file(&path).map_err(|source| JournalError::Io { path, source })?;
+            fs::remove_file(&path).map_err(|source| JournalError::Io { path, source })?;
         }
     }
     Ok(())

@@ -16,10 +16,13 @@
 //! (next offset, last ID) and only read records below it, from segments they hold by `Arc`, so a
 //! reader never waits for the writer's I/O and the writer never waits for readers.
 
+#[cfg(test)]
+mod fault_tests;
 mod index;
 mod meta;
 mod prefault;
 mod recovery;
+mod rollback;
 mod stored;
 
 use std::ops::{Bound, ControlFlow};
@@ -32,12 +35,15 @@ use parking_lot::{Mutex, RwLock};
 pub use index::{IndexEntry, IndexError, LastRecord, SegmentIndex, layout as index_layout};
 pub use meta::{Checkpoint, MetaEvent, MetaState, RecoveryPoint, Retention};
 pub use recovery::{LostRange, RecoveryReport, TornTail};
+pub(crate) use rollback::roll_back;
 
 use crate::durability::{Flush, FlushError};
+use crate::fs;
 use crate::id::StreamId;
 use crate::journal::{self, FileKind, Journal, JournalError, JournalSync};
 use crate::record::{self, EncodeError, IdempotencyKey, NewRecord, RecordView};
 use crate::segment::{self, ScanItem, Segment, SegmentAppender, SegmentError, SegmentHeader};
+use crate::undo::{self, Target, Undo, UndoError};
 use prefault::Prefaulted;
 
 /// Kind tag of meta journals.
@@ -81,6 +87,8 @@ pub enum LogError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    #[error(transparent)]
+    Undo(#[from] UndoError),
     /// An operating-system call failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -328,6 +336,8 @@ pub struct Log {
     /// Held for a whole flush: a second flusher must not return while the first is still
     /// writing out ranges the second found already taken.
     flush_lock: Mutex<()>,
+    /// A segment was created since the directory was last synced: its name is not durable yet.
+    names_unsynced: std::sync::atomic::AtomicBool,
 }
 
 /// Where a range read starts or ends.
@@ -426,6 +436,7 @@ impl Log {
         now_ms: u64,
         mut on_placed: impl FnMut(Appended),
     ) -> Result<(), LogError> {
+        self.before_change()?;
         let mut guard = self.writer.lock();
         let writer = &mut *guard;
         let tip = writer.tip;
@@ -515,17 +526,23 @@ impl Log {
         let grown = (sealed.segment.capacity() as u64 * 2).min(self.options.max_segment_bytes);
         let file_len = grown.max((needed + segment::HEADER_LEN) as u64);
         let sealed_is_empty = sealed.index.read().record_count() == 0;
+        // A record too large for an empty segment: replace the segment with a larger one at the
+        // same base offset instead of leaving an empty file behind. The old file keeps its name
+        // until the new one is renamed over it, so if creating the new one fails, appends that
+        // fit go on into a file that is still in the directory.
+        let (slot, appender) = new_slot(
+            &self.dir,
+            &self.options,
+            base_offset,
+            file_len,
+            now_ms,
+            sealed_is_empty,
+        )?;
         if sealed_is_empty {
-            // A record too large for an empty segment: replace the segment with a larger one at
-            // the same base offset instead of leaving an empty file behind.
-            let path = sealed.segment.path().to_path_buf();
-            std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
             writer
                 .unflushed
                 .retain(|(segment, _)| !Arc::ptr_eq(segment, &sealed.segment));
         }
-        let (slot, appender) =
-            create_slot(&self.dir, &self.options, base_offset, file_len, now_ms)?;
         {
             let mut slots = self.slots.write();
             if sealed_is_empty {
@@ -539,10 +556,47 @@ impl Log {
         writer.slot = slot;
         writer.appender = appender;
         writer.prefaulted = writer.prefaulted.next_segment();
+        // The new file is in the directory (and, replacing, the old one no longer is): the
+        // writer has moved to it whatever happens now. Its name becomes durable with the
+        // directory's sync, here or, if that fails, at the next flush, before anything written
+        // to it is reported durable.
+        self.names_unsynced
+            .store(true, std::sync::atomic::Ordering::Release);
+        if let Err(error) = self.sync_names() {
+            tracing::warn!(dir = %self.dir.display(), %error, "could not sync the directory after creating a segment; the next flush retries");
+        }
         if !sealed_is_empty {
             self.write_index_file(&sealed);
             self.checkpoint_due
                 .store(true, std::sync::atomic::Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Inside a store transaction, writes down how to undo this log's changes before the first
+    /// of them (see [`undo`]). Takes the journal lock: call it holding no other lock of the log.
+    fn before_change(&self) -> Result<(), LogError> {
+        undo::before_change(&self.dir, Target::Log, || {
+            let journal = self.journal.lock();
+            Undo::Log {
+                dir: self.dir.clone(),
+                next_offset: self.tip.read().next_offset,
+                meta_generation: journal.journal.generation(),
+                meta_len: journal.journal.len_bytes(),
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Syncs the directory if a segment file was created since its last sync, so that the
+    /// segment's name survives a power loss; a flush calls it before reporting anything durable.
+    fn sync_names(&self) -> Result<(), LogError> {
+        use std::sync::atomic::Ordering;
+        if self.names_unsynced.swap(false, Ordering::AcqRel)
+            && let Err(error) = fs::sync_dir(&self.dir)
+        {
+            self.names_unsynced.store(true, Ordering::Release);
+            return Err(LogError::io("sync directory", &self.dir)(error));
         }
         Ok(())
     }
@@ -553,7 +607,9 @@ impl Log {
         let bytes = slot.index.read().encode(slot.base());
         let path = self.dir.join(index_file_name(slot.base()));
         let tmp = path.with_extension("index.tmp");
-        let written = std::fs::write(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &path));
+        let written = fs::create_truncate(&tmp)
+            .and_then(|file| fs::write_all(&file, &tmp, &bytes))
+            .and_then(|()| fs::rename(&tmp, &path));
         if let Err(error) = written {
             tracing::warn!(path = %path.display(), %error, "could not write segment index; it will be rebuilt on open");
         }
@@ -571,17 +627,16 @@ impl Log {
         // `<base>.index.tmp` meanwhile, and the fdatasync below runs without the writer lock, so
         // that appends do not wait for it.
         let tmp = self.dir.join(format!("{base:020}.active.index.tmp"));
-        let written = std::fs::File::create(&tmp)
-            .and_then(|mut file| {
-                std::io::Write::write_all(&mut file, bytes)?;
-                file.sync_data()
+        let written = fs::create_truncate(&tmp)
+            .and_then(|file| {
+                fs::write_all(&file, &tmp, bytes)?;
+                fs::sync_data(&file, &tmp)
             })
             .and_then(|()| self.rename_if_active(base, &tmp, &path))
-            .map_err(|error| error.to_string())
-            .and_then(|()| journal::sync_dir(&self.dir).map_err(|error| error.to_string()));
+            .and_then(|()| fs::sync_dir(&self.dir));
         if let Err(error) = written {
-            let _ = std::fs::remove_file(&tmp);
-            let _ = std::fs::remove_file(&path);
+            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(&path);
             tracing::warn!(path = %path.display(), %error, "could not write the active segment's index; the next crash recovery scans the whole segment");
         }
     }
@@ -592,10 +647,10 @@ impl Log {
     fn rename_if_active(&self, base: u64, tmp: &Path, path: &Path) -> std::io::Result<()> {
         let writer = self.writer.lock();
         if writer.slot.base() == base {
-            return std::fs::rename(tmp, path);
+            return fs::rename(tmp, path);
         }
         drop(writer);
-        std::fs::remove_file(tmp)
+        fs::remove_file(tmp)
     }
 
     /// Reads the entry at `offset`, if it is live.
@@ -857,12 +912,17 @@ impl Log {
 
     /// Appends a metadata change to the journal and applies it.
     pub fn record_meta(&self, event: MetaEvent) -> Result<(), LogError> {
+        self.before_change()?;
         let mut journal = self.journal.lock();
         journal.journal.append(&event.encode())?;
         self.meta.write().apply(&event);
         drop(journal);
-        if let MetaEvent::Trim { .. } = event {
-            self.drop_trimmed_segments()?;
+        if let MetaEvent::Trim { .. } = event
+            && let Err(error) = self.drop_trimmed_segments()
+        {
+            // The trim is done (journaled and applied); the files it made useless are removed
+            // at the next retention pass, or by the next open.
+            tracing::warn!(dir = %self.dir.display(), %error, "could not remove trimmed segments yet");
         }
         Ok(())
     }
@@ -990,7 +1050,14 @@ impl Log {
 
     /// Deletes sealed segment files whose every entry is before the first offset.
     fn drop_trimmed_segments(&self) -> Result<(), LogError> {
+        if undo::recording() {
+            // A transaction cannot undo a removal: the files go at a later retention pass.
+            return Ok(());
+        }
         let first = self.meta.read().first_offset;
+        if self.trimmed_slot_count(first) == 0 {
+            return Ok(());
+        }
         let last_id = self.tip.read().last_id;
         if last_id > self.meta.read().last_id_floor {
             // The last entry's segment may be among those removed: keep its ID in the metadata,
@@ -1000,36 +1067,27 @@ impl Log {
             journal.journal.append(&event.encode())?;
             self.meta.write().apply(&event);
         }
-        let doomed: Vec<Slot> = {
-            let mut slots = self.slots.write();
-            let keep_from = slots
-                .iter()
-                .position(|slot| {
-                    let next_base = slot
-                        .index
-                        .read()
-                        .last()
-                        .map_or(slot.base(), |l| l.offset + 1);
-                    next_base > first
-                })
-                .unwrap_or(slots.len())
-                .min(slots.len().saturating_sub(1));
-            slots.drain(..keep_from).collect()
-        };
-        if doomed.is_empty() {
-            return Ok(());
-        }
         // The trim (and last ID) must be on disk before the files go, or a crash could bring
         // back a log whose first segments are missing and whose last ID went backwards.
         let sync = self.journal.lock().sync.clone();
         sync.sync()?;
+        let doomed: Vec<Slot> = {
+            let mut slots = self.slots.write();
+            let count = trimmed_count(&slots, first);
+            slots.drain(..count).collect()
+        };
         for slot in &doomed {
             let path = slot.segment.path().to_path_buf();
-            std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
-            let _ = std::fs::remove_file(self.dir.join(index_file_name(slot.base())));
+            fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
+            let _ = fs::remove_file(&self.dir.join(index_file_name(slot.base())));
         }
-        journal::sync_dir(&self.dir)?;
+        fs::sync_dir(&self.dir).map_err(LogError::io("sync directory", &self.dir))?;
         Ok(())
+    }
+
+    /// Sealed segments at the front whose every entry is before `first`.
+    fn trimmed_slot_count(&self, first: u64) -> usize {
+        trimmed_count(&self.slots.read(), first)
     }
 
     /// XSETID: moves the last ID (never below the last entry's ID).
@@ -1088,6 +1146,7 @@ impl Log {
             segment.release_written(*start, *end);
             segment.flush_range(*start, *end)?;
         }
+        self.sync_names()?;
         let sync = self.journal.lock().sync.clone();
         sync.sync()?;
         let mut durable = self.durable.lock();
@@ -1112,30 +1171,43 @@ impl Log {
             self.write_active_index_file(point.segment_base, &bytes);
         }
         let generation = journal.journal.generation() + 1;
-        let new_journal = Journal::create(
-            &self.dir.join(meta_journal_name(generation)),
-            META_JOURNAL_KIND,
-            generation,
-        )?;
+        let new_path = self.dir.join(meta_journal_name(generation));
+        // A journal of this generation is named by no checkpoint: one left by an attempt that
+        // failed halfway holds nothing.
+        fs::remove_if_exists(&new_path).map_err(LogError::io("remove", &new_path))?;
+        let new_journal = Journal::create(&new_path, META_JOURNAL_KIND, generation)?;
         let checkpoint = Checkpoint {
             clean,
             journal_generation: generation,
             recovery_point: point,
             meta: self.meta.read().clone(),
         };
-        journal::write_snapshot(
+        let placed = journal::place_snapshot(
             &self.dir,
             CHECKPOINT_FILE,
             CHECKPOINT_KIND,
             generation,
             &checkpoint.encode(),
-        )?;
+        );
+        if let Err(error) = placed {
+            // The old checkpoint and journal stay in force; the new journal, named by no
+            // checkpoint, would make the next attempt fail as already existing.
+            drop(new_journal);
+            let _ = fs::remove_file(&new_path);
+            return Err(error.into());
+        }
+        // The checkpoint in the directory names the new journal: changes go there from now on,
+        // and until the directory is synced a flush syncs it before reporting them durable.
         let old_path = journal.journal.path().to_path_buf();
         journal.sync = new_journal.sync_handle();
         journal.journal = new_journal;
-        *self.checkpointed.lock() = point;
+        self.names_unsynced
+            .store(true, std::sync::atomic::Ordering::Release);
         drop(journal);
-        let _ = std::fs::remove_file(old_path);
+        self.sync_names()?;
+        *self.checkpointed.lock() = point;
+        // Best effort: the checkpoint names the new journal, and opening removes any other.
+        let _ = fs::remove_file(&old_path);
         Ok(point)
     }
 
@@ -1167,14 +1239,32 @@ fn create_slot(
     file_len: u64,
     now_ms: u64,
 ) -> Result<(Slot, SegmentAppender), LogError> {
+    let created = new_slot(dir, options, base_offset, file_len, now_ms, false)?;
+    fs::sync_dir(dir).map_err(LogError::io("sync directory", dir))?;
+    Ok(created)
+}
+
+/// Creates a durable segment file under its name, not yet synced into the directory, and its
+/// empty index; with `replacing`, in place of the (empty) segment file at that base offset.
+fn new_slot(
+    dir: &Path,
+    options: &LogOptions,
+    base_offset: u64,
+    file_len: u64,
+    now_ms: u64,
+    replacing: bool,
+) -> Result<(Slot, SegmentAppender), LogError> {
     let path = dir.join(segment_file_name(base_offset));
     let header = SegmentHeader {
         base_offset,
         file_len,
         created_ms: now_ms,
     };
-    let (segment, appender) = Segment::create(&path, header)?;
-    journal::sync_dir(dir)?;
+    let (segment, appender) = if replacing {
+        Segment::create_in_place_of(&path, header)?
+    } else {
+        Segment::create(&path, header)?
+    };
     let slot = Slot {
         segment: Arc::new(segment),
         index: Arc::new(RwLock::new(SegmentIndex::new(
@@ -1183,6 +1273,23 @@ fn create_slot(
         ))),
     };
     Ok((slot, appender))
+}
+
+/// How many slots at the front of `slots` hold only entries before `first`; never the last
+/// (active) one.
+fn trimmed_count(slots: &[Slot], first: u64) -> usize {
+    slots
+        .iter()
+        .position(|slot| {
+            let next_base = slot
+                .index
+                .read()
+                .last()
+                .map_or(slot.base(), |l| l.offset + 1);
+            next_base > first
+        })
+        .unwrap_or(slots.len())
+        .min(slots.len().saturating_sub(1))
 }
 
 #[derive(Debug, Clone, Copy)]

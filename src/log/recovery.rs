@@ -13,6 +13,7 @@ use super::{
     META_JOURNAL_KIND, MetaEvent, MetaJournal, MetaState, Prefaulted, RecoveryPoint, SegmentIndex,
     Slot, Tip, Writer, create_slot, index_file_name, meta_journal_name, segment_file_name,
 };
+use crate::fs;
 use crate::id::StreamId;
 use crate::journal::{self, Journal, JournalDamage};
 use crate::record;
@@ -92,7 +93,7 @@ impl Log {
         clean_shutdown: bool,
         now_ms: u64,
     ) -> Result<(Log, RecoveryReport), LogError> {
-        std::fs::create_dir_all(dir).map_err(LogError::io("create directory", dir))?;
+        fs::create_dir_all(dir).map_err(LogError::io("create directory", dir))?;
         remove_leftovers(dir)?;
         let bases = segment_bases(dir)?;
         let checkpoint = journal::read_snapshot(&dir.join(CHECKPOINT_FILE), CHECKPOINT_KIND)?
@@ -160,6 +161,7 @@ impl Log {
             damage_seen: Mutex::new(Vec::new()),
             checkpoint_due: AtomicBool::new(false),
             flush_lock: Mutex::new(()),
+            names_unsynced: AtomicBool::new(false),
         };
         log.settle_after_recovery(&report, trusted_end, &rescanned)?;
         report.entries = log.len();
@@ -220,6 +222,7 @@ impl Log {
             damage_seen: Mutex::new(Vec::new()),
             checkpoint_due: AtomicBool::new(false),
             flush_lock: Mutex::new(()),
+            names_unsynced: AtomicBool::new(false),
         };
         Ok((log, RecoveryReport::default()))
     }
@@ -325,7 +328,7 @@ fn recover_segments(
                 // on disk; a bad header on the newest segment past the recovery point can only
                 // be a roll that never finished, and such a file never held a record.
                 tracing::warn!(path = %path.display(), %detail, "removing a segment whose creation never finished");
-                std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
+                fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
                 continue;
             }
             Err(error) => return Err(error.into()),
@@ -675,7 +678,7 @@ fn log_report(dir: &Path, report: &RecoveryReport) {
     }
 }
 
-fn segment_bases(dir: &Path) -> Result<Vec<u64>, LogError> {
+pub(super) fn segment_bases(dir: &Path) -> Result<Vec<u64>, LogError> {
     let mut bases = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(LogError::io("list", dir))? {
         let entry = entry.map_err(LogError::io("list", dir))?;
@@ -702,7 +705,7 @@ fn remove_leftovers(dir: &Path) -> Result<(), LogError> {
         });
         if leftover {
             let path = entry.path();
-            std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
+            fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
         }
     }
     Ok(())
@@ -716,7 +719,7 @@ fn remove_other_journals(dir: &Path, keep: u64) -> Result<(), LogError> {
         let Some(name) = name.to_str() else { continue };
         if name.starts_with("meta.") && name.ends_with(".journal") && name != keep_name {
             let path = entry.path();
-            std::fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
+            fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
         }
     }
     Ok(())

@@ -1,13 +1,16 @@
 //! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT, and transactions
 //! (MULTI, EXEC, DISCARD).
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
 use super::{
-    CommandSpec, Ctx, Flag, Flags, Outcome, is, lookup, parse_i64, reply, syntax_error, wrong_arity,
+    Client, CommandSpec, Ctx, Flag, Flags, Outcome, is, lookup, parse_i64, reply, store_error,
+    syntax_error, wrong_arity,
 };
+use crate::server::Server;
 use crate::server::keys::DATABASES;
 use crate::server::resp::{Protocol, Value};
 
@@ -326,7 +329,9 @@ fn discard(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
 }
 
 /// Runs the queued commands with the exec lock held exclusively: no other client's command runs
-/// in between, and none of them blocks.
+/// in between, and none of them blocks. The commands run as one store transaction, so that a
+/// crash leaves all of their writes or none. A command that reopens the store (`exclusive`:
+/// DEBUG RELOAD, CONFIG SET appendfsync) commits what came before it and runs on its own.
 fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
     let Some(queued) = ctx.client.multi.take() else {
         return Value::error("ERR EXEC without MULTI").into();
@@ -337,32 +342,63 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
     let server = ctx.server;
     let _exclusive = server.exec_lock.write();
     let mut replies = Vec::with_capacity(queued.len());
-    for args in queued {
-        let Some(spec) = lookup(&args[0]) else {
-            replies.push(Value::error(super::unknown_command(&args)));
-            continue;
+    let mut rest = queued.as_slice();
+    while !rest.is_empty() {
+        let reopens =
+            |args: &Vec<Bytes>| lookup(&args[0]).is_some_and(|s| s.has_flag(Flag::Exclusive));
+        let run_len = match rest.iter().position(reopens) {
+            Some(0) => 1,
+            Some(at) => at,
+            None => rest.len(),
         };
-        server
-            .stats
-            .commands_processed
-            .fetch_add(1, Ordering::Relaxed);
-        let mut inner = Ctx {
-            server,
-            client: ctx.client,
-            retry: false,
-            in_exec: true,
+        let (run, after) = rest.split_at(run_len);
+        rest = after;
+        let client = &mut *ctx.client;
+        let mut run_all = || {
+            run.iter()
+                .map(|args| run_queued(server, client, args))
+                .collect()
         };
-        let outcome = (spec.handler)(&mut inner, &args);
-        if spec.flags.has(Flag::Write) {
-            server.note_write();
+        let outcome: Result<Vec<Value>, Value> = match server.store() {
+            Ok(store) if !reopens(&run[0]) => store
+                .transaction(run_all)
+                .map_err(|error| store_error(&error)),
+            _ => Ok(run_all()),
+        };
+        match outcome {
+            Ok(values) => replies.extend(values),
+            Err(error) => {
+                replies.extend(std::iter::repeat_n(error, run.len()));
+            }
         }
-        replies.push(match outcome {
-            Outcome::Reply(value) | Outcome::Close(value) => value,
-            Outcome::Block { timeout_reply, .. } => timeout_reply,
-            Outcome::Hangup => Value::error("ERR Command not allowed inside a transaction"),
-        });
     }
     Value::Array(replies).into()
+}
+
+/// One command of a transaction, with its reply.
+fn run_queued(server: &Arc<Server>, client: &mut Client, args: &[Bytes]) -> Value {
+    let Some(spec) = lookup(&args[0]) else {
+        return Value::error(super::unknown_command(args));
+    };
+    server
+        .stats
+        .commands_processed
+        .fetch_add(1, Ordering::Relaxed);
+    let mut inner = Ctx {
+        server,
+        client,
+        retry: false,
+        in_exec: true,
+    };
+    let outcome = (spec.handler)(&mut inner, args);
+    if spec.flags.has(Flag::Write) {
+        server.note_write();
+    }
+    match outcome {
+        Outcome::Reply(value) | Outcome::Close(value) => value,
+        Outcome::Block { timeout_reply, .. } => timeout_reply,
+        Outcome::Hangup => Value::error("ERR Command not allowed inside a transaction"),
+    }
 }
 
 #[cfg(test)]
