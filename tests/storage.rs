@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use weir::log::LogError;
 use weir::{
-    Durability, Entry, IdSpec, LogOptions, ManualClock, Message, RecoveryReport, Retention,
-    SharedClock, Store, StoreError, StoreOptions, Stream, StreamId,
+    Durability, Entry, GroupPolicy, GroupStart, IdSpec, LogOptions, ManualClock, Message,
+    RecoveryReport, Retention, SharedClock, Store, StoreError, StoreOptions, Stream, StreamId,
 };
 
 mod rng;
@@ -1398,6 +1398,67 @@ fn flip_then_clean_reopen(which: Victim) {
     for crash in [false, true] {
         let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
         let stream = store.stream(b"rot").unwrap();
+        assert_one_lost(&stream, &model, lost);
+        drop(stream);
+        if crash {
+            drop(store);
+        } else {
+            store.close().unwrap();
+        }
+    }
+}
+
+/// The lag of group `g` of a stream, as `XINFO GROUPS` reports it.
+fn lag_of(stream: &Stream) -> Option<u64> {
+    stream.inspect_groups(|state, log| state.group_info(log, b"g").expect("group g").lag)
+}
+
+#[test]
+fn a_damaged_record_a_read_skips_stops_counting_in_the_length() {
+    for which in [Victim::Middle, Victim::First, Victim::Last] {
+        length_after_damage_found_by_a_read(which);
+    }
+}
+
+fn length_after_damage_found_by_a_read(which: Victim) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let mut model = Vec::new();
+    let log_dir = {
+        let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
+        let stream = store.stream(b"rot").unwrap();
+        fill(&stream, &mut model, 300, 400);
+        stream
+            .create_group(b"g", GroupStart::Beginning, GroupPolicy::default())
+            .unwrap();
+        let log_dir = stream.log().dir().to_path_buf();
+        drop(stream);
+        store.close().unwrap();
+        log_dir
+    };
+    let (_, lost, _) = flip_in_sealed_segment(&log_dir, which);
+    let live = model.len() as u64 - 1;
+    let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
+    let stream = store.stream(b"rot").unwrap();
+    assert_one_lost(&stream, &model, lost);
+    assert_eq!(
+        stream.len(),
+        live,
+        "{which:?}: reads skip it, the length too"
+    );
+    assert_eq!(lag_of(&stream), Some(live));
+    drop(stream);
+    store.close().unwrap();
+
+    for crash in [false, true] {
+        let store = Store::open_with(dir.path(), options(&clock, Durability::Never)).unwrap();
+        let stream = store.stream(b"rot").unwrap();
+        assert_eq!(
+            stream.len(),
+            live,
+            "{which:?}: after a reopen too (crash: {crash})"
+        );
+        assert_eq!(lag_of(&stream), Some(live));
         assert_one_lost(&stream, &model, lost);
         drop(stream);
         if crash {

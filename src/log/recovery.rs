@@ -158,6 +158,7 @@ impl Log {
             durable: Mutex::new(point),
             checkpointed: Mutex::new(point),
             damage_seen: Mutex::new(Vec::new()),
+            damage_unrecorded: Mutex::new(Vec::new()),
             checkpoint_due: AtomicBool::new(false),
             flush_lock: Mutex::new(()),
         };
@@ -218,6 +219,7 @@ impl Log {
             durable: Mutex::new(checkpoint.recovery_point),
             checkpointed: Mutex::new(checkpoint.recovery_point),
             damage_seen: Mutex::new(Vec::new()),
+            damage_unrecorded: Mutex::new(Vec::new()),
             checkpoint_due: AtomicBool::new(false),
             flush_lock: Mutex::new(()),
         };
