@@ -31,7 +31,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use index::{IndexEntry, IndexError, LastRecord, SegmentIndex, layout as index_layout};
 pub use meta::{Checkpoint, MetaEvent, MetaState, RecoveryPoint, Retention};
-pub use recovery::{LostRange, RecoveryReport, TornTail};
+pub use recovery::{LostRange, RebuiltHeader, RecoveryReport, TornTail};
 
 use crate::durability::{Flush, FlushError};
 use crate::id::StreamId;
