@@ -115,6 +115,9 @@ pub struct SegmentReport {
     pub base_offset: u64,
     /// Whether the header passed every check.
     pub header_ok: bool,
+    /// The header is damaged, but the records show which offsets the segment holds: the next
+    /// open rebuilds it from the file name and size (section 9.8), and the records were read.
+    pub header_rebuildable: bool,
     /// Valid records.
     pub records: u64,
     /// Valid records whose entries were deleted (`XDEL`, or recorded as lost).
@@ -570,6 +573,7 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
         let is_last = i + 1 == bases.len();
         let context = ScanContext {
             name_base: Some(base),
+            next_base: bases.get(i + 1).copied(),
             is_last,
             name_in_stream: true,
             closed_cleanly,
@@ -582,12 +586,13 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
             let bytes = outcome.report.allocated_bytes;
             stopped = !visit(ScanEvent::SegmentDone { file: &path, bytes });
         }
+        let records_read = outcome.report.header_ok || outcome.report.header_rebuildable;
         if let Some((expected, previous)) = &previous_next
-            && outcome.report.header_ok
+            && records_read
         {
             check_continuity(*expected, base, previous, &path, &meta, findings);
         }
-        if outcome.report.header_ok {
+        if records_read {
             let next = outcome.report.last.map_or(base, |(offset, _)| offset + 1);
             previous_next = Some((next, path.clone()));
         }
@@ -677,6 +682,8 @@ struct Live {
 struct ScanContext<'a> {
     /// Base offset from the file name, when the file is part of a stream directory.
     name_base: Option<u64>,
+    /// Base offset of the next segment of the stream, if any.
+    next_base: Option<u64>,
     /// The newest segment of its stream: the one a live server may be writing.
     is_last: bool,
     /// Read as part of its stream directory, not on its own.
@@ -684,6 +691,14 @@ struct ScanContext<'a> {
     closed_cleanly: bool,
     meta: &'a MetaState,
     rp_segment_base: Option<u64>,
+}
+
+/// The segment read with the header an open would rebuild (section 9.8), and what is wrong
+/// with its header; `None` when an open would not rebuild it.
+fn rebuild_header(path: &Path, context: &ScanContext<'_>) -> Option<(Segment, String)> {
+    let base = context.name_base?;
+    let offsets = base..context.next_base.unwrap_or(u64::MAX);
+    Segment::open_rebuilding_header(path, offsets, false).ok()
 }
 
 struct SegmentOutcome {
@@ -708,7 +723,22 @@ fn scan_segment(
         index: "not checked".into(),
         ..SegmentReport::default()
     };
-    let mut segment = match Segment::open_read_only(path) {
+    let opened = Segment::open_read_only(path).or_else(|error| match error {
+        SegmentError::BadHeader { .. } => {
+            let (segment, reason) = rebuild_header(path, context).ok_or(error)?;
+            findings.push(damage(
+                path,
+                Some(0),
+                format!(
+                    "bad segment header: {reason}; its records show which offsets it holds: the next open rebuilds the header from the file name and size and loses no record"
+                ),
+            ));
+            report.header_rebuildable = true;
+            Ok(segment)
+        }
+        error => Err(error),
+    });
+    let mut segment = match opened {
         Ok(segment) => segment,
         Err(SegmentError::BadHeader { detail, .. }) => {
             let unfinished = context.is_last
@@ -757,7 +787,7 @@ fn scan_segment(
             stopped: false,
         };
     }
-    report.header_ok = true;
+    report.header_ok = !report.header_rebuildable;
     let index = read_index(path, base, findings);
     let mut index_check = index.as_ref().map(IndexCheck::new);
     let bytes = segment.recovery_bytes();

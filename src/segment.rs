@@ -245,32 +245,8 @@ impl Segment {
     }
 
     fn open_with(path: &Path, writable: bool) -> Result<Segment, SegmentError> {
-        let file = fs::open_existing(path, writable).map_err(io_error("open", path))?;
-        let file_len = file.metadata().map_err(io_error("stat", path))?.len();
-        if file_len < HEADER_LEN as u64 {
-            return Err(SegmentError::BadHeader {
-                path: path.to_path_buf(),
-                detail: format!("file is {file_len} bytes, shorter than a header"),
-            });
-        }
-        let map = if writable {
-            fs::map(&file, path)
-        } else {
-            fs::map_read_only(&file)
-        }
-        .map_err(io_error("map", path))?;
-        let mut segment = Segment {
-            path: path.to_path_buf(),
-            header: SegmentHeader {
-                base_offset: 0,
-                file_len,
-                created_ms: 0,
-            },
-            map,
-            committed: AtomicUsize::new(HEADER_LEN),
-            poisoned: AtomicBool::new(false),
-            writable,
-        };
+        let mut segment = Self::map_unchecked(path, writable)?;
+        let file_len = segment.header.file_len;
         let header = SegmentHeader::decode(segment.recovery_bytes()).map_err(|detail| {
             SegmentError::BadHeader {
                 path: path.to_path_buf(),
@@ -287,6 +263,97 @@ impl Segment {
             });
         }
         Ok(Segment { header, ..segment })
+    }
+
+    /// Maps the file with a placeholder header (base offset 0, the file's size) for the caller
+    /// to check or rebuild.
+    fn map_unchecked(path: &Path, writable: bool) -> Result<Segment, SegmentError> {
+        let file = fs::open_existing(path, writable).map_err(io_error("open", path))?;
+        let file_len = file.metadata().map_err(io_error("stat", path))?.len();
+        if file_len < HEADER_LEN as u64 {
+            return Err(SegmentError::BadHeader {
+                path: path.to_path_buf(),
+                detail: format!("file is {file_len} bytes, shorter than a header"),
+            });
+        }
+        let map = if writable {
+            fs::map(&file, path)
+        } else {
+            fs::map_read_only(&file)
+        }
+        .map_err(io_error("map", path))?;
+        Ok(Segment {
+            path: path.to_path_buf(),
+            header: SegmentHeader {
+                base_offset: 0,
+                file_len,
+                created_ms: 0,
+            },
+            map,
+            committed: AtomicUsize::new(HEADER_LEN),
+            poisoned: AtomicBool::new(false),
+            writable,
+        })
+    }
+
+    /// Opens a segment whose header is damaged (wrong magic number or checksum), rebuilding the
+    /// header from what the log knows of the file: the base offset `offsets.start` from its
+    /// name, and its size. Every record carries its own offset, ID and checksum, so the header
+    /// is only needed to anchor them; the rebuild is refused unless the first valid record's
+    /// offset lies in `offsets` (from the name up to the next segment's base), and when the
+    /// header's checksum holds (another version's header is not damage). A writable segment
+    /// gets the rebuilt header written back and flushed to disk. Returns the segment and what
+    /// was wrong with the old header.
+    pub fn open_rebuilding_header(
+        path: &Path,
+        offsets: std::ops::Range<u64>,
+        writable: bool,
+    ) -> Result<(Segment, String), SegmentError> {
+        let mut segment = Self::map_unchecked(path, writable)?;
+        let bad_header = |detail: String| SegmentError::BadHeader {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let bytes = segment.recovery_bytes();
+        let damage = match SegmentHeader::decode(bytes) {
+            Err(detail) if !header_checksum_holds(bytes) => detail,
+            Err(detail) => {
+                return Err(bad_header(format!(
+                    "{detail}; its checksum holds, so it is not damage: run the version that wrote it"
+                )));
+            }
+            Ok(_) => return Err(bad_header("its header is valid".into())),
+        };
+        let first = Scanner::new(bytes, HEADER_LEN, offsets.start).find_map(|item| match item {
+            ScanItem::Record { record, .. } => Some((record.offset, record.timestamp_ms)),
+            ScanItem::Damaged { .. } => None,
+        });
+        let Some((first_offset, created_ms)) = first.filter(|(offset, _)| offsets.contains(offset))
+        else {
+            return Err(bad_header(format!(
+                "{damage}; no valid record in it shows that it holds offsets {}..{}, so its header cannot be rebuilt",
+                offsets.start, offsets.end
+            )));
+        };
+        debug_assert!(first_offset >= offsets.start);
+        let header = SegmentHeader {
+            base_offset: offsets.start,
+            file_len: segment.header.file_len,
+            created_ms,
+        };
+        if writable {
+            // SAFETY: `segment` is not shared yet and has no appender, so nothing else reads or
+            // writes the map; the map is at least HEADER_LEN bytes (checked by map_unchecked).
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    header.encode().as_ptr(),
+                    segment.map.as_mut_ptr(),
+                    HEADER_LEN,
+                );
+            }
+            segment.flush_range(0, HEADER_LEN)?;
+        }
+        Ok((Segment { header, ..segment }, damage))
     }
 
     /// The whole file as it is on disk now. Used only at recovery, before an appender exists
@@ -711,6 +778,12 @@ fn write_zeros(file: &File, path: &Path, len: u64) -> Result<(), SegmentError> {
     Ok(())
 }
 
+/// Whether the header's stored checksum matches bytes 0..60 (the file is at least a header
+/// long).
+fn header_checksum_holds(bytes: &[u8]) -> bool {
+    crc32fast::hash(&bytes[..60]) == u32_at(bytes, 60)
+}
+
 fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> SegmentError + 'a {
     move |source| SegmentError::Io {
         op,
@@ -980,6 +1053,56 @@ mod tests {
         );
         let read_only = Segment::open_read_only(&path).unwrap();
         assert!(!read_only.prefault(0, 4096));
+    }
+
+    /// Overwrites bytes of the file at `path`.
+    fn overwrite(path: &Path, at: u64, bytes: &[u8]) {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        file.write_all_at(bytes, at).unwrap();
+    }
+
+    #[test]
+    fn only_a_damaged_header_over_records_of_its_place_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let (segment, mut appender) = small_segment(dir.path());
+        append_bytes(&segment, &mut appender, &encoded(0, b"kept"));
+        appender.publish(&segment);
+        drop(segment);
+        let rebuild = |offsets| Segment::open_rebuilding_header(&path, offsets, true);
+
+        // A header whose checksum holds is never rebuilt (another version wrote it).
+        let mut other_version = Segment::open(&path).unwrap().header().encode();
+        other_version[8] = 2;
+        let crc = crc32fast::hash(&other_version[..60]);
+        other_version[60..].copy_from_slice(&crc.to_le_bytes());
+        overwrite(&path, 0, &other_version);
+        assert!(matches!(
+            rebuild(0..10),
+            Err(SegmentError::BadHeader { .. })
+        ));
+
+        // Damage: rebuilt only where its records say the file belongs.
+        overwrite(&path, 0, &[0xff]);
+        assert!(matches!(
+            rebuild(1..10),
+            Err(SegmentError::BadHeader { .. })
+        ));
+        let (segment, damage) = rebuild(0..10).unwrap();
+        assert!(damage.contains("magic"), "{damage}");
+        assert_eq!(segment.header().file_len, 64 << 10);
+        drop(segment);
+        let reopened = Segment::open(&path).unwrap();
+        assert_eq!(reopened.base_offset(), 0);
+
+        // A damaged header over no record at all cannot be placed.
+        let (empty, _) = Segment::create(&dir.path().join("empty"), reopened.header()).unwrap();
+        drop(empty);
+        let empty_path = dir.path().join("empty");
+        overwrite(&empty_path, 20, &[0xff]);
+        let refused = Segment::open_rebuilding_header(&empty_path, 0..10, true).unwrap_err();
+        assert!(refused.to_string().contains("no valid record"), "{refused}");
     }
 
     #[test]

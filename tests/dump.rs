@@ -691,7 +691,7 @@ fn verify_is_clean_then_names_each_damaged_file_and_position() {
         path,
         "00000000000000000028.seg",
         Some(0),
-        "bad segment header: wrong magic",
+        "bad segment header: wrong magic number; its records show which offsets it holds: the next open rebuilds the header",
     );
     // The same file alone is damaged, not unreadable.
     let output = dump(&["--verify", segs[1].to_str().expect("utf-8 path")]);

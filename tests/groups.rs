@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use weir::group::{AutoClaim, ClaimOptions, ClampedGroup, PendingQuery};
 use weir::{
-    Clock, Delivery, Durability, Group, GroupPolicy, GroupRecovery, GroupStart, LogOptions,
-    ManualClock, Message, PendingDelivery, SharedClock, Store, StoreOptions, Stream, StreamId,
+    Clock, Delivery, Discard, Durability, Group, GroupPolicy, GroupRecovery, GroupStart,
+    LogOptions, ManualClock, Message, PendingDelivery, SharedClock, Store, StoreOptions, Stream,
+    StreamConfig, StreamId,
 };
 
 mod rng;
@@ -586,6 +587,78 @@ fn the_delivery_after_the_limit_dead_letters_or_exhausts_the_entry() {
     assert_eq!(info(&orders, b"h").exhausted, 1);
     assert_eq!(pel(&orders, b"h"), [(fresh, b"c".to_vec(), 2)]);
     drop((with_dlq, without, orders, dlq));
+    store.close().unwrap();
+}
+
+/// The dead-letter stream `dl` of `orders`' group `g`, made full: `DISCARD new MAXLEN 1`
+/// and one entry in it.
+fn full_dead_letter_stream(store: &Store) -> Arc<Stream> {
+    let dl = store.stream(b"dl").unwrap();
+    dl.set_config(StreamConfig {
+        max_len: Some(1),
+        discard: Discard::New,
+        ..StreamConfig::default()
+    })
+    .unwrap();
+    dl.append(Message::new("filler")).unwrap();
+    dl
+}
+
+fn dead_letter_refusal(stream: &Stream, group: &[u8]) -> Option<String> {
+    stream
+        .backlog()
+        .into_iter()
+        .find(|backlog| backlog.group == group)
+        .expect("group's backlog")
+        .dead_letter_refused
+}
+
+#[test]
+fn a_full_dead_letter_stream_keeps_its_entries_pending_and_reads_going() {
+    let clock = clock();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), &clock, Durability::Always);
+    let orders = store.stream(b"orders").unwrap();
+    let dl = full_dead_letter_stream(&store);
+    let policy = GroupPolicy {
+        ack_wait_ms: Some(5_000),
+        ..dlq_policy(1, Some(b"dl"))
+    };
+    let g = orders
+        .create_group(b"g", GroupStart::Beginning, policy)
+        .unwrap();
+    let poison = orders.append(Message::new("poison")).unwrap().id;
+    assert_eq!(ids_of(&g.read(b"a", 10).unwrap()), [poison]);
+    clock.advance_ms(5_001);
+
+    // The read that should dead-letter `poison` hands out the new entry all the same, and
+    // only what it handed out changed: `poison` stays pending as it was, `fresh` counts once.
+    let fresh = orders.append(Message::new("fresh")).unwrap().id;
+    let got = g.read(b"b", 10).unwrap();
+    assert_eq!(ids_of(&got), [fresh]);
+    assert_eq!(
+        pel(&orders, b"g"),
+        [(poison, b"a".to_vec(), 1), (fresh, b"b".to_vec(), 1)]
+    );
+    let refusal = dead_letter_refusal(&orders, b"g").expect("the refusal is visible");
+    assert!(refusal.contains("is full"), "{refusal}");
+    assert_eq!(all_entries(&dl).len(), 1);
+
+    // Reads soon after do not retry at once; every read still succeeds.
+    assert!(g.read(b"b", 10).unwrap().is_empty());
+    assert_eq!(pel(&orders, b"g")[0], (poison, b"a".to_vec(), 1));
+
+    // Once the dead-letter stream has room, the next attempt moves `poison` there and only
+    // `poison`: `fresh` (delivered once, not yet due) stays pending.
+    dl.set_config(StreamConfig::default()).unwrap();
+    clock.advance_ms(1_001);
+    assert!(g.read(b"b", 10).unwrap().is_empty());
+    let letters = all_entries(&dl);
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[1].body(), b"poison");
+    assert_eq!(pel(&orders, b"g"), [(fresh, b"b".to_vec(), 1)]);
+    assert_eq!(dead_letter_refusal(&orders, b"g"), None);
+    drop((g, orders, dl));
     store.close().unwrap();
 }
 

@@ -138,3 +138,32 @@ fn keys_expire_after_the_window_and_beyond_the_size_limit() {
             .is_err()
     );
 }
+
+#[test]
+fn a_damaged_snapshot_is_rebuilt_from_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let store = open(dir.path(), &clock);
+    let orders = store.stream(b"orders").unwrap();
+    let kept = orders
+        .append_idempotent(Message::new("a"), b"p", b"kept")
+        .unwrap();
+    let snapshot = orders.log().dir().join("idempotency.snapshot");
+    drop(orders);
+    store.close().unwrap();
+
+    let mut bytes = std::fs::read(&snapshot).expect("a clean close saves the windows");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&snapshot, &bytes).unwrap();
+
+    let store = open(dir.path(), &clock);
+    let orders = store.stream(b"orders").unwrap();
+    assert_eq!(
+        orders
+            .append_idempotent(Message::new("a"), b"p", b"kept")
+            .unwrap(),
+        IdempotentAppend::Duplicate(kept.id())
+    );
+    assert_eq!(orders.len(), 1);
+}

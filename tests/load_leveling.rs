@@ -212,6 +212,7 @@ fn backlog_reports_lag_and_ages_on_the_store_clock() {
         pending,
         oldest_undelivered_ms: undelivered,
         oldest_pending_ms: oldest_pending,
+        dead_letter_refused: None,
     };
     assert_eq!(group.backlog().unwrap(), backlog(0, 0, None, None));
 

@@ -1328,6 +1328,57 @@ fn ack_wait_redelivers_and_max_deliver_dead_letters() {
     assert_eq!(query::<i64>(&mut con, &["XLEN", "work"]), 1);
 }
 
+/// A full dead-letter stream does not make XREADGROUP fail: new entries still go out, the
+/// entry that should have been dead-lettered stays pending as it was, and XINFO GROUPS says why.
+#[test]
+fn a_full_dead_letter_stream_does_not_fail_reads() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    let create = [
+        "XGROUP",
+        "CREATE",
+        "work",
+        "g",
+        "$",
+        "MKSTREAM",
+        "ACKWAIT",
+        "100",
+        "MAXDELIVER",
+        "1",
+        "DEADLETTER",
+        "dl",
+    ];
+    assert_eq!(run(&mut con, &create), ok());
+    query::<String>(&mut con, &["XADD", "dl", "*", "filler", "1"]);
+    let full = ["XCFGSET", "dl", "DISCARD", "new", "MAXLEN", "1"];
+    assert_eq!(run(&mut con, &full), ok());
+    let read = |con: &mut redis::Connection, consumer: &str| {
+        run(
+            con,
+            &["XREADGROUP", "GROUP", "g", consumer, "STREAMS", "work", ">"],
+        )
+    };
+    let poison = query::<String>(&mut con, &["XADD", "work", "*", "task", "a"]);
+    assert_eq!(
+        read_ids(&read(&mut con, "c1")),
+        [("work".into(), vec![poison.clone()])]
+    );
+    thread::sleep(Duration::from_millis(150));
+    let fresh = query::<String>(&mut con, &["XADD", "work", "*", "task", "b"]);
+    assert_eq!(
+        read_ids(&read(&mut con, "c2")),
+        [("work".into(), vec![fresh.clone()])]
+    );
+    assert_eq!(
+        pending_rows(&mut con, "work", "g"),
+        vec![(poison, "c1".into(), 1), (fresh, "c2".into(), 1)]
+    );
+    let groups = run(&mut con, &["XINFO", "GROUPS", "work"]);
+    let refused = text(&field(&items(&groups)[0], "dead-letter-refused"));
+    assert!(refused.contains("\"dl\" is full"), "{refused}");
+    assert_eq!(query::<i64>(&mut con, &["XLEN", "dl"]), 1);
+}
+
 /// The dead letter names its source as the client knows it: the key, in whatever database.
 #[test]
 fn dead_letters_name_the_source_key() {

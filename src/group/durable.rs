@@ -48,6 +48,12 @@ pub enum GroupStoreError {
         "{path}: {detail}: the file holds group state this version cannot read; run the version that wrote it"
     )]
     Undecodable { path: PathBuf, detail: String },
+    /// The group snapshot is damaged. Removing it alone would not work (the journals after it
+    /// refuse to replay without it), so the message says what would.
+    #[error(
+        "{path} is damaged ({detail}): the consumer groups' state (positions, pending entries, delivery counts) cannot be rebuilt from the stream; restore it from a backup, or move it and every groups.*.journal file of that directory away to start the stream's groups afresh"
+    )]
+    DamagedSnapshot { path: PathBuf, detail: String },
     /// Group journals exist without the snapshot that names their generation.
     #[error(
         "{0} holds group journals but no {GROUP_SNAPSHOT_FILE}: restore the snapshot from a backup, or move the journals away to start the groups afresh"
@@ -246,7 +252,16 @@ impl DurableGroups {
 fn load_snapshot(dir: &Path) -> Result<(GroupsState, u64), GroupStoreError> {
     let snapshot_path = dir.join(GROUP_SNAPSHOT_FILE);
     let mut state = GroupsState::new();
-    let Some(snapshot) = journal::read_snapshot(&snapshot_path, GROUP_SNAPSHOT_KIND)? else {
+    let saved =
+        journal::read_snapshot(&snapshot_path, GROUP_SNAPSHOT_KIND).map_err(
+            |error| match error {
+                JournalError::SnapshotCorrupt { path, detail } => {
+                    GroupStoreError::DamagedSnapshot { path, detail }
+                }
+                error => error.into(),
+            },
+        )?;
+    let Some(snapshot) = saved else {
         refuse_orphan_journals(dir)?;
         return Ok((state, 1));
     };
@@ -475,6 +490,29 @@ mod tests {
             matches!(error, GroupStoreError::MissingSnapshot(_)),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_refused_with_what_would_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(5);
+        let (mut groups, _) = DurableGroups::open(dir.path(), &log).unwrap();
+        groups
+            .apply(|state| state.create_group(b"g", StreamId::MIN, None))
+            .unwrap();
+        groups.compact().unwrap();
+        drop(groups);
+        let path = dir.path().join(GROUP_SNAPSHOT_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let error = DurableGroups::open(dir.path(), &log).unwrap_err();
+        assert!(
+            matches!(error, GroupStoreError::DamagedSnapshot { .. }),
+            "{error}"
+        );
+        assert!(error.to_string().contains("groups.*.journal"), "{error}");
     }
 
     #[test]

@@ -42,7 +42,10 @@
 //!   1. journals the events `read_new` returned;
 //!   2. appends each dead letter to the dead-letter stream, durably;
 //!   3. calls [`GroupsState::commit_dead_letters`] with the IDs it appended and journals the
-//!      returned `DeadLettered` event, which removes them from the PEL.
+//!      returned `DeadLettered` event, which removes them from the PEL;
+//!   4. if the dead-letter stream refused some (it is full), calls [`GroupsState::nack`] for
+//!      them with a short delay: they stay pending unchanged (a refusal is not a delivery)
+//!      and a later read tries again, while the read that met them still succeeds.
 //!
 //!   A crash between steps 2 and 3 leaves the entries pending, so recovery dead-letters them
 //!   again: the dead-letter stream is at-least-once. Until step 3, another `read_new` on the

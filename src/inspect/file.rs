@@ -141,6 +141,7 @@ fn segment(
     let meta = MetaState::default();
     let context = ScanContext {
         name_base: segment_base(name),
+        next_base: None,
         is_last: true,
         name_in_stream: false,
         closed_cleanly: true,

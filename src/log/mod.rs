@@ -25,7 +25,7 @@ mod recovery;
 mod rollback;
 mod stored;
 
-use std::ops::{Bound, ControlFlow};
+use std::ops::{Bound, ControlFlow, Range};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use index::{IndexEntry, IndexError, LastRecord, SegmentIndex, layout as index_layout};
 pub use meta::{Checkpoint, MetaEvent, MetaState, RecoveryPoint, Retention};
-pub use recovery::{LostRange, RecoveryReport, TornTail};
+pub use recovery::{LostRange, RebuiltHeader, RecoveryReport, TornTail};
 pub(crate) use rollback::roll_back;
 
 use crate::durability::{Flush, FlushError};
@@ -330,6 +330,9 @@ pub struct Log {
     journal: Mutex<MetaJournal>,
     durable: Mutex<RecoveryPoint>,
     damage_seen: Mutex<Vec<LostRange>>,
+    /// Offsets reads found lost to damage and not yet recorded as deleted: recorded once the
+    /// read has let go of the metadata ([`record_read_damage`](Self::record_read_damage)).
+    damage_unrecorded: Mutex<Vec<Range<u64>>>,
     checkpoint_due: std::sync::atomic::AtomicBool,
     /// The recovery point of the last checkpoint written (or recovered from at open).
     checkpointed: Mutex<RecoveryPoint>,
@@ -722,6 +725,17 @@ impl Log {
         low: IdBound,
         max: usize,
     ) -> Result<Vec<Entry>, LogError> {
+        let found = self.range_rev_under_locks(high, low, max);
+        self.record_read_damage();
+        found
+    }
+
+    fn range_rev_under_locks(
+        &self,
+        high: IdBound,
+        low: IdBound,
+        max: usize,
+    ) -> Result<Vec<Entry>, LogError> {
         let mut out = Vec::new();
         if max == 0 {
             return Ok(out);
@@ -777,6 +791,16 @@ impl Log {
 
     /// Visits live entries in offset order from `start` until `visit` breaks or the tip.
     fn scan_forward(
+        &self,
+        start: Start,
+        visit: impl FnMut(Entry) -> ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        let scanned = self.scan_forward_under_locks(start, visit);
+        self.record_read_damage();
+        scanned
+    }
+
+    fn scan_forward_under_locks(
         &self,
         start: Start,
         mut visit: impl FnMut(Entry) -> ControlFlow<()>,
@@ -854,36 +878,89 @@ impl Log {
                     }
                 }
                 ScanItem::Damaged { pos, resume, error } => {
-                    self.note_read_damage(slot, pos, resume, expected, &error);
+                    let resumed_offset = slot
+                        .segment
+                        .bytes()
+                        .get(resume..)
+                        .and_then(record::peek)
+                        .map_or(expected, |p| p.offset);
+                    self.note_read_damage(slot, pos, expected..resumed_offset, &error, meta);
                 }
             }
         }
+        // The scan ran out of records: damage (not zeroed space) where they end means the
+        // records up to the next segment, or up to the tip in the last one, are lost.
+        if let Some(end) = scanner.end()
+            && (end.reason != record::DecodeError::Empty || end.dirty_end > end.end)
+        {
+            let upper = self.next_base_after(slot).unwrap_or(visible.next_offset);
+            self.note_read_damage(slot, end.end, expected..upper, &end.reason, meta);
+        }
     }
 
+    /// The base offset of the segment after `slot`; `None` for the last one.
+    fn next_base_after(&self, slot: &Slot) -> Option<u64> {
+        let base = slot.base();
+        self.slots
+            .read()
+            .iter()
+            .map(Slot::base)
+            .find(|&next| next > base)
+    }
+
+    /// Reports damage a read skipped (once per place), and queues the offsets it lost that are
+    /// not already gone, to be recorded as deleted.
     fn note_read_damage(
         &self,
         slot: &Slot,
         pos: usize,
-        resume: usize,
-        expected: u64,
+        offsets: Range<u64>,
         error: &record::DecodeError,
+        meta: &MetaState,
     ) {
-        let resumed_offset = slot
-            .segment
-            .bytes()
-            .get(resume..)
-            .and_then(record::peek)
-            .map(|p| p.offset);
+        if offsets.clone().all(|offset| meta.is_gone(offset)) {
+            return;
+        }
         let lost = LostRange {
             file: slot.segment.path().to_path_buf(),
             pos: pos as u64,
-            offsets: expected..resumed_offset.unwrap_or(expected),
+            offsets,
             reason: error.to_string(),
         };
         let mut seen = self.damage_seen.lock();
         if !seen.contains(&lost) {
-            tracing::error!(file = %lost.file.display(), pos, offsets = ?lost.offsets, %error, "damaged record skipped while reading");
+            tracing::error!(file = %lost.file.display(), pos, offsets = ?lost.offsets, %error, "damaged record skipped while reading; its entries are recorded as deleted");
+            self.damage_unrecorded.lock().push(lost.offsets.clone());
             seen.push(lost);
+        }
+    }
+
+    /// Records as deleted the offsets reads found lost to damage (9.12 of storage-format.md),
+    /// so that the length, and what is derived from it, stops counting them, now and after a
+    /// reopen. Called by reads once they let go of the metadata.
+    fn record_read_damage(&self) {
+        let found = std::mem::take(&mut *self.damage_unrecorded.lock());
+        if found.is_empty() {
+            return;
+        }
+        let next_offset = self.next_offset();
+        let offsets: Vec<u64> = {
+            let meta = self.meta.read();
+            found
+                .into_iter()
+                .flatten()
+                .filter(|&offset| offset < next_offset && !meta.is_gone(offset))
+                .collect()
+        };
+        if offsets.is_empty() {
+            return;
+        }
+        let event = MetaEvent::Delete {
+            offsets,
+            max_deleted_id: StreamId::MIN,
+        };
+        if let Err(error) = self.record_meta(event) {
+            tracing::error!(%error, "could not record entries lost to damage as deleted: the stream's length counts them until an open scans their segment");
         }
     }
 

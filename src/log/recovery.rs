@@ -43,6 +43,15 @@ pub struct TornTail {
     pub reason: String,
 }
 
+/// A segment whose damaged header recovery rebuilt from its file name, its size and its
+/// records (section 9.8 of storage-format.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuiltHeader {
+    pub file: PathBuf,
+    /// What was wrong with the header.
+    pub reason: String,
+}
+
 /// What opening a log found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -60,12 +69,17 @@ pub struct RecoveryReport {
     pub torn_tail: Option<TornTail>,
     /// Damage at the end of the meta journal (changes after it are lost).
     pub journal_damage: Option<JournalDamage>,
+    /// Segment headers found damaged and rewritten; no record was lost to them.
+    pub rebuilt_headers: Vec<RebuiltHeader>,
 }
 
 impl RecoveryReport {
     /// Whether anything was lost or cut.
     pub fn found_damage(&self) -> bool {
-        !self.lost.is_empty() || self.torn_tail.is_some() || self.journal_damage.is_some()
+        !self.lost.is_empty()
+            || self.torn_tail.is_some()
+            || self.journal_damage.is_some()
+            || !self.rebuilt_headers.is_empty()
     }
 
     /// Number of records lost.
@@ -159,6 +173,7 @@ impl Log {
             durable: Mutex::new(point),
             checkpointed: Mutex::new(point),
             damage_seen: Mutex::new(Vec::new()),
+            damage_unrecorded: Mutex::new(Vec::new()),
             checkpoint_due: AtomicBool::new(false),
             flush_lock: Mutex::new(()),
             names_unsynced: AtomicBool::new(false),
@@ -220,6 +235,7 @@ impl Log {
             durable: Mutex::new(checkpoint.recovery_point),
             checkpointed: Mutex::new(checkpoint.recovery_point),
             damage_seen: Mutex::new(Vec::new()),
+            damage_unrecorded: Mutex::new(Vec::new()),
             checkpoint_due: AtomicBool::new(false),
             flush_lock: Mutex::new(()),
             names_unsynced: AtomicBool::new(false),
@@ -323,13 +339,27 @@ fn recover_segments(
         let is_last = i + 1 == bases.len();
         let mut segment = match Segment::open(&path) {
             Ok(segment) => segment,
-            Err(SegmentError::BadHeader { detail, .. }) if is_last && base > point.segment_base => {
-                // Segments are created under a temporary name and renamed once their header is
-                // on disk; a bad header on the newest segment past the recovery point can only
-                // be a roll that never finished, and such a file never held a record.
-                tracing::warn!(path = %path.display(), %detail, "removing a segment whose creation never finished");
-                fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
-                continue;
+            Err(SegmentError::BadHeader { .. }) => {
+                let next_base = bases.get(i + 1).copied().unwrap_or(u64::MAX);
+                match Segment::open_rebuilding_header(&path, base..next_base, true) {
+                    Ok((segment, reason)) => {
+                        report.rebuilt_headers.push(RebuiltHeader {
+                            file: path.clone(),
+                            reason,
+                        });
+                        segment
+                    }
+                    Err(SegmentError::BadHeader { detail, .. })
+                        if is_last && base > point.segment_base =>
+                    {
+                        // A bad header and no record on the newest segment past the recovery
+                        // point: a roll that never finished; such a file never held a record.
+                        tracing::warn!(path = %path.display(), %detail, "removing a segment whose creation never finished");
+                        fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
+                        continue;
+                    }
+                    Err(error) => return Err(error.into()),
+                }
             }
             Err(error) => return Err(error.into()),
         };
@@ -675,6 +705,9 @@ fn log_report(dir: &Path, report: &RecoveryReport) {
     }
     if let Some(damage) = &report.journal_damage {
         tracing::error!(%damage, "meta journal damaged: changes after the damage are lost");
+    }
+    for rebuilt in &report.rebuilt_headers {
+        tracing::error!(file = %rebuilt.file.display(), reason = %rebuilt.reason, "damaged segment header rebuilt from the file name, its size and its records; no record lost");
     }
 }
 

@@ -25,6 +25,10 @@ pub struct Backlog {
     /// Milliseconds since the pending entry waiting longest for its acknowledgement was
     /// (last) delivered; `None` without pending entries.
     pub oldest_pending_ms: Option<u64>,
+    /// Why the group's dead-letter stream refused the last entries it was sent (for instance
+    /// because it is full under `DISCARD new`): those entries stay pending and are tried again
+    /// about every second. `None` when the last dead letters were accepted, or none were sent.
+    pub dead_letter_refused: Option<String>,
 }
 
 impl Stream {
@@ -66,6 +70,7 @@ impl Stream {
             pending: info.pending,
             oldest_undelivered_ms: self.appended_after(info.last_delivered).map(age),
             oldest_pending_ms: info.oldest_delivery_ms.map(age),
+            dead_letter_refused: self.dead_letter_refusals.lock().get(info.name).cloned(),
         }
     }
 

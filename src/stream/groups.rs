@@ -29,6 +29,11 @@ pub enum GroupStart {
     After(StreamId),
 }
 
+/// How long entries that the dead-letter stream refused stay pending before a read tries to
+/// dead-letter them again: a full dead-letter stream is not tried by every read, and its
+/// refused entries do not take up the reads' budget for undeliverable entries meanwhile.
+pub const DEAD_LETTER_RETRY_MS: u64 = 1_000;
+
 /// How long a blocking read sleeps at most before looking again for pending entries whose ack
 /// deadline passed (new entries wake it at once).
 const REDELIVERY_RECHECK: Duration = Duration::from_millis(250);
@@ -192,6 +197,7 @@ impl Stream {
             .groups
             .lock()
             .apply(|state| Ok(state.destroy_group(name)))?;
+        self.dead_letter_refusals.lock().remove(name);
         self.commit_groups()?;
         Ok(existed)
     }
@@ -224,11 +230,17 @@ impl Stream {
 
     /// Appends dead letters to the group's dead-letter stream, then removes them from the
     /// pending list. Runs under the group lock, so no other read hands them out meanwhile.
+    ///
+    /// A dead-letter stream that refuses them (full under `DISCARD new`, or failing) does not
+    /// fail the read that met them: the refused entries stay pending as they are, due again
+    /// after [`DEAD_LETTER_RETRY_MS`], and the refusal is logged and shown in the group's
+    /// [`Backlog`](super::Backlog). Only a failure to journal the group's events is an error.
     fn dead_letter(
         &self,
         groups: &mut DurableGroups,
         group: &[u8],
         letters: &[DeadLetter],
+        now_ms: u64,
     ) -> Result<(), StoreError> {
         let policy = groups
             .state()
@@ -238,24 +250,84 @@ impl Stream {
         let Some(target) = policy.dead_letter else {
             return Ok(());
         };
-        let resolver = self.resolver.upgrade().ok_or(StoreError::Closed)?;
-        let target = resolver.resolve(&target)?;
-        let mut messages = Vec::with_capacity(letters.len());
-        let mut ids = Vec::with_capacity(letters.len());
-        for letter in letters {
-            if let Some(entry) = self.log.read(letter.offset)? {
-                messages.push(self.dead_letter_message(&entry, group, letter.deliveries));
-            }
-            ids.push(letter.id);
+        let (sent, refusal) = match self.send_dead_letters(&target, group, letters) {
+            Ok(sent) => (sent, None),
+            Err((sent, error)) => (sent, Some(error)),
+        };
+        if !sent.is_empty() {
+            groups.apply(|state| state.commit_dead_letters(group, &sent))?;
         }
-        if !messages.is_empty() {
-            target.append_batch(&messages)?;
-            // Whatever the policy, the dead letters reach the disk before the record that
-            // takes them out of the pending list can.
-            target.flush()?;
-        }
-        groups.apply(|state| state.commit_dead_letters(group, &ids))?;
+        let mut refusals = self.dead_letter_refusals.lock();
+        let Some(error) = refusal else {
+            refusals.remove(group);
+            return Ok(());
+        };
+        let waiting: Vec<StreamId> = letters[sent.len()..].iter().map(|l| l.id).collect();
+        tracing::warn!(
+            stream = %String::from_utf8_lossy(&self.public_name()),
+            group = %String::from_utf8_lossy(group),
+            entries = waiting.len(),
+            %error,
+            "the dead-letter stream refused entries: they stay pending and are tried again"
+        );
+        refusals.insert(
+            group.to_vec(),
+            format!(
+                "{} entries wait for the dead-letter stream: {error}",
+                waiting.len()
+            ),
+        );
+        drop(refusals);
+        groups.apply(|state| state.nack(group, None, &waiting, DEAD_LETTER_RETRY_MS, now_ms))?;
         Ok(())
+    }
+
+    /// Appends the dead letters, in order, to the stream called `target` and makes them
+    /// durable. Returns the IDs taken care of (appended, or gone from the log so that there is
+    /// nothing to append), a prefix of `letters`; on a refusal, that prefix with the error.
+    fn send_dead_letters(
+        &self,
+        target: &[u8],
+        group: &[u8],
+        letters: &[DeadLetter],
+    ) -> Result<Vec<StreamId>, (Vec<StreamId>, StoreError)> {
+        let resolver = self
+            .resolver
+            .upgrade()
+            .ok_or((Vec::new(), StoreError::Closed))?;
+        let target = resolver
+            .resolve(target)
+            .map_err(|error| (Vec::new(), error))?;
+        let mut sent = Vec::with_capacity(letters.len());
+        let mut appended = 0;
+        let mut refusal = None;
+        for letter in letters {
+            let written = match self.log.read(letter.offset) {
+                Ok(Some(entry)) => {
+                    let message = self.dead_letter_message(&entry, group, letter.deliveries);
+                    appended += 1;
+                    target.write(std::slice::from_ref(&message), |_| {})
+                }
+                Ok(None) => Ok(()),
+                Err(error) => Err(error.into()),
+            };
+            if let Err(error) = written {
+                refusal = Some(error);
+                break;
+            }
+            sent.push(letter.id);
+        }
+        // Whatever the policy, the dead letters reach the disk before the record that takes
+        // them out of the pending list can; if they may not have, none counts as sent.
+        if appended > 0
+            && let Err(error) = target.flush()
+        {
+            return Err((Vec::new(), error));
+        }
+        match refusal {
+            None => Ok(sent),
+            Some(error) => Err((sent, error)),
+        }
     }
 
     fn dead_letter_message(&self, entry: &Entry, group: &[u8], deliveries: u32) -> Message {
@@ -312,7 +384,7 @@ impl Group {
             let outcome = groups
                 .apply(|state| state.read_new(&source, &self.name, consumer, request, now_ms))?;
             if !outcome.dead_letters.is_empty() {
-                stream.dead_letter(&mut groups, &self.name, &outcome.dead_letters)?;
+                stream.dead_letter(&mut groups, &self.name, &outcome.dead_letters, now_ms)?;
             }
             outcome
         };

@@ -15,7 +15,7 @@ use super::Stream;
 use crate::codec::{Decoder, Encoder};
 use crate::id::StreamId;
 use crate::idempotency::{IdempotencyConfig, IdempotencyWindows};
-use crate::journal::{self, FileKind};
+use crate::journal::{self, FileKind, JournalError};
 use crate::log::{Appended, Log};
 use crate::store::StoreError;
 use crate::stream::{Message, StreamConfig};
@@ -67,13 +67,18 @@ pub(crate) fn recover_windows(
     now_ms: u64,
 ) -> Result<IdempotencyWindows, StoreError> {
     let path = log.dir().join(IDEMPOTENCY_SNAPSHOT_FILE);
-    let (mut windows, mut offset) = match journal::read_snapshot(&path, IDEMPOTENCY_SNAPSHOT_KIND)?
-    {
-        Some(snapshot) => {
-            decode_snapshot(&snapshot.payload).map_err(|detail| StoreError::BadStreamDir {
-                path: path.clone(),
-                detail: format!("{detail}: move the file away to rebuild it from the stream"),
-            })?
+    let saved = match journal::read_snapshot(&path, IDEMPOTENCY_SNAPSHOT_KIND) {
+        Ok(snapshot) => snapshot.map(|snapshot| decode_snapshot(&snapshot.payload)),
+        Err(JournalError::SnapshotCorrupt { detail, .. }) => Some(Err(detail)),
+        Err(error) => return Err(error.into()),
+    };
+    let (mut windows, mut offset) = match saved {
+        Some(Ok(saved)) => saved,
+        Some(Err(detail)) => {
+            // The windows are a cache of the keys in the log: only keys of entries no longer
+            // in it are lost, so a retry of such an old append may be stored twice.
+            tracing::error!(path = %path.display(), %detail, "idempotency snapshot damaged; rebuilding the windows from the entries still in the stream");
+            (IdempotencyWindows::new(config), 0)
         }
         None => (IdempotencyWindows::new(config), 0),
     };

@@ -19,6 +19,7 @@ pub use request::{
     CORRELATION_ID, REPLY_STREAM_TTL, REPLY_TO, RequestError, Requester, reply_stream_config,
 };
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -124,6 +125,9 @@ pub struct Stream {
     admission: Mutex<()>,
     /// When the stream was opened or last appended to (store clock): what idle expiry measures.
     last_activity_ms: AtomicU64,
+    /// Per group, why its dead-letter stream refused the last dead letters it was sent (those
+    /// entries stay pending and are tried again); absent once dead-lettering succeeds.
+    dead_letter_refusals: Mutex<BTreeMap<Vec<u8>, String>>,
 }
 
 /// Finds (or creates) another stream of the same store: where dead letters and replies go.
@@ -194,6 +198,7 @@ impl Stream {
             public_name: context.public_name,
             admission: Mutex::new(()),
             last_activity_ms: AtomicU64::new(opened_ms),
+            dead_letter_refusals: Mutex::default(),
         };
         Ok((stream, recovery))
     }

@@ -32,6 +32,7 @@ fn segment_json(segment: &SegmentReport) -> Value {
         "file": segment.file.display().to_string(),
         "base_offset": segment.base_offset,
         "header_ok": segment.header_ok,
+        "header_rebuildable": segment.header_rebuildable,
         "active": segment.active,
         "records": segment.records,
         "deleted": segment.deleted,

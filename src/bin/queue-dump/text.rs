@@ -90,7 +90,7 @@ fn settings_text(settings: &StreamConfig) -> String {
 }
 
 fn segment_line(segment: &SegmentReport) -> String {
-    if !segment.header_ok {
+    if !segment.header_ok && !segment.header_rebuildable {
         return format!(
             "{}  bad header, {} bytes",
             file_name(&segment.file),

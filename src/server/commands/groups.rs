@@ -1314,6 +1314,14 @@ fn group_info_value(db: u8, info: &crate::group::GroupInfo<'_>, backlog: &Backlo
             "oldest-undelivered-ms",
             opt_int(backlog.oldest_undelivered_ms),
         ),
+        // Why the dead-letter stream refused the last dead letters (they stay pending).
+        field(
+            "dead-letter-refused",
+            backlog
+                .dead_letter_refused
+                .as_deref()
+                .map_or(Value::Null, |reason| bulk(reason.as_bytes())),
+        ),
     ])
 }
 
