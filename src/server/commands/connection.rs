@@ -359,11 +359,13 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
                 .map(|args| run_queued(server, client, args))
                 .collect()
         };
-        let outcome: Result<Vec<Value>, Value> = match server.store() {
-            Ok(store) if !reopens(&run[0]) => store
+        // A command that reopens the store must not find it held here.
+        let store = (!reopens(&run[0])).then(|| server.store().ok()).flatten();
+        let outcome: Result<Vec<Value>, Value> = match store {
+            Some(store) => store
                 .transaction(run_all)
                 .map_err(|error| store_error(&error)),
-            _ => Ok(run_all()),
+            None => Ok(run_all()),
         };
         match outcome {
             Ok(values) => replies.extend(values),
