@@ -318,6 +318,24 @@ mod tests {
         }
     }
 
+    /// The example of storage-format.md, section 13.2.
+    #[test]
+    fn a_log_record_matches_the_documented_bytes() {
+        let base = Path::new("/data/streams");
+        let undo = Undo::Log {
+            dir: base.join("1-orders"),
+            next_offset: 5,
+            meta_generation: 2,
+            meta_len: 96,
+        };
+        let mut expected = vec![0x01, 0x08, 0, 0, 0];
+        expected.extend_from_slice(b"1-orders");
+        expected.extend_from_slice(&5u64.to_le_bytes());
+        expected.extend_from_slice(&2u64.to_le_bytes());
+        expected.extend_from_slice(&96u64.to_le_bytes());
+        assert_eq!(undo.encode(base), expected);
+    }
+
     #[test]
     fn a_record_cannot_name_a_directory_outside_the_streams_directory() {
         let base = Path::new("/data/streams");

@@ -352,8 +352,12 @@ pub fn decode_snapshot(payload: &[u8]) -> Result<Vec<GroupEvent>, CodecError> {
 
 /// Without a snapshot only a first-generation journal can exist: a later one means the snapshot
 /// that named it was lost, and replaying the journal alone would rebuild a wrong state.
+/// With no snapshot, the groups start from `groups.1.journal`. Another journal is fine only as
+/// the empty one a first compaction creates before its snapshot is in place (a crash there
+/// leaves both); one holding frames means the snapshot that named it is missing.
 fn refuse_orphan_journals(dir: &Path) -> Result<(), GroupStoreError> {
     let first = group_journal_name(1);
+    let has_first = dir.join(&first).exists();
     let entries = std::fs::read_dir(dir).map_err(|source| JournalError::Io {
         path: dir.to_path_buf(),
         source,
@@ -361,7 +365,13 @@ fn refuse_orphan_journals(dir: &Path) -> Result<(), GroupStoreError> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with("groups.") && name.ends_with(".journal") && name != first {
+        if !(name.starts_with("groups.") && name.ends_with(".journal")) || name == first {
+            continue;
+        }
+        let empty = entry
+            .metadata()
+            .is_ok_and(|meta| meta.len() <= journal::HEADER_LEN as u64);
+        if !(has_first && empty) {
             return Err(GroupStoreError::MissingSnapshot(dir.to_path_buf()));
         }
     }
@@ -389,6 +399,7 @@ fn remove_other_journals(dir: &Path, keep: u64) -> Result<(), GroupStoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::fault::{self, Fault};
     use crate::group::ReadNew;
     use crate::group::test_log::TestLog;
     use crate::id::StreamId;
@@ -403,6 +414,95 @@ mod tests {
         groups
             .apply(|state| state.read_new(log, b"g", b"c", ReadNew::count(count), now_ms))
             .unwrap();
+    }
+
+    const FAULTS: [Fault; 4] = [Fault::NoSpace, Fault::Io, Fault::ShortWrite, Fault::Crash];
+
+    /// Groups with a delivery and an ack journaled and synced.
+    fn prepared(dir: &Path, log: &TestLog) -> DurableGroups {
+        let (mut groups, _) = DurableGroups::open(dir, log).unwrap();
+        groups
+            .apply(|state| state.create_group(b"g", StreamId::MIN, None))
+            .unwrap();
+        deliver(&mut groups, log, 10, 1_000);
+        groups
+            .apply(|state| state.ack(b"g", &[StreamId::new(2, 0)]))
+            .unwrap();
+        groups.sync_handle().sync().unwrap();
+        groups
+    }
+
+    #[test]
+    fn a_compaction_fails_cleanly_or_completes_at_each_step() {
+        let log = log_with(50);
+        let calls = {
+            let dir = tempfile::tempdir().unwrap();
+            let mut groups = prepared(dir.path(), &log);
+            let counting = fault::count(dir.path());
+            groups.compact().unwrap();
+            counting.calls()
+        };
+        for at in 0..calls {
+            for fault in FAULTS {
+                let dir = tempfile::tempdir().unwrap();
+                let mut groups = prepared(dir.path(), &log);
+                let before = groups.state().clone();
+                let plan = fault::inject(dir.path(), at, fault);
+                let compacted = groups.compact();
+                let crashed = fault == Fault::Crash;
+                drop(plan);
+                let mut expected = before.clone();
+                if !crashed {
+                    assert_eq!(groups.state(), &before, "{fault:?} at {at}");
+                    // Unless it had to stop taking changes, the groups go on, durably.
+                    let delivered = groups
+                        .apply(|state| state.read_new(&log, b"g", b"c", ReadNew::count(1), 5_000));
+                    if delivered.is_ok() && groups.sync_handle().sync().is_ok() {
+                        expected = groups.state().clone();
+                    } else {
+                        assert!(
+                            compacted.is_err(),
+                            "{fault:?} at {at}: a compaction that succeeded left the groups unusable"
+                        );
+                    }
+                }
+                drop(groups);
+                let (reopened, _) = DurableGroups::open(dir.path(), &log)
+                    .unwrap_or_else(|error| panic!("{fault:?} at {at}: reopen failed: {error}"));
+                assert_eq!(reopened.state(), &expected, "{fault:?} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_journal_write_changes_nothing_and_the_next_change_works() {
+        let log = log_with(50);
+        for fault in [Fault::NoSpace, Fault::Io, Fault::ShortWrite] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut groups = prepared(dir.path(), &log);
+            let before = groups.state().clone();
+            let plan = fault::inject(dir.path(), 0, fault);
+            assert!(
+                groups
+                    .apply(|state| state.ack(b"g", &[StreamId::new(3, 0)]))
+                    .is_err()
+            );
+            drop(plan);
+            assert_eq!(
+                groups.state(),
+                &before,
+                "{fault:?}: the failed ack changed memory"
+            );
+            let acked = groups
+                .apply(|state| state.ack(b"g", &[StreamId::new(3, 0)]))
+                .unwrap();
+            assert_eq!(acked, 1, "{fault:?}");
+            let after = groups.state().clone();
+            groups.sync_handle().sync().unwrap();
+            drop(groups);
+            let (reopened, _) = DurableGroups::open(dir.path(), &log).unwrap();
+            assert_eq!(reopened.state(), &after, "{fault:?}");
+        }
     }
 
     #[test]
