@@ -27,6 +27,8 @@ use crate::names;
 use crate::stream::{Requester, Stream, StreamContext, StreamResolver, prepare_reply_stream};
 use crate::undo::{self, Target, Undo, UndoError};
 
+#[cfg(test)]
+mod fault_tests;
 mod transaction;
 #[cfg(test)]
 mod transaction_tests;
