@@ -385,6 +385,20 @@ async fn wait_for_write(writes: &ChangeSignal, seen: u64, deadline: Option<Insta
     deadline.is_none_or(|deadline| Instant::now() < deadline)
 }
 
+/// Runs `work`, which may take long, without keeping the other tasks of this worker thread
+/// waiting: the runtime hands them to another thread meanwhile. Every thread busy with such work
+/// would otherwise leave no thread to answer anyone else, not even a `PING`.
+pub(crate) fn off_worker<R>(work: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    });
+    if multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
 fn arity_ok(spec: &CommandSpec, count: usize) -> bool {
     let count = i64::try_from(count).unwrap_or(i64::MAX);
     let arity = i64::from(spec.arity);
