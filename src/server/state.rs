@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 
 use super::config::ServerConfig;
+use super::open_files::{OpenFiles, fit_maxclients};
 use crate::signal::ChangeSignal;
 use crate::store::{Store, StoreError, StoreOptions, StoreRecovery};
 
@@ -114,6 +115,39 @@ impl Server {
     pub fn close(&self) -> Result<(), StoreError> {
         let store = self.store.write().take();
         close_store(store)
+    }
+
+    /// Makes room for `maxclients` clients in the open-files limit (raising the soft limit if it
+    /// can), else lowers `maxclients` to what fits. Fails when not even one client fits.
+    pub fn fit_maxclients_to_open_files(&self) -> Result<OpenFiles, String> {
+        let streams = self.store().map_or(0, |store| store.stream_names().len());
+        let wanted = self.config.read().maxclients;
+        let fit = fit_maxclients(wanted, streams)?;
+        if let OpenFiles::TooFew { maxclients, .. } = fit {
+            self.config.write().maxclients = maxclients;
+        }
+        Ok(fit)
+    }
+
+    /// `CONFIG SET maxclients`: a higher count must fit the open-files limit (raised if it can
+    /// be), else the setting is refused with the count that fits, as Redis does.
+    pub(crate) fn set_maxclients(&self, maxclients: usize) -> Result<(), String> {
+        if maxclients > self.config.read().maxclients {
+            let streams = self.store().map_or(0, |store| store.stream_names().len());
+            match fit_maxclients(maxclients, streams)? {
+                OpenFiles::TooFew {
+                    maxclients: fitting,
+                    ..
+                } => {
+                    return Err(format!(
+                        "The operating system is not able to handle the specified number of clients, try with {fitting}"
+                    ));
+                }
+                OpenFiles::Enough | OpenFiles::Raised { .. } => {}
+            }
+        }
+        self.config.write().maxclients = maxclients;
+        Ok(())
     }
 
     /// Wakes blocked readers after a command that changed data.
