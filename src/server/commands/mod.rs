@@ -61,6 +61,11 @@ pub(crate) struct Client {
     previous: Option<&'static CommandSpec>,
     /// The command last published to the client table, with its database and when.
     published: Option<(&'static str, u8, Instant)>,
+    /// Failed password checks on this connection, each answered later than the one before.
+    pub(crate) auth_failures: u32,
+    /// Set by a failed password check: the reply waits this long, so that passwords cannot be
+    /// guessed at the speed of a pipeline.
+    pub(crate) reply_delay: Option<Duration>,
 }
 
 impl Client {
@@ -75,6 +80,8 @@ impl Client {
             multi_failed: false,
             previous: None,
             published: None,
+            auth_failures: 0,
+            reply_delay: None,
         }
     }
 }
@@ -215,12 +222,21 @@ fn find_command(client: &mut Client, name: &[u8]) -> Option<&'static CommandSpec
     Some(spec)
 }
 
-/// Runs one command from a client, blocking (asynchronously) when it asks to.
+/// Runs one command from a client, blocking (asynchronously) when it asks to, and delaying the
+/// reply to a failed password check without holding a thread.
 pub(crate) async fn execute(
     server: &Arc<Server>,
     client: &mut Client,
     args: &mut Vec<Bytes>,
 ) -> Outcome {
+    let outcome = dispatch(server, client, args).await;
+    if let Some(delay) = client.reply_delay.take() {
+        tokio::time::sleep(delay).await;
+    }
+    outcome
+}
+
+async fn dispatch(server: &Arc<Server>, client: &mut Client, args: &mut Vec<Bytes>) -> Outcome {
     let Some(name) = args.first() else {
         return Outcome::Reply(Value::Null);
     };
