@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{
-    CommandSpec, Ctx, Flag, Flags, Outcome, is, lookup, parse_i64, reply, syntax_error, wrong_arity,
+    CommandSpec, Ctx, Flags, Outcome, is, lookup, parse_i64, reply, syntax_error, wrong_arity,
 };
 use crate::server::keys::DATABASES;
 use crate::server::resp::{Protocol, Value};
@@ -369,9 +369,8 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
             in_exec: true,
         };
         let outcome = (spec.handler)(&mut inner, &args);
-        if spec.flags.has(Flag::Write) {
-            server.note_write();
-        }
+        // Woken readers run once EXEC, which holds the exec lock, is done.
+        super::announce_write(server, inner.client.db, spec, &args);
         replies.push(match outcome {
             Outcome::Reply(value) | Outcome::Close(value) => value,
             Outcome::Block { timeout_reply, .. } => timeout_reply,

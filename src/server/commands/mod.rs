@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::keys::stream_name;
 use super::resp::{EntryFields, Protocol, Value};
-use super::state::Server;
+use super::state::{KeyWatch, Server};
 use crate::id::StreamId;
 use crate::log::Entry;
-use crate::signal::ChangeSignal;
 use crate::store::{Store, StoreError};
 
 /// What a command handler returns.
@@ -31,6 +31,8 @@ pub(crate) enum Outcome {
         deadline: Option<Instant>,
         /// The reply if the deadline passes first.
         timeout_reply: Value,
+        /// The keys whose writes may end the wait.
+        keys: Vec<Bytes>,
     },
     /// Send this reply, then close the connection.
     Close(Value),
@@ -317,19 +319,28 @@ async fn run_blocking(
     let mut first_deadline: Option<Option<Instant>> = None;
     // Counted as blocked from the first wait until the command answers.
     let mut blocked: Option<BlockedClient<'_>> = None;
+    // Wakes this command when one of its keys is written.
+    let mut watch: Option<KeyWatch<'_>> = None;
     loop {
-        let seen = server.writes.generation();
         match run_once(server, client, spec, &args, retry, false) {
             Outcome::Block {
                 args: again,
                 deadline,
                 timeout_reply,
+                keys,
             } => {
                 args = again;
                 retry = true;
                 let deadline = *first_deadline.get_or_insert(deadline);
                 blocked.get_or_insert_with(|| BlockedClient::new(server));
-                if !wait_for_write(&server.writes, seen, deadline).await {
+                let Some(watch) = &watch else {
+                    // Watched from now on: one more look finds what was written between the
+                    // first look and now.
+                    let names = keys.iter().map(|key| stream_name(client.db, key)).collect();
+                    watch = Some(server.blocked_readers.watch(names));
+                    continue;
+                };
+                if !wait_for_write(watch, deadline).await {
                     // One last look: data may have arrived exactly at the deadline.
                     return match run_once(server, client, spec, &args, true, true) {
                         Outcome::Block { .. } => timeout_reply.into(),
@@ -385,19 +396,60 @@ pub(crate) fn run_once(
     };
     // A command that is about to block delivered nothing: announcing a write would wake its own
     // wait at once, and every other blocked reader, over and over.
-    if spec.has_flag(Flag::Write) && !matches!(outcome, Outcome::Block { .. }) {
-        server.note_write();
+    if !matches!(outcome, Outcome::Block { .. }) {
+        announce_write(server, client.db, spec, args);
     }
     outcome
 }
 
-/// Waits for a write after generation `seen`, for [`RECHECK`], or until the deadline, whichever
-/// comes first. Returns whether the deadline is still ahead.
-async fn wait_for_write(writes: &ChangeSignal, seen: u64, deadline: Option<Instant>) -> bool {
+/// Wakes the readers blocked on the keys a write command names: all blocked readers when its
+/// keys are not at fixed places (FLUSHDB, FLUSHALL, and XREADGROUP, whose dead letters go to
+/// streams it does not name).
+pub(crate) fn announce_write(server: &Server, db: u8, spec: &CommandSpec, args: &[Bytes]) {
+    if !spec.has_flag(Flag::Write) {
+        return;
+    }
+    match written_keys(spec, args) {
+        Some(keys) => server
+            .blocked_readers
+            .wake(keys.map(|key| stream_name(db, key))),
+        None => server.blocked_readers.wake_all(),
+    }
+}
+
+/// The keys at the fixed places of the spec (`first_key`, `last_key`, `step`, as `COMMAND`
+/// reports them); `None` when the command has none there.
+fn written_keys<'a>(
+    spec: &CommandSpec,
+    args: &'a [Bytes],
+) -> Option<impl Iterator<Item = &'a Bytes>> {
+    let first = usize::try_from(spec.first_key)
+        .ok()
+        .filter(|&first| first > 0)?;
+    let step = usize::try_from(spec.step).ok().filter(|&step| step > 0)?;
+    let last = if spec.last_key < 0 {
+        args.len()
+            .checked_sub(usize::try_from(spec.last_key.unsigned_abs()).ok()?)?
+    } else {
+        usize::try_from(spec.last_key).ok()?
+    };
+    Some(
+        args.iter()
+            .enumerate()
+            .skip(first)
+            .take_while(move |(at, _)| *at <= last)
+            .step_by(step)
+            .map(|(_, key)| key),
+    )
+}
+
+/// Waits for a write to a watched key, for [`RECHECK`], or until the deadline, whichever comes
+/// first. Returns whether the deadline is still ahead.
+async fn wait_for_write(watch: &KeyWatch<'_>, deadline: Option<Instant>) -> bool {
     let recheck = Instant::now() + RECHECK;
     let until = deadline.map_or(recheck, |deadline| deadline.min(recheck));
     let until = tokio::time::Instant::from_std(until);
-    let _ = tokio::time::timeout_at(until, writes.changed_past(seen)).await;
+    let _ = tokio::time::timeout_at(until, watch.written()).await;
     deadline.is_none_or(|deadline| Instant::now() < deadline)
 }
 
