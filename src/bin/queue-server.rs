@@ -3,9 +3,10 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
-use weir::server::{FsyncPolicy, Server, ServerConfig};
+use weir::server::{FsyncPolicy, OpenFiles, Server, ServerConfig, parse_maxclients};
 
 /// A Redis-protocol server for weir streams: every Redis client, redis-cli and redis-benchmark
 /// work against it unchanged, and acknowledged writes survive crashes.
@@ -30,8 +31,9 @@ struct Args {
     /// Password clients must give with AUTH or HELLO before any other command.
     #[arg(long)]
     requirepass: Option<String>,
-    /// Most clients connected at once; more are refused with an error.
-    #[arg(long)]
+    /// Most clients connected at once (at least 1); more are refused with an error. Lowered at
+    /// start to what the open-files limit allows, if it cannot be raised far enough.
+    #[arg(long, value_parser = parse_maxclients)]
     maxclients: Option<usize>,
     /// A Redis-style configuration file (`name value` lines: dir, bind, port, appendfsync,
     /// requirepass, maxclients, proto-max-bulk-len, client-query-buffer-limit); flags given
@@ -39,6 +41,9 @@ struct Args {
     #[arg(long)]
     config: Option<PathBuf>,
 }
+
+/// How long the runtime's threads get to stop once the store is closed.
+const RUNTIME_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn parse_fsync(text: &str) -> Result<FsyncPolicy, String> {
     FsyncPolicy::parse(text).ok_or_else(|| format!("{text:?}: expected always, everysec or no"))
@@ -95,7 +100,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    let outcome = runtime.block_on(run(config));
+    // A command that ignores the shutdown must not keep the process alive: the store is closed.
+    runtime.shutdown_timeout(RUNTIME_STOP_TIMEOUT);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("queue-server: {error}");
@@ -116,6 +124,7 @@ async fn run(config: ServerConfig) -> Result<(), String> {
         lost_records = recovery.lost_records(),
         "recovered data directory"
     );
+    fit_maxclients(&server, config.maxclients)?;
     let listener = weir::server::bind(&config)
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.bind, config.port))?;
@@ -126,6 +135,30 @@ async fn run(config: ServerConfig) -> Result<(), String> {
     weir::server::serve(server, listener, shutdown_signal())
         .await
         .map_err(|e| format!("shutdown failed: {e}"))
+}
+
+/// Makes room for every client in the open-files limit, or lowers `maxclients` to fit it, and
+/// says which.
+fn fit_maxclients(server: &Server, maxclients: usize) -> Result<(), String> {
+    match server.fit_maxclients_to_open_files()? {
+        OpenFiles::Enough => {}
+        OpenFiles::Raised { from, to } => tracing::info!(
+            from,
+            to,
+            maxclients,
+            "raised the open-files limit to fit maxclients"
+        ),
+        OpenFiles::TooFew {
+            limit,
+            maxclients: fitting,
+        } => tracing::warn!(
+            limit,
+            requested = maxclients,
+            maxclients = fitting,
+            "the open-files limit is too low for maxclients, which has been lowered to fit; raise `ulimit -n` for more clients"
+        ),
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -127,11 +127,25 @@ impl ServerConfig {
             "requirepass" => {
                 self.requirepass = (!value.is_empty()).then(|| value.to_string());
             }
-            "maxclients" => self.maxclients = number(value)?,
+            "maxclients" => {
+                self.maxclients =
+                    parse_maxclients(value).map_err(|reason| format!("maxclients: {reason}"))?;
+            }
             "proto-max-bulk-len" => self.max_bulk_len = number(value)?,
             "client-query-buffer-limit" => self.max_query_buffer = number(value)?,
             other => return Err(format!("unknown setting {other:?}")),
         }
         Ok(())
     }
+}
+
+/// Parses a `maxclients` value as Redis checks it: an integer from 1 to 2^32 - 1.
+pub fn parse_maxclients(text: &str) -> Result<usize, String> {
+    let value: i64 = text
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    usize::try_from(value)
+        .ok()
+        .filter(|&value| value >= 1 && value as u64 <= u64::from(u32::MAX))
+        .ok_or_else(|| "argument must be between 1 and 4294967295 inclusive".to_string())
 }

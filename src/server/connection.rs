@@ -4,6 +4,11 @@
 //! deferred, and the batch's writes are made durable with one group-commit wait before any of
 //! its replies is written. Under `--fsync always` a pipeline of N writes costs one flush round,
 //! not N, and no reply ever acknowledges a write that is not yet on disk.
+//!
+//! A large reply is encoded a part at a time, each part written before the next is encoded, so
+//! a client that reads slowly or not at all holds about one part of output, not the whole
+//! reply. Every write races the client's kill and the server's shutdown: a client that stopped
+//! reading cannot keep itself alive after `CLIENT KILL`, nor the server after SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,11 +20,13 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use super::commands::{self, Client, Outcome};
-use super::resp::{self, Limits, ParseError, RequestParser, Value};
+use super::resp::{self, Limits, ParseError, ReplyEncoder, RequestParser, Value};
 use super::state::Server;
 use crate::durability::{DeferredCommits, defer_commits};
 
 const READ_CHUNK: usize = 16 * 1024;
+/// How much of a large reply is encoded before it is written.
+const REPLY_PART: usize = 1 << 20;
 
 /// Serves one client until it quits, breaks the protocol, is killed, or the server stops.
 pub(crate) async fn serve(server: Arc<Server>, mut socket: TcpStream, addr: SocketAddr) {
@@ -39,6 +46,7 @@ pub(crate) async fn serve(server: Arc<Server>, mut socket: TcpStream, addr: Sock
         socket,
         input: BytesMut::with_capacity(READ_CHUNK),
         output: BytesMut::new(),
+        encoder: ReplyEncoder::default(),
         kill,
     };
     if let Err(error) = connection.run().await {
@@ -51,6 +59,9 @@ pub(crate) async fn serve(server: Arc<Server>, mut socket: TcpStream, addr: Sock
 enum BatchEnd {
     /// Every complete frame was run: write the replies and read more.
     NeedMore,
+    /// A reply is too large to encode at once: write the replies, the rest of that one part by
+    /// part, then run the frames left in the input before reading more.
+    LargeReply,
     /// Write the replies, then close (QUIT, a protocol error).
     Close,
     /// Close without writing (the client went away, was killed, overran a limit, or the
@@ -63,6 +74,8 @@ struct Connection {
     socket: TcpStream,
     input: BytesMut,
     output: BytesMut,
+    /// The large reply being written, part by part.
+    encoder: ReplyEncoder,
     // One parser per connection: it remembers how far into an incomplete frame it got, so a
     // large command arriving in many reads is parsed once, not from the start on every read.
     parser: RequestParser,
@@ -80,12 +93,20 @@ impl Connection {
                 tracing::error!(client = self.client.id, %error, "writes could not be made durable: closing the connection without acknowledging them");
                 return Ok(());
             }
-            match end {
-                BatchEnd::NeedMore => {}
-                BatchEnd::Close => return self.write_out().await,
+            let more = match end {
+                BatchEnd::NeedMore | BatchEnd::LargeReply => self.write_replies().await?,
+                BatchEnd::Close => {
+                    self.write_replies().await?;
+                    return Ok(());
+                }
                 BatchEnd::Drop => return Ok(()),
+            };
+            if !more {
+                return Ok(());
             }
-            self.write_out().await?;
+            if matches!(end, BatchEnd::LargeReply) {
+                continue;
+            }
             if self.parser.limits().buffer_exceeded(self.input.len()) {
                 tracing::warn!(
                     client = self.client.id,
@@ -144,9 +165,15 @@ impl Connection {
                 Outcome::Block { timeout_reply, .. } => (timeout_reply, false),
                 Outcome::Hangup => return Ok(BatchEnd::Drop),
             };
-            value.encode(self.client.protocol, &mut self.output);
             if close {
+                value.encode(self.client.protocol, &mut self.output);
                 return Ok(BatchEnd::Close);
+            }
+            let done =
+                self.encoder
+                    .start(value, self.client.protocol, &mut self.output, REPLY_PART);
+            if !done {
+                return Ok(BatchEnd::LargeReply);
             }
             if self.output.len() > self.server.config.read().max_output_buffer {
                 tracing::warn!(
@@ -194,17 +221,37 @@ impl Connection {
         }
     }
 
-    async fn write_out(&mut self) -> std::io::Result<()> {
-        if self.output.is_empty() {
-            return Ok(());
+    /// Writes the batch's replies, the large one among them part by part. Returns whether the
+    /// connection goes on: not when the client is killed or the server stops meanwhile.
+    async fn write_replies(&mut self) -> std::io::Result<bool> {
+        loop {
+            if !self.write_out().await? {
+                return Ok(false);
+            }
+            if !self.encoder.is_encoding() {
+                return Ok(true);
+            }
+            self.encoder.resume(&mut self.output, REPLY_PART);
         }
-        self.socket.write_all(&self.output).await?;
+    }
+
+    /// Writes the output buffer; returns whether the connection goes on. A client that does not
+    /// read blocks the write: it still ends when the client is killed or the server stops.
+    async fn write_out(&mut self) -> std::io::Result<bool> {
+        if self.output.is_empty() {
+            return Ok(true);
+        }
+        tokio::select! {
+            written = self.socket.write_all(&self.output) => written?,
+            () = self.kill.notified() => return Ok(false),
+            _ = self.shutdown.changed() => return Ok(false),
+        }
         self.server
             .stats
             .net_output_bytes
             .fetch_add(self.output.len() as u64, Ordering::Relaxed);
         self.output.clear();
-        Ok(())
+        Ok(true)
     }
 }
 

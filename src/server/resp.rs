@@ -777,6 +777,106 @@ impl Value {
     }
 }
 
+/// Encodes a reply a part at a time, so that a connection can write a reply of any size while
+/// holding only about one part of its encoding: the rest stays in the reply's values, which
+/// refer to the entries in the segments' memory maps rather than copy them.
+#[derive(Debug, Default)]
+pub struct ReplyEncoder {
+    protocol: Protocol,
+    /// The aggregates being encoded, innermost last, each with the items it has left.
+    open: Vec<Remaining>,
+}
+
+/// What is left of an aggregate being encoded.
+#[derive(Debug)]
+enum Remaining {
+    Items(std::vec::IntoIter<Value>),
+    /// A map's pairs, and the value of the pair whose key was just encoded.
+    Pairs {
+        pairs: std::vec::IntoIter<(Value, Value)>,
+        value: Option<Value>,
+    },
+}
+
+impl ReplyEncoder {
+    /// Whether a reply is partly encoded: [`resume`](Self::resume) encodes more of it.
+    pub fn is_encoding(&self) -> bool {
+        !self.open.is_empty()
+    }
+
+    /// Starts encoding `reply` as `protocol` encodes it (the previous reply must be done), and
+    /// encodes until `out` holds at least `until` bytes or the reply is done. Returns whether
+    /// it is done.
+    pub fn start(
+        &mut self,
+        reply: Value,
+        protocol: Protocol,
+        out: &mut BytesMut,
+        until: usize,
+    ) -> bool {
+        debug_assert!(
+            self.open.is_empty(),
+            "a reply started before the last one ended"
+        );
+        self.protocol = protocol;
+        self.open_value(reply, out);
+        self.resume(out, until)
+    }
+
+    /// Encodes more of the current reply, until `out` holds at least `until` bytes or the reply
+    /// is done. Returns whether it is done.
+    pub fn resume(&mut self, out: &mut BytesMut, until: usize) -> bool {
+        while out.len() < until {
+            let Some(innermost) = self.open.last_mut() else {
+                return true;
+            };
+            let next = match innermost {
+                Remaining::Items(items) => items.next(),
+                Remaining::Pairs { pairs, value } => value.take().or_else(|| {
+                    let (key, next_value) = pairs.next()?;
+                    *value = Some(next_value);
+                    Some(key)
+                }),
+            };
+            match next {
+                Some(item) => self.open_value(item, out),
+                None => {
+                    self.open.pop();
+                }
+            }
+        }
+        self.open.is_empty()
+    }
+
+    /// Encodes a scalar whole, or an aggregate's header, leaving its items for later.
+    fn open_value(&mut self, value: Value, out: &mut BytesMut) {
+        let resp3 = self.protocol == Protocol::Resp3;
+        let (prefix, items) = match value {
+            Value::Array(items) => (b'*', items),
+            Value::Set(items) => (if resp3 { b'~' } else { b'*' }, items),
+            Value::Push(items) => (if resp3 { b'>' } else { b'*' }, items),
+            Value::Map(pairs) => {
+                if resp3 {
+                    put_len(out, b'%', pairs.len());
+                } else {
+                    put_len(out, b'*', pairs.len().saturating_mul(2));
+                }
+                self.open.push(Remaining::Pairs {
+                    pairs: pairs.into_iter(),
+                    value: None,
+                });
+                return;
+            }
+            scalar => {
+                scalar.encode(self.protocol, out);
+                return;
+            }
+        };
+        put_len(out, prefix, items.len());
+        self.open.push(Remaining::Items(items.into_iter()));
+    }
+}
+
 /// `<prefix><text>\r\n` with CR and LF in `text` turned into spaces, as Redis does for
 /// errors, so a message can never break the framing.
 fn put_line(out: &mut BytesMut, prefix: u8, text: &[u8]) {
@@ -1537,6 +1637,54 @@ mod tests {
                 Limits::default()
             };
             check_consistent(&input, limits, &mut rng);
+        }
+    }
+
+    #[test]
+    fn a_reply_encoded_in_parts_is_the_whole_encoding() {
+        let entry_like = |n: i64| {
+            Value::Array(vec![
+                Value::bulk(format!("{n}-0")),
+                Value::Array(vec![
+                    Value::bulk("field"),
+                    Value::bulk("x".repeat(n as usize)),
+                ]),
+            ])
+        };
+        let reply = Value::Array(vec![
+            Value::Map(vec![
+                (
+                    Value::bulk("orders"),
+                    Value::Array((0..50).map(entry_like).collect()),
+                ),
+                (
+                    Value::Array(Vec::new()),
+                    Value::Set(vec![Value::Integer(1), Value::Null]),
+                ),
+            ]),
+            Value::Push(vec![Value::Boolean(true), Value::Double(1.5)]),
+            Value::Array(Vec::new()),
+            Value::Integer(7),
+        ]);
+        for protocol in [Protocol::Resp2, Protocol::Resp3] {
+            let whole = encoded(&reply, protocol);
+            for part in [1, 7, 64, 1000, usize::MAX] {
+                let mut encoder = ReplyEncoder::default();
+                let mut out = BytesMut::new();
+                let mut parts = Vec::new();
+                let mut done = encoder.start(reply.clone(), protocol, &mut out, part);
+                loop {
+                    parts.extend_from_slice(&out);
+                    out.clear();
+                    if done {
+                        break;
+                    }
+                    assert!(encoder.is_encoding());
+                    done = encoder.resume(&mut out, part);
+                }
+                assert!(!encoder.is_encoding());
+                assert_eq!(parts, whole, "{protocol:?} in parts of {part}");
+            }
         }
     }
 

@@ -1,7 +1,7 @@
-//! What all connections share: the store, the clients, counters, and the write generation that
-//! wakes blocked readers.
+//! What all connections share: the store, the clients, counters, and the registry of blocked
+//! readers that writes wake.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,7 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 
 use super::config::ServerConfig;
-use crate::signal::ChangeSignal;
+use super::open_files::{OpenFiles, fit_maxclients};
 use crate::store::{Store, StoreError, StoreOptions, StoreRecovery};
 
 /// A connected client, as `CLIENT LIST` shows it.
@@ -47,8 +47,8 @@ pub struct Server {
     /// Held shared while a command runs and exclusively by `EXEC` and `DEBUG RELOAD`, so a
     /// transaction runs with no other client's command in between.
     pub(crate) exec_lock: RwLock<()>,
-    /// Bumped after every command that changed data; blocked readers wait on it.
-    pub(crate) writes: ChangeSignal,
+    /// The readers blocked on each key, woken by the commands that write it.
+    pub(crate) blocked_readers: BlockedReaders,
     pub(crate) clients: Mutex<BTreeMap<u64, ClientEntry>>,
     next_client_id: AtomicU64,
     pub(crate) stats: Stats,
@@ -75,7 +75,7 @@ impl Server {
             store: RwLock::new(Some(Arc::new(store))),
             recovery: RwLock::new(recovery),
             exec_lock: RwLock::new(()),
-            writes: ChangeSignal::new(),
+            blocked_readers: BlockedReaders::default(),
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
             stats: Stats::default(),
@@ -106,7 +106,7 @@ impl Server {
         *self.recovery.write() = store.recovery().clone();
         *slot = Some(Arc::new(store));
         drop(slot);
-        self.note_write();
+        self.blocked_readers.wake_all();
         Ok(())
     }
 
@@ -116,9 +116,37 @@ impl Server {
         close_store(store)
     }
 
-    /// Wakes blocked readers after a command that changed data.
-    pub(crate) fn note_write(&self) {
-        self.writes.notify();
+    /// Makes room for `maxclients` clients in the open-files limit (raising the soft limit if it
+    /// can), else lowers `maxclients` to what fits. Fails when not even one client fits.
+    pub fn fit_maxclients_to_open_files(&self) -> Result<OpenFiles, String> {
+        let streams = self.store().map_or(0, |store| store.stream_names().len());
+        let wanted = self.config.read().maxclients;
+        let fit = fit_maxclients(wanted, streams)?;
+        if let OpenFiles::TooFew { maxclients, .. } = fit {
+            self.config.write().maxclients = maxclients;
+        }
+        Ok(fit)
+    }
+
+    /// `CONFIG SET maxclients`: a higher count must fit the open-files limit (raised if it can
+    /// be), else the setting is refused with the count that fits, as Redis does.
+    pub(crate) fn set_maxclients(&self, maxclients: usize) -> Result<(), String> {
+        if maxclients > self.config.read().maxclients {
+            let streams = self.store().map_or(0, |store| store.stream_names().len());
+            match fit_maxclients(maxclients, streams)? {
+                OpenFiles::TooFew {
+                    maxclients: fitting,
+                    ..
+                } => {
+                    return Err(format!(
+                        "The operating system is not able to handle the specified number of clients, try with {fitting}"
+                    ));
+                }
+                OpenFiles::Enough | OpenFiles::Raised { .. } => {}
+            }
+        }
+        self.config.write().maxclients = maxclients;
+        Ok(())
     }
 
     /// Registers a connection; `None` when `maxclients` is reached.
@@ -159,6 +187,103 @@ impl Server {
     }
 }
 
+/// The readers blocked on each stream, so that a write wakes the readers of the streams it
+/// wrote and no others: with thousands of readers blocked, waking all of them on every write
+/// cost a third of the write throughput.
+#[derive(Debug, Default)]
+pub(crate) struct BlockedReaders {
+    /// Each blocked reader's wake-up, under the store name of every stream it waits on.
+    by_stream: Mutex<HashMap<Vec<u8>, Vec<Arc<Notify>>>>,
+    /// How many readers are registered: with none, a write takes no lock.
+    registered: AtomicUsize,
+}
+
+impl BlockedReaders {
+    /// Registers a reader of the streams `names` until the watch is dropped.
+    pub(crate) fn watch(&self, names: Vec<Vec<u8>>) -> KeyWatch<'_> {
+        let wake = Arc::new(Notify::new());
+        {
+            let mut by_stream = self.by_stream.lock();
+            for name in &names {
+                by_stream
+                    .entry(name.clone())
+                    .or_default()
+                    .push(Arc::clone(&wake));
+            }
+        }
+        self.registered.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the fence in `wake`: either the writer sees this reader registered, or the
+        // reader's next look sees the write.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        KeyWatch {
+            readers: self,
+            names,
+            wake,
+        }
+    }
+
+    /// Wakes the readers of the streams `names`, after a command wrote them.
+    pub(crate) fn wake(&self, names: impl Iterator<Item = Vec<u8>>) {
+        if !self.anyone_registered() {
+            return;
+        }
+        let by_stream = self.by_stream.lock();
+        for name in names {
+            for wake in by_stream.get(&name).into_iter().flatten() {
+                wake.notify_one();
+            }
+        }
+    }
+
+    /// Wakes every blocked reader (a flush of a whole database, a reload).
+    pub(crate) fn wake_all(&self) {
+        if !self.anyone_registered() {
+            return;
+        }
+        for wake in self.by_stream.lock().values().flatten() {
+            wake.notify_one();
+        }
+    }
+
+    fn anyone_registered(&self) -> bool {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.registered.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// A blocked reader's registration; dropping it (when the command answers or is abandoned)
+/// unregisters it.
+#[derive(Debug)]
+pub(crate) struct KeyWatch<'a> {
+    readers: &'a BlockedReaders,
+    names: Vec<Vec<u8>>,
+    wake: Arc<Notify>,
+}
+
+impl KeyWatch<'_> {
+    /// Resolves once a watched stream was written since the last call (or since the watch
+    /// began): a write while the reader was looking is not lost.
+    pub(crate) async fn written(&self) {
+        self.wake.notified().await;
+    }
+}
+
+impl Drop for KeyWatch<'_> {
+    fn drop(&mut self) {
+        let mut by_stream = self.readers.by_stream.lock();
+        for name in &self.names {
+            if let Some(wakes) = by_stream.get_mut(name) {
+                wakes.retain(|wake| !Arc::ptr_eq(wake, &self.wake));
+                if wakes.is_empty() {
+                    by_stream.remove(name);
+                }
+            }
+        }
+        drop(by_stream);
+        self.readers.registered.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Closes a store cleanly if nothing else holds it; otherwise flushes it (the last holder's drop
 /// then releases the directory, and the next open recovers without data loss).
 fn close_store(store: Option<Arc<Store>>) -> Result<(), StoreError> {
@@ -183,4 +308,62 @@ pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `watch` was woken, without waiting.
+    fn woken(watch: &KeyWatch<'_>) -> bool {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            tokio::time::timeout(std::time::Duration::ZERO, watch.written())
+                .await
+                .is_ok()
+        })
+    }
+
+    #[test]
+    fn a_write_wakes_only_the_readers_of_the_streams_it_wrote() {
+        let readers = BlockedReaders::default();
+        let orders = readers.watch(vec![b"\0orders".to_vec()]);
+        let both = readers.watch(vec![b"\0users".to_vec(), b"\0orders".to_vec()]);
+        let users = readers.watch(vec![b"\0users".to_vec()]);
+        readers.wake([b"\0orders".to_vec()].into_iter());
+        assert!(woken(&orders));
+        assert!(woken(&both));
+        assert!(!woken(&users), "a write to another stream woke a reader");
+        readers.wake([b"\x01users".to_vec()].into_iter());
+        assert!(
+            !woken(&users),
+            "a write to the same key in another database woke a reader"
+        );
+        readers.wake_all();
+        assert!(woken(&users));
+    }
+
+    #[test]
+    fn a_write_before_the_wait_is_not_lost() {
+        let readers = BlockedReaders::default();
+        let watch = readers.watch(vec![b"\0orders".to_vec()]);
+        readers.wake([b"\0orders".to_vec()].into_iter());
+        assert!(woken(&watch));
+        assert!(!woken(&watch), "one write wakes once");
+    }
+
+    #[test]
+    fn a_dropped_watch_unregisters() {
+        let readers = BlockedReaders::default();
+        let first = readers.watch(vec![b"\0orders".to_vec()]);
+        let second = readers.watch(vec![b"\0orders".to_vec()]);
+        drop(first);
+        assert_eq!(readers.by_stream.lock()[&b"\0orders"[..]].len(), 1);
+        drop(second);
+        assert!(readers.by_stream.lock().is_empty());
+        assert_eq!(readers.registered.load(Ordering::SeqCst), 0);
+    }
 }

@@ -43,8 +43,20 @@ impl Server {
         server
     }
 
+    /// A server on a fresh data directory whose open-files limit (soft and hard) is `limit`.
+    pub fn start_with_open_files(limit: u64, args: &[&str]) -> Server {
+        let data = tempfile::tempdir().expect("data directory");
+        let mut server = Server::launch(data.path(), args, Some(limit));
+        server._data = Some(data);
+        server
+    }
+
     /// A server on `dir` (which the caller keeps), with extra command-line arguments.
     pub fn start_in(dir: &Path, args: &[&str]) -> Server {
+        Server::launch(dir, args, None)
+    }
+
+    fn launch(dir: &Path, args: &[&str], open_files: Option<u64>) -> Server {
         let scratch = tempfile::tempdir().expect("scratch directory");
         let password = args
             .iter()
@@ -55,7 +67,7 @@ impl Server {
         for attempt in 0..PORT_ATTEMPTS {
             let port = free_port();
             let log = scratch.path().join(format!("server-{attempt}.log"));
-            let child = spawn(dir, port, args, &log);
+            let child = spawn(dir, port, args, &log, open_files);
             let mut server = Server {
                 child: Some(child),
                 port,
@@ -218,9 +230,23 @@ impl Drop for Server {
     }
 }
 
-fn spawn(dir: &Path, port: u16, args: &[&str], log: &Path) -> Child {
+/// Starts the binary; with `open_files`, through a shell that sets the soft and hard open-files
+/// limits first and then replaces itself with the server (same process ID).
+fn spawn(dir: &Path, port: u16, args: &[&str], log: &Path, open_files: Option<u64>) -> Child {
     let log = std::fs::File::create(log).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_queue-server"))
+    let binary = env!("CARGO_BIN_EXE_queue-server");
+    let mut command = match open_files {
+        Some(limit) => {
+            let mut shell = Command::new("sh");
+            shell
+                .arg("-c")
+                .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                .arg(binary);
+            shell
+        }
+        None => Command::new(binary),
+    };
+    command
         .arg("--dir")
         .arg(dir)
         .arg("--port")

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -130,12 +131,27 @@ fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(),
     let matches = user == b"default" && constant_time_eq(expected.as_bytes(), password);
     if matches {
         ctx.client.authenticated = true;
+        ctx.client.auth_failures = 0;
         Ok(())
     } else {
+        ctx.client.auth_failures = ctx.client.auth_failures.saturating_add(1);
+        ctx.client.reply_delay = Some(auth_failure_delay(ctx.client.auth_failures));
         Err(Value::error(
             "WRONGPASS invalid username-password pair or user is disabled.",
         ))
     }
+}
+
+/// How much later than the one before each failed password check on a connection is answered.
+const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(250);
+/// The longest wait for the answer to a failed password check.
+const MAX_AUTH_FAILURE_DELAY: Duration = Duration::from_secs(2);
+
+/// The wait before answering the `failures`-th failed password check in a row on a connection.
+fn auth_failure_delay(failures: u32) -> Duration {
+    AUTH_FAILURE_DELAY
+        .saturating_mul(failures)
+        .min(MAX_AUTH_FAILURE_DELAY)
 }
 
 /// Compares without an early exit, so the time taken does not reveal how much of a guess was
@@ -393,9 +409,8 @@ fn run_queued(server: &Arc<Server>, client: &mut Client, args: &[Bytes]) -> Valu
         in_exec: true,
     };
     let outcome = (spec.handler)(&mut inner, args);
-    if spec.flags.has(Flag::Write) {
-        server.note_write();
-    }
+    // Woken readers run once EXEC, which holds the exec lock, is done.
+    super::announce_write(server, inner.client.db, spec, args);
     match outcome {
         Outcome::Reply(value) | Outcome::Close(value) => value,
         Outcome::Block { timeout_reply, .. } => timeout_reply,
@@ -405,7 +420,15 @@ fn run_queued(server: &Arc<Server>, client: &mut Client, args: &[Bytes]) -> Valu
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::*;
+
+    #[test]
+    fn each_failed_password_check_waits_longer_up_to_a_bound() {
+        assert_eq!(auth_failure_delay(1), Duration::from_millis(250));
+        assert_eq!(auth_failure_delay(2), Duration::from_millis(500));
+        assert_eq!(auth_failure_delay(100), MAX_AUTH_FAILURE_DELAY);
+        assert_eq!(auth_failure_delay(u32::MAX), MAX_AUTH_FAILURE_DELAY);
+    }
 
     #[test]
     fn password_comparison() {

@@ -797,6 +797,7 @@ fn block_or_nil(ctx: &Ctx<'_>, args: &[Bytes], parsed: &ReadGroupArgs<'_>) -> Ou
         args: args.to_vec(),
         deadline,
         timeout_reply: Value::NullArray,
+        keys: parsed.keys.to_vec(),
     }
 }
 

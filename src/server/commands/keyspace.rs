@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 
-use super::{CommandSpec, Ctx, Flags, Outcome, is, parse_u64, reply, syntax_error};
-use crate::server::keys::{glob_match, key_of, stream_name};
+use super::{CommandSpec, Ctx, Flags, Outcome, is, off_worker, parse_u64, reply, syntax_error};
+use crate::server::keys::{glob_match, key_of, matches_everything, stream_name};
 use crate::server::resp::Value;
 
 pub(super) fn commands() -> Vec<CommandSpec> {
@@ -77,15 +77,36 @@ fn db_keys(ctx: &Ctx<'_>) -> Result<Vec<Bytes>, Value> {
         .collect())
 }
 
+/// How many keys are matched between two looks at whether the server is stopping.
+const KEYS_PER_SHUTDOWN_CHECK: usize = 1024;
+
+/// The keys among `keys` that `pattern` matches. A walk over millions of keys takes a while: it
+/// leaves its worker thread to the other clients meanwhile, and gives up when the server
+/// begins to stop rather than hold the shutdown up.
+fn matching_keys(ctx: &Ctx<'_>, keys: Vec<Bytes>, pattern: &[u8]) -> Result<Vec<Bytes>, Value> {
+    if matches_everything(pattern) {
+        return Ok(keys);
+    }
+    off_worker(|| {
+        let mut matching = Vec::new();
+        for (index, key) in keys.into_iter().enumerate() {
+            if index % KEYS_PER_SHUTDOWN_CHECK == 0 && *ctx.server.shutdown.borrow() {
+                return Err(Value::error("ERR the server is shutting down"));
+            }
+            if glob_match(pattern, &key) {
+                matching.push(key);
+            }
+        }
+        Ok(matching)
+    })
+}
+
 fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
-    reply(db_keys(ctx).map(|keys| {
-        Value::Array(
-            keys.into_iter()
-                .filter(|key| glob_match(&args[1], key))
-                .map(Value::Bulk)
-                .collect(),
-        )
-    }))
+    reply(
+        db_keys(ctx)
+            .and_then(|keys| matching_keys(ctx, keys, &args[1]))
+            .map(|keys| Value::Array(keys.into_iter().map(Value::Bulk).collect())),
+    )
 }
 
 /// `SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]`. The cursor is the position in the
@@ -127,15 +148,14 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
             .saturating_add(usize::try_from(count).unwrap_or(usize::MAX))
             .min(keys.len());
         let next = if end >= keys.len() { 0 } else { end };
-        let page = keys[start..end]
-            .iter()
-            .filter(|key| pattern.as_ref().is_none_or(|p| glob_match(p, key)))
-            .cloned()
-            .map(Value::Bulk)
-            .collect();
+        let page = keys[start..end].to_vec();
+        let page = match &pattern {
+            Some(pattern) => matching_keys(ctx, page, pattern)?,
+            None => page,
+        };
         Ok(Value::Array(vec![
             Value::bulk(next.to_string()),
-            Value::Array(page),
+            Value::Array(page.into_iter().map(Value::Bulk).collect()),
         ]))
     })())
 }

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::keys::stream_name;
 use super::resp::{EntryFields, Protocol, Value};
-use super::state::Server;
+use super::state::{KeyWatch, Server};
 use crate::id::StreamId;
 use crate::log::Entry;
-use crate::signal::ChangeSignal;
 use crate::store::{Store, StoreError};
 
 /// What a command handler returns.
@@ -31,6 +31,8 @@ pub(crate) enum Outcome {
         deadline: Option<Instant>,
         /// The reply if the deadline passes first.
         timeout_reply: Value,
+        /// The keys whose writes may end the wait.
+        keys: Vec<Bytes>,
     },
     /// Send this reply, then close the connection.
     Close(Value),
@@ -61,6 +63,11 @@ pub(crate) struct Client {
     previous: Option<&'static CommandSpec>,
     /// The command last published to the client table, with its database and when.
     published: Option<(&'static str, u8, Instant)>,
+    /// Failed password checks on this connection, each answered later than the one before.
+    pub(crate) auth_failures: u32,
+    /// Set by a failed password check: the reply waits this long, so that passwords cannot be
+    /// guessed at the speed of a pipeline.
+    pub(crate) reply_delay: Option<Duration>,
 }
 
 impl Client {
@@ -75,6 +82,8 @@ impl Client {
             multi_failed: false,
             previous: None,
             published: None,
+            auth_failures: 0,
+            reply_delay: None,
         }
     }
 }
@@ -215,12 +224,21 @@ fn find_command(client: &mut Client, name: &[u8]) -> Option<&'static CommandSpec
     Some(spec)
 }
 
-/// Runs one command from a client, blocking (asynchronously) when it asks to.
+/// Runs one command from a client, blocking (asynchronously) when it asks to, and delaying the
+/// reply to a failed password check without holding a thread.
 pub(crate) async fn execute(
     server: &Arc<Server>,
     client: &mut Client,
     args: &mut Vec<Bytes>,
 ) -> Outcome {
+    let outcome = dispatch(server, client, args).await;
+    if let Some(delay) = client.reply_delay.take() {
+        tokio::time::sleep(delay).await;
+    }
+    outcome
+}
+
+async fn dispatch(server: &Arc<Server>, client: &mut Client, args: &mut Vec<Bytes>) -> Outcome {
     let Some(name) = args.first() else {
         return Outcome::Reply(Value::Null);
     };
@@ -301,19 +319,28 @@ async fn run_blocking(
     let mut first_deadline: Option<Option<Instant>> = None;
     // Counted as blocked from the first wait until the command answers.
     let mut blocked: Option<BlockedClient<'_>> = None;
+    // Wakes this command when one of its keys is written.
+    let mut watch: Option<KeyWatch<'_>> = None;
     loop {
-        let seen = server.writes.generation();
         match run_once(server, client, spec, &args, retry, false) {
             Outcome::Block {
                 args: again,
                 deadline,
                 timeout_reply,
+                keys,
             } => {
                 args = again;
                 retry = true;
                 let deadline = *first_deadline.get_or_insert(deadline);
                 blocked.get_or_insert_with(|| BlockedClient::new(server));
-                if !wait_for_write(&server.writes, seen, deadline).await {
+                let Some(watch) = &watch else {
+                    // Watched from now on: one more look finds what was written between the
+                    // first look and now.
+                    let names = keys.iter().map(|key| stream_name(client.db, key)).collect();
+                    watch = Some(server.blocked_readers.watch(names));
+                    continue;
+                };
+                if !wait_for_write(watch, deadline).await {
                     // One last look: data may have arrived exactly at the deadline.
                     return match run_once(server, client, spec, &args, true, true) {
                         Outcome::Block { .. } => timeout_reply.into(),
@@ -369,20 +396,75 @@ pub(crate) fn run_once(
     };
     // A command that is about to block delivered nothing: announcing a write would wake its own
     // wait at once, and every other blocked reader, over and over.
-    if spec.has_flag(Flag::Write) && !matches!(outcome, Outcome::Block { .. }) {
-        server.note_write();
+    if !matches!(outcome, Outcome::Block { .. }) {
+        announce_write(server, client.db, spec, args);
     }
     outcome
 }
 
-/// Waits for a write after generation `seen`, for [`RECHECK`], or until the deadline, whichever
-/// comes first. Returns whether the deadline is still ahead.
-async fn wait_for_write(writes: &ChangeSignal, seen: u64, deadline: Option<Instant>) -> bool {
+/// Wakes the readers blocked on the keys a write command names: all blocked readers when its
+/// keys are not at fixed places (FLUSHDB, FLUSHALL, and XREADGROUP, whose dead letters go to
+/// streams it does not name).
+pub(crate) fn announce_write(server: &Server, db: u8, spec: &CommandSpec, args: &[Bytes]) {
+    if !spec.has_flag(Flag::Write) {
+        return;
+    }
+    match written_keys(spec, args) {
+        Some(keys) => server
+            .blocked_readers
+            .wake(keys.map(|key| stream_name(db, key))),
+        None => server.blocked_readers.wake_all(),
+    }
+}
+
+/// The keys at the fixed places of the spec (`first_key`, `last_key`, `step`, as `COMMAND`
+/// reports them); `None` when the command has none there.
+fn written_keys<'a>(
+    spec: &CommandSpec,
+    args: &'a [Bytes],
+) -> Option<impl Iterator<Item = &'a Bytes>> {
+    let first = usize::try_from(spec.first_key)
+        .ok()
+        .filter(|&first| first > 0)?;
+    let step = usize::try_from(spec.step).ok().filter(|&step| step > 0)?;
+    let last = if spec.last_key < 0 {
+        args.len()
+            .checked_sub(usize::try_from(spec.last_key.unsigned_abs()).ok()?)?
+    } else {
+        usize::try_from(spec.last_key).ok()?
+    };
+    Some(
+        args.iter()
+            .enumerate()
+            .skip(first)
+            .take_while(move |(at, _)| *at <= last)
+            .step_by(step)
+            .map(|(_, key)| key),
+    )
+}
+
+/// Waits for a write to a watched key, for [`RECHECK`], or until the deadline, whichever comes
+/// first. Returns whether the deadline is still ahead.
+async fn wait_for_write(watch: &KeyWatch<'_>, deadline: Option<Instant>) -> bool {
     let recheck = Instant::now() + RECHECK;
     let until = deadline.map_or(recheck, |deadline| deadline.min(recheck));
     let until = tokio::time::Instant::from_std(until);
-    let _ = tokio::time::timeout_at(until, writes.changed_past(seen)).await;
+    let _ = tokio::time::timeout_at(until, watch.written()).await;
     deadline.is_none_or(|deadline| Instant::now() < deadline)
+}
+
+/// Runs `work`, which may take long, without keeping the other tasks of this worker thread
+/// waiting: the runtime hands them to another thread meanwhile. Every thread busy with such work
+/// would otherwise leave no thread to answer anyone else, not even a `PING`.
+pub(crate) fn off_worker<R>(work: impl FnOnce() -> R) -> R {
+    let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    });
+    if multi_thread {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
 }
 
 fn arity_ok(spec: &CommandSpec, count: usize) -> bool {

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::{CommandSpec, Ctx, Flags, Outcome, is, reply, table};
-use crate::server::config::FsyncPolicy;
+use crate::server::config::{FsyncPolicy, parse_maxclients};
 use crate::server::keys::{DATABASES, key_of, key_part};
 use crate::server::resp::Value;
 use crate::store::Store;
@@ -418,11 +418,10 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), Value> {
             Ok(())
         }
         "maxclients" => {
-            let value = text
-                .parse()
-                .map_err(|_| invalid("argument couldn't be parsed into an integer"))?;
-            ctx.server.config.write().maxclients = value;
-            Ok(())
+            let value = parse_maxclients(&text).map_err(|reason| invalid(&reason))?;
+            ctx.server
+                .set_maxclients(value)
+                .map_err(|reason| invalid(&reason))
         }
         "appendonly" if text == "yes" => Ok(()),
         "save" => Ok(()),

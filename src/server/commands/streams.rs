@@ -944,6 +944,7 @@ fn xread_outcome(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Outcome, Value> {
             args: blocked_args(args, &read, &targets),
             deadline,
             timeout_reply: Value::NullArray,
+            keys: targets.iter().map(|target| target.key.clone()).collect(),
         }),
         _ => Ok(Outcome::Reply(Value::NullArray)),
     }
