@@ -578,6 +578,7 @@ impl Log {
 
     /// Inside a store transaction, writes down how to undo this log's changes before the first
     /// of them (see [`undo`]). Takes the journal lock: call it holding no other lock of the log.
+    #[inline]
     fn before_change(&self) -> Result<(), LogError> {
         undo::before_change(&self.dir, Target::Log, || {
             let journal = self.journal.lock();
