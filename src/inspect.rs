@@ -1181,6 +1181,25 @@ fn unreadable(path: &Path, error: &io::Error) -> Finding {
     finding(Severity::Unreadable, path, None, error.to_string())
 }
 
+/// A journal that does not open: a damaged header (one whose checksum fails), which the next
+/// open rebuilds from the file name, or what the container error says.
+fn journal_header_finding(path: &Path, error: &JournalError) -> Finding {
+    let first_bytes = std::fs::read(path).map(|mut bytes| {
+        bytes.truncate(journal::HEADER_LEN);
+        bytes
+    });
+    match first_bytes.ok().as_deref().and_then(journal::header_damage) {
+        Some(detail) => damage(
+            path,
+            Some(0),
+            format!(
+                "damaged header ({detail}): the next open rebuilds it from the file name and replays the frames"
+            ),
+        ),
+        None => container_error(path, error),
+    }
+}
+
 /// A container error as a finding: damage with its position when the error has one.
 fn container_error(path: &Path, error: &JournalError) -> Finding {
     match error {
@@ -1244,7 +1263,7 @@ fn replay_journal(
             return false;
         }
         Err(error) => {
-            findings.push(container_error(path, &error));
+            findings.push(journal_header_finding(path, &error));
             return true;
         }
     };

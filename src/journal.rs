@@ -342,6 +342,22 @@ impl Journal {
         Ok((journal, replay))
     }
 
+    /// [`open`](Self::open), after rebuilding a damaged header: one whose checksum fails, or a
+    /// file shorter than a header. The header only names what the owner knows anyway (the
+    /// kind, and the generation its file name carries), and every frame has its own checksum,
+    /// so a new header with `kind` and `generation` loses nothing intact. Returns, besides,
+    /// what was wrong with the header it rebuilt. A header whose checksum holds but that does
+    /// not match (another kind or version) is left alone: `open` reports it.
+    pub fn open_repairing(
+        path: &Path,
+        kind: FileKind,
+        generation: u64,
+    ) -> Result<(Journal, Replay, Option<String>), JournalError> {
+        let rebuilt = rebuild_damaged_header(path, kind, generation)?;
+        let (journal, replay) = Journal::open(path, kind)?;
+        Ok((journal, replay, rebuilt))
+    }
+
     /// Reads a journal without writing anything, so it can run beside a live writer. A frame
     /// being appended at that moment may be reported as damage.
     pub fn read(path: &Path, kind: FileKind) -> Result<Replay, JournalError> {
@@ -586,6 +602,36 @@ pub fn decode_snapshot(
         generation: get_u64(&header, GENERATION_AT),
         payload: bytes,
     })
+}
+
+/// Whether a journal's first bytes are a damaged header: shorter than one, or failing its
+/// checksum. Returns what is wrong.
+pub fn header_damage(first_bytes: &[u8]) -> Option<String> {
+    let Some(header) = first_bytes.get(..HEADER_LEN) else {
+        return Some(too_short(first_bytes.len() as u64, HEADER_LEN));
+    };
+    let stored = get_u32(header, HEADER_CRC_AT);
+    let computed = crc32fast::hash(&header[..HEADER_CRC_AT]);
+    (stored != computed).then(|| crc_detail(stored, computed))
+}
+
+fn rebuild_damaged_header(
+    path: &Path,
+    kind: FileKind,
+    generation: u64,
+) -> Result<Option<String>, JournalError> {
+    let file = fs::open_existing(path, true).map_err(io_error(path))?;
+    let mut first = Vec::with_capacity(HEADER_LEN);
+    Read::by_ref(&mut &file)
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut first)
+        .map_err(io_error(path))?;
+    let Some(damage) = header_damage(&first) else {
+        return Ok(None);
+    };
+    write_header(path, &file, kind, generation)?;
+    tracing::error!(path = %path.display(), %damage, "rebuilt a damaged journal header from its file name");
+    Ok(Some(damage))
 }
 
 /// Cuts the journal at `path` back to `len` bytes, a frame boundary it had earlier (its

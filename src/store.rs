@@ -40,6 +40,8 @@ const CLEAN_FILE: &str = "CLEAN";
 const STREAMS_DIR: &str = "streams";
 const NAME_FILE: &str = "NAME";
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
+/// How long opening waits for the directory's lock before reporting it in use.
+const LOCK_WAIT: Duration = Duration::from_millis(500);
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -660,14 +662,26 @@ fn run_maintenance(shared: &Shared) {
 fn lock_directory(dir: &Path) -> Result<File, StoreError> {
     let path = dir.join(LOCK_FILE);
     let file = fs::open_or_create(&path).map_err(io_error("open", &path))?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(file),
-        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Locked(dir.to_path_buf())),
-        Err(errno) => Err(StoreError::Io {
-            op: "lock",
-            path,
-            source: errno.into(),
-        }),
+    // A lock held for a moment longer than its store: a child process that another thread
+    // spawned shares the descriptor from its fork until its exec closes it.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(StoreError::Locked(dir.to_path_buf()));
+            }
+            Err(errno) => {
+                return Err(StoreError::Io {
+                    op: "lock",
+                    path,
+                    source: errno.into(),
+                });
+            }
+        }
     }
 }
 

@@ -75,6 +75,8 @@ pub struct GroupRecovery {
     pub journal_damage: Option<JournalDamage>,
     /// Groups clamped to what the log recovered (pending entries dropped, positions rewound).
     pub clamped: Vec<ClampedGroup>,
+    /// What was wrong with the journal's header, rebuilt from its file name.
+    pub rebuilt_journal_header: Option<String>,
 }
 
 /// The consumer groups of one stream, with their journal.
@@ -97,7 +99,9 @@ impl DurableGroups {
         let path = dir.join(group_journal_name(generation));
         let mut recovery = GroupRecovery::default();
         let journal = if path.exists() {
-            let (journal, replay) = Journal::open(&path, GROUP_JOURNAL_KIND)?;
+            let (journal, replay, rebuilt) =
+                Journal::open_repairing(&path, GROUP_JOURNAL_KIND, generation)?;
+            recovery.rebuilt_journal_header = rebuilt;
             replay_frames(&mut state, &path, &replay.frames)?;
             recovery.events_replayed = replay.frames.len();
             recovery.journal_damage = replay.damage;

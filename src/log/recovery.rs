@@ -302,7 +302,14 @@ fn open_meta_journal(
     let path = dir.join(meta_journal_name(generation));
     let mut meta = checkpoint.meta.clone();
     let journal = if path.exists() {
-        let (journal, replay) = Journal::open(&path, META_JOURNAL_KIND)?;
+        let (journal, replay, rebuilt) =
+            Journal::open_repairing(&path, META_JOURNAL_KIND, generation)?;
+        if let Some(reason) = rebuilt {
+            report.rebuilt_headers.push(RebuiltHeader {
+                file: path.clone(),
+                reason,
+            });
+        }
         for frame in &replay.frames {
             // A frame that passed its CRC but does not decode was written by another version
             // or a bug: replaying around it could apply later changes without it.

@@ -81,7 +81,7 @@ impl Transactions {
             let journal = Journal::create(&path, TRANSACTION_KIND, 1)?;
             return Ok((Transactions::new(journal, streams_dir, durability), 0));
         }
-        let (journal, replay) = Journal::open(&path, TRANSACTION_KIND)?;
+        let (journal, replay, _) = Journal::open_repairing(&path, TRANSACTION_KIND, 1)?;
         let undone = replay.frames.len();
         if undone > 0 {
             tracing::warn!(
