@@ -207,7 +207,7 @@ impl Segment {
     ) -> Result<Segment, SegmentError> {
         preallocate(file, tmp_path, header.file_len)?;
         let map = fs::map(file, tmp_path).map_err(io_error("map", tmp_path))?;
-        let segment = Segment {
+        let mut segment = Segment {
             path: tmp_path.to_path_buf(),
             header,
             map,
@@ -216,16 +216,7 @@ impl Segment {
             writable: true,
         };
         segment.expect_appends();
-        // SAFETY: the map is HEADER_LEN+ bytes long (asserted by the caller, file preallocated
-        // to file_len) and no reader exists yet: `segment` has not been shared.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                header.encode().as_ptr(),
-                segment.map.as_mut_ptr(),
-                HEADER_LEN,
-            );
-        }
-        segment.flush_range(0, HEADER_LEN)?;
+        segment.write_header(&header)?;
         fs::sync_all(file, tmp_path).map_err(io_error("fsync", tmp_path))?;
         Ok(Segment {
             path: path.to_path_buf(),
@@ -342,18 +333,28 @@ impl Segment {
             created_ms,
         };
         if writable {
-            // SAFETY: `segment` is not shared yet and has no appender, so nothing else reads or
-            // writes the map; the map is at least HEADER_LEN bytes (checked by map_unchecked).
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    header.encode().as_ptr(),
-                    segment.map.as_mut_ptr(),
-                    HEADER_LEN,
-                );
-            }
-            segment.flush_range(0, HEADER_LEN)?;
+            segment.write_header(&header)?;
         }
         Ok((Segment { header, ..segment }, damage))
+    }
+
+    /// Writes `header` over the map's first bytes and flushes them. `&mut self` proves that the
+    /// segment is not shared yet and has no appender (it is being created or repaired).
+    fn write_header(&mut self, header: &SegmentHeader) -> Result<(), SegmentError> {
+        assert!(
+            self.writable && self.map.len() >= HEADER_LEN,
+            "no room for a header"
+        );
+        // SAFETY: `&mut self`: no reader holds this segment and no appender exists, so nothing
+        // else reads or writes the map; it is at least HEADER_LEN bytes long (asserted above).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                header.encode().as_ptr(),
+                self.map.as_mut_ptr(),
+                HEADER_LEN,
+            );
+        }
+        self.flush_range(0, HEADER_LEN)
     }
 
     /// The whole file as it is on disk now. Used only at recovery, before an appender exists

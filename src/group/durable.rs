@@ -578,16 +578,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn journals_without_their_snapshot_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = log_with(5);
-        let (mut groups, _) = DurableGroups::open(dir.path(), &log).unwrap();
+    /// A group created and compacted into a snapshot at generation 2.
+    fn compacted(dir: &Path, log: &TestLog) {
+        let (mut groups, _) = DurableGroups::open(dir, log).unwrap();
         groups
             .apply(|state| state.create_group(b"g", StreamId::MIN, None))
             .unwrap();
         groups.compact().unwrap();
-        drop(groups);
+    }
+
+    #[test]
+    fn journals_without_their_snapshot_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(5);
+        compacted(dir.path(), &log);
         std::fs::remove_file(dir.path().join(GROUP_SNAPSHOT_FILE)).unwrap();
         let error = DurableGroups::open(dir.path(), &log).unwrap_err();
         assert!(
@@ -600,12 +604,7 @@ mod tests {
     fn a_damaged_snapshot_is_refused_with_what_would_work() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_with(5);
-        let (mut groups, _) = DurableGroups::open(dir.path(), &log).unwrap();
-        groups
-            .apply(|state| state.create_group(b"g", StreamId::MIN, None))
-            .unwrap();
-        groups.compact().unwrap();
-        drop(groups);
+        compacted(dir.path(), &log);
         let path = dir.path().join(GROUP_SNAPSHOT_FILE);
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 1;
