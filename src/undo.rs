@@ -147,6 +147,19 @@ pub(crate) fn recording_with<R: Recorder + 'static, T>(
     (output, recorded)
 }
 
+impl Undo {
+    /// The stream directory the record is about.
+    pub(crate) fn dir(&self) -> &Path {
+        match self {
+            Undo::Log { dir, .. }
+            | Undo::Groups { dir, .. }
+            | Undo::Created { dir }
+            | Undo::Deleted { dir, .. }
+            | Undo::Renamed { dir, .. } => dir,
+        }
+    }
+}
+
 const TAG_LOG: u8 = 1;
 const TAG_GROUPS: u8 = 2;
 const TAG_CREATED: u8 = 3;

@@ -49,6 +49,10 @@ struct JournalRecorder(Arc<Mutex<Transactions>>);
 impl Recorder for JournalRecorder {
     fn record(&mut self, undo: &Undo) -> Result<(), UndoError> {
         let mut transactions = self.0.lock();
+        if !undo.dir().starts_with(&transactions.streams_dir) {
+            // Another store's file, changed inside this transaction's work: not part of it.
+            return Ok(());
+        }
         let bytes = undo.encode(&transactions.streams_dir);
         let failed = |error: JournalError| UndoError(error.to_string());
         transactions.journal.append(&bytes).map_err(failed)?;
@@ -172,8 +176,12 @@ impl Store {
     /// run one at a time, and the store's maintenance (checkpoints, compactions, retention,
     /// idle expiry) waits for them. Streams a transaction deletes keep their files until it
     /// commits. `Err` means the commit failed: the changes may be in memory, and the next open
-    /// undoes them.
+    /// undoes them. A transaction started inside another's work joins it; changes to another
+    /// store inside it are not part of it.
     pub fn transaction<T>(&self, work: impl FnOnce() -> T) -> Result<T, StoreError> {
+        if undo::recording() {
+            return Ok(work());
+        }
         let shared = &self.shared;
         let _one_at_a_time = shared.transaction_lock.lock();
         let _no_maintenance = shared.maintenance_pass.lock();

@@ -170,3 +170,36 @@ fn a_committed_transaction_leaves_an_empty_journal() {
     let reopened = open(dir.path(), Durability::Always);
     assert_eq!(reopened.recovery().undone_changes, 0);
 }
+
+#[test]
+fn a_transaction_inside_another_joins_it_and_another_store_stays_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), Durability::Always);
+    let other = open(other_dir.path(), Durability::Always);
+    store
+        .transaction(|| {
+            store
+                .stream(b"a")
+                .unwrap()
+                .append(Message::new("outer"))
+                .unwrap();
+            store
+                .transaction(|| store.stream(b"a").unwrap().append(Message::new("inner")))
+                .unwrap()
+                .unwrap();
+            other
+                .stream(b"b")
+                .unwrap()
+                .append(Message::new("elsewhere"))
+                .unwrap();
+        })
+        .unwrap();
+    drop(store);
+    drop(other);
+    let store = open(dir.path(), Durability::Always);
+    assert_eq!(store.get(b"a").unwrap().len(), 2);
+    let other = open(other_dir.path(), Durability::Always);
+    assert_eq!(other.get(b"b").unwrap().len(), 1);
+    assert_eq!(other.recovery().undone_changes, 0);
+}
