@@ -18,6 +18,7 @@
 
 #[cfg(test)]
 pub(crate) mod fault;
+pub mod names;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

@@ -59,7 +59,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::fs;
+use crate::fs::{self, parent_dir};
+use crate::names::{TMP_SUFFIX, tmp_path};
 
 /// The largest payload a journal frame may carry. It bounds what replay allocates for a frame,
 /// whatever length a damaged file claims.
@@ -75,7 +76,6 @@ pub const SNAPSHOT_VERSION: u16 = 1;
 
 const JOURNAL_MAGIC: [u8; 8] = *b"WEIRJRNL";
 const SNAPSHOT_MAGIC: [u8; 8] = *b"WEIRSNAP";
-const TMP_SUFFIX: &str = ".tmp";
 const CRC_LEN: usize = 4;
 /// A frame buffer that grew past this is released after use instead of being kept.
 const KEPT_BUFFER: usize = 64 * 1024;
@@ -664,19 +664,6 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError {
     move |source| JournalError::Io {
         path: path.to_path_buf(),
         source,
-    }
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(TMP_SUFFIX);
-    PathBuf::from(name)
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
     }
 }
 

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use memmap2::MmapRaw;
 
 use crate::codec::{u32_at, u64_at};
-use crate::fs;
+use crate::fs::{self, names};
 use crate::id::StreamId;
 use crate::record::{self, DecodeError, RecordView};
 
@@ -174,7 +174,7 @@ impl Segment {
         header: SegmentHeader,
     ) -> Result<(Segment, SegmentAppender), SegmentError> {
         assert!(header.file_len as usize > HEADER_LEN, "segment too small");
-        let tmp_path = path.with_extension("seg.tmp");
+        let tmp_path = names::tmp_path(path);
         let file = fs::create_truncate(&tmp_path).map_err(io_error("create", &tmp_path))?;
         let placed = Self::prepare(&file, &tmp_path, path, header).and_then(|segment| {
             fs::rename(&tmp_path, path).map_err(io_error("rename", &tmp_path))?;

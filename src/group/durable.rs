@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Applied, ClampedGroup, EntrySource, GroupError, GroupEvent, GroupsState};
 use crate::codec::{CodecError, Decoder, Encoder};
-use crate::fs;
+use crate::fs::{self, names};
 use crate::journal::{self, FileKind, Journal, JournalDamage, JournalError, JournalSync};
 use crate::undo::{self, Target, Undo, UndoError};
 
@@ -24,15 +24,10 @@ use crate::undo::{self, Target, Undo, UndoError};
 pub const GROUP_JOURNAL_KIND: FileKind = FileKind(*b"GRPJ");
 /// Kind tag of group snapshots.
 pub const GROUP_SNAPSHOT_KIND: FileKind = FileKind(*b"GRPS");
-/// File name of the group snapshot.
-pub const GROUP_SNAPSHOT_FILE: &str = "groups.snapshot";
 /// A journal larger than this is compacted into a new snapshot.
 pub const COMPACT_AT_BYTES: u64 = 8 << 20;
 
-/// File name of the group journal of a generation.
-pub fn group_journal_name(generation: u64) -> String {
-    format!("groups.{generation:020}.journal")
-}
+pub use crate::fs::names::{GROUP_SNAPSHOT_FILE, group_journal_name};
 
 /// Errors of the group persistence layer.
 #[derive(Debug, thiserror::Error)]
@@ -369,7 +364,7 @@ fn refuse_orphan_journals(dir: &Path) -> Result<(), GroupStoreError> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if !(name.starts_with("groups.") && name.ends_with(".journal")) || name == first {
+        if !names::is_group_journal(name) || name == first {
             continue;
         }
         let empty = entry
@@ -391,8 +386,7 @@ fn remove_other_journals(dir: &Path, keep: u64) -> Result<(), GroupStoreError> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let ours = name.starts_with("groups.") && name.contains(".journal");
-        if ours && name != keep_name {
+        if names::is_group_journal_or_leftover(name) && name != keep_name {
             let path = entry.path();
             fs::remove_file(&path).map_err(|source| JournalError::Io { path, source })?;
         }

@@ -37,8 +37,12 @@ pub use meta::{Checkpoint, MetaEvent, MetaState, RecoveryPoint, Retention};
 pub use recovery::{LostRange, RebuiltHeader, RecoveryReport, TornTail};
 pub(crate) use rollback::roll_back;
 
+pub use crate::fs::names::{
+    CHECKPOINT_FILE, index_file_name, meta_journal_name, segment_file_name,
+};
+
 use crate::durability::{Flush, FlushError};
-use crate::fs;
+use crate::fs::{self, names};
 use crate::id::StreamId;
 use crate::journal::{self, FileKind, Journal, JournalError, JournalSync};
 use crate::record::{self, EncodeError, IdempotencyKey, NewRecord, RecordView};
@@ -50,8 +54,6 @@ use prefault::Prefaulted;
 pub const META_JOURNAL_KIND: FileKind = FileKind(*b"LMET");
 /// Kind tag of checkpoint snapshots.
 pub const CHECKPOINT_KIND: FileKind = FileKind(*b"LCKP");
-/// File name of a log's checkpoint.
-pub const CHECKPOINT_FILE: &str = "checkpoint";
 /// Durable bytes of the active segment beyond the last checkpoint after which another is due,
 /// bounding what a crash recovery rescans; a checkpoint costs a few small-file fsyncs, so at
 /// most two a second (the store's maintenance pace) while a stream takes writes.
@@ -610,7 +612,7 @@ impl Log {
     fn write_index_file(&self, slot: &Slot) {
         let bytes = slot.index.read().encode(slot.base());
         let path = self.dir.join(index_file_name(slot.base()));
-        let tmp = path.with_extension("index.tmp");
+        let tmp = names::tmp_path(&path);
         let written = fs::create_truncate(&tmp)
             .and_then(|file| fs::write_all(&file, &tmp, &bytes))
             .and_then(|()| fs::rename(&tmp, &path));
@@ -630,7 +632,7 @@ impl Log {
         // A temporary name of its own: a roll writes the sealed segment's full index through
         // `<base>.index.tmp` meanwhile, and the fdatasync below runs without the writer lock, so
         // that appends do not wait for it.
-        let tmp = self.dir.join(format!("{base:020}.active.index.tmp"));
+        let tmp = self.dir.join(names::active_index_tmp_name(base));
         let written = fs::create_truncate(&tmp)
             .and_then(|file| {
                 fs::write_all(&file, &tmp, bytes)?;
@@ -1483,19 +1485,4 @@ fn record_of<'a, H: AsRef<[u8]>>(
         idempotency: entry.idempotency,
         body: entry.body,
     }
-}
-
-/// File name of the segment whose first offset is `base_offset`.
-pub fn segment_file_name(base_offset: u64) -> String {
-    format!("{base_offset:020}.seg")
-}
-
-/// File name of that segment's index.
-pub fn index_file_name(base_offset: u64) -> String {
-    format!("{base_offset:020}.index")
-}
-
-/// File name of the meta journal of a generation.
-pub fn meta_journal_name(generation: u64) -> String {
-    format!("meta.{generation:020}.journal")
 }
