@@ -544,11 +544,12 @@ pub fn place_snapshot(
     let path = dir.join(name);
     let tmp = tmp_path(&path);
     let file = fresh_file(&tmp)?;
-    discard_on_error(
+    fs::place(
         &tmp,
-        write_snapshot_file(&tmp, &file, kind, generation, payload),
-    )?;
-    discard_on_error(&tmp, fs::rename(&tmp, &path).map_err(io_error(&path)))
+        &path,
+        || write_snapshot_file(&tmp, &file, kind, generation, payload),
+        io_error(&path),
+    )
 }
 
 /// Reads a snapshot: `Ok(None)` if the file does not exist, an error if it exists but is

@@ -366,11 +366,13 @@ impl Store {
         })?;
         let name_path = path.join(NAME_FILE);
         let tmp = names::tmp_path(&name_path);
-        let placed = fs::write_durably(&tmp, to).and_then(|()| fs::rename(&tmp, &name_path));
-        if let Err(error) = placed {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_error("replace", &name_path)(error));
-        }
+        fs::place(
+            &tmp,
+            &name_path,
+            || fs::write_durably(&tmp, to),
+            |error| error,
+        )
+        .map_err(io_error("replace", &name_path))?;
         // The new name is in the directory: memory follows it whatever the sync below says.
         stream.set_name(to);
         {

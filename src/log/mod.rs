@@ -42,7 +42,7 @@ pub use crate::fs::names::{
 };
 
 use crate::durability::{Flush, FlushError};
-use crate::fs::{self, names};
+use crate::fs::{self, WriteSync, names};
 use crate::id::StreamId;
 use crate::journal::{self, FileKind, Journal, JournalError, JournalSync};
 use crate::record::{self, EncodeError, IdempotencyKey, NewRecord, RecordView};
@@ -608,15 +608,14 @@ impl Log {
     }
 
     /// Writes a sealed segment's index next to it. The index is a cache, rebuilt from the segment
-    /// whenever it is missing or damaged, so it is neither fsynced nor allowed to fail the caller.
+    /// whenever it is missing or damaged, so unlike every other file placed under its name it is
+    /// neither fsynced (nor its directory) nor allowed to fail the caller.
     fn write_index_file(&self, slot: &Slot) {
         let bytes = slot.index.read().encode(slot.base());
         let path = self.dir.join(index_file_name(slot.base()));
         let tmp = names::tmp_path(&path);
-        let written = fs::create_truncate(&tmp)
-            .and_then(|file| fs::write_all(&file, &tmp, &bytes))
-            .and_then(|()| fs::rename(&tmp, &path));
-        if let Err(error) = written {
+        let write = || fs::write_file(&tmp, &bytes, WriteSync::Cache);
+        if let Err(error) = fs::place(&tmp, &path, write, |error| error) {
             tracing::warn!(path = %path.display(), %error, "could not write segment index; it will be rebuilt on open");
         }
     }
@@ -633,11 +632,8 @@ impl Log {
         // `<base>.index.tmp` meanwhile, and the fdatasync below runs without the writer lock, so
         // that appends do not wait for it.
         let tmp = self.dir.join(names::active_index_tmp_name(base));
-        let written = fs::create_truncate(&tmp)
-            .and_then(|file| {
-                fs::write_all(&file, &tmp, bytes)?;
-                fs::sync_data(&file, &tmp)
-            })
+        // Not `fs::place`: the rename is skipped if the segment was sealed meanwhile.
+        let written = fs::write_file(&tmp, bytes, WriteSync::Data)
             .and_then(|()| self.rename_if_active(base, &tmp, &path))
             .and_then(|()| fs::sync_dir(&self.dir));
         if let Err(error) = written {
