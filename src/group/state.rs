@@ -12,24 +12,8 @@ use crate::id::StreamId;
 
 use super::consumers::{ConsumerId, Consumers};
 use super::event::{DeliveryCount, Due, GroupEvent, PendingRecord};
-use super::pel::Pel;
+use super::pel::{Pel, Pending};
 use super::{Applied, EntrySource, GroupPolicy, MAX_EVENT_BATCH};
-
-/// One delivered, unacknowledged entry (stored packed with its ID, in 48 bytes, by [`Pel`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Pending {
-    pub(crate) offset: u64,
-    pub(crate) delivered_ms: u64,
-    pub(crate) due: Due,
-    pub(crate) owner: ConsumerId,
-    pub(crate) deliveries: u32,
-}
-
-impl Pending {
-    pub(crate) fn idle_ms(&self, now_ms: u64) -> u64 {
-        now_ms.saturating_sub(self.delivered_ms)
-    }
-}
 
 /// Who owns an entry delivered again: the consumer it is handed to (a redelivery), or the
 /// consumer that already held it (a re-read of its own history).
