@@ -90,6 +90,15 @@ const RESERVED32_AT: usize = 24;
 const HEADER_CRC_AT: usize = 28;
 const PAYLOAD_LEN_AT: usize = 24;
 
+// The header layout of storage-format.md 6.1 and 6.2, each field after the one before it.
+const _: () = assert!(MAGIC_AT + JOURNAL_MAGIC.len() == VERSION_AT);
+const _: () = assert!(VERSION_AT + 2 == RESERVED16_AT && RESERVED16_AT + 2 == KIND_AT);
+const _: () = assert!(KIND_AT + 4 == GENERATION_AT && GENERATION_AT + 8 == RESERVED32_AT);
+const _: () = assert!(RESERVED32_AT + 4 == HEADER_CRC_AT && HEADER_CRC_AT + CRC_LEN == HEADER_LEN);
+const _: () = assert!(PAYLOAD_LEN_AT + 8 == HEADER_LEN);
+// A frame's length field (a u32) holds its header and largest payload.
+const _: () = assert!(FRAME_HEADER_LEN + MAX_PAYLOAD <= u32::MAX as usize);
+
 /// A four-byte tag in every file's header saying what the file is for, so that, say, a consumer
 /// group journal is never replayed as a stream's metadata journal.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -839,6 +848,8 @@ fn scan(
         match read_frame(&mut reader, remaining, frames.len() as u64).map_err(io_error(path))? {
             Next::Frame(payload) => {
                 end += (FRAME_HEADER_LEN + payload.len()) as u64;
+                // `read_frame` refuses a frame longer than what is left of the file.
+                debug_assert!(end <= file_len, "{}: frame past the end", path.display());
                 frames.push(payload);
             }
             Next::End => break None,
@@ -852,6 +863,11 @@ fn scan(
             }
         }
     };
+    debug_assert!(
+        damage.is_some() || end == file_len,
+        "{}: a replay without damage reads the whole file",
+        path.display()
+    );
     let replay = Replay {
         generation,
         frames,

@@ -57,6 +57,17 @@ const IDEMPOTENCY_LEN_AT: usize = 52;
 const BODY_LEN_AT: usize = 56;
 const RESERVED32_AT: usize = 60;
 
+// The fixed part of storage-format.md 4.1, each field after the one before it.
+const _: () = assert!(LEN_AT + 4 == CRC_AT && CRC_AT + 4 == KIND_AT);
+const _: () = assert!(KIND_AT + 1 == FLAGS_AT && FLAGS_AT + 1 == RESERVED16_AT);
+const _: () = assert!(RESERVED16_AT + 2 == HEADER_COUNT_AT && HEADER_COUNT_AT + 4 == OFFSET_AT);
+const _: () = assert!(OFFSET_AT + 8 == ID_MS_AT && ID_MS_AT + 8 == ID_SEQ_AT);
+const _: () = assert!(ID_SEQ_AT + 8 == TIMESTAMP_AT && TIMESTAMP_AT + 8 == HEADERS_LEN_AT);
+const _: () = assert!(HEADERS_LEN_AT + 4 == IDEMPOTENCY_LEN_AT);
+const _: () = assert!(IDEMPOTENCY_LEN_AT + 4 == BODY_LEN_AT && BODY_LEN_AT + 4 == RESERVED32_AT);
+const _: () = assert!(RESERVED32_AT + 4 == FIXED_LEN && FIXED_LEN % ALIGN == 0);
+const _: () = assert!(MAX_RECORD_LEN <= u32::MAX as usize);
+
 /// Why bytes are not a valid record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {

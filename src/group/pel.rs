@@ -638,7 +638,7 @@ impl Iterator for TimeOrder<'_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, debug_assertions))]
 impl Pel {
     /// Panics unless every chunk is sound, chunks do not overlap, and the time orders and totals
     /// agree with the chunks.

@@ -62,6 +62,8 @@ impl Log {
         // Records already written are valid and take their offsets even when a later one of the
         // batch failed (a full disk at a segment roll): the tip must cover them.
         if cursor.next_offset > start.next_offset {
+            // Each record written took the next offset and an ID above the one before it.
+            debug_assert!(cursor.last_id > start.last_id, "the last ID moves forward");
             writer.tip = Tip {
                 next_offset: cursor.next_offset,
                 last_id: cursor.last_id,

@@ -417,6 +417,16 @@ fn recover_segments(
             }
         };
         let end = index.end_pos();
+        debug_assert!(
+            (segment::HEADER_LEN..=segment.capacity()).contains(&end),
+            "{}: recovered end {end} outside the file",
+            path.display()
+        );
+        debug_assert!(
+            index.first().is_none_or(|first| first.offset >= base),
+            "{}: index starts before the segment's base offset",
+            path.display()
+        );
         let appender = if is_last {
             Some(segment.recover_appender(end, dirty_end)?)
         } else {
@@ -424,6 +434,12 @@ fn recover_segments(
             None
         };
         let next = index.last().map_or(base, |last| last.offset + 1);
+        // Offsets only grow from one segment to the next (`check_continuity` refused overlaps).
+        debug_assert!(
+            expected
+                .as_ref()
+                .is_none_or(|previous| next >= previous.next)
+        );
         expected = Some(Previous {
             next,
             path,
