@@ -3,7 +3,14 @@
 
 use crate::id::StreamId;
 
+/// The little-endian `u16` at `at`; the caller has checked that 2 bytes are there.
+#[inline]
+pub fn u16_at(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
 /// The little-endian `u32` at `at`; the caller has checked that 4 bytes are there.
+#[inline]
 pub fn u32_at(bytes: &[u8], at: usize) -> u32 {
     let mut out = [0; 4];
     out.copy_from_slice(&bytes[at..at + 4]);
@@ -11,10 +18,23 @@ pub fn u32_at(bytes: &[u8], at: usize) -> u32 {
 }
 
 /// The little-endian `u64` at `at`; the caller has checked that 8 bytes are there.
+#[inline]
 pub fn u64_at(bytes: &[u8], at: usize) -> u64 {
     let mut out = [0; 8];
     out.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(out)
+}
+
+/// Writes `value` little-endian at `at`; the caller has checked that 4 bytes are there.
+#[inline]
+pub fn put_u32_at(bytes: &mut [u8], at: usize, value: u32) {
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+/// Writes `value` little-endian at `at`; the caller has checked that 8 bytes are there.
+#[inline]
+pub fn put_u64_at(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }
 
 /// Why a buffer does not decode.

@@ -18,6 +18,7 @@
 
 #[cfg(test)]
 pub(crate) mod fault;
+pub mod names;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -227,22 +228,61 @@ pub(crate) fn remove_dir_all(path: &Path) -> io::Result<()> {
     std::fs::remove_dir_all(path)
 }
 
-/// Writes a small file whole and makes its bytes durable (not its name: sync the directory).
-pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// How much of a file [`write_file`] makes durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteSync {
+    /// Nothing: the file is a cache, rebuilt from other files whenever it is lost or stale.
+    Cache,
+    /// Its bytes (fdatasync): enough for a file whose metadata nothing reads but its length.
+    Data,
+    /// Its bytes and metadata (fsync).
+    All,
+}
+
+/// Writes a small file whole (creating or truncating it) and syncs it as `sync` says; its name
+/// is durable only once the directory is synced.
+pub(crate) fn write_file(path: &Path, bytes: &[u8], sync: WriteSync) -> io::Result<()> {
     let file = create_truncate(path)?;
     write_all(&file, path, bytes)?;
-    sync_all(&file, path)
+    match sync {
+        WriteSync::Cache => Ok(()),
+        WriteSync::Data => sync_data(&file, path),
+        WriteSync::All => sync_all(&file, path),
+    }
+}
+
+/// Writes a small file whole and makes its bytes durable (not its name: sync the directory).
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_file(path, bytes, WriteSync::All)
+}
+
+/// Puts a file under the name `path` only once it is complete: `prepare` writes it under `tmp`
+/// (and syncs it, if it must survive a power loss), then `tmp` is renamed over `path`, replacing
+/// any file there atomically. If either step fails, `tmp` is removed (best effort: the next
+/// attempt recreates it, and opening removes leftovers) and `path` is as it was. The directory
+/// is not synced: the caller syncs it (see [`replace_durably`]) when the new name must survive a
+/// power loss, possibly after acting on the file being in place.
+pub(crate) fn place<T, E>(
+    tmp: &Path,
+    path: &Path,
+    prepare: impl FnOnce() -> Result<T, E>,
+    rename_failed: impl FnOnce(io::Error) -> E,
+) -> Result<T, E> {
+    let placed = prepare().and_then(|value| {
+        rename(tmp, path).map_err(rename_failed)?;
+        Ok(value)
+    });
+    if placed.is_err() {
+        let _ = remove_file(tmp);
+    }
+    placed
 }
 
 /// Replaces `path` with a file holding `bytes`, atomically: written to `tmp`, synced, renamed
 /// over `path`, and the directory synced. A crash at any step leaves the old file or the new
 /// one, never a mix; a failure removes `tmp` (best effort: the next replace recreates it).
 pub(crate) fn replace_durably(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
-    let replaced = write_durably(tmp, bytes).and_then(|()| rename(tmp, path));
-    if replaced.is_err() {
-        let _ = remove_file(tmp);
-    }
-    replaced?;
+    place(tmp, path, || write_durably(tmp, bytes), |error| error)?;
     sync_dir(parent_dir(path))
 }
 

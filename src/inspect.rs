@@ -34,7 +34,7 @@ use crate::log::{
     META_JOURNAL_KIND, MetaEvent, MetaState, Retention, SegmentIndex, index_file_name,
     index_layout, meta_journal_name,
 };
-use crate::names;
+use crate::names::{self, CLEAN_FILE, NAME_FILE, STREAMS_DIR};
 use crate::record::RecordView;
 use crate::segment::{HEADER_LEN, ScanItem, Scanner, Segment, SegmentError};
 use crate::stream::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, StreamConfig};
@@ -42,10 +42,6 @@ use crate::stream::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, Stream
 mod file;
 
 pub use file::{FileContent, FileReport, FrameReport, inspect_file};
-
-const STREAMS_DIR: &str = "streams";
-const NAME_FILE: &str = "NAME";
-const CLEAN_FILE: &str = "CLEAN";
 
 /// Why an inspection could not run at all.
 #[derive(Debug, thiserror::Error)]
@@ -358,7 +354,7 @@ fn stream_dirs(dir: &Path, findings: &mut Vec<Finding>) -> Result<Vec<PathBuf>, 
     let mut found = Vec::new();
     for entry in read_dir(&streams)? {
         let path = streams.join(&entry);
-        if entry.starts_with("tmp-") || entry.starts_with("trash-") {
+        if names::is_stream_leftover(&entry) {
             findings.push(note(
                 &path,
                 "leftover of an interrupted stream creation or deletion (removed at the next open)",
@@ -464,7 +460,7 @@ pub fn segment_bytes(stream_dir: &Path) -> u64 {
     read_dir(stream_dir)
         .unwrap_or_default()
         .iter()
-        .filter(|file| segment_base(file).is_some())
+        .filter(|file| names::segment_base(file).is_some())
         .filter_map(|file| fs::metadata(stream_dir.join(file)).ok())
         .map(|meta| meta.len())
         .sum()
@@ -501,12 +497,7 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
     let checkpoint = checkpoint.unwrap_or_default();
     let newest_meta_journal = files
         .iter()
-        .filter_map(|f| {
-            f.strip_prefix("meta.")?
-                .strip_suffix(".journal")?
-                .parse::<u64>()
-                .ok()
-        })
+        .filter_map(|f| names::meta_journal_generation(f))
         .max();
     let generation = match newest_meta_journal {
         // Without a readable checkpoint the engine refuses to open; the newest journal is the
@@ -537,28 +528,26 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
     let mut bases = Vec::new();
     for file in &files {
         let path = dir.join(file);
-        if let Some(base) = segment_base(file) {
+        if let Some(base) = names::segment_base(file) {
             bases.push(base);
-        } else if file.ends_with(".tmp") {
+        } else if file.ends_with(names::TMP_SUFFIX) {
             findings.push(note(&path, "leftover temporary file; ignored"));
-        } else if file.starts_with("meta.") && file.ends_with(".journal") {
+        } else if names::is_meta_journal(file) {
             if *file != meta_journal_name(generation) {
                 findings.push(note(
                     &path,
                     "meta journal of another generation than the checkpoint's; ignored (removed at the next open)",
                 ));
             }
-        } else if let Some(stem) = file.strip_suffix(".index") {
-            if segment_base(&format!("{stem}.seg")).is_none()
-                || !files.contains(&format!("{stem}.seg"))
-            {
+        } else if let Some(segment) = names::index_segment_name(file) {
+            if names::segment_base(&segment).is_none() || !files.contains(&segment) {
                 findings.push(note(&path, "index file without its segment; ignored"));
             }
         } else if !(file == NAME_FILE
             || file == CHECKPOINT_FILE
             || file == GROUP_SNAPSHOT_FILE
             || file == IDEMPOTENCY_SNAPSHOT_FILE
-            || (file.starts_with("groups.") && file.ends_with(".journal")))
+            || names::is_group_journal(file))
         {
             findings.push(note(&path, "not a weir file; ignored"));
         }
@@ -569,7 +558,7 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
     let mut previous_next: Option<(u64, PathBuf)> = None;
     let mut stopped = false;
     for (i, &base) in bases.iter().enumerate() {
-        let path = dir.join(segment_file_name(base));
+        let path = dir.join(names::segment_file_name(base));
         let is_last = i + 1 == bases.len();
         let context = ScanContext {
             name_base: Some(base),
@@ -1165,18 +1154,6 @@ fn all_gone(meta: &MetaState, range: std::ops::Range<u64>) -> bool {
     trimmed + deleted >= range.end - range.start
 }
 
-fn segment_base(file: &str) -> Option<u64> {
-    let stem = file.strip_suffix(".seg")?;
-    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    stem.parse().ok()
-}
-
-fn segment_file_name(base: u64) -> String {
-    crate::log::segment_file_name(base)
-}
-
 fn unreadable(path: &Path, error: &io::Error) -> Finding {
     finding(Severity::Unreadable, path, None, error.to_string())
 }
@@ -1357,7 +1334,7 @@ fn read_groups(
     let mut used: BTreeSet<String> = BTreeSet::new();
     used.insert(journal_name.clone());
     for file in files {
-        if file.starts_with("groups.") && file.ends_with(".journal") && !used.contains(file) {
+        if names::is_group_journal(file) && !used.contains(file) {
             let path = dir.join(file);
             if !snapshot_path.exists() && generation == 1 {
                 findings.push(damage(

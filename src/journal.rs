@@ -59,7 +59,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use crate::fs;
+use crate::codec::{put_u32_at, put_u64_at, u16_at, u32_at, u64_at};
+use crate::fs::{self, parent_dir};
+use crate::names::{TMP_SUFFIX, tmp_path};
 
 /// The largest payload a journal frame may carry. It bounds what replay allocates for a frame,
 /// whatever length a damaged file claims.
@@ -75,7 +77,6 @@ pub const SNAPSHOT_VERSION: u16 = 1;
 
 const JOURNAL_MAGIC: [u8; 8] = *b"WEIRJRNL";
 const SNAPSHOT_MAGIC: [u8; 8] = *b"WEIRSNAP";
-const TMP_SUFFIX: &str = ".tmp";
 const CRC_LEN: usize = 4;
 /// A frame buffer that grew past this is released after use instead of being kept.
 const KEPT_BUFFER: usize = 64 * 1024;
@@ -88,6 +89,15 @@ const GENERATION_AT: usize = 16;
 const RESERVED32_AT: usize = 24;
 const HEADER_CRC_AT: usize = 28;
 const PAYLOAD_LEN_AT: usize = 24;
+
+// The header layout of storage-format.md 6.1 and 6.2, each field after the one before it.
+const _: () = assert!(MAGIC_AT + JOURNAL_MAGIC.len() == VERSION_AT);
+const _: () = assert!(VERSION_AT + 2 == RESERVED16_AT && RESERVED16_AT + 2 == KIND_AT);
+const _: () = assert!(KIND_AT + 4 == GENERATION_AT && GENERATION_AT + 8 == RESERVED32_AT);
+const _: () = assert!(RESERVED32_AT + 4 == HEADER_CRC_AT && HEADER_CRC_AT + CRC_LEN == HEADER_LEN);
+const _: () = assert!(PAYLOAD_LEN_AT + 8 == HEADER_LEN);
+// A frame's length field (a u32) holds its header and largest payload.
+const _: () = assert!(FRAME_HEADER_LEN + MAX_PAYLOAD <= u32::MAX as usize);
 
 /// A four-byte tag in every file's header saying what the file is for, so that, say, a consumer
 /// group journal is never replayed as a stream's metadata journal.
@@ -420,8 +430,8 @@ impl Journal {
             }
             let len = (FRAME_HEADER_LEN + payload.len()) as u32;
             let crc = frame_crc(len, self.frame_count + count, payload);
-            put_u32(&mut buf, start, len);
-            put_u32(&mut buf, start + 4, crc);
+            put_u32_at(&mut buf, start, len);
+            put_u32_at(&mut buf, start + 4, crc);
             count += 1;
         }
         let written = self.write_frames(&buf, count);
@@ -544,11 +554,12 @@ pub fn place_snapshot(
     let path = dir.join(name);
     let tmp = tmp_path(&path);
     let file = fresh_file(&tmp)?;
-    discard_on_error(
+    fs::place(
         &tmp,
-        write_snapshot_file(&tmp, &file, kind, generation, payload),
-    )?;
-    discard_on_error(&tmp, fs::rename(&tmp, &path).map_err(io_error(&path)))
+        &path,
+        || write_snapshot_file(&tmp, &file, kind, generation, payload),
+        io_error(&path),
+    )
 }
 
 /// Reads a snapshot: `Ok(None)` if the file does not exist, an error if it exists but is
@@ -578,7 +589,7 @@ pub fn decode_snapshot(
     };
     check_magic(&header, SNAPSHOT_MAGIC).map_err(corrupt)?;
     check_version(path, &header, SNAPSHOT_VERSION)?;
-    let payload_len = get_u64(&header, PAYLOAD_LEN_AT);
+    let payload_len = u64_at(&header, PAYLOAD_LEN_AT);
     let crc_at = bytes.len() - CRC_LEN;
     let held = (crc_at - HEADER_LEN) as u64;
     if payload_len != held {
@@ -587,19 +598,19 @@ pub fn decode_snapshot(
              it was cut short or extended"
         )));
     }
-    let stored = get_u32(&bytes[crc_at..], 0);
+    let stored = u32_at(&bytes[crc_at..], 0);
     let computed = crc32fast::hash(&bytes[..crc_at]);
     if stored != computed {
         return Err(corrupt(crc_detail(stored, computed)));
     }
-    if get_u16(&header, RESERVED16_AT) != 0 {
+    if u16_at(&header, RESERVED16_AT) != 0 {
         return Err(corrupt("reserved header bytes are not zero".to_owned()));
     }
     check_kind(path, &header, kind)?;
     bytes.truncate(crc_at);
     bytes.drain(..HEADER_LEN);
     Ok(Snapshot {
-        generation: get_u64(&header, GENERATION_AT),
+        generation: u64_at(&header, GENERATION_AT),
         payload: bytes,
     })
 }
@@ -610,7 +621,7 @@ pub fn header_damage(first_bytes: &[u8]) -> Option<String> {
     let Some(header) = first_bytes.get(..HEADER_LEN) else {
         return Some(too_short(first_bytes.len() as u64, HEADER_LEN));
     };
-    let stored = get_u32(header, HEADER_CRC_AT);
+    let stored = u32_at(header, HEADER_CRC_AT);
     let computed = crc32fast::hash(&header[..HEADER_CRC_AT]);
     (stored != computed).then(|| crc_detail(stored, computed))
 }
@@ -667,19 +678,6 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError {
     }
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(TMP_SUFFIX);
-    PathBuf::from(name)
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
-}
-
 /// Creates `tmp` afresh. An old file there is unlinked first rather than truncated: after a
 /// crash in [`Journal::create`] it may be a second name of a live journal.
 fn fresh_file(tmp: &Path) -> Result<File, JournalError> {
@@ -712,7 +710,7 @@ fn write_header(
 ) -> Result<(), JournalError> {
     let mut header = header_prefix(JOURNAL_MAGIC, JOURNAL_VERSION, kind, generation);
     let crc = crc32fast::hash(&header[..HEADER_CRC_AT]);
-    put_u32(&mut header, HEADER_CRC_AT, crc);
+    put_u32_at(&mut header, HEADER_CRC_AT, crc);
     fs::write_all_at(file, path, &header, 0).map_err(io_error(path))?;
     fs::sync_data(file, path).map_err(io_error(path))
 }
@@ -725,7 +723,7 @@ fn write_snapshot_file(
     payload: &[u8],
 ) -> Result<(), JournalError> {
     let mut header = header_prefix(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, kind, generation);
-    put_u64(&mut header, PAYLOAD_LEN_AT, payload.len() as u64);
+    put_u64_at(&mut header, PAYLOAD_LEN_AT, payload.len() as u64);
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&header);
     hasher.update(payload);
@@ -747,7 +745,7 @@ fn header_prefix(
     header[MAGIC_AT..MAGIC_AT + 8].copy_from_slice(&magic);
     header[VERSION_AT..VERSION_AT + 2].copy_from_slice(&version.to_le_bytes());
     header[KIND_AT..KIND_AT + 4].copy_from_slice(&kind.0);
-    put_u64(&mut header, GENERATION_AT, generation);
+    put_u64_at(&mut header, GENERATION_AT, generation);
     header
 }
 
@@ -769,7 +767,7 @@ fn check_version(
     header: &[u8; HEADER_LEN],
     supported: u16,
 ) -> Result<(), JournalError> {
-    let found = get_u16(header, VERSION_AT);
+    let found = u16_at(header, VERSION_AT);
     if found != supported {
         return Err(JournalError::UnsupportedVersion {
             path: path.to_path_buf(),
@@ -813,16 +811,16 @@ fn check_journal_header(
     };
     check_magic(header, JOURNAL_MAGIC).map_err(bad)?;
     check_version(path, header, JOURNAL_VERSION)?;
-    let stored = get_u32(header, HEADER_CRC_AT);
+    let stored = u32_at(header, HEADER_CRC_AT);
     let computed = crc32fast::hash(&header[..HEADER_CRC_AT]);
     if stored != computed {
         return Err(bad(crc_detail(stored, computed)));
     }
-    if get_u16(header, RESERVED16_AT) != 0 || get_u32(header, RESERVED32_AT) != 0 {
+    if u16_at(header, RESERVED16_AT) != 0 || u32_at(header, RESERVED32_AT) != 0 {
         return Err(bad("reserved header bytes are not zero".to_owned()));
     }
     check_kind(path, header, kind)?;
-    Ok(get_u64(header, GENERATION_AT))
+    Ok(u64_at(header, GENERATION_AT))
 }
 
 /// Reads a journal from `reader`, which yields `file_len` bytes from the start of the file.
@@ -850,6 +848,8 @@ fn scan(
         match read_frame(&mut reader, remaining, frames.len() as u64).map_err(io_error(path))? {
             Next::Frame(payload) => {
                 end += (FRAME_HEADER_LEN + payload.len()) as u64;
+                // `read_frame` refuses a frame longer than what is left of the file.
+                debug_assert!(end <= file_len, "{}: frame past the end", path.display());
                 frames.push(payload);
             }
             Next::End => break None,
@@ -863,6 +863,11 @@ fn scan(
             }
         }
     };
+    debug_assert!(
+        damage.is_some() || end == file_len,
+        "{}: a replay without damage reads the whole file",
+        path.display()
+    );
     let replay = Replay {
         generation,
         frames,
@@ -897,7 +902,7 @@ fn read_frame(reader: &mut impl Read, remaining: u64, index: u64) -> io::Result<
     if have < FRAME_HEADER_LEN {
         return Ok(cut_short());
     }
-    let len = get_u32(&head, 0);
+    let len = u32_at(&head, 0);
     let payload_len = match (len as usize).checked_sub(FRAME_HEADER_LEN) {
         Some(payload_len) if payload_len <= MAX_PAYLOAD => payload_len,
         _ => {
@@ -915,7 +920,7 @@ fn read_frame(reader: &mut impl Read, remaining: u64, index: u64) -> io::Result<
     if !read_fully(reader, &mut payload)? {
         return Ok(cut_short());
     }
-    let stored = get_u32(&head, 4);
+    let stored = u32_at(&head, 4);
     let computed = frame_crc(len, index, &payload);
     if stored != computed {
         return Ok(Next::Bad(format!(
@@ -951,30 +956,6 @@ fn crc_detail(stored: u32, computed: u32) -> String {
 
 fn too_short(len: u64, needed: usize) -> String {
     format!("the file is {len} bytes, fewer than the {needed} it needs at least")
-}
-
-fn put_u32(dst: &mut [u8], at: usize, value: u32) {
-    dst[at..at + 4].copy_from_slice(&value.to_le_bytes());
-}
-
-fn put_u64(dst: &mut [u8], at: usize, value: u64) {
-    dst[at..at + 8].copy_from_slice(&value.to_le_bytes());
-}
-
-fn get_u16(buf: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([buf[at], buf[at + 1]])
-}
-
-fn get_u32(buf: &[u8], at: usize) -> u32 {
-    let mut bytes = [0; 4];
-    bytes.copy_from_slice(&buf[at..at + 4]);
-    u32::from_le_bytes(bytes)
-}
-
-fn get_u64(buf: &[u8], at: usize) -> u64 {
-    let mut bytes = [0; 8];
-    bytes.copy_from_slice(&buf[at..at + 8]);
-    u64::from_le_bytes(bytes)
 }
 
 #[cfg(test)]

@@ -37,7 +37,6 @@ pub mod idempotency;
 pub mod inspect;
 pub mod journal;
 pub mod log;
-pub mod names;
 pub mod record;
 pub mod segment;
 pub mod server;
@@ -48,6 +47,7 @@ mod undo;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use durability::Durability;
+pub use fs::names;
 pub use group::GroupPolicy;
 pub use group::durable::GroupRecovery;
 pub use id::{ParseIdError, StreamId};

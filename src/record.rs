@@ -28,7 +28,7 @@
 
 use std::sync::OnceLock;
 
-use crate::codec::{u32_at, u64_at};
+use crate::codec::{put_u32_at, put_u64_at, u16_at, u32_at, u64_at};
 use crate::id::StreamId;
 
 /// Bytes of the fixed part of a record.
@@ -56,6 +56,17 @@ const HEADERS_LEN_AT: usize = 48;
 const IDEMPOTENCY_LEN_AT: usize = 52;
 const BODY_LEN_AT: usize = 56;
 const RESERVED32_AT: usize = 60;
+
+// The fixed part of storage-format.md 4.1, each field after the one before it.
+const _: () = assert!(LEN_AT + 4 == CRC_AT && CRC_AT + 4 == KIND_AT);
+const _: () = assert!(KIND_AT + 1 == FLAGS_AT && FLAGS_AT + 1 == RESERVED16_AT);
+const _: () = assert!(RESERVED16_AT + 2 == HEADER_COUNT_AT && HEADER_COUNT_AT + 4 == OFFSET_AT);
+const _: () = assert!(OFFSET_AT + 8 == ID_MS_AT && ID_MS_AT + 8 == ID_SEQ_AT);
+const _: () = assert!(ID_SEQ_AT + 8 == TIMESTAMP_AT && TIMESTAMP_AT + 8 == HEADERS_LEN_AT);
+const _: () = assert!(HEADERS_LEN_AT + 4 == IDEMPOTENCY_LEN_AT);
+const _: () = assert!(IDEMPOTENCY_LEN_AT + 4 == BODY_LEN_AT && BODY_LEN_AT + 4 == RESERVED32_AT);
+const _: () = assert!(RESERVED32_AT + 4 == FIXED_LEN && FIXED_LEN % ALIGN == 0);
+const _: () = assert!(MAX_RECORD_LEN <= u32::MAX as usize);
 
 /// Why bytes are not a valid record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -178,25 +189,25 @@ impl<H: AsRef<[u8]>> NewRecord<'_, H> {
             });
         }
         let mut fixed = [0u8; FIXED_LEN];
-        put_u32(&mut fixed, LEN_AT, len as u32);
+        put_u32_at(&mut fixed, LEN_AT, len as u32);
         fixed[KIND_AT] = KIND_ENTRY;
         fixed[FLAGS_AT] = if self.idempotency.is_some() {
             FLAG_IDEMPOTENCY
         } else {
             0
         };
-        put_u32(&mut fixed, HEADER_COUNT_AT, self.headers.len() as u32);
-        put_u64(&mut fixed, OFFSET_AT, self.offset);
-        put_u64(&mut fixed, ID_MS_AT, self.id.ms);
-        put_u64(&mut fixed, ID_SEQ_AT, self.id.seq);
-        put_u64(&mut fixed, TIMESTAMP_AT, self.timestamp_ms);
-        put_u32(&mut fixed, HEADERS_LEN_AT, sections.headers_len as u32);
-        put_u32(
+        put_u32_at(&mut fixed, HEADER_COUNT_AT, self.headers.len() as u32);
+        put_u64_at(&mut fixed, OFFSET_AT, self.offset);
+        put_u64_at(&mut fixed, ID_MS_AT, self.id.ms);
+        put_u64_at(&mut fixed, ID_SEQ_AT, self.id.seq);
+        put_u64_at(&mut fixed, TIMESTAMP_AT, self.timestamp_ms);
+        put_u32_at(&mut fixed, HEADERS_LEN_AT, sections.headers_len as u32);
+        put_u32_at(
             &mut fixed,
             IDEMPOTENCY_LEN_AT,
             sections.idempotency_len as u32,
         );
-        put_u32(&mut fixed, BODY_LEN_AT, self.body.len() as u32);
+        put_u32_at(&mut fixed, BODY_LEN_AT, self.body.len() as u32);
         dst[..FIXED_LEN].copy_from_slice(&fixed);
         let mut at = FIXED_LEN;
         for (name, value) in self.headers {
@@ -210,7 +221,7 @@ impl<H: AsRef<[u8]>> NewRecord<'_, H> {
         dst[at..len].copy_from_slice(self.body);
         dst[len..].fill(0);
         let crc = checksum(&dst[..len]);
-        put_u32(dst, CRC_AT, crc);
+        put_u32_at(dst, CRC_AT, crc);
         Ok(())
     }
 
@@ -328,7 +339,7 @@ pub fn decode(buf: &[u8]) -> Result<RecordView<'_>, DecodeError> {
     let flags = buf[FLAGS_AT];
     if kind != KIND_ENTRY
         || flags & !FLAG_IDEMPOTENCY != 0
-        || get_u16(buf, RESERVED16_AT) != 0
+        || u16_at(buf, RESERVED16_AT) != 0
         || u32_at(buf, RESERVED32_AT) != 0
     {
         return Err(DecodeError::BadFields { kind, flags });
@@ -437,21 +448,9 @@ fn take_bytes(buf: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 fn put_bytes(dst: &mut [u8], at: usize, bytes: &[u8]) -> usize {
-    put_u32(dst, at, bytes.len() as u32);
+    put_u32_at(dst, at, bytes.len() as u32);
     dst[at + 4..at + 4 + bytes.len()].copy_from_slice(bytes);
     at + 4 + bytes.len()
-}
-
-fn put_u32(dst: &mut [u8], at: usize, value: u32) {
-    dst[at..at + 4].copy_from_slice(&value.to_le_bytes());
-}
-
-fn put_u64(dst: &mut [u8], at: usize, value: u64) {
-    dst[at..at + 8].copy_from_slice(&value.to_le_bytes());
-}
-
-fn get_u16(buf: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([buf[at], buf[at + 1]])
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use memmap2::MmapRaw;
 
 use crate::codec::{u32_at, u64_at};
-use crate::fs;
+use crate::fs::{self, names};
 use crate::id::StreamId;
 use crate::record::{self, DecodeError, RecordView};
 
@@ -174,27 +174,21 @@ impl Segment {
         header: SegmentHeader,
     ) -> Result<(Segment, SegmentAppender), SegmentError> {
         assert!(header.file_len as usize > HEADER_LEN, "segment too small");
-        let tmp_path = path.with_extension("seg.tmp");
+        let tmp_path = names::tmp_path(path);
         let file = fs::create_truncate(&tmp_path).map_err(io_error("create", &tmp_path))?;
-        let placed = Self::prepare(&file, &tmp_path, path, header).and_then(|segment| {
-            fs::rename(&tmp_path, path).map_err(io_error("rename", &tmp_path))?;
-            Ok(segment)
-        });
-        drop(file);
-        match placed {
-            Ok(segment) => Ok((
-                segment,
-                SegmentAppender {
-                    write_pos: HEADER_LEN,
-                },
-            )),
-            Err(error) => {
-                // The file never held data; removing it keeps a full disk from leaving debris,
-                // and what a failed removal leaves is replaced by the next create.
-                let _ = fs::remove_file(&tmp_path);
-                Err(error)
-            }
-        }
+        // A failure removes the temporary file: it never held data, and removing it keeps a full
+        // disk from leaving debris (what a failed removal leaves is replaced by the next create).
+        // The caller syncs the directory.
+        let segment = fs::place(
+            &tmp_path,
+            path,
+            || Self::prepare(&file, &tmp_path, path, header),
+            io_error("rename", &tmp_path),
+        )?;
+        let appender = SegmentAppender {
+            write_pos: HEADER_LEN,
+        };
+        Ok((segment, appender))
     }
 
     /// Preallocates and maps the file being created at `tmp_path`, writes its header, and makes

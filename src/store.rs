@@ -23,7 +23,7 @@ use crate::group::durable::GroupStoreError;
 use crate::id::StreamId;
 use crate::journal::JournalError;
 use crate::log::{Log, LogError, LogOptions, RecoveryReport};
-use crate::names;
+use crate::names::{self, CLEAN_FILE, LOCK_FILE, NAME_FILE, STREAMS_DIR};
 use crate::stream::{Requester, Stream, StreamContext, StreamResolver, prepare_reply_stream};
 use crate::undo::{self, Target, Undo, UndoError};
 
@@ -35,10 +35,6 @@ mod transaction_tests;
 
 use transaction::Transactions;
 
-const LOCK_FILE: &str = "LOCK";
-const CLEAN_FILE: &str = "CLEAN";
-const STREAMS_DIR: &str = "streams";
-const NAME_FILE: &str = "NAME";
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
 /// How long opening waits for the directory's lock before reporting it in use.
 const LOCK_WAIT: Duration = Duration::from_millis(500);
@@ -369,12 +365,14 @@ impl Store {
             name: from.to_vec(),
         })?;
         let name_path = path.join(NAME_FILE);
-        let tmp = path.join("NAME.tmp");
-        let placed = fs::write_durably(&tmp, to).and_then(|()| fs::rename(&tmp, &name_path));
-        if let Err(error) = placed {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_error("replace", &name_path)(error));
-        }
+        let tmp = names::tmp_path(&name_path);
+        fs::place(
+            &tmp,
+            &name_path,
+            || fs::write_durably(&tmp, to),
+            |error| error,
+        )
+        .map_err(io_error("replace", &name_path))?;
         // The new name is in the directory: memory follows it whatever the sync below says.
         stream.set_name(to);
         {
@@ -452,7 +450,7 @@ impl Shared {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let trash = streams_dir.join(format!("trash-{file_name}"));
+        let trash = streams_dir.join(names::trash_dir_name(&file_name));
         undo::before_change(path, Target::Deleted, || Undo::Deleted {
             dir: path.to_path_buf(),
             trash: trash.clone(),
@@ -519,7 +517,7 @@ impl Shared {
         let streams_dir = self.dir.join(STREAMS_DIR);
         let number = self.next_number.fetch_add(1, Ordering::AcqRel);
         let final_path = streams_dir.join(names::directory_name(number, name));
-        let tmp_path = streams_dir.join(format!("tmp-{number}"));
+        let tmp_path = streams_dir.join(names::creating_dir_name(number));
         fs::create_dir(&tmp_path).map_err(io_error("create directory", &tmp_path))?;
         let name_path = tmp_path.join(NAME_FILE);
         fs::write_durably(&name_path, name).map_err(io_error("write", &name_path))?;
@@ -692,7 +690,7 @@ fn list_stream_dirs(streams_dir: &Path) -> Result<Vec<(u64, PathBuf, Vec<u8>)>, 
         let entry = entry.map_err(io_error("list", streams_dir))?;
         let path = entry.path();
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        if file_name.starts_with("tmp-") || file_name.starts_with("trash-") {
+        if names::is_stream_leftover(&file_name) {
             fs::remove_dir_all(&path).map_err(io_error("remove", &path))?;
             continue;
         }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Applied, ClampedGroup, EntrySource, GroupError, GroupEvent, GroupsState};
 use crate::codec::{CodecError, Decoder, Encoder};
-use crate::fs;
+use crate::fs::{self, names};
 use crate::journal::{self, FileKind, Journal, JournalDamage, JournalError, JournalSync};
 use crate::undo::{self, Target, Undo, UndoError};
 
@@ -24,15 +24,10 @@ use crate::undo::{self, Target, Undo, UndoError};
 pub const GROUP_JOURNAL_KIND: FileKind = FileKind(*b"GRPJ");
 /// Kind tag of group snapshots.
 pub const GROUP_SNAPSHOT_KIND: FileKind = FileKind(*b"GRPS");
-/// File name of the group snapshot.
-pub const GROUP_SNAPSHOT_FILE: &str = "groups.snapshot";
 /// A journal larger than this is compacted into a new snapshot.
 pub const COMPACT_AT_BYTES: u64 = 8 << 20;
 
-/// File name of the group journal of a generation.
-pub fn group_journal_name(generation: u64) -> String {
-    format!("groups.{generation:020}.journal")
-}
+pub use crate::fs::names::{GROUP_SNAPSHOT_FILE, group_journal_name};
 
 /// Errors of the group persistence layer.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +49,18 @@ pub enum GroupStoreError {
         "{path} is damaged ({detail}): the consumer groups' state (positions, pending entries, delivery counts) cannot be rebuilt from the stream; restore it from a backup, or move it and every groups.*.journal file of that directory away to start the stream's groups afresh"
     )]
     DamagedSnapshot { path: PathBuf, detail: String },
+    /// An event of the snapshot or journal contradicts the state the events before it built
+    /// (it names a group that does not exist, or creates one that does): the operations never
+    /// write such an event, so the file is corrupt though its checksums pass.
+    #[error(
+        "{path}: event {index} cannot apply ({source}): the file contradicts itself; restore it from a backup"
+    )]
+    Inconsistent {
+        path: PathBuf,
+        index: usize,
+        #[source]
+        source: GroupError,
+    },
     /// Group journals exist without the snapshot that names their generation.
     #[error(
         "{0} holds group journals but no {GROUP_SNAPSHOT_FILE}: restore the snapshot from a backup, or move the journals away to start the groups afresh"
@@ -116,6 +123,8 @@ impl DurableGroups {
             journal,
             poisoned: false,
         };
+        #[cfg(debug_assertions)]
+        groups.state.check_invariants();
         let clamped = groups.state.clamp_to_log(source);
         recovery.clamped = groups.record(clamped)?;
         if let Some(damage) = &recovery.journal_damage {
@@ -145,7 +154,21 @@ impl DurableGroups {
         self.check_healthy()?;
         self.before_change()?;
         let applied = operation(&mut self.state)?;
-        self.record(applied)
+        let recorded = self.record(applied);
+        self.debug_check_invariants();
+        recorded
+    }
+
+    /// In debug builds, checks the state's invariants after each change while the state is
+    /// small enough for a full walk to stay cheap (larger ones are checked at open); release
+    /// builds check nothing here.
+    fn debug_check_invariants(&self) {
+        /// Pending entries (all groups) up to which every change is followed by a full check.
+        const CHECK_EVERY_CHANGE_UP_TO: usize = 4096;
+        if cfg!(debug_assertions) && self.state.pending_len() <= CHECK_EVERY_CHANGE_UP_TO {
+            #[cfg(debug_assertions)]
+            self.state.check_invariants();
+        }
     }
 
     /// Inside a store transaction, writes down how to undo the journal's growth before its
@@ -273,9 +296,7 @@ fn load_snapshot(dir: &Path) -> Result<(GroupsState, u64), GroupStoreError> {
         path: snapshot_path.clone(),
         detail: e.to_string(),
     })?;
-    for event in events {
-        state.apply(&event);
-    }
+    apply_all(&mut state, &snapshot_path, events.iter())?;
     Ok((state, snapshot.generation))
 }
 
@@ -284,12 +305,32 @@ fn replay_frames(
     path: &Path,
     frames: &[Vec<u8>],
 ) -> Result<(), GroupStoreError> {
+    let mut events = Vec::with_capacity(frames.len());
     for frame in frames {
         let event = GroupEvent::decode(frame).map_err(|e| GroupStoreError::Undecodable {
             path: path.to_path_buf(),
             detail: e.to_string(),
         })?;
-        state.apply(&event);
+        events.push(event);
+    }
+    apply_all(state, path, events.iter())
+}
+
+/// Applies replayed events in order; one that contradicts the state before it is an error
+/// naming the file and the event's place in it, not an event silently skipped.
+fn apply_all<'e>(
+    state: &mut GroupsState,
+    path: &Path,
+    events: impl Iterator<Item = &'e GroupEvent>,
+) -> Result<(), GroupStoreError> {
+    for (index, event) in events.enumerate() {
+        state
+            .apply_checked(event)
+            .map_err(|source| GroupStoreError::Inconsistent {
+                path: path.to_path_buf(),
+                index,
+                source,
+            })?;
     }
     Ok(())
 }
@@ -369,7 +410,7 @@ fn refuse_orphan_journals(dir: &Path) -> Result<(), GroupStoreError> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if !(name.starts_with("groups.") && name.ends_with(".journal")) || name == first {
+        if !names::is_group_journal(name) || name == first {
             continue;
         }
         let empty = entry
@@ -391,8 +432,7 @@ fn remove_other_journals(dir: &Path, keep: u64) -> Result<(), GroupStoreError> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let ours = name.starts_with("groups.") && name.contains(".journal");
-        if ours && name != keep_name {
+        if names::is_group_journal_or_leftover(name) && name != keep_name {
             let path = entry.path();
             fs::remove_file(&path).map_err(|source| JournalError::Io { path, source })?;
         }
@@ -421,6 +461,36 @@ mod tests {
     }
 
     const FAULTS: [Fault; 4] = [Fault::NoSpace, Fault::Io, Fault::ShortWrite, Fault::Crash];
+
+    #[test]
+    fn a_journaled_event_for_a_missing_group_fails_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(1);
+        drop(DurableGroups::open(dir.path(), &log).unwrap());
+        let path = dir.path().join(group_journal_name(1));
+        let (mut journal, _) = Journal::open(&path, GROUP_JOURNAL_KIND).unwrap();
+        let stray = GroupEvent::Acked {
+            group: b"nowhere".to_vec(),
+            ids: vec![StreamId::new(1, 0)],
+        };
+        let mut frame = Vec::new();
+        stray.encode(&mut frame);
+        journal.append(&frame).unwrap();
+        journal.sync().unwrap();
+        drop(journal);
+        let error = DurableGroups::open(dir.path(), &log).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                GroupStoreError::Inconsistent {
+                    index: 0,
+                    source: GroupError::NoGroup { .. },
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
 
     /// Groups with a delivery and an ack journaled and synced.
     fn prepared(dir: &Path, log: &TestLog) -> DurableGroups {

@@ -23,7 +23,6 @@ use crate::id::StreamId;
 
 use super::consumers::{ConsumerId, MAX_CONSUMERS};
 use super::event::Due;
-use super::state::Pending;
 
 /// Most entries in a chunk: large enough that a chunk's own cost (its fence, summary and
 /// places in the time orders, about 300 bytes) is small per entry, small enough that scanning a
@@ -48,6 +47,22 @@ const DUE_EXHAUSTED: u32 = 2;
 
 const _: () = assert!(MAX_CONSUMERS <= OWNER_MASK as usize + 1);
 const _: () = assert!(std::mem::size_of::<Slot>() == 48);
+
+/// One delivered, unacknowledged entry (stored packed with its ID, in 48 bytes, by [`Pel`] in a [`Slot`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Pending {
+    pub(crate) offset: u64,
+    pub(crate) delivered_ms: u64,
+    pub(crate) due: Due,
+    pub(crate) owner: ConsumerId,
+    pub(crate) deliveries: u32,
+}
+
+impl Pending {
+    pub(crate) fn idle_ms(&self, now_ms: u64) -> u64 {
+        now_ms.saturating_sub(self.delivered_ms)
+    }
+}
 
 /// The three time orders a PEL is queried in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -623,7 +638,7 @@ impl Iterator for TimeOrder<'_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, debug_assertions))]
 impl Pel {
     /// Panics unless every chunk is sound, chunks do not overlap, and the time orders and totals
     /// agree with the chunks.

@@ -5,7 +5,8 @@ use std::ops::Bound;
 use crate::id::StreamId;
 
 use super::pel::Clock;
-use super::state::{Group, GroupsState, Pending};
+use super::pel::Pending;
+use super::state::{Group, GroupsState};
 use super::{EntrySource, GroupError, GroupPolicy, StreamFacts};
 
 /// `XPENDING key group`: the PEL at a glance.

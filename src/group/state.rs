@@ -12,22 +12,12 @@ use crate::id::StreamId;
 
 use super::consumers::{ConsumerId, Consumers};
 use super::event::{DeliveryCount, Due, GroupEvent, PendingRecord};
-use super::pel::Pel;
-use super::{Applied, EntrySource, GroupPolicy, MAX_EVENT_BATCH};
+use super::pel::{Pel, Pending};
+use super::{Applied, EntrySource, GroupError, GroupPolicy, MAX_EVENT_BATCH};
 
-/// One delivered, unacknowledged entry (stored packed with its ID, in 48 bytes, by [`Pel`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Pending {
-    pub(crate) offset: u64,
-    pub(crate) delivered_ms: u64,
-    pub(crate) due: Due,
-    pub(crate) owner: ConsumerId,
-    pub(crate) deliveries: u32,
-}
-
-impl Pending {
-    pub(crate) fn idle_ms(&self, now_ms: u64) -> u64 {
-        now_ms.saturating_sub(self.delivered_ms)
+fn no_group(name: &[u8]) -> GroupError {
+    GroupError::NoGroup {
+        group: name.to_vec(),
     }
 }
 
@@ -461,28 +451,44 @@ impl GroupsState {
     /// Applies one event: the only way the state changes. Never fails: an event for a group
     /// that does not exist is ignored, and a consumer an event names is created if missing.
     pub fn apply(&mut self, event: &GroupEvent) {
+        // Lenient on purpose: a replica or an inspection of damaged files takes what it can.
+        // Recovery and the operations use `apply_checked`, for which such an event is an error.
+        let _ = self.apply_checked(event);
+    }
+
+    /// [`apply`](Self::apply), refusing an event that contradicts the state instead of ignoring
+    /// it: one naming a group that does not exist ([`GroupError::NoGroup`]), or creating one
+    /// that does ([`GroupError::GroupExists`]). The operations never emit such an event, so in
+    /// a snapshot or journal being replayed it means the file is corrupt. A refused event
+    /// changes nothing.
+    pub fn apply_checked(&mut self, event: &GroupEvent) -> Result<(), GroupError> {
+        let name = event.group();
         match event {
             GroupEvent::GroupCreated {
-                group,
                 last_delivered,
                 entries_read,
                 policy,
+                ..
             } => {
-                self.groups.entry(group.clone()).or_insert_with(|| {
-                    let mut created = Group::new(*last_delivered, *entries_read);
-                    created.set_policy(policy);
-                    created
-                });
-            }
-            GroupEvent::GroupDestroyed { group } => {
-                self.groups.remove(group);
-            }
-            other => {
-                if let Some(group) = self.groups.get_mut(other.group()) {
-                    group.apply(other);
+                if self.groups.contains_key(name) {
+                    return Err(GroupError::GroupExists {
+                        group: name.to_vec(),
+                    });
                 }
+                let mut created = Group::new(*last_delivered, *entries_read);
+                created.set_policy(policy);
+                self.groups.insert(name.to_vec(), created);
             }
+            GroupEvent::GroupDestroyed { .. } => {
+                self.groups.remove(name).ok_or_else(|| no_group(name))?;
+            }
+            other => self
+                .groups
+                .get_mut(name)
+                .ok_or_else(|| no_group(name))?
+                .apply(other),
         }
+        Ok(())
     }
 
     /// Events that rebuild this whole state when applied to an empty one: every group, policy
@@ -499,7 +505,7 @@ impl GroupsState {
         /// ID, offset, delivery time, count and a scheduled due time.
         const MAX_RECORD_LEN: usize = 16 + 8 + 8 + 4 + 9;
         const MARGIN: usize = 64 * 1024;
-        let pending: usize = self.groups.values().map(|group| group.pel.len()).sum();
+        let pending = self.pending_len();
         pending
             .saturating_mul(MAX_RECORD_LEN)
             .saturating_add(MARGIN)
@@ -560,6 +566,11 @@ impl GroupsState {
         self.groups.keys().map(Vec::as_slice)
     }
 
+    /// Pending entries of every group.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.groups.values().map(|group| group.pel.len()).sum()
+    }
+
     /// Whether the stream has a group by this name.
     pub fn has_group(&self, group: &[u8]) -> bool {
         self.groups.contains_key(group)
@@ -581,8 +592,43 @@ impl<'s> Recorder<'s> {
     }
 
     pub(crate) fn emit(&mut self, event: GroupEvent) {
-        self.state.apply(&event);
+        #[cfg(debug_assertions)]
+        self.check_emitted(&event);
+        let applied = self.state.apply_checked(&event);
+        // The operations check the group before they plan: an event the state refuses is a bug
+        // that, journaled, would make the next open fail.
+        debug_assert!(applied.is_ok(), "{applied:?} for {event:?}");
         self.events.push(event);
+    }
+
+    /// Preconditions of a live event on the group it changes: a read moves the group's
+    /// position forward only (`GroupIdSet` is the one explicit move back), past the IDs it
+    /// hands out, in ascending order. The read counter is not monotone: like Redis, a read
+    /// re-derives it from the stream when deletions made it unreliable.
+    #[cfg(debug_assertions)]
+    fn check_emitted(&self, event: &GroupEvent) {
+        let GroupEvent::NewDelivered {
+            last_delivered,
+            entries,
+            ..
+        } = event
+        else {
+            return;
+        };
+        let Some(group) = self.state.groups.get(event.group()) else {
+            return;
+        };
+        debug_assert!(*last_delivered >= group.last_delivered, "{event:?}");
+        debug_assert!(
+            entries.windows(2).all(|pair| pair[0].0 < pair[1].0),
+            "{event:?}"
+        );
+        debug_assert!(
+            entries
+                .iter()
+                .all(|&(id, _)| id > group.last_delivered && id <= *last_delivered),
+            "{event:?}"
+        );
     }
 
     /// Emits `make(batch)` for each batch of at most [`MAX_EVENT_BATCH`] items; nothing when
@@ -605,10 +651,11 @@ impl<'s> Recorder<'s> {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, debug_assertions))]
 impl GroupsState {
     /// Panics if the PEL breaks its invariants, an entry's owner does not exist, or a
-    /// consumer's count disagrees with the entries it owns.
+    /// consumer's count disagrees with the entries it owns. Debug builds run it after each
+    /// change of a small state (see `DurableGroups`); it costs a walk of every pending entry.
     pub(crate) fn check_invariants(&self) {
         for (name, group) in &self.groups {
             group.pel.check_invariants();

@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 use super::{
     CheckpointReport, FactsOnly, Finding, InspectError, Live, ScanContext, SegmentReport, Visitor,
     apply_group_snapshot, damage, group_reports, quoted, read_checkpoint_file, replay_journal,
-    scan_segment, segment_base,
+    scan_segment,
 };
 use crate::group::durable::{GROUP_JOURNAL_KIND, GROUP_SNAPSHOT_FILE};
 use crate::group::{GroupEvent, GroupsState, StreamFacts};
 use crate::id::StreamId;
 use crate::journal::{self, Journal};
 use crate::log::{CHECKPOINT_FILE, META_JOURNAL_KIND, MetaEvent, MetaState};
+use crate::names;
 
 /// What one file holds.
 #[derive(Debug, Clone)]
@@ -98,13 +99,13 @@ pub fn inspect_file(path: &Path, visit: &mut Visitor<'_>) -> Result<FileReport, 
         .and_then(|name| name.to_str())
         .unwrap_or_default();
     let mut findings = Vec::new();
-    let content = if name.ends_with(".seg") {
+    let content = if name.ends_with(&format!(".{}", names::SEGMENT_EXTENSION)) {
         segment(path, name, visit, &mut findings)
     } else if name == GROUP_SNAPSHOT_FILE {
         group_snapshot(path, &mut findings)
-    } else if let Some(generation) = generation_of(name, "groups.") {
+    } else if let Some(generation) = names::group_journal_generation(name) {
         group_journal(path, generation, &mut findings)
-    } else if let Some(generation) = generation_of(name, "meta.") {
+    } else if let Some(generation) = names::meta_journal_generation(name) {
         meta_journal(path, generation, &mut findings)
     } else if name == CHECKPOINT_FILE {
         checkpoint(path, &mut findings)
@@ -124,14 +125,6 @@ pub fn inspect_file(path: &Path, visit: &mut Visitor<'_>) -> Result<FileReport, 
     })
 }
 
-/// `N` of a journal named `<prefix>N.journal`.
-fn generation_of(name: &str, prefix: &str) -> Option<u64> {
-    name.strip_prefix(prefix)?
-        .strip_suffix(".journal")?
-        .parse()
-        .ok()
-}
-
 fn segment(
     path: &Path,
     name: &str,
@@ -140,7 +133,7 @@ fn segment(
 ) -> FileContent {
     let meta = MetaState::default();
     let context = ScanContext {
-        name_base: segment_base(name),
+        name_base: names::segment_base(name),
         next_base: None,
         is_last: true,
         name_in_stream: false,

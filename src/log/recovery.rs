@@ -13,7 +13,7 @@ use super::{
     META_JOURNAL_KIND, MetaEvent, MetaJournal, MetaState, Prefaulted, RecoveryPoint, SegmentIndex,
     Slot, Tip, Writer, create_slot, index_file_name, meta_journal_name, segment_file_name,
 };
-use crate::fs;
+use crate::fs::{self, names};
 use crate::id::StreamId;
 use crate::journal::{self, Journal, JournalDamage};
 use crate::record;
@@ -417,6 +417,16 @@ fn recover_segments(
             }
         };
         let end = index.end_pos();
+        debug_assert!(
+            (segment::HEADER_LEN..=segment.capacity()).contains(&end),
+            "{}: recovered end {end} outside the file",
+            path.display()
+        );
+        debug_assert!(
+            index.first().is_none_or(|first| first.offset >= base),
+            "{}: index starts before the segment's base offset",
+            path.display()
+        );
         let appender = if is_last {
             Some(segment.recover_appender(end, dirty_end)?)
         } else {
@@ -424,6 +434,12 @@ fn recover_segments(
             None
         };
         let next = index.last().map_or(base, |last| last.offset + 1);
+        // Offsets only grow from one segment to the next (`check_continuity` refused overlaps).
+        debug_assert!(
+            expected
+                .as_ref()
+                .is_none_or(|previous| next >= previous.next)
+        );
         expected = Some(Previous {
             next,
             path,
@@ -724,10 +740,7 @@ pub(super) fn segment_bases(dir: &Path) -> Result<Vec<u64>, LogError> {
         let entry = entry.map_err(LogError::io("list", dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(stem) = name.strip_suffix(".seg")
-            && stem.len() == 20
-            && let Ok(base) = stem.parse::<u64>()
-        {
+        if let Some(base) = names::segment_base(name) {
             bases.push(base);
         }
     }
@@ -738,11 +751,10 @@ pub(super) fn segment_bases(dir: &Path) -> Result<Vec<u64>, LogError> {
 fn remove_leftovers(dir: &Path) -> Result<(), LogError> {
     for entry in std::fs::read_dir(dir).map_err(LogError::io("list", dir))? {
         let entry = entry.map_err(LogError::io("list", dir))?;
-        let leftover = entry.file_name().to_str().is_some_and(|n| {
-            n.ends_with(".index.tmp")
-                || n.ends_with(".seg.tmp")
-                || (n.starts_with("meta.") && n.ends_with(".journal.tmp"))
-        });
+        let leftover = entry
+            .file_name()
+            .to_str()
+            .is_some_and(names::is_log_leftover);
         if leftover {
             let path = entry.path();
             fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
@@ -757,7 +769,7 @@ fn remove_other_journals(dir: &Path, keep: u64) -> Result<(), LogError> {
         let entry = entry.map_err(LogError::io("list", dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with("meta.") && name.ends_with(".journal") && name != keep_name {
+        if names::is_meta_journal(name) && name != keep_name {
             let path = entry.path();
             fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
         }

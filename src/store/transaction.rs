@@ -18,16 +18,15 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{NAME_FILE, Store, StoreError, io_error};
+use super::{Store, StoreError, io_error};
 use crate::durability::Durability;
-use crate::fs;
+use crate::fs::{self, names};
 use crate::group::durable as group_durable;
 use crate::journal::{FileKind, Journal, JournalError};
 use crate::log;
+use crate::names::{NAME_FILE, TRANSACTION_FILE};
 use crate::undo::{self, Recorder, Undo, UndoError};
 
-/// File name of the store's transaction journal.
-pub(crate) const TRANSACTION_FILE: &str = "transaction.journal";
 /// Kind tag of the transaction journal.
 pub(crate) const TRANSACTION_KIND: FileKind = FileKind(*b"STXN");
 
@@ -151,7 +150,7 @@ fn roll_back(undo: &Undo) -> Result<(), StoreError> {
         Undo::Renamed { dir, name } => {
             if dir.exists() {
                 let path = dir.join(NAME_FILE);
-                fs::replace_durably(&path, &dir.join("NAME.tmp"), name)
+                fs::replace_durably(&path, &names::tmp_path(&path), name)
                     .map_err(io_error("replace", &path))?;
             }
         }

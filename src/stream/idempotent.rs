@@ -22,8 +22,7 @@ use crate::stream::{Message, StreamConfig};
 
 /// Kind tag of idempotency snapshots.
 pub const IDEMPOTENCY_SNAPSHOT_KIND: FileKind = FileKind(*b"IDMP");
-/// File name of a stream's idempotency snapshot.
-pub const IDEMPOTENCY_SNAPSHOT_FILE: &str = "idempotency.snapshot";
+pub use crate::fs::names::IDEMPOTENCY_SNAPSHOT_FILE;
 const ENTRIES_PER_READ: usize = 4096;
 
 /// What an idempotent append did.

@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use weir::inspect::{
     self, Finding, InspectError, ScanEvent, Severity, StreamReport, escape, quoted, unescape,
 };
-use weir::{Clock, StreamId, SystemClock};
+use weir::{Clock, StreamId, SystemClock, names};
 
 mod json;
 mod text;
@@ -392,7 +392,10 @@ fn dump_file(args: &Args) -> Result<u8, Failure> {
             args.path.display()
         )));
     }
-    let is_segment = args.path.extension().is_some_and(|e| e == "seg");
+    let is_segment = args
+        .path
+        .extension()
+        .is_some_and(|e| e == names::SEGMENT_EXTENSION);
     if args.records && !is_segment {
         return Err(Failure::Usage(format!(
             "{}: --records lists the entries of a segment (`.seg`) file; journals always list their frames",
