@@ -17,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::numbers::{string2ll, string2ull};
+use super::parse::{
+    self, Block, IdRules, Now, Parse, ParsedId, STRICT, integer, integer_or, invalid_id, is,
+    maybe_strict_id, parse_id, range_end, range_start, strict_id, strict_ids, syntax_error,
+};
 use super::{
-    CommandSpec, Ctx, Flags, Outcome, entry_fields, entry_value, id_value, is, reply, store_error,
-    syntax_error,
+    CommandSpec, Ctx, Flags, Outcome, entry_fields, entry_value, id_value, reply, store_error,
 };
 use crate::StreamId;
 use crate::group::durable::GroupStoreError;
@@ -58,82 +60,6 @@ pub(super) fn commands() -> Vec<CommandSpec> {
         spec("xautoclaim", -6, &["write", "fast"], 1, xautoclaim),
         spec("xnack", -7, &["write", "fast"], 1, xnack),
     ]
-}
-
-// ---------------------------------------------------------------------------------------------
-// Numbers and IDs, parsed as Redis parses them.
-
-/// An integer argument, or `error` as the reply.
-fn integer_or(arg: &[u8], error: &str) -> Result<i64, Value> {
-    string2ll(arg).ok_or_else(|| Value::error(error))
-}
-
-/// An integer argument with Redis's generic error.
-fn integer(arg: &[u8]) -> Result<i64, Value> {
-    integer_or(arg, "ERR value is not an integer or out of range")
-}
-
-/// A stream ID argument as Redis's `streamGenericParseIDOrReply` reads it: `ms-seq`, or `ms`
-/// with `missing_seq`; `-` and `+` (the smallest and largest IDs) unless `strict`. Like the C
-/// code, only the text before a NUL byte counts.
-fn parse_id(arg: &[u8], strict: bool, missing_seq: u64) -> Option<StreamId> {
-    if arg.len() > 127 {
-        return None;
-    }
-    let text = arg.split(|&b| b == 0).next().unwrap_or_default();
-    match text {
-        b"-" => return (!strict).then_some(StreamId::MIN),
-        b"+" => return (!strict).then_some(StreamId::MAX),
-        _ => {}
-    }
-    match text.iter().position(|&b| b == b'-') {
-        Some(dash) => Some(StreamId::new(
-            string2ull(&text[..dash])?,
-            string2ull(&text[dash + 1..])?,
-        )),
-        None => Some(StreamId::new(string2ull(text)?, missing_seq)),
-    }
-}
-
-fn invalid_id() -> Value {
-    Value::error("ERR Invalid stream ID specified as stream command argument")
-}
-
-/// An entry ID: `-` and `+` are refused.
-fn strict_id(arg: &[u8]) -> Result<StreamId, Value> {
-    parse_id(arg, true, 0).ok_or_else(invalid_id)
-}
-
-/// A range bound of `XPENDING` and `XAUTOCLAIM`: `(id` excludes the ID, `-` and `+` are the
-/// ends. Returns the ID and whether it is excluded.
-fn interval_id(arg: &[u8], missing_seq: u64) -> Result<(StreamId, bool), Value> {
-    let parsed = match arg.split_first() {
-        Some((b'(', rest)) if !rest.is_empty() => {
-            parse_id(rest, true, missing_seq).map(|id| (id, true))
-        }
-        _ => parse_id(arg, false, missing_seq).map(|id| (id, false)),
-    };
-    parsed.ok_or_else(invalid_id)
-}
-
-/// A range start: an excluded start moves to the next ID.
-fn interval_start(arg: &[u8]) -> Result<StreamId, Value> {
-    match interval_id(arg, 0)? {
-        (id, true) => id
-            .successor()
-            .ok_or_else(|| Value::error("ERR invalid start ID for the interval")),
-        (id, false) => Ok(id),
-    }
-}
-
-/// A range end: an excluded end moves to the previous ID.
-fn interval_end(arg: &[u8]) -> Result<StreamId, Value> {
-    match interval_id(arg, u64::MAX)? {
-        (id, true) => id
-            .predecessor()
-            .ok_or_else(|| Value::error("ERR invalid end ID for the interval")),
-        (id, false) => Ok(id),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -326,14 +252,13 @@ struct CreateOptions {
 /// Parses `XGROUP CREATE` options (`args` starts after the ID).
 fn parse_create_options(db: u8, sub: &[u8], args: &[Bytes]) -> Result<CreateOptions, Value> {
     let mut options = CreateOptions::default();
-    let mut rest = args;
-    while let Some((option, tail)) = rest.split_first() {
+    let mut parse = Parse::new(args, 0);
+    while let Some(option) = parse.next() {
         if is(option, "MKSTREAM") {
             options.mkstream = true;
-            rest = tail;
             continue;
         }
-        let Some((value, tail)) = tail.split_first() else {
+        let Some(value) = parse.next() else {
             return Err(subcommand_syntax("xgroup", sub));
         };
         if is(option, "ENTRIESREAD") {
@@ -341,7 +266,6 @@ fn parse_create_options(db: u8, sub: &[u8], args: &[Bytes]) -> Result<CreateOpti
         } else if !policy_option(db, &mut options.policy, option, value)? {
             return Err(subcommand_syntax("xgroup", sub));
         }
-        rest = tail;
     }
     Ok(options)
 }
@@ -452,7 +376,14 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let position = if &args[4][..] == b"$" {
         stream.last_id()
     } else {
-        parse_id(&args[4], false, 0).ok_or_else(invalid_id)?
+        let rules = IdRules {
+            strict: false,
+            ..STRICT
+        };
+        match parse_id(&args[4], rules) {
+            Some(ParsedId::Exact(id)) => id,
+            _ => return Err(invalid_id()),
+        }
     };
     let mut entries_read = None;
     if args.len() == 7 {
@@ -511,13 +442,6 @@ fn xgroup_delconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value>
 // ---------------------------------------------------------------------------------------------
 // XREADGROUP
 
-/// How long a read may block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Block {
-    Forever,
-    Until(Instant),
-}
-
 /// `XREADGROUP` arguments.
 #[derive(Debug, PartialEq)]
 struct ReadGroupArgs<'a> {
@@ -534,13 +458,6 @@ struct ReadGroupArgs<'a> {
     ids: &'a [Bytes],
 }
 
-/// The clock readings `BLOCK` is measured from.
-#[derive(Debug, Clone, Copy)]
-struct Now {
-    instant: Instant,
-    unix_ms: u64,
-}
-
 /// Parses XREADGROUP's options like Redis's `xreadCommand`: options in any order until STREAMS,
 /// which takes the rest.
 fn parse_readgroup(args: &[Bytes], now: Now) -> Result<ReadGroupArgs<'_>, Value> {
@@ -555,18 +472,15 @@ fn parse_readgroup(args: &[Bytes], now: Now) -> Result<ReadGroupArgs<'_>, Value>
         ids: &[],
     };
     let mut group_given = false;
-    let mut i = 1;
-    while i < args.len() {
-        let more = args.len() - i - 1;
-        let option = &args[i];
+    let mut parse = Parse::new(args, 1);
+    while let Some(option) = parse.next() {
+        let more = parse.rest().len();
         if is(option, "BLOCK") && more > 0 {
-            i += 1;
-            parsed.block = Some(parse_block(&args[i], now)?);
+            parsed.block = Some(parse::block_in_range(parse.value()?, now)?);
         } else if is(option, "COUNT") && more > 0 {
-            i += 1;
-            parsed.count = u64::try_from(integer(&args[i])?).unwrap_or(0);
+            parsed.count = u64::try_from(parse.integer()?).unwrap_or(0);
         } else if is(option, "STREAMS") && more > 0 {
-            let streams = &args[i + 1..];
+            let streams = parse.rest();
             if streams.len() % 2 != 0 {
                 return Err(Value::error(
                     "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified.",
@@ -575,19 +489,16 @@ fn parse_readgroup(args: &[Bytes], now: Now) -> Result<ReadGroupArgs<'_>, Value>
             (parsed.keys, parsed.ids) = streams.split_at(streams.len() / 2);
             break;
         } else if is(option, "GROUP") && more >= 2 {
-            parsed.group = &args[i + 1];
-            parsed.consumer = &args[i + 2];
+            parsed.group = parse.value()?;
+            parsed.consumer = parse.value()?;
             group_given = true;
-            i += 2;
         } else if is(option, "NOACK") {
             parsed.noack = true;
         } else if is(option, "CLAIM") && more > 0 {
-            i += 1;
-            parsed.claim = Some(parse_claim(&args[i])?);
+            parsed.claim = Some(parse_claim(parse.value()?)?);
         } else {
             return Err(syntax_error());
         }
-        i += 1;
     }
     if parsed.keys.is_empty() {
         return Err(syntax_error());
@@ -602,23 +513,6 @@ fn parse_readgroup(args: &[Bytes], now: Now) -> Result<ReadGroupArgs<'_>, Value>
 fn parse_claim(arg: &[u8]) -> Result<u64, Value> {
     let idle = integer_or(arg, "ERR min-idle-time is not an integer")?;
     u64::try_from(idle).map_err(|_| Value::error("ERR min-idle-time must be a positive integer"))
-}
-
-/// `BLOCK ms` with Redis's checks; 0 blocks forever.
-fn parse_block(arg: &[u8], now: Now) -> Result<Block, Value> {
-    let ms = integer_or(arg, "ERR timeout is not an integer or out of range")?;
-    let ms = u64::try_from(ms).map_err(|_| Value::error("ERR timeout is negative"))?;
-    if ms == 0 {
-        return Ok(Block::Forever);
-    }
-    if ms > (i64::MAX as u64).saturating_sub(now.unix_ms) {
-        return Err(Value::error("ERR timeout is out of range"));
-    }
-    // Past what an Instant can hold is forever in practice.
-    Ok(now
-        .instant
-        .checked_add(Duration::from_millis(ms))
-        .map_or(Block::Forever, Block::Until))
 }
 
 /// Where XREADGROUP reads a stream's group: new entries (`>`), or the consumer's own pending
@@ -789,13 +683,9 @@ fn block_or_nil(ctx: &Ctx<'_>, args: &[Bytes], parsed: &ReadGroupArgs<'_>) -> Ou
         return Value::NullArray.into();
     }
     // The dispatcher keeps the first call's deadline, so retries may return any.
-    let deadline = match block {
-        Block::Forever => None,
-        Block::Until(deadline) => Some(deadline),
-    };
     Outcome::Block {
         args: args.to_vec(),
-        deadline,
+        deadline: block.deadline(),
         timeout_reply: Value::NullArray,
         keys: parsed.keys.to_vec(),
     }
@@ -810,10 +700,7 @@ fn xack(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         let Ok(group) = group_at(ctx, &args[1], &args[2], || Value::Null) else {
             return Ok(Value::Integer(0));
         };
-        let ids = args[3..]
-            .iter()
-            .map(|arg| strict_id(arg))
-            .collect::<Result<Vec<_>, _>>()?;
+        let ids = strict_ids(&args[3..])?;
         let acked = group
             .ack(&ids)
             .map_err(|error| library_error(&error, || Value::Integer(0)))?;
@@ -853,8 +740,8 @@ fn parse_pending(args: &[Bytes]) -> Result<Option<PendingRange<'_>>, Value> {
         at += 2;
     }
     let count = u64::try_from(integer(&args[at + 2])?).unwrap_or(0);
-    let start = interval_start(&args[at])?;
-    let end = interval_end(&args[at + 1])?;
+    let start = range_start(&args[at])?;
+    let end = range_end(&args[at + 1])?;
     Ok(Some(PendingRange {
         // Only a positive minimum filters, as in Redis.
         min_idle_ms: u64::try_from(min_idle).ok().filter(|&idle| idle > 0),
@@ -964,12 +851,11 @@ fn parse_claim_args(args: &[Bytes]) -> Result<ClaimArgs, Value> {
     };
     let ids: Vec<StreamId> = args[1..]
         .iter()
-        .map_while(|arg| parse_id(arg, true, 0))
+        .map_while(|arg| maybe_strict_id(arg))
         .collect();
     let mut time = None;
-    let mut rest = &args[1 + ids.len()..];
-    while let Some((option, tail)) = rest.split_first() {
-        rest = tail;
+    let mut parse = Parse::new(args, 1 + ids.len());
+    while let Some(option) = parse.next() {
         if is(option, "FORCE") {
             options.force = true;
             continue;
@@ -978,16 +864,13 @@ fn parse_claim_args(args: &[Bytes]) -> Result<ClaimArgs, Value> {
             options.justid = true;
             continue;
         }
-        let Some((value, tail)) = rest
-            .split_first()
-            .filter(|_| claim_option_takes_value(option))
-        else {
+        let Some(value) = parse.peek().filter(|_| claim_option_takes_value(option)) else {
             return Err(Value::error(format!(
                 "ERR Unrecognized XCLAIM option '{}'",
                 text(option)
             )));
         };
-        rest = tail;
+        parse.next();
         claim_option(option, value, &mut options, &mut time)?;
     }
     apply_delivery_time(&mut options, time);
@@ -1073,15 +956,14 @@ fn parse_autoclaim(args: &[Bytes]) -> Result<AutoClaim, Value> {
         &args[0],
         "ERR Invalid min-idle-time argument for XAUTOCLAIM",
     )?;
-    let start = interval_start(&args[1])?;
+    let start = range_start(&args[1])?;
     let mut request = AutoClaim::new(u64::try_from(min_idle).unwrap_or(0), start);
-    let mut rest = &args[2..];
-    while let Some((option, tail)) = rest.split_first() {
-        rest = tail;
+    let mut parse = Parse::new(args, 2);
+    while let Some(option) = parse.next() {
         if is(option, "JUSTID") {
             request.justid = true;
-        } else if let (true, Some((value, tail))) = (is(option, "COUNT"), rest.split_first()) {
-            rest = tail;
+        } else if let (true, Some(value)) = (is(option, "COUNT"), parse.peek()) {
+            parse.next();
             let count = integer_or(value, "ERR COUNT must be > 0")?;
             if !(1..=AUTOCLAIM_MAX_COUNT).contains(&count) {
                 return Err(Value::error("ERR COUNT must be > 0"));
@@ -1146,7 +1028,7 @@ fn parse_nack(args: &[Bytes]) -> Result<NackArgs, Value> {
     if !is(&args[1], "IDS") {
         return Err(syntax_error());
     }
-    let numids = string2ll(&args[2])
+    let numids = parse::string2ll(&args[2])
         .and_then(|n| usize::try_from(n).ok())
         .filter(|&n| n > 0)
         .ok_or_else(|| Value::error("ERR Number of IDs must be a positive integer"))?;
@@ -1165,24 +1047,18 @@ fn parse_nack(args: &[Bytes]) -> Result<NackArgs, Value> {
         delay: Duration::ZERO,
     };
     parse_nack_options(options, &mut parsed)?;
-    parsed.ids = ids
-        .iter()
-        .map(|id| strict_id(id))
-        .collect::<Result<_, _>>()?;
+    parsed.ids = strict_ids(ids)?;
     Ok(parsed)
 }
 
-fn parse_nack_options(mut rest: &[Bytes], parsed: &mut NackArgs) -> Result<(), Value> {
-    while let Some((option, tail)) = rest.split_first() {
-        rest = tail;
+fn parse_nack_options(options: &[Bytes], parsed: &mut NackArgs) -> Result<(), Value> {
+    let mut parse = Parse::new(options, 0);
+    while let Some(option) = parse.next() {
         if is(option, "FORCE") {
             parsed.force = true;
             continue;
         }
-        let Some((value, tail)) = rest.split_first() else {
-            return Err(syntax_error());
-        };
-        rest = tail;
+        let value = parse.value()?;
         if is(option, "RETRYCOUNT") {
             let count = u64::try_from(integer(value)?)
                 .map_err(|_| Value::error("ERR RETRYCOUNT must be a non-negative integer"))?;
@@ -1515,84 +1391,6 @@ mod tests {
             instant: Instant::now(),
             unix_ms: 1_700_000_000_000,
         }
-    }
-
-    #[test]
-    fn integers_follow_string2ll() {
-        assert_eq!(string2ll(b"0"), Some(0));
-        assert_eq!(string2ll(b"-12"), Some(-12));
-        assert_eq!(string2ll(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(string2ll(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            "",
-            "+5",
-            "007",
-            "-0",
-            "-",
-            "1.5",
-            " 1",
-            "9223372036854775808",
-            "1e3",
-        ] {
-            assert_eq!(string2ll(bad.as_bytes()), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn id_parts_follow_string2ull() {
-        assert_eq!(string2ull(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(string2ull(b" 5"), Some(5));
-        assert_eq!(string2ull(b"+5"), Some(5));
-        assert_eq!(string2ull(b"0012"), Some(12));
-        assert_eq!(string2ull(b"-0"), Some(0));
-        assert_eq!(string2ull(b"-5"), None);
-        assert_eq!(string2ull(b"18446744073709551616"), None);
-        assert_eq!(string2ull(b""), None);
-        assert_eq!(string2ull(b"5 "), None);
-    }
-
-    #[test]
-    fn ids_parse_like_redis() {
-        assert_eq!(parse_id(b"5", true, 0), Some(StreamId::new(5, 0)));
-        assert_eq!(
-            parse_id(b"5", false, u64::MAX),
-            Some(StreamId::new(5, u64::MAX))
-        );
-        assert_eq!(parse_id(b"00012-0001", true, 0), Some(StreamId::new(12, 1)));
-        assert_eq!(parse_id(b"+5-+3", true, 0), Some(StreamId::new(5, 3)));
-        assert_eq!(parse_id(b"-", false, 0), Some(StreamId::MIN));
-        assert_eq!(parse_id(b"+", false, 0), Some(StreamId::MAX));
-        assert_eq!(parse_id(b"1-2\0junk", true, 0), Some(StreamId::new(1, 2)));
-        for bad in [
-            "-",
-            "+",
-            "-0",
-            "1-*",
-            "5-",
-            "x",
-            "1-2-3",
-            "18446744073709551616",
-        ] {
-            assert_eq!(parse_id(bad.as_bytes(), true, 0), None, "{bad:?}");
-        }
-        assert_eq!(parse_id(&[b'1'; 128], false, 0), None);
-    }
-
-    #[test]
-    fn interval_bounds_exclude_with_a_parenthesis() {
-        assert_eq!(interval_start(b"(1-0"), Ok(StreamId::new(1, 1)));
-        assert_eq!(interval_end(b"(1-0"), Ok(StreamId::new(0, u64::MAX)));
-        assert_eq!(interval_end(b"5"), Ok(StreamId::new(5, u64::MAX)));
-        assert!(interval_start(b"(").is_err());
-        assert!(interval_start(b"(-").is_err());
-        assert_eq!(
-            error_text(interval_start(b"(18446744073709551615-18446744073709551615").unwrap_err()),
-            "ERR invalid start ID for the interval"
-        );
-        assert_eq!(
-            error_text(interval_end(b"(0-0").unwrap_err()),
-            "ERR invalid end ID for the interval"
-        );
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! Command dispatch: the table of commands, argument checks, authentication, transactions and
-//! blocking. Each family of commands lives in its own file.
+//! blocking. Each family of commands lives in its own file; [`parse`] reads their arguments.
 
 mod connection;
 mod groups;
 mod keyspace;
-mod numbers;
+mod parse;
 mod server;
 mod streams;
 
@@ -501,28 +501,6 @@ pub(crate) fn store_error(error: &StoreError) -> Value {
         StoreError::Closed => Value::error("LOADING weir is reloading the dataset from disk"),
         other => Value::error(format!("ERR {other}")),
     }
-}
-
-/// Parses an integer argument as Redis's `string2ll` does.
-pub(crate) fn parse_i64(arg: &[u8]) -> Result<i64, Value> {
-    numbers::string2ll(arg)
-        .ok_or_else(|| Value::error("ERR value is not an integer or out of range"))
-}
-
-/// Parses a non-negative integer argument.
-pub(crate) fn parse_u64(arg: &[u8]) -> Result<u64, Value> {
-    let value = parse_i64(arg)?;
-    u64::try_from(value).map_err(|_| Value::error("ERR value is out of range, must be positive"))
-}
-
-/// Case-insensitive comparison of an argument with a keyword.
-pub(crate) fn is(arg: &[u8], keyword: &str) -> bool {
-    arg.eq_ignore_ascii_case(keyword.as_bytes())
-}
-
-/// `ERR syntax error`.
-pub(crate) fn syntax_error() -> Value {
-    Value::error("ERR syntax error")
 }
 
 /// An entry's fields, encoded from its record when the reply is written.

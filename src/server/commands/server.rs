@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{CommandSpec, Ctx, Flags, Outcome, is, reply, table};
+use super::parse::is;
+use super::{CommandSpec, Ctx, Flags, Outcome, reply, table};
 use crate::server::config::{FsyncPolicy, parse_maxclients};
 use crate::server::keys::{DATABASES, key_of, key_part};
 use crate::server::resp::Value;
