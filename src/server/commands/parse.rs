@@ -3,6 +3,8 @@
 //! IDs (`t_stream.c`'s `streamGenericParseIDOrReply`) and `BLOCK` timeouts, each with Redis's
 //! exact error text. Redis's rules are stricter than Rust's in places (`+5`, `01` as integers)
 //! and looser in others (` 7` as an ID part); one copy of them keeps every command in step.
+//! Commands check their arguments in the order Redis checks them, so a client sees the same
+//! first error.
 
 use std::time::{Duration, Instant};
 
@@ -347,16 +349,18 @@ fn block_ms(arg: &[u8]) -> Result<u64, Value> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn args(text: &str) -> Vec<Bytes> {
+    /// A command's arguments, split at spaces.
+    pub(crate) fn args(text: &str) -> Vec<Bytes> {
         text.split(' ')
             .map(|word| Bytes::copy_from_slice(word.as_bytes()))
             .collect()
     }
 
-    fn error_text(value: Value) -> String {
+    /// The text of an error reply.
+    pub(crate) fn error_text(value: Value) -> String {
         match value {
             Value::Error(text) => text,
             other => panic!("not an error: {other:?}"),
@@ -512,7 +516,10 @@ mod tests {
             error_text(block_in_range(huge, now).unwrap_err()),
             "ERR timeout is out of range"
         );
-        assert!(block(huge, now.instant).is_ok(), "only the range check refuses it");
+        assert!(
+            block(huge, now.instant).is_ok(),
+            "only the range check refuses it"
+        );
     }
 
     #[test]
