@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use super::Stream;
 use super::source::LogSource;
+use crate::error::StoreError;
 use crate::group::{
     Applied, Due, EntrySource, GroupError, GroupEvent, GroupPolicy, GroupsState, MAX_EVENT_BATCH,
     PendingRecord,
 };
 use crate::id::StreamId;
-use crate::store::StoreError;
 use crate::stream::Group;
 
 /// The owner of entries that [`Group::release`] forces into the pending list: Redis shows

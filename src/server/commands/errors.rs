@@ -2,30 +2,26 @@
 
 use super::replies::text;
 use super::store_error;
-use crate::group::GroupError;
-use crate::group::durable::GroupStoreError;
-use crate::log::LogError;
 use crate::server::resp::Value;
-use crate::store::StoreError;
+use crate::{Error, ErrorKind};
 
 /// A library error as Redis words the stream errors it corresponds to.
-pub(super) fn stream_error(error: &StoreError) -> Value {
-    match error {
-        StoreError::Log(LogError::IdTooSmall { .. }) => Value::error(
+pub(super) fn stream_error(error: &Error) -> Value {
+    match error.kind() {
+        ErrorKind::IdTooSmall => Value::error(
             "ERR The ID specified in XADD is equal or smaller than the target stream top item",
         ),
-        StoreError::Log(LogError::IdZero) => {
-            Value::error("ERR The ID specified in XADD must be greater than 0-0")
-        }
-        StoreError::Log(LogError::IdExhausted) => exhausted(),
-        StoreError::StreamFull { .. } | StoreError::StreamFullBytes { .. } => {
-            Value::error(format!("FULL {error}"))
-        }
-        StoreError::Log(LogError::Encode(_)) => {
-            Value::error("ERR Elements are too large to be stored")
-        }
-        other => store_error(other),
+        ErrorKind::IdZero => id_zero(),
+        ErrorKind::IdExhausted => exhausted(),
+        ErrorKind::StreamFull => Value::error(format!("FULL {error}")),
+        ErrorKind::EntryTooLarge => Value::error("ERR Elements are too large to be stored"),
+        _ => store_error(error),
     }
+}
+
+/// XADD's reply to the ID 0-0.
+pub(super) fn id_zero() -> Value {
+    Value::error("ERR The ID specified in XADD must be greater than 0-0")
 }
 
 pub(super) fn exhausted() -> Value {
@@ -52,9 +48,9 @@ pub(super) fn nogroup_for_key(key: &[u8], group: &[u8]) -> Value {
 
 /// A library error as a reply: a group that vanished meanwhile (another client destroyed it)
 /// gets the command's own `NOGROUP` reply.
-pub(super) fn library_error(error: &StoreError, nogroup: impl FnOnce() -> Value) -> Value {
-    match error {
-        StoreError::Groups(GroupStoreError::Group(GroupError::NoGroup { .. })) => nogroup(),
-        other => store_error(other),
+pub(super) fn library_error(error: &Error, nogroup: impl FnOnce() -> Value) -> Value {
+    match error.kind() {
+        ErrorKind::NoGroup => nogroup(),
+        _ => store_error(error),
     }
 }

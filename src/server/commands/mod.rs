@@ -33,9 +33,10 @@ use bytes::Bytes;
 use super::keys::stream_name;
 use super::resp::{EntryFields, Protocol, Value};
 use super::state::{KeyWatch, Server};
+use crate::Entry;
 use crate::id::StreamId;
-use crate::log::Entry;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
+use crate::{Error, ErrorKind};
 
 /// What a command handler returns.
 pub(crate) enum Outcome {
@@ -564,10 +565,10 @@ pub(crate) fn wrong_arity(name: &str) -> String {
 }
 
 /// The reply for a store error.
-pub(crate) fn store_error(error: &StoreError) -> Value {
-    match error {
-        StoreError::Closed => Value::error("LOADING weir is reloading the dataset from disk"),
-        other => Value::error(format!("ERR {other}")),
+pub(crate) fn store_error(error: &Error) -> Value {
+    match error.kind() {
+        ErrorKind::Closed => Value::error("LOADING weir is reloading the dataset from disk"),
+        _ => Value::error(format!("ERR {error}")),
     }
 }
 

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use bytes::Bytes;
 
 use super::entry_value;
-use crate::log::Entry;
+use crate::Entry;
 use crate::server::resp::{Protocol, Value};
 
 pub(super) fn text(bytes: &[u8]) -> Cow<'_, str> {

@@ -2,17 +2,16 @@
 
 use bytes::Bytes;
 
-use super::errors::{exhausted, stream_error};
+use super::errors::{exhausted, id_zero, stream_error};
 use super::lookup::existing;
 use super::parse::{
     self, IdRules, Parse, ParsedId, STRICT, c_str, integer, invalid_id, is, strict_id, syntax_error,
 };
 use super::{Ctx, Outcome, id_value, reply, store_error, wrong_arity};
+use crate::IdSpec;
 use crate::id::StreamId;
-use crate::log::{IdSpec, LogError};
 use crate::server::keys::stream_name;
 use crate::server::resp::Value;
-use crate::store::StoreError;
 use crate::stream::{IdempotentAppend, Message, Stream};
 
 /// Redis's default `LIMIT` for `~` trimming: 100 times `stream-node-max-entries` (100).
@@ -227,7 +226,7 @@ fn xadd_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let id = match parsed.id {
         None => IdSpec::Auto,
         Some(ParsedId::Exact(StreamId::MIN)) => {
-            return Err(stream_error(&StoreError::Log(LogError::IdZero)));
+            return Err(id_zero());
         }
         Some(ParsedId::Exact(id)) => IdSpec::Explicit(id),
         Some(ParsedId::MsStar(ms)) => IdSpec::AutoSeq(ms),

@@ -5,9 +5,9 @@ use bytes::Bytes;
 use super::lookup::existing;
 use super::parse::{self, Parse, integer, is, syntax_error};
 use super::{Ctx, Outcome, reply, store_error};
-use crate::log::Retention;
+use crate::Error;
+use crate::Retention;
 use crate::server::resp::Value;
-use crate::store::StoreError;
 use crate::stream::{Discard, Stream};
 
 /// `XCFGSET IDMP-DURATION` range, in seconds.
@@ -141,7 +141,7 @@ fn xcfgset_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     Ok(Value::ok())
 }
 
-fn apply_config(stream: &Stream, settings: ConfigArgs) -> Result<(), StoreError> {
+fn apply_config(stream: &Stream, settings: ConfigArgs) -> Result<(), Error> {
     let mut config = stream.config();
     if let Some(secs) = settings.duration_secs {
         config.idempotency_duration_ms = Some(secs.saturating_mul(1000));

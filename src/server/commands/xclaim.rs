@@ -7,10 +7,10 @@ use super::lookup::group_at;
 use super::parse::{Parse, integer_or, is, maybe_strict_id, range_start, strict_id, syntax_error};
 use super::replies::text;
 use super::{Ctx, Outcome, entry_value, id_value, reply};
-use crate::group::{AutoClaim, ClaimOptions};
 use crate::id::StreamId;
 use crate::server::resp::Value;
 use crate::stream::Delivery;
+use crate::stream::{AutoClaim, ClaimOptions};
 
 /// XCLAIM's delivery-time options: the last one given wins, as in Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

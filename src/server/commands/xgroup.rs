@@ -12,12 +12,11 @@ use super::parse::{
 use super::replies::int;
 use super::subcommands::{Subcommand, dispatch, help, subcommand_syntax};
 use super::{Ctx, Outcome, store_error};
-use crate::group::durable::GroupStoreError;
-use crate::group::{GroupError, GroupPolicy};
+use crate::ErrorKind;
 use crate::id::StreamId;
 use crate::server::keys::stream_name;
 use crate::server::resp::Value;
-use crate::store::StoreError;
+use crate::stream::GroupPolicy;
 use crate::stream::{Group, Stream};
 
 pub(super) fn xgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
@@ -184,7 +183,7 @@ fn xgroup_create(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     };
     match stream.create_group_at(&args[3], position, options.entries_read, options.policy) {
         Ok(_) => Ok(Value::ok()),
-        Err(StoreError::Groups(GroupStoreError::Group(GroupError::GroupExists { .. }))) => {
+        Err(error) if error.kind() == ErrorKind::GroupExists => {
             Err(Value::error("BUSYGROUP Consumer Group name already exists"))
         }
         Err(error) => Err(store_error(&error)),

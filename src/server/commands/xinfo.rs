@@ -11,11 +11,9 @@ use super::parse::{integer, is};
 use super::replies::{bulk, deliveries_value, field, int, opt_int};
 use super::subcommands::{Subcommand, dispatch, help, subcommand_syntax};
 use super::{Ctx, Outcome, entry_value, id_value, store_error};
-use crate::group::PendingQuery;
-use crate::id::StreamId;
 use crate::server::keys::key_of;
 use crate::server::resp::Value;
-use crate::stream::{Backlog, Stream};
+use crate::stream::{ConsumerDetails, GroupDetails, PendingEntry, Stream};
 
 pub(super) fn xinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     const TABLE: &[Subcommand] = &[
@@ -50,43 +48,43 @@ fn xinfo_stream_at(ctx: &Ctx<'_>, key: &[u8]) -> Result<Arc<Stream>, Value> {
 
 fn xinfo_consumers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let stream = xinfo_stream_at(ctx, &args[2])?;
-    let now_ms = stream.now_ms();
-    stream
-        .inspect_groups(|state, _| {
-            state.consumers_info(&args[3], now_ms).map(|consumers| {
-                let maps = consumers.iter().map(|consumer| {
-                    Value::Map(vec![
-                        field("name", bulk(consumer.name)),
-                        field("pending", int(consumer.pending as u64)),
-                        field("idle", int(consumer.idle_ms)),
-                        field(
-                            "inactive",
-                            consumer.inactive_ms.map_or(Value::Integer(-1), int),
-                        ),
-                    ])
-                });
-                Value::Array(maps.collect())
-            })
-        })
-        .map_err(|_| nogroup_for_key(&args[2], &args[3]))
+    let consumers = stream
+        .consumers(&args[3], stream.now_ms())
+        .map_err(|_| nogroup_for_key(&args[2], &args[3]))?;
+    let maps = consumers.iter().map(|consumer| {
+        Value::Map(vec![
+            field("name", bulk(&consumer.name)),
+            field("pending", int(consumer.pending as u64)),
+            field("idle", int(consumer.idle_ms)),
+            field(
+                "inactive",
+                consumer.inactive_ms.map_or(Value::Integer(-1), int),
+            ),
+        ])
+    });
+    Ok(Value::Array(maps.collect()))
 }
 
 fn xinfo_groups(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let stream = xinfo_stream_at(ctx, &args[2])?;
     let db = ctx.client.db;
-    Ok(Value::Array(stream.inspect_backlog(|info, backlog| {
-        group_info_value(db, info, &backlog)
-    })))
+    let groups = stream.group_details();
+    Ok(Value::Array(
+        groups
+            .iter()
+            .map(|group| group_info_value(db, group))
+            .collect(),
+    ))
 }
 
 /// Redis 7's fields, then weir's, so clients that read fields by name keep working.
-fn group_info_value(db: u8, info: &crate::group::GroupInfo<'_>, backlog: &Backlog) -> Value {
-    let policy = info.policy;
+fn group_info_value(db: u8, info: &GroupDetails) -> Value {
+    let (policy, backlog) = (&info.policy, &info.backlog);
     let dead_letter = policy.dead_letter.as_deref().map_or(Value::Null, |name| {
         key_of(db, name).map_or_else(|| bulk(name), Value::Bulk)
     });
     Value::Map(vec![
-        field("name", bulk(info.name)),
+        field("name", bulk(&info.name)),
         field("consumers", int(info.consumers as u64)),
         field("pending", int(info.pending as u64)),
         field("last-delivered-id", id_value(info.last_delivered)),
@@ -176,7 +174,7 @@ fn limit_fields(stream: &Stream) -> Result<Vec<(Value, Value)>, Value> {
 
 /// The fields both forms of XINFO STREAM start with.
 fn stream_fields(stream: &Stream) -> Vec<(Value, Value)> {
-    let facts = stream.inspect_groups(|_, log| log.facts());
+    let facts = stream.facts();
     // weir keeps no radix tree: a segment plays the part of one of its nodes.
     let keys = if facts.length == 0 {
         0
@@ -208,68 +206,49 @@ fn edge_entry(stream: &Stream, last: bool) -> Result<Value, Value> {
 /// XINFO STREAM FULL's groups: each with its PEL and consumers, `limit` pending entries each.
 fn full_groups(stream: &Stream, limit: usize) -> Value {
     let now_ms = stream.now_ms();
-    stream.inspect_groups(|state, log| {
-        let infos = state.groups_info(log);
-        let groups = infos.iter().map(|info| {
-            let all = pending_query(None, limit);
-            let pending = state
-                .pending_range(info.name, &all, now_ms)
-                .unwrap_or_default();
-            let rows = pending.iter().map(|row| {
-                Value::Array(vec![
-                    id_value(row.id),
-                    bulk(row.consumer),
-                    int(now_ms.saturating_sub(row.idle_ms)),
-                    deliveries_value(row.deliveries),
-                ])
-            });
-            Value::Map(vec![
-                field("name", bulk(info.name)),
-                field("last-delivered-id", id_value(info.last_delivered)),
-                field("entries-read", opt_int(info.entries_read)),
-                field("lag", opt_int(info.lag)),
-                field("pel-count", int(info.pending as u64)),
-                field("pending", Value::Array(rows.collect())),
-                field("consumers", full_consumers(state, info.name, limit, now_ms)),
+    // Redis shows when each pending entry was delivered, as the clock read now less its idle
+    // time.
+    let delivered_ms = |row: &PendingEntry| int(now_ms.saturating_sub(row.idle_ms));
+    let groups = stream.groups_in_full(limit, now_ms);
+    let maps = groups.iter().map(|group| {
+        let rows = group.pending.iter().map(|row| {
+            Value::Array(vec![
+                id_value(row.id),
+                bulk(&row.consumer),
+                delivered_ms(row),
+                deliveries_value(row.deliveries),
             ])
         });
-        Value::Array(groups.collect())
-    })
-}
-
-fn pending_query(consumer: Option<&[u8]>, limit: usize) -> PendingQuery<'_> {
-    PendingQuery {
-        start: StreamId::MIN,
-        end: StreamId::MAX,
-        count: limit,
-        consumer,
-        min_idle_ms: None,
-    }
+        Value::Map(vec![
+            field("name", bulk(&group.name)),
+            field("last-delivered-id", id_value(group.last_delivered)),
+            field("entries-read", opt_int(group.entries_read)),
+            field("lag", opt_int(group.lag)),
+            field("pel-count", int(group.pending_count as u64)),
+            field("pending", Value::Array(rows.collect())),
+            field("consumers", full_consumers(&group.consumers, &delivered_ms)),
+        ])
+    });
+    Value::Array(maps.collect())
 }
 
 fn full_consumers(
-    state: &crate::group::GroupsState,
-    group: &[u8],
-    limit: usize,
-    now_ms: u64,
+    consumers: &[(ConsumerDetails, Vec<PendingEntry>)],
+    delivered_ms: &dyn Fn(&PendingEntry) -> Value,
 ) -> Value {
-    let consumers = state.consumers_info(group, now_ms).unwrap_or_default();
-    let maps = consumers.iter().map(|consumer| {
-        let mine = pending_query(Some(consumer.name), limit);
-        let rows = state
-            .pending_range(group, &mine, now_ms)
-            .unwrap_or_default()
+    let maps = consumers.iter().map(|(consumer, pending)| {
+        let rows = pending
             .iter()
             .map(|row| {
                 Value::Array(vec![
                     id_value(row.id),
-                    int(now_ms.saturating_sub(row.idle_ms)),
+                    delivered_ms(row),
                     deliveries_value(row.deliveries),
                 ])
             })
             .collect();
         Value::Map(vec![
-            field("name", bulk(consumer.name)),
+            field("name", bulk(&consumer.name)),
             field("seen-time", int(consumer.seen_ms)),
             field(
                 "active-time",

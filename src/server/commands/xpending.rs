@@ -7,9 +7,9 @@ use super::lookup::stream_at;
 use super::parse::{integer, is, range_end, range_start, syntax_error};
 use super::replies::{bulk, deliveries_value, int};
 use super::{Ctx, Outcome, id_value, reply};
-use crate::group::PendingQuery;
 use crate::id::StreamId;
 use crate::server::resp::Value;
+use crate::stream::{PendingEntry, PendingOverview, PendingQuery};
 
 /// `XPENDING key group [[IDLE min-idle] start end count [consumer]]`, range form.
 #[derive(Debug, PartialEq)]
@@ -59,16 +59,9 @@ pub(super) fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         let stream = stream_at(ctx, &args[1])?.ok_or_else(missing)?;
         let name = &args[2][..];
         let result = match range {
-            None => stream.inspect_groups(|state, _| {
-                state.pending_summary(name).map(|summary| {
-                    summary_value(
-                        summary.count,
-                        summary.first,
-                        summary.last,
-                        &summary.consumers,
-                    )
-                })
-            }),
+            None => stream
+                .pending_overview(name)
+                .map(|overview| summary_value(&overview)),
             Some(range) => {
                 let now_ms = stream.now_ms();
                 let query = PendingQuery {
@@ -78,11 +71,9 @@ pub(super) fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
                     consumer: range.consumer,
                     min_idle_ms: range.min_idle_ms,
                 };
-                stream.inspect_groups(|state, _| {
-                    state
-                        .pending_range(name, &query, now_ms)
-                        .map(|rows| Value::Array(rows.iter().map(pending_row).collect()))
-                })
+                stream
+                    .pending_entries(name, &query, now_ms)
+                    .map(|rows| Value::Array(rows.iter().map(pending_row).collect()))
             }
         };
         result.map_err(|_| missing())
@@ -90,13 +81,8 @@ pub(super) fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 }
 
 /// `[count, first, last, [[consumer, count]…]]`, or `[0, nil, nil, nil]` for an empty PEL.
-fn summary_value(
-    count: usize,
-    first: Option<StreamId>,
-    last: Option<StreamId>,
-    consumers: &[(&[u8], usize)],
-) -> Value {
-    let (Some(first), Some(last)) = (first, last) else {
+fn summary_value(overview: &PendingOverview) -> Value {
+    let (Some(first), Some(last)) = (overview.first, overview.last) else {
         return Value::Array(vec![
             Value::Integer(0),
             Value::Null,
@@ -104,22 +90,23 @@ fn summary_value(
             Value::NullArray,
         ]);
     };
-    let owners = consumers
+    let owners = overview
+        .consumers
         .iter()
         .map(|(name, held)| Value::Array(vec![bulk(name), Value::bulk(held.to_string())]))
         .collect();
     Value::Array(vec![
-        int(count as u64),
+        int(overview.count as u64),
         id_value(first),
         id_value(last),
         Value::Array(owners),
     ])
 }
 
-fn pending_row(row: &crate::group::PendingRow<'_>) -> Value {
+fn pending_row(row: &PendingEntry) -> Value {
     Value::Array(vec![
         id_value(row.id),
-        bulk(row.consumer),
+        bulk(&row.consumer),
         int(row.idle_ms),
         deliveries_value(row.deliveries),
     ])
@@ -178,7 +165,12 @@ mod tests {
 
     #[test]
     fn an_empty_summary_has_redis_shape() {
-        let empty = summary_value(0, None, None, &[]);
+        let empty = summary_value(&PendingOverview {
+            count: 0,
+            first: None,
+            last: None,
+            consumers: Vec::new(),
+        });
         assert_eq!(
             empty,
             Value::Array(vec![

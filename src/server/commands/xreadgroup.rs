@@ -9,11 +9,11 @@ use super::lookup::{group_at, stream_at};
 use super::parse::{self, Block, Now, Parse, integer_or, is, strict_id, syntax_error};
 use super::replies::{deliveries_value, int, streams_reply, text};
 use super::{Ctx, Outcome, entry_fields, id_value};
-use crate::group::ReadNew;
+use crate::Error;
 use crate::id::StreamId;
 use crate::server::resp::Value;
 use crate::server::state::unix_ms;
-use crate::store::StoreError;
+use crate::stream::ReadNew;
 use crate::stream::{Delivery, Group, PendingDelivery};
 
 /// `XREADGROUP` arguments.
@@ -174,7 +174,7 @@ fn read_one(
     max: usize,
     retry: bool,
     parsed: &ReadGroupArgs<'_>,
-) -> Result<Option<Value>, StoreError> {
+) -> Result<Option<Value>, Error> {
     match from {
         // Waking up for an unrelated write, a blocked reader looks before it reads, so that it
         // journals nothing when there is nothing to take.

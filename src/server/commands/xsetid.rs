@@ -5,10 +5,9 @@ use bytes::Bytes;
 use super::lookup::existing;
 use super::parse::{Parse, integer, is, strict_id, syntax_error};
 use super::{Ctx, Outcome, reply, store_error};
+use crate::ErrorKind;
 use crate::id::StreamId;
-use crate::log::LogError;
 use crate::server::resp::Value;
-use crate::store::StoreError;
 use crate::stream::Stream;
 
 /// XSETID's options.
@@ -56,7 +55,7 @@ fn xsetid_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let max_deleted = options.max_deleted_id.filter(|&id| id != StreamId::MIN);
     match stream.set_last_id(id, options.entries_added, max_deleted) {
         Ok(()) => Ok(Value::ok()),
-        Err(StoreError::Log(LogError::IdTooSmall { .. })) => Err(setid_too_small()),
+        Err(error) if error.kind() == ErrorKind::IdTooSmall => Err(setid_too_small()),
         Err(error) => Err(store_error(&error)),
     }
 }

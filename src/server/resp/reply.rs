@@ -3,8 +3,8 @@
 
 use bytes::{Bytes, BytesMut};
 
+use crate::Entry;
 use crate::id::StreamId;
-use crate::log::Entry;
 
 /// The protocol version a client speaks, chosen with `HELLO`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
