@@ -11,7 +11,9 @@ mod server_support;
 mod source;
 
 /// The group types a stream's group methods take and give.
-pub use crate::group::{AutoClaim, ClaimOptions, GroupPolicy, PendingQuery, ReadNew, StreamFacts};
+pub use crate::group::{
+    AutoClaim, ClaimOptions, GroupPolicy, NackMode, PendingQuery, ReadNew, StreamFacts,
+};
 pub use backlog::Backlog;
 pub use config::{Discard, StreamConfig};
 use config::{Refusal, Usage};

@@ -11,17 +11,7 @@ use super::replies::int;
 use super::{Ctx, Outcome, reply};
 use crate::id::StreamId;
 use crate::server::resp::Value;
-
-/// How XNACK changes the delivery counters of the entries it releases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NackMode {
-    /// The delivery does not count: one less.
-    Silent,
-    /// Unchanged.
-    Fail,
-    /// Never to be delivered again: the largest counter.
-    Fatal,
-}
+use crate::stream::NackMode;
 
 /// `XNACK key group mode IDS numids id… [RETRYCOUNT count] [FORCE] [DELAY ms]`; DELAY is
 /// weir's: the entries become deliverable again only after it.
@@ -91,26 +81,12 @@ fn parse_nack_options(options: &[Bytes], parsed: &mut NackArgs) -> Result<(), Va
     Ok(())
 }
 
-/// The counter a released entry gets: from its current one (`None` for an entry FORCE adds,
-/// which Redis starts at 0, or at the largest value for FATAL).
-fn nack_counter(mode: NackMode, retry_count: Option<u32>, current: Option<u32>) -> u32 {
-    if let Some(count) = retry_count {
-        return count;
-    }
-    match (mode, current) {
-        (NackMode::Fatal, _) => u32::MAX,
-        (NackMode::Silent, Some(count)) => count.saturating_sub(1),
-        (NackMode::Fail, Some(count)) => count,
-        (_, None) => 0,
-    }
-}
-
 pub(super) fn xnack(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     reply((|| {
         let nack = parse_nack(&args[3..])?;
         let missing = || nogroup(&args[1], &args[2]);
         let group = group_at(ctx, &args[1], &args[2], missing)?;
-        let counter = |current| nack_counter(nack.mode, nack.retry_count, current);
+        let counter = |current| nack.mode.counter(nack.retry_count, current);
         let released = group
             .release(&nack.ids, counter, nack.force, nack.delay)
             .map_err(|error| library_error(&error, missing))?;
@@ -171,16 +147,5 @@ mod tests {
                 "{command}"
             );
         }
-    }
-
-    #[test]
-    fn nack_counters_follow_the_mode() {
-        assert_eq!(nack_counter(NackMode::Silent, None, Some(3)), 2);
-        assert_eq!(nack_counter(NackMode::Silent, None, Some(0)), 0);
-        assert_eq!(nack_counter(NackMode::Fail, None, Some(3)), 3);
-        assert_eq!(nack_counter(NackMode::Fatal, None, Some(3)), u32::MAX);
-        assert_eq!(nack_counter(NackMode::Fatal, None, None), u32::MAX);
-        assert_eq!(nack_counter(NackMode::Fail, None, None), 0);
-        assert_eq!(nack_counter(NackMode::Fatal, Some(5), Some(3)), 5);
     }
 }
