@@ -413,6 +413,16 @@ impl Stream {
         Ok(self.log.stored_bytes()?)
     }
 
+    /// Bytes of the stream's segment files on disk (what `INFO` adds up).
+    pub fn disk_bytes(&self) -> u64 {
+        self.log.disk_bytes()
+    }
+
+    /// How many segment files hold the stream.
+    pub fn segment_count(&self) -> usize {
+        self.log.segment_count()
+    }
+
     /// Whether the stream has no live entries.
     pub fn is_empty(&self) -> bool {
         self.log.is_empty()

@@ -223,8 +223,8 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
             let (mut segments, mut bytes, mut entries) = (0usize, 0u64, 0u64);
             for name in &names {
                 if let Some(stream) = store.get(name) {
-                    segments += stream.log().segment_count();
-                    bytes += stream.log().disk_bytes();
+                    segments += stream.segment_count();
+                    bytes += stream.disk_bytes();
                     entries += stream.len();
                 }
             }

@@ -179,7 +179,7 @@ fn stream_fields(stream: &Stream) -> Vec<(Value, Value)> {
     let keys = if facts.length == 0 {
         0
     } else {
-        stream.log().segment_count() as u64
+        stream.segment_count() as u64
     };
     vec![
         field("length", int(facts.length)),
