@@ -30,6 +30,7 @@
 pub mod clock;
 pub mod codec;
 pub mod durability;
+pub mod error;
 mod fs;
 pub mod group;
 pub mod id;
@@ -47,6 +48,7 @@ mod undo;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use durability::Durability;
+pub use error::{ErrorKind, StoreError as Error};
 pub use fs::names;
 pub use group::GroupPolicy;
 pub use group::durable::GroupRecovery;

@@ -15,17 +15,15 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::clock::{SharedClock, SystemClock};
-use crate::durability::{DeferredCommits, Durability, FlushError, FlushStats, Syncer};
+pub use crate::error::StoreError;
+
+use crate::durability::{DeferredCommits, Durability, FlushStats, Syncer};
 use crate::fs;
-use crate::group::GroupError;
 use crate::group::durable::GroupRecovery;
-use crate::group::durable::GroupStoreError;
-use crate::id::StreamId;
-use crate::journal::JournalError;
-use crate::log::{Log, LogError, LogOptions, RecoveryReport};
+use crate::log::{Log, LogOptions, RecoveryReport};
 use crate::names::{self, CLEAN_FILE, LOCK_FILE, NAME_FILE, STREAMS_DIR};
 use crate::stream::{Requester, Stream, StreamContext, StreamResolver, prepare_reply_stream};
-use crate::undo::{self, Target, Undo, UndoError};
+use crate::undo::{self, Target, Undo};
 
 #[cfg(test)]
 mod fault_tests;
@@ -38,94 +36,6 @@ use transaction::Transactions;
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
 /// How long opening waits for the directory's lock before reporting it in use.
 const LOCK_WAIT: Duration = Duration::from_millis(500);
-
-/// Errors of the store layer.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error(transparent)]
-    Log(#[from] LogError),
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    #[error(transparent)]
-    Flush(#[from] FlushError),
-    #[error(transparent)]
-    Groups(#[from] GroupStoreError),
-    /// An operating-system call failed.
-    #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Another process (or another `Store` in this one) has the directory open.
-    #[error(
-        "data directory {0} is in use by another process: stop it, or choose another directory"
-    )]
-    Locked(PathBuf),
-    /// A stream directory has no readable name.
-    #[error("stream directory {path} is damaged: {detail}")]
-    BadStreamDir { path: PathBuf, detail: String },
-    /// A setting is out of its allowed range.
-    #[error("invalid stream setting: {0}")]
-    InvalidConfig(String),
-    /// A stream with `DISCARD new` is at its length limit: the append was refused and changed
-    /// nothing.
-    #[error(
-        "stream {stream:?} is full: it holds {len} entries and its limit is MAXLEN {max_len} with DISCARD new; retry once consumers have caught up, or raise the limit"
-    )]
-    StreamFull {
-        stream: String,
-        len: u64,
-        max_len: u64,
-    },
-    /// A stream with `DISCARD new` is at its size limit: the append was refused and changed
-    /// nothing.
-    #[error(
-        "stream {stream:?} is full: it stores {stored} bytes, the append needs {adding} more and its limit is MAXBYTES {max_bytes} with DISCARD new; retry once consumers have caught up, or raise the limit"
-    )]
-    StreamFullBytes {
-        stream: String,
-        stored: u64,
-        adding: u64,
-        max_bytes: u64,
-    },
-    /// An append needs more bytes than the stream's size limit allows at all: it was refused
-    /// and changed nothing, whatever the discard policy.
-    #[error(
-        "the append needs {adding} bytes but stream {stream:?} stores at most MAXBYTES {max_bytes}: send smaller entries or fewer at once, or raise the limit"
-    )]
-    LargerThanStream {
-        stream: String,
-        adding: u64,
-        max_bytes: u64,
-    },
-    /// [`Delivery::reply`](crate::Delivery::reply) was called on an entry that is not a
-    /// request.
-    #[error(
-        "entry {id} is not a request: it has no {header} header; reply only to entries sent by a Requester or carrying reply-to and correlation-id"
-    )]
-    NotARequest { id: StreamId, header: &'static str },
-    /// An append was given no entries.
-    #[error("nothing to append: the batch is empty")]
-    EmptyBatch,
-    /// The store was closed.
-    #[error("the store is closed")]
-    Closed,
-    #[error(transparent)]
-    Undo(#[from] UndoError),
-    /// The transaction journal holds a record this version cannot read.
-    #[error(
-        "{path}: {detail}: the transaction journal holds a record this version cannot read; run the version that wrote it"
-    )]
-    BadTransactionJournal { path: PathBuf, detail: String },
-}
-
-impl From<GroupError> for StoreError {
-    fn from(error: GroupError) -> Self {
-        StoreError::Groups(GroupStoreError::Group(error))
-    }
-}
 
 fn io_error<'a>(
     op: &'static str,

@@ -103,6 +103,7 @@
 mod consumers;
 pub mod durable;
 mod event;
+mod nack;
 mod ops;
 mod pel;
 mod progress;
@@ -114,6 +115,7 @@ mod test_log;
 mod tests;
 
 pub use event::{DeliveryCount, Due, EventDecodeError, GroupEvent, PendingRecord};
+pub use nack::{NackMode, Release};
 pub use ops::{
     AutoClaim, AutoClaimOutcome, ClaimOptions, ClaimOutcome, DeadLetter, Delivery, HistoryEntry,
     ReadNew, ReadOutcome,

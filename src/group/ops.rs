@@ -420,38 +420,6 @@ impl GroupsState {
         Ok(recorder.finish(acked.len()))
     }
 
-    /// Negative acknowledgement: releases pending entries (only those `consumer` owns, if
-    /// given) for redelivery by [`read_new`](Self::read_new) from `now_ms + delay_ms`; a delay
-    /// of 0 makes them due at once. Owners and delivery counters do not change until then, and
-    /// an exhausted entry released this way is judged again by that read. Returns how many were
-    /// pending.
-    pub fn nack(
-        &mut self,
-        group: &[u8],
-        consumer: Option<&[u8]>,
-        ids: &[StreamId],
-        delay_ms: u64,
-        now_ms: u64,
-    ) -> Result<Applied<usize>, GroupError> {
-        let state = self.group(group)?;
-        let owner = match consumer {
-            Some(name) => match state.consumers.id(name) {
-                Some(id) => Some(id),
-                None => return Ok(Applied::unchanged(0)),
-            },
-            None => None,
-        };
-        let released = state.pending_among(ids, owner);
-        let due_ms = now_ms.saturating_add(delay_ms);
-        let mut recorder = Recorder::new(self);
-        recorder.emit_batches(&released, |ids| GroupEvent::Nacked {
-            group: group.to_vec(),
-            due_ms,
-            ids,
-        });
-        Ok(recorder.finish(released.len()))
-    }
-
     /// Step 3 of the dead-letter protocol (see the [module documentation](super)): removes
     /// from the PEL the entries that were appended to the dead-letter stream. Returns how many
     /// were still pending.
@@ -664,7 +632,11 @@ impl Group {
 
     /// The distinct IDs among `ids` that are pending (and owned by `owner`, if given), in the
     /// order first listed.
-    fn pending_among(&self, ids: &[StreamId], owner: Option<ConsumerId>) -> Vec<StreamId> {
+    pub(super) fn pending_among(
+        &self,
+        ids: &[StreamId],
+        owner: Option<ConsumerId>,
+    ) -> Vec<StreamId> {
         let mut visited = HashSet::new();
         ids.iter()
             .copied()

@@ -4,9 +4,9 @@
 use std::ops::Bound;
 
 use super::Stream;
+use crate::error::StoreError;
 use crate::id::StreamId;
 use crate::log::{Entry, MetaEvent};
-use crate::store::StoreError;
 
 impl Stream {
     /// Redis's `XSETID`: moves the stream's last ID to `id` and, when given, sets the

@@ -4,9 +4,9 @@ use std::ops::Bound;
 
 use super::Stream;
 use super::source::LogSource;
+use crate::error::StoreError;
 use crate::group::GroupInfo;
 use crate::id::StreamId;
-use crate::store::StoreError;
 use crate::stream::Group;
 
 /// A consumer group's backlog.

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::Stream;
 use super::source::{LogSource, ReadingSource};
+use crate::error::StoreError;
 use crate::group::durable::DurableGroups;
 use crate::group::{
     Applied, AutoClaim, ClaimOptions, DeadLetter, EntrySource, GroupError, GroupPolicy,
@@ -15,7 +16,6 @@ use crate::group::{
 use crate::id::StreamId;
 use crate::log::Entry;
 use crate::record::Headers;
-use crate::store::StoreError;
 use crate::stream::Message;
 
 /// Where a new group starts reading.

@@ -13,11 +13,11 @@ use bytes::Bytes;
 
 use super::Stream;
 use crate::codec::{Decoder, Encoder};
+use crate::error::StoreError;
 use crate::id::StreamId;
 use crate::idempotency::{IdempotencyConfig, IdempotencyWindows};
 use crate::journal::{self, FileKind, JournalError};
 use crate::log::{Appended, Log};
-use crate::store::StoreError;
 use crate::stream::{Message, StreamConfig};
 
 /// Kind tag of idempotency snapshots.

@@ -5,15 +5,21 @@ mod backlog;
 mod config;
 mod groups;
 mod idempotent;
+mod queries;
 mod request;
 mod server_support;
 mod source;
 
+/// The group types a stream's group methods take and give.
+pub use crate::group::{
+    AutoClaim, ClaimOptions, GroupPolicy, NackMode, PendingQuery, ReadNew, StreamFacts,
+};
 pub use backlog::Backlog;
 pub use config::{Discard, StreamConfig};
 use config::{Refusal, Usage};
 pub use groups::{Claimed, Delivery, Group, GroupStart, PendingDelivery};
 pub use idempotent::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, IdempotentAppend};
+pub use queries::{ConsumerDetails, GroupDetails, GroupInFull, PendingEntry, PendingOverview};
 pub(crate) use request::prepare_reply_stream;
 pub use request::{
     CORRELATION_ID, REPLY_STREAM_TTL, REPLY_TO, RequestError, Requester, reply_stream_config,
@@ -32,13 +38,13 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::clock::SharedClock;
 use crate::durability::{Flush, Syncer};
+use crate::error::StoreError;
 use crate::group::durable::{DurableGroups, GroupRecovery};
 use crate::id::StreamId;
 use crate::idempotency::IdempotencyWindows;
 use crate::log::{Appended, AsEntry, Entry, IdSpec, Log, NewEntry, Retention};
 use crate::record::IdempotencyKey;
 use crate::signal::ChangeSignal;
-use crate::store::StoreError;
 use source::{LogSource, StreamFlush};
 
 /// An entry to append: a body, optional headers, and how its ID is chosen.
@@ -405,6 +411,16 @@ impl Stream {
     /// [`Log::stored_bytes`]).
     pub fn stored_bytes(&self) -> Result<u64, StoreError> {
         Ok(self.log.stored_bytes()?)
+    }
+
+    /// Bytes of the stream's segment files on disk (what `INFO` adds up).
+    pub fn disk_bytes(&self) -> u64 {
+        self.log.disk_bytes()
+    }
+
+    /// How many segment files hold the stream.
+    pub fn segment_count(&self) -> usize {
+        self.log.segment_count()
     }
 
     /// Whether the stream has no live entries.

@@ -27,9 +27,9 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::{Delivery, Group, Message, Stream, StreamConfig};
+use crate::error::StoreError;
 use crate::id::StreamId;
 use crate::log::{Entry, Retention};
-use crate::store::StoreError;
 
 /// The header naming the stream a reply goes to.
 pub const REPLY_TO: &str = "reply-to";

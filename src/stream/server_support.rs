@@ -1,25 +1,18 @@
 //! What the Redis-protocol server needs beyond the everyday API: groups created at an exact
 //! position with a known read counter (`XGROUP CREATE … ENTRIESREAD`), Redis 8.8's `XNACK`
-//! with its delivery-counter modes, and the store's clock (so idle times the server reports are
+//! (whose counter rules and events live in [`group`](crate::group) with the other
+//! negative acknowledgement), and the store's clock (so idle times the server reports are
 //! measured on the same clock as the deliveries).
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Stream;
 use super::source::LogSource;
-use crate::group::{
-    Applied, Due, EntrySource, GroupError, GroupEvent, GroupPolicy, GroupsState, MAX_EVENT_BATCH,
-    PendingRecord,
-};
+use crate::error::StoreError;
+use crate::group::{EntrySource, GroupPolicy, Release};
 use crate::id::StreamId;
-use crate::store::StoreError;
 use crate::stream::Group;
-
-/// The owner of entries that [`Group::release`] forces into the pending list: Redis shows
-/// released entries with an empty consumer name.
-const UNOWNED: &[u8] = b"";
 
 impl Stream {
     /// The store's clock, in Unix milliseconds: the clock every delivery time is taken from.
@@ -88,8 +81,7 @@ impl Group {
         let stream = self.stream();
         let now_ms = stream.now_ms();
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        let request = ReleaseRequest {
-            group: self.name(),
+        let request = Release {
             ids,
             counter: &counter,
             force,
@@ -99,7 +91,7 @@ impl Group {
         let released = stream
             .groups
             .lock()
-            .apply(|state| release_events(state, &LogSource(&stream.log), &request))?;
+            .apply(|state| state.release(self.name(), &LogSource(&stream.log), &request))?;
         stream.syncer.commit(stream.flush_handle())?;
         Ok(released)
     }
@@ -137,100 +129,6 @@ impl Group {
                 .entries_after(group.last_delivered, 1)
                 .is_empty()
     }
-}
-
-/// What [`Group::release`] was asked.
-struct ReleaseRequest<'a> {
-    group: &'a [u8],
-    ids: &'a [StreamId],
-    counter: &'a dyn Fn(Option<u32>) -> u32,
-    force: bool,
-    due_ms: u64,
-    now_ms: u64,
-}
-
-/// Plans a release, then applies its events: each released entry is restored exactly as it
-/// was, but with its new counter and due time, so owners and delivery times stay.
-fn release_events(
-    state: &mut GroupsState,
-    source: &dyn EntrySource,
-    request: &ReleaseRequest<'_>,
-) -> Result<Applied<usize>, GroupError> {
-    let (records, needs_unowned) = plan_release(state, source, request)?;
-    let released = records.values().map(Vec::len).sum();
-    let mut events = Vec::new();
-    if needs_unowned {
-        events.push(GroupEvent::ConsumerCreated {
-            group: request.group.to_vec(),
-            consumer: UNOWNED.to_vec(),
-            seen_ms: request.now_ms,
-            active_ms: None,
-        });
-    }
-    for (owner, entries) in records {
-        for chunk in entries.chunks(MAX_EVENT_BATCH) {
-            events.push(GroupEvent::PendingRestored {
-                group: request.group.to_vec(),
-                consumer: owner.clone(),
-                entries: chunk.to_vec(),
-            });
-        }
-    }
-    for event in &events {
-        state.apply(event);
-    }
-    Ok(Applied {
-        events,
-        output: released,
-    })
-}
-
-/// The restored records by owner, and whether the empty-named owner must be created first.
-type ReleasePlan = (BTreeMap<Vec<u8>, Vec<PendingRecord>>, bool);
-
-fn plan_release(
-    state: &GroupsState,
-    source: &dyn EntrySource,
-    request: &ReleaseRequest<'_>,
-) -> Result<ReleasePlan, GroupError> {
-    let group = state.group(request.group)?;
-    let due = Due::At(request.due_ms);
-    let mut records: BTreeMap<Vec<u8>, Vec<PendingRecord>> = BTreeMap::new();
-    let mut visited = HashSet::new();
-    for &id in request.ids {
-        if !visited.insert(id) {
-            continue;
-        }
-        let (owner, record) = match group.pel.get(id) {
-            Some(entry) => (
-                group.consumers.name(entry.owner).to_vec(),
-                PendingRecord {
-                    id,
-                    offset: entry.offset,
-                    delivered_ms: entry.delivered_ms,
-                    deliveries: (request.counter)(Some(entry.deliveries)),
-                    due,
-                },
-            ),
-            None if request.force => match source.lookup(id) {
-                Some(offset) => (
-                    UNOWNED.to_vec(),
-                    PendingRecord {
-                        id,
-                        offset,
-                        delivered_ms: request.now_ms,
-                        deliveries: (request.counter)(None),
-                        due,
-                    },
-                ),
-                None => continue,
-            },
-            None => continue,
-        };
-        records.entry(owner).or_default().push(record);
-    }
-    let needs_unowned = records.contains_key(UNOWNED) && group.consumers.id(UNOWNED).is_none();
-    Ok((records, needs_unowned))
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::parse::{self, is, syntax_error};
 use super::{
-    Client, CommandSpec, Ctx, Flag, Flags, Outcome, is, lookup, parse_i64, reply, store_error,
-    syntax_error, wrong_arity,
+    Client, CommandSpec, Ctx, Flag, Flags, Outcome, lookup, reply, store_error, wrong_arity,
 };
 use crate::server::Server;
 use crate::server::keys::DATABASES;
@@ -62,7 +62,7 @@ fn hello_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let mut protocol = ctx.client.protocol;
     let mut rest = &args[1..];
     if let Some((version, tail)) = rest.split_first() {
-        protocol = match parse_i64(version) {
+        protocol = match parse::integer(version) {
             Ok(2) => Protocol::Resp2,
             Ok(3) => Protocol::Resp3,
             Ok(_) => return Err(Value::error("NOPROTO unsupported protocol version")),
@@ -167,7 +167,7 @@ fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
 }
 
 fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
-    reply(parse_i64(&args[1]).and_then(|db| {
+    reply(parse::integer(&args[1]).and_then(|db| {
         let db = u8::try_from(db)
             .ok()
             .filter(|&db| db < DATABASES)
@@ -257,7 +257,7 @@ fn client_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
             text: Bytes::from(line),
         })
     } else if is(sub, "KILL") && rest.len() == 2 && is(&rest[0], "ID") {
-        let id = super::parse_u64(&rest[1])?;
+        let id = parse::non_negative(&rest[1])?;
         let clients = ctx.server.clients.lock();
         match clients.get(&id) {
             Some(entry) => {

@@ -3,7 +3,8 @@
 
 use bytes::Bytes;
 
-use super::{CommandSpec, Ctx, Flags, Outcome, is, off_worker, parse_u64, reply, syntax_error};
+use super::parse::{self, is, syntax_error};
+use super::{CommandSpec, Ctx, Flags, Outcome, off_worker, reply};
 use crate::server::keys::{glob_match, key_of, matches_everything, stream_name};
 use crate::server::resp::Value;
 
@@ -113,7 +114,8 @@ fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 /// byte-ordered key list, so keys that exist for the whole scan are returned exactly once.
 fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     reply((|| {
-        let cursor = parse_u64(&args[1]).map_err(|_| Value::error("ERR invalid cursor"))?;
+        let cursor =
+            parse::non_negative(&args[1]).map_err(|_| Value::error("ERR invalid cursor"))?;
         let mut pattern: Option<Bytes> = None;
         let mut count = 10u64;
         let mut only_streams = true;
@@ -122,7 +124,7 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
             if is(option, "MATCH") {
                 pattern = Some(value.clone());
             } else if is(option, "COUNT") {
-                count = parse_u64(value)?;
+                count = parse::non_negative(value)?;
                 if count == 0 {
                     return Err(syntax_error());
                 }

@@ -1,12 +1,29 @@
 //! Command dispatch: the table of commands, argument checks, authentication, transactions and
-//! blocking. Each family of commands lives in its own file.
+//! blocking. Each family of commands lives in its own file; [`parse`] reads their arguments.
 
 mod connection;
-mod groups;
+mod errors;
 mod keyspace;
-mod numbers;
+mod lookup;
+mod parse;
+mod replies;
 mod server;
-mod streams;
+mod subcommands;
+mod xack;
+mod xadd;
+mod xcfgset;
+mod xclaim;
+mod xdel;
+mod xgroup;
+mod xinfo;
+mod xlen;
+mod xnack;
+mod xpending;
+mod xrange;
+mod xread;
+mod xreadgroup;
+mod xsetid;
+mod xtrim;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +33,10 @@ use bytes::Bytes;
 use super::keys::stream_name;
 use super::resp::{EntryFields, Protocol, Value};
 use super::state::{KeyWatch, Server};
+use crate::Entry;
 use crate::id::StreamId;
-use crate::log::Entry;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
+use crate::{Error, ErrorKind};
 
 /// What a command handler returns.
 pub(crate) enum Outcome {
@@ -183,16 +201,67 @@ pub(crate) fn table() -> &'static [CommandSpec] {
     TABLE.get_or_init(|| {
         let mut commands = Vec::new();
         commands.extend(connection::commands());
-        commands.extend(groups::commands());
         commands.extend(keyspace::commands());
         commands.extend(server::commands());
-        commands.extend(streams::commands());
+        commands.extend(stream_commands());
         // Sorted, so that every command's lookup is a binary search rather than a scan.
         commands.sort_unstable_by_key(|spec| spec.name);
         debug_assert!(commands.iter().all(|spec| spec.name.len() <= MAX_NAME_LEN
             && !spec.name.bytes().any(|b| b.is_ascii_uppercase())));
         commands
     })
+}
+
+/// The stream and consumer-group commands, one file each (or one per close pair).
+fn stream_commands() -> Vec<CommandSpec> {
+    // Each names one key, at `first_key`; 0: the keys are at no fixed place (they follow
+    // STREAMS).
+    let spec = |name, arity, flags, first_key, handler| CommandSpec {
+        name,
+        arity,
+        flags: Flags::new(flags),
+        first_key,
+        last_key: first_key,
+        step: i32::from(first_key != 0),
+        handler,
+    };
+    vec![
+        spec("xadd", -5, &["write", "denyoom", "fast"], 1, xadd::xadd),
+        spec("xlen", 2, &["readonly", "fast"], 1, xlen::xlen),
+        spec("xrange", -4, &["readonly"], 1, xrange::xrange),
+        spec("xrevrange", -4, &["readonly"], 1, xrange::xrevrange),
+        spec("xdel", -3, &["write", "fast"], 1, xdel::xdel),
+        spec("xtrim", -4, &["write"], 1, xtrim::xtrim),
+        spec(
+            "xsetid",
+            -3,
+            &["write", "denyoom", "fast"],
+            1,
+            xsetid::xsetid,
+        ),
+        spec(
+            "xread",
+            -4,
+            &["readonly", "blocking", "movablekeys"],
+            0,
+            xread::xread,
+        ),
+        spec("xcfgset", -2, &["write", "fast"], 1, xcfgset::xcfgset),
+        spec("xgroup", -2, &["write"], 2, xgroup::xgroup),
+        spec("xinfo", -2, &["readonly"], 2, xinfo::xinfo),
+        spec(
+            "xreadgroup",
+            -7,
+            &["write", "blocking", "movablekeys"],
+            0,
+            xreadgroup::xreadgroup,
+        ),
+        spec("xack", -4, &["write", "fast"], 1, xack::xack),
+        spec("xpending", -3, &["readonly"], 1, xpending::xpending),
+        spec("xclaim", -6, &["write", "fast"], 1, xclaim::xclaim),
+        spec("xautoclaim", -6, &["write", "fast"], 1, xclaim::xautoclaim),
+        spec("xnack", -7, &["write", "fast"], 1, xnack::xnack),
+    ]
 }
 
 /// Longer than every command's name: a longer one is unknown without a look.
@@ -496,33 +565,11 @@ pub(crate) fn wrong_arity(name: &str) -> String {
 }
 
 /// The reply for a store error.
-pub(crate) fn store_error(error: &StoreError) -> Value {
-    match error {
-        StoreError::Closed => Value::error("LOADING weir is reloading the dataset from disk"),
-        other => Value::error(format!("ERR {other}")),
+pub(crate) fn store_error(error: &Error) -> Value {
+    match error.kind() {
+        ErrorKind::Closed => Value::error("LOADING weir is reloading the dataset from disk"),
+        _ => Value::error(format!("ERR {error}")),
     }
-}
-
-/// Parses an integer argument as Redis's `string2ll` does.
-pub(crate) fn parse_i64(arg: &[u8]) -> Result<i64, Value> {
-    numbers::string2ll(arg)
-        .ok_or_else(|| Value::error("ERR value is not an integer or out of range"))
-}
-
-/// Parses a non-negative integer argument.
-pub(crate) fn parse_u64(arg: &[u8]) -> Result<u64, Value> {
-    let value = parse_i64(arg)?;
-    u64::try_from(value).map_err(|_| Value::error("ERR value is out of range, must be positive"))
-}
-
-/// Case-insensitive comparison of an argument with a keyword.
-pub(crate) fn is(arg: &[u8], keyword: &str) -> bool {
-    arg.eq_ignore_ascii_case(keyword.as_bytes())
-}
-
-/// `ERR syntax error`.
-pub(crate) fn syntax_error() -> Value {
-    Value::error("ERR syntax error")
 }
 
 /// An entry's fields, encoded from its record when the reply is written.

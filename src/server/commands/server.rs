@@ -5,7 +5,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{CommandSpec, Ctx, Flags, Outcome, is, reply, table};
+use super::parse::is;
+use super::{CommandSpec, Ctx, Flags, Outcome, reply, table};
 use crate::server::config::{FsyncPolicy, parse_maxclients};
 use crate::server::keys::{DATABASES, key_of, key_part};
 use crate::server::resp::Value;
@@ -222,8 +223,8 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
             let (mut segments, mut bytes, mut entries) = (0usize, 0u64, 0u64);
             for name in &names {
                 if let Some(stream) = store.get(name) {
-                    segments += stream.log().segment_count();
-                    bytes += stream.log().disk_bytes();
+                    segments += stream.segment_count();
+                    bytes += stream.disk_bytes();
                     entries += stream.len();
                 }
             }
