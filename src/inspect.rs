@@ -5,7 +5,7 @@
 //! [`journal::read_snapshot`] and [`Journal::read`] for checkpoints, snapshots and journals,
 //! [`MetaEvent`], [`GroupEvent`] and [`decode_snapshot`] for their payloads) and never writes,
 //! creates, truncates or locks anything, so it is safe to run beside a live server. The state it
-//! rebuilds follows `storage-format.md`, section 9.14 ("Reading the files without the engine").
+//! rebuilds follows `recovery.md`, section 1.14 ("Reading the files without the engine").
 //!
 //! A run produces an [`Inspection`]: for every stream, its segments, totals and consumer groups
 //! (each with its PEL), plus every problem found, each naming the file and, where it has one, the
@@ -112,7 +112,7 @@ pub struct SegmentReport {
     /// Whether the header passed every check.
     pub header_ok: bool,
     /// The header is damaged, but the records show which offsets the segment holds: the next
-    /// open rebuilds it from the file name and size (section 9.8), and the records were read.
+    /// open rebuilds it from the file name and size (recovery.md, 1.8), and the records were read.
     pub header_rebuildable: bool,
     /// Valid records.
     pub records: u64,
@@ -624,7 +624,8 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
         retention: meta.retention,
     };
 
-    // Consumer groups (10.7) and the idempotency snapshot's container (12).
+    // Consumer groups (recovery.md, 2) and the idempotency snapshot's container
+    // (storage-format.md, 12).
     let facts = StreamFacts {
         entries_added: report.totals.entries_added,
         length: report.totals.length,
@@ -682,7 +683,7 @@ struct ScanContext<'a> {
     rp_segment_base: Option<u64>,
 }
 
-/// The segment read with the header an open would rebuild (section 9.8), and what is wrong
+/// The segment read with the header an open would rebuild (recovery.md, 1.8), and what is wrong
 /// with its header; `None` when an open would not rebuild it.
 fn rebuild_header(path: &Path, context: &ScanContext<'_>) -> Option<(Segment, String)> {
     let base = context.name_base?;
@@ -1319,7 +1320,8 @@ impl EntrySource for FactsOnly {
     }
 }
 
-/// Rebuilds the groups from snapshot and journal (10.7), in memory only, clamped to the log.
+/// Rebuilds the groups from snapshot and journal (recovery.md, 2), in memory only, clamped to
+/// the log.
 fn read_groups(
     dir: &Path,
     files: &[String],

@@ -83,6 +83,9 @@ impl Default for StoreOptions {
 pub struct StoreRecovery {
     /// The previous run closed cleanly.
     pub clean: bool,
+    /// This open created the data directory (or found it without any store in it): there was
+    /// no previous run, so `clean` being false says nothing about a crash.
+    pub new_directory: bool,
     /// Each stream's report, by name.
     pub streams: Vec<(Vec<u8>, RecoveryReport)>,
     /// What each stream's consumer groups recovered, by stream name.
@@ -150,6 +153,7 @@ impl Store {
     pub fn open_with(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store, StoreError> {
         let dir = dir.as_ref().to_path_buf();
         let streams_dir = dir.join(STREAMS_DIR);
+        let new_directory = !streams_dir.is_dir();
         fs::create_dir_all(&streams_dir).map_err(io_error("create directory", &streams_dir))?;
         let lock = lock_directory(&dir)?;
         let clean_path = dir.join(CLEAN_FILE);
@@ -202,6 +206,7 @@ impl Store {
             shared,
             recovery: StoreRecovery {
                 clean,
+                new_directory,
                 streams: reports,
                 groups: group_reports,
                 undone_changes,

@@ -1,5 +1,8 @@
 //! `queue-dump` run as a program on data directories written through the library: the summary,
-//! `--verify` on clean and damaged files, entry listings, JSON, and its exit codes.
+//! `--verify` on clean and damaged files, entry listings, JSON, and its exit codes; and on the
+//! data directory of a `queue-server`.
+
+mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -289,6 +292,30 @@ fn one_stream_is_summarised() {
     assert_eq!(value["name"], "orders-dlq");
     assert_eq!(value["length"], 1);
     assert_eq!(value["groups"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn a_servers_key_is_found_by_its_plain_name() {
+    let data = tempfile::tempdir().expect("data directory");
+    let server = common::Server::start_in(data.path(), &[]);
+    let mut con = server.conn();
+    common::run(&mut con, &["XADD", "orders", "1-1", "item", "book"]);
+    common::run(&mut con, &["SELECT", "3"]);
+    common::run(&mut con, &["XADD", "orders", "1-1", "item", "pen"]);
+    common::run(&mut con, &["XADD", "orders", "1-2", "item", "ink"]);
+    assert!(server.terminate().success());
+    let path = data.path().to_str().expect("utf-8 path");
+
+    let stdout = run_ok(&[path, "--stream", "orders"]);
+    assert!(stdout.starts_with("stream \"\\x00orders\""), "{stdout}");
+    assert!(stdout.contains("length 1 "), "{stdout}");
+    let value = run_json(&[path, "--stream", "orders", "--records", "--json"]);
+    assert_eq!(value["records"][0]["body"], "");
+    assert_eq!(value["records"][0]["headers"][0][1], "book");
+
+    let stdout = run_ok(&[path, "--stream", "\\x03orders"]);
+    assert!(stdout.starts_with("stream \"\\x03orders\""), "{stdout}");
+    assert!(stdout.contains("length 2 "), "{stdout}");
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! `queue-server`: Redis Streams over the Redis protocol, durable and disk-backed.
 
+use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use weir::server::{FsyncPolicy, OpenFiles, Server, ServerConfig, parse_maxclients};
+use clap::{CommandFactory, FromArgMatches, Parser};
+use weir::server::{FsyncPolicy, OpenFiles, Server, ServerConfig, parse_maxclients, resolve_bind};
 
 /// A Redis-protocol server for weir streams: every Redis client, redis-cli and redis-benchmark
 /// work against it unchanged, and acknowledged writes survive crashes.
@@ -16,9 +17,9 @@ struct Args {
     /// Data directory (created if missing; locked while the server runs).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Address to listen on. Anything but loopback needs --requirepass, or only loopback
-    /// clients are served (protected mode).
-    #[arg(long)]
+    /// Address to listen on: an IP address or a host name such as `localhost`. Anything but
+    /// loopback needs --requirepass, or only loopback clients are served (protected mode).
+    #[arg(long, value_parser = resolve_bind)]
     bind: Option<IpAddr>,
     /// TCP port.
     #[arg(long)]
@@ -40,6 +41,28 @@ struct Args {
     /// on the command line win over it.
     #[arg(long)]
     config: Option<PathBuf>,
+}
+
+/// The command line, with the default of each setting shown in `--help`. The parser itself
+/// applies no default: a flag left out must not override the configuration file, so the
+/// defaults shown are the server's own.
+fn command_line() -> clap::Command {
+    let defaults = ServerConfig::default();
+    let shown = [
+        ("dir", defaults.dir.display().to_string()),
+        ("bind", defaults.bind.to_string()),
+        ("port", defaults.port.to_string()),
+        ("fsync", defaults.fsync.as_str().to_string()),
+        ("maxclients", defaults.maxclients.to_string()),
+    ];
+    shown
+        .into_iter()
+        .fold(Args::command(), |command, (name, default)| {
+            command.mut_arg(name, |arg| {
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                arg.help(format!("{help} [default: {default}]"))
+            })
+        })
 }
 
 /// How long the runtime's threads get to stop once the store is closed.
@@ -78,12 +101,18 @@ fn configuration(args: Args) -> Result<ServerConfig, String> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes are for a terminal; in a log file they are noise.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let config = match configuration(Args::parse()) {
+    let args = match Args::from_arg_matches(&command_line().get_matches()) {
+        Ok(args) => args,
+        Err(error) => error.exit(),
+    };
+    let config = match configuration(args) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("queue-server: {error}");
@@ -116,14 +145,18 @@ async fn run(config: ServerConfig) -> Result<(), String> {
     let server = Server::open(config.clone())
         .map_err(|e| format!("cannot open data directory {}: {e}", config.dir.display()))?;
     let recovery = server.recovery();
-    tracing::info!(
-        dir = %config.dir.display(),
-        streams = recovery.streams.len(),
-        entries = recovery.entries(),
-        clean_shutdown = recovery.clean,
-        lost_records = recovery.lost_records(),
-        "recovered data directory"
-    );
+    if recovery.new_directory {
+        tracing::info!(dir = %config.dir.display(), "new data directory");
+    } else {
+        tracing::info!(
+            dir = %config.dir.display(),
+            streams = recovery.streams.len(),
+            entries = recovery.entries(),
+            clean_shutdown = recovery.clean,
+            lost_records = recovery.lost_records(),
+            "recovered data directory"
+        );
+    }
     fit_maxclients(&server, config.maxclients)?;
     let listener = weir::server::bind(&config)
         .await

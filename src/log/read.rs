@@ -288,7 +288,7 @@ impl Log {
         }
     }
 
-    /// Records as deleted the offsets reads found lost to damage (9.12 of storage-format.md),
+    /// Records as deleted the offsets reads found lost to damage (recovery.md, 1.12),
     /// so that the length, and what is derived from it, stops counting them, now and after a
     /// reopen. Called by reads once they let go of the metadata.
     fn record_read_damage(&self) {

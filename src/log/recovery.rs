@@ -44,7 +44,7 @@ pub struct TornTail {
 }
 
 /// A segment whose damaged header recovery rebuilt from its file name, its size and its
-/// records (section 9.8 of storage-format.md).
+/// records (recovery.md, section 1.8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuiltHeader {
     pub file: PathBuf,

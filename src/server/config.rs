@@ -1,6 +1,6 @@
 //! The server's settings: command-line flags, optionally a Redis-style configuration file.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use crate::durability::Durability;
@@ -110,9 +110,7 @@ impl ServerConfig {
             "dir" => self.dir = PathBuf::from(value),
             "bind" => {
                 let first = value.split_whitespace().next().unwrap_or(value);
-                self.bind = first
-                    .parse()
-                    .map_err(|_| format!("bind: {value:?} is not an IP address"))?;
+                self.bind = resolve_bind(first).map_err(|reason| format!("bind: {reason}"))?;
             }
             "port" => {
                 self.port = value
@@ -148,4 +146,43 @@ pub fn parse_maxclients(text: &str) -> Result<usize, String> {
         .ok()
         .filter(|&value| value >= 1 && value as u64 <= u64::from(u32::MAX))
         .ok_or_else(|| "argument must be between 1 and 4294967295 inclusive".to_string())
+}
+
+/// The address to listen on for a `bind` value: an IP address, or a host name such as
+/// `localhost`, resolved once at start. A name with IPv4 addresses gets the first of them, as
+/// clients that connect to `127.0.0.1` (redis-cli's default) expect of `localhost`.
+pub fn resolve_bind(text: &str) -> Result<IpAddr, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let addresses: Vec<IpAddr> = (text, 0)
+        .to_socket_addrs()
+        .map_err(|e| {
+            format!("{text:?} is neither an IP address nor a host name that resolves: {e}")
+        })?
+        .map(|socket| socket.ip())
+        .collect();
+    addresses
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .ok_or_else(|| format!("{text:?} resolves to no address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bind_takes_an_address_or_a_host_name() {
+        assert_eq!(
+            resolve_bind("::1"),
+            Ok(IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1u16]))
+        );
+        assert_eq!(resolve_bind("localhost"), Ok(IpAddr::from([127, 0, 0, 1])));
+        let mut config = ServerConfig::default();
+        config.apply("bind", "localhost ::1").unwrap();
+        assert_eq!(config.bind, IpAddr::from([127, 0, 0, 1]));
+    }
 }

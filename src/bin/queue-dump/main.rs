@@ -42,6 +42,8 @@ struct Args {
     #[arg(long, conflicts_with = "stream")]
     verify: bool,
     /// One stream, by name (as is, or escaped as the summary shows it, e.g. `audit\x00log`).
+    /// In a queue-server's directory a key of database 0 can be given as is (`orders` for
+    /// `\x00orders`); a key of database N is `\xNN` then the key (`\x03orders`).
     #[arg(long, value_name = "KEY")]
     stream: Option<OsString>,
     /// With --stream: one consumer group of the stream.
@@ -282,17 +284,29 @@ fn close_listing_document(listing: &Listing, rest: Value) {
     print(&out);
 }
 
-/// The stream's name as given, or unescaped when only that form names a stream.
+/// `queue-server` stores the key `K` of database `N` as the stream named by the byte `N`
+/// followed by `K` (`src/server/keys.rs`), so a plain key names a stream of database 0 by this
+/// prefix.
+const SERVER_DATABASE_0: u8 = 0;
+
+/// The stream a name given on the command line means, trying in order: the name as given, its
+/// unescaped form (`audit\x00log`, as the summary prints names), and the server's key of that
+/// name in database 0 (so `--stream orders` finds what `XADD orders` wrote).
 fn resolve_stream(dir: &Path, name: &[u8]) -> Result<(Vec<u8>, PathBuf), InspectError> {
-    match inspect::find_stream(dir, name) {
-        Ok(stream_dir) => Ok((name.to_vec(), stream_dir)),
-        Err(InspectError::NoSuchStream { .. }) if unescape(name) != name => {
-            let name = unescape(name);
-            let stream_dir = inspect::find_stream(dir, &name)?;
-            Ok((name, stream_dir))
+    let unescaped = unescape(name);
+    let mut server_key = vec![SERVER_DATABASE_0];
+    server_key.extend_from_slice(&unescaped);
+    for candidate in [name.to_vec(), unescaped, server_key] {
+        match inspect::find_stream(dir, &candidate) {
+            Ok(stream_dir) => return Ok((candidate, stream_dir)),
+            Err(InspectError::NoSuchStream { .. }) => continue,
+            Err(error) => return Err(error),
         }
-        Err(error) => Err(error),
     }
+    Err(InspectError::NoSuchStream {
+        dir: dir.to_path_buf(),
+        name: quoted(name),
+    })
 }
 
 fn dump_stream(args: &Args, raw_name: &[u8]) -> Result<u8, Failure> {
