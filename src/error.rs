@@ -15,7 +15,7 @@ use crate::log::LogError;
 use crate::undo::UndoError;
 
 /// Errors of every layer, as the store and its streams report them (`weir::Error`).
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
     Log(#[from] LogError),
@@ -125,6 +125,14 @@ pub enum ErrorKind {
     Closed,
     /// Anything else.
     Other,
+}
+
+/// The kind and the message: what `?` in a `main` returning `Result<(), weir::Error>` prints,
+/// with names as text rather than the byte arrays a derived `Debug` would show.
+impl std::fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {self}", self.kind())
+    }
 }
 
 impl StoreError {

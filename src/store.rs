@@ -243,14 +243,15 @@ impl Store {
         Ok(())
     }
 
-    /// The stream called `name`, created if it does not exist.
-    pub fn stream(&self, name: &[u8]) -> Result<Arc<Stream>, StoreError> {
-        self.shared.resolve(name)
+    /// The stream called `name` (any bytes: `"orders"`, `b"orders"`, a `Vec<u8>`), created if
+    /// it does not exist.
+    pub fn stream(&self, name: impl AsRef<[u8]>) -> Result<Arc<Stream>, StoreError> {
+        self.shared.resolve(name.as_ref())
     }
 
     /// The stream called `name`, if it exists.
-    pub fn get(&self, name: &[u8]) -> Option<Arc<Stream>> {
-        self.shared.get(name)
+    pub fn get(&self, name: impl AsRef<[u8]>) -> Option<Arc<Stream>> {
+        self.shared.get(name.as_ref())
     }
 
     /// The names of every stream.
@@ -263,7 +264,12 @@ impl Store {
     /// Renames a stream (Redis's `RENAME`): an existing stream called `to` is deleted first.
     /// Returns whether `from` existed. The new name is written to the stream's `NAME` file
     /// atomically (temporary file, fsync, rename, directory fsync).
-    pub fn rename_stream(&self, from: &[u8], to: &[u8]) -> Result<bool, StoreError> {
+    pub fn rename_stream(
+        &self,
+        from: impl AsRef<[u8]>,
+        to: impl AsRef<[u8]>,
+    ) -> Result<bool, StoreError> {
+        let (from, to) = (from.as_ref(), to.as_ref());
         if from == to {
             return Ok(self.get(from).is_some());
         }
@@ -301,7 +307,8 @@ impl Store {
 
     /// Deletes a stream and its files; returns whether it existed. Readers holding entries keep
     /// them readable until they drop them.
-    pub fn delete_stream(&self, name: &[u8]) -> Result<bool, StoreError> {
+    pub fn delete_stream(&self, name: impl AsRef<[u8]>) -> Result<bool, StoreError> {
+        let name = name.as_ref();
         let _creating = self.shared.create_lock.lock();
         let Some((_, path)) = self.shared.streams.read().get(name).cloned() else {
             return Ok(false);

@@ -153,13 +153,15 @@ pub struct Claimed {
 }
 
 impl Stream {
-    /// Creates a consumer group.
+    /// Creates a consumer group; fails with [`ErrorKind::GroupExists`](crate::ErrorKind) if
+    /// one by that name exists (see [`ensure_group`](Self::ensure_group)).
     pub fn create_group(
         self: &Arc<Self>,
-        name: &[u8],
+        name: impl AsRef<[u8]>,
         start: GroupStart,
         policy: GroupPolicy,
     ) -> Result<Group, StoreError> {
+        let name = name.as_ref();
         policy.validate()?;
         let position = match start {
             GroupStart::Beginning => StreamId::MIN,
@@ -173,8 +175,30 @@ impl Stream {
         Ok(self.group_handle(name))
     }
 
+    /// The group called `name`, created from `start` with `policy` if it does not exist, as a
+    /// Kafka consumer subscribes or a NATS consumer is created-or-updated: a program can call
+    /// it at every start. An existing group keeps its position and policy
+    /// ([`Group::set_policy`] changes the policy).
+    pub fn ensure_group(
+        self: &Arc<Self>,
+        name: impl AsRef<[u8]>,
+        start: GroupStart,
+        policy: GroupPolicy,
+    ) -> Result<Group, StoreError> {
+        let name = name.as_ref();
+        if let Ok(group) = self.group(name) {
+            return Ok(group);
+        }
+        match self.create_group(name, start, policy) {
+            // Created by another thread in between.
+            Err(error) if error.kind() == crate::ErrorKind::GroupExists => self.group(name),
+            created => created,
+        }
+    }
+
     /// The group called `name`.
-    pub fn group(self: &Arc<Self>, name: &[u8]) -> Result<Group, StoreError> {
+    pub fn group(self: &Arc<Self>, name: impl AsRef<[u8]>) -> Result<Group, StoreError> {
+        let name = name.as_ref();
         if !self.groups.lock().state().has_group(name) {
             return Err(GroupError::NoGroup {
                 group: name.to_vec(),
@@ -192,7 +216,8 @@ impl Stream {
     }
 
     /// Destroys a group and its pending list; returns whether it existed.
-    pub fn destroy_group(&self, name: &[u8]) -> Result<bool, StoreError> {
+    pub fn destroy_group(&self, name: impl AsRef<[u8]>) -> Result<bool, StoreError> {
+        let name = name.as_ref();
         let existed = self
             .groups
             .lock()

@@ -39,7 +39,7 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         let mut removed = 0;
         for key in &args[1..] {
             let deleted = store
-                .delete_stream(&stream_name(ctx.client.db, key))
+                .delete_stream(stream_name(ctx.client.db, key))
                 .map_err(|e| super::store_error(&e))?;
             removed += i64::from(deleted);
         }
@@ -51,7 +51,7 @@ fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     reply(ctx.store().map(|store| {
         let count = args[1..]
             .iter()
-            .filter(|key| store.get(&stream_name(ctx.client.db, key)).is_some())
+            .filter(|key| store.get(stream_name(ctx.client.db, key)).is_some())
             .count();
         Value::Integer(count as i64)
     }))
@@ -59,7 +59,7 @@ fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 
 fn key_type(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     reply(ctx.store().map(|store| {
-        let kind = if store.get(&stream_name(ctx.client.db, &args[1])).is_some() {
+        let kind = if store.get(stream_name(ctx.client.db, &args[1])).is_some() {
             "stream"
         } else {
             "none"
@@ -209,7 +209,7 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         let store = ctx.store()?;
         for key in db_keys(ctx)? {
             store
-                .delete_stream(&stream_name(ctx.client.db, &key))
+                .delete_stream(stream_name(ctx.client.db, &key))
                 .map_err(|e| super::store_error(&e))?;
         }
         Ok(Value::ok())

@@ -236,7 +236,7 @@ fn xadd_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
         Some(stream) => stream,
         None if parsed.no_mkstream => return Ok(Value::Null),
         None => store
-            .stream(&stream_name(ctx.client.db, &args[1]))
+            .stream(stream_name(ctx.client.db, &args[1]))
             .map_err(|e| store_error(&e))?,
     };
     if stream.last_id() == StreamId::MAX {
