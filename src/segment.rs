@@ -219,7 +219,7 @@ impl Segment {
     }
 
     /// Opens an existing segment for appending. Only the header is checked: the caller scans
-    /// the records (see [`scan`]) and then calls [`Segment::recover_appender`].
+    /// the records (see [`Segment::scan_from`] and [`Scanner`]) and then calls [`Segment::recover_appender`].
     pub fn open(path: &Path) -> Result<Segment, SegmentError> {
         Self::open_with(path, true)
     }

@@ -2,7 +2,7 @@
 //!
 //! Layout: `DIR/LOCK` (held with an exclusive `flock` while the store is open), `DIR/CLEAN`
 //! (present only after a clean close), and `DIR/streams/<n>-<escaped name>/` per stream (see
-//! [`names`](crate::names)) with the stream's name in its `NAME` file.
+//! [`names`]) with the stream's name in its `NAME` file.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -320,7 +320,7 @@ impl Store {
     }
 
     /// A requester with a reply stream of its own, created now (see
-    /// [`Requester`](crate::Requester)).
+    /// [`Requester`]).
     pub fn requester(&self) -> Result<Requester, StoreError> {
         static REQUESTERS: AtomicU64 = AtomicU64::new(0);
         let name = format!(

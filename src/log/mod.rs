@@ -145,7 +145,7 @@ impl Log {
         self.tip.read().next_offset
     }
 
-    /// The stream's last ID: the larger of the last entry's ID and one set by [`set_last_id`].
+    /// The stream's last ID: the larger of the last entry's ID and one set by [`set_last_id`](Self::set_last_id).
     pub fn last_id(&self) -> StreamId {
         let tip = *self.tip.read();
         tip.last_id.max(self.meta.read().last_id_floor)

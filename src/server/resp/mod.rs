@@ -1,7 +1,7 @@
 //! The Redis protocol (RESP): a request parser with hard limits and a reply encoder for RESP2
 //! and RESP3. Pure: no I/O; parsing allocates only the argument list of a complete command.
 //!
-//! [`request`] parses what clients send; [`reply`] encodes what the server answers.
+//! `request` parses what clients send; `reply` encodes what the server answers.
 
 mod reply;
 mod request;
