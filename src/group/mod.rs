@@ -117,7 +117,7 @@ mod tests;
 pub use event::{DeliveryCount, Due, EventDecodeError, GroupEvent, PendingRecord};
 pub use nack::{NackMode, Release};
 pub use ops::{
-    AutoClaim, AutoClaimOutcome, ClaimOptions, ClaimOutcome, DeadLetter, Delivery, HistoryEntry,
+    AutoClaim, AutoClaimOutcome, ClaimOptions, ClaimOutcome, DeadLetter, Handout, HistoryEntry,
     ReadNew, ReadOutcome,
 };
 pub use query::{ConsumerInfo, GroupInfo, PendingQuery, PendingRow, PendingSummary};

@@ -8,8 +8,8 @@
 //! too, and a ring buffer drops its first entry without moving the others.
 //!
 //! The other views of the PEL are derived from a summary per chunk instead of an index per
-//! entry: per chunk, the earliest time of each [`Clock`], how many entries are exhausted, and how
-//! many entries each consumer owns. Per [`Clock`], a small B-tree orders the chunks by their
+//! entry: per chunk, the earliest time of each [`Timeline`], how many entries are exhausted, and how
+//! many entries each consumer owns. Per [`Timeline`], a small B-tree orders the chunks by their
 //! earliest time, so [`Pel::by_time`] visits chunks in that order and stops as soon as the next
 //! chunk cannot hold an earlier entry than those already collected. A consumer's own entries are
 //! found by skipping the chunks it owns nothing in.
@@ -66,7 +66,7 @@ impl Pending {
 
 /// The three time orders a PEL is queried in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Clock {
+pub(crate) enum Timeline {
     /// Due time, for entries with one.
     Due = 0,
     /// Delivery time, for entries that are not exhausted.
@@ -75,7 +75,7 @@ pub(crate) enum Clock {
     Exhausted = 2,
 }
 
-const CLOCKS: [Clock; 3] = [Clock::Due, Clock::Delivery, Clock::Exhausted];
+const TIMELINES: [Timeline; 3] = [Timeline::Due, Timeline::Delivery, Timeline::Exhausted];
 
 /// One pending entry, packed: [`Pending`] with its ID, the due kind folded into the owner field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,11 +140,11 @@ impl Slot {
     }
 
     /// The entry's time on `clock`, if it is in that order.
-    fn time(&self, clock: Clock) -> Option<u64> {
+    fn time(&self, clock: Timeline) -> Option<u64> {
         match clock {
-            Clock::Due => (self.owner_and_due >> DUE_SHIFT == DUE_AT).then_some(self.due_ms),
-            Clock::Delivery => (!self.is_exhausted()).then_some(self.delivered_ms),
-            Clock::Exhausted => self.is_exhausted().then_some(self.delivered_ms),
+            Timeline::Due => (self.owner_and_due >> DUE_SHIFT == DUE_AT).then_some(self.due_ms),
+            Timeline::Delivery => (!self.is_exhausted()).then_some(self.delivered_ms),
+            Timeline::Exhausted => self.is_exhausted().then_some(self.delivered_ms),
         }
     }
 }
@@ -152,7 +152,7 @@ impl Slot {
 /// What a chunk holds, at a glance.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Summary {
-    /// The earliest time of the chunk's entries on each clock (indexed by `Clock as usize`).
+    /// The earliest time of the chunk's entries on each clock (indexed by `Timeline as usize`).
     earliest: [Option<u64>; 3],
     /// How many entries share that earliest time: entries delivered by one read share their
     /// delivery time, and removing all but the last of them needs no rescan.
@@ -172,7 +172,7 @@ impl Summary {
     }
 
     fn add(&mut self, slot: &Slot) {
-        for clock in CLOCKS {
+        for clock in TIMELINES {
             if let Some(time) = slot.time(clock) {
                 let index = clock as usize;
                 match self.earliest[index] {
@@ -205,7 +205,7 @@ impl Summary {
 
     /// Recomputes the earliest times `forget` could not keep.
     fn refresh(&mut self, stale: [bool; 3], slots: &VecDeque<Slot>) {
-        for clock in CLOCKS.into_iter().filter(|&clock| stale[clock as usize]) {
+        for clock in TIMELINES.into_iter().filter(|&clock| stale[clock as usize]) {
             (self.earliest[clock as usize], self.ties[clock as usize]) = earliest_in(slots, clock);
         }
     }
@@ -214,7 +214,7 @@ impl Summary {
     /// holder of, which only the slots can tell now.
     fn forget(&mut self, gone: &Slot) -> [bool; 3] {
         let mut stale = [false; 3];
-        for clock in CLOCKS {
+        for clock in TIMELINES {
             let index = clock as usize;
             if gone.time(clock).is_some() && gone.time(clock) == self.earliest[index] {
                 self.ties[index] -= 1;
@@ -240,7 +240,7 @@ impl Summary {
 }
 
 /// The earliest time on `clock` among `slots`, and how many slots have it.
-fn earliest_in(slots: &VecDeque<Slot>, clock: Clock) -> (Option<u64>, u32) {
+fn earliest_in(slots: &VecDeque<Slot>, clock: Timeline) -> (Option<u64>, u32) {
     let mut earliest = None;
     let mut ties = 0;
     for time in slots.iter().filter_map(|slot| slot.time(clock)) {
@@ -325,7 +325,7 @@ impl Pel {
     }
 
     /// The earliest time on `clock` among all entries.
-    pub(crate) fn earliest(&self, clock: Clock) -> Option<u64> {
+    pub(crate) fn earliest(&self, clock: Timeline) -> Option<u64> {
         self.by_time[clock as usize].first().map(|&(time, _)| time)
     }
 
@@ -416,7 +416,7 @@ impl Pel {
     }
 
     /// `(time, id)` of the entries on `clock` at or before `limit`, in that order.
-    pub(crate) fn by_time(&self, clock: Clock, limit: u64) -> TimeOrder<'_> {
+    pub(crate) fn by_time(&self, clock: Timeline, limit: u64) -> TimeOrder<'_> {
         TimeOrder {
             pel: self,
             clock,
@@ -472,7 +472,7 @@ impl Pel {
         let before = chunk.summary.earliest;
         let result = change(chunk);
         let after = chunk.summary.earliest;
-        for clock in CLOCKS {
+        for clock in TIMELINES {
             let index = clock as usize;
             if before[index] != after[index] {
                 if let Some(time) = before[index] {
@@ -489,7 +489,7 @@ impl Pel {
     }
 
     fn attach(&mut self, fence: StreamId, chunk: Chunk) {
-        for clock in CLOCKS {
+        for clock in TIMELINES {
             if let Some(time) = chunk.summary.earliest[clock as usize] {
                 self.by_time[clock as usize].insert((time, fence));
             }
@@ -500,7 +500,7 @@ impl Pel {
 
     fn detach(&mut self, fence: StreamId) -> Option<Chunk> {
         let chunk = self.chunks.remove(&fence)?;
-        for clock in CLOCKS {
+        for clock in TIMELINES {
             if let Some(time) = chunk.summary.earliest[clock as usize] {
                 self.by_time[clock as usize].remove(&(time, fence));
             }
@@ -605,7 +605,7 @@ fn chunk_is_sound(fence: StreamId, chunk: &Chunk, capacity: usize) -> bool {
 /// their earliest time, and an entry is returned once no unopened chunk can hold an earlier one.
 pub(crate) struct TimeOrder<'a> {
     pel: &'a Pel,
-    clock: Clock,
+    clock: Timeline,
     limit: u64,
     chunks: Peekable<btree_set::Range<'a, (u64, StreamId)>>,
     /// Entries of the opened chunks not returned yet.
@@ -664,7 +664,7 @@ impl Pel {
                     "chunk {fence} overlaps the previous one"
                 );
             }
-            for clock in CLOCKS {
+            for clock in TIMELINES {
                 if let Some(time) = chunk.summary.earliest[clock as usize] {
                     by_time[clock as usize].insert((time, fence));
                 }
@@ -700,7 +700,7 @@ mod tests {
     /// The model's entries on `clock` up to `limit`, sorted as [`Pel::by_time`] returns them.
     fn time_order(
         model: &BTreeMap<StreamId, Pending>,
-        clock: Clock,
+        clock: Timeline,
         limit: u64,
     ) -> Vec<(u64, StreamId)> {
         let mut order: Vec<(u64, StreamId)> = model
@@ -743,7 +743,7 @@ mod tests {
             .map(|(&id, _)| id)
             .collect();
         assert_eq!(owned, expected);
-        for clock in CLOCKS {
+        for clock in TIMELINES {
             let limit = rng.below(1100);
             let got: Vec<(u64, StreamId)> = pel.by_time(clock, limit).collect();
             assert_eq!(
@@ -848,7 +848,7 @@ mod tests {
             };
             pel.insert(StreamId::new(ms, 0), entry);
         }
-        let mut order = pel.by_time(Clock::Due, u64::MAX);
+        let mut order = pel.by_time(Timeline::Due, u64::MAX);
         let first: Vec<u64> = order.by_ref().take(3).map(|(time, _)| time).collect();
         assert_eq!(first, [101, 102, 103]);
         // Only the first chunk was opened: the second's earliest due time comes after them.

@@ -4,9 +4,9 @@ use std::ops::Bound;
 
 use crate::id::StreamId;
 
-use super::pel::Clock;
 use super::pel::Pending;
-use super::state::{Group, GroupsState};
+use super::pel::Timeline;
+use super::state::{GroupState, GroupsState};
 use super::{EntrySource, GroupError, GroupPolicy, StreamFacts};
 
 /// `XPENDING key group`: the PEL at a glance.
@@ -211,11 +211,11 @@ impl GroupsState {
     /// The smallest [`floor`](Self::floor) of all groups: what a work queue may trim below.
     /// `None` without groups.
     pub fn stream_floor(&self) -> Option<StreamId> {
-        self.groups.values().map(Group::floor).min()
+        self.groups.values().map(GroupState::floor).min()
     }
 }
 
-impl Group {
+impl GroupState {
     fn floor(&self) -> StreamId {
         // Nothing can follow the maximum ID; saturating keeps that entry, which is harmless.
         let undelivered = self.last_delivered.successor().unwrap_or(StreamId::MAX);
@@ -225,8 +225,8 @@ impl Group {
     }
 
     fn info<'a>(&'a self, name: &'a [u8], facts: &StreamFacts) -> GroupInfo<'a> {
-        let oldest_active = self.pel.earliest(Clock::Delivery);
-        let oldest_exhausted = self.pel.earliest(Clock::Exhausted);
+        let oldest_active = self.pel.earliest(Timeline::Delivery);
+        let oldest_exhausted = self.pel.earliest(Timeline::Exhausted);
         GroupInfo {
             name,
             consumers: self.consumers.len(),

@@ -31,7 +31,7 @@ enum Handover {
 
 /// One consumer group.
 #[derive(Clone, Debug)]
-pub(crate) struct Group {
+pub(crate) struct GroupState {
     pub(crate) last_delivered: StreamId,
     pub(crate) entries_read: Option<u64>,
     pub(crate) policy: GroupPolicy,
@@ -40,9 +40,9 @@ pub(crate) struct Group {
     pub(crate) pel: Pel,
 }
 
-impl Group {
+impl GroupState {
     fn new(last_delivered: StreamId, entries_read: Option<u64>) -> Self {
-        Group {
+        GroupState {
             last_delivered,
             entries_read,
             policy: GroupPolicy::default(),
@@ -302,7 +302,7 @@ impl Group {
     }
 
     /// The same group, comparing consumers by name rather than by index.
-    fn same_as(&self, other: &Group) -> bool {
+    fn same_as(&self, other: &GroupState) -> bool {
         let same_entries = self.pel.len() == other.pel.len()
             && self
                 .pel
@@ -415,7 +415,7 @@ const MAX_SNAPSHOT_PASSES: usize = 16;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct GroupsState {
-    pub(crate) groups: BTreeMap<Vec<u8>, Group>,
+    pub(crate) groups: BTreeMap<Vec<u8>, GroupState>,
 }
 
 impl PartialEq for GroupsState {
@@ -475,7 +475,7 @@ impl GroupsState {
                         group: name.to_vec(),
                     });
                 }
-                let mut created = Group::new(*last_delivered, *entries_read);
+                let mut created = GroupState::new(*last_delivered, *entries_read);
                 created.set_policy(policy);
                 self.groups.insert(name.to_vec(), created);
             }
@@ -682,7 +682,7 @@ impl GroupsState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group::pel::Clock;
+    use crate::group::pel::Timeline;
     use crate::group::test_log::TestLog;
 
     fn id(ms: u64) -> StreamId {
@@ -732,7 +732,7 @@ mod tests {
         assert_eq!(consumer.seen_ms, 5);
         assert_eq!(consumer.active_ms, Some(5));
         assert_eq!(consumer.pending, 2);
-        assert_eq!(group.pel.by_time(Clock::Due, u64::MAX).count(), 2);
+        assert_eq!(group.pel.by_time(Timeline::Due, u64::MAX).count(), 2);
         state.check_invariants();
     }
 
@@ -757,7 +757,7 @@ mod tests {
         });
         let group = &state.groups[b"g".as_slice()];
         assert_eq!(group.pel.exhausted(), 1);
-        assert_eq!(group.pel.by_time(Clock::Delivery, u64::MAX).count(), 1);
+        assert_eq!(group.pel.by_time(Timeline::Delivery, u64::MAX).count(), 1);
         state.apply(&GroupEvent::PolicySet {
             group: b"g".to_vec(),
             policy: GroupPolicy::default(),

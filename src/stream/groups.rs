@@ -590,7 +590,7 @@ impl Group {
     fn read_deliveries(
         &self,
         consumer: &[u8],
-        claimed: &[crate::group::Delivery],
+        claimed: &[crate::group::Handout],
     ) -> Result<Vec<Delivery>, StoreError> {
         let mut out = Vec::with_capacity(claimed.len());
         for delivered in claimed {

@@ -14,7 +14,7 @@ impl GroupsState {
         Ok(recorder.finish(acked.len()))
     }
 
-    /// Step 3 of the dead-letter protocol (see the [module documentation](super)): removes
+    /// Step 3 of the dead-letter protocol (see the [module documentation](crate::group)): removes
     /// from the PEL the entries that were appended to the dead-letter stream. Returns how many
     /// were still pending.
     pub fn commit_dead_letters(

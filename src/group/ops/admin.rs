@@ -123,7 +123,7 @@ impl GroupsState {
     }
 }
 
-impl Group {
+impl GroupState {
     /// The event creating `consumer`, or `None` if it exists.
     pub(super) fn creation(
         &self,

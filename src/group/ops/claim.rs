@@ -49,7 +49,7 @@ impl ClaimOptions {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClaimOutcome {
     /// Entries now owned by the consumer, in the order asked.
-    pub claimed: Vec<Delivery>,
+    pub claimed: Vec<Handout>,
     /// Pending entries dropped because the log no longer holds them.
     pub deleted: Vec<StreamId>,
 }
@@ -85,7 +85,7 @@ pub struct AutoClaimOutcome {
     /// Where the next call should start; `0-0` when the scan reached the end of the PEL.
     pub next: StreamId,
     /// Entries now owned by the consumer, in ID order.
-    pub claimed: Vec<Delivery>,
+    pub claimed: Vec<Handout>,
     /// Pending entries dropped because the log no longer holds them.
     pub deleted: Vec<StreamId>,
 }
@@ -174,14 +174,14 @@ impl AutoClaim {
 
 /// What a claim records: the entries taken and dropped, and how the taken ones change.
 pub(super) struct Claims<'a> {
-    claimed: &'a [Delivery],
+    claimed: &'a [Handout],
     deleted: &'a [StreamId],
     delivered_ms: u64,
     due_ms: Option<u64>,
     count: DeliveryCount,
 }
 
-impl Group {
+impl GroupState {
     /// Which of `ids` an `XCLAIM` takes, and which it drops as deleted.
     pub(super) fn plan_claim<S: EntrySource + ?Sized>(
         &self,
@@ -210,7 +210,7 @@ impl Group {
                 None if options.force => None,
                 None => continue,
             };
-            outcome.claimed.push(Delivery {
+            outcome.claimed.push(Handout {
                 id,
                 offset,
                 // A forced entry counts as delivered once before, as in Redis.
@@ -251,7 +251,7 @@ impl Group {
             {
                 continue;
             }
-            outcome.claimed.push(Delivery {
+            outcome.claimed.push(Handout {
                 id,
                 offset,
                 deliveries: count.after(entry.deliveries),

@@ -18,22 +18,22 @@ use crate::id::StreamId;
 
 use super::consumers::ConsumerId;
 use super::event::{DeliveryCount, GroupEvent};
-use super::pel::Clock;
-use super::state::{Group, GroupsState, Recorder};
+use super::pel::Timeline;
+use super::state::{GroupState, GroupsState, Recorder};
 use super::{Applied, EntrySource, GroupError, GroupPolicy, MAX_EVENT_BATCH, check_name};
 
 pub use claim::{AutoClaim, AutoClaimOutcome, ClaimOptions, ClaimOutcome};
-pub use read::{DeadLetter, Delivery, HistoryEntry, ReadNew, ReadOutcome};
+pub use read::{DeadLetter, Handout, HistoryEntry, ReadNew, ReadOutcome};
 
 impl GroupsState {
-    pub(crate) fn group(&self, name: &[u8]) -> Result<&Group, GroupError> {
+    pub(crate) fn group(&self, name: &[u8]) -> Result<&GroupState, GroupError> {
         self.groups.get(name).ok_or_else(|| GroupError::NoGroup {
             group: name.to_vec(),
         })
     }
 }
 
-impl Group {
+impl GroupState {
     /// The distinct IDs among `ids` that are pending (and owned by `owner`, if given), in the
     /// order first listed.
     pub(super) fn pending_among(

@@ -35,7 +35,7 @@ impl ReadNew {
 
 /// One entry handed to a consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Delivery {
+pub struct Handout {
     /// The entry's ID.
     pub id: StreamId,
     /// The entry's offset in the log (to read its body).
@@ -64,7 +64,7 @@ pub struct DeadLetter {
 pub struct ReadOutcome {
     /// Entries handed out: redeliveries first, in the order they became eligible, then new
     /// entries in ID order.
-    pub entries: Vec<Delivery>,
+    pub entries: Vec<Handout>,
     /// Pending entries dropped from the PEL because the log no longer holds them.
     pub deleted: Vec<StreamId>,
     /// Entries that reached the delivery limit and were marked exhausted (no dead-letter
@@ -82,14 +82,14 @@ pub struct ReadOutcome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HistoryEntry {
     /// The entry, delivered once more.
-    Live(Delivery),
+    Live(Handout),
     /// The log no longer holds it; it stays pending (Redis replies `[id, nil]`).
     Deleted(StreamId),
 }
 
 /// An entry after the group's position that a read passes, with the group's read counter
 /// once past it.
-pub(super) struct NewEntry {
+pub(super) struct Unread {
     id: StreamId,
     offset: u64,
     entries_read: Option<u64>,
@@ -103,7 +103,7 @@ pub(super) struct ReadPlan {
     /// The redeliveries, and what happens to undeliverable eligible entries.
     redeliveries: ReadOutcome,
     /// The entries after the group's position that the read passes.
-    fresh: Vec<NewEntry>,
+    fresh: Vec<Unread>,
     /// The deadline of every entry the read hands out.
     due_ms: Option<u64>,
     noack: bool,
@@ -112,7 +112,7 @@ pub(super) struct ReadPlan {
 impl GroupsState {
     /// `XREADGROUP … >`: hands `consumer` the due pending entries first (and, with
     /// `claim_min_idle_ms`, those idle that long), then new entries, creating the consumer if
-    /// needed. See the [module documentation](super) for the delivery limit and dead letters.
+    /// needed. See the [module documentation](crate::group) for the delivery limit and dead letters.
     ///
     /// New entries stop at the group's `max_ack_pending` (unless `noack`); redeliveries do not.
     /// Due entries whose log entry vanished are dropped and listed in
@@ -156,7 +156,7 @@ impl GroupsState {
             .flat_map(|owner| state.pel.owned_from(owner, Bound::Excluded(after)))
             .take(max)
             .map(|(id, entry)| match source.lookup(id) {
-                Some(offset) => HistoryEntry::Live(Delivery {
+                Some(offset) => HistoryEntry::Live(Handout {
                     id,
                     offset,
                     deliveries: entry.deliveries.saturating_add(1),
@@ -188,16 +188,16 @@ impl GroupsState {
     }
 }
 
-impl Group {
+impl GroupState {
     /// Whether [`eligible`](Self::eligible) would name any entry.
     pub(crate) fn has_eligible(&self, claim_min_idle_ms: Option<u64>, now_ms: u64) -> bool {
         let due = self
             .pel
-            .earliest(Clock::Due)
+            .earliest(Timeline::Due)
             .is_some_and(|due_ms| due_ms <= now_ms);
         let idle = claim_min_idle_ms.is_some_and(|min_idle| {
             self.pel
-                .earliest(Clock::Delivery)
+                .earliest(Timeline::Delivery)
                 .is_some_and(|delivered_ms| delivered_ms.saturating_add(min_idle) <= now_ms)
         });
         due || idle
@@ -211,13 +211,13 @@ impl Group {
         claim_min_idle_ms: Option<u64>,
         now_ms: u64,
     ) -> impl Iterator<Item = StreamId> {
-        let due = self.pel.by_time(Clock::Due, now_ms);
+        let due = self.pel.by_time(Timeline::Due, now_ms);
         let idle = claim_min_idle_ms
             .and_then(|min_idle| Some((now_ms.checked_sub(min_idle)?, min_idle)))
             .into_iter()
             .flat_map(|(delivered_by, min_idle)| {
                 self.pel
-                    .by_time(Clock::Delivery, delivered_by)
+                    .by_time(Timeline::Delivery, delivered_by)
                     .map(move |(delivered_ms, id)| (delivered_ms.saturating_add(min_idle), id))
             });
         merge_ascending(due, idle).map(|(_, id)| id)
@@ -301,7 +301,7 @@ impl Group {
                 }
                 continue;
             }
-            outcome.entries.push(Delivery {
+            outcome.entries.push(Handout {
                 id,
                 offset,
                 deliveries: entry.deliveries.saturating_add(1),
@@ -336,7 +336,7 @@ impl Group {
         source: &S,
         room: usize,
         handled: &HashSet<StreamId>,
-    ) -> Vec<NewEntry> {
+    ) -> Vec<Unread> {
         if room == 0 {
             return Vec::new();
         }
@@ -352,7 +352,7 @@ impl Group {
             }
             entries_read = facts.entries_read_after(entries_read, id);
             last = id;
-            fresh.push(NewEntry {
+            fresh.push(Unread {
                 id,
                 offset,
                 entries_read,
@@ -411,7 +411,7 @@ impl Recorder<'_> {
             });
         }
         let handed_out = plan.fresh.iter().filter(|entry| entry.handed_out);
-        outcome.entries.extend(handed_out.map(|entry| Delivery {
+        outcome.entries.extend(handed_out.map(|entry| Handout {
             id: entry.id,
             offset: entry.offset,
             deliveries: 1,

@@ -479,14 +479,14 @@ fn read_pending_rereads_the_consumers_own_history() {
     assert_eq!(
         history,
         [
-            HistoryEntry::Live(Delivery {
+            HistoryEntry::Live(Handout {
                 id: id(1),
                 offset: 0,
                 deliveries: 2,
                 idle_ms: Some(7)
             }),
             HistoryEntry::Deleted(id(2)),
-            HistoryEntry::Live(Delivery {
+            HistoryEntry::Live(Handout {
                 id: id(3),
                 offset: 2,
                 deliveries: 2,
@@ -544,7 +544,7 @@ fn claim_follows_xclaim() {
     let outcome = claim(&mut fx, b"b", &[1, 1, 9], min_idle, 60);
     assert_eq!(
         outcome.claimed,
-        [Delivery {
+        [Handout {
             id: id(1),
             offset: 0,
             deliveries: 2,
