@@ -93,6 +93,8 @@ impl Group {
             .lock()
             .apply(|state| state.release(self.name(), &LogSource(&stream.log), &request))?;
         stream.syncer.commit(stream.flush_handle())?;
+        // A released entry may be due now: wake readers waiting for something to hand out.
+        stream.appended.notify();
         Ok(released)
     }
 }
@@ -137,6 +139,25 @@ mod tests {
 
     use crate::stream::GroupStart;
     use crate::{Message, Store};
+
+    #[test]
+    fn a_release_wakes_readers_waiting_for_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let stream = store.stream(b"s").unwrap();
+        let group = stream
+            .create_group(b"g", GroupStart::Beginning, Default::default())
+            .unwrap();
+        let id = stream.append(Message::new("a")).unwrap().id;
+        group.read(b"first", 1).unwrap();
+        // Blocked readers sleep until this signal moves (or their re-check timer fires).
+        let before = stream.appended.generation();
+        let released = group
+            .release(&[id], |count| count.unwrap_or(0), false, Duration::ZERO)
+            .unwrap();
+        assert_eq!(released, 1);
+        assert!(stream.appended.generation() > before, "no wake-up");
+    }
 
     #[test]
     fn release_sets_counters_and_makes_entries_due() {
