@@ -137,17 +137,23 @@ impl Group {
 mod tests {
     use std::time::Duration;
 
-    use crate::stream::GroupStart;
+    use crate::stream::{Group, GroupStart, Stream};
     use crate::{Message, Store};
 
-    #[test]
-    fn a_release_wakes_readers_waiting_for_entries() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+    /// A store in `dir` with stream `s` and its group `g`.
+    fn stream_with_group(dir: &std::path::Path) -> (Store, std::sync::Arc<Stream>, Group) {
+        let store = Store::open(dir).unwrap();
         let stream = store.stream(b"s").unwrap();
         let group = stream
             .create_group(b"g", GroupStart::Beginning, Default::default())
             .unwrap();
+        (store, stream, group)
+    }
+
+    #[test]
+    fn a_release_wakes_readers_waiting_for_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, stream, group) = stream_with_group(dir.path());
         let id = stream.append(Message::new("a")).unwrap().id;
         group.read(b"first", 1).unwrap();
         // Blocked readers sleep until this signal moves (or their re-check timer fires).
@@ -162,11 +168,7 @@ mod tests {
     #[test]
     fn release_sets_counters_and_makes_entries_due() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let stream = store.stream(b"s").unwrap();
-        let group = stream
-            .create_group(b"g", GroupStart::Beginning, Default::default())
-            .unwrap();
+        let (_store, stream, group) = stream_with_group(dir.path());
         let first = stream.append(Message::new("a")).unwrap().id;
         let second = stream.append(Message::new("b")).unwrap().id;
         group.read(b"c", 1).unwrap();
