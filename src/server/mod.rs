@@ -10,6 +10,7 @@ mod keys;
 mod open_files;
 pub mod resp;
 mod state;
+pub mod version;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

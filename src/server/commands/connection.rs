@@ -103,7 +103,7 @@ fn hello_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
         (Value::bulk("server"), Value::bulk("redis")),
         (
             Value::bulk("version"),
-            Value::bulk(env!("CARGO_PKG_VERSION")),
+            Value::bulk(crate::server::version::REPORTED.to_string()),
         ),
         (Value::bulk("proto"), Value::Integer(version)),
         (Value::bulk("id"), Value::Integer(ctx.client.id as i64)),

@@ -154,7 +154,8 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     if show("server") {
         let _ = write!(
             text,
-            "# Server\r\nredis_version:7.0.0\r\nweir_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n",
+            "# Server\r\nredis_version:{}\r\nweir_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n",
+            crate::server::version::REPORTED,
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
             std::process::id(),
