@@ -6,7 +6,6 @@
 //! before that round started: concurrent writers share one msync/fdatasync (group commit), so
 //! throughput grows with concurrency instead of being capped at one write per flush.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -45,35 +44,48 @@ pub trait Flush: Send + Sync {
     fn flush(&self) -> Result<(), FlushError>;
 }
 
-tokio::task_local! {
-    static DEFERRED: RefCell<Vec<Arc<dyn Flush>>>;
+/// Writes whose flush a caller collects, to make them durable together before it acknowledges
+/// any of them: a server answering a pipeline of commands pays one group-commit round for the
+/// whole pipeline, not one per write. Filled through [`Commit::Into`], emptied by
+/// [`Syncer::complete`].
+#[derive(Default)]
+pub(crate) struct CommitBatch {
+    pending: Mutex<Vec<Arc<dyn Flush>>>,
 }
 
-/// Objects whose flush was deferred by [`defer_commits`]: pass them to
-/// [`Syncer::complete`] before acknowledging anything the deferred work did.
-#[must_use = "the deferred writes are not durable until completed"]
-pub struct DeferredCommits(Vec<Arc<dyn Flush>>);
+impl CommitBatch {
+    fn add(&self, object: &Arc<dyn Flush>) {
+        add_dirty(&mut self.pending.lock(), object);
+    }
 
-impl std::fmt::Debug for DeferredCommits {
+    fn take(&self) -> Vec<Arc<dyn Flush>> {
+        std::mem::take(&mut *self.pending.lock())
+    }
+
+    /// Forgets what the batch holds: for writes to a store that closed (and so flushed them)
+    /// since.
+    pub(crate) fn discard(&self) {
+        self.pending.lock().clear();
+    }
+}
+
+impl std::fmt::Debug for CommitBatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("DeferredCommits")
-            .field(&self.0.len())
+        f.debug_tuple("CommitBatch")
+            .field(&self.pending.lock().len())
             .finish()
     }
 }
 
-/// Runs `work` with durability deferred: under [`Durability::Always`], each commit inside it
-/// records what must be flushed instead of waiting. The caller then completes them all with
-/// one wait — a server acknowledging a pipeline of writes pays one group-commit round, not one
-/// per write. Nothing `work` did may be acknowledged before that completion succeeds.
-pub async fn defer_commits<F: std::future::Future>(work: F) -> (F::Output, DeferredCommits) {
-    DEFERRED
-        .scope(RefCell::new(Vec::new()), async move {
-            let output = work.await;
-            let pending = DEFERRED.with(|deferred| std::mem::take(&mut *deferred.borrow_mut()));
-            (output, DeferredCommits(pending))
-        })
-        .await
+/// How a write is made durable under [`Durability::Always`]: every write method of a stream or
+/// group takes one, so who waits for the disk is stated at the call, never ambient.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Commit<'a> {
+    /// The write waits for its flush before it returns (what the library's methods do).
+    Wait,
+    /// The write records what must be flushed in the batch; the caller completes the batch
+    /// before acknowledging anything the write did.
+    Into(&'a CommitBatch),
 }
 
 /// What the flusher has done since it started: how well group commit shares its flushes.
@@ -233,24 +245,19 @@ impl Syncer {
         (ticket, round)
     }
 
-    /// Inside [`defer_commits`]: records `object` for the caller to complete.
-    fn defer(&self, object: &Arc<dyn Flush>) -> bool {
-        DEFERRED
-            .try_with(|deferred| add_dirty(&mut deferred.borrow_mut(), object))
-            .is_ok()
-    }
-
-    /// Makes deferred commits durable (under [`Durability::Always`]) with one wait.
-    pub async fn complete(&self, deferred: DeferredCommits) -> Result<(), FlushError> {
+    /// Makes a batch's commits durable (under [`Durability::Always`]) with one wait, and empties
+    /// it for the next batch.
+    pub(crate) async fn complete(&self, batch: &CommitBatch) -> Result<(), FlushError> {
+        let pending = batch.take();
         if self.policy != Durability::Always {
-            for object in &deferred.0 {
+            for object in &pending {
                 self.mark_dirty(object);
             }
             return Ok(());
         }
         // Every object must be requested; waiting for the last ticket covers them all.
         let mut last = None;
-        for object in &deferred.0 {
+        for object in &pending {
             last = Some(self.request(object));
         }
         match last {
@@ -259,12 +266,19 @@ impl Syncer {
         }
     }
 
-    /// Under [`Durability::Always`], flushes `object` and waits (inside [`defer_commits`]:
-    /// records it instead); otherwise marks it dirty.
-    pub fn commit(&self, object: &Arc<dyn Flush>) -> Result<(), FlushError> {
-        match self.policy {
-            Durability::Always if self.defer(object) => Ok(()),
-            Durability::Always => {
+    /// Under [`Durability::Always`], flushes `object` and waits, or records it in the batch
+    /// (as `commit` says); otherwise marks it dirty.
+    pub(crate) fn commit(
+        &self,
+        object: &Arc<dyn Flush>,
+        commit: Commit<'_>,
+    ) -> Result<(), FlushError> {
+        match (self.policy, commit) {
+            (Durability::Always, Commit::Into(batch)) => {
+                batch.add(object);
+                Ok(())
+            }
+            (Durability::Always, Commit::Wait) => {
                 let (ticket, _) = self.request(object);
                 self.wait(ticket)
             }
@@ -275,19 +289,15 @@ impl Syncer {
         }
     }
 
-    /// The async form of [`commit`](Self::commit).
-    pub async fn commit_async(&self, object: &Arc<dyn Flush>) -> Result<(), FlushError> {
-        match self.policy {
-            Durability::Always if self.defer(object) => Ok(()),
-            Durability::Always => {
-                let (ticket, round) = self.request(object);
-                self.wait_async(ticket, round).await
-            }
-            _ => {
-                self.mark_dirty(object);
-                Ok(())
-            }
+    /// The async form of waiting for a commit: under [`Durability::Always`], flushes `object`
+    /// without blocking a thread; otherwise marks it dirty.
+    pub(crate) async fn commit_async(&self, object: &Arc<dyn Flush>) -> Result<(), FlushError> {
+        if self.policy != Durability::Always {
+            self.mark_dirty(object);
+            return Ok(());
         }
+        let (ticket, round) = self.request(object);
+        self.wait_async(ticket, round).await
     }
 
     /// Blocks until the ticket's flush round has finished.
@@ -440,7 +450,7 @@ mod tests {
                 let object = Arc::clone(&object);
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        syncer.commit(&object).unwrap();
+                        syncer.commit(&object, Commit::Wait).unwrap();
                     }
                 })
             })
@@ -462,9 +472,9 @@ mod tests {
             fail: true,
             ..Counter::default()
         });
-        assert!(syncer.commit(&object).is_err());
+        assert!(syncer.commit(&object, Commit::Wait).is_err());
         let healthy: Arc<dyn Flush> = Arc::new(Counter::default());
-        assert!(syncer.commit(&healthy).is_err());
+        assert!(syncer.commit(&healthy, Commit::Wait).is_err());
     }
 
     #[test]
@@ -472,7 +482,7 @@ mod tests {
         let syncer = Syncer::start(Durability::Interval(5)).unwrap();
         let counter = Arc::new(Counter::default());
         let object: Arc<dyn Flush> = counter.clone();
-        syncer.commit(&object).unwrap();
+        syncer.commit(&object, Commit::Wait).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while counter.flushes.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -485,15 +495,13 @@ mod tests {
         let syncer = Syncer::start(Durability::Always).unwrap();
         let object: Arc<dyn Flush> = Arc::new(Counter::default());
         for _ in 0..3 {
-            syncer.commit(&object).unwrap();
+            syncer.commit(&object, Commit::Wait).unwrap();
         }
-        let ((), deferred) = defer_commits(async {
-            for _ in 0..10 {
-                syncer.commit(&object).unwrap();
-            }
-        })
-        .await;
-        syncer.complete(deferred).await.unwrap();
+        let batch = CommitBatch::default();
+        for _ in 0..10 {
+            syncer.commit(&object, Commit::Into(&batch)).unwrap();
+        }
+        syncer.complete(&batch).await.unwrap();
         let stats = syncer.stats();
         assert_eq!((stats.rounds, stats.requests), (4, 4));
         assert!(
@@ -508,22 +516,26 @@ mod tests {
         let syncer = Syncer::start(Durability::Always).unwrap();
         let counter = Arc::new(Counter::default());
         let object: Arc<dyn Flush> = counter.clone();
-        let ((), deferred) = defer_commits(async {
-            for _ in 0..100 {
-                syncer.commit(&object).unwrap();
-            }
-        })
-        .await;
+        let batch = CommitBatch::default();
+        for _ in 0..100 {
+            syncer.commit(&object, Commit::Into(&batch)).unwrap();
+        }
         assert_eq!(
             counter.flushes.load(Ordering::SeqCst),
             0,
             "nothing flushed yet"
         );
-        syncer.complete(deferred).await.unwrap();
+        syncer.complete(&batch).await.unwrap();
         assert_eq!(
             counter.flushes.load(Ordering::SeqCst),
             1,
             "one flush for 100 commits"
+        );
+        syncer.complete(&batch).await.unwrap();
+        assert_eq!(
+            counter.flushes.load(Ordering::SeqCst),
+            1,
+            "a completed batch is empty"
         );
     }
 

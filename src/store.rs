@@ -17,7 +17,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use crate::clock::{SharedClock, SystemClock};
 pub use crate::error::StoreError;
 
-use crate::durability::{DeferredCommits, Durability, FlushStats, Syncer};
+use crate::durability::{CommitBatch, Durability, FlushStats, Syncer};
 use crate::fs;
 use crate::group::durable::GroupRecovery;
 use crate::log::{Log, LogOptions, RecoveryReport};
@@ -236,10 +236,10 @@ impl Store {
         self.shared.syncer.stats()
     }
 
-    /// Makes the writes of a [`defer_commits`](crate::durability::defer_commits) block durable
-    /// under the store's policy, with one group-commit wait.
-    pub async fn complete(&self, deferred: DeferredCommits) -> Result<(), StoreError> {
-        self.shared.syncer.complete(deferred).await?;
+    /// Makes the writes collected in `batch` durable under the store's policy, with one
+    /// group-commit wait, and empties it.
+    pub(crate) async fn complete(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        self.shared.syncer.complete(batch).await?;
         Ok(())
     }
 

@@ -1799,6 +1799,35 @@ fn info_reports_how_writers_share_flushes() {
 }
 
 #[test]
+fn a_pipeline_of_writes_waits_for_one_flush() {
+    let server = Server::start(&["--fsync", "always"]);
+    let mut con = server.conn();
+    let requests = |con: &mut redis::Connection| -> u64 {
+        let text = info(con, "persistence");
+        info_field(&text, "weir_flush_requests")
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("weir_flush_requests in {text}"))
+    };
+    query::<String>(&mut con, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    let before = requests(&mut con);
+    let mut pipe = redis::pipe();
+    for n in 0..100 {
+        pipe.cmd("XADD").arg("s").arg("*").arg("n").arg(n).ignore();
+    }
+    pipe.cmd("XREADGROUP")
+        .arg(&["GROUP", "g", "c", "COUNT", "50", "STREAMS", "s", ">"])
+        .ignore();
+    pipe.cmd("XACK").arg(&["s", "g", "0-1"]).ignore();
+    pipe.cmd("XLEN").arg("s");
+    let (len,): (u64,) = pipe.query(&mut con).unwrap();
+    assert_eq!(len, 100);
+    // The pipeline arrives in one or a few reads; each batch read waits for one flush, where
+    // waiting per write would take 102.
+    let shared = requests(&mut con) - before;
+    assert!((1..=10).contains(&shared), "{shared} flush requests");
+}
+
+#[test]
 fn info_config_and_command() {
     let server = Server::start(&[]);
     let mut con = server.conn();

@@ -1,7 +1,7 @@
 //! One client connection: read, parse complete frames, execute, write replies, in order.
 //!
-//! Commands are executed in batches: every complete frame already read is run, with commits
-//! deferred, and the batch's writes are made durable with one group-commit wait before any of
+//! Commands are executed in batches: every complete frame already read is run, each write
+//! recording what must be flushed in the client's commit batch, and the batch's writes are made durable with one group-commit wait before any of
 //! its replies is written. Under `--fsync always` a pipeline of N writes costs one flush round,
 //! not N, and no reply ever acknowledges a write that is not yet on disk.
 //!
@@ -22,7 +22,6 @@ use tokio::sync::{Notify, watch};
 use super::commands::{self, Client, Outcome};
 use super::resp::{self, Limits, ParseError, ReplyEncoder, RequestParser, Value};
 use super::state::Server;
-use crate::durability::{DeferredCommits, defer_commits};
 
 const READ_CHUNK: usize = 16 * 1024;
 /// How much of a large reply is encoded before it is written.
@@ -87,9 +86,11 @@ struct Connection {
 impl Connection {
     async fn run(&mut self) -> std::io::Result<()> {
         loop {
-            let (end, deferred) = defer_commits(self.run_batch()).await;
+            let end = self.run_batch().await;
+            // Completed even when the batch failed: its writes must not wait for the next one.
+            let completed = self.complete().await;
             let end = end?;
-            if let Err(error) = self.complete(deferred).await {
+            if let Err(error) = completed {
                 tracing::error!(client = self.client.id, %error, "writes could not be made durable: closing the connection without acknowledging them");
                 return Ok(());
             }
@@ -131,11 +132,14 @@ impl Connection {
     }
 
     /// Makes the batch's writes durable before its replies go out.
-    async fn complete(&self, deferred: DeferredCommits) -> Result<(), crate::StoreError> {
+    async fn complete(&self) -> Result<(), crate::StoreError> {
         match self.server.store() {
-            Ok(store) => store.complete(deferred).await,
+            Ok(store) => store.complete(&self.client.commits).await,
             // A reload or shutdown in the batch closed the store, which flushed everything.
-            Err(_) => Ok(()),
+            Err(_) => {
+                self.client.commits.discard();
+                Ok(())
+            }
         }
     }
 

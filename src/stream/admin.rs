@@ -4,6 +4,7 @@
 use std::ops::Bound;
 
 use super::Stream;
+use crate::durability::Commit;
 use crate::error::StoreError;
 use crate::id::StreamId;
 use crate::log::{Entry, MetaEvent};
@@ -36,6 +37,17 @@ impl Stream {
         entries_added: Option<u64>,
         max_deleted_id: Option<StreamId>,
     ) -> Result<(), StoreError> {
+        self.set_last_id_in(id, entries_added, max_deleted_id, Commit::Wait)
+    }
+
+    /// [`set_last_id`](Self::set_last_id), made durable as `commit` says.
+    pub(crate) fn set_last_id_in(
+        &self,
+        id: StreamId,
+        entries_added: Option<u64>,
+        max_deleted_id: Option<StreamId>,
+        commit: Commit<'_>,
+    ) -> Result<(), StoreError> {
         self.log.set_last_id(id)?;
         if let Some(value) = entries_added {
             let at_next_offset = self.log.next_offset();
@@ -47,7 +59,7 @@ impl Stream {
         if let Some(id) = max_deleted_id {
             self.log.record_meta(MetaEvent::SetMaxDeletedId { id })?;
         }
-        self.commit_meta()
+        self.commit(commit)
     }
 
     /// The newest live entry, if any.

@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::Stream;
 use super::source::{LogSource, ReadingSource};
+use crate::durability::Commit;
 use crate::error::StoreError;
 use crate::group::durable::DurableGroups;
 use crate::group::{
@@ -171,7 +172,7 @@ impl Stream {
         self.groups
             .lock()
             .apply(|state| state.create_group_with(name, position, None, policy))?;
-        self.commit_groups()?;
+        self.commit(Commit::Wait)?;
         Ok(self.group_handle(name))
     }
 
@@ -217,13 +218,21 @@ impl Stream {
 
     /// Destroys a group and its pending list; returns whether it existed.
     pub fn destroy_group(&self, name: impl AsRef<[u8]>) -> Result<bool, StoreError> {
-        let name = name.as_ref();
+        self.destroy_group_in(name.as_ref(), Commit::Wait)
+    }
+
+    /// [`destroy_group`](Self::destroy_group), made durable as `commit` says.
+    pub(crate) fn destroy_group_in(
+        &self,
+        name: &[u8],
+        commit: Commit<'_>,
+    ) -> Result<bool, StoreError> {
         let existed = self
             .groups
             .lock()
             .apply(|state| Ok(state.destroy_group(name)))?;
         self.dead_letter_refusals.lock().remove(name);
-        self.commit_groups()?;
+        self.commit(commit)?;
         Ok(existed)
     }
 
@@ -246,11 +255,6 @@ impl Stream {
     pub fn inspect_groups<T>(&self, query: impl FnOnce(&GroupsState, &dyn EntrySource) -> T) -> T {
         let groups = self.groups.lock();
         query(groups.state(), &LogSource(&self.log))
-    }
-
-    fn commit_groups(&self) -> Result<(), StoreError> {
-        self.syncer.commit(self.flush_handle())?;
-        Ok(())
     }
 
     /// Appends dead letters to the group's dead-letter stream, then removes them from the
@@ -391,8 +395,18 @@ impl Group {
         consumer: &[u8],
         request: ReadNew,
     ) -> Result<Vec<Delivery>, StoreError> {
+        self.read_with_in(consumer, request, Commit::Wait)
+    }
+
+    /// [`read_with`](Self::read_with), made durable as `commit` says.
+    pub(crate) fn read_with_in(
+        &self,
+        consumer: &[u8],
+        request: ReadNew,
+        commit: Commit<'_>,
+    ) -> Result<Vec<Delivery>, StoreError> {
         let deliveries = self.read_uncommitted(consumer, request)?;
-        self.stream.commit_groups()?;
+        self.stream.commit(commit)?;
         Ok(deliveries)
     }
 
@@ -481,7 +495,7 @@ impl Group {
             if !deliveries.is_empty() {
                 // No await between taking the entries and returning them: a read cancelled
                 // there would leave them pending for a caller that never received them.
-                self.stream.commit_groups()?;
+                self.stream.commit(Commit::Wait)?;
                 return Ok(deliveries);
             }
             self.stream
@@ -503,7 +517,18 @@ impl Group {
         after: StreamId,
         max: usize,
     ) -> Result<Vec<PendingDelivery>, StoreError> {
-        let history = self.operate(|state, log, group, now_ms| {
+        self.read_pending_in(consumer, after, max, Commit::Wait)
+    }
+
+    /// [`read_pending`](Self::read_pending), made durable as `commit` says.
+    pub(crate) fn read_pending_in(
+        &self,
+        consumer: &[u8],
+        after: StreamId,
+        max: usize,
+        commit: Commit<'_>,
+    ) -> Result<Vec<PendingDelivery>, StoreError> {
+        let history = self.operate(commit, |state, log, group, now_ms| {
             state.read_pending(log, group, consumer, after, max, now_ms)
         })?;
         let stream = &self.stream;
@@ -528,9 +553,14 @@ impl Group {
     /// Acknowledges entries; returns how many were pending. Durable before it returns under
     /// [`Durability::Always`](crate::Durability::Always).
     pub fn ack(&self, ids: &[StreamId]) -> Result<usize, StoreError> {
-        let count = self.operate(|state, _, group, _| state.ack(group, ids))?;
+        self.ack_in(ids, Commit::Wait)
+    }
+
+    /// [`ack`](Self::ack), made durable as `commit` says.
+    pub(crate) fn ack_in(&self, ids: &[StreamId], commit: Commit<'_>) -> Result<usize, StoreError> {
+        let count = self.operate(commit, |state, _, group, _| state.ack(group, ids))?;
         if count > 0 {
-            self.stream.drop_acknowledged()?;
+            self.stream.drop_acknowledged(commit)?;
             // Room under a group's pending cap: wake readers waiting for it.
             self.stream.appended.notify();
         }
@@ -550,8 +580,9 @@ impl Group {
         delay: Duration,
     ) -> Result<usize, StoreError> {
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        let count = self
-            .operate(|state, _, group, now_ms| state.nack(group, owner, ids, delay_ms, now_ms))?;
+        let count = self.operate(Commit::Wait, |state, _, group, now_ms| {
+            state.nack(group, owner, ids, delay_ms, now_ms)
+        })?;
         // A released entry may be due now: wake readers waiting for something to hand out.
         self.stream.appended.notify();
         Ok(count)
@@ -564,7 +595,18 @@ impl Group {
         ids: &[StreamId],
         options: ClaimOptions,
     ) -> Result<Claimed, StoreError> {
-        let outcome = self.operate(|state, log, group, now_ms| {
+        self.claim_in(consumer, ids, options, Commit::Wait)
+    }
+
+    /// [`claim`](Self::claim), made durable as `commit` says.
+    pub(crate) fn claim_in(
+        &self,
+        consumer: &[u8],
+        ids: &[StreamId],
+        options: ClaimOptions,
+        commit: Commit<'_>,
+    ) -> Result<Claimed, StoreError> {
+        let outcome = self.operate(commit, |state, log, group, now_ms| {
             state.claim(log, group, consumer, ids, options, now_ms)
         })?;
         Ok(Claimed {
@@ -577,7 +619,17 @@ impl Group {
     /// Scans the pending list from a cursor and moves idle entries to `consumer` (Redis's
     /// `XAUTOCLAIM`).
     pub fn auto_claim(&self, consumer: &[u8], request: AutoClaim) -> Result<Claimed, StoreError> {
-        let outcome = self.operate(|state, log, group, now_ms| {
+        self.auto_claim_in(consumer, request, Commit::Wait)
+    }
+
+    /// [`auto_claim`](Self::auto_claim), made durable as `commit` says.
+    pub(crate) fn auto_claim_in(
+        &self,
+        consumer: &[u8],
+        request: AutoClaim,
+        commit: Commit<'_>,
+    ) -> Result<Claimed, StoreError> {
+        let outcome = self.operate(commit, |state, log, group, now_ms| {
             state.auto_claim(log, group, consumer, request, now_ms)
         })?;
         Ok(Claimed {
@@ -603,12 +655,34 @@ impl Group {
 
     /// Creates a consumer; returns whether it was new.
     pub fn create_consumer(&self, consumer: &[u8]) -> Result<bool, StoreError> {
-        self.operate(|state, _, group, now_ms| state.create_consumer(group, consumer, now_ms))
+        self.create_consumer_in(consumer, Commit::Wait)
+    }
+
+    /// [`create_consumer`](Self::create_consumer), made durable as `commit` says.
+    pub(crate) fn create_consumer_in(
+        &self,
+        consumer: &[u8],
+        commit: Commit<'_>,
+    ) -> Result<bool, StoreError> {
+        self.operate(commit, |state, _, group, now_ms| {
+            state.create_consumer(group, consumer, now_ms)
+        })
     }
 
     /// Deletes a consumer; returns how many pending entries it held (they are dropped).
     pub fn delete_consumer(&self, consumer: &[u8]) -> Result<usize, StoreError> {
-        self.operate(|state, _, group, _| state.delete_consumer(group, consumer))
+        self.delete_consumer_in(consumer, Commit::Wait)
+    }
+
+    /// [`delete_consumer`](Self::delete_consumer), made durable as `commit` says.
+    pub(crate) fn delete_consumer_in(
+        &self,
+        consumer: &[u8],
+        commit: Commit<'_>,
+    ) -> Result<usize, StoreError> {
+        self.operate(commit, |state, _, group, _| {
+            state.delete_consumer(group, consumer)
+        })
     }
 
     /// Moves the group's last-delivered ID (Redis's `XGROUP SETID`, with `ENTRIESREAD`).
@@ -617,20 +691,42 @@ impl Group {
         last_delivered: StreamId,
         entries_read: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.operate(|state, _, group, _| state.set_id(group, last_delivered, entries_read))
+        self.set_position_in(last_delivered, entries_read, Commit::Wait)
+    }
+
+    /// [`set_position`](Self::set_position), made durable as `commit` says.
+    pub(crate) fn set_position_in(
+        &self,
+        last_delivered: StreamId,
+        entries_read: Option<u64>,
+        commit: Commit<'_>,
+    ) -> Result<(), StoreError> {
+        self.operate(commit, |state, _, group, _| {
+            state.set_id(group, last_delivered, entries_read)
+        })
     }
 
     /// Replaces the group's policy (ack deadline, delivery limit, dead-letter stream, pending
     /// cap).
     pub fn set_policy(&self, policy: GroupPolicy) -> Result<(), StoreError> {
+        self.set_policy_in(policy, Commit::Wait)
+    }
+
+    /// [`set_policy`](Self::set_policy), made durable as `commit` says.
+    pub(crate) fn set_policy_in(
+        &self,
+        policy: GroupPolicy,
+        commit: Commit<'_>,
+    ) -> Result<(), StoreError> {
         policy.validate()?;
-        self.operate(|state, _, group, _| state.set_policy(group, policy))
+        self.operate(commit, |state, _, group, _| state.set_policy(group, policy))
     }
 
     /// Runs one operation on the group's state (with the log, the group's name and the time),
-    /// journals its events, and commits them under the store's durability policy.
+    /// journals its events, and commits them as `commit` says.
     fn operate<T>(
         &self,
+        commit: Commit<'_>,
         operation: impl FnOnce(
             &mut GroupsState,
             &LogSource<'_>,
@@ -644,7 +740,7 @@ impl Group {
             .groups
             .lock()
             .apply(|state| operation(state, &LogSource(&stream.log), &self.name, now_ms))?;
-        stream.commit_groups()?;
+        stream.commit(commit)?;
         Ok(output)
     }
 }

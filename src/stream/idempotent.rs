@@ -13,6 +13,7 @@ use bytes::Bytes;
 
 use super::Stream;
 use crate::codec::{Decoder, Encoder};
+use crate::durability::Commit;
 use crate::error::StoreError;
 use crate::id::StreamId;
 use crate::idempotency::{IdempotencyConfig, IdempotencyWindows};
@@ -146,16 +147,27 @@ impl Stream {
     /// ```
     pub fn append_idempotent(
         &self,
+        message: Message,
+        producer: &[u8],
+        iid: &[u8],
+    ) -> Result<IdempotentAppend, StoreError> {
+        self.append_idempotent_in(message, producer, iid, Commit::Wait)
+    }
+
+    /// [`append_idempotent`](Self::append_idempotent), made durable as `commit` says.
+    pub(crate) fn append_idempotent_in(
+        &self,
         mut message: Message,
         producer: &[u8],
         iid: &[u8],
+        commit: Commit<'_>,
     ) -> Result<IdempotentAppend, StoreError> {
         let mut windows = self.idempotency.lock();
         let now_ms = self.clock.now_ms();
         if let Some(id) = windows.lookup(producer, iid, now_ms) {
             drop(windows);
             // The original may have been appended a moment ago and not be durable yet.
-            self.syncer.commit(self.flush_handle())?;
+            self.commit(commit)?;
             return Ok(IdempotentAppend::Duplicate(id));
         }
         message.idempotency = Some((
@@ -165,7 +177,7 @@ impl Stream {
         let appended = self.write_one(&message)?;
         windows.remember(producer, iid, appended.id, now_ms, now_ms);
         drop(windows);
-        self.syncer.commit(self.flush_handle())?;
+        self.commit(commit)?;
         Ok(IdempotentAppend::Appended(appended))
     }
 

@@ -37,7 +37,7 @@ use std::sync::Weak;
 use parking_lot::{Mutex, RwLock};
 
 use crate::clock::SharedClock;
-use crate::durability::{Flush, Syncer};
+use crate::durability::{Commit, Flush, Syncer};
 use crate::error::StoreError;
 use crate::group::durable::{DurableGroups, GroupRecovery};
 use crate::id::StreamId;
@@ -239,8 +239,17 @@ impl Stream {
     /// assert_eq!(orders.read(0).unwrap().unwrap().body(), b"hello");
     /// ```
     pub fn append(&self, message: Message) -> Result<Appended, StoreError> {
+        self.append_in(message, Commit::Wait)
+    }
+
+    /// [`append`](Self::append), made durable as `commit` says.
+    pub(crate) fn append_in(
+        &self,
+        message: Message,
+        commit: Commit<'_>,
+    ) -> Result<Appended, StoreError> {
         let appended = self.write_one(&message)?;
-        self.syncer.commit(self.flush_handle())?;
+        self.commit(commit)?;
         Ok(appended)
     }
 
@@ -248,7 +257,7 @@ impl Stream {
     pub fn append_batch(&self, messages: &[Message]) -> Result<Vec<Appended>, StoreError> {
         let mut appended = Vec::with_capacity(messages.len());
         self.write(messages, |placed| appended.push(placed))?;
-        self.syncer.commit(self.flush_handle())?;
+        self.commit(Commit::Wait)?;
         Ok(appended)
     }
 
@@ -435,8 +444,17 @@ impl Stream {
 
     /// Deletes entries by ID (Redis's XDEL); returns how many existed.
     pub fn delete(&self, ids: &[StreamId]) -> Result<usize, StoreError> {
+        self.delete_in(ids, Commit::Wait)
+    }
+
+    /// [`delete`](Self::delete), made durable as `commit` says.
+    pub(crate) fn delete_in(
+        &self,
+        ids: &[StreamId],
+        commit: Commit<'_>,
+    ) -> Result<usize, StoreError> {
         let count = self.log.delete(ids)?;
-        self.commit_meta()?;
+        self.commit(commit)?;
         Ok(count)
     }
 
@@ -448,8 +466,19 @@ impl Stream {
         approximate: bool,
         limit: Option<u64>,
     ) -> Result<u64, StoreError> {
+        self.trim_max_len_in(max_len, approximate, limit, Commit::Wait)
+    }
+
+    /// [`trim_max_len`](Self::trim_max_len), made durable as `commit` says.
+    pub(crate) fn trim_max_len_in(
+        &self,
+        max_len: u64,
+        approximate: bool,
+        limit: Option<u64>,
+        commit: Commit<'_>,
+    ) -> Result<u64, StoreError> {
         let removed = self.log.trim_max_len(max_len, approximate, limit)?;
-        self.commit_meta()?;
+        self.commit(commit)?;
         Ok(removed)
     }
 
@@ -460,16 +489,36 @@ impl Stream {
         approximate: bool,
         limit: Option<u64>,
     ) -> Result<u64, StoreError> {
+        self.trim_min_id_in(min_id, approximate, limit, Commit::Wait)
+    }
+
+    /// [`trim_min_id`](Self::trim_min_id), made durable as `commit` says.
+    pub(crate) fn trim_min_id_in(
+        &self,
+        min_id: StreamId,
+        approximate: bool,
+        limit: Option<u64>,
+        commit: Commit<'_>,
+    ) -> Result<u64, StoreError> {
         let removed = self.log.trim_min_id(min_id, approximate, limit)?;
-        self.commit_meta()?;
+        self.commit(commit)?;
         Ok(removed)
     }
 
     /// Sets retention by age and size; whole sealed segments past either limit are removed.
     pub fn set_retention(&self, retention: Retention) -> Result<(), StoreError> {
+        self.set_retention_in(retention, Commit::Wait)
+    }
+
+    /// [`set_retention`](Self::set_retention), made durable as `commit` says.
+    pub(crate) fn set_retention_in(
+        &self,
+        retention: Retention,
+        commit: Commit<'_>,
+    ) -> Result<(), StoreError> {
         self.log
             .record_meta(crate::log::MetaEvent::SetRetention(retention))?;
-        self.commit_meta()?;
+        self.commit(commit)?;
         self.enforce_retention()?;
         Ok(())
     }
@@ -486,6 +535,15 @@ impl Stream {
 
     /// Replaces the stream's settings (durable under the store's policy).
     pub fn set_config(&self, config: StreamConfig) -> Result<(), StoreError> {
+        self.set_config_in(config, Commit::Wait)
+    }
+
+    /// [`set_config`](Self::set_config), made durable as `commit` says.
+    pub(crate) fn set_config_in(
+        &self,
+        config: StreamConfig,
+        commit: Commit<'_>,
+    ) -> Result<(), StoreError> {
         idempotent::window_config(&config)
             .validate()
             .map_err(|error| StoreError::InvalidConfig(error.to_string()))?;
@@ -514,14 +572,14 @@ impl Stream {
             let _admitted = self.admission.lock();
             self.drop_oldest_past_limits(&config)?;
         }
-        self.commit_meta()?;
-        self.drop_acknowledged()
+        self.commit(commit)?;
+        self.drop_acknowledged(commit)
     }
 
     /// Work-queue retention: removes the entries every group has acknowledged (those before the
     /// smallest unacknowledged ID of all groups). Entries acknowledged out of order after that
     /// point stay until it passes them. A stream without groups keeps everything.
-    pub(crate) fn drop_acknowledged(&self) -> Result<(), StoreError> {
+    pub(crate) fn drop_acknowledged(&self, commit: Commit<'_>) -> Result<(), StoreError> {
         if !self.config().work_queue {
             return Ok(());
         }
@@ -529,18 +587,23 @@ impl Stream {
             return Ok(());
         };
         if self.log.trim_min_id(floor, false, None)? > 0 {
-            self.commit_meta()?;
+            self.commit(commit)?;
         }
         Ok(())
     }
 
     /// Under [`Durability::Always`](crate::Durability::Always), waits until everything written
-    /// to the stream so far is on disk (inside
-    /// [`defer_commits`](crate::durability::defer_commits): records it for the caller to
-    /// complete). A server calls it before answering a read, so that no client sees an entry
-    /// a crash could still take back.
+    /// to the stream so far is on disk. A server calls it before answering a read, so that no
+    /// client sees an entry a crash could still take back.
     pub fn ensure_durable(&self) -> Result<(), StoreError> {
-        self.syncer.commit(self.flush_handle())?;
+        self.commit(Commit::Wait)
+    }
+
+    /// Commits everything written to the stream so far (entries, metadata, group state) as
+    /// `commit` says: what every write method ends with, and what a read that must not show
+    /// undurable entries asks for.
+    pub(crate) fn commit(&self, commit: Commit<'_>) -> Result<(), StoreError> {
+        self.syncer.commit(self.flush_handle(), commit)?;
         Ok(())
     }
 
@@ -551,11 +614,6 @@ impl Stream {
         Ok(())
     }
 
-    fn commit_meta(&self) -> Result<(), StoreError> {
-        self.syncer.commit(self.flush_handle())?;
-        Ok(())
-    }
-
     /// Periodic upkeep: a checkpoint after a segment was sealed, and retention.
     pub(crate) fn maintain(&self) -> Result<(), StoreError> {
         if self.log.take_checkpoint_due() {
@@ -563,7 +621,7 @@ impl Stream {
             self.save_idempotency()?;
         }
         self.log.enforce_retention(self.clock.now_ms())?;
-        self.drop_acknowledged()?;
+        self.drop_acknowledged(Commit::Wait)?;
         self.compact_groups_if_large()?;
         Ok(())
     }

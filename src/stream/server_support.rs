@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::Stream;
 use super::source::LogSource;
+use crate::durability::Commit;
 use crate::error::StoreError;
 use crate::group::{EntrySource, GroupPolicy, Release};
 use crate::id::StreamId;
@@ -40,11 +41,23 @@ impl Stream {
         entries_read: Option<u64>,
         policy: GroupPolicy,
     ) -> Result<Group, StoreError> {
+        self.create_group_at_in(name, last_delivered, entries_read, policy, Commit::Wait)
+    }
+
+    /// [`create_group_at`](Self::create_group_at), made durable as `commit` says.
+    pub(crate) fn create_group_at_in(
+        self: &Arc<Self>,
+        name: &[u8],
+        last_delivered: StreamId,
+        entries_read: Option<u64>,
+        policy: GroupPolicy,
+        commit: Commit<'_>,
+    ) -> Result<Group, StoreError> {
         policy.validate()?;
         self.groups
             .lock()
             .apply(|state| state.create_group_with(name, last_delivered, entries_read, policy))?;
-        self.syncer.commit(self.flush_handle())?;
+        self.commit(commit)?;
         self.group(name)
     }
 }
@@ -78,6 +91,18 @@ impl Group {
         force: bool,
         delay: Duration,
     ) -> Result<usize, StoreError> {
+        self.release_in(ids, counter, force, delay, Commit::Wait)
+    }
+
+    /// [`release`](Self::release), made durable as `commit` says.
+    pub(crate) fn release_in(
+        &self,
+        ids: &[StreamId],
+        counter: impl Fn(Option<u32>) -> u32,
+        force: bool,
+        delay: Duration,
+        commit: Commit<'_>,
+    ) -> Result<usize, StoreError> {
         let stream = self.stream();
         let now_ms = stream.now_ms();
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
@@ -92,7 +117,7 @@ impl Group {
             .groups
             .lock()
             .apply(|state| state.release(self.name(), &LogSource(&stream.log), &request))?;
-        stream.syncer.commit(stream.flush_handle())?;
+        stream.commit(commit)?;
         // A released entry may be due now: wake readers waiting for something to hand out.
         stream.appended.notify();
         Ok(released)

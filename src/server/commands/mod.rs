@@ -34,6 +34,7 @@ use super::keys::stream_name;
 use super::resp::{EntryFields, Protocol, Value};
 use super::state::{KeyWatch, Server};
 use crate::Entry;
+use crate::durability::{Commit, CommitBatch};
 use crate::id::StreamId;
 use crate::store::Store;
 use crate::{Error, ErrorKind};
@@ -86,6 +87,9 @@ pub(crate) struct Client {
     /// Set by a failed password check: the reply waits this long, so that passwords cannot be
     /// guessed at the speed of a pipeline.
     pub(crate) reply_delay: Option<Duration>,
+    /// What the writes of the batch being run must flush: the connection makes it durable with
+    /// one group-commit wait before any of the batch's replies is written.
+    pub(crate) commits: CommitBatch,
 }
 
 impl Client {
@@ -102,6 +106,7 @@ impl Client {
             published: None,
             auth_failures: 0,
             reply_delay: None,
+            commits: CommitBatch::default(),
         }
     }
 }
@@ -123,6 +128,12 @@ impl Ctx<'_> {
     /// The store, or the error reply to send.
     pub(crate) fn store(&self) -> Result<Arc<Store>, Value> {
         self.server.store().map_err(|error| store_error(&error))
+    }
+
+    /// How the command's writes are made durable: collected for the connection, which
+    /// completes them before answering.
+    pub(crate) fn commit(&self) -> Commit<'_> {
+        Commit::Into(&self.client.commits)
     }
 }
 

@@ -17,7 +17,7 @@ pub(super) fn xack(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         };
         let ids = strict_ids(&args[3..])?;
         let acked = group
-            .ack(&ids)
+            .ack_in(&ids, ctx.commit())
             .map_err(|error| library_error(&error, || Value::Integer(0)))?;
         Ok(int(acked as u64))
     })())

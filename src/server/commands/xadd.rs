@@ -9,6 +9,7 @@ use super::parse::{
 };
 use super::{Ctx, Outcome, id_value, reply, store_error, wrong_arity};
 use crate::IdSpec;
+use crate::durability::Commit;
 use crate::id::StreamId;
 use crate::server::keys::stream_name;
 use crate::server::resp::Value;
@@ -243,9 +244,10 @@ fn xadd_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
         return Err(exhausted());
     }
     let message = message_of(fields, id);
-    let (added, appended) = append(&stream, message, parsed.idempotency)?;
+    let commit = ctx.commit();
+    let (added, appended) = append(&stream, message, parsed.idempotency, commit)?;
     if appended && let Some(trim) = parsed.trim {
-        apply_trim(&stream, trim)?;
+        apply_trim(&stream, trim, commit)?;
     }
     Ok(id_value(added))
 }
@@ -265,15 +267,18 @@ fn append(
     stream: &Stream,
     message: Message,
     idempotency: Option<Idempotency>,
+    commit: Commit<'_>,
 ) -> Result<(StreamId, bool), Value> {
     let outcome = match idempotency {
-        None => stream.append(message).map(IdempotentAppend::Appended),
+        None => stream
+            .append_in(message, commit)
+            .map(IdempotentAppend::Appended),
         Some(Idempotency::Explicit { producer, iid }) => {
-            stream.append_idempotent(message, &producer, &iid)
+            stream.append_idempotent_in(message, &producer, &iid, commit)
         }
         Some(Idempotency::Auto { producer }) => {
             let iid = auto_iid(&message.headers);
-            stream.append_idempotent(message, &producer, &iid)
+            stream.append_idempotent_in(message, &producer, &iid, commit)
         }
     };
     match outcome.map_err(|e| stream_error(&e))? {
@@ -290,10 +295,14 @@ fn auto_iid(headers: &[(Bytes, Bytes)]) -> Vec<u8> {
     crate::idempotency::content_iid(&pairs, b"")
 }
 
-pub(super) fn apply_trim(stream: &Stream, trim: Trim) -> Result<u64, Value> {
+pub(super) fn apply_trim(stream: &Stream, trim: Trim, commit: Commit<'_>) -> Result<u64, Value> {
     let removed = match trim.threshold {
-        Threshold::MaxLen(max_len) => stream.trim_max_len(max_len, trim.approximate, trim.limit),
-        Threshold::MinId(min_id) => stream.trim_min_id(min_id, trim.approximate, trim.limit),
+        Threshold::MaxLen(max_len) => {
+            stream.trim_max_len_in(max_len, trim.approximate, trim.limit, commit)
+        }
+        Threshold::MinId(min_id) => {
+            stream.trim_min_id_in(min_id, trim.approximate, trim.limit, commit)
+        }
     };
     removed.map_err(|e| store_error(&e))
 }

@@ -7,6 +7,7 @@ use super::parse::{self, Parse, integer, is, syntax_error};
 use super::{Ctx, Outcome, reply, store_error};
 use crate::Error;
 use crate::Retention;
+use crate::durability::Commit;
 use crate::server::resp::Value;
 use crate::stream::{Discard, Stream};
 
@@ -137,11 +138,11 @@ fn xcfgset_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let settings = parse_config(args)?;
     let store = ctx.store()?;
     let stream = existing(ctx, &store, &args[1]).ok_or_else(|| Value::error("ERR no such key"))?;
-    apply_config(&stream, settings).map_err(|e| store_error(&e))?;
+    apply_config(&stream, settings, ctx.commit()).map_err(|e| store_error(&e))?;
     Ok(Value::ok())
 }
 
-fn apply_config(stream: &Stream, settings: ConfigArgs) -> Result<(), Error> {
+fn apply_config(stream: &Stream, settings: ConfigArgs, commit: Commit<'_>) -> Result<(), Error> {
     let mut config = stream.config();
     if let Some(secs) = settings.duration_secs {
         config.idempotency_duration_ms = Some(secs.saturating_mul(1000));
@@ -156,10 +157,11 @@ fn apply_config(stream: &Stream, settings: ConfigArgs) -> Result<(), Error> {
             max_bytes,
         }) => {
             config.work_queue = false;
-            stream.set_retention(Retention {
+            let retention = Retention {
                 max_age_ms,
                 max_bytes,
-            })?;
+            };
+            stream.set_retention_in(retention, commit)?;
         }
         None => {}
     }
@@ -175,7 +177,7 @@ fn apply_config(stream: &Stream, settings: ConfigArgs) -> Result<(), Error> {
     if let Some(expire_idle_ms) = settings.expire_idle_ms {
         config.expire_idle_ms = expire_idle_ms;
     }
-    stream.set_config(config)?;
+    stream.set_config_in(config, commit)?;
     if settings.duration_secs.is_some() || settings.max_size.is_some() {
         // Redis's XCFGSET forgets every producer's keys when it changes the window.
         stream.clear_idempotency()?;

@@ -106,7 +106,7 @@ pub(super) fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         let group = group_at(ctx, &args[1], &args[2], missing)?;
         let claim = parse_claim_args(&args[4..])?;
         let claimed = group
-            .claim(&args[3], &claim.ids, claim.options)
+            .claim_in(&args[3], &claim.ids, claim.options, ctx.commit())
             .map_err(|error| library_error(&error, missing))?;
         Ok(claimed_value(&claimed.deliveries, claim.options.justid))
     })())
@@ -163,7 +163,7 @@ pub(super) fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         let missing = || nogroup(&args[1], &args[2]);
         let group = group_at(ctx, &args[1], &args[2], missing)?;
         let claimed = group
-            .auto_claim(&args[3], request)
+            .auto_claim_in(&args[3], request, ctx.commit())
             .map_err(|error| library_error(&error, missing))?;
         Ok(Value::Array(vec![
             id_value(claimed.next),

@@ -18,6 +18,8 @@ fn xdel_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
         return Ok(Value::Integer(0));
     };
     let ids = strict_ids(&args[2..])?;
-    let deleted = stream.delete(&ids).map_err(|e| store_error(&e))?;
+    let deleted = stream
+        .delete_in(&ids, ctx.commit())
+        .map_err(|e| store_error(&e))?;
     Ok(Value::Integer(i64::try_from(deleted).unwrap_or(i64::MAX)))
 }

@@ -181,7 +181,13 @@ fn xgroup_create(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
         Some(stream) => stream,
         None => ctx.store()?.stream(&name).map_err(|e| store_error(&e))?,
     };
-    match stream.create_group_at(&args[3], position, options.entries_read, options.policy) {
+    match stream.create_group_at_in(
+        &args[3],
+        position,
+        options.entries_read,
+        options.policy,
+        ctx.commit(),
+    ) {
         Ok(_) => Ok(Value::ok()),
         Err(error) if error.kind() == ErrorKind::GroupExists => {
             Err(Value::error("BUSYGROUP Consumer Group name already exists"))
@@ -216,7 +222,7 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
         entries_read = parse_entries_read(&args[6])?;
     }
     group
-        .set_position(position, entries_read)
+        .set_position_in(position, entries_read, ctx.commit())
         .map_err(|error| library_error(&error, || nogroup_for_key(&args[2], &args[3])))?;
     Ok(Value::ok())
 }
@@ -233,7 +239,7 @@ fn xgroup_setpolicy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     }
     let (_, group) = xgroup_target(ctx, args, true)?;
     required(group, args)?
-        .set_policy(policy)
+        .set_policy_in(policy, ctx.commit())
         .map_err(|error| library_error(&error, || nogroup_for_key(&args[2], &args[3])))?;
     Ok(Value::ok())
 }
@@ -241,7 +247,7 @@ fn xgroup_setpolicy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
 fn xgroup_destroy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let (stream, _) = xgroup_target(ctx, args, false)?;
     let existed = stream
-        .destroy_group(&args[3])
+        .destroy_group_in(&args[3], ctx.commit())
         .map_err(|e| store_error(&e))?;
     Ok(Value::Integer(i64::from(existed)))
 }
@@ -249,7 +255,7 @@ fn xgroup_destroy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
 fn xgroup_createconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let (_, group) = xgroup_target(ctx, args, true)?;
     let created = required(group, args)?
-        .create_consumer(&args[4])
+        .create_consumer_in(&args[4], ctx.commit())
         .map_err(|error| library_error(&error, || nogroup_for_key(&args[2], &args[3])))?;
     Ok(Value::Integer(i64::from(created)))
 }
@@ -257,7 +263,7 @@ fn xgroup_createconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Val
 fn xgroup_delconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let (_, group) = xgroup_target(ctx, args, true)?;
     let dropped = required(group, args)?
-        .delete_consumer(&args[4])
+        .delete_consumer_in(&args[4], ctx.commit())
         .map_err(|error| library_error(&error, || nogroup_for_key(&args[2], &args[3])))?;
     Ok(int(dropped as u64))
 }

@@ -88,7 +88,7 @@ pub(super) fn xnack(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         let group = group_at(ctx, &args[1], &args[2], missing)?;
         let counter = |current| nack.mode.counter(nack.retry_count, current);
         let released = group
-            .release(&nack.ids, counter, nack.force, nack.delay)
+            .release_in(&nack.ids, counter, nack.force, nack.delay, ctx.commit())
             .map_err(|error| library_error(&error, missing))?;
         Ok(int(released as u64))
     })())

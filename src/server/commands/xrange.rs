@@ -45,7 +45,7 @@ fn range_reply(ctx: &Ctx<'_>, args: &[Bytes], reverse: bool) -> Result<Value, Va
     };
     let entries = entries.map_err(|e| store_error(&e))?;
     if !entries.is_empty() {
-        stream.ensure_durable().map_err(|e| store_error(&e))?;
+        stream.commit(ctx.commit()).map_err(|e| store_error(&e))?;
     }
     Ok(entries_value(&entries))
 }

@@ -95,7 +95,7 @@ fn xread_outcome(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Outcome, Value> {
             .range(Bound::Excluded(target.after), Bound::Unbounded, max)
             .map_err(|e| store_error(&e))?;
         if !entries.is_empty() {
-            stream.ensure_durable().map_err(|e| store_error(&e))?;
+            stream.commit(ctx.commit()).map_err(|e| store_error(&e))?;
             served.push((target.key.clone(), entries_value(&entries)));
         }
     }

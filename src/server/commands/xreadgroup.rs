@@ -157,7 +157,7 @@ fn read_groups(ctx: &Ctx<'_>, parsed: &ReadGroupArgs<'_>) -> Result<Vec<(Bytes, 
     let mut served = Vec::new();
     for (key, group, from) in targets {
         let nogroup = || nogroup_read(key, parsed.group);
-        let entries = read_one(&group, from, max, ctx.retry, parsed)
+        let entries = read_one(&group, from, max, ctx, parsed)
             .map_err(|error| library_error(&error, nogroup))?;
         if let Some(entries) = entries {
             served.push((key.clone(), entries));
@@ -172,20 +172,20 @@ fn read_one(
     group: &Group,
     from: ReadFrom,
     max: usize,
-    retry: bool,
+    ctx: &Ctx<'_>,
     parsed: &ReadGroupArgs<'_>,
 ) -> Result<Option<Value>, Error> {
     match from {
         // Waking up for an unrelated write, a blocked reader looks before it reads, so that it
         // journals nothing when there is nothing to take.
-        ReadFrom::New if retry && !group.may_deliver(parsed.claim) => Ok(None),
+        ReadFrom::New if ctx.retry && !group.may_deliver(parsed.claim) => Ok(None),
         ReadFrom::New => {
             let request = ReadNew {
                 max,
                 noack: parsed.noack,
                 claim_min_idle_ms: parsed.claim,
             };
-            let deliveries = group.read_with(parsed.consumer, request)?;
+            let deliveries = group.read_with_in(parsed.consumer, request, ctx.commit())?;
             Ok((!deliveries.is_empty()).then(|| {
                 let claim = parsed.claim.is_some();
                 Value::Array(
@@ -197,7 +197,7 @@ fn read_one(
             }))
         }
         ReadFrom::After(after) => {
-            let history = group.read_pending(parsed.consumer, after, max)?;
+            let history = group.read_pending_in(parsed.consumer, after, max, ctx.commit())?;
             Ok(Some(Value::Array(
                 history.iter().map(history_value).collect(),
             )))

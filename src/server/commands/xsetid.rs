@@ -53,7 +53,7 @@ fn xsetid_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     check_setid(&stream, id, options)?;
     // Redis leaves the largest deleted ID alone when given 0-0.
     let max_deleted = options.max_deleted_id.filter(|&id| id != StreamId::MIN);
-    match stream.set_last_id(id, options.entries_added, max_deleted) {
+    match stream.set_last_id_in(id, options.entries_added, max_deleted, ctx.commit()) {
         Ok(()) => Ok(Value::ok()),
         Err(error) if error.kind() == ErrorKind::IdTooSmall => Err(setid_too_small()),
         Err(error) => Err(store_error(&error)),
