@@ -4,9 +4,11 @@ use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
+use weir::server::notify::ServiceNotifier;
 use weir::server::{FsyncPolicy, OpenFiles, Server, ServerConfig, parse_maxclients, resolve_bind};
 
 /// A Redis-protocol server for weir streams: every Redis client, redis-cli and redis-benchmark
@@ -41,6 +43,30 @@ struct Args {
     /// on the command line win over it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// How log lines are written to stderr: `text` for people, `json` (one object a line) for
+    /// log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs to stderr at `RUST_LOG`'s level (info by default). Colour codes only on a terminal: in
+/// a log file they are noise.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder.json().with_ansi(false).init(),
+    }
 }
 
 /// The command line, with the default of each setting shown in `--help`. The parser itself
@@ -99,19 +125,11 @@ fn configuration(args: Args) -> Result<ServerConfig, String> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colour codes are for a terminal; in a log file they are noise.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let args = match Args::from_arg_matches(&command_line().get_matches()) {
         Ok(args) => args,
         Err(error) => error.exit(),
     };
+    init_logging(args.log_format);
     let config = match configuration(args) {
         Ok(config) => config,
         Err(error) => {
@@ -165,9 +183,57 @@ async fn run(config: ServerConfig) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     tracing::info!(%address, fsync = config.fsync.as_str(), "ready to accept connections");
-    weir::server::serve(server, listener, shutdown_signal())
-        .await
-        .map_err(|e| format!("shutdown failed: {e}"))
+    let notifier = Arc::new(
+        ServiceNotifier::from_env()
+            .map_err(|e| format!("cannot open the service manager's notification socket: {e}"))?,
+    );
+    announce_ready(&notifier, address);
+    let watchdog = tokio::spawn(keep_watchdog_fed(
+        Arc::clone(&notifier),
+        Arc::clone(&server),
+    ));
+    let stopping = {
+        let notifier = Arc::clone(&notifier);
+        async move {
+            shutdown_signal().await;
+            tell_stopping(&notifier);
+        }
+    };
+    let served = weir::server::serve(server, listener, stopping).await;
+    watchdog.abort();
+    tell_stopping(&notifier);
+    served.map_err(|e| format!("shutdown failed: {e}"))
+}
+
+fn announce_ready(notifier: &ServiceNotifier, address: std::net::SocketAddr) {
+    if let Err(error) = notifier.ready(&format!("accepting connections on {address}")) {
+        tracing::warn!(%error, "cannot tell the service manager the server is ready");
+    }
+}
+
+fn tell_stopping(notifier: &ServiceNotifier) {
+    if let Err(error) = notifier.stopping() {
+        tracing::warn!(%error, "cannot tell the service manager the server is stopping");
+    }
+}
+
+/// Tells the service manager's watchdog the server is alive, as long as the runtime runs this
+/// task and the store is open: a wedged runtime or a store that failed to reopen stops the
+/// pings, and the manager restarts the server.
+async fn keep_watchdog_fed(notifier: Arc<ServiceNotifier>, server: Arc<Server>) {
+    let Some(interval) = notifier.watchdog_interval() else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(interval);
+    loop {
+        ticks.tick().await;
+        if server.store().is_err() {
+            continue;
+        }
+        if let Err(error) = notifier.watchdog() {
+            tracing::warn!(%error, "cannot reach the service manager's watchdog");
+        }
+    }
 }
 
 /// Makes room for every client in the open-files limit, or lowers `maxclients` to fit it, and

@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod connection;
 mod keys;
+pub mod notify;
 mod open_files;
 pub mod resp;
 mod state;
