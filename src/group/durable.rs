@@ -620,6 +620,38 @@ mod tests {
     }
 
     #[test]
+    fn dropped_references_replay_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(10);
+        let (mut groups, _) = DurableGroups::open(dir.path(), &log).unwrap();
+        for group in [&b"g"[..], b"h"] {
+            groups
+                .apply(|state| state.create_group(group, StreamId::MIN, None))
+                .unwrap();
+            groups
+                .apply(|state| state.read_new(&log, group, b"c", ReadNew::count(4), 1_000))
+                .unwrap();
+        }
+        let gone = [StreamId::new(2, 0), StreamId::new(3, 0)];
+        let dropped = groups
+            .apply(|state| Ok(state.drop_references(&gone)))
+            .unwrap();
+        assert_eq!(dropped, 4);
+        let before = groups.state().clone();
+        // No clean close: the journal alone must bring the drops back.
+        drop(groups);
+
+        let (groups, recovery) = DurableGroups::open(dir.path(), &log).unwrap();
+        assert_eq!(groups.state(), &before);
+        assert!(recovery.events_replayed >= 6);
+        for group in [&b"g"[..], b"h"] {
+            let summary = groups.state().pending_summary(group).unwrap();
+            assert_eq!(summary.count, 2);
+            assert!(!gone.iter().any(|&id| groups.state().references(id)));
+        }
+    }
+
+    #[test]
     fn pending_entries_beyond_a_lost_tail_are_dropped_and_deleted_ones_kept() {
         let dir = tempfile::tempdir().unwrap();
         let mut log = log_with(10);

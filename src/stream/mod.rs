@@ -6,6 +6,7 @@ mod config;
 mod groups;
 mod idempotent;
 mod queries;
+mod references;
 mod request;
 mod server_support;
 mod source;
@@ -20,6 +21,7 @@ use config::{Refusal, Usage};
 pub use groups::{Claimed, Delivery, Group, GroupStart, PendingDelivery};
 pub use idempotent::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, IdempotentAppend};
 pub use queries::{ConsumerDetails, GroupDetails, GroupInFull, PendingEntry, PendingOverview};
+pub use references::{Deletion, References, TrimTo};
 pub(crate) use request::prepare_reply_stream;
 pub use request::{
     CORRELATION_ID, REPLY_STREAM_TTL, REPLY_TO, RequestError, Requester, reply_stream_config,

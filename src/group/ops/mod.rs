@@ -8,6 +8,7 @@ mod ack;
 mod admin;
 mod claim;
 mod read;
+mod references;
 #[cfg(test)]
 mod tests;
 

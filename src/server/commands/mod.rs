@@ -10,10 +10,12 @@ mod replies;
 mod server;
 mod subcommands;
 mod xack;
+mod xackdel;
 mod xadd;
 mod xcfgset;
 mod xclaim;
 mod xdel;
+mod xdelex;
 mod xgroup;
 mod xinfo;
 mod xlen;
@@ -242,6 +244,7 @@ fn stream_commands() -> Vec<CommandSpec> {
         spec("xrange", -4, &["readonly"], 1, xrange::xrange),
         spec("xrevrange", -4, &["readonly"], 1, xrange::xrevrange),
         spec("xdel", -3, &["write", "fast"], 1, xdel::xdel),
+        spec("xdelex", -5, &["write", "fast"], 1, xdelex::xdelex),
         spec("xtrim", -4, &["write"], 1, xtrim::xtrim),
         spec(
             "xsetid",
@@ -268,6 +271,7 @@ fn stream_commands() -> Vec<CommandSpec> {
             xreadgroup::xreadgroup,
         ),
         spec("xack", -4, &["write", "fast"], 1, xack::xack),
+        spec("xackdel", -6, &["write", "fast"], 1, xackdel::xackdel),
         spec("xpending", -3, &["readonly"], 1, xpending::xpending),
         spec("xclaim", -6, &["write", "fast"], 1, xclaim::xclaim),
         spec("xautoclaim", -6, &["write", "fast"], 1, xclaim::xautoclaim),

@@ -7,13 +7,14 @@ use super::lookup::existing;
 use super::parse::{
     self, IdRules, Parse, ParsedId, STRICT, c_str, integer, invalid_id, is, strict_id, syntax_error,
 };
+use super::xdelex::references_option;
 use super::{Ctx, Outcome, id_value, reply, store_error, wrong_arity};
 use crate::IdSpec;
 use crate::durability::Commit;
 use crate::id::StreamId;
 use crate::server::keys::stream_name;
 use crate::server::resp::Value;
-use crate::stream::{IdempotentAppend, Message, Stream};
+use crate::stream::{IdempotentAppend, Message, References, Stream, TrimTo};
 
 /// Redis's default `LIMIT` for `~` trimming: 100 times `stream-node-max-entries` (100).
 const DEFAULT_APPROX_LIMIT: u64 = 10_000;
@@ -32,6 +33,8 @@ pub(super) struct Trim {
     approximate: bool,
     /// Most entries removed (only with `~`); `None`: no limit.
     limit: Option<u64>,
+    /// What happens to the groups' references to the entries removed (Redis 8.2).
+    references: References,
 }
 
 /// XADD's idempotency option (Redis 8.6).
@@ -47,6 +50,7 @@ pub(super) struct AddTrimArgs {
     pub(super) trim: Option<Trim>,
     no_mkstream: bool,
     idempotency: Option<Idempotency>,
+    references: References,
     /// XADD's ID (`None`: `*`) and where it is; the fields follow it.
     id: Option<ParsedId>,
     id_at: Option<usize>,
@@ -79,6 +83,8 @@ pub(super) fn parse_add_or_trim(args: &[Bytes], xadd: bool) -> Result<AddTrimArg
             let limit = u64::try_from(parse.integer()?)
                 .map_err(|_| Value::error("ERR The LIMIT argument must be >= 0."))?;
             scan.limit = Some(limit);
+        } else if let Some(references) = references_option(option) {
+            scan.args.references = references;
         } else if xadd && is(option, "NOMKSTREAM") {
             scan.args.no_mkstream = true;
         } else if xadd && is(option, "IDMP") && more >= 2 {
@@ -205,6 +211,7 @@ fn finish_options(scan: OptionScan, xadd: bool) -> Result<AddTrimArgs, Value> {
         threshold,
         approximate,
         limit,
+        references: args.references,
     });
     Ok(args)
 }
@@ -296,15 +303,13 @@ fn auto_iid(headers: &[(Bytes, Bytes)]) -> Vec<u8> {
 }
 
 pub(super) fn apply_trim(stream: &Stream, trim: Trim, commit: Commit<'_>) -> Result<u64, Value> {
-    let removed = match trim.threshold {
-        Threshold::MaxLen(max_len) => {
-            stream.trim_max_len_in(max_len, trim.approximate, trim.limit, commit)
-        }
-        Threshold::MinId(min_id) => {
-            stream.trim_min_id_in(min_id, trim.approximate, trim.limit, commit)
-        }
+    let to = match trim.threshold {
+        Threshold::MaxLen(max_len) => TrimTo::MaxLen(max_len),
+        Threshold::MinId(min_id) => TrimTo::MinId(min_id),
     };
-    removed.map_err(|e| store_error(&e))
+    stream
+        .trim_with_in(to, trim.approximate, trim.limit, trim.references, commit)
+        .map_err(|e| store_error(&e))
 }
 
 #[cfg(test)]
@@ -330,6 +335,7 @@ mod tests {
                 threshold: Threshold::MaxLen(10),
                 approximate: true,
                 limit: Some(DEFAULT_APPROX_LIMIT),
+                references: References::Keep,
             })
         );
         let parsed = parse_add_or_trim(&args("XADD s MINID = 3-1 * f v"), true).unwrap();
@@ -341,6 +347,7 @@ mod tests {
                 threshold: Threshold::MinId(StreamId::new(3, 1)),
                 approximate: false,
                 limit: None,
+                references: References::Keep,
             })
         );
         let parsed = parse_add_or_trim(&args("XADD s IDMP p i * f v"), true).unwrap();
@@ -357,6 +364,21 @@ mod tests {
             Some(Idempotency::Auto {
                 producer: Bytes::from_static(b"p")
             })
+        );
+    }
+
+    #[test]
+    fn reference_options_apply_to_the_trim() {
+        let parsed = parse_add_or_trim(&args("XADD s ACKED MAXLEN 5 DELREF * f v"), true).unwrap();
+        assert_eq!(parsed.trim.unwrap().references, References::Remove);
+        let parsed = parse_add_or_trim(&args("XTRIM s MINID 5 acked"), false).unwrap();
+        assert_eq!(parsed.trim.unwrap().references, References::Respect);
+        let parsed = parse_add_or_trim(&args("XTRIM s MAXLEN 5 KEEPREF"), false).unwrap();
+        assert_eq!(parsed.trim.unwrap().references, References::Keep);
+        let parsed = parse_add_or_trim(&args("XADD s DELREF * f v"), true).unwrap();
+        assert_eq!(
+            parsed.trim, None,
+            "without a strategy there is nothing to trim"
         );
     }
 
