@@ -417,7 +417,7 @@ fn verify_only_reports_every_kind_of_difference() {
         "jobs: the target has entry 1-3 after the source's last",
         "jobs: length is 3, not 2",
         "jobs: last-generated-id is 1-3, not 1-2",
-        "jobs: group g: 1 pending entries, not 2",
+        "jobs: group g: 1-1 is not pending in the target",
         "jobs: group extra is not in the source",
     ] {
         assert!(report.contains(expected), "{expected:?} not in\n{report}");

@@ -516,6 +516,14 @@ fn stream_replies_match_redis_byte_for_byte() {
     else {
         return;
     };
+    // queue-server answers as Redis 7.0 does; other releases changed some replies.
+    let version = redis_server.version();
+    if !version.starts_with("7.0.") {
+        eprintln!(
+            "stream_replies_match_redis_byte_for_byte: skipped, redis-server is {version}, not 7.0"
+        );
+        return;
+    }
     let server = Server::start(&[]);
     let mut differences = Vec::new();
     for protocol in [2, 3] {

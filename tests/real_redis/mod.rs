@@ -120,6 +120,16 @@ impl RedisServer {
         redis::cmd("INFO").arg("server").query(&mut con).ok()
     }
 
+    /// The server's version (`redis_version` of `INFO server`).
+    pub fn version(&self) -> String {
+        let info = self.server_info().expect("INFO server");
+        info.lines()
+            .find_map(|line| line.strip_prefix("redis_version:"))
+            .expect("redis_version in INFO")
+            .trim()
+            .to_string()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

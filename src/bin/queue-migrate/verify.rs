@@ -2,9 +2,11 @@
 //! its counters, then group by group (last-delivered ID, entries-read, consumers, and every
 //! pending entry with its owner, delivery count and delivery time).
 
+use std::cmp::Ordering;
+
 use crate::Failure;
 use crate::conn::Conn;
-use crate::describe::{GroupState, StreamState, describe};
+use crate::describe::{GroupState, Pending, StreamState, describe};
 use crate::pages::Pages;
 use crate::reply::Entry;
 
@@ -171,37 +173,74 @@ fn compare_groups(expected: &GroupState, found: &GroupState, differences: &mut D
             list(&expected.consumers)
         ));
     }
-    let rows = expected.pending.len().max(found.pending.len());
-    for at in 0..rows {
-        match (expected.pending.get(at), found.pending.get(at)) {
-            (Some(expected), Some(found)) if expected == found => {}
-            (Some(expected), Some(found)) => differences.add(format!(
-                "group {name}: pending entry {} is ({}, {} deliveries, delivered at {} ms), \
-                 not ({}, {} deliveries, delivered at {} ms)",
-                expected.id,
-                found.consumer.escape_ascii(),
-                found.deliveries,
-                found.delivered_ms,
-                expected.consumer.escape_ascii(),
-                expected.deliveries,
-                expected.delivered_ms,
-            )),
-            _ => {
-                differences.add(format!(
-                    "group {name}: {} pending entries, not {}",
-                    found.pending.len(),
-                    expected.pending.len()
-                ));
-                return;
+    compare_pending(
+        &name.to_string(),
+        &expected.pending,
+        &found.pending,
+        differences,
+    );
+}
+
+/// Both pending lists, merged by ID (both are sorted).
+fn compare_pending(
+    group: &str,
+    expected: &[Pending],
+    found: &[Pending],
+    differences: &mut Differences,
+) {
+    let (mut expected, mut found) = (expected.iter().peekable(), found.iter().peekable());
+    loop {
+        let order = match (expected.peek(), found.peek()) {
+            (None, None) => return,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some(want), Some(have)) => want.id.cmp(&have.id),
+        };
+        match order {
+            Ordering::Equal => {
+                if let (Some(want), Some(have)) = (expected.next(), found.next())
+                    && want != have
+                {
+                    differences.add(format!(
+                        "group {group}: pending entry {} is {}, not {}",
+                        want.id,
+                        shown_pending(have),
+                        shown_pending(want)
+                    ));
+                }
+            }
+            Ordering::Less => {
+                if let Some(want) = expected.next() {
+                    differences.add(format!(
+                        "group {group}: {} is not pending in the target",
+                        want.id
+                    ));
+                }
+            }
+            Ordering::Greater => {
+                if let Some(have) = found.next() {
+                    differences.add(format!(
+                        "group {group}: {} is pending in the target only",
+                        have.id
+                    ));
+                }
             }
         }
     }
 }
 
+fn shown_pending(row: &Pending) -> String {
+    format!(
+        "(owner {}, deliveries {}, delivered at {} ms)",
+        row.consumer.escape_ascii(),
+        row.deliveries,
+        row.delivered_ms
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::describe::Pending;
     use crate::reply::Id;
 
     fn state() -> StreamState {
@@ -253,8 +292,8 @@ mod tests {
                 "entries-added is 5, not 4",
                 "group g: entries-read is nil, not 2",
                 "group g: the consumers are [c1], not [c1, c2]",
-                "group g: pending entry 1-0 is (c1, 1 deliveries, delivered at 999 ms), \
-                 not (c1, 3 deliveries, delivered at 1000 ms)",
+                "group g: pending entry 1-0 is (owner c1, deliveries 1, delivered at 999 ms), \
+                 not (owner c1, deliveries 3, delivered at 1000 ms)",
             ]
         );
         let mut renamed = state();
@@ -262,6 +301,32 @@ mod tests {
         assert_eq!(
             differences(&renamed),
             ["group g is missing", "group h is not in the source"]
+        );
+    }
+
+    #[test]
+    fn pending_lists_are_merged_by_id() {
+        let row = |ms, consumer: &[u8]| Pending {
+            id: Id { ms, seq: 0 },
+            consumer: consumer.to_vec(),
+            delivered_ms: 5,
+            deliveries: 1,
+        };
+        let mut differences = Differences::default();
+        compare_pending(
+            "g",
+            &[row(1, b"a"), row(2, b"a"), row(3, b"a")],
+            &[row(2, b"b"), row(3, b"a"), row(4, b"a")],
+            &mut differences,
+        );
+        assert_eq!(
+            differences.listed,
+            [
+                "group g: 1-0 is not pending in the target",
+                "group g: pending entry 2-0 is (owner b, deliveries 1, delivered at 5 ms), \
+                 not (owner a, deliveries 1, delivered at 5 ms)",
+                "group g: 4-0 is pending in the target only",
+            ]
         );
     }
 
