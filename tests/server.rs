@@ -813,7 +813,7 @@ fn xread_reads_after_ids() {
     );
     assert_eq!(
         error(&mut con, &["XREAD", "STREAMS", "a", "b", "0"]),
-        "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+        "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
     );
     assert_eq!(
         error(&mut con, &["XREAD", "STREAMS", "a", ">"]),
@@ -2185,4 +2185,41 @@ fn maxclients_refuses_extra_connections() {
     });
     let mut again = server.conn();
     assert_eq!(run(&mut again, &["PING"]), simple("PONG"));
+}
+
+#[test]
+fn a_group_read_with_nothing_new_creates_no_consumer() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    run(&mut con, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
+    let nothing = ["XREADGROUP", "GROUP", "g", "idle", "STREAMS", "s", ">"];
+    assert_eq!(run(&mut con, &nothing), Value::Nil);
+    let timed_out = [
+        "XREADGROUP",
+        "GROUP",
+        "g",
+        "idle",
+        "BLOCK",
+        "10",
+        "STREAMS",
+        "s",
+        ">",
+    ];
+    assert_eq!(run(&mut con, &timed_out), Value::Nil);
+    // As in Redis 7.0: only a read that hands out entries, or reads history, creates one.
+    assert!(consumers(&mut con, "s", "g").is_empty());
+    run(&mut con, &["XADD", "s", "1-1", "f", "v"]);
+    run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "reader", "STREAMS", "s", ">"],
+    );
+    run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "history", "STREAMS", "s", "0"],
+    );
+    let names: Vec<String> = consumers(&mut con, "s", "g")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(names, ["history", "reader"]);
 }

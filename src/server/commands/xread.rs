@@ -49,7 +49,7 @@ fn parse_read(args: &[Bytes]) -> Result<ReadArgs, Value> {
             let listed = parse.rest().len();
             if listed % 2 != 0 {
                 return Err(Value::error(
-                    "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
             }
             read.streams = listed / 2;
@@ -190,7 +190,7 @@ mod tests {
         let cases = [
             (
                 "XREAD STREAMS a b 0",
-                "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
+                "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
             ),
             ("XREAD BLOCK -1 STREAMS a 0", "ERR timeout is negative"),
             (

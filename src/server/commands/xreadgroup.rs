@@ -56,8 +56,9 @@ fn parse_readgroup(args: &[Bytes], now: Now) -> Result<ReadGroupArgs<'_>, Value>
         } else if is(option, "STREAMS") && more > 0 {
             let streams = parse.rest();
             if streams.len() % 2 != 0 {
+                // Redis 7.0 answers with XREAD's message here too.
                 return Err(Value::error(
-                    "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified.",
+                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                 ));
             }
             (parsed.keys, parsed.ids) = streams.split_at(streams.len() / 2);
@@ -176,9 +177,9 @@ fn read_one(
     parsed: &ReadGroupArgs<'_>,
 ) -> Result<Option<Value>, Error> {
     match from {
-        // Waking up for an unrelated write, a blocked reader looks before it reads, so that it
-        // journals nothing when there is nothing to take.
-        ReadFrom::New if ctx.retry && !group.may_deliver(parsed.claim) => Ok(None),
+        // Looking before reading: with nothing to take, Redis 7.0 does not create the consumer,
+        // and a blocked reader woken by an unrelated write journals nothing.
+        ReadFrom::New if !group.may_deliver(parsed.claim) => Ok(None),
         ReadFrom::New => {
             let request = ReadNew {
                 max,
@@ -283,7 +284,7 @@ mod tests {
         let cases = [
             (
                 "XREADGROUP GROUP g c STREAMS s > 0",
-                "ERR Unbalanced 'xreadgroup'",
+                "ERR Unbalanced XREAD list",
             ),
             ("XREADGROUP GROUP g c FOO STREAMS s >", "ERR syntax error"),
             (
