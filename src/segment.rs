@@ -605,6 +605,13 @@ pub struct ScanEnd {
     pub reason: DecodeError,
 }
 
+impl ScanEnd {
+    /// Whether the records ended with zeroed space: no garbage, no damage after them.
+    pub fn is_clean(&self) -> bool {
+        self.dirty_end == self.end && self.reason == DecodeError::Empty
+    }
+}
+
 /// Walks records in a byte slice from a record boundary, skipping damaged regions when a valid
 /// record follows them. A record is only accepted after resynchronisation if its CRC holds and
 /// its offset and ID continue the ones before it.

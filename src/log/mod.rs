@@ -21,6 +21,7 @@
 //! segments), `flush` (flushes, checkpoints, index files, close), `recovery` (open) and `types`
 //! (what callers pass and get back). This file holds the struct and what they all share.
 
+pub(crate) mod analysis;
 mod append;
 #[cfg(test)]
 mod fault_tests;
