@@ -7,12 +7,13 @@ use serde_json::{Value, json};
 use weir::group::GroupPolicy;
 use weir::inspect::{
     self, FileContent, FileReport, Finding, FrameReport, GroupReport, Inspection, SegmentReport,
-    Severity, StreamReport, escape,
+    Severity, StreamReport,
 };
 use weir::log::MetaState;
 use weir::record::RecordView;
 
 use super::severity_counts;
+use crate::format::escape;
 
 fn finding_json(finding: &Finding) -> Value {
     json!({

@@ -20,13 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use format::{escape, quoted, unescape};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
-use weir::inspect::{
-    self, Finding, InspectError, ScanEvent, Severity, StreamReport, escape, quoted, unescape,
-};
+use weir::inspect::{self, Finding, InspectError, ScanEvent, Severity, StreamReport};
 use weir::{Clock, StreamId, SystemClock, names};
 
+mod format;
 mod json;
 mod text;
 

@@ -5,13 +5,14 @@ use std::path::Path;
 use weir::group::GroupPolicy;
 use weir::inspect::{
     self, FileContent, FileReport, Finding, FrameReport, GroupReport, Inspection, SegmentReport,
-    Severity, StreamReport, format_ms, hex_dump, quoted,
+    Severity, StreamReport,
 };
 use weir::log::MetaState;
 use weir::record::RecordView;
 use weir::{Clock, Retention, StreamConfig, StreamId, SystemClock};
 
 use super::severity_counts;
+use crate::format::{format_ms, hex_dump, quoted};
 
 pub(crate) fn stream_label(stream: &StreamReport) -> String {
     match &stream.name {
