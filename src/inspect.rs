@@ -45,8 +45,10 @@ use crate::segment::{HEADER_LEN, SegmentError};
 use crate::stream::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, StreamConfig};
 
 mod file;
+mod values;
 
 pub use file::{FileContent, FileReport, FrameReport, inspect_file};
+pub use values::{MetaReport, ProducerKey, RecordRef, RecordReport};
 
 /// Why an inspection could not run at all.
 #[derive(Debug, thiserror::Error)]
@@ -312,7 +314,7 @@ pub enum ScanEvent<'a, 'r> {
         file: &'a Path,
         /// Byte position of the record in the file.
         pos: usize,
-        record: &'a RecordView<'r>,
+        record: RecordRef<'a, 'r>,
         state: EntryState,
     },
     /// Bytes from `pos` to `resume` that are not a valid record (checksum mismatch or a
@@ -825,7 +827,7 @@ fn scan_segment(
                 let event = ScanEvent::Record {
                     file: path,
                     pos,
-                    record: &record,
+                    record: RecordRef(&record),
                     state,
                 };
                 if !visit(event) {

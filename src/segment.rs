@@ -398,6 +398,7 @@ impl Segment {
     }
 
     /// The parsed header.
+    #[cfg(any(test, feature = "internals"))]
     pub fn header(&self) -> SegmentHeader {
         self.header
     }

@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{
-    CheckpointReport, FactsOnly, Finding, InspectError, Live, ScanContext, SegmentReport, Visitor,
-    apply_group_snapshot, damage, group_reports, quoted, read_checkpoint_file, replay_journal,
-    scan_segment,
+    CheckpointReport, FactsOnly, Finding, InspectError, Live, MetaReport, ScanContext,
+    SegmentReport, Visitor, apply_group_snapshot, damage, group_reports, quoted,
+    read_checkpoint_file, replay_journal, scan_segment,
 };
 use crate::group::durable::{GROUP_JOURNAL_KIND, GROUP_SNAPSHOT_FILE};
 use crate::group::{GroupEvent, GroupsState, StreamFacts};
@@ -41,13 +41,13 @@ pub enum FileContent {
     MetaJournal {
         generation: u64,
         frames: Vec<FrameReport>,
-        meta: MetaState,
+        meta: MetaReport,
     },
     /// A checkpoint: the recovery point and the metadata it holds (`None` and empty when it
     /// does not read).
     Checkpoint {
         checkpoint: Option<CheckpointReport>,
-        meta: MetaState,
+        meta: MetaReport,
     },
 }
 
@@ -225,7 +225,7 @@ fn meta_journal(path: &Path, generation: u64, findings: &mut Vec<Finding>) -> Fi
     FileContent::MetaJournal {
         generation,
         frames,
-        meta,
+        meta: MetaReport::from(&meta),
     }
 }
 
@@ -244,7 +244,7 @@ fn checkpoint(path: &Path, findings: &mut Vec<Finding>) -> FileContent {
     let (checkpoint, _) = read_checkpoint_file(path, findings);
     FileContent::Checkpoint {
         checkpoint: checkpoint.as_ref().map(CheckpointReport::of),
-        meta: checkpoint.map(|c| c.meta).unwrap_or_default(),
+        meta: checkpoint.map_or_else(MetaReport::default, |c| MetaReport::from(&c.meta)),
     }
 }
 

@@ -42,8 +42,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-pub use flush::CHECKPOINT_AFTER_BYTES;
-pub use index::{IndexEntry, IndexError, LastRecord, SegmentIndex, layout as index_layout};
+pub use index::{IndexEntry, LastRecord, SegmentIndex, layout as index_layout};
 pub use meta::{Checkpoint, MetaEvent, MetaState, RecoveryPoint, Retention};
 pub use recovery::{LostRange, RebuiltHeader, RecoveryReport, TornTail};
 pub(crate) use rollback::roll_back;

@@ -236,12 +236,13 @@ impl Listing {
                 pos,
                 record,
                 state,
-            } if record.id >= self.from => {
+            } if record.id() >= self.from => {
                 self.started = true;
+                let record = record.to_report();
                 self.emit(if self.json {
-                    json::record_json(file, *pos, record, state.label(), self.hex).to_string()
+                    json::record_json(file, *pos, &record, state.label(), self.hex).to_string()
                 } else {
-                    text::record_text(*pos, record, state.label(), self.hex)
+                    text::record_text(*pos, &record, state.label(), self.hex)
                 });
                 self.left -= 1;
             }
