@@ -55,17 +55,29 @@ pub use values::{MetaReport, ProducerKey, RecordRef, RecordReport};
 pub enum InspectError {
     /// The path is not a weir data directory.
     #[error("{}: {detail}", .path.display())]
-    NotADataDirectory { path: PathBuf, detail: String },
+    NotADataDirectory {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead.
+        detail: String,
+    },
     /// A file or directory could not be read.
     #[error("cannot read {}: {source}", .path.display())]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: io::Error,
     },
     /// No stream of that name exists.
     #[error("no stream named {name} in {}", .dir.display())]
-    NoSuchStream { dir: PathBuf, name: String },
+    NoSuchStream {
+        /// The data directory.
+        dir: PathBuf,
+        /// The name looked for, quoted.
+        name: String,
+    },
 }
 
 /// How serious a finding is.
@@ -93,10 +105,13 @@ impl Severity {
 /// One problem or remark, with the file it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// How serious it is.
     pub severity: Severity,
+    /// The file it concerns.
     pub file: PathBuf,
     /// Byte position in the file, when the problem has one.
     pub position: Option<u64>,
+    /// What was found, and what the engine does about it.
     pub detail: String,
 }
 
@@ -113,6 +128,7 @@ impl fmt::Display for Finding {
 /// What one segment file holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SegmentReport {
+    /// The segment file.
     pub file: PathBuf,
     /// Base offset from the header (from the file name when the header is unreadable).
     pub base_offset: u64,
@@ -145,15 +161,20 @@ pub struct SegmentReport {
 /// A consumer of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerReport {
+    /// The consumer's name.
     pub name: Vec<u8>,
+    /// Entries it has pending.
     pub pending: usize,
+    /// When it was last seen (Unix milliseconds).
     pub seen_ms: u64,
+    /// When it last read or claimed successfully (Unix milliseconds).
     pub active_ms: Option<u64>,
 }
 
 /// One entry of a group's PEL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingReport {
+    /// The entry's ID.
     pub id: StreamId,
     /// The consumer that owns it.
     pub consumer: Vec<u8>,
@@ -166,17 +187,23 @@ pub struct PendingReport {
 /// A consumer group as the snapshot and journal rebuild it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupReport {
+    /// The group's name.
     pub name: Vec<u8>,
+    /// The last ID delivered to it.
     pub last_delivered: StreamId,
+    /// Entries it has read, when known.
     pub entries_read: Option<u64>,
     /// `None` when unknown (or when the group was read without its stream).
     pub lag: Option<u64>,
+    /// Entries pending in its PEL.
     pub pending: usize,
     /// Pending entries that reached max-deliver and are no longer handed out automatically.
     pub exhausted: usize,
     /// The oldest last-delivery time among pending entries.
     pub oldest_delivery_ms: Option<u64>,
+    /// Its consumers.
     pub consumers: Vec<ConsumerReport>,
+    /// Its delivery policy.
     pub policy: GroupPolicy,
     /// The PEL, in ID order.
     pub pel: Vec<PendingReport>,
@@ -208,11 +235,17 @@ pub struct Totals {
 /// The checkpoint's main fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointReport {
+    /// The store was closed cleanly after it was written.
     pub clean: bool,
+    /// Generation of the meta journal that follows it.
     pub journal_generation: u64,
+    /// Base offset of the segment holding the recovery point.
     pub segment_base: u64,
+    /// Byte position of the recovery point in that segment.
     pub pos: u64,
+    /// The offset after the last record before the recovery point.
     pub next_offset: u64,
+    /// The last ID before the recovery point.
     pub last_id: StreamId,
 }
 
@@ -233,26 +266,34 @@ impl CheckpointReport {
 /// One stream directory.
 #[derive(Debug, Clone, Default)]
 pub struct StreamReport {
+    /// The stream directory.
     pub dir: PathBuf,
     /// The name from `NAME`; `None` when it could not be read.
     pub name: Option<Vec<u8>>,
+    /// The checkpoint's main fields; `None` when there is none or it does not read.
     pub checkpoint: Option<CheckpointReport>,
+    /// Its segments, in offset order.
     pub segments: Vec<SegmentReport>,
+    /// Its counters.
     pub totals: Totals,
+    /// Its consumer groups.
     pub groups: Vec<GroupReport>,
     /// The stream's settings (section 11); `None` when they do not decode.
     pub settings: Option<StreamConfig>,
     /// Producers and keys held by the idempotency snapshot, when there is one.
     pub idempotency: Option<(usize, usize)>,
+    /// What is wrong in the stream directory.
     pub findings: Vec<Finding>,
 }
 
 /// A whole data directory.
 #[derive(Debug, Clone, Default)]
 pub struct Inspection {
+    /// The data directory.
     pub dir: PathBuf,
     /// Whether `DIR/CLEAN` is present (the store was closed cleanly and not opened since).
     pub closed_cleanly: bool,
+    /// Every stream, in stream number order.
     pub streams: Vec<StreamReport>,
     /// Findings that belong to no stream.
     pub findings: Vec<Finding>,
@@ -311,22 +352,34 @@ impl EntryState {
 pub enum ScanEvent<'a, 'r> {
     /// A record whose checksum matches.
     Record {
+        /// The segment file.
         file: &'a Path,
         /// Byte position of the record in the file.
         pos: usize,
+        /// The record.
         record: RecordRef<'a, 'r>,
+        /// Whether it is still part of its stream.
         state: EntryState,
     },
     /// Bytes from `pos` to `resume` that are not a valid record (checksum mismatch or a
     /// malformed record); the scan goes on at `resume`.
     Damaged {
+        /// The segment file.
         file: &'a Path,
+        /// Byte position where the damage starts.
         pos: usize,
+        /// Byte position of the next valid record.
         resume: usize,
+        /// Why the bytes at `pos` are not a valid record.
         error: &'a str,
     },
-    /// A segment file was read to its end; `bytes` is its size.
-    SegmentDone { file: &'a Path, bytes: u64 },
+    /// A segment file was read to its end.
+    SegmentDone {
+        /// The segment file.
+        file: &'a Path,
+        /// Its size.
+        bytes: u64,
+    },
 }
 
 /// Called for each [`ScanEvent`]; returning `false` stops the walk.

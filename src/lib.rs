@@ -27,6 +27,8 @@
 //! assert_eq!(store.stream(b"orders").unwrap().len(), 2);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod clock;
 pub mod durability;
 pub mod error;
@@ -35,9 +37,13 @@ pub mod group;
 pub mod id;
 pub mod idempotency;
 pub mod inspect;
+// The server's configuration and the stream's query results still have fields without
+// documentation.
+#[allow(missing_docs)]
 pub mod server;
 mod signal;
 pub mod store;
+#[allow(missing_docs)]
 pub mod stream;
 mod undo;
 
@@ -47,26 +53,31 @@ mod undo;
 // and the file formats directly; an application never needs them.
 #[cfg(feature = "internals")]
 #[doc(hidden)]
+#[allow(missing_docs)]
 pub mod codec;
 #[cfg(not(feature = "internals"))]
 mod codec;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
+#[allow(missing_docs)]
 pub mod journal;
 #[cfg(not(feature = "internals"))]
 mod journal;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
+#[allow(missing_docs)]
 pub mod log;
 #[cfg(not(feature = "internals"))]
 mod log;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
+#[allow(missing_docs)]
 pub mod record;
 #[cfg(not(feature = "internals"))]
 mod record;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
+#[allow(missing_docs)]
 pub mod segment;
 #[cfg(not(feature = "internals"))]
 mod segment;

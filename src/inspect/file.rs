@@ -28,25 +28,35 @@ pub enum FileContent {
     /// A consumer-group journal: its frames, and the groups they build on an empty state (the
     /// changes since the snapshot of the same generation, not the whole state).
     GroupJournal {
+        /// The generation in the file name.
         generation: u64,
+        /// Its good frames, in order.
         frames: Vec<FrameReport>,
+        /// The groups its frames build.
         groups: Vec<super::GroupReport>,
     },
     /// A consumer-group snapshot: every group with its consumers and PEL.
     GroupSnapshot {
+        /// The generation in its header (0 when it does not read).
         generation: u64,
+        /// Every group it holds.
         groups: Vec<super::GroupReport>,
     },
     /// A meta journal: its frames, and the metadata they build on an empty state.
     MetaJournal {
+        /// The generation in the file name.
         generation: u64,
+        /// Its good frames, in order.
         frames: Vec<FrameReport>,
+        /// The metadata its frames build.
         meta: MetaReport,
     },
     /// A checkpoint: the recovery point and the metadata it holds (`None` and empty when it
     /// does not read).
     Checkpoint {
+        /// Its main fields.
         checkpoint: Option<CheckpointReport>,
+        /// The metadata it holds.
         meta: MetaReport,
     },
 }
@@ -80,8 +90,11 @@ pub struct FrameReport {
 /// A file read alone.
 #[derive(Debug, Clone)]
 pub struct FileReport {
+    /// The file.
     pub file: PathBuf,
+    /// What it holds.
     pub content: FileContent,
+    /// What is wrong with it.
     pub findings: Vec<Finding>,
 }
 

@@ -40,10 +40,13 @@ pub struct LostRange {
 /// A partial write at the end of the log, cut off so its space is reused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
+    /// The segment whose end was cut.
     pub file: PathBuf,
+    /// Byte position of the cut: the end of the last valid record.
     pub pos: u64,
     /// Bytes of garbage zeroed after `pos`.
     pub bytes: u64,
+    /// Why the bytes at `pos` are not a record.
     pub reason: String,
 }
 
@@ -51,6 +54,7 @@ pub struct TornTail {
 /// records (recovery.md, section 1.8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuiltHeader {
+    /// The segment (or meta journal) whose header was rebuilt.
     pub file: PathBuf,
     /// What was wrong with the header.
     pub reason: String,
