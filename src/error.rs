@@ -17,19 +17,26 @@ use crate::undo::UndoError;
 /// Errors of every layer, as the store and its streams report them (`weir::Error`).
 #[derive(thiserror::Error)]
 pub enum StoreError {
+    /// A stream's log failed.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// A journal or snapshot file failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// Writing changes out to disk failed.
     #[error(transparent)]
     Flush(#[from] FlushError),
+    /// A stream's consumer groups failed.
     #[error(transparent)]
     Groups(#[from] GroupStoreError),
     /// An operating-system call failed.
     #[error("{op} {path}: {source}")]
     Io {
+        /// The call, as a verb ("open", "rename", ...).
         op: &'static str,
+        /// The file or directory it was made on.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
@@ -40,7 +47,12 @@ pub enum StoreError {
     Locked(PathBuf),
     /// A stream directory has no readable name.
     #[error("stream directory {path} is damaged: {detail}")]
-    BadStreamDir { path: PathBuf, detail: String },
+    BadStreamDir {
+        /// The stream directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// A setting is out of its allowed range.
     #[error("invalid stream setting: {0}")]
     InvalidConfig(String),
@@ -50,8 +62,11 @@ pub enum StoreError {
         "stream {stream:?} is full: it holds {len} entries and its limit is MAXLEN {max_len} with DISCARD new; retry once consumers have caught up, or raise the limit"
     )]
     StreamFull {
+        /// The stream's name.
         stream: String,
+        /// Entries it holds.
         len: u64,
+        /// Its length limit.
         max_len: u64,
     },
     /// A stream with `DISCARD new` is at its size limit: the append was refused and changed
@@ -60,9 +75,13 @@ pub enum StoreError {
         "stream {stream:?} is full: it stores {stored} bytes, the append needs {adding} more and its limit is MAXBYTES {max_bytes} with DISCARD new; retry once consumers have caught up, or raise the limit"
     )]
     StreamFullBytes {
+        /// The stream's name.
         stream: String,
+        /// Bytes it stores.
         stored: u64,
+        /// Bytes the append needs.
         adding: u64,
+        /// Its size limit.
         max_bytes: u64,
     },
     /// An append needs more bytes than the stream's size limit allows at all: it was refused
@@ -71,8 +90,11 @@ pub enum StoreError {
         "the append needs {adding} bytes but stream {stream:?} stores at most MAXBYTES {max_bytes}: send smaller entries or fewer at once, or raise the limit"
     )]
     LargerThanStream {
+        /// The stream's name.
         stream: String,
+        /// Bytes the append needs.
         adding: u64,
+        /// Its size limit.
         max_bytes: u64,
     },
     /// [`Delivery::reply`](crate::Delivery::reply) was called on an entry that is not a
@@ -80,20 +102,31 @@ pub enum StoreError {
     #[error(
         "entry {id} is not a request: it has no {header} header; reply only to entries sent by a Requester or carrying reply-to and correlation-id"
     )]
-    NotARequest { id: StreamId, header: &'static str },
+    NotARequest {
+        /// The entry's ID.
+        id: StreamId,
+        /// The header it lacks.
+        header: &'static str,
+    },
     /// An append was given no entries.
     #[error("nothing to append: the batch is empty")]
     EmptyBatch,
     /// The store was closed.
     #[error("the store is closed")]
     Closed,
+    /// Writing down how to undo a transaction's changes failed.
     #[error(transparent)]
     Undo(#[from] UndoError),
     /// The transaction journal holds a record this version cannot read.
     #[error(
         "{path}: {detail}: the transaction journal holds a record this version cannot read; run the version that wrote it"
     )]
-    BadTransactionJournal { path: PathBuf, detail: String },
+    BadTransactionJournal {
+        /// The transaction journal.
+        path: PathBuf,
+        /// What does not read.
+        detail: String,
+    },
 }
 
 impl From<GroupError> for StoreError {

@@ -1,11 +1,12 @@
 //! Read-only inspection of a data directory, for the `queue-dump` tool.
 //!
-//! Everything here reads files through the library's own readers ([`Segment::open_read_only`]
-//! and [`Scanner`] for segments, [`SegmentIndex::decode`] for index files,
-//! [`journal::read_snapshot`] and [`Journal::read`] for checkpoints, snapshots and journals,
-//! [`MetaEvent`], [`GroupEvent`] and [`decode_snapshot`] for their payloads) and never writes,
-//! creates, truncates or locks anything, so it is safe to run beside a live server. The state it
-//! rebuilds follows `recovery.md`, section 1.14 ("Reading the files without the engine").
+//! Segments are checked by the same analysis that recovery repairs from (their headers, every
+//! record's checksum, the offsets each damaged region held, torn tails and the continuity
+//! between segments), so what is reported here is what the next open would find. Index files,
+//! checkpoints, journals and snapshots are read through the engine's own decoders. Nothing here
+//! writes, creates, truncates or locks anything, so it is safe to run beside a live server. The
+//! state it rebuilds follows `recovery.md`, section 1.14 ("Reading the files without the
+//! engine").
 //!
 //! A run produces an [`Inspection`]: for every stream, its segments, totals and consumer groups
 //! (each with its PEL), plus every problem found, each naming the file and, where it has one, the
@@ -29,6 +30,10 @@ use crate::group::{EntrySource, GroupEvent, GroupPolicy, GroupsState, PendingQue
 use crate::id::StreamId;
 use crate::idempotency::IdempotencyWindows;
 use crate::journal::{self, Journal, JournalError};
+use crate::log::analysis::{
+    Continuity, Found, OpenFailure, OpenedSegment, SegmentAnalysis, continuity,
+    missing_before_point, open_segment, unfinished_creation,
+};
 use crate::log::{
     CHECKPOINT_FILE, CHECKPOINT_KIND, Checkpoint, IndexEntry, LastRecord, LogOptions,
     META_JOURNAL_KIND, MetaEvent, MetaState, Retention, SegmentIndex, index_file_name,
@@ -36,29 +41,43 @@ use crate::log::{
 };
 use crate::names::{self, CLEAN_FILE, NAME_FILE, STREAMS_DIR};
 use crate::record::RecordView;
-use crate::segment::{HEADER_LEN, ScanItem, Scanner, Segment, SegmentError};
+use crate::segment::{HEADER_LEN, SegmentError};
 use crate::stream::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, StreamConfig};
 
 mod file;
+mod values;
 
 pub use file::{FileContent, FileReport, FrameReport, inspect_file};
+pub use values::{MetaReport, ProducerKey, RecordRef, RecordReport};
 
 /// Why an inspection could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
     /// The path is not a weir data directory.
     #[error("{}: {detail}", .path.display())]
-    NotADataDirectory { path: PathBuf, detail: String },
+    NotADataDirectory {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead.
+        detail: String,
+    },
     /// A file or directory could not be read.
     #[error("cannot read {}: {source}", .path.display())]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: io::Error,
     },
     /// No stream of that name exists.
     #[error("no stream named {name} in {}", .dir.display())]
-    NoSuchStream { dir: PathBuf, name: String },
+    NoSuchStream {
+        /// The data directory.
+        dir: PathBuf,
+        /// The name looked for, quoted.
+        name: String,
+    },
 }
 
 /// How serious a finding is.
@@ -86,10 +105,13 @@ impl Severity {
 /// One problem or remark, with the file it concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
+    /// How serious it is.
     pub severity: Severity,
+    /// The file it concerns.
     pub file: PathBuf,
     /// Byte position in the file, when the problem has one.
     pub position: Option<u64>,
+    /// What was found, and what the engine does about it.
     pub detail: String,
 }
 
@@ -106,6 +128,7 @@ impl fmt::Display for Finding {
 /// What one segment file holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SegmentReport {
+    /// The segment file.
     pub file: PathBuf,
     /// Base offset from the header (from the file name when the header is unreadable).
     pub base_offset: u64,
@@ -138,15 +161,20 @@ pub struct SegmentReport {
 /// A consumer of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerReport {
+    /// The consumer's name.
     pub name: Vec<u8>,
+    /// Entries it has pending.
     pub pending: usize,
+    /// When it was last seen (Unix milliseconds).
     pub seen_ms: u64,
+    /// When it last read or claimed successfully (Unix milliseconds).
     pub active_ms: Option<u64>,
 }
 
 /// One entry of a group's PEL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingReport {
+    /// The entry's ID.
     pub id: StreamId,
     /// The consumer that owns it.
     pub consumer: Vec<u8>,
@@ -159,17 +187,23 @@ pub struct PendingReport {
 /// A consumer group as the snapshot and journal rebuild it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupReport {
+    /// The group's name.
     pub name: Vec<u8>,
+    /// The last ID delivered to it.
     pub last_delivered: StreamId,
+    /// Entries it has read, when known.
     pub entries_read: Option<u64>,
     /// `None` when unknown (or when the group was read without its stream).
     pub lag: Option<u64>,
+    /// Entries pending in its PEL.
     pub pending: usize,
     /// Pending entries that reached max-deliver and are no longer handed out automatically.
     pub exhausted: usize,
     /// The oldest last-delivery time among pending entries.
     pub oldest_delivery_ms: Option<u64>,
+    /// Its consumers.
     pub consumers: Vec<ConsumerReport>,
+    /// Its delivery policy.
     pub policy: GroupPolicy,
     /// The PEL, in ID order.
     pub pel: Vec<PendingReport>,
@@ -201,11 +235,17 @@ pub struct Totals {
 /// The checkpoint's main fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointReport {
+    /// The store was closed cleanly after it was written.
     pub clean: bool,
+    /// Generation of the meta journal that follows it.
     pub journal_generation: u64,
+    /// Base offset of the segment holding the recovery point.
     pub segment_base: u64,
+    /// Byte position of the recovery point in that segment.
     pub pos: u64,
+    /// The offset after the last record before the recovery point.
     pub next_offset: u64,
+    /// The last ID before the recovery point.
     pub last_id: StreamId,
 }
 
@@ -226,26 +266,34 @@ impl CheckpointReport {
 /// One stream directory.
 #[derive(Debug, Clone, Default)]
 pub struct StreamReport {
+    /// The stream directory.
     pub dir: PathBuf,
     /// The name from `NAME`; `None` when it could not be read.
     pub name: Option<Vec<u8>>,
+    /// The checkpoint's main fields; `None` when there is none or it does not read.
     pub checkpoint: Option<CheckpointReport>,
+    /// Its segments, in offset order.
     pub segments: Vec<SegmentReport>,
+    /// Its counters.
     pub totals: Totals,
+    /// Its consumer groups.
     pub groups: Vec<GroupReport>,
     /// The stream's settings (section 11); `None` when they do not decode.
     pub settings: Option<StreamConfig>,
     /// Producers and keys held by the idempotency snapshot, when there is one.
     pub idempotency: Option<(usize, usize)>,
+    /// What is wrong in the stream directory.
     pub findings: Vec<Finding>,
 }
 
 /// A whole data directory.
 #[derive(Debug, Clone, Default)]
 pub struct Inspection {
+    /// The data directory.
     pub dir: PathBuf,
     /// Whether `DIR/CLEAN` is present (the store was closed cleanly and not opened since).
     pub closed_cleanly: bool,
+    /// Every stream, in stream number order.
     pub streams: Vec<StreamReport>,
     /// Findings that belong to no stream.
     pub findings: Vec<Finding>,
@@ -304,22 +352,34 @@ impl EntryState {
 pub enum ScanEvent<'a, 'r> {
     /// A record whose checksum matches.
     Record {
+        /// The segment file.
         file: &'a Path,
         /// Byte position of the record in the file.
         pos: usize,
-        record: &'a RecordView<'r>,
+        /// The record.
+        record: RecordRef<'a, 'r>,
+        /// Whether it is still part of its stream.
         state: EntryState,
     },
     /// Bytes from `pos` to `resume` that are not a valid record (checksum mismatch or a
     /// malformed record); the scan goes on at `resume`.
     Damaged {
+        /// The segment file.
         file: &'a Path,
+        /// Byte position where the damage starts.
         pos: usize,
+        /// Byte position of the next valid record.
         resume: usize,
+        /// Why the bytes at `pos` are not a valid record.
         error: &'a str,
     },
-    /// A segment file was read to its end; `bytes` is its size.
-    SegmentDone { file: &'a Path, bytes: u64 },
+    /// A segment file was read to its end.
+    SegmentDone {
+        /// The segment file.
+        file: &'a Path,
+        /// Its size.
+        bytes: u64,
+    },
 }
 
 /// Called for each [`ScanEvent`]; returning `false` stops the walk.
@@ -597,9 +657,8 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
 
     // Totals (9.14 steps 6 and 7).
     let records_end = previous_next.as_ref().map_or(0, |(next, _)| *next);
-    if records_end < point.next_offset {
-        let missing = records_end..point.next_offset;
-        if !all_gone(&meta, missing.clone()) {
+    if let Some(missing) = missing_before_point(records_end, &point) {
+        if !meta.all_gone(missing.clone()) {
             findings.push(damage(
                 &dir.join(CHECKPOINT_FILE),
                 None,
@@ -683,14 +742,6 @@ struct ScanContext<'a> {
     rp_segment_base: Option<u64>,
 }
 
-/// The segment read with the header an open would rebuild (recovery.md, 1.8), and what is wrong
-/// with its header; `None` when an open would not rebuild it.
-fn rebuild_header(path: &Path, context: &ScanContext<'_>) -> Option<(Segment, String)> {
-    let base = context.name_base?;
-    let offsets = base..context.next_base.unwrap_or(u64::MAX);
-    Segment::open_rebuilding_header(path, offsets, false).ok()
-}
-
 struct SegmentOutcome {
     report: SegmentReport,
     stopped: bool,
@@ -713,9 +764,12 @@ fn scan_segment(
         index: "not checked".into(),
         ..SegmentReport::default()
     };
-    let opened = Segment::open_read_only(path).or_else(|error| match error {
-        SegmentError::BadHeader { .. } => {
-            let (segment, reason) = rebuild_header(path, context).ok_or(error)?;
+    let offsets = context
+        .name_base
+        .map(|base| base..context.next_base.unwrap_or(u64::MAX));
+    let mut segment = match open_segment(path, offsets, false) {
+        Ok(OpenedSegment::Sound(segment)) => segment,
+        Ok(OpenedSegment::Rebuilt { segment, reason }) => {
             findings.push(damage(
                 path,
                 Some(0),
@@ -724,18 +778,19 @@ fn scan_segment(
                 ),
             ));
             report.header_rebuildable = true;
-            Ok(segment)
+            segment
         }
-        error => Err(error),
-    });
-    let mut segment = match opened {
-        Ok(segment) => segment,
-        Err(SegmentError::BadHeader { detail, .. }) => {
-            let unfinished = context.is_last
-                && context
-                    .name_base
-                    .zip(context.rp_segment_base)
-                    .is_some_and(|(base, rp)| base > rp);
+        Err(
+            OpenFailure::BadHeader {
+                found: SegmentError::BadHeader { detail, .. },
+                ..
+            }
+            | OpenFailure::Unreadable(SegmentError::BadHeader { detail, .. }),
+        ) => {
+            let unfinished = context
+                .name_base
+                .zip(context.rp_segment_base)
+                .is_some_and(|(base, rp)| unfinished_creation(base, context.is_last, rp));
             let detail = format!("bad segment header: {detail}");
             if unfinished && !context.closed_cleanly {
                 findings.push(finding(
@@ -754,7 +809,7 @@ fn scan_segment(
                 stopped: false,
             };
         }
-        Err(error) => {
+        Err(OpenFailure::BadHeader { found: error, .. } | OpenFailure::Unreadable(error)) => {
             findings.push(finding(Severity::Unreadable, path, None, error.to_string()));
             return SegmentOutcome {
                 report,
@@ -781,42 +836,30 @@ fn scan_segment(
     let index = read_index(path, base, findings);
     let mut index_check = index.as_ref().map(IndexCheck::new);
     let bytes = segment.recovery_bytes();
-    let mut scanner = Scanner::new(bytes, HEADER_LEN, base);
-    let mut expected = base;
-    let mut pending: Option<(usize, usize, String, u64)> = None;
+    let mut analysis = SegmentAnalysis::new(bytes, HEADER_LEN, base, None);
     let mut stopped = false;
-    for item in scanner.by_ref() {
-        match item {
-            ScanItem::Record { pos, record } => {
-                let after_damage = pending.is_some();
-                if let Some((at, resume, error, from)) = pending.take() {
+    for found in analysis.by_ref() {
+        match found {
+            Found::Record {
+                pos,
+                record,
+                missing_before,
+            } => {
+                if let Some(missing) = missing_before
+                    && !context.meta.all_gone(missing.clone())
+                {
+                    // Offsets jump without a damaged region: records were lost before `pos`.
                     findings.push(damage(
                         path,
-                        Some(at as u64),
+                        Some(pos as u64),
                         format!(
-                            "{} damaged bytes ({error}): {}; the scan resumes at byte {resume}",
-                            resume - at,
-                            lost_offsets(from, record.offset)
+                            "offsets jump from {} to {}: {}",
+                            missing.start - 1,
+                            missing.end,
+                            lost_offsets(missing.start, missing.end)
                         ),
                     ));
                 }
-                if record.offset > expected && !after_damage && report.records > 0 {
-                    // Offsets jump without a damaged region: records were lost before `pos`.
-                    let gone = all_gone(context.meta, expected..record.offset);
-                    if !gone {
-                        findings.push(damage(
-                            path,
-                            Some(pos as u64),
-                            format!(
-                                "offsets jump from {} to {}: {}",
-                                expected - 1,
-                                record.offset,
-                                lost_offsets(expected, record.offset)
-                            ),
-                        ));
-                    }
-                }
-                expected = record.offset + 1;
                 report.records += 1;
                 report.first.get_or_insert((record.offset, record.id));
                 report.last = Some((record.offset, record.id));
@@ -837,7 +880,7 @@ fn scan_segment(
                 let event = ScanEvent::Record {
                     file: path,
                     pos,
-                    record: &record,
+                    record: RecordRef(&record),
                     state,
                 };
                 if !visit(event) {
@@ -845,7 +888,12 @@ fn scan_segment(
                     break;
                 }
             }
-            ScanItem::Damaged { pos, resume, error } => {
+            Found::Damaged {
+                pos,
+                resume,
+                lost,
+                error,
+            } => {
                 report.damaged_regions += 1;
                 let error = error.to_string();
                 let event = ScanEvent::Damaged {
@@ -858,7 +906,15 @@ fn scan_segment(
                     stopped = true;
                     break;
                 }
-                pending = Some((pos, resume, error, expected));
+                findings.push(damage(
+                    path,
+                    Some(pos as u64),
+                    format!(
+                        "{} damaged bytes ({error}): {}; the scan resumes at byte {resume}",
+                        resume - pos,
+                        lost_offsets(lost.start, lost.end)
+                    ),
+                ));
             }
         }
     }
@@ -871,7 +927,7 @@ fn scan_segment(
     if report.records == 0 {
         report.used_bytes = HEADER_LEN as u64;
     }
-    if let Some(end) = scanner.end() {
+    if let Some(end) = analysis.end() {
         report.used_bytes = end.end as u64;
         if end.dirty_end > end.end {
             let garbage = end.dirty_end - end.end;
@@ -895,8 +951,9 @@ fn scan_segment(
                     path,
                     Some(end.end as u64),
                     format!(
-                        "{garbage} bytes after the last valid record are not a valid record ({}): the record(s) from offset {expected} on in this segment are lost",
-                        end.reason
+                        "{garbage} bytes after the last valid record are not a valid record ({}): the record(s) from offset {} on in this segment are lost",
+                        end.reason,
+                        analysis.next_offset()
                     ),
                 ));
             }
@@ -1123,36 +1180,19 @@ fn check_continuity(
     meta: &MetaState,
     findings: &mut Vec<Finding>,
 ) {
-    if base < expected {
-        findings.push(damage(
-            path,
-            Some(16),
-            format!(
-                "segment starts at offset {base} but {} ends at offset {expected}: the segments overlap",
-                previous.display()
-            ),
-        ));
-    } else if base > expected && !all_gone(meta, expected..base) {
-        findings.push(damage(
-            path,
-            Some(16),
-            format!(
-                "segment starts at offset {base} but {} ends at offset {expected}: {}",
-                previous.display(),
-                lost_offsets(expected, base)
-            ),
-        ));
-    }
-}
-
-/// Whether every offset of the range is trimmed or deleted.
-fn all_gone(meta: &MetaState, range: std::ops::Range<u64>) -> bool {
-    if range.start >= range.end {
-        return true;
-    }
-    let trimmed = meta.first_offset.clamp(range.start, range.end) - range.start;
-    let deleted = meta.deleted_between(range.start.max(meta.first_offset), range.end) as u64;
-    trimmed + deleted >= range.end - range.start
+    let lost = match continuity(expected, base, meta) {
+        Continuity::Continues => return,
+        Continuity::Overlaps { .. } => "the segments overlap".to_owned(),
+        Continuity::Missing(missing) => lost_offsets(missing.start, missing.end),
+    };
+    findings.push(damage(
+        path,
+        Some(16),
+        format!(
+            "segment starts at offset {base} but {} ends at offset {expected}: {lost}",
+            previous.display()
+        ),
+    ));
 }
 
 fn unreadable(path: &Path, error: &io::Error) -> Finding {
@@ -1485,89 +1525,9 @@ pub fn escape(bytes: &[u8]) -> String {
     out
 }
 
-/// The reverse of [`escape`]: `\\`, `\n`, `\r`, `\t`, `\"` and `\xNN` become the bytes they
-/// stand for; anything else, a malformed escape included, is kept as it is.
-pub fn unescape(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        let (byte, used) = match (text[i], text.get(i + 1)) {
-            (b'\\', Some(b'\\')) => (b'\\', 2),
-            (b'\\', Some(b'n')) => (b'\n', 2),
-            (b'\\', Some(b'r')) => (b'\r', 2),
-            (b'\\', Some(b't')) => (b'\t', 2),
-            (b'\\', Some(b'"')) => (b'"', 2),
-            (b'\\', Some(b'x')) => match text
-                .get(i + 2..i + 4)
-                .and_then(|hex| std::str::from_utf8(hex).ok())
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            {
-                Some(byte) => (byte, 4),
-                None => (b'\\', 1),
-            },
-            (byte, _) => (byte, 1),
-        };
-        out.push(byte);
-        i += used;
-    }
-    out
-}
-
 /// Bytes as a double-quoted, escaped string.
 pub fn quoted(bytes: &[u8]) -> String {
     format!("\"{}\"", escape(bytes).replace('"', "\\\""))
-}
-
-/// A classic hex dump: offset, 16 bytes in hex, and the printable ASCII.
-pub fn hex_dump(bytes: &[u8], indent: &str) -> String {
-    let mut out = String::new();
-    for (line, chunk) in bytes.chunks(16).enumerate() {
-        out.push_str(&format!("{indent}{:08x} ", line * 16));
-        for i in 0..16 {
-            match chunk.get(i) {
-                Some(b) => out.push_str(&format!(" {b:02x}")),
-                None => out.push_str("   "),
-            }
-            if i == 7 {
-                out.push(' ');
-            }
-        }
-        out.push_str("  |");
-        for &b in chunk {
-            out.push(if b.is_ascii_graphic() || b == b' ' {
-                char::from(b)
-            } else {
-                '.'
-            });
-        }
-        out.push_str("|\n");
-    }
-    out
-}
-
-/// Unix milliseconds as an ISO 8601 UTC time (`1970-01-01T00:00:00.000Z`).
-pub fn format_ms(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm), in i128 so that no
-    // u64 value can overflow.
-    let z = i128::from(days) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i128::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
 }
 
 #[cfg(test)]
@@ -1575,23 +1535,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_and_times() {
+    fn escapes() {
         assert_eq!(escape(b"hi\x00\xff\n\\"), "hi\\x00\\xff\\n\\\\");
         assert_eq!(escape("héllo".as_bytes()), "héllo");
         assert_eq!(quoted(b"a\"b"), "\"a\\\"b\"");
-        for sample in [
-            &b"hi\x00\xff\n\\ \"q\""[..],
-            "héllo".as_bytes(),
-            b"\\x4",
-            b"\\xzz",
-        ] {
-            assert_eq!(unescape(escape(sample).as_bytes()), sample);
-        }
-        assert_eq!(unescape(br"a\x41\q"), b"aA\\q");
-        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(format_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
-        assert!(!format_ms(u64::MAX).is_empty());
-        assert!(hex_dump(b"hello, world! 0123456789", "").contains("|hello, world! 01|"));
     }
 
     #[test]

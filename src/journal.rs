@@ -377,6 +377,7 @@ impl Journal {
     }
 
     /// Reads a journal from the bytes of its file; `path` only labels errors and damage.
+    #[cfg(any(test, feature = "internals"))]
     pub fn decode(path: &Path, bytes: &[u8], kind: FileKind) -> Result<Replay, JournalError> {
         scan(path, bytes, bytes.len() as u64, kind).map(|(replay, _)| replay)
     }
@@ -501,6 +502,7 @@ impl Journal {
     }
 
     /// Frames in the journal: those replayed at open plus those appended since.
+    #[cfg(any(test, feature = "internals"))]
     pub fn frame_count(&self) -> u64 {
         self.frame_count
     }

@@ -27,8 +27,9 @@
 //! assert_eq!(store.stream(b"orders").unwrap().len(), 2);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod clock;
-pub mod codec;
 pub mod durability;
 pub mod error;
 mod fs;
@@ -36,15 +37,50 @@ pub mod group;
 pub mod id;
 pub mod idempotency;
 pub mod inspect;
-pub mod journal;
-pub mod log;
-pub mod record;
-pub mod segment;
+// The server's configuration and the stream's query results still have fields without
+// documentation.
+#[allow(missing_docs)]
 pub mod server;
 mod signal;
 pub mod store;
+#[allow(missing_docs)]
 pub mod stream;
 mod undo;
+
+// The layers below streams and the store are the engine's own. The non-default feature
+// `internals` makes them public, hidden from the documentation, for the fuzz targets, the
+// benches and the tests of the byte layouts, which exercise record decoding, segment recovery
+// and the file formats directly; an application never needs them.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod codec;
+#[cfg(not(feature = "internals"))]
+mod codec;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod journal;
+#[cfg(not(feature = "internals"))]
+mod journal;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod log;
+#[cfg(not(feature = "internals"))]
+mod log;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod record;
+#[cfg(not(feature = "internals"))]
+mod record;
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod segment;
+#[cfg(not(feature = "internals"))]
+mod segment;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use durability::Durability;
@@ -53,7 +89,11 @@ pub use fs::names;
 pub use group::GroupPolicy;
 pub use group::durable::GroupRecovery;
 pub use id::{ParseIdError, StreamId};
-pub use log::{Appended, Entry, IdSpec, LogOptions, RecoveryReport, Retention};
+pub use journal::JournalDamage;
+pub use log::{
+    Appended, Entry, IdSpec, LogError, LogOptions, LostRange, RebuiltHeader, RecoveryReport,
+    Retention, TornTail,
+};
 pub use store::{Store, StoreError, StoreOptions, StoreRecovery};
 pub use stream::{
     Backlog, CORRELATION_ID, Claimed, Delivery, Discard, Group, GroupStart, IdempotentAppend,

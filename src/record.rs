@@ -155,6 +155,7 @@ impl<H: AsRef<[u8]>> NewRecord<'_, H> {
     }
 
     /// Always false: a record has at least its fixed part.
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         false
     }
@@ -226,6 +227,7 @@ impl<H: AsRef<[u8]>> NewRecord<'_, H> {
     }
 
     /// Encodes into a new vector (padding included).
+    #[cfg(any(test, feature = "internals"))]
     pub fn to_vec(&self) -> Result<Vec<u8>, EncodeError> {
         let mut out = vec![0; self.check()?];
         self.encode_into(&mut out)?;

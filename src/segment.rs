@@ -398,6 +398,7 @@ impl Segment {
     }
 
     /// The parsed header.
+    #[cfg(any(test, feature = "internals"))]
     pub fn header(&self) -> SegmentHeader {
         self.header
     }
@@ -603,6 +604,13 @@ pub struct ScanEnd {
     pub dirty_end: usize,
     /// Why the scan stopped at `end` (`Empty` for a clean end of data).
     pub reason: DecodeError,
+}
+
+impl ScanEnd {
+    /// Whether the records ended with zeroed space: no garbage, no damage after them.
+    pub fn is_clean(&self) -> bool {
+        self.dirty_end == self.end && self.reason == DecodeError::Empty
+    }
 }
 
 /// Walks records in a byte slice from a record boundary, skipping damaged regions when a valid

@@ -1,6 +1,6 @@
 //! Consumer-group state on disk: a snapshot plus a journal of the events since.
 //!
-//! Files in the stream's directory (containers from [`crate::journal`]; layouts in
+//! Files in the stream's directory (containers from `journal.rs`; layouts in
 //! `storage-format.md`, "Consumer group files"):
 //!
 //! * `groups.snapshot` (kind `GRPS`): the whole state as events, each a `u32` length and the
@@ -32,23 +32,36 @@ pub use crate::fs::names::{GROUP_SNAPSHOT_FILE, group_journal_name};
 /// Errors of the group persistence layer.
 #[derive(Debug, thiserror::Error)]
 pub enum GroupStoreError {
+    /// An operation on the groups' state was refused.
     #[error(transparent)]
     Group(#[from] GroupError),
+    /// The group journal or snapshot failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// Writing down how to undo a transaction's changes failed.
     #[error(transparent)]
     Undo(#[from] UndoError),
     /// A snapshot or journal frame passed its checksum but does not decode.
     #[error(
         "{path}: {detail}: the file holds group state this version cannot read; run the version that wrote it"
     )]
-    Undecodable { path: PathBuf, detail: String },
+    Undecodable {
+        /// The snapshot or journal.
+        path: PathBuf,
+        /// What does not decode.
+        detail: String,
+    },
     /// The group snapshot is damaged. Removing it alone would not work (the journals after it
     /// refuse to replay without it), so the message says what would.
     #[error(
         "{path} is damaged ({detail}): the consumer groups' state (positions, pending entries, delivery counts) cannot be rebuilt from the stream; restore it from a backup, or move it and every groups.*.journal file of that directory away to start the stream's groups afresh"
     )]
-    DamagedSnapshot { path: PathBuf, detail: String },
+    DamagedSnapshot {
+        /// The snapshot.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// An event of the snapshot or journal contradicts the state the events before it built
     /// (it names a group that does not exist, or creates one that does): the operations never
     /// write such an event, so the file is corrupt though its checksums pass.
@@ -56,8 +69,11 @@ pub enum GroupStoreError {
         "{path}: event {index} cannot apply ({source}): the file contradicts itself; restore it from a backup"
     )]
     Inconsistent {
+        /// The snapshot or journal.
         path: PathBuf,
+        /// The event's position among the file's events, from 0.
         index: usize,
+        /// Why it cannot apply.
         #[source]
         source: GroupError,
     },

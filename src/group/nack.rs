@@ -47,6 +47,7 @@ impl NackMode {
 
 /// What [`GroupsState::release`] is asked.
 pub struct Release<'a> {
+    /// The entries to release.
     pub ids: &'a [StreamId],
     /// Each entry's new delivery counter from its current one (`None`: it was not pending).
     pub counter: &'a dyn Fn(Option<u32>) -> u32,
@@ -54,6 +55,7 @@ pub struct Release<'a> {
     pub force: bool,
     /// When the released entries become deliverable again.
     pub due_ms: u64,
+    /// The time now (Unix milliseconds).
     pub now_ms: u64,
 }
 

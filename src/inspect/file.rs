@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{
-    CheckpointReport, FactsOnly, Finding, InspectError, Live, ScanContext, SegmentReport, Visitor,
-    apply_group_snapshot, damage, group_reports, quoted, read_checkpoint_file, replay_journal,
-    scan_segment,
+    CheckpointReport, FactsOnly, Finding, InspectError, Live, MetaReport, ScanContext,
+    SegmentReport, Visitor, apply_group_snapshot, damage, group_reports, quoted,
+    read_checkpoint_file, replay_journal, scan_segment,
 };
 use crate::group::durable::{GROUP_JOURNAL_KIND, GROUP_SNAPSHOT_FILE};
 use crate::group::{GroupEvent, GroupsState, StreamFacts};
@@ -28,26 +28,36 @@ pub enum FileContent {
     /// A consumer-group journal: its frames, and the groups they build on an empty state (the
     /// changes since the snapshot of the same generation, not the whole state).
     GroupJournal {
+        /// The generation in the file name.
         generation: u64,
+        /// Its good frames, in order.
         frames: Vec<FrameReport>,
+        /// The groups its frames build.
         groups: Vec<super::GroupReport>,
     },
     /// A consumer-group snapshot: every group with its consumers and PEL.
     GroupSnapshot {
+        /// The generation in its header (0 when it does not read).
         generation: u64,
+        /// Every group it holds.
         groups: Vec<super::GroupReport>,
     },
     /// A meta journal: its frames, and the metadata they build on an empty state.
     MetaJournal {
+        /// The generation in the file name.
         generation: u64,
+        /// Its good frames, in order.
         frames: Vec<FrameReport>,
-        meta: MetaState,
+        /// The metadata its frames build.
+        meta: MetaReport,
     },
     /// A checkpoint: the recovery point and the metadata it holds (`None` and empty when it
     /// does not read).
     Checkpoint {
+        /// Its main fields.
         checkpoint: Option<CheckpointReport>,
-        meta: MetaState,
+        /// The metadata it holds.
+        meta: MetaReport,
     },
 }
 
@@ -80,8 +90,11 @@ pub struct FrameReport {
 /// A file read alone.
 #[derive(Debug, Clone)]
 pub struct FileReport {
+    /// The file.
     pub file: PathBuf,
+    /// What it holds.
     pub content: FileContent,
+    /// What is wrong with it.
     pub findings: Vec<Finding>,
 }
 
@@ -225,7 +238,7 @@ fn meta_journal(path: &Path, generation: u64, findings: &mut Vec<Finding>) -> Fi
     FileContent::MetaJournal {
         generation,
         frames,
-        meta,
+        meta: MetaReport::from(&meta),
     }
 }
 
@@ -244,7 +257,7 @@ fn checkpoint(path: &Path, findings: &mut Vec<Finding>) -> FileContent {
     let (checkpoint, _) = read_checkpoint_file(path, findings);
     FileContent::Checkpoint {
         checkpoint: checkpoint.as_ref().map(CheckpointReport::of),
-        meta: checkpoint.map(|c| c.meta).unwrap_or_default(),
+        meta: checkpoint.map_or_else(MetaReport::default, |c| MetaReport::from(&c.meta)),
     }
 }
 

@@ -111,6 +111,12 @@ impl MetaState {
         self.deleted.range(from..to).count()
     }
 
+    /// Whether every offset in `offsets` is trimmed or deleted.
+    pub fn all_gone(&self, offsets: std::ops::Range<u64>) -> bool {
+        let from = offsets.start.max(self.first_offset);
+        from >= offsets.end || self.deleted_between(from, offsets.end) as u64 == offsets.end - from
+    }
+
     /// Whether the entry at `offset` is gone (trimmed or deleted).
     pub fn is_gone(&self, offset: u64) -> bool {
         offset < self.first_offset || self.deleted.contains(&offset)

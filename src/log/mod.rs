@@ -21,6 +21,7 @@
 //! segments), `flush` (flushes, checkpoints, index files, close), `recovery` (open) and `types`
 //! (what callers pass and get back). This file holds the struct and what they all share.
 
+pub(crate) mod analysis;
 mod append;
 #[cfg(test)]
 mod fault_tests;
@@ -41,8 +42,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-pub use flush::CHECKPOINT_AFTER_BYTES;
-pub use index::{IndexEntry, IndexError, LastRecord, SegmentIndex, layout as index_layout};
+pub use index::{IndexEntry, LastRecord, SegmentIndex, layout as index_layout};
 pub use meta::{Checkpoint, MetaEvent, MetaState, RecoveryPoint, Retention};
 pub use recovery::{LostRange, RebuiltHeader, RecoveryReport, TornTail};
 pub(crate) use rollback::roll_back;

@@ -8,6 +8,10 @@ use std::sync::atomic::AtomicBool;
 
 use parking_lot::{Mutex, RwLock};
 
+use super::analysis::{
+    Continuity, Found, OpenFailure, OpenedSegment, SegmentAnalysis, continuity,
+    missing_before_point, open_segment, unfinished_creation,
+};
 use super::{
     CHECKPOINT_FILE, CHECKPOINT_KIND, Checkpoint, LastRecord, Log, LogError, LogOptions,
     META_JOURNAL_KIND, MetaEvent, MetaJournal, MetaState, Prefaulted, RecoveryPoint, SegmentIndex,
@@ -36,10 +40,13 @@ pub struct LostRange {
 /// A partial write at the end of the log, cut off so its space is reused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
+    /// The segment whose end was cut.
     pub file: PathBuf,
+    /// Byte position of the cut: the end of the last valid record.
     pub pos: u64,
     /// Bytes of garbage zeroed after `pos`.
     pub bytes: u64,
+    /// Why the bytes at `pos` are not a record.
     pub reason: String,
 }
 
@@ -47,6 +54,7 @@ pub struct TornTail {
 /// records (recovery.md, section 1.8).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RebuiltHeader {
+    /// The segment (or meta journal) whose header was rebuilt.
     pub file: PathBuf,
     /// What was wrong with the header.
     pub reason: String,
@@ -344,31 +352,29 @@ fn recover_segments(
     for (i, &base) in bases.iter().enumerate() {
         let path = dir.join(segment_file_name(base));
         let is_last = i + 1 == bases.len();
-        let mut segment = match Segment::open(&path) {
-            Ok(segment) => segment,
-            Err(SegmentError::BadHeader { .. }) => {
-                let next_base = bases.get(i + 1).copied().unwrap_or(u64::MAX);
-                match Segment::open_rebuilding_header(&path, base..next_base, true) {
-                    Ok((segment, reason)) => {
-                        report.rebuilt_headers.push(RebuiltHeader {
-                            file: path.clone(),
-                            reason,
-                        });
-                        segment
-                    }
-                    Err(SegmentError::BadHeader { detail, .. })
-                        if is_last && base > point.segment_base =>
-                    {
-                        // A bad header and no record on the newest segment past the recovery
-                        // point: a roll that never finished; such a file never held a record.
-                        tracing::warn!(path = %path.display(), %detail, "removing a segment whose creation never finished");
-                        fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
-                        continue;
-                    }
-                    Err(error) => return Err(error.into()),
-                }
+        let next_base = bases.get(i + 1).copied().unwrap_or(u64::MAX);
+        let mut segment = match open_segment(&path, Some(base..next_base), true) {
+            Ok(OpenedSegment::Sound(segment)) => segment,
+            Ok(OpenedSegment::Rebuilt { segment, reason }) => {
+                report.rebuilt_headers.push(RebuiltHeader {
+                    file: path.clone(),
+                    reason,
+                });
+                segment
             }
-            Err(error) => return Err(error.into()),
+            Err(OpenFailure::BadHeader {
+                rebuild: SegmentError::BadHeader { detail, .. },
+                ..
+            }) if unfinished_creation(base, is_last, point.segment_base) => {
+                // A bad header and no record on the newest segment past the recovery point:
+                // a roll that never finished; such a file never held a record.
+                tracing::warn!(path = %path.display(), %detail, "removing a segment whose creation never finished");
+                fs::remove_file(&path).map_err(LogError::io("remove", &path))?;
+                continue;
+            }
+            Err(OpenFailure::BadHeader { rebuild: error, .. } | OpenFailure::Unreadable(error)) => {
+                return Err(error.into());
+            }
         };
         if segment.base_offset() != base {
             return Err(LogError::Corrupt {
@@ -476,45 +482,35 @@ fn check_continuity(
     path: &Path,
     report: &mut RecoveryReport,
 ) -> Result<(), LogError> {
-    let expected = previous.next;
-    if base < expected {
-        return Err(LogError::Corrupt {
+    match continuity(previous.next, base, meta) {
+        Continuity::Continues => Ok(()),
+        Continuity::Overlaps { previous_next } => Err(LogError::Corrupt {
             path: path.to_path_buf(),
             detail: format!(
-                "segment starts at offset {base} but the previous segment ends at {expected}: move the overlapping file out of the data directory"
+                "segment starts at offset {base} but the previous segment ends at {previous_next}: move the overlapping file out of the data directory"
             ),
-        });
-    }
-    if base > expected && all_gone(meta, expected..base) {
-        // An earlier open already recorded these offsets as lost (or they were deleted or
-        // trimmed): nothing live is missing, and the settled state opens again unchanged.
-        return Ok(());
-    }
-    if base > expected {
-        if base <= point.segment_base && previous.clean_end {
-            return Err(LogError::Corrupt {
+        }),
+        Continuity::Missing(offsets) if base <= point.segment_base && previous.clean_end => {
+            Err(LogError::Corrupt {
                 path: path.to_path_buf(),
                 detail: format!(
-                    "a segment holding offsets {expected}..{base} is missing before this file: restore {} from a backup",
-                    segment_file_name(expected)
+                    "a segment holding offsets {}..{base} is missing before this file: restore {} from a backup",
+                    offsets.start,
+                    segment_file_name(offsets.start)
                 ),
-            });
+            })
         }
-        report.lost.push(LostRange {
-            file: previous.path.clone(),
-            pos: previous.end,
-            offsets: expected..base,
-            reason: "records at the end of the segment are damaged or never reached the disk"
-                .into(),
-        });
+        Continuity::Missing(offsets) => {
+            report.lost.push(LostRange {
+                file: previous.path.clone(),
+                pos: previous.end,
+                offsets,
+                reason: "records at the end of the segment are damaged or never reached the disk"
+                    .into(),
+            });
+            Ok(())
+        }
     }
-    Ok(())
-}
-
-/// Whether every offset in `offsets` is deleted or below the first offset.
-fn all_gone(meta: &MetaState, offsets: Range<u64>) -> bool {
-    let from = offsets.start.max(meta.first_offset);
-    from >= offsets.end || meta.deleted_between(from, offsets.end) as u64 == offsets.end - from
 }
 
 /// What part of its segment an index file is trusted to describe.
@@ -586,20 +582,21 @@ fn scan_segment(
     let base = segment.base_offset();
     let path = segment.path().to_path_buf();
     let bytes = segment.recovery_bytes();
-    let from = index.end_pos();
-    let mut expected = index.last().map_or(base, |last| last.offset + 1);
-    let mut scanner = Scanner::new(bytes, from, expected);
-    if let Some(last) = index.last() {
-        scanner = scanner.after_id(last.id);
-    }
-    for item in scanner.by_ref() {
-        match item {
-            ScanItem::Record { pos, record } => {
-                if record.offset > expected && index.record_count() > 0 {
+    let expected = index.last().map_or(base, |last| last.offset + 1);
+    let after = index.last().map(|last| last.id);
+    let mut analysis = SegmentAnalysis::new(bytes, index.end_pos(), expected, after);
+    for found in analysis.by_ref() {
+        match found {
+            Found::Record {
+                pos,
+                record,
+                missing_before,
+            } => {
+                if let Some(offsets) = missing_before {
                     report.lost.push(LostRange {
                         file: path.clone(),
                         pos: pos as u64,
-                        offsets: expected..record.offset,
+                        offsets,
                         reason: "offsets missing between two valid records".into(),
                     });
                 }
@@ -612,31 +609,24 @@ fn scan_segment(
                         timestamp_ms: record.timestamp_ms,
                     },
                 );
-                expected = record.offset + 1;
             }
-            ScanItem::Damaged { pos, resume, error } => {
-                let resumed = record::peek(&bytes[resume..]).map_or(expected, |p| p.offset);
-                report.lost.push(LostRange {
-                    file: path.clone(),
-                    pos: pos as u64,
-                    offsets: expected..resumed,
-                    reason: error.to_string(),
-                });
-                // These offsets are reported: the record at `resume` continues from them.
-                expected = resumed;
-            }
+            Found::Damaged {
+                pos, lost, error, ..
+            } => report.lost.push(LostRange {
+                file: path.clone(),
+                pos: pos as u64,
+                offsets: lost,
+                reason: error.to_string(),
+            }),
         }
     }
-    let end = scanner.end().map_or(bytes.len(), |e| e.end);
-    let dirty_end = scanner.end().map_or(end, |e| e.dirty_end);
-    let clean_end = scanner
-        .end()
-        .is_some_and(|e| e.dirty_end == e.end && e.reason == record::DecodeError::Empty);
-    report.scanned_bytes += (end - from) as u64;
+    let scan_end = analysis.end();
+    let end = scan_end.map_or(bytes.len(), |e| e.end);
+    let dirty_end = scan_end.map_or(end, |e| e.dirty_end);
+    let clean_end = scan_end.is_some_and(|e| e.is_clean());
+    report.scanned_bytes += analysis.walked_bytes().unwrap_or_default();
     if dirty_end > end && is_last {
-        let reason = scanner
-            .end()
-            .map_or_else(String::new, |e| e.reason.to_string());
+        let reason = scan_end.map_or_else(String::new, |e| e.reason.to_string());
         report.torn_tail = Some(TornTail {
             file: path,
             pos: end as u64,
@@ -673,7 +663,7 @@ fn assemble(
         appender = r.appender;
         slots.push(r.slot);
     }
-    if tip.next_offset < point.next_offset {
+    if let Some(offsets) = missing_before_point(tip.next_offset, point) {
         // Records the checkpoint says were on disk are gone (damaged, or files removed): their
         // offsets and IDs must never be handed out again.
         let file = slots
@@ -682,7 +672,7 @@ fn assemble(
         report.lost.push(LostRange {
             file,
             pos: point.pos,
-            offsets: tip.next_offset..point.next_offset,
+            offsets,
             reason: "records before the checkpoint's recovery point are missing or damaged".into(),
         });
         tip.next_offset = point.next_offset;

@@ -37,25 +37,35 @@ impl Default for LogOptions {
 /// Errors of the log layer.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
+    /// A segment file failed.
     #[error(transparent)]
     Segment(#[from] SegmentError),
+    /// The meta journal or the checkpoint failed.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// An entry cannot be encoded (too large, too many headers).
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// Writing down how to undo a transaction's changes failed.
     #[error(transparent)]
     Undo(#[from] UndoError),
     /// An operating-system call failed.
     #[error("{op} {path}: {source}")]
     Io {
+        /// The call, as a verb ("open", "rename", ...).
         op: &'static str,
+        /// The file or directory it was made on.
         path: PathBuf,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
     /// An explicit ID is not greater than the stream's last ID.
     #[error("the ID specified is equal or smaller than the stream's last ID {last}")]
-    IdTooSmall { last: StreamId },
+    IdTooSmall {
+        /// The stream's last ID.
+        last: StreamId,
+    },
     /// `0-0` was given as an entry ID.
     #[error("the ID specified must be greater than 0-0")]
     IdZero,
@@ -64,7 +74,12 @@ pub enum LogError {
     IdExhausted,
     /// The files on disk contradict each other in a way recovery cannot repair alone.
     #[error("{path}: {detail}")]
-    Corrupt { path: PathBuf, detail: String },
+    Corrupt {
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// What contradicts what, and what to do.
+        detail: String,
+    },
 }
 
 impl LogError {
@@ -125,7 +140,9 @@ impl<H: AsRef<[u8]>> AsEntry for NewEntry<'_, H> {
 /// Where an appended entry went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
+    /// The entry's offset.
     pub offset: u64,
+    /// The entry's ID.
     pub id: StreamId,
 }
 
@@ -134,8 +151,11 @@ pub struct Appended {
 pub struct Entry {
     pub(super) segment: Arc<Segment>,
     pub(super) pos: usize,
+    /// The entry's offset.
     pub offset: u64,
+    /// The entry's ID.
     pub id: StreamId,
+    /// When it was appended (Unix milliseconds).
     pub timestamp_ms: u64,
 }
 

@@ -52,7 +52,7 @@ pub struct StreamConfig {
     /// [`discard`](Self::discard).
     pub max_len: Option<u64>,
     /// Most bytes the live entries store (`None`: unlimited): the sum of their records' sizes in
-    /// the segments, as [`Log::stored_bytes`](crate::log::Log::stored_bytes) counts them; what
+    /// the segments, as `Log::stored_bytes` counts them; what
     /// happens at the limit is [`discard`](Self::discard).
     pub max_bytes: Option<u64>,
     /// The policy at [`max_len`](Self::max_len) and [`max_bytes`](Self::max_bytes).

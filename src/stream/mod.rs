@@ -419,7 +419,7 @@ impl Stream {
     }
 
     /// Bytes the live entries store: what [`StreamConfig::max_bytes`] limits (see
-    /// [`Log::stored_bytes`]).
+    /// `Log::stored_bytes`).
     pub fn stored_bytes(&self) -> Result<u64, StoreError> {
         Ok(self.log.stored_bytes()?)
     }

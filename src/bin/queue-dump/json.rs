@@ -6,13 +6,12 @@ use std::path::Path;
 use serde_json::{Value, json};
 use weir::group::GroupPolicy;
 use weir::inspect::{
-    self, FileContent, FileReport, Finding, FrameReport, GroupReport, Inspection, SegmentReport,
-    Severity, StreamReport, escape,
+    self, FileContent, FileReport, Finding, FrameReport, GroupReport, Inspection, MetaReport,
+    RecordReport, SegmentReport, Severity, StreamReport,
 };
-use weir::log::MetaState;
-use weir::record::RecordView;
 
 use super::severity_counts;
+use crate::format::escape;
 
 fn finding_json(finding: &Finding) -> Value {
     json!({
@@ -154,7 +153,7 @@ pub(crate) fn inspection_json(inspection: &Inspection, verify: bool) -> Value {
 pub(crate) fn record_json(
     file: &Path,
     pos: usize,
-    record: &RecordView<'_>,
+    record: &RecordReport,
     state: &str,
     hex: bool,
 ) -> Value {
@@ -164,15 +163,15 @@ pub(crate) fn record_json(
         "offset": record.offset,
         "id": record.id.to_string(),
         "timestamp_ms": record.timestamp_ms,
-        "size": record.padded_len,
+        "size": record.size,
         "crc": "ok",
         "state": state,
         "idempotency": record.idempotency.as_ref().map(|key| json!({
-            "producer": escape(key.producer),
-            "iid": escape(key.iid),
+            "producer": escape(&key.producer),
+            "iid": escape(&key.iid),
         })),
-        "headers": record.headers().map(|(name, value)| json!([escape(name), escape(value)])).collect::<Vec<_>>(),
-        "body": escape(record.body),
+        "headers": record.headers.iter().map(|(name, value)| json!([escape(name), escape(value)])).collect::<Vec<_>>(),
+        "body": escape(&record.body),
     });
     if hex {
         value["body_hex"] = record
@@ -196,7 +195,7 @@ pub(crate) fn damaged_json(file: &Path, pos: usize, end: usize, error: &str) -> 
     })
 }
 
-fn meta_json(meta: &MetaState) -> Value {
+fn meta_json(meta: &MetaReport) -> Value {
     json!({
         "first_offset": meta.first_offset,
         "deleted_offsets": meta.deleted.iter().collect::<Vec<_>>(),

@@ -20,13 +20,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use format::{escape, quoted, unescape};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
-use weir::inspect::{
-    self, Finding, InspectError, ScanEvent, Severity, StreamReport, escape, quoted, unescape,
-};
+use weir::inspect::{self, Finding, InspectError, ScanEvent, Severity, StreamReport};
 use weir::{Clock, StreamId, SystemClock, names};
 
+mod format;
 mod json;
 mod text;
 
@@ -236,12 +236,13 @@ impl Listing {
                 pos,
                 record,
                 state,
-            } if record.id >= self.from => {
+            } if record.id() >= self.from => {
                 self.started = true;
+                let record = record.to_report();
                 self.emit(if self.json {
-                    json::record_json(file, *pos, record, state.label(), self.hex).to_string()
+                    json::record_json(file, *pos, &record, state.label(), self.hex).to_string()
                 } else {
-                    text::record_text(*pos, record, state.label(), self.hex)
+                    text::record_text(*pos, &record, state.label(), self.hex)
                 });
                 self.left -= 1;
             }

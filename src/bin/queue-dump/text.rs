@@ -4,14 +4,13 @@ use std::path::Path;
 
 use weir::group::GroupPolicy;
 use weir::inspect::{
-    self, FileContent, FileReport, Finding, FrameReport, GroupReport, Inspection, SegmentReport,
-    Severity, StreamReport, format_ms, hex_dump, quoted,
+    self, FileContent, FileReport, Finding, FrameReport, GroupReport, Inspection, MetaReport,
+    RecordReport, SegmentReport, Severity, StreamReport,
 };
-use weir::log::MetaState;
-use weir::record::RecordView;
 use weir::{Clock, Retention, StreamConfig, StreamId, SystemClock};
 
 use super::severity_counts;
+use crate::format::{format_ms, hex_dump, quoted};
 
 pub(crate) fn stream_label(stream: &StreamReport) -> String {
     match &stream.name {
@@ -296,31 +295,31 @@ fn damage_summary<'f>(findings: impl Iterator<Item = &'f Finding> + Clone) -> St
 }
 
 /// One record: a summary line, then its idempotency key, headers and body.
-pub(crate) fn record_text(pos: usize, record: &RecordView<'_>, state: &str, hex: bool) -> String {
+pub(crate) fn record_text(pos: usize, record: &RecordReport, state: &str, hex: bool) -> String {
     let mut out = format!(
         "offset {}  id {}  time {}  size {} bytes  byte {}  crc ok  {}\n",
         record.offset,
         record.id,
         format_ms(record.timestamp_ms),
-        record.padded_len,
+        record.size,
         pos,
         state
     );
     if let Some(key) = &record.idempotency {
         out.push_str(&format!(
             "  idempotency: producer {} iid {}\n",
-            quoted(key.producer),
-            quoted(key.iid)
+            quoted(&key.producer),
+            quoted(&key.iid)
         ));
     }
-    for (name, value) in record.headers() {
+    for (name, value) in &record.headers {
         out.push_str(&format!("  header {} = {}\n", quoted(name), quoted(value)));
     }
     if hex {
         out.push_str(&format!("  body ({} bytes):\n", record.body.len()));
-        out.push_str(&hex_dump(record.body, "    "));
+        out.push_str(&hex_dump(&record.body, "    "));
     } else {
-        out.push_str(&format!("  body {}\n", quoted(record.body)));
+        out.push_str(&format!("  body {}\n", quoted(&record.body)));
     }
     out
 }
@@ -340,7 +339,7 @@ fn frame_line(frame: &FrameReport) -> String {
     )
 }
 
-fn meta_text(meta: &MetaState) -> String {
+fn meta_text(meta: &MetaReport) -> String {
     format!(
         "  first offset {}  deleted {}  max-deleted-id {}  last-id floor {}  entries-added {}\n  retention: {}\n",
         meta.first_offset,
