@@ -14,9 +14,6 @@ use crate::server::keys::stream_name;
 use crate::server::resp::Value;
 use crate::stream::{IdempotentAppend, Message, Stream};
 
-/// Redis's default `LIMIT` for `~` trimming: 100 times `stream-node-max-entries` (100).
-const DEFAULT_APPROX_LIMIT: u64 = 10_000;
-
 /// What XADD and XTRIM trim by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Threshold {
@@ -29,8 +26,18 @@ enum Threshold {
 pub(super) struct Trim {
     threshold: Threshold,
     approximate: bool,
-    /// Most entries removed (only with `~`); `None`: no limit.
-    limit: Option<u64>,
+    limit: TrimLimit,
+}
+
+/// How many entries a trim may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrimLimit {
+    /// Exact trims, and `LIMIT 0`.
+    Unlimited,
+    /// `LIMIT n` with `~`.
+    Entries(u64),
+    /// `~` without `LIMIT`: Redis's default, from the node size in force.
+    NodeDefault,
 }
 
 /// XADD's idempotency option (Redis 8.6).
@@ -197,8 +204,10 @@ fn finish_options(scan: OptionScan, xadd: bool) -> Result<AddTrimArgs, Value> {
     };
     let limit = match limit {
         // `LIMIT 0` lifts the limit.
-        Some(limit) => (limit > 0).then_some(limit),
-        None => approximate.then_some(DEFAULT_APPROX_LIMIT),
+        Some(0) => TrimLimit::Unlimited,
+        Some(limit) => TrimLimit::Entries(limit),
+        None if approximate => TrimLimit::NodeDefault,
+        None => TrimLimit::Unlimited,
     };
     args.trim = Some(Trim {
         threshold,
@@ -291,9 +300,14 @@ fn auto_iid(headers: &[(Bytes, Bytes)]) -> Vec<u8> {
 }
 
 pub(super) fn apply_trim(stream: &Stream, trim: Trim) -> Result<u64, Value> {
+    let limit = match trim.limit {
+        TrimLimit::Unlimited => None,
+        TrimLimit::Entries(limit) => Some(limit),
+        TrimLimit::NodeDefault => Some(stream.node_limits().default_trim_limit()),
+    };
     let removed = match trim.threshold {
-        Threshold::MaxLen(max_len) => stream.trim_max_len(max_len, trim.approximate, trim.limit),
-        Threshold::MinId(min_id) => stream.trim_min_id(min_id, trim.approximate, trim.limit),
+        Threshold::MaxLen(max_len) => stream.trim_max_len(max_len, trim.approximate, limit),
+        Threshold::MinId(min_id) => stream.trim_min_id(min_id, trim.approximate, limit),
     };
     removed.map_err(|e| store_error(&e))
 }
@@ -320,7 +334,7 @@ mod tests {
             Some(Trim {
                 threshold: Threshold::MaxLen(10),
                 approximate: true,
-                limit: Some(DEFAULT_APPROX_LIMIT),
+                limit: TrimLimit::NodeDefault,
             })
         );
         let parsed = parse_add_or_trim(&args("XADD s MINID = 3-1 * f v"), true).unwrap();
@@ -331,7 +345,7 @@ mod tests {
             Some(Trim {
                 threshold: Threshold::MinId(StreamId::new(3, 1)),
                 approximate: false,
-                limit: None,
+                limit: TrimLimit::Unlimited,
             })
         );
         let parsed = parse_add_or_trim(&args("XADD s IDMP p i * f v"), true).unwrap();
@@ -355,9 +369,9 @@ mod tests {
     fn trim_options() {
         let parsed = parse_add_or_trim(&args("XTRIM s MAXLEN ~ 5 LIMIT 0"), false).unwrap();
         let trim = parsed.trim.unwrap();
-        assert_eq!(trim.limit, None);
+        assert_eq!(trim.limit, TrimLimit::Unlimited);
         let parsed = parse_add_or_trim(&args("XTRIM s MINID ~ 5 LIMIT 7"), false).unwrap();
-        assert_eq!(parsed.trim.unwrap().limit, Some(7));
+        assert_eq!(parsed.trim.unwrap().limit, TrimLimit::Entries(7));
         assert_eq!(
             parsed.trim.unwrap().threshold,
             Threshold::MinId(StreamId::new(5, 0))
