@@ -243,6 +243,16 @@ impl Store {
         *self.shared.node_limits.read()
     }
 
+    /// Checkpoints every stream and compacts its group journals (see [`Stream::compact`]).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        for name in self.stream_names() {
+            if let Some(stream) = self.get(&name) {
+                stream.compact()?;
+            }
+        }
+        Ok(())
+    }
+
     /// The durability policy in force.
     pub fn durability(&self) -> Durability {
         self.shared.options.durability

@@ -664,6 +664,17 @@ impl Stream {
         Ok(())
     }
 
+    /// Writes a checkpoint of the log and compacts the group journals now, whatever their
+    /// size: what `BGSAVE` and `BGREWRITEAOF` ask of the server.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.log.checkpoint()?;
+        self.save_idempotency()?;
+        let mut groups = self.groups.lock();
+        groups.compact()?;
+        *self.flush.groups_sync.lock() = groups.sync_handle();
+        Ok(())
+    }
+
     fn compact_groups_if_large(&self) -> Result<(), StoreError> {
         let mut groups = self.groups.lock();
         if groups.wants_compaction() {
