@@ -22,7 +22,9 @@ use crate::fs;
 use crate::group::durable::GroupRecovery;
 use crate::log::{Log, LogOptions, RecoveryReport};
 use crate::names::{self, CLEAN_FILE, LOCK_FILE, NAME_FILE, STREAMS_DIR};
-use crate::stream::{Requester, Stream, StreamContext, StreamResolver, prepare_reply_stream};
+use crate::stream::{
+    NodeLimits, Requester, Stream, StreamContext, StreamResolver, prepare_reply_stream,
+};
 use crate::undo::{self, Target, Undo};
 
 #[cfg(test)]
@@ -125,6 +127,8 @@ struct Shared {
     /// Held for a whole transaction: they run one at a time.
     transaction_lock: Mutex<()>,
     transactions: Arc<Mutex<Transactions>>,
+    /// Where the streams' Redis-compatible nodes close (see [`NodeLimits`]).
+    node_limits: Arc<RwLock<NodeLimits>>,
 }
 
 /// A data directory of named streams.
@@ -181,6 +185,7 @@ impl Store {
             maintenance_pass: Mutex::new(()),
             transaction_lock: Mutex::new(()),
             transactions: Arc::new(Mutex::new(transactions)),
+            node_limits: Arc::default(),
         });
         let mut reports = Vec::new();
         let mut group_reports = Vec::new();
@@ -224,6 +229,28 @@ impl Store {
     /// What opening the store recovered.
     pub fn recovery(&self) -> &StoreRecovery {
         &self.recovery
+    }
+
+    /// Where approximate trims see node boundaries (Redis's `stream-node-max-entries` and
+    /// `stream-node-max-bytes`), for every stream of the store. Entries already taken into
+    /// nodes keep them; the limits apply to those appended from now on.
+    pub fn set_node_limits(&self, limits: NodeLimits) {
+        *self.shared.node_limits.write() = limits;
+    }
+
+    /// The node limits in force (see [`set_node_limits`](Self::set_node_limits)).
+    pub fn node_limits(&self) -> NodeLimits {
+        *self.shared.node_limits.read()
+    }
+
+    /// Checkpoints every stream and compacts its group journals (see [`Stream::compact`]).
+    pub fn compact(&self) -> Result<(), StoreError> {
+        for name in self.stream_names() {
+            if let Some(stream) = self.get(&name) {
+                stream.compact()?;
+            }
+        }
+        Ok(())
     }
 
     /// The durability policy in force.
@@ -361,6 +388,7 @@ impl Shared {
             clock: Arc::clone(&self.options.clock),
             resolver,
             public_name: self.options.public_name,
+            node_limits: Arc::clone(&self.node_limits),
         }
     }
 

@@ -1257,7 +1257,7 @@ fn ack_wait_redelivers_and_max_deliver_dead_letters() {
         ),
         ok()
     );
-    let groups = run(&mut con, &["XINFO", "GROUPS", "work"]);
+    let groups = run(&mut con, &["XINFO", "GROUPS", "work", "WEIR"]);
     let group = &items(&groups)[0];
     assert_eq!(int(&field(group, "ack-wait")), 300);
     assert_eq!(int(&field(group, "max-deliver")), 2);
@@ -1373,7 +1373,7 @@ fn a_full_dead_letter_stream_does_not_fail_reads() {
         pending_rows(&mut con, "work", "g"),
         vec![(poison, "c1".into(), 1), (fresh, "c2".into(), 1)]
     );
-    let groups = run(&mut con, &["XINFO", "GROUPS", "work"]);
+    let groups = run(&mut con, &["XINFO", "GROUPS", "work", "WEIR"]);
     let refused = text(&field(&items(&groups)[0], "dead-letter-refused"));
     assert!(refused.contains("\"dl\" is full"), "{refused}");
     assert_eq!(query::<i64>(&mut con, &["XLEN", "dl"]), 1);

@@ -435,10 +435,11 @@ fn an_entry_stores_the_bytes_the_readme_gives_and_xinfo_shows_them() {
         refused.contains("it stores 160 bytes, the append needs 80 more"),
         "{refused}"
     );
-    // XINFO STREAM shows the size and the limits after Redis's own fields, in both forms.
+    // XINFO STREAM … WEIR shows the size and the limits after Redis's own fields, in both
+    // forms.
     for form in [
-        &["XINFO", "STREAM", "jobs"][..],
-        &["XINFO", "STREAM", "jobs", "FULL"],
+        &["XINFO", "STREAM", "jobs", "WEIR"][..],
+        &["XINFO", "STREAM", "jobs", "FULL", "WEIR"],
     ] {
         let info = run(&mut con, form);
         assert_eq!(int(&field(&info, "stored-bytes")), 160);
@@ -569,7 +570,7 @@ fn backlog_in_xinfo_groups_and_info() {
             ">",
         ],
     );
-    let groups = run(&mut con, &["XINFO", "GROUPS", "orders"]);
+    let groups = run(&mut con, &["XINFO", "GROUPS", "orders", "WEIR"]);
     let group = &items(&groups)[0];
     assert_eq!(
         (int(&field(group, "lag")), int(&field(group, "pending"))),
@@ -629,7 +630,7 @@ fn backlog_in_xinfo_groups_and_info() {
             &["XACK", "orders", "billing", &text(&items(row)[0])],
         );
     }
-    let groups = run(&mut con, &["XINFO", "GROUPS", "orders"]);
+    let groups = run(&mut con, &["XINFO", "GROUPS", "orders", "WEIR"]);
     let group = &items(&groups)[0];
     assert_eq!(field(group, "oldest-undelivered-ms"), Value::Nil);
     assert_eq!(field(group, "oldest-pending-ms"), Value::Nil);

@@ -2065,36 +2065,26 @@ fn trimming_by_length_and_min_id() {
     assert_eq!(stream.last_id(), model[399].id);
     assert_eq!(stream.log().entries_added(), 400);
 
-    // Approximate MAXLEN removes whole segments only, never going below the target.
+    // Approximate MAXLEN removes whole nodes (of Redis's 4096 bytes here, a dozen entries of
+    // 300 bytes) from the head, never going below the target, and space comes back by whole
+    // segments.
     let approx = store.stream(b"approx").unwrap();
     let mut amodel = Vec::new();
     fill(&approx, &mut amodel, 400, 300);
-    let abases = bases(&approx);
     let removed = approx.trim_max_len(100, true, None).unwrap();
     let len = approx.len();
-    assert!(len >= 100, "{len}");
+    assert!((100..120).contains(&len), "{len}");
     assert_eq!(removed, 400 - len);
     let first = all_entries(&approx)[0].offset;
-    assert!(
-        abases.contains(&first),
-        "approximate trim cut inside a segment at {first}: {abases:?}"
-    );
-    assert!(len < 400, "a whole segment should have gone");
-    // The segment holding the exact target (offset 300) is kept whole, and only it and newer.
-    let holding_target = abases.iter().copied().filter(|&b| b <= 300).max().unwrap();
-    assert_eq!(first, holding_target, "{abases:?}");
     let akept: Vec<&Written> = amodel[first as usize..].iter().collect();
     assert_holds(&approx, &akept);
-    // With a limit, at most that many entries go (whole segments only).
+    // With a limit, at most that many entries go (whole nodes only).
     let removed = approx.trim_max_len(0, true, Some(1)).unwrap();
-    assert_eq!(removed, 0, "no whole segment fits in a limit of 1");
+    assert_eq!(removed, 0, "no whole node fits in a limit of 1");
     let before = approx.len();
-    let removed = approx.trim_max_len(0, true, Some(1_000)).unwrap();
+    let removed = approx.trim_max_len(0, true, Some(50)).unwrap();
+    assert!((1..=50).contains(&removed), "{removed}");
     assert_eq!(approx.len(), before - removed);
-    assert!(
-        !approx.is_empty(),
-        "the active segment is never removed by an approximate trim"
-    );
 
     // MINID: everything below the ID goes, the ID itself stays.
     let minid = store.stream(b"minid").unwrap();

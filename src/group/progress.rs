@@ -60,6 +60,10 @@ impl StreamFacts {
         if self.length == 0 || self.max_deleted_id == StreamId::MIN {
             return false;
         }
+        // The newest deletion lies before the first entry: it was trimmed away with it.
+        if self.max_deleted_id < self.first_id {
+            return false;
+        }
         start <= self.max_deleted_id && self.max_deleted_id <= self.last_id
     }
 
@@ -74,8 +78,17 @@ impl StreamFacts {
     }
 
     /// Entries added to the stream that a group at `last_delivered` has not read yet; `None`
-    /// when unknown (Redis reports `lag` as nil).
+    /// when unknown (Redis reports `lag` as nil). Never negative: see
+    /// [`redis_lag`](Self::redis_lag) for the figure Redis reports.
     pub fn lag(&self, last_delivered: StreamId, entries_read: Option<u64>) -> Option<u64> {
+        self.redis_lag(last_delivered, entries_read)
+            .map(|lag| u64::try_from(lag).unwrap_or(0))
+    }
+
+    /// The lag exactly as Redis 7 computes it (`streamReplyWithCGLag`): the entries added less
+    /// the read counter, which is negative when the counter was set (`XGROUP SETID …
+    /// ENTRIESREAD`) past the entries added.
+    pub fn redis_lag(&self, last_delivered: StreamId, entries_read: Option<u64>) -> Option<i64> {
         if self.entries_added == 0 {
             return Some(0);
         }
@@ -83,7 +96,8 @@ impl StreamFacts {
             Some(read) if !self.range_has_tombstones(last_delivered) => read,
             _ => self.estimate_distance(last_delivered)?,
         };
-        Some(self.entries_added.saturating_sub(read))
+        // Redis subtracts as signed 64-bit integers.
+        Some((self.entries_added as i64).wrapping_sub(read as i64))
     }
 }
 
@@ -201,7 +215,41 @@ mod tests {
         };
         assert_eq!(holey.lag(id(5), Some(5)), None);
         assert_eq!(holey.lag(id(9), Some(9)), Some(1));
-        // A counter set above what was ever added does not underflow.
+        // A counter set above what was ever added does not underflow...
         assert_eq!(clean.lag(id(10), Some(50)), Some(0));
+        // ...but Redis reports it negative.
+        assert_eq!(clean.redis_lag(id(10), Some(50)), Some(-40));
+        assert_eq!(clean.redis_lag(id(5), Some(5)), Some(5));
+        assert_eq!(holey.redis_lag(id(5), Some(5)), None);
+    }
+
+    /// Redis 7.0.15 on `XADD u 1-0 a b`, `XGROUP CREATE u g 0`, `XGROUP SETID u g 1-0
+    /// ENTRIESREAD 2`: `XINFO GROUPS` shows lag -1.
+    #[test]
+    fn a_read_counter_past_the_entries_added_gives_a_negative_lag() {
+        let one = StreamFacts {
+            entries_added: 1,
+            length: 1,
+            first_id: id(1),
+            last_id: id(1),
+            max_deleted_id: StreamId::MIN,
+        };
+        assert_eq!(one.redis_lag(id(1), Some(2)), Some(-1));
+        assert_eq!(one.lag(id(1), Some(2)), Some(0));
+    }
+
+    /// Redis 7.0.15 on entries 1-0…5-0, `XDEL t 1-0`, `XGROUP CREATE t g 0 ENTRIESREAD 0`:
+    /// lag 5. The deletion lies before the first entry, so the counter is trusted.
+    #[test]
+    fn a_deletion_before_the_first_entry_is_no_tombstone() {
+        let facts = StreamFacts {
+            entries_added: 5,
+            length: 4,
+            first_id: id(2),
+            last_id: id(5),
+            max_deleted_id: id(1),
+        };
+        assert!(!facts.range_has_tombstones(StreamId::MIN));
+        assert_eq!(facts.redis_lag(StreamId::MIN, Some(0)), Some(5));
     }
 }

@@ -67,6 +67,8 @@ pub struct GroupInfo<'a> {
     pub entries_read: Option<u64>,
     /// Entries not yet handed to the group; `None` when unknown.
     pub lag: Option<u64>,
+    /// The lag as Redis reports it: negative when the read counter passed the entries added.
+    pub redis_lag: Option<i64>,
     /// The group's policy.
     pub policy: &'a GroupPolicy,
     /// Pending entries that reached `max_deliver` and will not be handed out automatically.
@@ -234,6 +236,7 @@ impl GroupState {
             last_delivered: self.last_delivered,
             entries_read: self.entries_read,
             lag: facts.lag(self.last_delivered, self.entries_read),
+            redis_lag: facts.redis_lag(self.last_delivered, self.entries_read),
             policy: &self.policy,
             exhausted: self.pel.exhausted(),
             oldest_delivery_ms: oldest_active.into_iter().chain(oldest_exhausted).min(),

@@ -38,6 +38,27 @@ impl Log {
         Ok(out)
     }
 
+    /// Up to `max` entries from `offset` on that were not trimmed, deleted ones included (their
+    /// records stay in the segments until a trim passes them), in offset order.
+    pub fn read_from_with_deleted(&self, offset: u64, max: usize) -> Result<Vec<Entry>, LogError> {
+        let mut out = Vec::new();
+        if max == 0 {
+            return Ok(out);
+        }
+        let scanned =
+            self.scan_forward_under_locks(Start::Offset(offset), Deleted::Include, |entry| {
+                out.push(entry);
+                if out.len() >= max {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            });
+        self.record_read_damage();
+        scanned?;
+        Ok(out)
+    }
+
     /// The offset of the live entry with exactly this ID.
     pub fn lookup(&self, id: StreamId) -> Result<Option<u64>, LogError> {
         let found = self.range(Bound::Included(id), Bound::Included(id), 1)?;
@@ -148,7 +169,7 @@ impl Log {
         start: Start,
         visit: impl FnMut(Entry) -> ControlFlow<()>,
     ) -> Result<(), LogError> {
-        let scanned = self.scan_forward_under_locks(start, visit);
+        let scanned = self.scan_forward_under_locks(start, Deleted::Skip, visit);
         self.record_read_damage();
         scanned
     }
@@ -156,6 +177,7 @@ impl Log {
     fn scan_forward_under_locks(
         &self,
         start: Start,
+        deleted: Deleted,
         mut visit: impl FnMut(Entry) -> ControlFlow<()>,
     ) -> Result<(), LogError> {
         let visible = *self.tip.read();
@@ -180,7 +202,7 @@ impl Log {
             let (pos, expect) =
                 point.map_or((segment::HEADER_LEN, slot.base()), |p| (p.pos, p.offset));
             let mut stopped = false;
-            self.scan_slot(slot, pos, expect, &visible, &meta, |entry| {
+            self.scan_slot_with(slot, pos, expect, &visible, &meta, deleted, |entry| {
                 if let Start::Offset(offset) = start
                     && entry.offset < offset
                 {
@@ -205,6 +227,29 @@ impl Log {
         expect_offset: u64,
         visible: &Tip,
         meta: &MetaState,
+        visit: impl FnMut(Entry) -> ControlFlow<()>,
+    ) {
+        self.scan_slot_with(
+            slot,
+            pos,
+            expect_offset,
+            visible,
+            meta,
+            Deleted::Skip,
+            visit,
+        );
+    }
+
+    /// [`scan_slot`](Self::scan_slot), visiting deleted records too when asked.
+    #[allow(clippy::too_many_arguments)]
+    fn scan_slot_with(
+        &self,
+        slot: &Slot,
+        pos: usize,
+        expect_offset: u64,
+        visible: &Tip,
+        meta: &MetaState,
+        deleted: Deleted,
         mut visit: impl FnMut(Entry) -> ControlFlow<()>,
     ) {
         let mut scanner = slot.segment.scan_from(pos, expect_offset);
@@ -216,7 +261,11 @@ impl Log {
                     if record.offset >= visible.next_offset {
                         return;
                     }
-                    if meta.is_gone(record.offset) {
+                    let hidden = match deleted {
+                        Deleted::Skip => meta.is_gone(record.offset),
+                        Deleted::Include => record.offset < meta.first_offset,
+                    };
+                    if hidden {
                         continue;
                     }
                     let entry = Entry {
@@ -338,4 +387,11 @@ fn before_upper(id: StreamId, bound: IdBound) -> bool {
         Bound::Excluded(high) => id < high,
         Bound::Unbounded => true,
     }
+}
+
+/// Whether a scan visits deleted (not trimmed) records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deleted {
+    Skip,
+    Include,
 }

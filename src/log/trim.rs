@@ -90,6 +90,12 @@ impl Log {
         self.trim_to(target, approximate, limit)
     }
 
+    /// Removes every entry before `offset` (the log's trim point moves there); returns how many
+    /// live entries went.
+    pub fn trim_before(&self, offset: u64) -> Result<u64, LogError> {
+        self.trim_to(offset, false, None)
+    }
+
     pub(super) fn trim_to(
         &self,
         target: u64,

@@ -4,6 +4,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use crate::durability::Durability;
+use crate::stream::NodeLimits;
 
 /// Redis's `appendfsync` values, mapped onto the store's durability policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,8 @@ pub struct ServerConfig {
     /// Most bytes of replies buffered for a slow client before it is disconnected
     /// (`client-output-buffer-limit`).
     pub max_output_buffer: usize,
+    /// `stream-node-max-entries` and `stream-node-max-bytes`.
+    pub node_limits: NodeLimits,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +79,7 @@ impl Default for ServerConfig {
             max_bulk_len: 512 << 20,
             max_query_buffer: 1 << 30,
             max_output_buffer: 256 << 20,
+            node_limits: NodeLimits::default(),
         }
     }
 }
@@ -131,10 +135,42 @@ impl ServerConfig {
             }
             "proto-max-bulk-len" => self.max_bulk_len = number(value)?,
             "client-query-buffer-limit" => self.max_query_buffer = number(value)?,
+            "stream-node-max-entries" => {
+                self.node_limits.max_entries = parse_node_entries(value)
+                    .ok_or_else(|| format!("{name}: {value:?} is not a number"))?;
+            }
+            "stream-node-max-bytes" => {
+                self.node_limits.max_bytes = parse_memory(value)
+                    .ok_or_else(|| format!("{name}: {value:?} is not a size"))?;
+            }
             other => return Err(format!("unknown setting {other:?}")),
         }
         Ok(())
     }
+}
+
+/// A `stream-node-max-entries` value: a non-negative integer.
+pub fn parse_node_entries(text: &str) -> Option<u64> {
+    text.parse().ok()
+}
+
+/// A memory size as Redis reads one: a non-negative integer with an optional unit (`k`, `m`,
+/// `g` for powers of 1000; `kb`, `mb`, `gb` for powers of 1024; any case).
+pub fn parse_memory(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let units: [(&str, u64); 6] = [
+        ("kb", 1 << 10),
+        ("mb", 1 << 20),
+        ("gb", 1 << 30),
+        ("k", 1_000),
+        ("m", 1_000_000),
+        ("g", 1_000_000_000),
+    ];
+    let (digits, unit) = units
+        .iter()
+        .find_map(|&(suffix, unit)| lower.strip_suffix(suffix).map(|digits| (digits, unit)))
+        .unwrap_or((lower.as_str(), 1));
+    digits.parse::<u64>().ok()?.checked_mul(unit)
 }
 
 /// Parses a `maxclients` value as Redis checks it: an integer from 1 to 2^32 - 1.
@@ -173,6 +209,26 @@ pub fn resolve_bind(text: &str) -> Result<IpAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_sizes_take_redis_units() {
+        assert_eq!(parse_memory("4096"), Some(4096));
+        assert_eq!(parse_memory("4kb"), Some(4096));
+        assert_eq!(parse_memory("4K"), Some(4000));
+        assert_eq!(parse_memory("1mb"), Some(1 << 20));
+        assert_eq!(parse_memory("lots"), None);
+        assert_eq!(parse_memory("-1"), None);
+        let mut config = ServerConfig::default();
+        config.apply("stream-node-max-entries", "10").unwrap();
+        config.apply("stream-node-max-bytes", "1kb").unwrap();
+        assert_eq!(
+            config.node_limits,
+            NodeLimits {
+                max_entries: 10,
+                max_bytes: 1024
+            }
+        );
+    }
 
     #[test]
     fn bind_takes_an_address_or_a_host_name() {

@@ -300,7 +300,9 @@ fn open_store(config: &ServerConfig) -> Result<Store, StoreError> {
         public_name: super::keys::key_part,
         ..StoreOptions::default()
     };
-    Store::open_with(&config.dir, options)
+    let store = Store::open_with(&config.dir, options)?;
+    store.set_node_limits(config.node_limits);
+    Ok(store)
 }
 
 /// Unix time in milliseconds, for replies that report times.

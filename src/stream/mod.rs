@@ -5,7 +5,10 @@ mod backlog;
 mod config;
 mod groups;
 mod idempotent;
+mod listpack;
+mod nodes;
 mod queries;
+mod radix;
 mod references;
 mod request;
 mod server_support;
@@ -20,6 +23,7 @@ pub use config::{Discard, StreamConfig};
 use config::{Refusal, Usage};
 pub use groups::{Claimed, Delivery, Group, GroupStart, PendingDelivery};
 pub use idempotent::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, IdempotentAppend};
+pub use nodes::NodeLimits;
 pub use queries::{ConsumerDetails, GroupDetails, GroupInFull, PendingEntry, PendingOverview};
 pub use references::{Deletion, References, TrimTo};
 pub(crate) use request::prepare_reply_stream;
@@ -47,6 +51,7 @@ use crate::idempotency::IdempotencyWindows;
 use crate::log::{Appended, AsEntry, Entry, IdSpec, Log, NewEntry, Retention};
 use crate::record::IdempotencyKey;
 use crate::signal::ChangeSignal;
+use nodes::{NodeModel, Threshold};
 use source::{LogSource, StreamFlush};
 
 /// An entry to append: a body, optional headers, and how its ID is chosen.
@@ -112,6 +117,15 @@ impl AsEntry for Message {
     }
 }
 
+/// The size of the radix tree Redis would keep for a stream (see [`Stream::radix_tree`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RadixTree {
+    /// Keys: the nodes that hold live entries.
+    pub keys: u64,
+    /// Nodes of the tree.
+    pub nodes: u64,
+}
+
 /// A named stream of entries in a [`Store`](crate::Store).
 pub struct Stream {
     name: RwLock<Bytes>,
@@ -136,6 +150,11 @@ pub struct Stream {
     /// Per group, why its dead-letter stream refused the last dead letters it was sent (those
     /// entries stay pending and are tried again); absent once dead-lettering succeeds.
     dead_letter_refusals: Mutex<BTreeMap<Vec<u8>, String>>,
+    /// Where Redis would have cut the stream into nodes; `None` until an approximate trim or
+    /// `radix_tree` first needs it.
+    nodes: Mutex<Option<NodeModel>>,
+    /// The store's node limits.
+    node_limits: Arc<RwLock<NodeLimits>>,
 }
 
 /// Finds (or creates) another stream of the same store: where dead letters and replies go.
@@ -155,6 +174,7 @@ pub(crate) struct StreamContext {
     pub(crate) clock: SharedClock,
     pub(crate) resolver: Weak<dyn StreamResolver>,
     pub(crate) public_name: fn(&[u8]) -> &[u8],
+    pub(crate) node_limits: Arc<RwLock<NodeLimits>>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -207,6 +227,8 @@ impl Stream {
             admission: Mutex::new(()),
             last_activity_ms: AtomicU64::new(opened_ms),
             dead_letter_refusals: Mutex::default(),
+            nodes: Mutex::new(None),
+            node_limits: context.node_limits,
         };
         Ok((stream, recovery))
     }
@@ -357,6 +379,7 @@ impl Stream {
         if config.discard != Discard::Old {
             return Ok(());
         }
+        self.nodes_follow()?;
         if let Some(max_len) = config.max_len {
             self.log.trim_max_len(max_len, false, None)?;
         }
@@ -455,13 +478,29 @@ impl Stream {
         ids: &[StreamId],
         commit: Commit<'_>,
     ) -> Result<usize, StoreError> {
+        self.nodes_follow()?;
         let count = self.log.delete(ids)?;
         self.commit(commit)?;
         Ok(count)
     }
 
-    /// Keeps at most `max_len` entries (Redis's `XTRIM MAXLEN`); `approximate` trims whole
-    /// segments only, like `~`. Returns how many entries went.
+    /// Keeps at most `max_len` entries (Redis's `XTRIM MAXLEN`). With `approximate` (`~`), only
+    /// whole nodes go, as Redis cuts a stream into nodes (see [`NodeLimits`]): the oldest
+    /// ones, while at least `max_len` entries remain, and at most `limit` entries in all
+    /// (`None`: no limit; the limit applies to approximate trims only). Returns how many
+    /// entries went.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = weir::Store::open(dir.path()).unwrap();
+    /// let stream = store.stream(b"s").unwrap();
+    /// for _ in 0..555 {
+    ///     stream.append(weir::Message::new("").header("f", "v")).unwrap();
+    /// }
+    /// // Nodes of 100 entries: removing a second one would leave fewer than 444.
+    /// assert_eq!(stream.trim_max_len(444, true, None).unwrap(), 100);
+    /// assert_eq!(stream.trim_max_len(444, false, None).unwrap(), 11);
+    /// ```
     pub fn trim_max_len(
         &self,
         max_len: u64,
@@ -479,12 +518,13 @@ impl Stream {
         limit: Option<u64>,
         commit: Commit<'_>,
     ) -> Result<u64, StoreError> {
-        let removed = self.log.trim_max_len(max_len, approximate, limit)?;
+        let removed = self.trim_uncommitted(Threshold::MaxLen(max_len), approximate, limit)?;
         self.commit(commit)?;
         Ok(removed)
     }
 
-    /// Removes entries with IDs below `min_id` (Redis's `XTRIM MINID`).
+    /// Removes entries with IDs below `min_id` (Redis's `XTRIM MINID`); with `approximate`,
+    /// only whole nodes whose entries are all below it, as [`trim_max_len`](Self::trim_max_len).
     pub fn trim_min_id(
         &self,
         min_id: StreamId,
@@ -502,9 +542,72 @@ impl Stream {
         limit: Option<u64>,
         commit: Commit<'_>,
     ) -> Result<u64, StoreError> {
-        let removed = self.log.trim_min_id(min_id, approximate, limit)?;
+        let removed = self.trim_uncommitted(Threshold::MinId(min_id), approximate, limit)?;
         self.commit(commit)?;
         Ok(removed)
+    }
+
+    /// Trims to `threshold`: exactly, or by whole nodes of at most `limit` live entries with
+    /// `approximate`. Not yet durable: the caller commits.
+    pub(in crate::stream) fn trim_uncommitted(
+        &self,
+        threshold: Threshold,
+        approximate: bool,
+        limit: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        if approximate {
+            return self.trim_nodes(threshold, limit);
+        }
+        self.nodes_follow()?;
+        Ok(match threshold {
+            Threshold::MaxLen(max_len) => self.log.trim_max_len(max_len, false, None)?,
+            Threshold::MinId(min_id) => self.log.trim_min_id(min_id, false, None)?,
+        })
+    }
+
+    /// Removes whole nodes from the head down to `threshold`, at most `limit` live entries.
+    fn trim_nodes(&self, threshold: Threshold, limit: Option<u64>) -> Result<u64, StoreError> {
+        let mut nodes = self.nodes.lock();
+        let model = self.current_nodes(&mut nodes)?;
+        let point = model.trim_point(&self.log.meta(), self.log.len(), threshold, limit);
+        Ok(self.log.trim_before(point)?)
+    }
+
+    /// The node model, built or brought up to date with the log.
+    fn current_nodes<'a>(
+        &self,
+        nodes: &'a mut Option<NodeModel>,
+    ) -> Result<&'a mut NodeModel, StoreError> {
+        let limits = *self.node_limits.read();
+        match nodes {
+            Some(model) => model.catch_up(&self.log, limits)?,
+            None => *nodes = Some(NodeModel::build(&self.log, limits)?),
+        }
+        Ok(nodes.get_or_insert_default())
+    }
+
+    /// Before entries are removed, lets the node model (if one is kept) take in the entries
+    /// appended until now, so that it sees the removal after them, as Redis would.
+    pub(in crate::stream) fn nodes_follow(&self) -> Result<(), StoreError> {
+        let mut nodes = self.nodes.lock();
+        if let Some(model) = nodes.as_mut() {
+            model.catch_up(&self.log, *self.node_limits.read())?;
+        }
+        Ok(())
+    }
+
+    /// The store's node limits (see [`Store::set_node_limits`](crate::Store::set_node_limits)).
+    pub fn node_limits(&self) -> NodeLimits {
+        *self.node_limits.read()
+    }
+
+    /// What Redis's radix tree of this stream's nodes would count (`XINFO STREAM`'s
+    /// `radix-tree-keys` and `radix-tree-nodes`).
+    pub fn radix_tree(&self) -> Result<RadixTree, StoreError> {
+        let mut nodes = self.nodes.lock();
+        let model = self.current_nodes(&mut nodes)?;
+        let (keys, nodes) = model.radix_counts(&self.log.meta());
+        Ok(RadixTree { keys, nodes })
     }
 
     /// Sets retention by age and size; whole sealed segments past either limit are removed.
@@ -588,6 +691,7 @@ impl Stream {
         let Some(floor) = self.groups.lock().state().stream_floor() else {
             return Ok(());
         };
+        self.nodes_follow()?;
         if self.log.trim_min_id(floor, false, None)? > 0 {
             self.commit(commit)?;
         }
@@ -625,6 +729,17 @@ impl Stream {
         self.log.enforce_retention(self.clock.now_ms())?;
         self.drop_acknowledged(Commit::Wait)?;
         self.compact_groups_if_large()?;
+        Ok(())
+    }
+
+    /// Writes a checkpoint of the log and compacts the group journals now, whatever their
+    /// size: what `BGSAVE` and `BGREWRITEAOF` ask of the server.
+    pub fn compact(&self) -> Result<(), StoreError> {
+        self.log.checkpoint()?;
+        self.save_idempotency()?;
+        let mut groups = self.groups.lock();
+        groups.compact()?;
+        *self.flush.groups_sync.lock() = groups.sync_handle();
         Ok(())
     }
 

@@ -65,6 +65,8 @@ pub struct GroupDetails {
     pub entries_read: Option<u64>,
     /// Entries not yet delivered; `None` when unknown.
     pub lag: Option<u64>,
+    /// The lag as Redis reports it: negative when the read counter passed the entries added.
+    pub redis_lag: Option<i64>,
     pub policy: GroupPolicy,
     /// Pending entries that reached the delivery limit.
     pub exhausted: usize,
@@ -78,6 +80,8 @@ pub struct GroupInFull {
     pub last_delivered: StreamId,
     pub entries_read: Option<u64>,
     pub lag: Option<u64>,
+    /// The lag as Redis reports it (see [`GroupDetails::redis_lag`]).
+    pub redis_lag: Option<i64>,
     /// Entries pending (all of them, whatever the limit).
     pub pending_count: usize,
     /// The first pending entries, up to the limit.
@@ -135,6 +139,7 @@ impl Stream {
             last_delivered: info.last_delivered,
             entries_read: info.entries_read,
             lag: info.lag,
+            redis_lag: info.redis_lag,
             policy: info.policy.clone(),
             exhausted: info.exhausted,
             backlog,
@@ -185,6 +190,7 @@ fn group_in_full(
         last_delivered: info.last_delivered,
         entries_read: info.entries_read,
         lag: info.lag,
+        redis_lag: info.redis_lag,
         pending_count: info.pending,
         pending: pending_of(None),
         consumers: consumers

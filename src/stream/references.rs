@@ -9,6 +9,7 @@
 
 use std::ops::Bound;
 
+use super::nodes::Threshold;
 use super::{Group, Stream};
 use crate::durability::Commit;
 use crate::error::StoreError;
@@ -112,6 +113,7 @@ impl Stream {
         if references == References::Remove {
             groups.apply(|state| Ok(state.drop_references(ids)))?;
         }
+        self.nodes_follow()?;
         self.log.delete(&doomed)?;
         Ok(results)
     }
@@ -184,10 +186,11 @@ impl Stream {
             }
             TrimTo::MinId(min_id) => self.live_ids_while(|id, _| id < min_id)?,
         };
-        let removed = match to {
-            TrimTo::MaxLen(max_len) => self.log.trim_max_len(max_len, approximate, limit)?,
-            TrimTo::MinId(min_id) => self.log.trim_min_id(min_id, approximate, limit)?,
+        let threshold = match to {
+            TrimTo::MaxLen(max_len) => Threshold::MaxLen(max_len),
+            TrimTo::MinId(min_id) => Threshold::MinId(min_id),
         };
+        let removed = self.trim_uncommitted(threshold, approximate, limit)?;
         let first_kept = self.first_live_id()?;
         let gone: Vec<StreamId> = candidates
             .into_iter()
@@ -205,6 +208,7 @@ impl Stream {
         approximate: bool,
         limit: Option<u64>,
     ) -> Result<u64, StoreError> {
+        self.nodes_follow()?;
         let state = groups.state();
         let wanted = match to {
             TrimTo::MaxLen(max_len) => self.len().saturating_sub(max_len),

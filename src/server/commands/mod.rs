@@ -6,6 +6,7 @@ mod errors;
 mod keyspace;
 mod lookup;
 mod parse;
+mod persistence;
 mod replies;
 mod server;
 mod subcommands;
@@ -216,6 +217,7 @@ pub(crate) fn table() -> &'static [CommandSpec] {
         commands.extend(connection::commands());
         commands.extend(keyspace::commands());
         commands.extend(server::commands());
+        commands.extend(persistence::commands());
         commands.extend(stream_commands());
         // Sorted, so that every command's lookup is a binary search rather than a scan.
         commands.sort_unstable_by_key(|spec| spec.name);

@@ -351,7 +351,7 @@ fn parameter_value(ctx: &Ctx<'_>, name: &str) -> String {
         "proto-max-bulk-len" => config.max_bulk_len.to_string(),
         "client-query-buffer-limit" => config.max_query_buffer.to_string(),
         "databases" => DATABASES.to_string(),
-        _ => String::new(),
+        _ => super::persistence::value(&config, name).unwrap_or_default(),
     }
 }
 
@@ -359,7 +359,7 @@ fn config_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let sub = &args[1];
     if is(sub, "GET") && args.len() >= 3 {
         let mut pairs = Vec::new();
-        for name in PARAMETERS {
+        for name in PARAMETERS.iter().chain(super::persistence::NAMES) {
             if args[2..].iter().any(|pattern| {
                 crate::server::keys::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes())
             }) {
@@ -400,6 +400,9 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), Value> {
             "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
         ))
     };
+    if let Some(outcome) = super::persistence::set(ctx, &name, value) {
+        return outcome;
+    }
     match name.as_str() {
         "appendfsync" => {
             let policy = FsyncPolicy::parse(&text).ok_or_else(|| {

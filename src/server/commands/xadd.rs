@@ -16,9 +16,6 @@ use crate::server::keys::stream_name;
 use crate::server::resp::Value;
 use crate::stream::{IdempotentAppend, Message, References, Stream, TrimTo};
 
-/// Redis's default `LIMIT` for `~` trimming: 100 times `stream-node-max-entries` (100).
-const DEFAULT_APPROX_LIMIT: u64 = 10_000;
-
 /// What XADD and XTRIM trim by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Threshold {
@@ -31,10 +28,20 @@ enum Threshold {
 pub(super) struct Trim {
     threshold: Threshold,
     approximate: bool,
-    /// Most entries removed (only with `~`); `None`: no limit.
-    limit: Option<u64>,
+    limit: TrimLimit,
     /// What happens to the groups' references to the entries removed (Redis 8.2).
     references: References,
+}
+
+/// How many entries a trim may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrimLimit {
+    /// Exact trims, and `LIMIT 0`.
+    Unlimited,
+    /// `LIMIT n` with `~`.
+    Entries(u64),
+    /// `~` without `LIMIT`: Redis's default, from the node size in force.
+    NodeDefault,
 }
 
 /// XADD's idempotency option (Redis 8.6).
@@ -204,8 +211,10 @@ fn finish_options(scan: OptionScan, xadd: bool) -> Result<AddTrimArgs, Value> {
     };
     let limit = match limit {
         // `LIMIT 0` lifts the limit.
-        Some(limit) => (limit > 0).then_some(limit),
-        None => approximate.then_some(DEFAULT_APPROX_LIMIT),
+        Some(0) => TrimLimit::Unlimited,
+        Some(limit) => TrimLimit::Entries(limit),
+        None if approximate => TrimLimit::NodeDefault,
+        None => TrimLimit::Unlimited,
     };
     args.trim = Some(Trim {
         threshold,
@@ -303,12 +312,17 @@ fn auto_iid(headers: &[(Bytes, Bytes)]) -> Vec<u8> {
 }
 
 pub(super) fn apply_trim(stream: &Stream, trim: Trim, commit: Commit<'_>) -> Result<u64, Value> {
+    let limit = match trim.limit {
+        TrimLimit::Unlimited => None,
+        TrimLimit::Entries(limit) => Some(limit),
+        TrimLimit::NodeDefault => Some(stream.node_limits().default_trim_limit()),
+    };
     let to = match trim.threshold {
         Threshold::MaxLen(max_len) => TrimTo::MaxLen(max_len),
         Threshold::MinId(min_id) => TrimTo::MinId(min_id),
     };
     stream
-        .trim_with_in(to, trim.approximate, trim.limit, trim.references, commit)
+        .trim_with_in(to, trim.approximate, limit, trim.references, commit)
         .map_err(|e| store_error(&e))
 }
 
@@ -334,7 +348,7 @@ mod tests {
             Some(Trim {
                 threshold: Threshold::MaxLen(10),
                 approximate: true,
-                limit: Some(DEFAULT_APPROX_LIMIT),
+                limit: TrimLimit::NodeDefault,
                 references: References::Keep,
             })
         );
@@ -346,7 +360,7 @@ mod tests {
             Some(Trim {
                 threshold: Threshold::MinId(StreamId::new(3, 1)),
                 approximate: false,
-                limit: None,
+                limit: TrimLimit::Unlimited,
                 references: References::Keep,
             })
         );
@@ -386,9 +400,9 @@ mod tests {
     fn trim_options() {
         let parsed = parse_add_or_trim(&args("XTRIM s MAXLEN ~ 5 LIMIT 0"), false).unwrap();
         let trim = parsed.trim.unwrap();
-        assert_eq!(trim.limit, None);
+        assert_eq!(trim.limit, TrimLimit::Unlimited);
         let parsed = parse_add_or_trim(&args("XTRIM s MINID ~ 5 LIMIT 7"), false).unwrap();
-        assert_eq!(parsed.trim.unwrap().limit, Some(7));
+        assert_eq!(parsed.trim.unwrap().limit, TrimLimit::Entries(7));
         assert_eq!(
             parsed.trim.unwrap().threshold,
             Threshold::MinId(StreamId::new(5, 0))
