@@ -1892,7 +1892,8 @@ fn info_config_and_command() {
     let count = query::<i64>(&mut con, &["COMMAND", "COUNT"]);
     assert!(count > 0);
     let listed = query::<Vec<String>>(&mut con, &["COMMAND", "LIST"]);
-    assert_eq!(listed.len() as i64, count);
+    let commands = listed.iter().filter(|name| !name.contains('|')).count();
+    assert_eq!(commands as i64, count);
     for name in ["xadd", "xreadgroup", "xautoclaim", "multi", "info"] {
         assert!(listed.iter().any(|l| l == name), "{name} not in {listed:?}");
     }

@@ -3,12 +3,14 @@
 //! The server holds no storage logic: commands translate Redis arguments into calls on the
 //! [`Store`](crate::Store) and its streams and groups, and their results into replies.
 
+mod command_stats;
 mod commands;
 mod config;
 mod connection;
 mod keys;
 pub mod notify;
 mod open_files;
+mod process;
 pub mod resp;
 mod state;
 pub mod version;

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 
+use super::command_stats::{CommandStats, ErrorStats};
 use super::config::ServerConfig;
 use super::open_files::{OpenFiles, fit_maxclients};
 use crate::store::{Store, StoreError, StoreOptions, StoreRecovery};
@@ -29,14 +30,34 @@ pub(crate) struct ClientEntry {
     pub(crate) kill: Arc<Notify>,
 }
 
-/// Counters for `INFO stats`.
-#[derive(Debug, Default)]
+/// Counters for `INFO stats`, `commandstats` and `errorstats`.
+#[derive(Debug)]
 pub(crate) struct Stats {
     pub(crate) connections_received: AtomicU64,
     pub(crate) commands_processed: AtomicU64,
     pub(crate) rejected_connections: AtomicU64,
     pub(crate) net_input_bytes: AtomicU64,
     pub(crate) net_output_bytes: AtomicU64,
+    /// Calls, time, refusals and failures of each command, in the command table's slots.
+    pub(crate) commands: CommandStats,
+    pub(crate) errors: ErrorStats,
+    /// The most memory `INFO` has seen the process use (`used_memory_peak`).
+    pub(crate) peak_memory: AtomicU64,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Stats {
+            connections_received: AtomicU64::new(0),
+            commands_processed: AtomicU64::new(0),
+            rejected_connections: AtomicU64::new(0),
+            net_input_bytes: AtomicU64::new(0),
+            net_output_bytes: AtomicU64::new(0),
+            commands: CommandStats::new(super::commands::stats_slots()),
+            errors: ErrorStats::default(),
+            peak_memory: AtomicU64::new(0),
+        }
+    }
 }
 
 /// The state every connection shares.
@@ -54,6 +75,12 @@ pub struct Server {
     pub(crate) stats: Stats,
     pub(crate) blocked_clients: AtomicUsize,
     pub(crate) started: Instant,
+    /// Unix time in milliseconds when the server started.
+    pub(crate) started_unix_ms: u64,
+    /// 40 hex digits that identify this run of the server (`run_id`, `master_replid`).
+    pub(crate) run_id: String,
+    /// The process's memory once the store was open (`used_memory_startup`).
+    pub(crate) startup_memory: u64,
     pub(crate) shutdown: watch::Sender<bool>,
     /// Notified by `SHUTDOWN`: the accept loop stops as it does on SIGTERM.
     pub(crate) stop_requested: Notify,
@@ -78,9 +105,12 @@ impl Server {
             blocked_readers: BlockedReaders::default(),
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
-            stats: Stats::default(),
+            stats: Stats::new(),
             blocked_clients: AtomicUsize::new(0),
             started: Instant::now(),
+            started_unix_ms: unix_ms(),
+            run_id: run_id(),
+            startup_memory: super::process::memory().heap,
             shutdown: watch::channel(false).0,
             stop_requested: Notify::new(),
         }))
@@ -305,6 +335,19 @@ fn open_store(config: &ServerConfig) -> Result<Store, StoreError> {
     Ok(store)
 }
 
+/// 40 random hex digits, from the standard library's per-process random hash keys.
+fn run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    (0..3)
+        .map(|_| {
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u64(unix_ms());
+            format!("{:016x}", hasher.finish())
+        })
+        .collect::<String>()[..40]
+        .to_owned()
+}
+
 /// Unix time in milliseconds, for replies that report times.
 pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()
@@ -355,6 +398,14 @@ mod tests {
         readers.wake([b"\0orders".to_vec()].into_iter());
         assert!(woken(&watch));
         assert!(!woken(&watch), "one write wakes once");
+    }
+
+    #[test]
+    fn run_ids_are_forty_hex_digits_and_differ() {
+        let (first, second) = (run_id(), run_id());
+        assert_eq!(first.len(), 40);
+        assert!(first.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(first, second);
     }
 
     #[test]

@@ -3,42 +3,122 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::describe::{About, Group};
 use super::parse::{self, is, syntax_error};
 use super::{
-    Client, CommandSpec, Ctx, Flag, Flags, Outcome, lookup, reply, store_error, wrong_arity,
+    Client, CommandSpec, Ctx, Flag, Outcome, containers, lookup, reply, store_error, wrong_arity,
 };
 use crate::server::Server;
 use crate::server::keys::DATABASES;
 use crate::server::resp::{Protocol, Value};
 
-const CONNECTION: &[&str] = &["fast", "no-auth", "transaction-safe"];
+/// Redis's flags for the commands a client may send before authenticating.
+const HANDSHAKE: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "allow_busy",
+];
+/// The same, for QUIT and RESET, which also end a transaction (`transaction`, weir's own).
+const HANDSHAKE_ENDING: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "allow_busy",
+    "transaction",
+];
 
 pub(super) fn commands() -> Vec<CommandSpec> {
-    let spec = |name, arity, flags, handler| CommandSpec {
-        name,
-        arity,
-        flags: Flags::new(flags),
-        first_key: 0,
-        last_key: 0,
-        step: 0,
-        handler,
+    let spec =
+        |name, arity, flags, handler| CommandSpec::new(name, arity, flags, (0, 0, 0), handler);
+    let connection = |since, summary| About {
+        categories: &["@connection"],
+        ..About::new(Group::Connection, since, summary)
+    };
+    let transaction = |since, summary| About {
+        categories: &["@transaction"],
+        ..About::new(Group::Transactions, since, summary)
     };
     vec![
-        spec("ping", -1, &["fast"], ping),
-        spec("echo", 2, &["fast"], echo),
-        spec("hello", -1, CONNECTION, hello),
-        spec("auth", -2, CONNECTION, auth),
-        spec("select", 2, &["fast"], select),
-        spec("quit", -1, &["fast", "no-auth", "transaction"], quit),
-        spec("reset", 1, &["fast", "no-auth", "transaction"], reset),
-        spec("client", -2, &["admin"], client),
-        spec("multi", 1, &["fast", "transaction"], multi),
-        spec("exec", 1, &["transaction", "exclusive"], exec),
-        spec("discard", 1, &["fast", "transaction"], discard),
+        spec("ping", -1, &["fast"], ping).about(About {
+            tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+            ..connection("1.0.0", "Answers PONG, or the message given.")
+        }),
+        spec("echo", 2, &["loading", "stale", "fast"], echo)
+            .about(connection("1.0.0", "Answers the message given.")),
+        spec("hello", -1, HANDSHAKE, hello).about(connection(
+            "6.0.0",
+            "Chooses the protocol, authenticates, describes the server.",
+        )),
+        spec("auth", -2, HANDSHAKE, auth)
+            .about(connection("1.0.0", "Authenticates the connection.")),
+        spec("select", 2, &["loading", "stale", "fast"], select).about(connection(
+            "1.0.0",
+            "Switches the connection to another database.",
+        )),
+        spec("quit", -1, HANDSHAKE_ENDING, quit)
+            .about(connection("1.0.0", "Closes the connection.")),
+        spec("reset", 1, HANDSHAKE_ENDING, reset).about(connection(
+            "6.2.0",
+            "Resets the connection to its initial state.",
+        )),
+        spec("client", -2, &["admin"], client).about(containers::CLIENT),
+        spec(
+            "multi",
+            1,
+            &[
+                "noscript",
+                "loading",
+                "stale",
+                "fast",
+                "allow_busy",
+                "transaction",
+            ],
+            multi,
+        )
+        .about(transaction("1.2.0", "Starts a transaction.")),
+        spec(
+            "exec",
+            1,
+            &[
+                "noscript",
+                "loading",
+                "stale",
+                "skip_slowlog",
+                "transaction",
+                "exclusive",
+            ],
+            exec,
+        )
+        .about(transaction(
+            "1.2.0",
+            "Runs the commands queued since MULTI, atomically.",
+        )),
+        spec(
+            "discard",
+            1,
+            &[
+                "noscript",
+                "loading",
+                "stale",
+                "fast",
+                "allow_busy",
+                "transaction",
+            ],
+            discard,
+        )
+        .about(transaction(
+            "2.0.0",
+            "Drops the commands queued since MULTI.",
+        )),
     ]
 }
 
@@ -393,7 +473,8 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
     Value::Array(replies).into()
 }
 
-/// One command of a transaction, with its reply.
+/// One command of a transaction, with its reply, counted in the statistics as a command of
+/// its own.
 fn run_queued(server: &Arc<Server>, client: &mut Client, args: &[Bytes]) -> Value {
     let Some(spec) = lookup(&args[0]) else {
         return Value::error(super::unknown_command(args));
@@ -402,6 +483,7 @@ fn run_queued(server: &Arc<Server>, client: &mut Client, args: &[Bytes]) -> Valu
         .stats
         .commands_processed
         .fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
     let mut inner = Ctx {
         server,
         client,
@@ -411,11 +493,20 @@ fn run_queued(server: &Arc<Server>, client: &mut Client, args: &[Bytes]) -> Valu
     let outcome = (spec.handler)(&mut inner, args);
     // Woken readers run once EXEC, which holds the exec lock, is done.
     super::announce_write(server, inner.client.db, spec, args);
-    match outcome {
+    let reply = match outcome {
         Outcome::Reply(value) | Outcome::Close(value) => value,
         Outcome::Block { timeout_reply, .. } => timeout_reply,
         Outcome::Hangup => Value::error("ERR Command not allowed inside a transaction"),
+    };
+    if let Some(slot) = spec.stats_slot(args) {
+        let commands = &server.stats.commands;
+        commands.ran_for(slot, started.elapsed());
+        commands.called(slot, matches!(reply, Value::Error(_)));
     }
+    if let Value::Error(text) = &reply {
+        server.stats.errors.count(text);
+    }
+    reply
 }
 
 #[cfg(test)]

@@ -3,33 +3,104 @@
 
 use bytes::Bytes;
 
+use super::describe::{About, Group, KeySpec};
 use super::parse::{self, is, syntax_error};
-use super::{CommandSpec, Ctx, Flags, Outcome, off_worker, reply};
+use super::{CommandSpec, Ctx, Outcome, off_worker, reply};
 use crate::server::keys::{glob_match, key_of, matches_everything, stream_name};
 use crate::server::resp::Value;
 
 pub(super) fn commands() -> Vec<CommandSpec> {
-    let spec = |name, arity, flags, first_key, last_key, handler| CommandSpec {
-        name,
-        arity,
-        flags: Flags::new(flags),
-        first_key,
-        last_key,
-        step: i32::from(first_key != 0),
-        handler,
+    let spec = |name, arity, flags, first_key, last_key, handler| {
+        let step = i32::from(first_key != 0);
+        CommandSpec::new(name, arity, flags, (first_key, last_key, step), handler)
     };
+    let generic = |since, summary| About {
+        categories: &["@keyspace"],
+        ..About::new(Group::Generic, since, summary)
+    };
+    let dangerous = |since, summary| About {
+        categories: &["@keyspace", "@dangerous"],
+        ..generic(since, summary)
+    };
+    const EVERY_SHARD_SUM: &[&str] = &["request_policy:all_shards", "response_policy:agg_sum"];
+    const MULTI_SHARD_SUM: &[&str] = &["request_policy:multi_shard", "response_policy:agg_sum"];
+    const EVERY_SHARD_OK: &[&str] = &["request_policy:all_shards", "response_policy:all_succeeded"];
+    const REMOVED: &[KeySpec] = &[KeySpec::rest(1, &["RM", "delete"])];
     vec![
-        spec("del", -2, &["write"], 1, -1, del),
-        spec("unlink", -2, &["write", "fast"], 1, -1, del),
-        spec("exists", -2, &["readonly", "fast"], 1, -1, exists),
-        spec("type", 2, &["readonly", "fast"], 1, 1, key_type),
-        spec("keys", 2, &["readonly"], 0, 0, keys),
-        spec("scan", -2, &["readonly"], 0, 0, scan),
-        spec("rename", 3, &["write"], 1, 2, rename),
-        spec("renamenx", 3, &["write", "fast"], 1, 2, renamenx),
-        spec("dbsize", 1, &["readonly", "fast"], 0, 0, dbsize),
-        spec("flushdb", -1, &["write"], 0, 0, flushdb),
-        spec("flushall", -1, &["write"], 0, 0, flushall),
+        spec("del", -2, &["write"], 1, -1, del).about(About {
+            tips: MULTI_SHARD_SUM,
+            key_specs: REMOVED,
+            ..generic("1.0.0", "Deletes streams.")
+        }),
+        spec("unlink", -2, &["write", "fast"], 1, -1, del).about(About {
+            tips: MULTI_SHARD_SUM,
+            key_specs: REMOVED,
+            ..generic("4.0.0", "Deletes streams.")
+        }),
+        spec("exists", -2, &["readonly", "fast"], 1, -1, exists).about(About {
+            tips: MULTI_SHARD_SUM,
+            key_specs: const { &[KeySpec::rest(1, &["RO"])] },
+            ..generic("1.0.0", "Counts the keys given that exist.")
+        }),
+        spec("type", 2, &["readonly", "fast"], 1, 1, key_type).about(About {
+            key_specs: const { &[KeySpec::at(1, &["RO"])] },
+            ..generic("1.0.0", "Names the type of a key: stream, or none.")
+        }),
+        spec("keys", 2, &["readonly"], 0, 0, keys).about(About {
+            tips: &["request_policy:all_shards", "nondeterministic_output_order"],
+            ..dangerous("1.0.0", "Lists the keys that match a pattern.")
+        }),
+        spec("scan", -2, &["readonly"], 0, 0, scan).about(About {
+            tips: &["nondeterministic_output", "request_policy:special"],
+            ..generic("2.8.0", "Walks the keys, a batch per call.")
+        }),
+        spec("rename", 3, &["write"], 1, 2, rename).about(About {
+            key_specs: const {
+                &[
+                    KeySpec::at(1, &["RW", "access", "delete"]),
+                    KeySpec::at(2, &["OW", "update"]),
+                ]
+            },
+            ..generic("1.0.0", "Renames a stream, replacing the target.")
+        }),
+        spec("renamenx", 3, &["write", "fast"], 1, 2, renamenx).about(About {
+            key_specs: const {
+                &[
+                    KeySpec::at(1, &["RW", "access", "delete"]),
+                    KeySpec::at(2, &["OW", "insert"]),
+                ]
+            },
+            ..generic("1.0.0", "Renames a stream unless the target exists.")
+        }),
+        spec("dbsize", 1, &["readonly", "fast"], 0, 0, dbsize).about(About {
+            tips: EVERY_SHARD_SUM,
+            ..About {
+                categories: &["@keyspace"],
+                ..About::new(Group::Server, "1.0.0", "Counts the keys of the database.")
+            }
+        }),
+        spec("flushdb", -1, &["write"], 0, 0, flushdb).about(About {
+            tips: EVERY_SHARD_OK,
+            ..About {
+                categories: &["@keyspace", "@dangerous"],
+                ..About::new(
+                    Group::Server,
+                    "1.0.0",
+                    "Deletes every stream of the database.",
+                )
+            }
+        }),
+        spec("flushall", -1, &["write"], 0, 0, flushall).about(About {
+            tips: EVERY_SHARD_OK,
+            ..About {
+                categories: &["@keyspace", "@dangerous"],
+                ..About::new(
+                    Group::Server,
+                    "1.0.0",
+                    "Deletes every stream of every database.",
+                )
+            }
+        }),
     ]
 }
 

@@ -1,8 +1,13 @@
 //! Command dispatch: the table of commands, argument checks, authentication, transactions and
 //! blocking. Each family of commands lives in its own file; [`parse`] reads their arguments.
 
+mod command;
 mod connection;
+mod containers;
+mod describe;
 mod errors;
+mod info;
+mod info_weir;
 mod keyspace;
 mod lookup;
 mod parse;
@@ -33,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use self::describe::{About, KeySpec};
 use super::keys::stream_name;
 use super::resp::{EntryFields, Protocol, Value};
 use super::state::{KeyWatch, Server};
@@ -153,11 +159,79 @@ pub(crate) struct CommandSpec {
     pub(crate) last_key: i32,
     pub(crate) step: i32,
     pub(crate) handler: Handler,
+    /// What `COMMAND INFO` and `COMMAND DOCS` say beyond the fields above.
+    pub(crate) about: About,
+    /// The command's first counter in `INFO commandstats`; its subcommands' follow.
+    stats_slot: usize,
 }
 
 impl CommandSpec {
+    /// A command with keys at `first_key..=last_key` every `step` (all 0: no keys at fixed
+    /// places), described as a server command until [`CommandSpec::about`] says more.
+    pub(crate) fn new(
+        name: &'static str,
+        arity: i32,
+        flags: &'static [&'static str],
+        (first_key, last_key, step): (i32, i32, i32),
+        handler: Handler,
+    ) -> CommandSpec {
+        CommandSpec {
+            name,
+            arity,
+            flags: Flags::new(flags),
+            first_key,
+            last_key,
+            step,
+            handler,
+            about: About::new(describe::Group::Server, "1.0.0", ""),
+            stats_slot: 0,
+        }
+    }
+
+    /// The same command with its description.
+    pub(crate) fn about(self, about: About) -> CommandSpec {
+        CommandSpec { about, ..self }
+    }
+
     fn has_flag(&self, flag: Flag) -> bool {
         self.flags.has(flag)
+    }
+
+    /// The key specs `COMMAND` reports and `COMMAND GETKEYS` follows: the described ones, else
+    /// one derived from the legacy key positions.
+    pub(crate) fn key_specs(&self) -> Vec<KeySpec> {
+        if !self.about.key_specs.is_empty() || self.first_key <= 0 {
+            return self.about.key_specs.to_vec();
+        }
+        let flags: &'static [&'static str] = if self.flags.names().contains(&"write") {
+            &["RW", "update"]
+        } else {
+            &["RO", "access"]
+        };
+        let last_key = if self.last_key < 0 {
+            self.last_key
+        } else {
+            self.last_key - self.first_key
+        };
+        vec![KeySpec {
+            last_key,
+            key_step: self.step.max(1),
+            ..KeySpec::at(self.first_key, flags)
+        }]
+    }
+
+    /// The counter slot of this call in `INFO commandstats`: the subcommand's for a container,
+    /// `None` for a subcommand the container does not have.
+    fn stats_slot(&self, args: &[Bytes]) -> Option<usize> {
+        if self.about.subcommands.is_empty() {
+            return Some(self.stats_slot);
+        }
+        let name = args.get(1)?;
+        self.about
+            .subcommands
+            .iter()
+            .position(|sub| sub.short_name().as_bytes().eq_ignore_ascii_case(name))
+            .map(|at| self.stats_slot + 1 + at)
     }
 }
 
@@ -177,8 +251,8 @@ impl Flag {
         (Flag::Write, "write"),
         (Flag::Blocking, "blocking"),
         (Flag::Exclusive, "exclusive"),
-        (Flag::NoAuth, "no-auth"),
-        (Flag::NoMulti, "no-multi"),
+        (Flag::NoAuth, "no_auth"),
+        (Flag::NoMulti, "no_multi"),
         (Flag::Transaction, "transaction"),
     ];
 }
@@ -221,6 +295,11 @@ pub(crate) fn table() -> &'static [CommandSpec] {
         commands.extend(stream_commands());
         // Sorted, so that every command's lookup is a binary search rather than a scan.
         commands.sort_unstable_by_key(|spec| spec.name);
+        let mut slot = 0;
+        for spec in &mut commands {
+            spec.stats_slot = slot;
+            slot += 1 + spec.about.subcommands.len();
+        }
         debug_assert!(commands.iter().all(|spec| spec.name.len() <= MAX_NAME_LEN
             && !spec.name.bytes().any(|b| b.is_ascii_uppercase())));
         commands
@@ -231,54 +310,161 @@ pub(crate) fn table() -> &'static [CommandSpec] {
 fn stream_commands() -> Vec<CommandSpec> {
     // Each names one key, at `first_key`; 0: the keys are at no fixed place (they follow
     // STREAMS).
-    let spec = |name, arity, flags, first_key, handler| CommandSpec {
-        name,
-        arity,
-        flags: Flags::new(flags),
-        first_key,
-        last_key: first_key,
-        step: i32::from(first_key != 0),
-        handler,
+    let spec = |name, arity, flags, first_key, handler| {
+        let step = i32::from(first_key != 0);
+        CommandSpec::new(name, arity, flags, (first_key, first_key, step), handler)
+            .about(stream("5.0.0", ""))
     };
+    const READ: &[&str] = &["RO", "access"];
+    const UPDATE: &[&str] = &["RW", "update"];
+    const DELETE: &[&str] = &["RW", "delete"];
+    const NONDETERMINISTIC: &[&str] = &["nondeterministic_output"];
     vec![
-        spec("xadd", -5, &["write", "denyoom", "fast"], 1, xadd::xadd),
-        spec("xlen", 2, &["readonly", "fast"], 1, xlen::xlen),
-        spec("xrange", -4, &["readonly"], 1, xrange::xrange),
-        spec("xrevrange", -4, &["readonly"], 1, xrange::xrevrange),
-        spec("xdel", -3, &["write", "fast"], 1, xdel::xdel),
-        spec("xdelex", -5, &["write", "fast"], 1, xdelex::xdelex),
-        spec("xtrim", -4, &["write"], 1, xtrim::xtrim),
+        spec("xadd", -5, &["write", "denyoom", "fast"], 1, xadd::xadd).about(About {
+            tips: NONDETERMINISTIC,
+            key_specs: const {
+                &[KeySpec::at(1, UPDATE)
+                    .noted("UPDATE instead of INSERT because of the optional trimming feature")]
+            },
+            ..stream(
+                "5.0.0",
+                "Appends an entry to a stream, creating it if needed.",
+            )
+        }),
+        spec("xlen", 2, &["readonly", "fast"], 1, xlen::xlen).about(About {
+            key_specs: const { &[KeySpec::at(1, &["RO"])] },
+            ..stream("5.0.0", "Counts the entries of a stream.")
+        }),
+        spec("xrange", -4, &["readonly"], 1, xrange::xrange).about(About {
+            key_specs: const { &[KeySpec::at(1, READ)] },
+            ..stream("5.0.0", "Returns the entries of a stream between two IDs.")
+        }),
+        spec("xrevrange", -4, &["readonly"], 1, xrange::xrevrange).about(About {
+            key_specs: const { &[KeySpec::at(1, READ)] },
+            ..stream(
+                "5.0.0",
+                "Returns the entries between two IDs, newest first.",
+            )
+        }),
+        spec("xdel", -3, &["write", "fast"], 1, xdel::xdel).about(About {
+            key_specs: const { &[KeySpec::at(1, DELETE)] },
+            ..stream("5.0.0", "Deletes entries from a stream.")
+        }),
+        spec("xdelex", -5, &["write", "fast"], 1, xdelex::xdelex).about(About {
+            key_specs: const { &[KeySpec::at(1, DELETE)] },
+            ..stream(
+                "8.2.0",
+                "Deletes entries, keeping, removing or respecting group references.",
+            )
+        }),
+        spec("xtrim", -4, &["write"], 1, xtrim::xtrim).about(About {
+            tips: NONDETERMINISTIC,
+            key_specs: const { &[KeySpec::at(1, DELETE)] },
+            ..stream("5.0.0", "Removes a stream's oldest entries.")
+        }),
         spec(
             "xsetid",
             -3,
             &["write", "denyoom", "fast"],
             1,
             xsetid::xsetid,
-        ),
+        )
+        .about(About {
+            key_specs: const { &[KeySpec::at(1, UPDATE)] },
+            ..stream("5.0.0", "Sets a stream's last ID.")
+        }),
         spec(
             "xread",
             -4,
             &["readonly", "blocking", "movablekeys"],
             0,
             xread::xread,
-        ),
-        spec("xcfgset", -2, &["write", "fast"], 1, xcfgset::xcfgset),
-        spec("xgroup", -2, &["write"], 2, xgroup::xgroup),
-        spec("xinfo", -2, &["readonly"], 2, xinfo::xinfo),
+        )
+        .about(About {
+            key_specs: const { &[KeySpec::after_streams(1, READ)] },
+            ..stream(
+                "5.0.0",
+                "Reads entries from streams, waiting for them if asked.",
+            )
+        }),
+        spec("xcfgset", -2, &["write", "fast"], 1, xcfgset::xcfgset).about(About {
+            key_specs: const { &[KeySpec::at(1, UPDATE)] },
+            ..stream("8.6.0", "Sets a stream's retention, limits and expiry.")
+        }),
+        // Containers: `COMMAND` reports their subcommands' flags and keys, dispatch uses these.
+        spec("xgroup", -2, &["write"], 2, xgroup::xgroup).about(containers::XGROUP),
+        spec("xinfo", -2, &["readonly"], 2, xinfo::xinfo).about(containers::XINFO),
         spec(
             "xreadgroup",
             -7,
             &["write", "blocking", "movablekeys"],
             0,
             xreadgroup::xreadgroup,
-        ),
-        spec("xack", -4, &["write", "fast"], 1, xack::xack),
-        spec("xackdel", -6, &["write", "fast"], 1, xackdel::xackdel),
-        spec("xpending", -3, &["readonly"], 1, xpending::xpending),
-        spec("xclaim", -6, &["write", "fast"], 1, xclaim::xclaim),
-        spec("xautoclaim", -6, &["write", "fast"], 1, xclaim::xautoclaim),
-        spec("xnack", -7, &["write", "fast"], 1, xnack::xnack),
+        )
+        .about(About {
+            key_specs: const { &[KeySpec::after_streams(4, READ)] },
+            ..stream("5.0.0", "Reads entries for a consumer of a group.")
+        }),
+        spec("xack", -4, &["write", "fast"], 1, xack::xack).about(About {
+            key_specs: const { &[KeySpec::at(1, UPDATE)] },
+            ..stream("5.0.0", "Acknowledges entries delivered to a group.")
+        }),
+        spec("xackdel", -6, &["write", "fast"], 1, xackdel::xackdel).about(About {
+            key_specs: const { &[KeySpec::at(1, DELETE)] },
+            ..stream("8.2.0", "Acknowledges entries of a group and deletes them.")
+        }),
+        spec("xpending", -3, &["readonly"], 1, xpending::xpending).about(About {
+            tips: NONDETERMINISTIC,
+            key_specs: const { &[KeySpec::at(1, READ)] },
+            ..stream("5.0.0", "Shows the entries a group delivered and awaits.")
+        }),
+        spec("xclaim", -6, &["write", "fast"], 1, xclaim::xclaim).about(About {
+            tips: NONDETERMINISTIC,
+            key_specs: const { &[KeySpec::at(1, UPDATE)] },
+            ..stream("5.0.0", "Moves pending entries to another consumer.")
+        }),
+        spec("xautoclaim", -6, &["write", "fast"], 1, xclaim::xautoclaim).about(About {
+            tips: NONDETERMINISTIC,
+            key_specs: const { &[KeySpec::at(1, DELETE)] },
+            ..stream(
+                "6.2.0",
+                "Moves entries pending too long to another consumer.",
+            )
+        }),
+        spec("xnack", -7, &["write", "fast"], 1, xnack::xnack).about(About {
+            key_specs: const { &[KeySpec::at(1, UPDATE)] },
+            ..stream("8.8.0", "Hands pending entries back for redelivery.")
+        }),
     ]
+}
+
+/// A stream command's description; `since` is the Redis version that introduced it.
+const fn stream(since: &'static str, summary: &'static str) -> About {
+    About {
+        categories: &["@stream"],
+        ..About::new(describe::Group::Stream, since, summary)
+    }
+}
+
+/// How many counter slots `INFO commandstats` needs: one per command and one per subcommand.
+pub(crate) fn stats_slots() -> usize {
+    table()
+        .iter()
+        .map(|spec| 1 + spec.about.subcommands.len())
+        .sum()
+}
+
+/// Each command and subcommand with a name (`xgroup|create`), with its counter slot.
+pub(crate) fn stats_names() -> impl Iterator<Item = (&'static str, usize)> {
+    table().iter().flat_map(|spec| {
+        std::iter::once((spec.name, spec.stats_slot)).chain(
+            spec.about
+                .subcommands
+                .iter()
+                .enumerate()
+                .map(|(at, sub)| (sub.name, spec.stats_slot + 1 + at)),
+        )
+    })
 }
 
 /// Longer than every command's name: a longer one is unknown without a look.
@@ -318,6 +504,9 @@ pub(crate) async fn execute(
     args: &mut Vec<Bytes>,
 ) -> Outcome {
     let outcome = dispatch(server, client, args).await;
+    if let Outcome::Reply(Value::Error(text)) | Outcome::Close(Value::Error(text)) = &outcome {
+        server.stats.errors.count(text);
+    }
     if let Some(delay) = client.reply_delay.take() {
         tokio::time::sleep(delay).await;
     }
@@ -334,18 +523,12 @@ async fn dispatch(server: &Arc<Server>, client: &mut Client, args: &mut Vec<Byte
         }
         return Value::error(unknown_command(args)).into();
     };
-    if !arity_ok(spec, args.len()) {
-        if client.multi.is_some() {
-            client.multi_failed = true;
+    let slot = spec.stats_slot(args);
+    if let Some(refusal) = refusal(client, spec, args) {
+        if let Some(slot) = slot {
+            server.stats.commands.rejected(slot);
         }
-        return Value::error(wrong_arity(spec.name)).into();
-    }
-    if !client.authenticated && !spec.has_flag(Flag::NoAuth) {
-        return Value::error("NOAUTH Authentication required.").into();
-    }
-    if client.multi.is_some() && spec.has_flag(Flag::NoMulti) {
-        client.multi_failed = true;
-        return Value::error("ERR Command not allowed inside a transaction").into();
+        return refusal.into();
     }
     if let Some(queued) = &mut client.multi
         && !spec.has_flag(Flag::Transaction)
@@ -354,16 +537,68 @@ async fn dispatch(server: &Arc<Server>, client: &mut Client, args: &mut Vec<Byte
         return Value::Simple("QUEUED".into()).into();
     }
     note_command(server, client, spec.name);
-    if spec.has_flag(Flag::Blocking) {
-        return run_blocking(server, client, spec, std::mem::take(args)).await;
-    }
-    let outcome = run_once(server, client, spec, args, false, false);
+    let outcome = if spec.has_flag(Flag::Blocking) {
+        run_blocking(server, client, spec, std::mem::take(args)).await
+    } else {
+        run_once(server, client, spec, args, false, false)
+    };
     debug_assert!(
         !matches!(outcome, Outcome::Block { .. }),
         "{} blocked without the blocking flag",
         spec.name
     );
+    if let Some(slot) = slot {
+        let failed = matches!(outcome, Outcome::Reply(Value::Error(_)));
+        server.stats.commands.called(slot, failed);
+    }
     outcome
+}
+
+/// Why a known command is refused before it runs (Redis's `rejected_calls`): a wrong argument
+/// count, a client not authenticated, a command MULTI cannot queue. A refusal inside MULTI
+/// makes EXEC abort.
+fn refusal(client: &mut Client, spec: &CommandSpec, args: &[Bytes]) -> Option<Value> {
+    if arity_ok(spec, args.len()) && !client.authenticated && !spec.has_flag(Flag::NoAuth) {
+        return Some(Value::error("NOAUTH Authentication required."));
+    }
+    let refusal = if !arity_ok(spec, args.len()) {
+        Value::error(wrong_arity(spec.name))
+    } else if client.multi.is_none() {
+        return None;
+    } else if spec.has_flag(Flag::NoMulti) {
+        Value::error("ERR Command not allowed inside a transaction")
+    } else {
+        subcommand_refusal(spec, args)?
+    };
+    if client.multi.is_some() {
+        client.multi_failed = true;
+    }
+    Some(refusal)
+}
+
+/// Why MULTI refuses to queue a container's call, as Redis does: an unknown subcommand, or a
+/// wrong argument count for the subcommand. (Outside MULTI the container answers the same.)
+fn subcommand_refusal(spec: &CommandSpec, args: &[Bytes]) -> Option<Value> {
+    let subcommands = spec.about.subcommands;
+    let name = args.get(1).filter(|_| !subcommands.is_empty())?;
+    let Some(sub) = subcommands
+        .iter()
+        .find(|sub| sub.short_name().as_bytes().eq_ignore_ascii_case(name))
+    else {
+        return Some(Value::error(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            String::from_utf8_lossy(&name[..name.len().min(QUOTED)]),
+            spec.name.to_ascii_uppercase()
+        )));
+    };
+    let count = i64::try_from(args.len()).unwrap_or(i64::MAX);
+    let arity = i64::from(sub.arity);
+    let fits = if arity >= 0 {
+        count == arity
+    } else {
+        count >= -arity
+    };
+    (!fits).then(|| Value::error(wrong_arity(sub.name)))
 }
 
 /// How stale the client table's record of a client's last command may get while the client
@@ -470,6 +705,7 @@ pub(crate) fn run_once(
     retry: bool,
     in_exec: bool,
 ) -> Outcome {
+    let started = Instant::now();
     let outcome = {
         let _shared = (!spec.has_flag(Flag::Exclusive)).then(|| server.exec_lock.read());
         let mut ctx = Ctx {
@@ -480,6 +716,9 @@ pub(crate) fn run_once(
         };
         (spec.handler)(&mut ctx, args)
     };
+    if let Some(slot) = spec.stats_slot(args) {
+        server.stats.commands.ran_for(slot, started.elapsed());
+    }
     // A command that is about to block delivered nothing: announcing a write would wake its own
     // wait at once, and every other blocked reader, over and over.
     if !matches!(outcome, Outcome::Block { .. }) {
@@ -563,14 +802,30 @@ fn arity_ok(spec: &CommandSpec, count: usize) -> bool {
     }
 }
 
-/// Redis's reply to an unknown command.
+/// How much of an unknown command's name and arguments its error quotes, as Redis does.
+const QUOTED: usize = 128;
+
+/// Redis's reply to an unknown command: the name and the first arguments, quoted until the
+/// quotes reach 128 bytes, each cut at a NUL byte (Redis formats them as C strings).
 pub(crate) fn unknown_command(args: &[Bytes]) -> String {
-    let name = String::from_utf8_lossy(&args[0]);
-    let mut text = format!("ERR unknown command '{name}', with args beginning with: ");
-    for arg in args.iter().skip(1).take(20) {
-        text.push_str(&format!("'{}' ", String::from_utf8_lossy(arg)));
+    let c_string = |arg: &'_ [u8], limit: usize| {
+        let end = arg.iter().position(|&b| b == 0).unwrap_or(arg.len());
+        arg[..end.min(limit)].to_vec()
+    };
+    let mut quoted = Vec::new();
+    for arg in &args[1..] {
+        if quoted.len() >= QUOTED {
+            break;
+        }
+        quoted.push(b'\'');
+        quoted.extend(c_string(arg, QUOTED + 1 - quoted.len()));
+        quoted.extend_from_slice(b"' ");
     }
-    text
+    format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        String::from_utf8_lossy(&c_string(&args[0], QUOTED)),
+        String::from_utf8_lossy(&quoted)
+    )
 }
 
 /// Redis's reply to a wrong argument count.

@@ -4,24 +4,32 @@
 
 use bytes::Bytes;
 
+use super::describe::Group;
 use super::replies::text;
-use super::{CommandSpec, Ctx, Flags, Outcome, reply, store_error};
+use super::{About, CommandSpec, Ctx, Outcome, reply, store_error};
 use crate::server::config::{ServerConfig, parse_memory, parse_node_entries};
 use crate::server::resp::Value;
 
 pub(super) fn commands() -> Vec<CommandSpec> {
-    let spec = |name, arity, handler| CommandSpec {
-        name,
-        arity,
-        flags: Flags::new(&["admin", "noscript"]),
-        first_key: 0,
-        last_key: 0,
-        step: 0,
-        handler,
+    let spec = |name, arity, handler, summary| {
+        CommandSpec::new(name, arity, &["admin", "noscript"], (0, 0, 0), handler).about(About {
+            categories: &["@dangerous"],
+            ..About::new(Group::Server, "1.0.0", summary)
+        })
     };
     vec![
-        spec("bgsave", -1, bgsave),
-        spec("bgrewriteaof", 1, bgrewriteaof),
+        spec(
+            "bgsave",
+            -1,
+            bgsave,
+            "Checkpoints every stream and compacts its journals.",
+        ),
+        spec(
+            "bgrewriteaof",
+            1,
+            bgrewriteaof,
+            "Checkpoints every stream and compacts its journals.",
+        ),
     ]
 }
 

@@ -1,322 +1,63 @@
-//! Server commands: COMMAND, INFO, CONFIG, DEBUG, FUNCTION, SHUTDOWN.
+//! Server commands: CONFIG, DEBUG, FUNCTION, SHUTDOWN, and the table entries of COMMAND and
+//! INFO, which have their own files.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::describe::{About, Group};
 use super::parse::is;
-use super::{CommandSpec, Ctx, Flags, Outcome, reply, table};
+use super::{CommandSpec, Ctx, Outcome, command, containers, info, reply};
 use crate::server::config::{FsyncPolicy, parse_maxclients};
-use crate::server::keys::{DATABASES, key_of, key_part};
+use crate::server::keys::DATABASES;
 use crate::server::resp::Value;
-use crate::store::Store;
-use crate::stream::Backlog;
 
 pub(super) fn commands() -> Vec<CommandSpec> {
-    let spec = |name, arity, flags, handler| CommandSpec {
-        name,
-        arity,
-        flags: Flags::new(flags),
-        first_key: 0,
-        last_key: 0,
-        step: 0,
-        handler,
-    };
+    let spec =
+        |name, arity, flags, handler| CommandSpec::new(name, arity, flags, (0, 0, 0), handler);
+    let server = |since, summary| About::new(Group::Server, since, summary);
     vec![
-        spec("command", -1, &["loading", "stale"], command),
-        spec("info", -1, &["loading", "stale"], info),
-        spec("config", -2, &["admin", "exclusive"], config),
-        spec("debug", -2, &["admin", "exclusive"], debug),
-        spec("function", -2, &["write"], function),
+        spec("command", -1, &["loading", "stale"], command::command).about(containers::COMMAND),
+        spec("info", -1, &["loading", "stale"], info::info).about(About {
+            categories: &["@dangerous"],
+            tips: &[
+                "nondeterministic_output",
+                "request_policy:all_shards",
+                "response_policy:special",
+            ],
+            ..server("1.0.0", "Reports the server's state and statistics.")
+        }),
+        // Exclusive: `CONFIG SET appendfsync` reopens the store.
+        spec("config", -2, &["admin", "exclusive"], config).about(containers::CONFIG),
+        spec(
+            "debug",
+            -2,
+            &["admin", "noscript", "loading", "stale", "exclusive"],
+            debug,
+        )
+        .about(server(
+            "1.0.0",
+            "Debugging commands: RELOAD recovers the data directory.",
+        )),
+        spec("function", -2, &["write"], function).about(containers::FUNCTION),
         spec(
             "shutdown",
             -1,
-            &["admin", "noscript", "loading", "stale", "no-multi"],
+            &[
+                "admin",
+                "noscript",
+                "loading",
+                "stale",
+                "no_multi",
+                "allow_busy",
+            ],
             shutdown,
-        ),
-    ]
-}
-
-fn command_info(spec: &CommandSpec) -> Value {
-    Value::Array(vec![
-        Value::bulk(spec.name),
-        Value::Integer(i64::from(spec.arity)),
-        Value::Set(
-            spec.flags
-                .names()
-                .iter()
-                .map(|f| Value::Simple((*f).into()))
-                .collect(),
-        ),
-        Value::Integer(i64::from(spec.first_key)),
-        Value::Integer(i64::from(spec.last_key)),
-        Value::Integer(i64::from(spec.step)),
-        Value::Set(Vec::new()),
-        Value::Set(Vec::new()),
-        Value::Set(Vec::new()),
-        Value::Array(Vec::new()),
-    ])
-}
-
-fn command(_: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
-    let find = |name: &Bytes| {
-        table()
-            .iter()
-            .find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
-    };
-    let Some(sub) = args.get(1) else {
-        return Value::Array(table().iter().map(command_info).collect()).into();
-    };
-    if is(sub, "COUNT") {
-        Value::Integer(table().len() as i64).into()
-    } else if is(sub, "INFO") {
-        let infos = if args.len() == 2 {
-            table().iter().map(command_info).collect()
-        } else {
-            args[2..]
-                .iter()
-                .map(|name| find(name).map_or(Value::NullArray, command_info))
-                .collect()
-        };
-        Value::Array(infos).into()
-    } else if is(sub, "DOCS") {
-        let wanted: Vec<&CommandSpec> = if args.len() == 2 {
-            table().iter().collect()
-        } else {
-            args[2..].iter().filter_map(find).collect()
-        };
-        Value::Map(
-            wanted
-                .into_iter()
-                .map(|spec| {
-                    (
-                        Value::bulk(spec.name),
-                        Value::Map(vec![
-                            (Value::bulk("summary"), Value::bulk(summary(spec.name))),
-                            (Value::bulk("since"), Value::bulk("1.0.0")),
-                            (Value::bulk("group"), Value::bulk(group_of(spec.name))),
-                        ]),
-                    )
-                })
-                .collect(),
         )
-        .into()
-    } else if is(sub, "LIST") {
-        Value::Array(table().iter().map(|spec| Value::bulk(spec.name)).collect()).into()
-    } else {
-        Value::error(format!(
-            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(sub)
-        ))
-        .into()
-    }
-}
-
-fn group_of(name: &str) -> &'static str {
-    if name.starts_with('x') {
-        "stream"
-    } else {
-        match name {
-            "ping" | "echo" | "hello" | "auth" | "select" | "quit" | "reset" | "client" => {
-                "connection"
-            }
-            "multi" | "exec" | "discard" => "transactions",
-            "del" | "unlink" | "exists" | "type" | "keys" | "scan" | "rename" | "renamenx" => {
-                "generic"
-            }
-            "function" => "scripting",
-            _ => "server",
-        }
-    }
-}
-
-fn summary(name: &str) -> String {
-    format!(
-        "The {} command, as Redis documents it.",
-        name.to_ascii_uppercase()
-    )
-}
-
-fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
-    let wanted: Vec<String> = args[1..]
-        .iter()
-        .map(|a| String::from_utf8_lossy(a).to_ascii_lowercase())
-        .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default");
-    let show = |section: &str| all || wanted.iter().any(|w| w == section);
-    let mut text = String::new();
-    let server = ctx.server;
-    let config = server.config.read().clone();
-    if show("server") {
-        let _ = write!(
-            text,
-            "# Server\r\nredis_version:{}\r\nweir_version:{}\r\nredis_mode:standalone\r\nos:{}\r\narch_bits:64\r\nprocess_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\n\r\n",
-            crate::server::version::REPORTED,
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::OS,
-            std::process::id(),
-            config.port,
-            server.started.elapsed().as_secs(),
-            server.started.elapsed().as_secs() / 86_400,
-        );
-    }
-    if show("clients") {
-        let _ = write!(
-            text,
-            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\n\r\n",
-            server.clients.lock().len(),
-            config.maxclients,
-            server.blocked_clients.load(Ordering::Relaxed),
-        );
-    }
-    let store = server.store().ok();
-    if show("persistence") {
-        let recovery = server.recovery();
-        let flushes = store
-            .as_ref()
-            .map(|store| store.flush_stats())
-            .unwrap_or_default();
-        let _ = write!(
-            text,
-            "# Persistence\r\nloading:{}\r\naof_enabled:1\r\nappendfsync:{}\r\nweir_last_open_clean:{}\r\nweir_last_open_lost_records:{}\r\nweir_flush_rounds:{}\r\nweir_flush_requests:{}\r\nweir_flush_usec:{}\r\nweir_flush_max_usec:{}\r\n\r\n",
-            u8::from(store.is_none()),
-            config.fsync.as_str(),
-            u8::from(recovery.clean),
-            recovery.lost_records(),
-            flushes.rounds,
-            flushes.requests,
-            flushes.flush_us,
-            flushes.max_flush_us,
-        );
-    }
-    if show("stats") {
-        let stats = &server.stats;
-        let _ = write!(
-            text,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\n\r\n",
-            stats.connections_received.load(Ordering::Relaxed),
-            stats.commands_processed.load(Ordering::Relaxed),
-            stats.rejected_connections.load(Ordering::Relaxed),
-            stats.net_input_bytes.load(Ordering::Relaxed),
-            stats.net_output_bytes.load(Ordering::Relaxed),
-        );
-    }
-    if let Some(store) = &store {
-        let names = store.stream_names();
-        if show("keyspace") {
-            text.push_str("# Keyspace\r\n");
-            for db in 0..DATABASES {
-                let keys = names.iter().filter(|n| key_of(db, n).is_some()).count();
-                if keys > 0 {
-                    let _ = write!(text, "db{db}:keys={keys},expires=0,avg_ttl=0\r\n");
-                }
-            }
-            text.push_str("\r\n");
-        }
-        if show("backlog") {
-            text.push_str(&backlog_section(store, &names));
-        }
-        if show("weir") {
-            let (mut segments, mut bytes, mut entries) = (0usize, 0u64, 0u64);
-            for name in &names {
-                if let Some(stream) = store.get(name) {
-                    segments += stream.segment_count();
-                    bytes += stream.disk_bytes();
-                    entries += stream.len();
-                }
-            }
-            let _ = write!(
-                text,
-                "# Weir\r\nstreams:{}\r\nentries:{entries}\r\nsegments:{segments}\r\nsegment_bytes_on_disk:{bytes}\r\ndata_dir:{}\r\n\r\n",
-                names.len(),
-                config.dir.display(),
-            );
-        }
-    }
-    Value::Verbatim {
-        format: *b"txt",
-        text: Bytes::from(text),
-    }
-    .into()
-}
-
-/// `# Backlog`: totals and maxima first (what an alert watches), then one line per consumer
-/// group. Unknown values (a group without pending entries has no oldest pending age) are -1.
-fn backlog_section(store: &Store, names: &[Vec<u8>]) -> String {
-    let mut totals = BacklogTotals::default();
-    let mut lines = String::new();
-    for name in names {
-        let Some(stream) = store.get(name) else {
-            continue;
-        };
-        let (db, key) = (name.first().copied().unwrap_or(0), key_part(name));
-        for backlog in stream.backlog() {
-            let _ = write!(
-                lines,
-                "group{}:db={db},key={},group={},lag={},pending={},oldest_undelivered_ms={},oldest_pending_ms={}\r\n",
-                totals.groups,
-                info_escape(key),
-                info_escape(&backlog.group),
-                or_unknown(backlog.lag),
-                backlog.pending,
-                or_unknown(backlog.oldest_undelivered_ms),
-                or_unknown(backlog.oldest_pending_ms),
-            );
-            totals.add(&backlog);
-        }
-    }
-    format!(
-        "# Backlog\r\nbacklog_groups:{}\r\nbacklog_lag_total:{}\r\nbacklog_pending_total:{}\r\nbacklog_oldest_undelivered_ms_max:{}\r\nbacklog_oldest_pending_ms_max:{}\r\n{lines}\r\n",
-        totals.groups,
-        totals.lag,
-        totals.pending,
-        or_unknown(totals.oldest_undelivered_ms),
-        or_unknown(totals.oldest_pending_ms),
-    )
-}
-
-/// Sums and maxima over every group's backlog.
-#[derive(Default)]
-struct BacklogTotals {
-    groups: usize,
-    lag: u64,
-    pending: usize,
-    oldest_undelivered_ms: Option<u64>,
-    oldest_pending_ms: Option<u64>,
-}
-
-impl BacklogTotals {
-    fn add(&mut self, backlog: &Backlog) {
-        self.groups += 1;
-        self.lag = self.lag.saturating_add(backlog.lag.unwrap_or(0));
-        self.pending += backlog.pending;
-        self.oldest_undelivered_ms = self
-            .oldest_undelivered_ms
-            .max(backlog.oldest_undelivered_ms);
-        self.oldest_pending_ms = self.oldest_pending_ms.max(backlog.oldest_pending_ms);
-    }
-}
-
-fn or_unknown(value: Option<impl Into<u64>>) -> String {
-    value.map_or_else(|| "-1".to_owned(), |v| v.into().to_string())
-}
-
-/// A key or group name inside an INFO line: bytes that could break the line's `k=v,k=v` syntax
-/// (and anything not printable) become `%` and two hex digits.
-fn info_escape(name: &[u8]) -> String {
-    let mut out = String::with_capacity(name.len());
-    for &byte in name {
-        if byte.is_ascii_alphanumeric() || b"-_.:/{}[]@#".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
+        .about(server(
+            "1.0.0",
+            "Closes the data directory cleanly and stops the server.",
+        )),
+    ]
 }
 
 /// `CONFIG GET pattern…` / `CONFIG SET name value…` / `CONFIG RESETSTAT`.
@@ -383,6 +124,8 @@ fn config_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
         ] {
             counter.store(0, Ordering::Relaxed);
         }
+        stats.commands.reset();
+        stats.errors.reset();
         Ok(Value::ok())
     } else {
         Err(Value::error(format!(
@@ -488,15 +231,4 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     }
     ctx.server.stop_requested.notify_one();
     Outcome::Hangup
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn info_names_cannot_break_the_line_syntax() {
-        assert_eq!(info_escape(b"orders:eu"), "orders:eu");
-        assert_eq!(info_escape(b"a,b=c d\r\n%"), "a%2Cb%3Dc%20d%0D%0A%25");
-    }
 }

@@ -1,0 +1,391 @@
+//! How `COMMAND` describes the container commands (XGROUP, XINFO, CLIENT, CONFIG, COMMAND,
+//! FUNCTION) and their subcommands, with Redis 7.0's flags, categories, tips and key specs.
+//! Each container's own file runs the subcommands.
+
+use super::describe::{About, Group, KeySpec, Subcommand};
+
+const STREAM: &[&str] = &["@stream"];
+const CONNECTION: &[&str] = &["@connection"];
+const SCRIPTING: &[&str] = &["@scripting"];
+const HELP_FLAGS: &[&str] = &["loading", "stale"];
+const GROUP_KEY_INSERT: &[KeySpec] = &[KeySpec::at(2, &["RW", "insert"])];
+const GROUP_KEY_UPDATE: &[KeySpec] = &[KeySpec::at(2, &["RW", "update"])];
+const GROUP_KEY_DELETE: &[KeySpec] = &[KeySpec::at(2, &["RW", "delete"])];
+const GROUP_KEY_READ: &[KeySpec] = &[KeySpec::at(2, &["RO", "access"])];
+
+/// A container's description: no flags or keys of its own, only its subcommands'.
+const fn container(
+    group: Group,
+    since: &'static str,
+    summary: &'static str,
+    subcommands: &'static [Subcommand],
+) -> About {
+    About {
+        flags: Some(&[]),
+        subcommands,
+        ..About::new(group, since, summary)
+    }
+}
+
+const fn sub(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    first_key: i32,
+    about: About,
+) -> Subcommand {
+    Subcommand {
+        name,
+        arity,
+        flags,
+        first_key,
+        about,
+    }
+}
+
+const fn described(
+    group: Group,
+    categories: &'static [&'static str],
+    since: &'static str,
+    summary: &'static str,
+) -> About {
+    About {
+        categories,
+        ..About::new(group, since, summary)
+    }
+}
+
+const fn stream(since: &'static str, summary: &'static str, keys: &'static [KeySpec]) -> About {
+    About {
+        key_specs: keys,
+        ..described(Group::Stream, STREAM, since, summary)
+    }
+}
+
+pub(super) const XGROUP: About = container(
+    Group::Stream,
+    "5.0.0",
+    "Manages consumer groups.",
+    &[
+        sub(
+            "xgroup|create",
+            -5,
+            &["write", "denyoom"],
+            2,
+            stream("5.0.0", "Creates a consumer group.", GROUP_KEY_INSERT),
+        ),
+        sub(
+            "xgroup|createconsumer",
+            5,
+            &["write", "denyoom"],
+            2,
+            stream("6.2.0", "Creates a consumer in a group.", GROUP_KEY_INSERT),
+        ),
+        sub(
+            "xgroup|delconsumer",
+            5,
+            &["write"],
+            2,
+            stream(
+                "5.0.0",
+                "Removes a consumer from a group.",
+                GROUP_KEY_DELETE,
+            ),
+        ),
+        sub(
+            "xgroup|destroy",
+            4,
+            &["write"],
+            2,
+            stream("5.0.0", "Removes a consumer group.", GROUP_KEY_DELETE),
+        ),
+        sub(
+            "xgroup|help",
+            2,
+            HELP_FLAGS,
+            0,
+            stream("5.0.0", "Lists the subcommands of XGROUP.", &[]),
+        ),
+        sub(
+            "xgroup|setid",
+            -5,
+            &["write"],
+            2,
+            stream(
+                "5.0.0",
+                "Moves a group's last delivered ID.",
+                GROUP_KEY_UPDATE,
+            ),
+        ),
+        sub(
+            "xgroup|setpolicy",
+            -4,
+            &["write"],
+            2,
+            stream(
+                "5.0.0",
+                "Sets a group's redelivery, dead-letter and pending limits.",
+                GROUP_KEY_UPDATE,
+            ),
+        ),
+    ],
+);
+
+pub(super) const XINFO: About = container(
+    Group::Stream,
+    "5.0.0",
+    "Describes streams, their groups and consumers.",
+    &[
+        sub(
+            "xinfo|consumers",
+            4,
+            &["readonly"],
+            2,
+            About {
+                tips: &["nondeterministic_output"],
+                ..stream("5.0.0", "Lists the consumers of a group.", GROUP_KEY_READ)
+            },
+        ),
+        sub(
+            "xinfo|groups",
+            3,
+            &["readonly"],
+            2,
+            stream("5.0.0", "Lists the groups of a stream.", GROUP_KEY_READ),
+        ),
+        sub(
+            "xinfo|help",
+            2,
+            HELP_FLAGS,
+            0,
+            stream("5.0.0", "Lists the subcommands of XINFO.", &[]),
+        ),
+        sub(
+            "xinfo|stream",
+            -3,
+            &["readonly"],
+            2,
+            stream("5.0.0", "Describes a stream.", GROUP_KEY_READ),
+        ),
+    ],
+);
+
+const CLIENT_FLAGS: &[&str] = &["noscript", "loading", "stale"];
+const CLIENT_ADMIN_FLAGS: &[&str] = &["admin", "noscript", "loading", "stale"];
+
+const fn client(since: &'static str, summary: &'static str) -> About {
+    described(Group::Connection, CONNECTION, since, summary)
+}
+
+pub(super) const CLIENT: About = container(
+    Group::Connection,
+    "2.4.0",
+    "Manages client connections.",
+    &[
+        sub(
+            "client|getname",
+            2,
+            CLIENT_FLAGS,
+            0,
+            client("2.6.9", "Returns the connection's name."),
+        ),
+        sub(
+            "client|help",
+            2,
+            HELP_FLAGS,
+            0,
+            client("5.0.0", "Lists the subcommands of CLIENT."),
+        ),
+        sub(
+            "client|id",
+            2,
+            CLIENT_FLAGS,
+            0,
+            client("5.0.0", "Returns the connection's ID."),
+        ),
+        sub(
+            "client|info",
+            2,
+            CLIENT_FLAGS,
+            0,
+            About {
+                tips: &["nondeterministic_output"],
+                ..client("6.2.0", "Describes this connection.")
+            },
+        ),
+        sub(
+            "client|kill",
+            -3,
+            CLIENT_ADMIN_FLAGS,
+            0,
+            client("2.4.0", "Closes a client's connection."),
+        ),
+        sub(
+            "client|list",
+            -2,
+            CLIENT_ADMIN_FLAGS,
+            0,
+            About {
+                tips: &["nondeterministic_output"],
+                ..client("2.4.0", "Lists the client connections.")
+            },
+        ),
+        sub(
+            "client|setinfo",
+            4,
+            CLIENT_FLAGS,
+            0,
+            client("7.2.0", "Records the client library's name or version."),
+        ),
+        sub(
+            "client|setname",
+            3,
+            CLIENT_FLAGS,
+            0,
+            client("2.6.9", "Names the connection."),
+        ),
+    ],
+);
+
+const CONFIG_FLAGS: &[&str] = &["admin", "noscript", "loading", "stale"];
+
+const fn config(since: &'static str, summary: &'static str) -> About {
+    described(Group::Server, &[], since, summary)
+}
+
+pub(super) const CONFIG: About = container(
+    Group::Server,
+    "2.0.0",
+    "Reads and changes the server's configuration.",
+    &[
+        sub(
+            "config|get",
+            -3,
+            CONFIG_FLAGS,
+            0,
+            config("2.0.0", "Returns configuration parameters."),
+        ),
+        sub(
+            "config|help",
+            2,
+            HELP_FLAGS,
+            0,
+            config("5.0.0", "Lists the subcommands of CONFIG."),
+        ),
+        sub(
+            "config|resetstat",
+            2,
+            CONFIG_FLAGS,
+            0,
+            config("2.0.0", "Resets the server's statistics."),
+        ),
+        sub(
+            "config|set",
+            -4,
+            CONFIG_FLAGS,
+            0,
+            About {
+                tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
+                ..config("2.0.0", "Changes configuration parameters.")
+            },
+        ),
+    ],
+);
+
+const fn introspection(since: &'static str, summary: &'static str) -> About {
+    described(Group::Server, CONNECTION, since, summary)
+}
+
+const UNORDERED: &[&str] = &["nondeterministic_output_order"];
+
+pub(super) const COMMAND: About = About {
+    flags: None,
+    categories: CONNECTION,
+    tips: UNORDERED,
+    ..container(
+        Group::Server,
+        "2.8.13",
+        "Describes the server's commands.",
+        &[
+            sub(
+                "command|count",
+                2,
+                HELP_FLAGS,
+                0,
+                introspection("2.8.13", "Counts the server's commands."),
+            ),
+            sub(
+                "command|docs",
+                -2,
+                HELP_FLAGS,
+                0,
+                About {
+                    tips: UNORDERED,
+                    ..introspection("7.0.0", "Documents commands.")
+                },
+            ),
+            sub(
+                "command|getkeys",
+                -4,
+                HELP_FLAGS,
+                0,
+                introspection("2.8.13", "Finds the keys of a call."),
+            ),
+            sub(
+                "command|getkeysandflags",
+                -4,
+                HELP_FLAGS,
+                0,
+                introspection("7.0.0", "Finds the keys of a call, with their flags."),
+            ),
+            sub(
+                "command|help",
+                2,
+                HELP_FLAGS,
+                0,
+                introspection("5.0.0", "Lists the subcommands of COMMAND."),
+            ),
+            sub(
+                "command|info",
+                -2,
+                HELP_FLAGS,
+                0,
+                About {
+                    tips: UNORDERED,
+                    ..introspection("2.8.13", "Describes commands.")
+                },
+            ),
+            sub(
+                "command|list",
+                -2,
+                HELP_FLAGS,
+                0,
+                About {
+                    tips: UNORDERED,
+                    ..introspection("7.0.0", "Lists the commands' names.")
+                },
+            ),
+        ],
+    )
+};
+
+pub(super) const FUNCTION: About = container(
+    Group::Scripting,
+    "7.0.0",
+    "Manages functions (weir has none).",
+    &[sub(
+        "function|flush",
+        -2,
+        &["write", "noscript"],
+        0,
+        About {
+            tips: &["request_policy:all_shards", "response_policy:all_succeeded"],
+            ..described(
+                Group::Scripting,
+                SCRIPTING,
+                "7.0.0",
+                "Deletes every function: there are none.",
+            )
+        },
+    )],
+);
