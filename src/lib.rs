@@ -28,6 +28,7 @@
 //! ```
 
 pub mod clock;
+pub mod cluster;
 pub mod codec;
 pub mod durability;
 pub mod error;
