@@ -506,3 +506,6 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> WalError {
         source,
     }
 }
+
+#[cfg(test)]
+mod tests;
