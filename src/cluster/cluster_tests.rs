@@ -36,12 +36,13 @@ struct Connection {
 type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, NodeAddr, RaftError<NodeId, E>>;
 
 impl Connection {
-    fn target<E: std::error::Error>(&self) -> Result<Raft<TypeConfig>, RpcError<E>> {
-        let node = self.router.nodes.lock().get(&self.target).cloned();
-        node.ok_or_else(|| {
-            let down = std::io::Error::other(format!("node {} is down", self.target));
-            RPCError::Unreachable(Unreachable::new(&down))
-        })
+    fn target(&self) -> Option<Raft<TypeConfig>> {
+        self.router.nodes.lock().get(&self.target).cloned()
+    }
+
+    fn down<E: std::error::Error>(&self) -> RpcError<E> {
+        let down = std::io::Error::other(format!("node {} is down", self.target));
+        RPCError::Unreachable(Unreachable::new(&down))
     }
 
     fn remote<E: std::error::Error>(&self, error: RaftError<NodeId, E>) -> RpcError<E> {
@@ -66,7 +67,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
-        let raft = self.target()?;
+        let raft = self.target().ok_or_else(|| self.down())?;
         raft.append_entries(rpc).await.map_err(|e| self.remote(e))
     }
 
@@ -75,7 +76,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
-        let raft = self.target()?;
+        let raft = self.target().ok_or_else(|| self.down())?;
         raft.install_snapshot(rpc).await.map_err(|e| self.remote(e))
     }
 
@@ -84,7 +85,7 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RpcError> {
-        let raft = self.target()?;
+        let raft = self.target().ok_or_else(|| self.down())?;
         raft.vote(rpc).await.map_err(|e| self.remote(e))
     }
 }

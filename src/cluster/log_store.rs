@@ -15,6 +15,7 @@ use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
+use crate::codec::CodecError;
 use crate::durability::PendingFlush;
 
 use super::entry_codec::{decode_payload, encode_payload, from_wal_id, to_wal_id};
@@ -75,9 +76,35 @@ fn to_wal_entry(entry: &Entry) -> WalEntry {
     }
 }
 
-fn from_wal_entry(entry: WalEntry) -> Result<Entry, StorageError> {
-    let payload = decode_payload(&entry.data).map_err(|error| {
-        StorageIOError::read_log_at_index(entry.id.index, AnyError::new(&error))
+/// Why entries could not be read back.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Log(#[from] WalError),
+    #[error("entry {index} of the Raft log does not decode: {source}")]
+    Payload {
+        index: u64,
+        #[source]
+        source: CodecError,
+    },
+}
+
+impl From<ReadError> for StorageError {
+    fn from(error: ReadError) -> StorageError {
+        match &error {
+            ReadError::Log(_) => StorageIOError::read_logs(AnyError::new(&error)),
+            ReadError::Payload { index, .. } => {
+                StorageIOError::read_log_at_index(*index, AnyError::new(&error))
+            }
+        }
+        .into()
+    }
+}
+
+fn from_wal_entry(entry: WalEntry) -> Result<Entry, ReadError> {
+    let payload = decode_payload(&entry.data).map_err(|source| ReadError::Payload {
+        index: entry.id.index,
+        source,
     })?;
     Ok(Entry {
         log_id: from_wal_id(entry.id),
@@ -85,15 +112,11 @@ fn from_wal_entry(entry: WalEntry) -> Result<Entry, StorageError> {
     })
 }
 
-fn read_error(error: WalError) -> StorageError {
-    StorageIOError::read_logs(AnyError::new(&error)).into()
-}
-
 fn write_error(error: WalError) -> StorageError {
     StorageIOError::write_logs(AnyError::new(&error)).into()
 }
 
-fn read_range(wal: &Mutex<Wal>, range: impl RangeBounds<u64>) -> Result<Vec<Entry>, StorageError> {
+fn read_range(wal: &Mutex<Wal>, range: impl RangeBounds<u64>) -> Result<Vec<Entry>, ReadError> {
     let start = match range.start_bound() {
         Bound::Included(&start) => start,
         Bound::Excluded(&start) => start.saturating_add(1),
@@ -104,7 +127,7 @@ fn read_range(wal: &Mutex<Wal>, range: impl RangeBounds<u64>) -> Result<Vec<Entr
         Bound::Excluded(&end) => end,
         Bound::Unbounded => u64::MAX,
     };
-    let entries = wal.lock().read(start..end).map_err(read_error)?;
+    let entries = wal.lock().read(start..end)?;
     entries.into_iter().map(from_wal_entry).collect()
 }
 
@@ -113,7 +136,7 @@ impl RaftLogReader<TypeConfig> for LogReader {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        read_range(&self.wal, range)
+        Ok(read_range(&self.wal, range)?)
     }
 }
 
@@ -122,7 +145,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        read_range(&self.wal, range)
+        Ok(read_range(&self.wal, range)?)
     }
 }
 

@@ -56,6 +56,8 @@ openraft::declare_raft_types!(
 
 /// A Raft log entry of weir.
 pub type Entry = openraft::Entry<TypeConfig>;
+/// What an entry carries: nothing (a new leader's first entry), a command, or a membership.
+pub type EntryPayload = openraft::EntryPayload<TypeConfig>;
 /// The position of an entry: its index and the term and node of the leader that wrote it.
 pub type LogId = openraft::LogId<NodeId>;
 /// A node's vote: the term and the candidate it granted, and whether that leader is committed.

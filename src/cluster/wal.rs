@@ -34,8 +34,8 @@ use crate::fs;
 use crate::journal::{self, Journal, JournalDamage, JournalError, JournalSync};
 use crate::names::raft_log_file_name;
 
-pub use file::{ENTRY_HEADER_LEN, RAFT_LOG_KIND};
-use file::{LogFile, Slot, encode_entry, frame_len};
+pub use file::{ENTRY_HEADER_LEN, RAFT_LOG_KIND, decode_entry, encode_entry};
+use file::{LogFile, Slot, frame_len};
 pub use meta::{RAFT_META_KIND, WalLogId, WalMeta, WalVote};
 
 /// One entry of the log: its position, and data the log does not look into.
@@ -305,8 +305,8 @@ impl Wal {
         let Some(first) = entries.first() else {
             return Ok(None);
         };
-        let mut expected = self.next_index().unwrap_or(first.id.index);
-        for entry in entries {
+        let expected = self.next_index().unwrap_or(first.id.index)..;
+        for (expected, entry) in expected.zip(entries) {
             if entry.id.index != expected {
                 return Err(WalError::NotContiguous {
                     dir: self.dir.clone(),
@@ -314,7 +314,6 @@ impl Wal {
                     found: entry.id.index,
                 });
             }
-            expected += 1;
         }
         self.ensure_room(first.id.index)?;
         let (Some(writer), Some(file)) = (self.writer.as_mut(), self.files.last_mut()) else {

@@ -27,6 +27,9 @@ pub(crate) fn add(time_ms: u64, name: &str, delta: u64) -> Command {
     }
 }
 
+/// A command as applied: `(index, time_ms, name, delta)`.
+pub(crate) type AppliedCommand = (u64, u64, Vec<u8>, u64);
+
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Counters {
     applied: Option<u64>,
@@ -63,8 +66,8 @@ impl Counters {
 pub(crate) struct CounterMap {
     dir: PathBuf,
     counters: Mutex<Counters>,
-    /// `(index, time_ms, name, delta)` of every command this process applied.
-    history: Mutex<Vec<(u64, u64, Vec<u8>, u64)>>,
+    /// Every command this process applied, in order.
+    history: Mutex<Vec<AppliedCommand>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +97,7 @@ impl CounterMap {
         counters.values.get(name.as_bytes()).copied().unwrap_or(0)
     }
 
-    pub(crate) fn history(&self) -> Vec<(u64, u64, Vec<u8>, u64)> {
+    pub(crate) fn history(&self) -> Vec<AppliedCommand> {
         self.history.lock().clone()
     }
 

@@ -105,7 +105,7 @@ pub(super) fn frame_len(entry: &WalEntry) -> u64 {
 }
 
 /// Appends an entry's frame payload to `out`: index, term, leader, then the data.
-pub(super) fn encode_entry(entry: &WalEntry, out: &mut Vec<u8>) {
+pub fn encode_entry(entry: &WalEntry, out: &mut Vec<u8>) {
     let start = out.len();
     out.resize(start + ENTRY_HEADER_LEN, 0);
     put_u64_at(out, start, entry.id.index);
@@ -115,7 +115,7 @@ pub(super) fn encode_entry(entry: &WalEntry, out: &mut Vec<u8>) {
 }
 
 /// Decodes an entry's frame payload.
-pub(super) fn decode_entry(payload: &[u8]) -> Result<WalEntry, CodecError> {
+pub fn decode_entry(payload: &[u8]) -> Result<WalEntry, CodecError> {
     let mut input = Decoder::new(payload, "raft log entry");
     let index = input.u64()?;
     let term = input.u64()?;
