@@ -300,6 +300,25 @@ impl Syncer {
         self.wait_async(ticket, round).await
     }
 
+    /// Asks now for `object` to be flushed and returns what resolves once it is durable (under
+    /// [`Durability::Always`]; otherwise `object` is only marked dirty and the wait returns at
+    /// once). For a writer that goes on writing while the flush runs: asking at the write, not at
+    /// the first poll of a wait, lets its next writes join the same flush round.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn request_flush(self: &Arc<Self>, object: &Arc<dyn Flush>) -> PendingFlush {
+        if self.policy != Durability::Always {
+            self.mark_dirty(object);
+            return PendingFlush {
+                syncer: Arc::clone(self),
+                ticket: None,
+            };
+        }
+        PendingFlush {
+            syncer: Arc::clone(self),
+            ticket: Some(self.request(object)),
+        }
+    }
+
     /// Blocks until the ticket's flush round has finished.
     fn wait(&self, ticket: Ticket) -> Result<(), FlushError> {
         let mut state = self.shared.state.lock();
@@ -329,6 +348,34 @@ impl Syncer {
             };
             round.ended().await;
         }
+    }
+}
+
+/// A flush asked for when data was written (`Syncer::request_flush`): waiting for it returns
+/// once that data is durable.
+#[cfg(feature = "cluster")]
+pub struct PendingFlush {
+    syncer: Arc<Syncer>,
+    ticket: Option<(Ticket, Arc<Round>)>,
+}
+
+#[cfg(feature = "cluster")]
+impl PendingFlush {
+    /// Waits, without blocking a thread, until the flush asked for has finished.
+    pub async fn wait(self) -> Result<(), FlushError> {
+        match self.ticket {
+            Some((ticket, round)) => self.syncer.wait_async(ticket, round).await,
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(feature = "cluster")]
+impl std::fmt::Debug for PendingFlush {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingFlush")
+            .field("ticket", &self.ticket.as_ref().map(|(ticket, _)| ticket.0))
+            .finish()
     }
 }
 
@@ -577,6 +624,27 @@ mod tests {
         }
         let flushes = rounds.ended.load(Ordering::SeqCst);
         assert!(flushes < 320, "{flushes} flushes for 320 commits");
+    }
+
+    #[tokio::test]
+    async fn a_requested_flush_runs_before_anyone_waits_for_it() {
+        let syncer = Arc::new(Syncer::start(Durability::Always).unwrap());
+        let counter = Arc::new(Counter::default());
+        let object: Arc<dyn Flush> = counter.clone();
+        let pending = syncer.request_flush(&object);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while counter.flushes.load(Ordering::SeqCst) == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(counter.flushes.load(Ordering::SeqCst), 1);
+        pending.wait().await.unwrap();
+        let lazy = Arc::new(Syncer::start(Durability::Never).unwrap());
+        lazy.request_flush(&object).wait().await.unwrap();
+        assert_eq!(
+            counter.flushes.load(Ordering::SeqCst),
+            1,
+            "no flush under Never"
+        );
     }
 
     #[tokio::test]

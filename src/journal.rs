@@ -185,6 +185,17 @@ pub enum JournalError {
         .path.display()
     )]
     Poisoned { path: PathBuf },
+    /// A frame read again at a position an earlier replay found no longer checks.
+    #[error(
+        "{} is damaged at byte {position} ({reason}): the file changed on disk since it was \
+         opened; check the disk, then restart to recover from what it holds",
+        .path.display()
+    )]
+    FrameDamaged {
+        path: PathBuf,
+        position: u64,
+        reason: String,
+    },
     /// The snapshot exists but is damaged.
     #[error(
         "snapshot {} is damaged ({detail}): restore it from a backup, or remove it to rebuild \
@@ -666,6 +677,51 @@ pub fn cut(path: &Path, len: u64) -> Result<(), JournalError> {
     }
     fs::set_len(&file, path, len).map_err(io_error(path))?;
     fs::sync_data(&file, path).map_err(io_error(path))
+}
+
+/// Reads the payload of frame number `number`, which starts at byte `position` of the journal
+/// `file` (a position an earlier replay found), checking it as replay does. For a reader that
+/// keeps where each frame is instead of the frames themselves; a frame that no longer checks
+/// (the file changed on disk since) is [`JournalError::FrameDamaged`].
+#[cfg(feature = "cluster")]
+pub fn read_frame_at(
+    file: &File,
+    path: &Path,
+    position: u64,
+    number: u64,
+) -> Result<Vec<u8>, JournalError> {
+    let file_len = file.metadata().map_err(io_error(path))?.len();
+    let remaining = file_len.saturating_sub(position);
+    let mut reader = BufReader::new(PositionalReader { file, position });
+    match read_frame(&mut reader, remaining, number).map_err(io_error(path))? {
+        Next::Frame(payload) => Ok(payload),
+        Next::End => Err(JournalError::FrameDamaged {
+            path: path.to_path_buf(),
+            position,
+            reason: format!("frame {number} is past the end of the file"),
+        }),
+        Next::Bad(reason) => Err(JournalError::FrameDamaged {
+            path: path.to_path_buf(),
+            position,
+            reason,
+        }),
+    }
+}
+
+/// Reads a file from a position with positional reads, leaving any cursor of the file alone.
+#[cfg(feature = "cluster")]
+struct PositionalReader<'a> {
+    file: &'a File,
+    position: u64,
+}
+
+#[cfg(feature = "cluster")]
+impl Read for PositionalReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = std::os::unix::fs::FileExt::read_at(self.file, buf, self.position)?;
+        self.position += read as u64;
+        Ok(read)
+    }
 }
 
 /// Syncs a directory, so that a file created or renamed in it survives a power loss.

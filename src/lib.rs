@@ -30,6 +30,10 @@
 #![warn(missing_docs)]
 
 pub mod clock;
+// The replicated cluster's layer (consensus on openraft), compiled with the default feature
+// `cluster`: an application that embeds the library alone leaves it out, and openraft with it.
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod durability;
 pub mod error;
 mod fs;

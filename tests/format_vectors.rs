@@ -6,6 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use weir::cluster::entry_codec::{decode_payload, encode_payload};
+use weir::cluster::types::{Command, EntryPayload};
+use weir::cluster::wal::{
+    RAFT_LOG_KIND, RAFT_META_KIND, WalEntry, WalLogId, WalMeta, WalOptions, WalVote, decode_entry,
+};
 use weir::codec::{Decoder, Encoder};
 use weir::group::durable::{
     GROUP_JOURNAL_KIND, GROUP_SNAPSHOT_FILE, GROUP_SNAPSHOT_KIND, decode_snapshot, encode_snapshot,
@@ -23,8 +28,8 @@ const DOCUMENT: &str = include_str!("../storage-format.md");
 
 /// The appendix's vectors this file checks; a vector added to the document without a check
 /// here fails [`every_vector_of_the_appendix_is_checked`].
-const CHECKED: [&str; 11] = [
-    "A.1", "A.2", "A.3", "A.4", "A.5", "A.6", "A.7", "A.8", "A.9", "A.10", "A.11",
+const CHECKED: [&str; 13] = [
+    "A.1", "A.2", "A.3", "A.4", "A.5", "A.6", "A.7", "A.8", "A.9", "A.10", "A.11", "A.12", "A.13",
 ];
 
 const META_JOURNAL_KIND: FileKind = FileKind(*b"LMET");
@@ -440,4 +445,73 @@ fn a11_group_created_with_a_policy() {
     assert_eq!(bytes.len(), 46);
     assert_eq!(event.to_bytes(), bytes);
     assert_eq!(GroupEvent::decode(&bytes), Ok(event));
+}
+
+#[test]
+fn a12_raft_log_file_with_two_entries() {
+    let bytes = single_block("A.12");
+    let payloads = [
+        EntryPayload::Blank,
+        EntryPayload::Normal(Command {
+            time_ms: T,
+            body: bytes::Bytes::from_static(b"hi"),
+        }),
+    ];
+    let entries: Vec<WalEntry> = payloads
+        .iter()
+        .zip(1..)
+        .map(|(payload, index)| WalEntry {
+            id: WalLogId {
+                term: 1,
+                leader: 1,
+                index,
+            },
+            data: encode_payload(payload),
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut wal, _) =
+        weir::cluster::wal::Wal::open(dir.path(), WalOptions::default()).expect("open raft log");
+    drop(wal.append(&entries).expect("append"));
+    drop(wal);
+    let name = "raft.00000000000000000001.wal";
+    assert_eq!(std::fs::read(dir.path().join(name)).expect("read"), bytes);
+
+    let frames = journal_frames(name, RAFT_LOG_KIND, &bytes);
+    let decoded: Vec<WalEntry> = frames
+        .iter()
+        .map(|frame| decode_entry(frame).expect("entry"))
+        .collect();
+    assert_eq!(decoded, entries);
+    for (entry, payload) in decoded.iter().zip(&payloads) {
+        let read = decode_payload(&entry.data).expect("payload");
+        assert_eq!(format!("{read:?}"), format!("{payload:?}"));
+    }
+}
+
+#[test]
+fn a13_raft_meta_file() {
+    let bytes = single_block("A.13");
+    let meta = WalMeta {
+        vote: Some(WalVote {
+            term: 1,
+            node: 1,
+            committed: true,
+        }),
+        committed: Some(WalLogId {
+            term: 1,
+            leader: 1,
+            index: 2,
+        }),
+        purged: None,
+    };
+    let payload = meta.encode();
+    assert_eq!(payload.len(), 44);
+    assert_eq!(
+        snapshot_bytes("raft.meta", RAFT_META_KIND, 1, &payload),
+        bytes
+    );
+    let (generation, payload) = snapshot_payload("raft.meta", RAFT_META_KIND, &bytes);
+    assert_eq!(generation, 1);
+    assert_eq!(WalMeta::decode(&payload), Ok(meta));
 }

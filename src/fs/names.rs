@@ -36,6 +36,10 @@ pub const GROUP_SNAPSHOT_FILE: &str = "groups.snapshot";
 pub const IDEMPOTENCY_SNAPSHOT_FILE: &str = "idempotency.snapshot";
 /// Extension of segment files.
 pub const SEGMENT_EXTENSION: &str = "seg";
+/// A replicated node's vote, commit point and purge point, beside its Raft log files.
+pub const RAFT_META_FILE: &str = "raft.meta";
+/// A replicated node's last state-machine snapshot.
+pub const RAFT_SNAPSHOT_FILE: &str = "raft.snapshot";
 /// Suffix of every temporary file: a file is prepared under `<name>.tmp`, then renamed or linked
 /// to `<name>` once complete.
 pub const TMP_SUFFIX: &str = ".tmp";
@@ -55,6 +59,8 @@ const _: () = assert!(u64::MAX.ilog10() as usize + 1 == NUMBER_DIGITS);
 const SEGMENT_SUFFIX: &str = ".seg";
 const INDEX_SUFFIX: &str = ".index";
 const JOURNAL_SUFFIX: &str = ".journal";
+const RAFT_LOG_PREFIX: &str = "raft.";
+const RAFT_LOG_SUFFIX: &str = ".wal";
 const META_JOURNAL_PREFIX: &str = "meta.";
 const GROUP_JOURNAL_PREFIX: &str = "groups.";
 
@@ -71,6 +77,23 @@ pub fn segment_base(file_name: &str) -> Option<u64> {
         return None;
     }
     stem.parse().ok()
+}
+
+/// File name of the Raft log file whose first entry has index `first_index`.
+pub fn raft_log_file_name(first_index: u64) -> String {
+    format!("{RAFT_LOG_PREFIX}{first_index:020}{RAFT_LOG_SUFFIX}")
+}
+
+/// The first index a Raft log file name holds: `raft.`, exactly 20 decimal digits, then `.wal`;
+/// `None` for any other name (`raft.<index>.wal.tmp` included).
+pub fn raft_log_first_index(file_name: &str) -> Option<u64> {
+    let digits = file_name
+        .strip_prefix(RAFT_LOG_PREFIX)?
+        .strip_suffix(RAFT_LOG_SUFFIX)?;
+    if digits.len() != NUMBER_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// File name of the sparse index of the segment whose first offset is `base_offset`.
@@ -200,6 +223,21 @@ pub fn directory_number(dir_name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raft_log_names_round_trip_and_nothing_else_parses() {
+        for index in [0, 1, 42, u64::MAX] {
+            assert_eq!(
+                raft_log_first_index(&raft_log_file_name(index)),
+                Some(index)
+            );
+        }
+        let name = raft_log_file_name(7);
+        assert_eq!(name, "raft.00000000000000000007.wal");
+        assert_eq!(raft_log_first_index(&format!("{name}.tmp")), None);
+        assert_eq!(raft_log_first_index("raft.7.wal"), None);
+        assert_eq!(raft_log_first_index(RAFT_META_FILE), None);
+    }
 
     #[test]
     fn hostile_names_stay_inside_one_safe_component() {

@@ -1,0 +1,156 @@
+//! A small replicated state for tests: named counters, each command adding to one. It keeps
+//! its state and applied index in its own snapshot file, rewritten at every command, as a
+//! store records its applied index with its data.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use crate::cluster::types::Command;
+use crate::codec::{CodecError, Decoder, Encoder};
+use crate::journal::{self, FileKind, JournalError};
+
+use super::Replicated;
+
+const COUNTERS_FILE: &str = "counters";
+const COUNTERS_KIND: FileKind = FileKind(*b"TCNT");
+
+/// The command adding `delta` to the counter `name`.
+pub(crate) fn add(time_ms: u64, name: &str, delta: u64) -> Command {
+    let mut body = Encoder::new();
+    body.bytes(name.as_bytes()).u64(delta);
+    Command {
+        time_ms,
+        body: Bytes::from(body.finish()),
+    }
+}
+
+/// A command as applied: `(index, time_ms, name, delta)`.
+pub(crate) type AppliedCommand = (u64, u64, Vec<u8>, u64);
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Counters {
+    applied: Option<u64>,
+    values: BTreeMap<Vec<u8>, u64>,
+}
+
+impl Counters {
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Encoder::new();
+        out.u64(self.applied.map_or(0, |index| index + 1));
+        out.u64(self.values.len() as u64);
+        for (name, value) in &self.values {
+            out.bytes(name).u64(*value);
+        }
+        out.finish()
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Counters, CodecError> {
+        let mut input = Decoder::new(bytes, "counters");
+        let applied = input.u64()?.checked_sub(1);
+        let count = input.count(12)?;
+        let mut values = BTreeMap::new();
+        for _ in 0..count {
+            let name = input.bytes()?.to_vec();
+            values.insert(name, input.u64()?);
+        }
+        input.finish()?;
+        Ok(Counters { applied, values })
+    }
+}
+
+/// Counters kept in a directory; every command applied is also remembered in order.
+#[derive(Debug)]
+pub(crate) struct CounterMap {
+    dir: PathBuf,
+    counters: Mutex<Counters>,
+    /// Every command this process applied, in order.
+    history: Mutex<Vec<AppliedCommand>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CounterError {
+    #[error(transparent)]
+    File(#[from] JournalError),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+}
+
+impl CounterMap {
+    pub(crate) fn open(dir: &Path) -> Result<CounterMap, CounterError> {
+        let path = dir.join(COUNTERS_FILE);
+        let counters = match journal::read_snapshot(&path, COUNTERS_KIND)? {
+            Some(snapshot) => Counters::decode(&snapshot.payload)?,
+            None => Counters::default(),
+        };
+        Ok(CounterMap {
+            dir: dir.to_path_buf(),
+            counters: Mutex::new(counters),
+            history: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub(crate) fn value(&self, name: &str) -> u64 {
+        let counters = self.counters.lock();
+        counters.values.get(name.as_bytes()).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn history(&self) -> Vec<AppliedCommand> {
+        self.history.lock().clone()
+    }
+
+    fn save(&self, counters: &Counters) -> Result<(), CounterError> {
+        journal::write_snapshot(
+            &self.dir,
+            COUNTERS_FILE,
+            COUNTERS_KIND,
+            1,
+            &counters.encode(),
+        )?;
+        Ok(())
+    }
+}
+
+impl Replicated for CounterMap {
+    type Error = CounterError;
+
+    fn applied(&self) -> Result<Option<u64>, CounterError> {
+        Ok(self.counters.lock().applied)
+    }
+
+    fn apply(&self, index: u64, command: &Command) -> Result<Bytes, CounterError> {
+        let mut input = Decoder::new(&command.body, "counter command");
+        let name = input.bytes()?.to_vec();
+        let delta = input.u64()?;
+        input.finish()?;
+        let mut counters = self.counters.lock();
+        assert!(
+            counters.applied.is_none_or(|applied| index > applied),
+            "command {index} applied twice"
+        );
+        let mut next = counters.clone();
+        let value = next.values.entry(name.clone()).or_insert(0);
+        *value += delta;
+        let reply = Bytes::copy_from_slice(&value.to_le_bytes());
+        next.applied = Some(index);
+        self.save(&next)?;
+        *counters = next;
+        self.history
+            .lock()
+            .push((index, command.time_ms, name, delta));
+        Ok(reply)
+    }
+
+    fn snapshot(&self) -> Result<Vec<u8>, CounterError> {
+        Ok(self.counters.lock().encode())
+    }
+
+    fn install(&self, state: &[u8]) -> Result<(), CounterError> {
+        let restored = Counters::decode(state)?;
+        self.save(&restored)?;
+        *self.counters.lock() = restored;
+        Ok(())
+    }
+}

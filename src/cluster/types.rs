@@ -1,0 +1,70 @@
+//! openraft's type configuration for weir: what a node is, what an entry carries, what the
+//! state machine answers and how a snapshot travels.
+//!
+//! Only this module and its siblings under `cluster` name openraft's types; the rest of the
+//! crate sees [`Command`], [`NodeAddr`] and plain bytes.
+
+use std::fmt;
+use std::io::Cursor;
+
+use bytes::Bytes;
+
+/// A node's identity in the cluster: chosen by the operator, never reused.
+pub type NodeId = u64;
+
+/// Where a node is reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeAddr {
+    /// The address clients connect to (the RESP port).
+    pub client: String,
+    /// The address the other nodes of the cluster connect to.
+    pub bus: String,
+}
+
+impl fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "client {}, bus {}", self.client, self.bus)
+    }
+}
+
+/// One client command, as the leader accepted it: the body is an opaque encoding of the command,
+/// and the leader's clock reading travels with it so that every node applies it with the same
+/// time (IDs and delivery times derive from it), whatever its own clock says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Command {
+    /// The leader's clock when it accepted the command, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The command, encoded by the layer that issues it.
+    pub body: Bytes,
+}
+
+/// What applying a command answers: an opaque encoding of the reply.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reply(pub Bytes);
+
+openraft::declare_raft_types!(
+    /// weir's Raft types.
+    pub TypeConfig:
+        D = Command,
+        R = Reply,
+        NodeId = NodeId,
+        Node = NodeAddr,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A Raft log entry of weir.
+pub type Entry = openraft::Entry<TypeConfig>;
+/// What an entry carries: nothing (a new leader's first entry), a command, or a membership.
+pub type EntryPayload = openraft::EntryPayload<TypeConfig>;
+/// The position of an entry: its index and the term and node of the leader that wrote it.
+pub type LogId = openraft::LogId<NodeId>;
+/// A node's vote: the term and the candidate it granted, and whether that leader is committed.
+pub type Vote = openraft::Vote<NodeId>;
+/// A cluster membership.
+pub type Membership = openraft::Membership<NodeId, NodeAddr>;
+/// A membership with the position of the entry that carried it.
+pub type StoredMembership = openraft::StoredMembership<NodeId, NodeAddr>;
+/// What storage reports to openraft when it fails.
+pub type StorageError = openraft::StorageError<NodeId>;

@@ -1,0 +1,210 @@
+//! Opening the Raft log: which files it has, what they hold, and what was damaged.
+//!
+//! The rules (storage-format.md 14.4): files wholly at or below the purge point are removed;
+//! every other file is read frame by frame; only the last file may end in a torn write, which is
+//! cut, and only if it lies above the commit point. Anything else that is wrong is a
+//! [`WalDamage`]: the files are left as they are, the entries before the damage stay readable,
+//! and the log refuses writes.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::fs;
+use crate::journal::{FRAME_HEADER_LEN, HEADER_LEN, Journal, Replay};
+use crate::names::{TMP_SUFFIX, raft_log_first_index};
+
+use super::file::{LogFile, RAFT_LOG_KIND, Slot, decode_entry};
+use super::{WalDamage, WalError, WalMeta, WalRecovery, io_error};
+
+/// The log as recovery left it.
+pub(super) struct Scanned {
+    pub files: Vec<LogFile>,
+    /// The last file, open for appending; `None` if there is no file or there is damage.
+    pub writer: Option<Journal>,
+    pub recovery: WalRecovery,
+}
+
+pub(super) fn scan(dir: &Path, meta: &WalMeta) -> Result<Scanned, WalError> {
+    let mut names = log_files(dir)?;
+    let mut recovery = WalRecovery::default();
+    let purged = meta.purged.map(|purged| purged.index);
+    recovery.purged_files_removed = remove_purged(dir, &mut names, purged)?;
+    let committed = meta.committed.map(|committed| committed.index);
+    let mut files: Vec<LogFile> = Vec::new();
+    let mut writer = None;
+    let count = names.len();
+    for (number, (first_index, path)) in names.into_iter().enumerate() {
+        // A later file starts exactly where the one before it ends; the first one at or before
+        // the entry after the purge point.
+        let out_of_place = match files.last() {
+            Some(previous) => Some(previous.next_index()).filter(|&next| first_index != next),
+            None => purged
+                .map(|purged| purged + 1)
+                .filter(|&next| first_index > next),
+        };
+        if let Some(expected) = out_of_place {
+            recovery.damage = Some(WalDamage::Gap {
+                path,
+                expected,
+                found: first_index,
+            });
+            break;
+        }
+        let replay = Journal::read(&path, RAFT_LOG_KIND)?;
+        let reader = File::open(&path).map_err(io_error(&path))?;
+        let mut file = LogFile {
+            first_index,
+            path,
+            reader,
+            slots: Vec::new(),
+        };
+        if let Some(damage) = index_frames(&mut file, &replay) {
+            recovery.damage = Some(damage);
+            files.push(file);
+            break;
+        }
+        let is_last = number + 1 == count;
+        if let Some(torn) = &replay.damage {
+            let index = file.next_index();
+            let damage = if !is_last {
+                Some(WalDamage::BrokenFile {
+                    path: file.path.clone(),
+                    index,
+                    position: torn.position,
+                    reason: torn.reason.clone(),
+                })
+            } else if let Some(committed) = committed.filter(|&committed| index <= committed) {
+                Some(WalDamage::LostCommitted {
+                    path: file.path.clone(),
+                    index,
+                    position: torn.position,
+                    committed,
+                    reason: torn.reason.clone(),
+                })
+            } else {
+                None
+            };
+            if damage.is_some() {
+                recovery.damage = damage;
+                files.push(file);
+                break;
+            }
+        }
+        if is_last {
+            if purged.is_some_and(|purged| file.next_index() <= purged + 1) {
+                // Everything it holds is purged; what a torn tail held was never acknowledged.
+                fs::remove_file(&file.path).map_err(io_error(&file.path))?;
+                fs::sync_dir(dir).map_err(io_error(dir))?;
+                recovery.purged_files_removed += 1;
+                continue;
+            }
+            let (journal, opened) = Journal::open(&file.path, RAFT_LOG_KIND)?;
+            debug_assert_eq!(opened.frames.len(), file.slots.len());
+            recovery.torn_tail = opened.damage;
+            writer = Some(journal);
+        }
+        files.push(file);
+    }
+    if recovery.damage.is_none() {
+        recovery.damage = missing_committed(&files, meta);
+    }
+    if recovery.damage.is_some() {
+        writer = None;
+    }
+    Ok(Scanned {
+        files,
+        writer,
+        recovery,
+    })
+}
+
+/// The log files in `dir` by first index, ascending. Leftover temporary files of a file
+/// creation cut short are removed.
+fn log_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, WalError> {
+    let mut names = Vec::new();
+    for item in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let item = item.map_err(io_error(dir))?;
+        let name = item.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if let Some(first_index) = raft_log_first_index(name) {
+            names.push((first_index, item.path()));
+        } else if name
+            .strip_suffix(TMP_SUFFIX)
+            .and_then(raft_log_first_index)
+            .is_some()
+        {
+            fs::remove_file(&item.path()).map_err(io_error(&item.path()))?;
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Removes the files every entry of which is at or below the purge point: those followed by a
+/// file that starts at or before the entry after it. (The last file is judged once read.)
+fn remove_purged(
+    dir: &Path,
+    names: &mut Vec<(u64, PathBuf)>,
+    purged: Option<u64>,
+) -> Result<usize, WalError> {
+    let Some(purged) = purged else {
+        return Ok(0);
+    };
+    let wholly_purged = names
+        .windows(2)
+        .take_while(|pair| pair[1].0 <= purged + 1)
+        .count();
+    for (_, path) in names.drain(..wholly_purged) {
+        fs::remove_file(&path).map_err(io_error(&path))?;
+    }
+    if wholly_purged > 0 {
+        fs::sync_dir(dir).map_err(io_error(dir))?;
+    }
+    Ok(wholly_purged)
+}
+
+/// Records where each good frame of `replay` starts and which entry it holds; damage if a frame
+/// holds an entry other than the one its place calls for.
+fn index_frames(file: &mut LogFile, replay: &Replay) -> Option<WalDamage> {
+    let mut position = HEADER_LEN as u64;
+    for frame in &replay.frames {
+        let expected = file.next_index();
+        let misplaced = |detail: String| WalDamage::Misplaced {
+            path: file.path.clone(),
+            position,
+            detail,
+        };
+        let entry = match decode_entry(frame) {
+            Ok(entry) => entry,
+            Err(error) => return Some(misplaced(error.to_string())),
+        };
+        if entry.id.index != expected {
+            return Some(misplaced(format!(
+                "the frame holds entry {}, entry {expected} belongs there",
+                entry.id.index
+            )));
+        }
+        file.slots.push(Slot {
+            term: entry.id.term,
+            leader: entry.id.leader,
+            position,
+        });
+        position += (FRAME_HEADER_LEN + frame.len()) as u64;
+    }
+    None
+}
+
+/// Damage if the log, as recovered, ends before the commit point.
+fn missing_committed(files: &[LogFile], meta: &WalMeta) -> Option<WalDamage> {
+    let committed = meta.committed?.index;
+    let last = files
+        .iter()
+        .rev()
+        .find_map(LogFile::last_log_id)
+        .map(|id| id.index)
+        .max(meta.purged.map(|purged| purged.index));
+    let whole = last.is_some_and(|last| last >= committed);
+    (!whole).then_some(WalDamage::MissingCommitted { last, committed })
+}
