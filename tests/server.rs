@@ -813,7 +813,7 @@ fn xread_reads_after_ids() {
     );
     assert_eq!(
         error(&mut con, &["XREAD", "STREAMS", "a", "b", "0"]),
-        "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified."
+        "ERR Unbalanced 'xread' list of streams: for each stream key an ID, '+', or '$' must be specified."
     );
     assert_eq!(
         error(&mut con, &["XREAD", "STREAMS", "a", ">"]),

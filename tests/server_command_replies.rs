@@ -635,7 +635,7 @@ fn info_reports_real_figures() {
     assert!(number("used_memory_peak") >= number("used_memory"));
     assert!(number("total_system_memory") > number("used_memory_rss"));
     assert_eq!(info_field(&info, "role").as_deref(), Some("master"));
-    assert_eq!(info_field(&info, "redis_version").as_deref(), Some("7.0.0"));
+    assert_eq!(info_field(&info, "redis_version").as_deref(), Some("8.4.0"));
     assert_eq!(number("process_id"), u64::from(server.pid()));
     assert_eq!(number("tcp_port"), u64::from(server.port()));
     assert_eq!(info_field(&info, "run_id").map(|id| id.len()), Some(40));

@@ -131,3 +131,60 @@ fn xinfo_replies_hold_redis_fields_and_weir_ones_on_request() {
         ]
     );
 }
+
+/// The consumer fields of `XINFO CONSUMERS s g`, by name.
+fn consumer_fields(con: &mut redis::Connection) -> Vec<String> {
+    let consumers = run(con, &["XINFO", "CONSUMERS", "s", "g"]);
+    pairs(&items(&consumers)[0])
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+#[test]
+fn the_reported_version_is_one_and_shapes_the_replies() {
+    let latest = Server::start(&[]);
+    let mut con = latest.conn();
+    let hello = run(&mut con, &["HELLO", "2"]);
+    let reported = common::text(&field(&hello, "version"));
+    let info: String = query(&mut con, &["INFO", "server"]);
+    assert_eq!(
+        common::info_field(&info, "redis_version"),
+        Some(reported.clone())
+    );
+    assert_eq!(reported, "8.4.0");
+    run(&mut con, &["XADD", "s", "1-0", "f", "v"]);
+    run(&mut con, &["XGROUP", "CREATE", "s", "g", "0"]);
+    run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"],
+    );
+    // Redis 7.2 added `inactive`.
+    assert_eq!(
+        consumer_fields(&mut con),
+        ["name", "pending", "idle", "inactive"]
+    );
+
+    let as_7_0 = Server::start(&["--redis-version", "7.0.15"]);
+    let mut con = as_7_0.conn();
+    let hello = run(&mut con, &["HELLO", "2"]);
+    assert_eq!(common::text(&field(&hello, "version")), "7.0.15");
+    run(&mut con, &["XADD", "s", "1-0", "f", "v"]);
+    run(&mut con, &["XGROUP", "CREATE", "s", "g", "0"]);
+    run(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"],
+    );
+    assert_eq!(consumer_fields(&mut con), ["name", "pending", "idle"]);
+}
+
+#[test]
+fn an_unsupported_version_is_refused_at_start() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_queue-server"))
+        .args(["--redis-version", "6.2.0", "--port", "0"])
+        .output()
+        .expect("run queue-server");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("6.2.0 is outside"), "{stderr}");
+}

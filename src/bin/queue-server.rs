@@ -43,6 +43,11 @@ struct Args {
     /// on the command line win over it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The Redis version to report (INFO, HELLO) and whose reply shapes to give, from 7.0.0 to
+    /// the latest whose stream commands queue-server implements; for clients or tests that
+    /// expect an older Redis's replies.
+    #[arg(long)]
+    redis_version: Option<String>,
     /// How log lines are written to stderr: `text` for people, `json` (one object a line) for
     /// log collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -80,6 +85,7 @@ fn command_line() -> clap::Command {
         ("port", defaults.port.to_string()),
         ("fsync", defaults.fsync.as_str().to_string()),
         ("maxclients", defaults.maxclients.to_string()),
+        ("redis_version", defaults.redis_version.to_string()),
     ];
     shown
         .into_iter()
@@ -120,6 +126,9 @@ fn configuration(args: Args) -> Result<ServerConfig, String> {
     }
     if let Some(maxclients) = args.maxclients {
         config.maxclients = maxclients;
+    }
+    if let Some(version) = &args.redis_version {
+        config.apply("redis-version", version)?;
     }
     Ok(config)
 }

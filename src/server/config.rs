@@ -4,6 +4,7 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use crate::durability::Durability;
+use crate::server::version::{LATEST, RedisVersion};
 use crate::stream::NodeLimits;
 
 /// Redis's `appendfsync` values, mapped onto the store's durability policy.
@@ -65,6 +66,8 @@ pub struct ServerConfig {
     pub max_output_buffer: usize,
     /// `stream-node-max-entries` and `stream-node-max-bytes`.
     pub node_limits: NodeLimits,
+    /// The Redis version the server reports and whose reply shapes it gives (`redis-version`).
+    pub redis_version: RedisVersion,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +83,7 @@ impl Default for ServerConfig {
             max_query_buffer: 1 << 30,
             max_output_buffer: 256 << 20,
             node_limits: NodeLimits::default(),
+            redis_version: LATEST,
         }
     }
 }
@@ -143,6 +147,7 @@ impl ServerConfig {
                 self.node_limits.max_bytes = parse_memory(value)
                     .ok_or_else(|| format!("{name}: {value:?} is not a size"))?;
             }
+            "redis-version" => self.redis_version = RedisVersion::parse_supported(value)?,
             other => return Err(format!("unknown setting {other:?}")),
         }
         Ok(())

@@ -183,7 +183,7 @@ fn hello_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
         (Value::bulk("server"), Value::bulk("redis")),
         (
             Value::bulk("version"),
-            Value::bulk(crate::server::version::REPORTED.to_string()),
+            Value::bulk(ctx.server.config.read().redis_version.to_string()),
         ),
         (Value::bulk("proto"), Value::Integer(version)),
         (Value::bulk("id"), Value::Integer(ctx.client.id as i64)),

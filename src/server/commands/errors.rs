@@ -3,6 +3,7 @@
 use super::replies::text;
 use super::store_error;
 use crate::server::resp::Value;
+use crate::server::version::RedisVersion;
 use crate::{Error, ErrorKind};
 
 /// A library error as Redis words the stream errors it corresponds to.
@@ -53,4 +54,23 @@ pub(super) fn library_error(error: &Error, nogroup: impl FnOnce() -> Value) -> V
         ErrorKind::NoGroup => nogroup(),
         _ => store_error(error),
     }
+}
+
+/// The error for a `STREAMS` list without one ID per key, as the Redis version the server
+/// reports words it: 7.0 names XREAD for both commands, 7.2 names the command called and the
+/// special ID it takes, 7.4 adds XREAD's `+`.
+pub(super) fn unbalanced_streams(command: &str, version: RedisVersion) -> Value {
+    if !version.at_least(7, 2) {
+        return Value::error(
+            "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
+        );
+    }
+    let ids = match command {
+        "xreadgroup" => "ID or '>'",
+        _ if version.at_least(7, 4) => "ID, '+', or '$'",
+        _ => "ID or '$'",
+    };
+    Value::error(format!(
+        "ERR Unbalanced '{command}' list of streams: for each stream key an {ids} must be specified."
+    ))
 }

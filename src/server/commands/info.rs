@@ -13,7 +13,6 @@ use crate::server::keys::{DATABASES, key_of};
 use crate::server::process;
 use crate::server::resp::Value;
 use crate::server::state::{Server, unix_ms};
-use crate::server::version::REPORTED;
 
 /// Every section in the order INFO prints them, and whether `INFO` / `INFO default` shows it.
 const SECTIONS: [(&str, bool); 15] = [
@@ -116,7 +115,7 @@ fn server_section(server: &Server) -> Section {
         .map(|path| path.display().to_string())
         .unwrap_or_default();
     Section::new("Server")
-        .field("redis_version", REPORTED)
+        .field("redis_version", config.redis_version)
         .field("redis_git_sha1", "00000000")
         .field("redis_git_dirty", 0)
         .field("redis_build_id", build_id())

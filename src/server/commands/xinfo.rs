@@ -1,8 +1,8 @@
 //! XINFO: STREAM, GROUPS, CONSUMERS and HELP.
 //!
-//! The replies are Redis's, field for field, for the version reported
-//! ([`REPORTED`](crate::server::version::REPORTED)): a field a later Redis added appears once
-//! that version is reported. weir's own fields (a group's policy and backlog, a stream's size
+//! The replies are Redis's, field for field, for the version the server reports (its
+//! `redis-version`, [`LATEST`](crate::server::version::LATEST) by default): a field a later
+//! Redis added appears only when that version or a later one is reported. weir's own fields (a group's policy and backlog, a stream's size
 //! and limits) come only when asked for with a trailing `WEIR` argument, such as
 //! `XINFO GROUPS key WEIR`, so that clients comparing whole replies see Redis's.
 
@@ -19,7 +19,7 @@ use super::subcommands::{Subcommand, dispatch, help, subcommand_syntax};
 use super::{Ctx, Outcome, entry_value, id_value, store_error};
 use crate::server::keys::key_of;
 use crate::server::resp::Value;
-use crate::server::version::{REPORTED, RedisVersion};
+use crate::server::version::RedisVersion;
 use crate::stream::{ConsumerDetails, GroupDetails, PendingEntry, Stream};
 
 /// What a reply holds: Redis's fields for a version, and weir's own when asked for.
@@ -30,6 +30,14 @@ struct Shape {
 }
 
 impl Shape {
+    /// Redis's fields for the version the server reports, and weir's when `weir` is set.
+    fn of(ctx: &Ctx<'_>, weir: bool) -> Shape {
+        Shape {
+            version: ctx.server.config.read().redis_version,
+            weir,
+        }
+    }
+
     /// Whether fields Redis added in `major.minor` belong in the reply.
     fn since(self, major: u16, minor: u16) -> bool {
         self.version.at_least(major, minor)
@@ -39,25 +47,17 @@ impl Shape {
 pub(super) fn xinfo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     const TABLE: &[Subcommand] = &[
         ("consumers", 4, |ctx, args| {
-            xinfo_consumers(ctx, args, REDIS)
+            xinfo_consumers(ctx, args, false)
         }),
-        ("groups", 3, |ctx, args| xinfo_groups(ctx, args, REDIS)),
-        ("stream", -3, |ctx, args| xinfo_stream(ctx, args, REDIS)),
+        ("groups", 3, |ctx, args| xinfo_groups(ctx, args, false)),
+        ("stream", -3, |ctx, args| xinfo_stream(ctx, args, false)),
         ("help", 2, xinfo_help),
     ];
     const WITH_WEIR: &[Subcommand] = &[
-        ("consumers", 4, |ctx, args| xinfo_consumers(ctx, args, WEIR)),
-        ("groups", 3, |ctx, args| xinfo_groups(ctx, args, WEIR)),
-        ("stream", -3, |ctx, args| xinfo_stream(ctx, args, WEIR)),
+        ("consumers", 4, |ctx, args| xinfo_consumers(ctx, args, true)),
+        ("groups", 3, |ctx, args| xinfo_groups(ctx, args, true)),
+        ("stream", -3, |ctx, args| xinfo_stream(ctx, args, true)),
     ];
-    const REDIS: Shape = Shape {
-        version: REPORTED,
-        weir: false,
-    };
-    const WEIR: Shape = Shape {
-        version: REPORTED,
-        weir: true,
-    };
     if asks_for_weir_fields(args) {
         dispatch(ctx, &args[..args.len() - 1], "xinfo", WITH_WEIR)
     } else {
@@ -98,7 +98,8 @@ fn xinfo_stream_at(ctx: &Ctx<'_>, key: &[u8]) -> Result<Arc<Stream>, Value> {
     stream_at(ctx, key)?.ok_or_else(|| Value::error("ERR no such key"))
 }
 
-fn xinfo_consumers(ctx: &mut Ctx<'_>, args: &[Bytes], shape: Shape) -> Result<Value, Value> {
+fn xinfo_consumers(ctx: &mut Ctx<'_>, args: &[Bytes], weir: bool) -> Result<Value, Value> {
+    let shape = Shape::of(ctx, weir);
     let stream = xinfo_stream_at(ctx, &args[2])?;
     let consumers = stream
         .consumers(&args[3], stream.now_ms())
@@ -122,7 +123,8 @@ fn consumers_value(consumers: &[ConsumerDetails], shape: Shape) -> Value {
     Value::Array(maps.collect())
 }
 
-fn xinfo_groups(ctx: &mut Ctx<'_>, args: &[Bytes], shape: Shape) -> Result<Value, Value> {
+fn xinfo_groups(ctx: &mut Ctx<'_>, args: &[Bytes], weir: bool) -> Result<Value, Value> {
+    let shape = Shape::of(ctx, weir);
     let stream = xinfo_stream_at(ctx, &args[2])?;
     let db = ctx.client.db;
     let groups = stream.group_details();
@@ -204,7 +206,8 @@ fn parse_stream_info(args: &[Bytes]) -> Result<Option<usize>, Value> {
     Ok(Some(usize::try_from(count).unwrap_or(10)))
 }
 
-fn xinfo_stream(ctx: &mut Ctx<'_>, args: &[Bytes], shape: Shape) -> Result<Value, Value> {
+fn xinfo_stream(ctx: &mut Ctx<'_>, args: &[Bytes], weir: bool) -> Result<Value, Value> {
+    let shape = Shape::of(ctx, weir);
     let stream = xinfo_stream_at(ctx, &args[2])?;
     let full = parse_stream_info(args)?;
     let mut fields = stream_fields(&stream)?;

@@ -6,12 +6,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::errors::unbalanced_streams;
 use super::lookup::existing;
 use super::parse::{self, Parse, c_str, is, strict_id, syntax_error};
 use super::replies::{entries_value, streams_reply};
 use super::{Ctx, Outcome, store_error};
 use crate::id::StreamId;
 use crate::server::resp::Value;
+use crate::server::version::RedisVersion;
 use crate::store::Store;
 use crate::stream::Stream;
 
@@ -28,7 +30,7 @@ struct ReadArgs {
 }
 
 /// Parses XREAD's options.
-fn parse_read(args: &[Bytes]) -> Result<ReadArgs, Value> {
+fn parse_read(args: &[Bytes], version: RedisVersion) -> Result<ReadArgs, Value> {
     let mut read = ReadArgs {
         count: 0,
         block: None,
@@ -48,9 +50,7 @@ fn parse_read(args: &[Bytes]) -> Result<ReadArgs, Value> {
             read.keys_at = parse.position();
             let listed = parse.rest().len();
             if listed % 2 != 0 {
-                return Err(Value::error(
-                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
-                ));
+                return Err(unbalanced_streams("xread", version));
             }
             read.streams = listed / 2;
             return Ok(read);
@@ -79,7 +79,7 @@ struct ReadTarget {
 }
 
 fn xread_outcome(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Outcome, Value> {
-    let read = parse_read(args)?;
+    let read = parse_read(args, ctx.server.config.read().redis_version)?;
     let store = ctx.store()?;
     let targets = read_targets(ctx, &store, args, &read)?;
     let max = usize::try_from(read.count)
@@ -175,17 +175,18 @@ fn blocked_args(args: &[Bytes], read: &ReadArgs, targets: &[ReadTarget]) -> Vec<
 mod tests {
     use super::*;
     use crate::server::commands::parse::tests::{args, error_text};
+    use crate::server::version::{EARLIEST, LATEST};
 
     #[test]
     fn xread_options() {
-        let read = parse_read(&args("XREAD COUNT -3 STREAMS a b 0 $")).unwrap();
+        let read = parse_read(&args("XREAD COUNT -3 STREAMS a b 0 $"), EARLIEST).unwrap();
         assert_eq!(
             (read.count, read.block, read.keys_at, read.streams),
             (0, None, 4, 2)
         );
-        let read = parse_read(&args("XREAD BLOCK 0 COUNT 2 STREAMS a 0")).unwrap();
+        let read = parse_read(&args("XREAD BLOCK 0 COUNT 2 STREAMS a 0"), EARLIEST).unwrap();
         assert_eq!((read.count, read.block), (2, Some(None)));
-        let read = parse_read(&args("XREAD BLOCK 100 STREAMS a 0")).unwrap();
+        let read = parse_read(&args("XREAD BLOCK 100 STREAMS a 0"), EARLIEST).unwrap();
         assert!(matches!(read.block, Some(Some(_))));
         let cases = [
             (
@@ -205,8 +206,34 @@ mod tests {
             ("XREAD COUNT 1 BLOCK", "ERR syntax error"),
         ];
         for (command, expected) in cases {
-            let error = parse_read(&args(command)).unwrap_err();
+            let error = parse_read(&args(command), EARLIEST).unwrap_err();
             assert_eq!(error_text(error), expected, "{command}");
         }
+    }
+
+    #[test]
+    fn an_unbalanced_stream_list_is_worded_as_the_reported_version_words_it() {
+        let unbalanced = |command: &str, version| {
+            let request = args(command);
+            let error = match command {
+                c if c.starts_with("XREADGROUP") => unbalanced_streams("xreadgroup", version),
+                _ => parse_read(&request, version).unwrap_err(),
+            };
+            error_text(error)
+        };
+        let v7_2 = RedisVersion::new(7, 2, 0);
+        assert_eq!(
+            unbalanced("XREAD STREAMS a b 0", v7_2),
+            "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified."
+        );
+        assert_eq!(
+            unbalanced("XREAD STREAMS a b 0", LATEST),
+            "ERR Unbalanced 'xread' list of streams: for each stream key an ID, '+', or '$' must be specified."
+        );
+        assert_eq!(
+            unbalanced("XREADGROUP", LATEST),
+            "ERR Unbalanced 'xreadgroup' list of streams: for each stream key an ID or '>' must be specified."
+        );
+        assert!(unbalanced("XREAD STREAMS a b 0", EARLIEST).contains("Unbalanced XREAD list"));
     }
 }

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::errors::library_error;
+use super::errors::{library_error, unbalanced_streams};
 use super::lookup::{group_at, stream_at};
 use super::parse::{self, Block, Now, Parse, integer_or, is, strict_id, syntax_error};
 use super::replies::{deliveries_value, int, streams_reply, text};
@@ -13,6 +13,7 @@ use crate::Error;
 use crate::id::StreamId;
 use crate::server::resp::Value;
 use crate::server::state::unix_ms;
+use crate::server::version::RedisVersion;
 use crate::stream::ReadNew;
 use crate::stream::{Delivery, Group, PendingDelivery};
 
@@ -34,7 +35,11 @@ struct ReadGroupArgs<'a> {
 
 /// Parses XREADGROUP's options like Redis's `xreadCommand`: options in any order until STREAMS,
 /// which takes the rest.
-fn parse_readgroup(args: &[Bytes], now: Now) -> Result<ReadGroupArgs<'_>, Value> {
+fn parse_readgroup(
+    args: &[Bytes],
+    now: Now,
+    version: RedisVersion,
+) -> Result<ReadGroupArgs<'_>, Value> {
     let mut parsed = ReadGroupArgs {
         group: &[],
         consumer: &[],
@@ -56,10 +61,7 @@ fn parse_readgroup(args: &[Bytes], now: Now) -> Result<ReadGroupArgs<'_>, Value>
         } else if is(option, "STREAMS") && more > 0 {
             let streams = parse.rest();
             if streams.len() % 2 != 0 {
-                // Redis 7.0 answers with XREAD's message here too.
-                return Err(Value::error(
-                    "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
-                ));
+                return Err(unbalanced_streams("xreadgroup", version));
             }
             (parsed.keys, parsed.ids) = streams.split_at(streams.len() / 2);
             break;
@@ -121,7 +123,8 @@ pub(super) fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         instant: Instant::now(),
         unix_ms: unix_ms(),
     };
-    let parsed = match parse_readgroup(args, now) {
+    let version = ctx.server.config.read().redis_version;
+    let parsed = match parse_readgroup(args, now, version) {
         Ok(parsed) => parsed,
         Err(error) => return error.into(),
     };
@@ -255,6 +258,7 @@ mod tests {
     use super::*;
     use crate::server::commands::parse::invalid_id;
     use crate::server::commands::parse::tests::{args, error_text};
+    use crate::server::version::EARLIEST;
 
     fn now() -> Now {
         Now {
@@ -266,7 +270,7 @@ mod tests {
     #[test]
     fn readgroup_options_parse_in_any_order() {
         let a = args("XREADGROUP CLAIM 50 GROUP g c COUNT 2 NOACK STREAMS s t > 0-1");
-        let parsed = parse_readgroup(&a, now()).unwrap();
+        let parsed = parse_readgroup(&a, now(), EARLIEST).unwrap();
         assert_eq!((parsed.group, parsed.consumer), (&b"g"[..], &b"c"[..]));
         assert_eq!(
             (parsed.count, parsed.noack, parsed.claim),
@@ -276,7 +280,10 @@ mod tests {
         assert_eq!(parsed.ids, &a[12..]);
         assert_eq!(parsed.block, None);
         let negative = args("XREADGROUP GROUP g c COUNT -5 STREAMS s >");
-        assert_eq!(parse_readgroup(&negative, now()).unwrap().count, 0);
+        assert_eq!(
+            parse_readgroup(&negative, now(), EARLIEST).unwrap().count,
+            0
+        );
     }
 
     #[test]
@@ -326,11 +333,11 @@ mod tests {
             ("XREADGROUP GROUP g c COUNT 1 NOACK", "ERR syntax error"),
         ];
         for (command, expected) in cases {
-            let error = error_text(parse_readgroup(&args(command), now()).unwrap_err());
+            let error = error_text(parse_readgroup(&args(command), now(), EARLIEST).unwrap_err());
             assert!(error.starts_with(expected), "{command}: {error}");
         }
         let huge = args("XREADGROUP GROUP g c BLOCK 9223372036854775807 STREAMS s >");
-        let error = error_text(parse_readgroup(&huge, now()).unwrap_err());
+        let error = error_text(parse_readgroup(&huge, now(), EARLIEST).unwrap_err());
         assert_eq!(error, "ERR timeout is out of range");
     }
 
@@ -338,11 +345,11 @@ mod tests {
     fn block_timeouts() {
         let start = now();
         let a = args("XREADGROUP GROUP g c BLOCK 100 STREAMS s >");
-        let parsed = parse_readgroup(&a, start).unwrap();
+        let parsed = parse_readgroup(&a, start, EARLIEST).unwrap();
         let deadline = start.instant + Duration::from_millis(100);
         assert_eq!(parsed.block, Some(Block::Until(deadline)));
         let forever = args("XREADGROUP GROUP g c BLOCK 0 STREAMS s >");
-        let parsed = parse_readgroup(&forever, start).unwrap();
+        let parsed = parse_readgroup(&forever, start, EARLIEST).unwrap();
         assert_eq!(parsed.block, Some(Block::Forever));
     }
 
