@@ -249,6 +249,19 @@ const WORKLOAD: &[&str] = &[
     "XSETID q 3-0",
     "XSETID q 5-0 MAXDELETEDID 6-0",
     "XINFO STREAM q",
+    // An emptied stream's last ID may go down, even to 0-0, and new entries follow it.
+    "XADD e MAXLEN 0 1000-0 a b",
+    "XSETID e 200-0",
+    "XINFO STREAM e",
+    "XADD e 150-0 a b",
+    "XADD e 300-0 a b",
+    "XSETID e 100-0",
+    "XDEL e 300-0",
+    "XSETID e 0-0",
+    "XADD e 0-1 a b",
+    "XINFO STREAM e",
+    "XRANGE e - +",
+    "DEL e",
     // An unknown command.
     "XFOO s 1",
     // What is left, and deleting it.

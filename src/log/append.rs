@@ -96,7 +96,7 @@ impl Log {
     }
 
     /// Seals the active segment and starts a new one whose first record is `base_offset`.
-    fn roll(
+    pub(super) fn roll(
         &self,
         writer: &mut Writer,
         needed: usize,

@@ -333,3 +333,82 @@ fn a_close_fails_cleanly_or_completes_at_each_step() {
         )
     });
 }
+
+/// XSETID below the last ID of an emptied log: a roll, a trim, the removal of every sealed
+/// segment and a checkpoint. Each step leaves the old last ID or the new one, the new one once
+/// the call succeeded; the log then takes entries above whichever it has, in order.
+#[test]
+fn lowering_the_last_id_of_an_empty_log_fails_cleanly_or_completes_at_each_step() {
+    let low = crate::id::StreamId::new(5, 0);
+    at_each_step(|step| {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open(dir.path());
+        let mut model = Model::default();
+        fill(&log, &mut model, 0, 60, 300);
+        log.trim_max_len(0, false, None).unwrap();
+        log.flush().unwrap();
+        let high = log.last_id();
+        let plan = step.install(dir.path());
+        let lowered = log.set_last_id(low, NOW).is_ok();
+        let calls = plan.calls();
+        let crashed = matches!(step, Step::Fail(_, Fault::Crash)) && plan.fired();
+        drop(plan);
+        if !crashed {
+            assert_eq!(log.last_id(), if lowered { low } else { high }, "{step:?}");
+        }
+        drop(log);
+        let reopened = open(dir.path());
+        let last = reopened.last_id();
+        if lowered {
+            assert_eq!(last, low, "{step:?}: an acknowledged XSETID was undone");
+        } else {
+            assert!(last == high || last == low, "{step:?}: last ID {last}");
+        }
+        assert!(reopened.is_empty(), "{step:?}: trimmed entries came back");
+        let next = crate::id::StreamId::new(last.ms + 1, 0);
+        let entry = NewEntry {
+            id: IdSpec::Explicit(next),
+            headers: &[] as &[(&[u8], &[u8])],
+            body: b"after",
+            idempotency: None,
+        };
+        reopened.append(&[entry], NOW).unwrap();
+        reopened.flush().unwrap();
+        drop(reopened);
+        let again = open(dir.path());
+        let ids: Vec<_> = again
+            .range(Bound::Unbounded, Bound::Unbounded, 10)
+            .unwrap()
+            .iter()
+            .map(|entry| entry.id)
+            .collect();
+        assert_eq!(ids, [next], "{step:?}");
+        assert_eq!(again.last_id(), next, "{step:?}");
+        calls
+    });
+}
+
+#[test]
+fn the_last_id_goes_below_deleted_entries_only_when_none_is_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    let mut model = Model::default();
+    fill(&log, &mut model, 0, 3, 40);
+    let ids: Vec<_> = log
+        .range(Bound::Unbounded, Bound::Unbounded, 10)
+        .unwrap()
+        .iter()
+        .map(|entry| entry.id)
+        .collect();
+    let low = crate::id::StreamId::new(7, 0);
+    assert!(matches!(
+        log.set_last_id(low, NOW),
+        Err(LogError::IdTooSmall { .. })
+    ));
+    log.delete(&ids).unwrap();
+    log.set_last_id(low, NOW).unwrap();
+    assert_eq!((log.last_id(), log.len(), log.segment_count()), (low, 0, 1));
+    drop(log);
+    let reopened = open(dir.path());
+    assert_eq!((reopened.last_id(), reopened.len()), (low, 0));
+}

@@ -223,13 +223,74 @@ impl Log {
         trimmed_count(&self.slots.read(), first)
     }
 
-    /// XSETID: moves the last ID (never below the last entry's ID).
-    pub fn set_last_id(&self, id: StreamId) -> Result<(), LogError> {
+    /// XSETID: moves the last ID. Below the last entry's ID only while the log holds no live
+    /// entry, as Redis allows: the files that hold the (deleted or trimmed) entries with higher
+    /// IDs are removed first, so that no record on disk ever has an ID above the last ID and
+    /// IDs stay in order across the files. Durable when it returns in that case; otherwise at
+    /// the next flush, like any metadata change.
+    pub fn set_last_id(&self, id: StreamId, now_ms: u64) -> Result<(), LogError> {
         let last_entry = self.tip.read().last_id;
-        if id < last_entry {
+        if id >= last_entry {
+            return self.record_meta(MetaEvent::SetLastId { id });
+        }
+        if !self.is_empty() {
             return Err(LogError::IdTooSmall { last: last_entry });
         }
-        self.record_meta(MetaEvent::SetLastId { id })
+        if undo::recording() {
+            return Err(LogError::LowerIdInTransaction { last: last_entry });
+        }
+        self.lower_last_id(id, now_ms)
+    }
+
+    /// Lowers the last ID of an empty log. Each step leaves a log that recovery opens with
+    /// the old last ID or, once the checkpoint is written, the new one:
+    ///
+    /// 1. the active segment, if it holds records, is sealed and a new one started;
+    /// 2. the trim point moves to the end (past entries deleted one by one) and every sealed
+    ///    segment is removed, the trim and the old last ID synced to the metadata journal
+    ///    first, as any trim does;
+    /// 3. the new last ID is recorded, then a checkpoint is written whose recovery point
+    ///    carries it: until then, recovery takes the old checkpoint's higher last ID.
+    fn lower_last_id(&self, id: StreamId, now_ms: u64) -> Result<(), LogError> {
+        let previous = {
+            // Held until the new last ID is in place: no append may make the log non-empty
+            // meanwhile, nor take an ID from the old last one.
+            let mut writer = self.writer.lock();
+            let last_entry = writer.tip.last_id;
+            if !self.is_empty() {
+                return Err(LogError::IdTooSmall { last: last_entry });
+            }
+            if writer.slot.index.read().record_count() > 0 {
+                let next_offset = writer.tip.next_offset;
+                self.roll(&mut writer, 0, next_offset, now_ms)?;
+            }
+            // Entries deleted one by one leave the trim point behind them: moved past them
+            // all, every sealed segment holds only trimmed entries.
+            self.trim_before(writer.tip.next_offset)?;
+            self.drop_trimmed_segments()?;
+            assert_eq!(
+                self.slots.read().len(),
+                1,
+                "every segment but the new active one is gone"
+            );
+            self.record_meta(MetaEvent::SetLastId { id })?;
+            self.set_tip_last_id(&mut writer, id);
+            last_entry
+        };
+        if let Err(error) = self.checkpoint() {
+            // Recovery takes the old checkpoint's last ID until a new checkpoint is written:
+            // the log goes on with it, as a reopen would.
+            let mut writer = self.writer.lock();
+            let restored = previous.max(writer.tip.last_id);
+            self.set_tip_last_id(&mut writer, restored);
+            return Err(error);
+        }
+        Ok(())
+    }
+
+    fn set_tip_last_id(&self, writer: &mut super::Writer, id: StreamId) {
+        writer.tip.last_id = id;
+        *self.tip.write() = writer.tip;
     }
 }
 

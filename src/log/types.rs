@@ -66,6 +66,16 @@ pub enum LogError {
         /// The stream's last ID.
         last: StreamId,
     },
+    /// Lowering the last ID of an empty stream removes its segment files, which a transaction
+    /// cannot undo.
+    #[error(
+        "moving an empty stream's last ID below {last} removes its files and cannot run inside \
+         MULTI/EXEC: send XSETID on its own"
+    )]
+    LowerIdInTransaction {
+        /// The stream's last ID.
+        last: StreamId,
+    },
     /// `0-0` was given as an entry ID.
     #[error("the ID specified must be greater than 0-0")]
     IdZero,

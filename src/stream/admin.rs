@@ -48,7 +48,8 @@ impl Stream {
         max_deleted_id: Option<StreamId>,
         commit: Commit<'_>,
     ) -> Result<(), StoreError> {
-        self.log.set_last_id(id)?;
+        self.nodes_follow()?;
+        self.log.set_last_id(id, self.clock.now_ms())?;
         if let Some(value) = entries_added {
             let at_next_offset = self.log.next_offset();
             self.log.record_meta(MetaEvent::SetEntriesAdded {
