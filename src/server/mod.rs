@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 
-pub use config::{FsyncPolicy, ServerConfig, parse_maxclients, resolve_bind};
+pub use config::{
+    ConfigFileError, FsyncPolicy, IgnoredDirective, ServerConfig, parse_maxclients, resolve_bind,
+};
 pub use open_files::OpenFiles;
 pub use state::Server;
 
