@@ -284,13 +284,10 @@ pub(super) const CONFIG: About = container(
             2,
             CONFIG_FLAGS,
             0,
-            About {
-                tips: &["request_policy:all_nodes", "response_policy:all_succeeded"],
-                ..config(
-                    "2.8.0",
-                    "Writes the settings in force to the configuration file.",
-                )
-            },
+            config(
+                "2.8.0",
+                "Writes the settings in force to the configuration file.",
+            ),
         ),
         sub(
             "config|set",
