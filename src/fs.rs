@@ -1,7 +1,7 @@
 //! Every file-system call that changes the disk or makes it durable, in one place.
 //!
 //! Creating, preallocating, writing, truncating, mapping, syncing (fdatasync, msync, a
-//! directory's fsync), renaming, linking and removing all go through the functions here, so
+//! directory's fsync), setting permissions, renaming, linking and removing all go through the functions here, so
 //! that each exists once and so that tests can make any one of them fail: under `cfg(test)`,
 //! [`fault`] injects a full disk, an I/O error, a short write or a crash at a chosen call within
 //! a chosen directory, and every multi-step operation of the engine is tested with a fault at
@@ -45,6 +45,7 @@ pub(crate) enum Op {
     Remove,
     CreateDir,
     RemoveDir,
+    SetPermissions,
 }
 
 #[cfg(test)]
@@ -237,6 +238,16 @@ pub(crate) enum WriteSync {
     Data,
     /// Its bytes and metadata (fsync).
     All,
+}
+
+/// Gives `file` (at `path`) the permissions `permissions`.
+pub(crate) fn set_permissions(
+    file: &File,
+    path: &Path,
+    permissions: std::fs::Permissions,
+) -> io::Result<()> {
+    check(Op::SetPermissions, path)?;
+    file.set_permissions(permissions)
 }
 
 /// Writes a small file whole (creating or truncating it) and syncs it as `sync` says; its name

@@ -43,6 +43,7 @@ pub mod idempotency;
 pub mod inspect;
 // The server's configuration and the stream's query results still have fields without
 // documentation.
+mod repeated;
 #[allow(missing_docs)]
 pub mod server;
 mod signal;

@@ -22,6 +22,7 @@ use crate::fs;
 use crate::group::durable::GroupRecovery;
 use crate::log::{Log, LogOptions, RecoveryReport};
 use crate::names::{self, CLEAN_FILE, LOCK_FILE, NAME_FILE, STREAMS_DIR};
+use crate::repeated::RepeatLimiter;
 use crate::stream::{
     NodeLimits, Requester, Stream, StreamContext, StreamResolver, prepare_reply_stream,
 };
@@ -29,10 +30,13 @@ use crate::undo::{self, Target, Undo};
 
 #[cfg(test)]
 mod fault_tests;
+mod progress;
 mod transaction;
 #[cfg(test)]
 mod transaction_tests;
 
+use progress::ProgressReporter;
+pub use progress::{ProgressHook, RECOVERY_PROGRESS_INTERVAL_MS, RecoveryProgress};
 use transaction::Transactions;
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
@@ -63,6 +67,9 @@ pub struct StoreOptions {
     /// `dead-letter-stream` header of a dead letter). An embedder that prefixes names with a
     /// namespace, as the server does with database numbers, strips it here.
     pub public_name: fn(&[u8]) -> &[u8],
+    /// Told how far opening has got, every few seconds while it recovers streams (see
+    /// [`ProgressHook`]); by default, logged.
+    pub recovery_progress: ProgressHook,
 }
 
 fn identity(name: &[u8]) -> &[u8] {
@@ -76,6 +83,7 @@ impl Default for StoreOptions {
             log: LogOptions::default(),
             clock: SystemClock::shared(),
             public_name: identity,
+            recovery_progress: ProgressHook::default(),
         }
     }
 }
@@ -129,6 +137,8 @@ struct Shared {
     transactions: Arc<Mutex<Transactions>>,
     /// Where the streams' Redis-compatible nodes close (see [`NodeLimits`]).
     node_limits: Arc<RwLock<NodeLimits>>,
+    /// Keeps maintenance that fails the same way every pass from flooding the log.
+    maintenance_log: RepeatLimiter,
 }
 
 /// A data directory of named streams.
@@ -186,11 +196,20 @@ impl Store {
             transaction_lock: Mutex::new(()),
             transactions: Arc::new(Mutex::new(transactions)),
             node_limits: Arc::default(),
+            maintenance_log: RepeatLimiter::default(),
         });
         let mut reports = Vec::new();
         let mut group_reports = Vec::new();
-        for (number, path, name) in list_stream_dirs(&streams_dir)? {
+        let stream_dirs = list_stream_dirs(&streams_dir)?;
+        let mut progress = ProgressReporter::start(
+            &shared.options.recovery_progress,
+            &shared.options.clock,
+            now_ms,
+            stream_dirs.len(),
+        );
+        for (number, path, name) in stream_dirs {
             let (log, report) = Log::open(&path, shared.options.log, clean, now_ms)?;
+            progress.stream_done(report.scanned_bytes);
             let (stream, groups) = Stream::open(name.clone(), log, shared.context())?;
             shared
                 .streams
@@ -381,6 +400,14 @@ impl Store {
 }
 
 impl Shared {
+    /// What to add to a maintenance error's log line, `None` when it is not logged: the same
+    /// failure (`key`) is logged once per interval, with a count of its repeats.
+    fn maintenance_note(&self, key: &str) -> Option<String> {
+        self.maintenance_log
+            .check(key, self.options.clock.now_ms())
+            .note()
+    }
+
     fn context(&self) -> StreamContext {
         let resolver: Weak<dyn StreamResolver> = self.me.clone();
         StreamContext {
@@ -597,12 +624,17 @@ fn run_maintenance(shared: &Shared) {
                 return;
             }
             if let Err(error) = stream.maintain() {
-                tracing::error!(stream = %String::from_utf8_lossy(&stream.name()), %error, "stream maintenance failed");
+                let name = String::from_utf8_lossy(&stream.name()).into_owned();
+                if let Some(note) = shared.maintenance_note(&format!("{name}\0{error}")) {
+                    tracing::error!(stream = %name, %error, "stream maintenance failed{note}");
+                }
             }
         }
         // After the loop above, which consumed its handles: they would keep every stream in use.
-        if let Err(error) = shared.expire_idle_streams() {
-            tracing::error!(%error, "expiring idle streams failed");
+        if let Err(error) = shared.expire_idle_streams()
+            && let Some(note) = shared.maintenance_note(&format!("\0{error}"))
+        {
+            tracing::error!(%error, "expiring idle streams failed{note}");
         }
     }
 }

@@ -31,16 +31,17 @@ struct Args {
     /// failure), or `no` (the operating system decides).
     #[arg(long, value_parser = parse_fsync)]
     fsync: Option<FsyncPolicy>,
-    /// Password clients must give with AUTH or HELLO before any other command.
+    /// Password clients must give with AUTH or HELLO before any other command (by default,
+    /// none: clients need no password, and only loopback clients are served).
     #[arg(long)]
     requirepass: Option<String>,
     /// Most clients connected at once (at least 1); more are refused with an error. Lowered at
     /// start to what the open-files limit allows, if it cannot be raised far enough.
     #[arg(long, value_parser = parse_maxclients)]
     maxclients: Option<usize>,
-    /// A Redis-style configuration file (`name value` lines: dir, bind, port, appendfsync,
-    /// requirepass, maxclients, proto-max-bulk-len, client-query-buffer-limit); flags given
-    /// on the command line win over it.
+    /// A configuration file in Redis's syntax (`name value` lines, quotes, units such as
+    /// `512mb`, `include`), which CONFIG REWRITE updates; flags given on the command line win
+    /// over it. By default, none.
     #[arg(long)]
     config: Option<PathBuf>,
     /// The Redis version to report (INFO, HELLO) and whose reply shapes to give, from 7.0.0 to
@@ -86,6 +87,8 @@ fn command_line() -> clap::Command {
         ("fsync", defaults.fsync.as_str().to_string()),
         ("maxclients", defaults.maxclients.to_string()),
         ("redis_version", defaults.redis_version.to_string()),
+        ("requirepass", "none".to_string()),
+        ("config", "none".to_string()),
     ];
     shown
         .into_iter()
@@ -107,7 +110,10 @@ fn parse_fsync(text: &str) -> Result<FsyncPolicy, String> {
 fn configuration(args: Args) -> Result<ServerConfig, String> {
     let mut config = ServerConfig::default();
     if let Some(file) = &args.config {
-        config.apply_file(file)?;
+        let ignored = config.apply_file(file).map_err(|e| e.to_string())?;
+        for directive in ignored {
+            tracing::warn!("{directive}");
+        }
     }
     if let Some(dir) = args.dir {
         config.dir = dir;

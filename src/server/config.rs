@@ -1,11 +1,61 @@
 //! The server's settings: command-line flags, optionally a Redis-style configuration file.
+//!
+//! Adding a directive takes three edits here: its name in [`DIRECTIVES`], an arm in
+//! [`ServerConfig::apply`] that parses it, and an arm in [`ServerConfig::directive_value`] that
+//! writes it back for `CONFIG REWRITE`. A directive that takes more than one argument also gets
+//! an arm in [`ServerConfig::apply_directive`].
+
+mod file;
+mod redis_names;
+mod rewrite;
+mod suggest;
 
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
+pub use file::ConfigFileError;
+pub use rewrite::rewrite;
+
 use crate::durability::Durability;
 use crate::server::version::{LATEST, RedisVersion};
 use crate::stream::NodeLimits;
+
+/// The directives weir reads from a configuration file (and `CONFIG REWRITE` writes).
+pub const DIRECTIVES: &[&str] = &[
+    "dir",
+    "bind",
+    "port",
+    "appendfsync",
+    "appendonly",
+    "aof-use-rdb-preamble",
+    "requirepass",
+    "maxclients",
+    "proto-max-bulk-len",
+    "client-query-buffer-limit",
+    "stream-node-max-entries",
+    "stream-node-max-bytes",
+    "redis-version",
+];
+
+/// A Redis directive of the configuration file that has no effect in weir, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredDirective {
+    pub file: PathBuf,
+    pub line: usize,
+    pub name: String,
+}
+
+impl std::fmt::Display for IgnoredDirective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: `{}` is a Redis directive with no effect in weir; ignored",
+            self.file.display(),
+            self.line,
+            self.name
+        )
+    }
+}
 
 /// Redis's `appendfsync` values, mapped onto the store's durability policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +118,8 @@ pub struct ServerConfig {
     pub node_limits: NodeLimits,
     /// The Redis version the server reports and whose reply shapes it gives (`redis-version`).
     pub redis_version: RedisVersion,
+    /// The configuration file read at start, which `CONFIG REWRITE` writes (absolute).
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -84,35 +136,78 @@ impl Default for ServerConfig {
             max_output_buffer: 256 << 20,
             node_limits: NodeLimits::default(),
             redis_version: LATEST,
+            config_file: None,
         }
     }
 }
 
 impl ServerConfig {
-    /// Applies a Redis-style configuration file: one `name value` per line, `#` comments.
-    /// Known names: `dir`, `bind`, `port`, `appendfsync`, `requirepass`, `maxclients`,
-    /// `proto-max-bulk-len`, `client-query-buffer-limit`.
-    pub fn apply_file(&mut self, path: &Path) -> Result<(), String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read configuration file {}: {e}", path.display()))?;
-        for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
+    /// Applies a Redis-style configuration file (see [`file`] for the syntax), and remembers it
+    /// as the file `CONFIG REWRITE` writes. Redis directives that mean nothing here are returned,
+    /// for the caller to warn about; any other unknown name, a bad value or a bad line is an error
+    /// naming the file and line.
+    pub fn apply_file(&mut self, path: &Path) -> Result<Vec<IgnoredDirective>, ConfigFileError> {
+        let mut ignored = Vec::new();
+        for directive in file::read(path)? {
+            if DIRECTIVES.contains(&directive.name.as_str()) {
+                self.apply_directive(&directive.name, &directive.args)
+            } else if redis_names::ignored(&directive.name) {
+                ignored.push(IgnoredDirective {
+                    file: directive.file.clone(),
+                    line: directive.line,
+                    name: directive.name.clone(),
+                });
+                Ok(())
+            } else {
+                Err(unknown_directive(&directive.name))
             }
-            let (name, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
-            self.apply(name, value.trim().trim_matches('"'))
-                .map_err(|e| format!("{}:{}: {e}", path.display(), number + 1))?;
+            .map_err(|reason| ConfigFileError::Line {
+                file: directive.file,
+                line: directive.line,
+                reason,
+            })?;
         }
-        Ok(())
+        self.config_file = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+        Ok(ignored)
+    }
+
+    /// Applies one directive of a configuration file: `bind` takes one address or more (the
+    /// first is used), every other directive exactly one value.
+    pub fn apply_directive(&mut self, name: &str, args: &[String]) -> Result<(), String> {
+        match (name, args) {
+            ("bind", [first, ..]) => self.apply(name, first),
+            (_, [value]) => self.apply(name, value),
+            _ => Err(format!(
+                "wrong number of arguments: `{name}` takes one value"
+            )),
+        }
+    }
+
+    /// The value of a directive as `CONFIG REWRITE` writes it; `None` for a directive with no
+    /// stored value (one that is accepted and ignored).
+    pub fn directive_value(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "dir" => file::quote(&self.dir.display().to_string()),
+            "bind" => self.bind.to_string(),
+            "port" => self.port.to_string(),
+            "appendfsync" => self.fsync.as_str().to_string(),
+            "requirepass" => file::quote(self.requirepass.as_deref().unwrap_or_default()),
+            "maxclients" => self.maxclients.to_string(),
+            "proto-max-bulk-len" => format_memory(self.max_bulk_len as u64),
+            "client-query-buffer-limit" => format_memory(self.max_query_buffer as u64),
+            "stream-node-max-entries" => self.node_limits.max_entries.to_string(),
+            "stream-node-max-bytes" => format_memory(self.node_limits.max_bytes),
+            "redis-version" => self.redis_version.to_string(),
+            _ => return None,
+        })
     }
 
     /// Applies one setting by its Redis name.
     pub fn apply(&mut self, name: &str, value: &str) -> Result<(), String> {
-        let number = |value: &str| {
-            value
-                .parse::<usize>()
-                .map_err(|_| format!("{name}: {value:?} is not a number"))
+        let size = |value: &str| {
+            parse_memory(value)
+                .and_then(|bytes| usize::try_from(bytes).ok())
+                .ok_or_else(|| format!("{name}: {value:?} is not a size (a number, or one with a unit such as 512mb)"))
         };
         match name.to_ascii_lowercase().as_str() {
             "dir" => self.dir = PathBuf::from(value),
@@ -137,8 +232,18 @@ impl ServerConfig {
                 self.maxclients =
                     parse_maxclients(value).map_err(|reason| format!("maxclients: {reason}"))?;
             }
-            "proto-max-bulk-len" => self.max_bulk_len = number(value)?,
-            "client-query-buffer-limit" => self.max_query_buffer = number(value)?,
+            "appendonly" => {
+                if !parse_yes_no(value)
+                    .ok_or_else(|| format!("{name}: {value:?} is not yes or no"))?
+                {
+                    return Err("appendonly: weir writes every change to its log; `appendonly no` has no equivalent, remove the line".into());
+                }
+            }
+            "aof-use-rdb-preamble" => {
+                parse_yes_no(value).ok_or_else(|| format!("{name}: {value:?} is not yes or no"))?;
+            }
+            "proto-max-bulk-len" => self.max_bulk_len = size(value)?,
+            "client-query-buffer-limit" => self.max_query_buffer = size(value)?,
             "stream-node-max-entries" => {
                 self.node_limits.max_entries = parse_node_entries(value)
                     .ok_or_else(|| format!("{name}: {value:?} is not a number"))?;
@@ -148,10 +253,51 @@ impl ServerConfig {
                     .ok_or_else(|| format!("{name}: {value:?} is not a size"))?;
             }
             "redis-version" => self.redis_version = RedisVersion::parse_supported(value)?,
-            other => return Err(format!("unknown setting {other:?}")),
+            other => return Err(unknown_directive(other)),
         }
         Ok(())
     }
+}
+
+/// Why a name is not a directive: a Redis directive weir refuses, or an unknown name, with the
+/// closest known name when one is close.
+fn unknown_directive(name: &str) -> String {
+    if let Some(reason) = redis_names::refusal(name) {
+        return format!("`{name}` is not supported: {reason}; remove the line");
+    }
+    let known = DIRECTIVES
+        .iter()
+        .chain(redis_names::IGNORED)
+        .chain(redis_names::REFUSED.iter().map(|(name, _)| name))
+        .copied();
+    match suggest::closest(name, known) {
+        Some(closest) => format!("unknown directive `{name}`: did you mean `{closest}`?"),
+        None => format!("unknown directive `{name}`"),
+    }
+}
+
+/// A Redis boolean: `yes` or `no`, any case.
+pub fn parse_yes_no(text: &str) -> Option<bool> {
+    if text.eq_ignore_ascii_case("yes") {
+        Some(true)
+    } else if text.eq_ignore_ascii_case("no") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// A byte count as Redis's `CONFIG REWRITE` writes one: with the largest of `gb`, `mb`, `kb`
+/// that divides it.
+pub fn format_memory(bytes: u64) -> String {
+    let units = [("gb", 1u64 << 30), ("mb", 1 << 20), ("kb", 1 << 10)];
+    units
+        .iter()
+        .find(|&&(_, unit)| bytes != 0 && bytes % unit == 0)
+        .map_or_else(
+            || bytes.to_string(),
+            |&(suffix, unit)| format!("{}{suffix}", bytes / unit),
+        )
 }
 
 /// A `stream-node-max-entries` value: a non-negative integer.
@@ -245,5 +391,85 @@ mod tests {
         let mut config = ServerConfig::default();
         config.apply("bind", "localhost ::1").unwrap();
         assert_eq!(config.bind, IpAddr::from([127, 0, 0, 1]));
+    }
+
+    fn apply_text(text: &str) -> Result<(ServerConfig, Vec<IgnoredDirective>), String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weir.conf");
+        std::fs::write(&path, text).unwrap();
+        let mut config = ServerConfig::default();
+        let ignored = config.apply_file(&path).map_err(|e| {
+            let text = e.to_string();
+            let prefix = format!("{}:", path.display());
+            text.strip_prefix(&prefix)
+                .map(str::to_string)
+                .unwrap_or(text)
+        })?;
+        assert_eq!(config.config_file.as_deref(), Some(path.as_path()));
+        Ok((config, ignored))
+    }
+
+    #[test]
+    fn a_redis_configuration_file_applies() {
+        let text = "# weir\nPORT 7000\nport 7001\nappendonly YES\naof-use-rdb-preamble no\n\
+                    proto-max-bulk-len 1gb\nclient-query-buffer-limit 512mb\n\
+                    requirepass 'it\\'s secret'\nsave \"\"\nmaxmemory-policy noeviction\n";
+        let (config, ignored) = apply_text(text).unwrap();
+        assert_eq!(config.port, 7001);
+        assert_eq!(config.max_bulk_len, 1 << 30);
+        assert_eq!(config.max_query_buffer, 512 << 20);
+        assert_eq!(config.requirepass.as_deref(), Some("it's secret"));
+        let ignored: Vec<(usize, &str)> =
+            ignored.iter().map(|d| (d.line, d.name.as_str())).collect();
+        assert_eq!(ignored, [(9, "save"), (10, "maxmemory-policy")]);
+    }
+
+    #[test]
+    fn bad_lines_are_errors_that_say_what_to_do() {
+        let error = |text: &str| apply_text(text).unwrap_err();
+        assert_eq!(
+            error("port 1\nmaxclent 5\n"),
+            "2: unknown directive `maxclent`: did you mean `maxclients`?"
+        );
+        assert_eq!(error("listen 5\n"), "1: unknown directive `listen`");
+        assert!(
+            error("tls-port 6380\n")
+                .starts_with("1: `tls-port` is not supported: weir does not serve TLS")
+        );
+        assert!(error("appendonly no\n").starts_with("1: appendonly: weir writes every change"));
+        assert_eq!(
+            error("appendonly maybe\n"),
+            "1: appendonly: \"maybe\" is not yes or no"
+        );
+        assert_eq!(
+            error("port 1 2\n"),
+            "1: wrong number of arguments: `port` takes one value"
+        );
+        assert_eq!(
+            error("bind\n"),
+            "1: wrong number of arguments: `bind` takes one value"
+        );
+        assert!(
+            error("proto-max-bulk-len lots\n")
+                .starts_with("1: proto-max-bulk-len: \"lots\" is not a size")
+        );
+    }
+
+    #[test]
+    fn memory_values_are_written_with_the_largest_unit() {
+        assert_eq!(format_memory(0), "0");
+        assert_eq!(format_memory(4096), "4kb");
+        assert_eq!(format_memory(8 << 20), "8mb");
+        assert_eq!(format_memory(1 << 30), "1gb");
+        assert_eq!(format_memory(1000), "1000");
+        let config = ServerConfig::default();
+        for name in DIRECTIVES {
+            if let Some(value) = config.directive_value(name) {
+                let args = file::split_args(&value).unwrap();
+                let mut reread = ServerConfig::default();
+                reread.apply_directive(name, &args).unwrap();
+                assert_eq!(reread.directive_value(name), Some(value), "{name}");
+            }
+        }
     }
 }

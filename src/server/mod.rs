@@ -17,11 +17,16 @@ pub mod version;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-pub use config::{FsyncPolicy, ServerConfig, parse_maxclients, resolve_bind};
+use crate::clock::{Clock, SystemClock};
+use crate::repeated::RepeatLimiter;
+
+pub use config::{
+    ConfigFileError, FsyncPolicy, IgnoredDirective, ServerConfig, parse_maxclients, resolve_bind,
+};
 pub use open_files::OpenFiles;
 pub use state::Server;
 
@@ -115,8 +120,6 @@ fn refuse_unprotected(socket: tokio::net::TcpStream) {
 /// row doubles it, up to [`MAX_ACCEPT_PAUSE`].
 const FIRST_ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
-/// Repeated accept failures are logged at most this often, with a count of those not logged.
-const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Pauses accepting while `accept` fails for want of a resource. A client waiting in the
 /// backlog keeps the listener readable, so without a pause a full descriptor table turns the
@@ -125,8 +128,9 @@ const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 struct AcceptBackoff {
     pause: Option<Duration>,
     resume_at: Option<tokio::time::Instant>,
-    last_logged: Option<Instant>,
-    not_logged: u64,
+    /// Logs an accept failure that repeats once per interval, with a count of its repeats.
+    log_limit: RepeatLimiter,
+    clock: SystemClock,
 }
 
 impl AcceptBackoff {
@@ -165,26 +169,22 @@ impl AcceptBackoff {
         self.log(error);
     }
 
-    fn log(&mut self, error: &std::io::Error) {
-        let now = Instant::now();
-        if self
-            .last_logged
-            .is_some_and(|last| now.duration_since(last) < ACCEPT_LOG_INTERVAL)
-        {
-            self.not_logged += 1;
+    fn log(&self, error: &std::io::Error) {
+        let Some(note) = self
+            .log_limit
+            .check(&error.to_string(), self.clock.now_ms())
+            .note()
+        else {
             return;
-        }
+        };
         match self.pause {
             Some(pause) => tracing::warn!(
                 %error,
                 pause_ms = pause.as_millis(),
-                failures_not_logged = self.not_logged,
-                "accept failed: new connections wait (if out of file descriptors, raise `ulimit -n` or lower maxclients)"
+                "accept failed: new connections wait (if out of file descriptors, raise `ulimit -n` or lower maxclients){note}"
             ),
-            None => tracing::warn!(%error, failures_not_logged = self.not_logged, "accept failed"),
+            None => tracing::warn!(%error, "accept failed{note}"),
         }
-        self.last_logged = Some(now);
-        self.not_logged = 0;
     }
 }
 

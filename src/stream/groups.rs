@@ -292,13 +292,17 @@ impl Stream {
             return Ok(());
         };
         let waiting: Vec<StreamId> = letters[sent.len()..].iter().map(|l| l.id).collect();
-        tracing::warn!(
-            stream = %String::from_utf8_lossy(&self.public_name()),
-            group = %String::from_utf8_lossy(group),
-            entries = waiting.len(),
-            %error,
-            "the dead-letter stream refused entries: they stay pending and are tried again"
-        );
+        let group_name = String::from_utf8_lossy(group);
+        let key = format!("{group_name}\0{error}");
+        if let Some(note) = self.dead_letter_log.check(&key, now_ms).note() {
+            tracing::warn!(
+                stream = %String::from_utf8_lossy(&self.public_name()),
+                group = %group_name,
+                entries = waiting.len(),
+                %error,
+                "the dead-letter stream refused entries: they stay pending and are tried again{note}"
+            );
+        }
         refusals.insert(
             group.to_vec(),
             format!(

@@ -50,6 +50,7 @@ use crate::id::StreamId;
 use crate::idempotency::IdempotencyWindows;
 use crate::log::{Appended, AsEntry, Entry, IdSpec, Log, NewEntry, Retention};
 use crate::record::IdempotencyKey;
+use crate::repeated::RepeatLimiter;
 use crate::signal::ChangeSignal;
 use nodes::{NodeModel, Threshold};
 use source::{LogSource, StreamFlush};
@@ -150,6 +151,8 @@ pub struct Stream {
     /// Per group, why its dead-letter stream refused the last dead letters it was sent (those
     /// entries stay pending and are tried again); absent once dead-lettering succeeds.
     dead_letter_refusals: Mutex<BTreeMap<Vec<u8>, String>>,
+    /// Keeps a dead-letter stream that refuses again and again from flooding the log.
+    dead_letter_log: RepeatLimiter,
     /// Where Redis would have cut the stream into nodes; `None` until an approximate trim or
     /// `radix_tree` first needs it.
     nodes: Mutex<Option<NodeModel>>,
@@ -227,6 +230,7 @@ impl Stream {
             admission: Mutex::new(()),
             last_activity_ms: AtomicU64::new(opened_ms),
             dead_letter_refusals: Mutex::default(),
+            dead_letter_log: RepeatLimiter::default(),
             nodes: Mutex::new(None),
             node_limits: context.node_limits,
         };

@@ -280,6 +280,16 @@ pub(super) const CONFIG: About = container(
             config("2.0.0", "Resets the server's statistics."),
         ),
         sub(
+            "config|rewrite",
+            2,
+            CONFIG_FLAGS,
+            0,
+            config(
+                "2.8.0",
+                "Writes the settings in force to the configuration file.",
+            ),
+        ),
+        sub(
             "config|set",
             -4,
             CONFIG_FLAGS,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::describe::{About, Group};
 use super::parse::is;
 use super::{CommandSpec, Ctx, Outcome, command, containers, info, reply};
-use crate::server::config::{FsyncPolicy, parse_maxclients};
+use crate::server::config::{FsyncPolicy, parse_maxclients, rewrite};
 use crate::server::keys::DATABASES;
 use crate::server::resp::Value;
 
@@ -60,7 +60,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
     ]
 }
 
-/// `CONFIG GET pattern…` / `CONFIG SET name value…` / `CONFIG RESETSTAT`.
+/// `CONFIG GET pattern…` / `CONFIG SET name value…` / `CONFIG RESETSTAT` / `CONFIG REWRITE`.
 fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     reply(config_reply(ctx, args))
 }
@@ -127,11 +127,33 @@ fn config_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
         stats.commands.reset();
         stats.errors.reset();
         Ok(Value::ok())
+    } else if is(sub, "REWRITE") && args.len() == 2 {
+        config_rewrite(ctx)
     } else {
         Err(Value::error(format!(
             "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
             String::from_utf8_lossy(sub)
         )))
+    }
+}
+
+/// `CONFIG REWRITE`: the configuration file the server started with gets the settings in force.
+fn config_rewrite(ctx: &Ctx<'_>) -> Result<Value, Value> {
+    let config = ctx.server.config.read().clone();
+    let Some(path) = &config.config_file else {
+        return Err(Value::error(
+            "ERR The server is running without a config file",
+        ));
+    };
+    match rewrite(path, &config) {
+        Ok(()) => {
+            tracing::info!(file = %path.display(), "CONFIG REWRITE executed with success");
+            Ok(Value::ok())
+        }
+        Err(error) => {
+            tracing::warn!(%error, "CONFIG REWRITE failed");
+            Err(Value::error(format!("ERR Rewriting config file: {error}")))
+        }
     }
 }
 
