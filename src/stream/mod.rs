@@ -67,8 +67,11 @@ use source::{LogSource, StreamFlush};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// How the entry's ID is chosen (automatic unless set).
     pub id: IdSpec,
+    /// Header names and values, arbitrary bytes, in the order given.
     pub headers: Vec<(Bytes, Bytes)>,
+    /// The entry's body.
     pub body: Bytes,
     pub(crate) idempotency: Option<(Bytes, Bytes)>,
 }
@@ -129,6 +132,24 @@ pub struct RadixTree {
 }
 
 /// A named stream of entries in a [`Store`](crate::Store).
+///
+/// ```
+/// use std::ops::Bound;
+/// use weir::{Message, Store};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::open(dir.path()).unwrap();
+/// let events = store.stream(b"events").unwrap();
+/// let created = events.append(Message::new("created")).unwrap();
+/// events.append(Message::new("paid").header("amount", "10")).unwrap();
+/// assert_eq!(events.len(), 2);
+///
+/// let after = events.range(Bound::Excluded(created.id), Bound::Unbounded, 10).unwrap();
+/// assert_eq!(after[0].body(), b"paid");
+/// assert_eq!(events.last_id(), after[0].id);
+/// assert_eq!(events.delete(&[created.id]).unwrap(), 1);
+/// assert_eq!(events.len(), 1);
+/// ```
 pub struct Stream {
     name: RwLock<Bytes>,
     log: Arc<Log>,
