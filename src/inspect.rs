@@ -15,29 +15,26 @@
 //! entries are listed and progress is followed without a second pass. [`inspect_file`] reads one
 //! file of a stream directory on its own.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::codec::{CodecError, Decoder};
-use crate::group::durable::{
-    GROUP_JOURNAL_KIND, GROUP_SNAPSHOT_FILE, GROUP_SNAPSHOT_KIND, decode_snapshot,
-    group_journal_name,
-};
-use crate::group::{EntrySource, GroupEvent, GroupPolicy, GroupsState, PendingQuery, StreamFacts};
+use crate::group::analysis::{group_events, read_group_snapshot};
+use crate::group::durable::{GROUP_JOURNAL_KIND, GROUP_SNAPSHOT_FILE, group_journal_name};
+use crate::group::{EntrySource, GroupPolicy, GroupsState, PendingQuery, StreamFacts};
 use crate::id::StreamId;
 use crate::idempotency::IdempotencyWindows;
-use crate::journal::{self, Journal, JournalError};
+use crate::journal::{self, Journal, JournalError, JournalEvents, Replay};
 use crate::log::analysis::{
     Continuity, Found, OpenFailure, OpenedSegment, SegmentAnalysis, continuity,
     missing_before_point, open_segment, unfinished_creation,
 };
+use crate::log::meta_analysis::{self, meta_events, meta_journal_generation, replay_meta};
 use crate::log::{
-    CHECKPOINT_FILE, CHECKPOINT_KIND, Checkpoint, IndexEntry, LastRecord, LogOptions,
-    META_JOURNAL_KIND, MetaEvent, MetaState, Retention, SegmentIndex, index_file_name,
-    index_layout, meta_journal_name,
+    CHECKPOINT_FILE, Checkpoint, IndexEntry, LastRecord, LogOptions, META_JOURNAL_KIND, MetaState,
+    Retention, SegmentIndex, index_file_name, index_layout, meta_journal_name,
 };
 use crate::names::{self, CLEAN_FILE, NAME_FILE, STREAMS_DIR};
 use crate::record::RecordView;
@@ -563,12 +560,11 @@ pub fn inspect_stream(dir: &Path, closed_cleanly: bool, visit: &mut Visitor<'_>)
         // Without a readable checkpoint the engine refuses to open; the newest journal is the
         // best guess at the metadata.
         Some(newest) if checkpoint_damaged => newest,
-        _ => checkpoint.journal_generation.max(1),
+        _ => meta_journal_generation(&checkpoint),
     };
-    let mut meta = checkpoint.meta.clone();
-    replay_meta_journal(
+    let meta = replay_meta_journal(
         &dir.join(meta_journal_name(generation)),
-        &mut meta,
+        &checkpoint.meta,
         closed_cleanly,
         findings,
     );
@@ -1237,18 +1233,16 @@ fn read_checkpoint(dir: &Path, findings: &mut Vec<Finding>) -> (Option<Checkpoin
 
 /// [`read_checkpoint`] for a checkpoint file at any path.
 fn read_checkpoint_file(path: &Path, findings: &mut Vec<Finding>) -> (Option<Checkpoint>, bool) {
-    match journal::read_snapshot(path, CHECKPOINT_KIND) {
-        Ok(Some(snapshot)) => match Checkpoint::decode(&snapshot.payload) {
-            Ok(checkpoint) => (Some(checkpoint), false),
-            Err(error) => {
-                findings.push(damage(
-                    path,
-                    Some(journal::HEADER_LEN as u64),
-                    format!("payload does not decode: {error}"),
-                ));
-                (None, true)
-            }
-        },
+    match meta_analysis::read_checkpoint(path) {
+        Ok(Some(Ok(checkpoint))) => (Some(checkpoint), false),
+        Ok(Some(Err(error))) => {
+            findings.push(damage(
+                path,
+                Some(journal::HEADER_LEN as u64),
+                format!("payload does not decode: {error}"),
+            ));
+            (None, true)
+        }
         Ok(None) => {
             findings.push(note(
                 path,
@@ -1263,43 +1257,43 @@ fn read_checkpoint_file(path: &Path, findings: &mut Vec<Finding>) -> (Option<Che
     }
 }
 
-/// Replays a journal read-only, calling `apply` for each good frame with its byte position;
-/// `apply` returns an error text for a frame it cannot decode, which stops the replay. Bad bytes at the end are damage
-/// after a clean close, and only a note otherwise: a live writer may be appending that frame,
-/// and after a crash the next open cuts them as a normal part of recovery. Returns whether the
-/// journal exists.
-fn replay_journal(
+/// Reads a journal read-only and decodes its events as the engine's open does (`decode`).
+/// A frame that does not decode is damage, and no later frame is applied. Bad bytes at the end
+/// are damage after a clean close, and only a note otherwise: a live writer may be appending
+/// that frame, and after a crash the next open cuts them as a normal part of recovery. `None`
+/// when the journal does not open (reported) or is missing (noted as `when_missing` says).
+fn read_journal<E>(
     path: &Path,
     kind: journal::FileKind,
+    decode: fn(Replay) -> JournalEvents<E>,
     closed_cleanly: bool,
+    when_missing: Option<&str>,
     findings: &mut Vec<Finding>,
-    mut apply: impl FnMut(u64, &[u8]) -> Result<(), String>,
-) -> bool {
+) -> Option<JournalEvents<E>> {
     let replay = match Journal::read(path, kind) {
         Ok(replay) => replay,
         Err(JournalError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            return false;
+            if let Some(detail) = when_missing {
+                findings.push(note(path, detail));
+            }
+            return None;
         }
         Err(error) => {
             findings.push(journal_header_finding(path, &error));
-            return true;
+            return None;
         }
     };
-    let mut pos = journal::HEADER_LEN as u64;
-    for frame in &replay.frames {
-        if let Err(detail) = apply(pos, frame) {
-            findings.push(damage(
-                path,
-                Some(pos),
-                format!(
-                    "frame passes its checksum but does not decode ({detail}); later frames are not applied"
-                ),
-            ));
-            return true;
-        }
-        pos += (journal::FRAME_HEADER_LEN + frame.len()) as u64;
-    }
-    if let Some(cut) = replay.damage {
+    let events = decode(replay);
+    if let Some(undecodable) = &events.undecodable {
+        findings.push(damage(
+            path,
+            Some(undecodable.pos),
+            format!(
+                "frame passes its checksum but does not decode ({}); later frames are not applied",
+                undecodable.detail
+            ),
+        ));
+    } else if let Some(cut) = &events.damage {
         let severity = if closed_cleanly {
             Severity::Damage
         } else {
@@ -1315,31 +1309,30 @@ fn replay_journal(
             ),
         ));
     }
-    true
+    Some(events)
 }
 
+/// The metadata `saved` (the checkpoint's) becomes with the events of the meta journal at
+/// `path`.
 fn replay_meta_journal(
     path: &Path,
-    meta: &mut MetaState,
+    saved: &MetaState,
     closed_cleanly: bool,
     findings: &mut Vec<Finding>,
-) {
-    let present = replay_journal(
+) -> MetaState {
+    let events = read_journal(
         path,
         META_JOURNAL_KIND,
+        meta_events,
         closed_cleanly,
-        findings,
-        |_, frame| {
-            let event = MetaEvent::decode(frame).map_err(|e| e.to_string())?;
-            meta.apply(&event);
-            Ok(())
-        },
-    );
-    if !present {
-        findings.push(note(
-            path,
+        Some(
             "the meta journal named by the checkpoint is missing (the next open creates it empty)",
-        ));
+        ),
+        findings,
+    );
+    match events {
+        Some(events) => replay_meta(saved, &events),
+        None => saved.clone(),
     }
 }
 
@@ -1369,14 +1362,12 @@ fn read_groups(
     closed_cleanly: bool,
     findings: &mut Vec<Finding>,
 ) -> Vec<GroupReport> {
-    let mut state = GroupsState::new();
     let snapshot_path = dir.join(GROUP_SNAPSHOT_FILE);
-    let generation = apply_group_snapshot(&snapshot_path, &mut state, findings).unwrap_or(1);
+    let (mut state, snapshot_generation) = read_group_snapshot_state(&snapshot_path, findings);
+    let generation = snapshot_generation.unwrap_or(1);
     let journal_name = group_journal_name(generation);
-    let mut used: BTreeSet<String> = BTreeSet::new();
-    used.insert(journal_name.clone());
     for file in files {
-        if names::is_group_journal(file) && !used.contains(file) {
+        if names::is_group_journal(file) && *file != journal_name {
             let path = dir.join(file);
             if !snapshot_path.exists() && generation == 1 {
                 findings.push(damage(
@@ -1393,17 +1384,18 @@ fn read_groups(
         }
     }
     let journal_path = dir.join(&journal_name);
-    replay_journal(
+    let events = read_journal(
         &journal_path,
         GROUP_JOURNAL_KIND,
+        group_events,
         closed_cleanly,
+        None,
         findings,
-        |_, frame| {
-            let event = GroupEvent::decode(frame).map_err(|e| e.to_string())?;
-            state.apply(&event);
-            Ok(())
-        },
     );
+    events
+        .iter()
+        .flat_map(JournalEvents::iter)
+        .for_each(|event| state.apply(event));
     let clamped = state.clamp_to_log(source).output;
     for clamp in clamped {
         findings.push(note(
@@ -1422,16 +1414,16 @@ fn read_groups(
     group_reports(&state, source)
 }
 
-/// Applies the group snapshot at `path` to `state`. Returns its generation; `None` when there
-/// is no snapshot, or it could not be read (reported in `findings`).
-fn apply_group_snapshot(
+/// The state the group snapshot at `path` holds, and its generation: `None` when there is no
+/// snapshot, or it could not be read (reported in `findings`).
+fn read_group_snapshot_state(
     path: &Path,
-    state: &mut GroupsState,
     findings: &mut Vec<Finding>,
-) -> Option<u64> {
-    match journal::read_snapshot(path, GROUP_SNAPSHOT_KIND) {
+) -> (GroupsState, Option<u64>) {
+    let mut state = GroupsState::new();
+    match read_group_snapshot(path) {
         Ok(Some(snapshot)) => {
-            match decode_snapshot(&snapshot.payload) {
+            match &snapshot.events {
                 Ok(events) => events.iter().for_each(|event| state.apply(event)),
                 Err(error) => findings.push(damage(
                     path,
@@ -1439,12 +1431,12 @@ fn apply_group_snapshot(
                     format!("payload does not decode: {error}"),
                 )),
             }
-            Some(snapshot.generation)
+            (state, Some(snapshot.generation))
         }
-        Ok(None) => None,
+        Ok(None) => (state, None),
         Err(error) => {
             findings.push(container_error(path, &error));
-            None
+            (state, None)
         }
     }
 }

@@ -63,6 +63,10 @@ use crate::codec::{put_u32_at, put_u64_at, u16_at, u32_at, u64_at};
 use crate::fs::{self, parent_dir};
 use crate::names::{TMP_SUFFIX, tmp_path};
 
+mod events;
+
+pub(crate) use events::JournalEvents;
+
 /// The largest payload a journal frame may carry. It bounds what replay allocates for a frame,
 /// whatever length a damaged file claims.
 pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;

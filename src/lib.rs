@@ -41,14 +41,10 @@ pub mod group;
 pub mod id;
 pub mod idempotency;
 pub mod inspect;
-// The server's configuration and the stream's query results still have fields without
-// documentation.
 mod repeated;
-#[allow(missing_docs)]
 pub mod server;
 mod signal;
 pub mod store;
-#[allow(missing_docs)]
 pub mod stream;
 mod undo;
 

@@ -142,6 +142,25 @@ struct Shared {
 }
 
 /// A data directory of named streams.
+///
+/// Opening recovers every stream the directory holds; [`close`](Store::close) shuts it down
+/// cleanly, so that the next open trusts what it finds and scans nothing.
+///
+/// ```
+/// use weir::{Message, Store};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::open(dir.path()).unwrap();
+/// store.stream(b"orders").unwrap().append(Message::new("first")).unwrap();
+/// store.stream(b"audit").unwrap();
+/// assert_eq!(store.stream_names(), [b"audit".to_vec(), b"orders".to_vec()]);
+/// store.close().unwrap();
+///
+/// let store = Store::open(dir.path()).unwrap();
+/// assert!(store.recovery().clean);
+/// assert_eq!(store.get(b"orders").unwrap().len(), 1);
+/// assert!(store.get(b"missing").is_none());
+/// ```
 pub struct Store {
     shared: Arc<Shared>,
     recovery: StoreRecovery,

@@ -454,7 +454,27 @@ impl Wal {
             }
             break;
         }
+        self.remove_purged_tail()?;
         self.reopen_writer()
+    }
+
+    /// Removes the last files while every entry left in them is purged: a truncation can leave
+    /// such a file behind (its later entries cut), which recovery would otherwise remove at the
+    /// next open. Appends then start a new file.
+    fn remove_purged_tail(&mut self) -> Result<(), WalError> {
+        let Some(purged) = self.meta.purged.map(|purged| purged.index) else {
+            return Ok(());
+        };
+        while let Some(file) = self.files.last() {
+            if file.next_index() > purged + 1 {
+                break;
+            }
+            self.writer = None;
+            fs::remove_file(&file.path).map_err(io_error(&file.path))?;
+            journal::sync_dir(&self.dir)?;
+            self.files.pop();
+        }
+        Ok(())
     }
 
     /// Opens the last file for appending if it is not open.

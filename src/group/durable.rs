@@ -14,10 +14,15 @@
 
 use std::path::{Path, PathBuf};
 
+use super::analysis::{
+    group_events, group_journal_generation, read_group_journal, read_group_snapshot,
+};
 use super::{Applied, ClampedGroup, EntrySource, GroupError, GroupEvent, GroupsState};
 use crate::codec::{CodecError, Decoder, Encoder};
 use crate::fs::{self, names};
-use crate::journal::{self, FileKind, Journal, JournalDamage, JournalError, JournalSync};
+use crate::journal::{
+    self, FileKind, Journal, JournalDamage, JournalError, JournalEvents, JournalSync,
+};
 use crate::undo::{self, Target, Undo, UndoError};
 
 /// Kind tag of group journals.
@@ -125,9 +130,10 @@ impl DurableGroups {
             let (journal, replay, rebuilt) =
                 Journal::open_repairing(&path, GROUP_JOURNAL_KIND, generation)?;
             recovery.rebuilt_journal_header = rebuilt;
-            replay_frames(&mut state, &path, &replay.frames)?;
-            recovery.events_replayed = replay.frames.len();
-            recovery.journal_damage = replay.damage;
+            let events = group_events(replay);
+            replay_events(&mut state, &path, &events)?;
+            recovery.events_replayed = events.events.len();
+            recovery.journal_damage = events.damage;
             journal
         } else {
             Journal::create(&path, GROUP_JOURNAL_KIND, generation)?
@@ -222,8 +228,8 @@ impl DurableGroups {
     fn reload(&mut self) -> Result<(), GroupStoreError> {
         let (mut state, generation) = load_snapshot(&self.dir)?;
         let path = self.dir.join(group_journal_name(generation));
-        let replay = Journal::read(&path, GROUP_JOURNAL_KIND)?;
-        replay_frames(&mut state, &path, &replay.frames)?;
+        let events = read_group_journal(&path)?;
+        replay_events(&mut state, &path, &events)?;
         self.state = state;
         Ok(())
     }
@@ -295,39 +301,37 @@ impl DurableGroups {
 fn load_snapshot(dir: &Path) -> Result<(GroupsState, u64), GroupStoreError> {
     let snapshot_path = dir.join(GROUP_SNAPSHOT_FILE);
     let mut state = GroupsState::new();
-    let saved =
-        journal::read_snapshot(&snapshot_path, GROUP_SNAPSHOT_KIND).map_err(
-            |error| match error {
-                JournalError::SnapshotCorrupt { path, detail } => {
-                    GroupStoreError::DamagedSnapshot { path, detail }
-                }
-                error => error.into(),
-            },
-        )?;
+    let saved = read_group_snapshot(&snapshot_path).map_err(|error| match error {
+        JournalError::SnapshotCorrupt { path, detail } => {
+            GroupStoreError::DamagedSnapshot { path, detail }
+        }
+        error => error.into(),
+    })?;
+    let generation = group_journal_generation(saved.as_ref());
     let Some(snapshot) = saved else {
         refuse_orphan_journals(dir)?;
-        return Ok((state, 1));
+        return Ok((state, generation));
     };
-    let events = decode_snapshot(&snapshot.payload).map_err(|e| GroupStoreError::Undecodable {
+    let events = snapshot.events.map_err(|e| GroupStoreError::Undecodable {
         path: snapshot_path.clone(),
         detail: e.to_string(),
     })?;
     apply_all(&mut state, &snapshot_path, events.iter())?;
-    Ok((state, snapshot.generation))
+    Ok((state, generation))
 }
 
-fn replay_frames(
+/// Applies a journal's events; one that does not decode is an error, as replaying around it
+/// could apply later changes without it.
+fn replay_events(
     state: &mut GroupsState,
     path: &Path,
-    frames: &[Vec<u8>],
+    events: &JournalEvents<GroupEvent>,
 ) -> Result<(), GroupStoreError> {
-    let mut events = Vec::with_capacity(frames.len());
-    for frame in frames {
-        let event = GroupEvent::decode(frame).map_err(|e| GroupStoreError::Undecodable {
+    if let Some(undecodable) = &events.undecodable {
+        return Err(GroupStoreError::Undecodable {
             path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?;
-        events.push(event);
+            detail: undecodable.detail.clone(),
+        });
     }
     apply_all(state, path, events.iter())
 }

@@ -100,6 +100,7 @@
 //! Tag 0 is never used, so zeroed bytes never decode as an event. Decoding rejects unknown tags
 //! and markers, lengths over the caps, short input and trailing bytes.
 
+pub(crate) mod analysis;
 mod consumers;
 pub mod durable;
 mod event;

@@ -10,13 +10,15 @@ use std::path::{Path, PathBuf};
 
 use super::{
     CheckpointReport, FactsOnly, Finding, InspectError, Live, MetaReport, ScanContext,
-    SegmentReport, Visitor, apply_group_snapshot, damage, group_reports, quoted,
-    read_checkpoint_file, replay_journal, scan_segment,
+    SegmentReport, Visitor, damage, group_reports, quoted, read_checkpoint_file,
+    read_group_snapshot_state, read_journal, scan_segment,
 };
+use crate::group::analysis::group_events;
 use crate::group::durable::{GROUP_JOURNAL_KIND, GROUP_SNAPSHOT_FILE};
 use crate::group::{GroupEvent, GroupsState, StreamFacts};
 use crate::id::StreamId;
-use crate::journal::{self, Journal};
+use crate::journal::JournalEvents;
+use crate::log::meta_analysis::{meta_events, replay_meta};
 use crate::log::{CHECKPOINT_FILE, META_JOURNAL_KIND, MetaEvent, MetaState};
 use crate::names;
 
@@ -173,40 +175,48 @@ fn groups_alone(state: &GroupsState) -> Vec<super::GroupReport> {
 }
 
 fn group_snapshot(path: &Path, findings: &mut Vec<Finding>) -> FileContent {
-    let mut state = GroupsState::new();
     // No generation when the snapshot does not read (reported) or was replaced meanwhile.
-    let generation = apply_group_snapshot(path, &mut state, findings).unwrap_or(0);
+    let (state, generation) = read_group_snapshot_state(path, findings);
     FileContent::GroupSnapshot {
-        generation,
+        generation: generation.unwrap_or(0),
         groups: groups_alone(&state),
     }
 }
 
-/// The generation in a journal's header, when the header reads.
-fn journal_generation(path: &Path, kind: journal::FileKind) -> u64 {
-    Journal::read(path, kind).map_or(0, |replay| replay.generation)
+/// Each good frame of a journal as a report line, with `describe` naming its event.
+fn frame_reports<E>(
+    events: &JournalEvents<E>,
+    describe: impl Fn(&E) -> (&'static str, String),
+) -> Vec<FrameReport> {
+    events
+        .events
+        .iter()
+        .map(|logged| {
+            let (event, detail) = describe(&logged.event);
+            FrameReport {
+                pos: logged.pos,
+                len: logged.len,
+                event,
+                detail,
+            }
+        })
+        .collect()
 }
 
 fn group_journal(path: &Path, generation: u64, findings: &mut Vec<Finding>) -> FileContent {
+    let events = read_journal(path, GROUP_JOURNAL_KIND, group_events, true, None, findings);
     let mut state = GroupsState::new();
-    let mut frames = Vec::new();
-    replay_journal(path, GROUP_JOURNAL_KIND, true, findings, |pos, frame| {
-        let event = GroupEvent::decode(frame).map_err(|e| e.to_string())?;
-        frames.push(FrameReport {
-            pos,
-            len: frame.len(),
-            event: group_event_name(&event),
-            detail: group_event_detail(&event),
-        });
-        state.apply(&event);
-        Ok(())
-    });
-    check_generation(
-        path,
-        generation,
-        journal_generation(path, GROUP_JOURNAL_KIND),
-        findings,
-    );
+    let frames = match &events {
+        Some(events) => {
+            events.iter().for_each(|event| state.apply(event));
+            frame_reports(events, |event| {
+                (group_event_name(event), group_event_detail(event))
+            })
+        }
+        None => Vec::new(),
+    };
+    let header_generation = events.map_or(0, |events| events.generation);
+    check_generation(path, generation, header_generation, findings);
     FileContent::GroupJournal {
         generation,
         frames,
@@ -215,26 +225,16 @@ fn group_journal(path: &Path, generation: u64, findings: &mut Vec<Finding>) -> F
 }
 
 fn meta_journal(path: &Path, generation: u64, findings: &mut Vec<Finding>) -> FileContent {
-    let mut meta = MetaState::default();
-    let mut frames = Vec::new();
-    replay_journal(path, META_JOURNAL_KIND, true, findings, |pos, frame| {
-        let event = MetaEvent::decode(frame).map_err(|e| e.to_string())?;
-        let (name, detail) = meta_event_text(&event);
-        frames.push(FrameReport {
-            pos,
-            len: frame.len(),
-            event: name,
-            detail,
-        });
-        meta.apply(&event);
-        Ok(())
-    });
-    check_generation(
-        path,
-        generation,
-        journal_generation(path, META_JOURNAL_KIND),
-        findings,
-    );
+    let events = read_journal(path, META_JOURNAL_KIND, meta_events, true, None, findings);
+    let (frames, meta) = match &events {
+        Some(events) => (
+            frame_reports(events, meta_event_text),
+            replay_meta(&MetaState::default(), events),
+        ),
+        None => (Vec::new(), MetaState::default()),
+    };
+    let header_generation = events.map_or(0, |events| events.generation);
+    check_generation(path, generation, header_generation, findings);
     FileContent::MetaJournal {
         generation,
         frames,

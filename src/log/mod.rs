@@ -28,6 +28,7 @@ mod fault_tests;
 mod flush;
 mod index;
 mod meta;
+pub(crate) mod meta_analysis;
 mod prefault;
 mod read;
 mod recovery;

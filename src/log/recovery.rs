@@ -12,6 +12,7 @@ use super::analysis::{
     Continuity, Found, OpenFailure, OpenedSegment, SegmentAnalysis, continuity,
     missing_before_point, open_segment, unfinished_creation,
 };
+use super::meta_analysis::{meta_events, meta_journal_generation, read_checkpoint, replay_meta};
 use super::{
     CHECKPOINT_FILE, CHECKPOINT_KIND, Checkpoint, LastRecord, Log, LogError, LogOptions,
     META_JOURNAL_KIND, MetaEvent, MetaJournal, MetaState, Prefaulted, RecoveryPoint, SegmentIndex,
@@ -118,9 +119,9 @@ impl Log {
         fs::create_dir_all(dir).map_err(LogError::io("create directory", dir))?;
         remove_leftovers(dir)?;
         let bases = segment_bases(dir)?;
-        let checkpoint = journal::read_snapshot(&dir.join(CHECKPOINT_FILE), CHECKPOINT_KIND)?
-            .map(|snapshot| {
-                Checkpoint::decode(&snapshot.payload).map_err(|error| LogError::Corrupt {
+        let checkpoint = read_checkpoint(&dir.join(CHECKPOINT_FILE))?
+            .map(|decoded| {
+                decoded.map_err(|error| LogError::Corrupt {
                     path: dir.join(CHECKPOINT_FILE),
                     detail: format!("{error}: move the file away to rebuild from the segments alone (the stream's deletions, trims, XSETID values and retention settings are then lost)"),
                 })
@@ -306,10 +307,9 @@ fn open_meta_journal(
     checkpoint: &Checkpoint,
     report: &mut RecoveryReport,
 ) -> Result<(Journal, MetaState), LogError> {
-    let generation = checkpoint.journal_generation.max(1);
+    let generation = meta_journal_generation(checkpoint);
     let path = dir.join(meta_journal_name(generation));
-    let mut meta = checkpoint.meta.clone();
-    let journal = if path.exists() {
+    let (journal, meta) = if path.exists() {
         let (journal, replay, rebuilt) =
             Journal::open_repairing(&path, META_JOURNAL_KIND, generation)?;
         if let Some(reason) = rebuilt {
@@ -318,21 +318,22 @@ fn open_meta_journal(
                 reason,
             });
         }
-        for frame in &replay.frames {
-            // A frame that passed its CRC but does not decode was written by another version
-            // or a bug: replaying around it could apply later changes without it.
-            let event = MetaEvent::decode(frame).map_err(|error| LogError::Corrupt {
-                path: path.clone(),
-                detail: format!("{error}: the journal holds a change this version cannot read; run the version that wrote it"),
-            })?;
-            meta.apply(&event);
+        let events = meta_events(replay);
+        if let Some(undecodable) = events.undecodable {
+            return Err(LogError::Corrupt {
+                path,
+                detail: format!(
+                    "{}: the journal holds a change this version cannot read; run the version that wrote it",
+                    undecodable.detail
+                ),
+            });
         }
-        if replay.damage.is_some() {
-            report.journal_damage = replay.damage;
-        }
-        journal
+        let meta = replay_meta(&checkpoint.meta, &events);
+        report.journal_damage = events.damage;
+        (journal, meta)
     } else {
-        Journal::create(&path, META_JOURNAL_KIND, generation)?
+        let journal = Journal::create(&path, META_JOURNAL_KIND, generation)?;
+        (journal, checkpoint.meta.clone())
     };
     remove_other_journals(dir, generation)?;
     Ok((journal, meta))

@@ -40,8 +40,11 @@ pub const DIRECTIVES: &[&str] = &[
 /// A Redis directive of the configuration file that has no effect in weir, and where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IgnoredDirective {
+    /// The file holding it.
     pub file: PathBuf,
+    /// Its line, from 1.
     pub line: usize,
+    /// The directive's name.
     pub name: String,
 }
 
@@ -101,11 +104,19 @@ impl FsyncPolicy {
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The data directory (`dir`), created if missing and locked while the server runs.
     pub dir: PathBuf,
+    /// The address to listen on (`bind`). Beyond loopback and without `requirepass`, only
+    /// loopback clients are served (protected mode).
     pub bind: IpAddr,
+    /// The TCP port to listen on (`port`).
     pub port: u16,
+    /// When appends reach the disk (`appendfsync`).
     pub fsync: FsyncPolicy,
+    /// The password clients give with `AUTH` (`requirepass`); `None` asks for none.
     pub requirepass: Option<String>,
+    /// Most clients connected at once (`maxclients`), lowered at start to what the open-files
+    /// limit allows.
     pub maxclients: usize,
     /// Largest bulk string a client may send (`proto-max-bulk-len`).
     pub max_bulk_len: usize,

@@ -18,9 +18,19 @@ pub enum OpenFiles {
     /// The limit was high enough already.
     Enough,
     /// The soft limit was raised (toward the hard limit) to fit the clients.
-    Raised { from: u64, to: u64 },
+    Raised {
+        /// The soft limit before.
+        from: u64,
+        /// The soft limit now.
+        to: u64,
+    },
     /// The limit could not be raised far enough: `maxclients` must be lowered to fit it.
-    TooFew { limit: u64, maxclients: usize },
+    TooFew {
+        /// The open-files limit in force.
+        limit: u64,
+        /// The most clients that fit within it.
+        maxclients: usize,
+    },
 }
 
 /// Descriptors the server needs besides its clients, for `streams` streams.

@@ -197,6 +197,46 @@ impl Stream {
         }
     }
 
+    /// Creates a consumer group positioned after `last_delivered` with a read counter
+    /// (`entries_read`, `None` when unknown), as Redis's `XGROUP CREATE … ENTRIESREAD` does.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = weir::Store::open(dir.path()).unwrap();
+    /// let stream = store.stream(b"s").unwrap();
+    /// stream.append(weir::Message::new("a")).unwrap();
+    /// let id = stream.last_id();
+    /// stream.create_group_at(b"g", id, Some(1), Default::default()).unwrap();
+    /// let read = stream.inspect_groups(|state, log| state.group_info(log, b"g").unwrap().entries_read);
+    /// assert_eq!(read, Some(1));
+    /// ```
+    pub fn create_group_at(
+        self: &Arc<Self>,
+        name: &[u8],
+        last_delivered: StreamId,
+        entries_read: Option<u64>,
+        policy: GroupPolicy,
+    ) -> Result<Group, StoreError> {
+        self.create_group_at_in(name, last_delivered, entries_read, policy, Commit::Wait)
+    }
+
+    /// [`create_group_at`](Self::create_group_at), made durable as `commit` says.
+    pub(crate) fn create_group_at_in(
+        self: &Arc<Self>,
+        name: &[u8],
+        last_delivered: StreamId,
+        entries_read: Option<u64>,
+        policy: GroupPolicy,
+        commit: Commit<'_>,
+    ) -> Result<Group, StoreError> {
+        policy.validate()?;
+        self.groups
+            .lock()
+            .apply(|state| state.create_group_with(name, last_delivered, entries_read, policy))?;
+        self.commit(commit)?;
+        self.group(name)
+    }
+
     /// The group called `name`.
     pub fn group(self: &Arc<Self>, name: impl AsRef<[u8]>) -> Result<Group, StoreError> {
         let name = name.as_ref();
@@ -746,5 +786,34 @@ impl Group {
             .apply(|state| operation(state, &LogSource(&stream.log), &self.name, now_ms))?;
         stream.commit(commit)?;
         Ok(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+
+    #[test]
+    fn groups_start_with_the_given_read_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let stream = store.stream(b"s").unwrap();
+        let policy = crate::GroupPolicy {
+            max_deliver: Some(3),
+            ..Default::default()
+        };
+        stream
+            .create_group_at(b"g", crate::StreamId::new(5, 0), Some(4), policy.clone())
+            .unwrap();
+        let (read, kept) = stream.inspect_groups(|state, log| {
+            let info = state.group_info(log, b"g").unwrap();
+            (info.entries_read, info.policy.clone())
+        });
+        assert_eq!((read, kept), (Some(4), policy));
+        assert!(
+            stream
+                .create_group_at(b"g", crate::StreamId::MIN, None, Default::default())
+                .is_err()
+        );
     }
 }

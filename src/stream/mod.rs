@@ -4,14 +4,14 @@ mod admin;
 mod backlog;
 mod config;
 mod groups;
-mod idempotent;
+mod idempotent_append;
 mod listpack;
 mod nodes;
 mod queries;
 mod radix;
+mod redelivery;
 mod references;
 mod request;
-mod server_support;
 mod source;
 
 /// The group types a stream's group methods take and give.
@@ -22,7 +22,9 @@ pub use backlog::Backlog;
 pub use config::{Discard, StreamConfig};
 use config::{Refusal, Usage};
 pub use groups::{Claimed, Delivery, Group, GroupStart, PendingDelivery};
-pub use idempotent::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, IdempotentAppend};
+pub use idempotent_append::{
+    IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, IdempotentAppend,
+};
 pub use nodes::NodeLimits;
 pub use queries::{ConsumerDetails, GroupDetails, GroupInFull, PendingEntry, PendingOverview};
 pub use references::{Deletion, References, TrimTo};
@@ -66,8 +68,11 @@ use source::{LogSource, StreamFlush};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// How the entry's ID is chosen (automatic unless set).
     pub id: IdSpec,
+    /// Header names and values, arbitrary bytes, in the order given.
     pub headers: Vec<(Bytes, Bytes)>,
+    /// The entry's body.
     pub body: Bytes,
     pub(crate) idempotency: Option<(Bytes, Bytes)>,
 }
@@ -128,6 +133,24 @@ pub struct RadixTree {
 }
 
 /// A named stream of entries in a [`Store`](crate::Store).
+///
+/// ```
+/// use std::ops::Bound;
+/// use weir::{Message, Store};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = Store::open(dir.path()).unwrap();
+/// let events = store.stream(b"events").unwrap();
+/// let created = events.append(Message::new("created")).unwrap();
+/// events.append(Message::new("paid").header("amount", "10")).unwrap();
+/// assert_eq!(events.len(), 2);
+///
+/// let after = events.range(Bound::Excluded(created.id), Bound::Unbounded, 10).unwrap();
+/// assert_eq!(after[0].body(), b"paid");
+/// assert_eq!(events.last_id(), after[0].id);
+/// assert_eq!(events.delete(&[created.id]).unwrap(), 1);
+/// assert_eq!(events.len(), 1);
+/// ```
 pub struct Stream {
     name: RwLock<Bytes>,
     log: Arc<Log>,
@@ -204,9 +227,9 @@ impl Stream {
             }
         })?;
         let (groups, recovery) = DurableGroups::open(log.dir(), &LogSource(&log))?;
-        let windows = idempotent::recover_windows(
+        let windows = idempotent_append::recover_windows(
             &log,
-            idempotent::window_config(&config),
+            idempotent_append::window_config(&config),
             context.clock.now_ms(),
         )?;
         let opened_ms = context.clock.now_ms();
@@ -240,6 +263,12 @@ impl Stream {
     /// The stream's name.
     pub fn name(&self) -> Bytes {
         self.name.read().clone()
+    }
+
+    /// The store's clock, in Unix milliseconds: the clock every delivery time is taken from, so
+    /// idle times measured against it (as the server reports them) agree with the deliveries.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     pub(crate) fn set_name(&self, name: &[u8]) {
@@ -653,7 +682,7 @@ impl Stream {
         config: StreamConfig,
         commit: Commit<'_>,
     ) -> Result<(), StoreError> {
-        idempotent::window_config(&config)
+        idempotent_append::window_config(&config)
             .validate()
             .map_err(|error| StoreError::InvalidConfig(error.to_string()))?;
         if config.max_len == Some(0) {
@@ -674,9 +703,10 @@ impl Stream {
         self.log
             .record_meta(crate::log::MetaEvent::SetAttributes(config.encode()))?;
         *self.config.write() = config;
-        self.idempotency
-            .lock()
-            .set_config(idempotent::window_config(&config), self.clock.now_ms());
+        self.idempotency.lock().set_config(
+            idempotent_append::window_config(&config),
+            self.clock.now_ms(),
+        );
         {
             let _admitted = self.admission.lock();
             self.drop_oldest_past_limits(&config)?;

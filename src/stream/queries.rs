@@ -27,6 +27,7 @@ pub struct PendingOverview {
 /// One pending entry (`XPENDING key group start end count`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingEntry {
+    /// The entry's ID.
     pub id: StreamId,
     /// The consumer it was delivered to.
     pub consumer: Vec<u8>,
@@ -39,6 +40,7 @@ pub struct PendingEntry {
 /// A consumer of a group (`XINFO CONSUMERS`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerDetails {
+    /// The consumer's name.
     pub name: Vec<u8>,
     /// Entries it holds.
     pub pending: usize,
@@ -55,11 +57,13 @@ pub struct ConsumerDetails {
 /// A group (`XINFO GROUPS`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDetails {
+    /// The group's name.
     pub name: Vec<u8>,
     /// Consumers in the group.
     pub consumers: usize,
     /// Entries pending.
     pub pending: usize,
+    /// The ID of the last entry delivered to the group.
     pub last_delivered: StreamId,
     /// The group's read counter; `None` when unknown.
     pub entries_read: Option<u64>,
@@ -67,18 +71,24 @@ pub struct GroupDetails {
     pub lag: Option<u64>,
     /// The lag as Redis reports it: negative when the read counter passed the entries added.
     pub redis_lag: Option<i64>,
+    /// The group's delivery policy.
     pub policy: GroupPolicy,
     /// Pending entries that reached the delivery limit.
     pub exhausted: usize,
+    /// How far behind the group is (see [`Stream::backlog`](super::Stream::backlog)).
     pub backlog: Backlog,
 }
 
 /// A group with its pending entries and consumers (`XINFO STREAM … FULL`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupInFull {
+    /// The group's name.
     pub name: Vec<u8>,
+    /// The ID of the last entry delivered to the group.
     pub last_delivered: StreamId,
+    /// The group's read counter; `None` when unknown.
     pub entries_read: Option<u64>,
+    /// Entries not yet delivered; `None` when unknown.
     pub lag: Option<u64>,
     /// The lag as Redis reports it (see [`GroupDetails::redis_lag`]).
     pub redis_lag: Option<i64>,

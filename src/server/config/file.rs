@@ -23,14 +23,19 @@ pub enum ConfigFileError {
     /// The file named on the command line could not be read.
     #[error("cannot read configuration file {}: {source}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// What the operating system said.
         source: std::io::Error,
     },
     /// A line is wrong: its syntax, its name, its value, or the file it includes.
     #[error("{}:{line}: {reason}", file.display())]
     Line {
+        /// The file holding the line (the configuration file or one it includes).
         file: PathBuf,
+        /// The line's number, from 1.
         line: usize,
+        /// What is wrong with it.
         reason: String,
     },
 }

@@ -67,6 +67,7 @@ pub enum Value {
     Verbatim {
         /// Three bytes naming the format, like `txt` or `mkd`.
         format: [u8; 3],
+        /// The text, without the format prefix.
         text: Bytes,
     },
     /// RESP3 `>n` (out-of-band data); RESP2 an array.

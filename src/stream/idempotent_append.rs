@@ -5,7 +5,8 @@
 //! entry is. The windows are rebuilt at open from `idempotency.snapshot` (kind `IDMP`: a `u64`
 //! next offset it covers, then [`IdempotencyWindows::encode`]'s bytes) plus the keys of the
 //! entries after that offset. The snapshot is rewritten at every clean close and after every
-//! checkpoint, so a restart reads only the newest entries.
+//! checkpoint, so a restart reads only the newest entries. The windows themselves, a pure data
+//! structure, are [`crate::idempotency`]'s.
 
 use std::path::Path;
 

@@ -1,66 +1,15 @@
-//! What the Redis-protocol server needs beyond the everyday API: groups created at an exact
-//! position with a known read counter (`XGROUP CREATE … ENTRIESREAD`), Redis 8.8's `XNACK`
-//! (whose counter rules and events live in [`group`](crate::group) with the other
-//! negative acknowledgement), and the store's clock (so idle times the server reports are
-//! measured on the same clock as the deliveries).
+//! Handing pending entries out again: releasing them for redelivery (Redis 8.8's `XNACK`, whose
+//! counter rules and events live in [`group`](crate::group) with the other negative
+//! acknowledgement), and whether a read of new entries could hand anything out now.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::Stream;
 use super::source::LogSource;
 use crate::durability::Commit;
 use crate::error::StoreError;
-use crate::group::{EntrySource, GroupPolicy, Release};
+use crate::group::{EntrySource, Release};
 use crate::id::StreamId;
 use crate::stream::Group;
-
-impl Stream {
-    /// The store's clock, in Unix milliseconds: the clock every delivery time is taken from.
-    pub fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
-    }
-
-    /// Creates a consumer group positioned after `last_delivered` with a read counter
-    /// (`entries_read`, `None` when unknown), as Redis's `XGROUP CREATE … ENTRIESREAD` does.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir().unwrap();
-    /// # let store = weir::Store::open(dir.path()).unwrap();
-    /// let stream = store.stream(b"s").unwrap();
-    /// stream.append(weir::Message::new("a")).unwrap();
-    /// let id = stream.last_id();
-    /// stream.create_group_at(b"g", id, Some(1), Default::default()).unwrap();
-    /// let read = stream.inspect_groups(|state, log| state.group_info(log, b"g").unwrap().entries_read);
-    /// assert_eq!(read, Some(1));
-    /// ```
-    pub fn create_group_at(
-        self: &Arc<Self>,
-        name: &[u8],
-        last_delivered: StreamId,
-        entries_read: Option<u64>,
-        policy: GroupPolicy,
-    ) -> Result<Group, StoreError> {
-        self.create_group_at_in(name, last_delivered, entries_read, policy, Commit::Wait)
-    }
-
-    /// [`create_group_at`](Self::create_group_at), made durable as `commit` says.
-    pub(crate) fn create_group_at_in(
-        self: &Arc<Self>,
-        name: &[u8],
-        last_delivered: StreamId,
-        entries_read: Option<u64>,
-        policy: GroupPolicy,
-        commit: Commit<'_>,
-    ) -> Result<Group, StoreError> {
-        policy.validate()?;
-        self.groups
-            .lock()
-            .apply(|state| state.create_group_with(name, last_delivered, entries_read, policy))?;
-        self.commit(commit)?;
-        self.group(name)
-    }
-}
 
 impl Group {
     /// Releases pending entries for redelivery after `delay` (Redis 8.8's `XNACK`, whose
@@ -122,9 +71,7 @@ impl Group {
         stream.appended.notify();
         Ok(released)
     }
-}
 
-impl Group {
     /// Whether a read of new entries (`XREADGROUP … >`) could hand anything out now: entries
     /// after the group's position, entries due for redelivery, or (with `claim_min_idle_ms`)
     /// entries idle at least that long. It may answer true when a read would find nothing
@@ -223,29 +170,5 @@ mod tests {
         assert_eq!(rows, [(b"c".to_vec(), u32::MAX), (Vec::new(), 7)]);
         let again = group.read(b"d", 10).unwrap();
         assert_eq!(again.len(), 2);
-    }
-
-    #[test]
-    fn groups_start_with_the_given_read_counter() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let stream = store.stream(b"s").unwrap();
-        let policy = crate::GroupPolicy {
-            max_deliver: Some(3),
-            ..Default::default()
-        };
-        stream
-            .create_group_at(b"g", crate::StreamId::new(5, 0), Some(4), policy.clone())
-            .unwrap();
-        let (read, kept) = stream.inspect_groups(|state, log| {
-            let info = state.group_info(log, b"g").unwrap();
-            (info.entries_read, info.policy.clone())
-        });
-        assert_eq!((read, kept), (Some(4), policy));
-        assert!(
-            stream
-                .create_group_at(b"g", crate::StreamId::MIN, None, Default::default())
-                .is_err()
-        );
     }
 }
