@@ -34,12 +34,16 @@ struct Args {
     /// Password clients must give with AUTH or HELLO before any other command.
     #[arg(long)]
     requirepass: Option<String>,
+    /// The file users and their permissions are kept in: read at start (a missing file holds
+    /// no users), rewritten by ACL SAVE, read again by ACL LOAD.
+    #[arg(long)]
+    aclfile: Option<PathBuf>,
     /// Most clients connected at once (at least 1); more are refused with an error. Lowered at
     /// start to what the open-files limit allows, if it cannot be raised far enough.
     #[arg(long, value_parser = parse_maxclients)]
     maxclients: Option<usize>,
     /// A Redis-style configuration file (`name value` lines: dir, bind, port, appendfsync,
-    /// requirepass, maxclients, proto-max-bulk-len, client-query-buffer-limit); flags given
+    /// requirepass, aclfile, maxclients, proto-max-bulk-len, client-query-buffer-limit); flags given
     /// on the command line win over it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -118,6 +122,9 @@ fn configuration(args: Args) -> Result<ServerConfig, String> {
     if args.requirepass.is_some() {
         config.requirepass = args.requirepass;
     }
+    if args.aclfile.is_some() {
+        config.aclfile = args.aclfile;
+    }
     if let Some(maxclients) = args.maxclients {
         config.maxclients = maxclients;
     }
@@ -162,6 +169,9 @@ fn main() -> ExitCode {
 async fn run(config: ServerConfig) -> Result<(), String> {
     let server = Server::open(config.clone())
         .map_err(|e| format!("cannot open data directory {}: {e}", config.dir.display()))?;
+    server
+        .load_users()
+        .map_err(|e| format!("cannot load the ACL file: {e}"))?;
     let recovery = server.recovery();
     if recovery.new_directory {
         tracing::info!(dir = %config.dir.display(), "new data directory");

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub port: u16,
     pub fsync: FsyncPolicy,
     pub requirepass: Option<String>,
+    /// The file users are kept in (`ACL SAVE`, `ACL LOAD`).
+    pub aclfile: Option<PathBuf>,
     pub maxclients: usize,
     /// Largest bulk string a client may send (`proto-max-bulk-len`).
     pub max_bulk_len: usize,
@@ -75,6 +77,7 @@ impl Default for ServerConfig {
             port: 6379,
             fsync: FsyncPolicy::Everysec,
             requirepass: None,
+            aclfile: None,
             maxclients: 10_000,
             max_bulk_len: 512 << 20,
             max_query_buffer: 1 << 30,
@@ -86,7 +89,7 @@ impl Default for ServerConfig {
 
 impl ServerConfig {
     /// Applies a Redis-style configuration file: one `name value` per line, `#` comments.
-    /// Known names: `dir`, `bind`, `port`, `appendfsync`, `requirepass`, `maxclients`,
+    /// Known names: `dir`, `bind`, `port`, `appendfsync`, `requirepass`, `aclfile`, `maxclients`,
     /// `proto-max-bulk-len`, `client-query-buffer-limit`.
     pub fn apply_file(&mut self, path: &Path) -> Result<(), String> {
         let text = std::fs::read_to_string(path)
@@ -129,6 +132,7 @@ impl ServerConfig {
             "requirepass" => {
                 self.requirepass = (!value.is_empty()).then(|| value.to_string());
             }
+            "aclfile" => self.aclfile = (!value.is_empty()).then(|| PathBuf::from(value)),
             "maxclients" => {
                 self.maxclients =
                     parse_maxclients(value).map_err(|reason| format!("maxclients: {reason}"))?;
