@@ -563,6 +563,11 @@ const REDIS_FIELDS: &[(&str, &[&str])] = &[
             "io_threaded_writes_processed",
             "reply_buffer_shrinks",
             "reply_buffer_expands",
+            // Redis 7.2's: failed AUTHs and ACL denials.
+            "acl_access_denied_auth",
+            "acl_access_denied_cmd",
+            "acl_access_denied_key",
+            "acl_access_denied_channel",
         ],
     ),
     (

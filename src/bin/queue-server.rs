@@ -35,6 +35,10 @@ struct Args {
     /// none: clients need no password, and only loopback clients are served).
     #[arg(long)]
     requirepass: Option<String>,
+    /// The file users and their permissions are kept in: read at start (a missing file holds
+    /// no users), rewritten by ACL SAVE, read again by ACL LOAD.
+    #[arg(long)]
+    aclfile: Option<PathBuf>,
     /// Most clients connected at once (at least 1); more are refused with an error. Lowered at
     /// start to what the open-files limit allows, if it cannot be raised far enough.
     #[arg(long, value_parser = parse_maxclients)]
@@ -130,6 +134,9 @@ fn configuration(args: Args) -> Result<ServerConfig, String> {
     if args.requirepass.is_some() {
         config.requirepass = args.requirepass;
     }
+    if args.aclfile.is_some() {
+        config.aclfile = args.aclfile;
+    }
     if let Some(maxclients) = args.maxclients {
         config.maxclients = maxclients;
     }
@@ -177,6 +184,9 @@ fn main() -> ExitCode {
 async fn run(config: ServerConfig) -> Result<(), String> {
     let server = Server::open(config.clone())
         .map_err(|e| format!("cannot open data directory {}: {e}", config.dir.display()))?;
+    server
+        .load_users()
+        .map_err(|e| format!("cannot load the ACL file: {e}"))?;
     let recovery = server.recovery();
     if recovery.new_directory {
         tracing::info!(dir = %config.dir.display(), "new data directory");

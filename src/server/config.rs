@@ -29,6 +29,7 @@ pub const DIRECTIVES: &[&str] = &[
     "appendonly",
     "aof-use-rdb-preamble",
     "requirepass",
+    "aclfile",
     "maxclients",
     "proto-max-bulk-len",
     "client-query-buffer-limit",
@@ -115,6 +116,8 @@ pub struct ServerConfig {
     pub fsync: FsyncPolicy,
     /// The password clients give with `AUTH` (`requirepass`); `None` asks for none.
     pub requirepass: Option<String>,
+    /// The file users are kept in (`ACL SAVE`, `ACL LOAD`).
+    pub aclfile: Option<PathBuf>,
     /// Most clients connected at once (`maxclients`), lowered at start to what the open-files
     /// limit allows.
     pub maxclients: usize,
@@ -141,6 +144,7 @@ impl Default for ServerConfig {
             port: 6379,
             fsync: FsyncPolicy::Everysec,
             requirepass: None,
+            aclfile: None,
             maxclients: 10_000,
             max_bulk_len: 512 << 20,
             max_query_buffer: 1 << 30,
@@ -203,6 +207,7 @@ impl ServerConfig {
             "port" => self.port.to_string(),
             "appendfsync" => self.fsync.as_str().to_string(),
             "requirepass" => file::quote(self.requirepass.as_deref().unwrap_or_default()),
+            "aclfile" => file::quote(&self.aclfile.as_ref()?.display().to_string()),
             "maxclients" => self.maxclients.to_string(),
             "proto-max-bulk-len" => format_memory(self.max_bulk_len as u64),
             "client-query-buffer-limit" => format_memory(self.max_query_buffer as u64),
@@ -239,6 +244,7 @@ impl ServerConfig {
             "requirepass" => {
                 self.requirepass = (!value.is_empty()).then(|| value.to_string());
             }
+            "aclfile" => self.aclfile = (!value.is_empty()).then(|| PathBuf::from(value)),
             "maxclients" => {
                 self.maxclients =
                     parse_maxclients(value).map_err(|reason| format!("maxclients: {reason}"))?;

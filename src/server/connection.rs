@@ -36,10 +36,9 @@ pub(crate) async fn serve(server: Arc<Server>, mut socket: TcpStream, addr: Sock
         return;
     };
     let _ = socket.set_nodelay(true);
-    let needs_auth = server.config.read().requirepass.is_some();
     let mut connection = Connection {
         parser: RequestParser::new(limits(&server)),
-        client: Client::new(id, !needs_auth),
+        client: Client::new(id, &server.acl),
         shutdown: server.shutdown.subscribe(),
         server: Arc::clone(&server),
         socket,

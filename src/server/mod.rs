@@ -3,6 +3,7 @@
 //! The server holds no storage logic: commands translate Redis arguments into calls on the
 //! [`Store`](crate::Store) and its streams and groups, and their results into replies.
 
+mod acl;
 mod command_stats;
 mod commands;
 mod config;

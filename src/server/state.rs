@@ -11,6 +11,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::{Notify, watch};
 
+use super::acl::Acl;
 use super::command_stats::{CommandStats, ErrorStats};
 use super::config::ServerConfig;
 use super::open_files::{OpenFiles, fit_maxclients};
@@ -27,6 +28,8 @@ pub(crate) struct ClientEntry {
     pub(crate) last_command_name: &'static str,
     pub(crate) lib_name: Option<Bytes>,
     pub(crate) lib_version: Option<Bytes>,
+    /// The user the client authenticated as.
+    pub(crate) user: String,
     pub(crate) kill: Arc<Notify>,
 }
 
@@ -73,6 +76,8 @@ pub struct Server {
     pub(crate) clients: Mutex<BTreeMap<u64, ClientEntry>>,
     next_client_id: AtomicU64,
     pub(crate) stats: Stats,
+    /// The users and what each may do.
+    pub(crate) acl: Acl,
     pub(crate) blocked_clients: AtomicUsize,
     pub(crate) started: Instant,
     /// Unix time in milliseconds when the server started.
@@ -97,6 +102,7 @@ impl Server {
     pub fn open(config: ServerConfig) -> Result<Arc<Server>, StoreError> {
         let store = open_store(&config)?;
         let recovery = store.recovery().clone();
+        let acl = Acl::new(config.requirepass.as_deref(), config.aclfile.clone());
         Ok(Arc::new(Server {
             config: RwLock::new(config),
             store: RwLock::new(Some(Arc::new(store))),
@@ -106,6 +112,7 @@ impl Server {
             clients: Mutex::new(BTreeMap::new()),
             next_client_id: AtomicU64::new(1),
             stats: Stats::new(),
+            acl,
             blocked_clients: AtomicUsize::new(0),
             started: Instant::now(),
             started_unix_ms: unix_ms(),
@@ -114,6 +121,14 @@ impl Server {
             shutdown: watch::channel(false).0,
             stop_requested: Notify::new(),
         }))
+    }
+
+    /// Reads the users of the ACL file (`--aclfile`), if one is configured.
+    pub fn load_users(&self) -> Result<(), String> {
+        if self.config.read().aclfile.is_none() {
+            return Ok(());
+        }
+        self.acl.load()
     }
 
     /// The store; `Closed` while it is being reloaded or after shutdown.
@@ -202,6 +217,7 @@ impl Server {
                 last_command_name: "NULL",
                 lib_name: None,
                 lib_version: None,
+                user: "default".into(),
                 kill: Arc::clone(&kill),
             },
         );

@@ -71,6 +71,12 @@ impl From<&'static Subcommand> for Described {
     }
 }
 
+/// A command's ACL categories, as `COMMAND INFO` reports them.
+pub(super) fn acl_categories(spec: &'static CommandSpec) -> Vec<&'static str> {
+    let described = Described::from(spec);
+    categories(&described.flags, described.about.categories)
+}
+
 /// The command or `container|sub` subcommand called `name`.
 fn find(name: &[u8]) -> Option<Described> {
     match name.iter().position(|&b| b == b'|') {

@@ -9,12 +9,15 @@ use bytes::Bytes;
 
 use super::describe::{About, Group};
 use super::parse::{self, is, syntax_error};
+use super::permission::{self, Denial};
 use super::{
     Client, CommandSpec, Ctx, Flag, Outcome, containers, lookup, reply, store_error, wrong_arity,
 };
 use crate::server::Server;
+use crate::server::acl::{Reason, User};
 use crate::server::keys::DATABASES;
 use crate::server::resp::{Protocol, Value};
+use crate::server::state::ClientEntry;
 
 /// Redis's flags for the commands a client may send before authenticating.
 const HANDSHAKE: &[&str] = &[
@@ -195,31 +198,62 @@ fn hello_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
 
 fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     let result = match args.len() {
-        2 => check_password(ctx, b"default", &args[1]),
+        2 => default_auth(ctx, &args[1]),
         3 => check_password(ctx, &args[1], &args[2]),
         _ => Err(syntax_error()),
     };
     reply(result.map(|()| Value::ok()))
 }
 
-fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), Value> {
-    let Some(expected) = ctx.server.config.read().requirepass.clone() else {
+/// `AUTH password`: the default user's password, which it must have.
+fn default_auth(ctx: &mut Ctx<'_>, password: &[u8]) -> Result<(), Value> {
+    if ctx.server.acl.default_user().nopass {
         return Err(Value::error(
             "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
         ));
-    };
-    let matches = user == b"default" && constant_time_eq(expected.as_bytes(), password);
-    if matches {
-        ctx.client.authenticated = true;
-        ctx.client.auth_failures = 0;
-        Ok(())
-    } else {
+    }
+    check_password(ctx, b"default", password)
+}
+
+/// Authenticates the connection as `user`, or counts and logs the failure.
+fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), Value> {
+    let acl = &ctx.server.acl;
+    let generation = acl.generation();
+    let Some(found) = acl.authenticate(user, password) else {
         ctx.client.auth_failures = ctx.client.auth_failures.saturating_add(1);
         ctx.client.reply_delay = Some(auth_failure_delay(ctx.client.auth_failures));
-        Err(Value::error(
+        acl.denied.auth.fetch_add(1, Ordering::Relaxed);
+        let username = String::from_utf8_lossy(user).into_owned();
+        let context = if ctx.client.multi.is_some() {
+            "multi"
+        } else {
+            "toplevel"
+        };
+        permission::log_entry(
+            ctx.server,
+            ctx.client,
+            Reason::Auth,
+            context,
+            "AUTH".into(),
+            username,
+        );
+        return Err(Value::error(
             "WRONGPASS invalid username-password pair or user is disabled.",
-        ))
+        ));
+    };
+    set_user(ctx.server, ctx.client, found, generation);
+    ctx.client.auth_failures = 0;
+    Ok(())
+}
+
+/// Runs the client's commands as `user` from now on.
+fn set_user(server: &Server, client: &mut Client, user: Arc<User>, generation: u64) {
+    if let Some(entry) = server.clients.lock().get_mut(&client.id) {
+        entry.user.clone_from(&user.name);
     }
+    client.authenticated = true;
+    client.user = user;
+    client.user_generation = generation;
 }
 
 /// How much later than the one before each failed password check on a connection is answered.
@@ -232,18 +266,6 @@ fn auth_failure_delay(failures: u32) -> Duration {
     AUTH_FAILURE_DELAY
         .saturating_mul(failures)
         .min(MAX_AUTH_FAILURE_DELAY)
-}
-
-/// Compares without an early exit, so the time taken does not reveal how much of a guess was
-/// right.
-fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
-    let mut difference = expected.len() ^ given.len();
-    for i in 0..expected.len().max(given.len()) {
-        let a = expected.get(i).copied().unwrap_or(0);
-        let b = given.get(i).copied().unwrap_or(0);
-        difference |= usize::from(a ^ b);
-    }
-    difference == 0
 }
 
 fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
@@ -262,7 +284,11 @@ fn quit(_: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
 }
 
 fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
-    let needs_auth = ctx.server.config.read().requirepass.is_some();
+    let acl = &ctx.server.acl;
+    let generation = acl.generation();
+    let default = acl.default_user();
+    let needs_auth = !(default.enabled && default.nopass);
+    set_user(ctx.server, ctx.client, default, generation);
     ctx.client.db = 0;
     ctx.client.protocol = Protocol::Resp2;
     ctx.client.multi = None;
@@ -378,33 +404,48 @@ fn client_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
 }
 
 fn client_list(ctx: &Ctx<'_>) -> String {
-    let now = std::time::Instant::now();
+    let now = Instant::now();
     let clients = ctx.server.clients.lock();
-    let mut out = String::new();
-    for (id, entry) in clients.iter() {
-        let name = entry
-            .name
-            .as_ref()
+    clients
+        .iter()
+        .map(|(&id, entry)| {
+            let resp3 = id == ctx.client.id && ctx.client.protocol == Protocol::Resp3;
+            client_line(now, id, entry, resp3)
+        })
+        .collect()
+}
+
+/// The client's `CLIENT INFO` line, without its line end (for `ACL LOG`).
+pub(super) fn client_info(server: &Server, client: &Client) -> String {
+    let clients = server.clients.lock();
+    let resp3 = client.protocol == Protocol::Resp3;
+    clients
+        .get(&client.id)
+        .map(|entry| client_line(Instant::now(), client.id, entry, resp3))
+        .unwrap_or_default()
+        .trim_end()
+        .to_string()
+}
+
+fn client_line(now: Instant, id: u64, entry: &ClientEntry, resp3: bool) -> String {
+    let text = |v: &Option<Bytes>| {
+        v.as_ref()
             .map(|n| String::from_utf8_lossy(n).into_owned())
-            .unwrap_or_default();
-        let lib = |v: &Option<Bytes>| {
-            v.as_ref()
-                .map(|n| String::from_utf8_lossy(n).into_owned())
-                .unwrap_or_default()
-        };
-        out.push_str(&format!(
-            "id={id} addr={} laddr= fd=0 name={name} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}\n",
-            entry.addr,
-            now.duration_since(entry.connected).as_secs(),
-            now.duration_since(entry.last_command).as_secs(),
-            entry.db,
-            entry.last_command_name,
-            if *id == ctx.client.id && ctx.client.protocol == Protocol::Resp3 { 3 } else { 2 },
-            lib(&entry.lib_name),
-            lib(&entry.lib_version),
-        ));
-    }
-    out
+            .unwrap_or_default()
+    };
+    format!(
+        "id={id} addr={} laddr= fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user={} redir=-1 resp={} lib-name={} lib-ver={}\n",
+        entry.addr,
+        text(&entry.name),
+        now.duration_since(entry.connected).as_secs(),
+        now.duration_since(entry.last_command).as_secs(),
+        entry.db,
+        entry.last_command_name,
+        entry.user,
+        if resp3 { 3 } else { 2 },
+        text(&entry.lib_name),
+        text(&entry.lib_version),
+    )
 }
 
 fn multi(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
@@ -436,6 +477,8 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
         return Value::error("EXECABORT Transaction discarded because of previous errors.").into();
     }
     let server = ctx.server;
+    // Rules changed since the commands were queued apply to them.
+    permission::refresh_user(server, ctx.client);
     let _exclusive = server.exec_lock.write();
     let mut replies = Vec::with_capacity(queued.len());
     let mut rest = queued.as_slice();
@@ -483,6 +526,10 @@ fn run_queued(server: &Arc<Server>, client: &mut Client, args: &[Bytes]) -> Valu
         .stats
         .commands_processed
         .fetch_add(1, Ordering::Relaxed);
+    if let Err(denial) = permission::check(&client.user, spec, args) {
+        permission::log_denial(server, client, &denial, "multi");
+        return changed_rules_error(&denial);
+    }
     let started = Instant::now();
     let mut inner = Ctx {
         server,
@@ -509,6 +556,30 @@ fn run_queued(server: &Arc<Server>, client: &mut Client, args: &[Bytes]) -> Valu
     reply
 }
 
+/// A denied EXEC: the transaction is discarded, and the reply says why.
+pub(super) fn abort_exec(client: &mut Client, denied: Value) -> Value {
+    client.multi = None;
+    client.multi_failed = false;
+    let reason = match denied {
+        Value::Error(text) => text,
+        _ => String::new(),
+    };
+    Value::error(format!(
+        "EXECABORT Transaction discarded because of: {reason}"
+    ))
+}
+
+/// Redis's error for a queued command its user may no longer run when EXEC runs it.
+fn changed_rules_error(denial: &Denial) -> Value {
+    let reason = match denial {
+        Denial::Command(_) => "no permission to execute the command or subcommand",
+        Denial::Key(_) => "no permission to touch the specified keys",
+    };
+    Value::error(format!(
+        "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: {reason}"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,14 +590,5 @@ mod tests {
         assert_eq!(auth_failure_delay(2), Duration::from_millis(500));
         assert_eq!(auth_failure_delay(100), MAX_AUTH_FAILURE_DELAY);
         assert_eq!(auth_failure_delay(u32::MAX), MAX_AUTH_FAILURE_DELAY);
-    }
-
-    #[test]
-    fn password_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
-        assert!(constant_time_eq(b"", b""));
     }
 }

@@ -399,3 +399,111 @@ pub(super) const FUNCTION: About = container(
         },
     )],
 );
+
+const ACL_FLAGS: &[&str] = &["noscript", "loading", "stale"];
+const ACL_ADMIN_FLAGS: &[&str] = &["admin", "noscript", "loading", "stale"];
+
+const fn acl(since: &'static str, summary: &'static str) -> About {
+    About::new(Group::Server, since, summary)
+}
+
+pub(super) const ACL: About = container(
+    Group::Server,
+    "6.0.0",
+    "Manages users and their permissions.",
+    &[
+        sub(
+            "acl|cat",
+            -2,
+            ACL_FLAGS,
+            0,
+            acl(
+                "6.0.0",
+                "Lists the ACL categories, or a category's commands.",
+            ),
+        ),
+        sub(
+            "acl|deluser",
+            -3,
+            ACL_ADMIN_FLAGS,
+            0,
+            acl("6.0.0", "Deletes users."),
+        ),
+        sub(
+            "acl|dryrun",
+            -4,
+            ACL_ADMIN_FLAGS,
+            0,
+            acl(
+                "7.0.0",
+                "Says whether a user may run a command, without running it.",
+            ),
+        ),
+        sub(
+            "acl|getuser",
+            3,
+            ACL_ADMIN_FLAGS,
+            0,
+            acl("6.0.0", "Describes a user's rules."),
+        ),
+        sub(
+            "acl|help",
+            2,
+            HELP_FLAGS,
+            0,
+            acl("6.0.0", "Lists the subcommands of ACL."),
+        ),
+        sub(
+            "acl|list",
+            2,
+            ACL_ADMIN_FLAGS,
+            0,
+            acl(
+                "6.0.0",
+                "Lists every user's rules, as the ACL file has them.",
+            ),
+        ),
+        sub(
+            "acl|load",
+            2,
+            ACL_ADMIN_FLAGS,
+            0,
+            acl("6.0.0", "Reads the users from the ACL file again."),
+        ),
+        sub(
+            "acl|log",
+            -2,
+            ACL_ADMIN_FLAGS,
+            0,
+            acl("6.0.0", "Lists recent denials and failed authentications."),
+        ),
+        sub(
+            "acl|save",
+            2,
+            ACL_ADMIN_FLAGS,
+            0,
+            acl("6.0.0", "Writes the users to the ACL file."),
+        ),
+        sub(
+            "acl|setuser",
+            -3,
+            ACL_ADMIN_FLAGS,
+            0,
+            acl("6.0.0", "Creates a user or changes its rules."),
+        ),
+        sub(
+            "acl|users",
+            2,
+            ACL_ADMIN_FLAGS,
+            0,
+            acl("6.0.0", "Lists the users' names."),
+        ),
+        sub(
+            "acl|whoami",
+            2,
+            ACL_FLAGS,
+            0,
+            acl("6.0.0", "Returns the connection's user."),
+        ),
+    ],
+);

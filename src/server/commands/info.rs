@@ -411,6 +411,13 @@ fn stats_section(server: &Server) -> Section {
             "reply_buffer_expands",
         ],
     )
+    .field("acl_access_denied_auth", load(&server.acl.denied.auth))
+    .field("acl_access_denied_cmd", load(&server.acl.denied.command))
+    .field("acl_access_denied_key", load(&server.acl.denied.key))
+    .field(
+        "acl_access_denied_channel",
+        load(&server.acl.denied.channel),
+    )
 }
 
 fn replication_section(server: &Server) -> Section {

@@ -1,6 +1,7 @@
 //! Command dispatch: the table of commands, argument checks, authentication, transactions and
 //! blocking. Each family of commands lives in its own file; [`parse`] reads their arguments.
 
+mod acl;
 mod command;
 mod connection;
 mod containers;
@@ -11,6 +12,7 @@ mod info_weir;
 mod keyspace;
 mod lookup;
 mod parse;
+mod permission;
 mod persistence;
 mod replies;
 mod server;
@@ -39,6 +41,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use self::describe::{About, KeySpec};
+pub(crate) use self::permission::{AclCommand, acl_commands};
+use super::acl::{Acl, User};
 use super::keys::stream_name;
 use super::resp::{EntryFields, Protocol, Value};
 use super::state::{KeyWatch, Server};
@@ -81,6 +85,10 @@ pub(crate) struct Client {
     pub(crate) db: u8,
     pub(crate) protocol: Protocol,
     pub(crate) authenticated: bool,
+    /// The user the client runs commands as (`default` until it authenticates).
+    pub(crate) user: Arc<User>,
+    /// The users' generation `user` was read at: a newer one means it must be read again.
+    pub(crate) user_generation: u64,
     pub(crate) name: Option<Bytes>,
     /// Commands queued after `MULTI`; `None` outside a transaction.
     pub(crate) multi: Option<Vec<Vec<Bytes>>>,
@@ -102,12 +110,17 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(id: u64, authenticated: bool) -> Self {
+    /// A new connection, as the default user: authenticated if that needs no password.
+    pub(crate) fn new(id: u64, acl: &Acl) -> Self {
+        let user_generation = acl.generation();
+        let user = acl.default_user();
         Client {
             id,
             db: 0,
             protocol: Protocol::Resp2,
-            authenticated,
+            authenticated: user.enabled && user.nopass,
+            user,
+            user_generation,
             name: None,
             multi: None,
             multi_failed: false,
@@ -523,8 +536,11 @@ async fn dispatch(server: &Arc<Server>, client: &mut Client, args: &mut Vec<Byte
         }
         return Value::error(unknown_command(args)).into();
     };
+    if !permission::refresh_user(server, client) {
+        return Outcome::Hangup;
+    }
     let slot = spec.stats_slot(args);
-    if let Some(refusal) = refusal(client, spec, args) {
+    if let Some(refusal) = refusal(server, client, spec, args) {
         if let Some(slot) = slot {
             server.stats.commands.rejected(slot);
         }
@@ -555,20 +571,33 @@ async fn dispatch(server: &Arc<Server>, client: &mut Client, args: &mut Vec<Byte
 }
 
 /// Why a known command is refused before it runs (Redis's `rejected_calls`): a wrong argument
-/// count, a client not authenticated, a command MULTI cannot queue. A refusal inside MULTI
-/// makes EXEC abort.
-fn refusal(client: &mut Client, spec: &CommandSpec, args: &[Bytes]) -> Option<Value> {
+/// count, a client not authenticated, a command MULTI cannot queue, a command or key the user
+/// may not use. A refusal inside MULTI makes EXEC abort; a denied EXEC discards the
+/// transaction at once.
+fn refusal(
+    server: &Server,
+    client: &mut Client,
+    spec: &CommandSpec,
+    args: &[Bytes],
+) -> Option<Value> {
     if arity_ok(spec, args.len()) && !client.authenticated && !spec.has_flag(Flag::NoAuth) {
         return Some(Value::error("NOAUTH Authentication required."));
     }
+    let in_multi = client.multi.is_some();
     let refusal = if !arity_ok(spec, args.len()) {
         Value::error(wrong_arity(spec.name))
-    } else if client.multi.is_none() {
-        return None;
-    } else if spec.has_flag(Flag::NoMulti) {
+    } else if in_multi && spec.has_flag(Flag::NoMulti) {
         Value::error("ERR Command not allowed inside a transaction")
+    } else if let Some(refusal) = in_multi.then(|| subcommand_refusal(spec, args)).flatten() {
+        refusal
+    } else if client.user.unrestricted() {
+        return None;
     } else {
-        subcommand_refusal(spec, args)?
+        let denied = permission::denial(server, client, spec, args)?;
+        if spec.name == "exec" {
+            return Some(connection::abort_exec(client, denied));
+        }
+        denied
     };
     if client.multi.is_some() {
         client.multi_failed = true;

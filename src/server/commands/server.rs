@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::describe::{About, Group};
 use super::parse::is;
-use super::{CommandSpec, Ctx, Outcome, command, containers, info, reply};
+use super::{CommandSpec, Ctx, Outcome, acl, command, containers, info, reply};
 use crate::server::config::{FsyncPolicy, parse_maxclients, rewrite};
 use crate::server::keys::DATABASES;
 use crate::server::resp::Value;
@@ -17,6 +17,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
         |name, arity, flags, handler| CommandSpec::new(name, arity, flags, (0, 0, 0), handler);
     let server = |since, summary| About::new(Group::Server, since, summary);
     vec![
+        spec("acl", -2, &[], acl::acl).about(containers::ACL),
         spec("command", -1, &["loading", "stale"], command::command).about(containers::COMMAND),
         spec("info", -1, &["loading", "stale"], info::info).about(About {
             categories: &["@dangerous"],
@@ -73,6 +74,7 @@ const PARAMETERS: &[&str] = &[
     "port",
     "maxclients",
     "requirepass",
+    "aclfile",
     "proto-max-bulk-len",
     "client-query-buffer-limit",
     "save",
@@ -89,6 +91,11 @@ fn parameter_value(ctx: &Ctx<'_>, name: &str) -> String {
         "port" => config.port.to_string(),
         "maxclients" => config.maxclients.to_string(),
         "requirepass" => config.requirepass.clone().unwrap_or_default(),
+        "aclfile" => config
+            .aclfile
+            .as_ref()
+            .map(|path| path.display().to_string())
+            .unwrap_or_default(),
         "proto-max-bulk-len" => config.max_bulk_len.to_string(),
         "client-query-buffer-limit" => config.max_query_buffer.to_string(),
         "databases" => DATABASES.to_string(),
@@ -184,7 +191,9 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), Value> {
             Ok(())
         }
         "requirepass" => {
-            ctx.server.config.write().requirepass = (!text.is_empty()).then_some(text);
+            let password = (!text.is_empty()).then_some(text);
+            ctx.server.acl.set_default_password(password.as_deref());
+            ctx.server.config.write().requirepass = password;
             Ok(())
         }
         "maxclients" => {

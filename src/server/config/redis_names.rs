@@ -168,14 +168,12 @@ pub const IGNORED: &[&str] = &[
 
 const TLS: &str =
     "weir does not serve TLS yet: terminate TLS in a proxy (stunnel, HAProxy) in front of it";
-const ACL: &str =
-    "weir has no ACL users yet: use requirepass, the password of Redis's default user";
+const USER: &str = "weir reads users from the aclfile only: set `aclfile` and keep the users there (ACL SAVE writes it)";
 const REPLICATION: &str = "weir does not replicate from a Redis server";
 
 /// Redis directives weir refuses, each with the reason given in the error.
 pub const REFUSED: &[(&str, &str)] = &[
-    ("aclfile", ACL),
-    ("user", ACL),
+    ("user", USER),
     ("rename-command", "weir cannot rename or disable commands"),
     ("loadmodule", "weir does not load Redis modules"),
     ("replicaof", REPLICATION),
