@@ -3,6 +3,7 @@
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
+use super::tls::TlsSettings;
 use crate::durability::Durability;
 use crate::stream::NodeLimits;
 
@@ -65,6 +66,8 @@ pub struct ServerConfig {
     pub max_output_buffer: usize,
     /// `stream-node-max-entries` and `stream-node-max-bytes`.
     pub node_limits: NodeLimits,
+    /// `tls-port`, `tls-cert-file`, `tls-key-file`, `tls-ca-cert-file`, `tls-auth-clients`.
+    pub tls: TlsSettings,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +83,7 @@ impl Default for ServerConfig {
             max_query_buffer: 1 << 30,
             max_output_buffer: 256 << 20,
             node_limits: NodeLimits::default(),
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -87,7 +91,7 @@ impl Default for ServerConfig {
 impl ServerConfig {
     /// Applies a Redis-style configuration file: one `name value` per line, `#` comments.
     /// Known names: `dir`, `bind`, `port`, `appendfsync`, `requirepass`, `maxclients`,
-    /// `proto-max-bulk-len`, `client-query-buffer-limit`.
+    /// `proto-max-bulk-len`, `client-query-buffer-limit`, and the `tls-*` names.
     pub fn apply_file(&mut self, path: &Path) -> Result<(), String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read configuration file {}: {e}", path.display()))?;
@@ -143,7 +147,12 @@ impl ServerConfig {
                 self.node_limits.max_bytes = parse_memory(value)
                     .ok_or_else(|| format!("{name}: {value:?} is not a size"))?;
             }
-            other => return Err(format!("unknown setting {other:?}")),
+            other => {
+                return self
+                    .tls
+                    .apply(other, value)
+                    .unwrap_or_else(|| Err(format!("unknown setting {other:?}")));
+            }
         }
         Ok(())
     }

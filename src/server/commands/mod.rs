@@ -2,6 +2,7 @@
 //! blocking. Each family of commands lives in its own file; [`parse`] reads their arguments.
 
 mod command;
+mod config_tls;
 mod connection;
 mod containers;
 mod describe;
