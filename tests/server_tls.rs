@@ -317,6 +317,26 @@ fn a_silent_client_is_disconnected_without_holding_up_others() {
 }
 
 #[test]
+fn a_shutdown_does_not_wait_for_a_pending_handshake() {
+    let authority = Authority::new("weir test CA");
+    let files = Files::new(&authority);
+    let server = start(&files, "optional");
+    let _silent = TcpStream::connect(("127.0.0.1", server.tls_port())).unwrap();
+    // The handshake task starts once the connection is accepted.
+    assert_eq!(
+        tls_ping(server.tls_port(), &authority, None).unwrap(),
+        "PONG"
+    );
+    let started = Instant::now();
+    assert!(server.terminate().success());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the shutdown waited {:?} for a client that sent no handshake",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn plain_text_on_the_tls_port_gets_a_clean_close() {
     let authority = Authority::new("weir test CA");
     let files = Files::new(&authority);

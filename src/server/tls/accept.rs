@@ -23,7 +23,13 @@ pub(crate) async fn serve(server: Arc<Server>, socket: TcpStream, addr: SocketAd
         tracing::error!(%addr, "a TLS client arrived while no TLS material is loaded");
         return;
     };
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+    // A shutdown does not wait for a handshake: the client has sent no command yet.
+    let mut shutdown = server.shutdown.subscribe();
+    let handshake = tokio::select! {
+        handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)) => handshake,
+        _ = shutdown.changed() => return,
+    };
+    match handshake {
         Ok(Ok(stream)) if denied => crate::server::deny_unprotected(stream).await,
         Ok(Ok(stream)) => connection::serve(server, stream, addr).await,
         Ok(Err(error)) => tracing::debug!(%addr, %error, "TLS handshake failed"),
