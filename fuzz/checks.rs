@@ -646,11 +646,10 @@ fn server_port() -> u16 {
                 .expect("runtime");
             runtime.block_on(async move {
                 let server = Server::open(config.clone()).expect("open server");
-                let listener = weir::server::bind(&config).await.expect("bind");
-                ready
-                    .send(listener.local_addr().expect("address").port())
-                    .expect("report port");
-                weir::server::serve(server, listener, async {
+                let listeners = weir::server::listen(&server).await.expect("listen");
+                let address = listeners.plain_address().expect("a plain listener");
+                ready.send(address.port()).expect("report port");
+                weir::server::serve(server, listeners, async {
                     let _ = stopped.await;
                 })
                 .await

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use weir::server::notify::ServiceNotifier;
-use weir::server::{FsyncPolicy, OpenFiles, Server, ServerConfig, parse_maxclients, resolve_bind};
+use weir::server::tls::{TlsAuthClients, TlsSettings};
+use weir::server::{
+    FsyncPolicy, Listeners, OpenFiles, Server, ServerConfig, parse_maxclients, resolve_bind,
+};
 
 /// A Redis-protocol server for weir streams: every Redis client, redis-cli and redis-benchmark
 /// work against it unchanged, and acknowledged writes survive crashes.
@@ -23,9 +26,12 @@ struct Args {
     /// loopback needs --requirepass, or only loopback clients are served (protected mode).
     #[arg(long, value_parser = resolve_bind)]
     bind: Option<IpAddr>,
-    /// TCP port.
+    /// TCP port for plain clients. With --tls-port, 0 turns plain connections off; alone, 0
+    /// picks any free port.
     #[arg(long)]
     port: Option<u16>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// When writes reach the disk: `always` (a reply is sent only once the write is on disk;
     /// concurrent clients share flushes), `everysec` (at most about a second is lost to a power
     /// failure), or `no` (the operating system decides).
@@ -44,7 +50,7 @@ struct Args {
     #[arg(long, value_parser = parse_maxclients)]
     maxclients: Option<usize>,
     /// A configuration file in Redis's syntax (`name value` lines, quotes, units such as
-    /// `512mb`, `include`), which CONFIG REWRITE updates; flags given on the command line win
+    /// `512mb`, `include`; the `tls-*` names among others), which CONFIG REWRITE updates; flags given on the command line win
     /// over it. By default, none.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -57,6 +63,52 @@ struct Args {
     /// log collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// TLS, under Redis's names (also accepted in the configuration file).
+#[derive(Debug, clap::Args)]
+struct TlsArgs {
+    /// TCP port for TLS clients, beside the plain port (0: no TLS).
+    #[arg(long)]
+    tls_port: Option<u16>,
+    /// The server's certificate chain (PEM), its own certificate first.
+    #[arg(long)]
+    tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file (PEM).
+    #[arg(long)]
+    tls_key_file: Option<PathBuf>,
+    /// CA certificates (PEM) that client certificates must be signed by.
+    #[arg(long)]
+    tls_ca_cert_file: Option<PathBuf>,
+    /// Whether TLS clients must present a certificate signed by the CA: `yes` (the default),
+    /// `optional` (one presented must be valid), or `no` (none is asked for).
+    #[arg(long, value_parser = parse_tls_auth_clients)]
+    tls_auth_clients: Option<TlsAuthClients>,
+}
+
+impl TlsArgs {
+    /// Overrides the configuration file's settings with the flags given.
+    fn apply_to(self, settings: &mut TlsSettings) {
+        if let Some(port) = self.tls_port {
+            settings.port = port;
+        }
+        for (flag, file) in [
+            (self.tls_cert_file, &mut settings.cert_file),
+            (self.tls_key_file, &mut settings.key_file),
+            (self.tls_ca_cert_file, &mut settings.ca_cert_file),
+        ] {
+            if flag.is_some() {
+                *file = flag;
+            }
+        }
+        if let Some(auth) = self.tls_auth_clients {
+            settings.auth_clients = auth;
+        }
+    }
+}
+
+fn parse_tls_auth_clients(text: &str) -> Result<TlsAuthClients, String> {
+    TlsAuthClients::parse(text).ok_or_else(|| format!("{text:?}: expected yes, no or optional"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -128,6 +180,7 @@ fn configuration(args: Args) -> Result<ServerConfig, String> {
     if let Some(port) = args.port {
         config.port = port;
     }
+    args.tls.apply_to(&mut config.tls);
     if let Some(fsync) = args.fsync {
         config.fsync = fsync;
     }
@@ -201,13 +254,10 @@ async fn run(config: ServerConfig) -> Result<(), String> {
         );
     }
     fit_maxclients(&server, config.maxclients)?;
-    let listener = weir::server::bind(&config)
+    let listeners = weir::server::listen(&server)
         .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.bind, config.port))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    tracing::info!(%address, fsync = config.fsync.as_str(), "ready to accept connections");
+        .map_err(|e| e.to_string())?;
+    let address = log_listeners(&listeners, config.fsync)?;
     let notifier = Arc::new(
         ServiceNotifier::from_env()
             .map_err(|e| format!("cannot open the service manager's notification socket: {e}"))?,
@@ -217,6 +267,7 @@ async fn run(config: ServerConfig) -> Result<(), String> {
         Arc::clone(&notifier),
         Arc::clone(&server),
     ));
+    let tls_reloads = tokio::spawn(reload_tls_on_hangup(Arc::clone(&server)));
     let stopping = {
         let notifier = Arc::clone(&notifier);
         async move {
@@ -224,10 +275,49 @@ async fn run(config: ServerConfig) -> Result<(), String> {
             tell_stopping(&notifier);
         }
     };
-    let served = weir::server::serve(server, listener, stopping).await;
+    let served = weir::server::serve(server, listeners, stopping).await;
     watchdog.abort();
+    tls_reloads.abort();
     tell_stopping(&notifier);
     served.map_err(|e| format!("shutdown failed: {e}"))
+}
+
+/// Logs where clients connect; returns the address announced to the service manager: the
+/// plain one, or the TLS one when plain connections are off.
+fn log_listeners(
+    listeners: &Listeners,
+    fsync: FsyncPolicy,
+) -> Result<std::net::SocketAddr, String> {
+    let (plain, tls) = (listeners.plain_address(), listeners.tls_address());
+    if let Some(address) = plain {
+        tracing::info!(%address, "listening for plain connections");
+    }
+    if let Some(address) = tls {
+        tracing::info!(%address, "listening for TLS connections");
+    }
+    let address = plain.or(tls).ok_or("cannot read the listening address")?;
+    tracing::info!(%address, fsync = fsync.as_str(), "ready to accept connections");
+    Ok(address)
+}
+
+/// SIGHUP reads the TLS certificate, key and CA files again, as `CONFIG SET tls-cert-file`
+/// does; a file that does not load leaves the material in use as it was.
+async fn reload_tls_on_hangup(server: Arc<Server>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install the SIGHUP handler: reload TLS files with CONFIG SET");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match server.reload_tls() {
+            Ok(true) => tracing::info!("SIGHUP: TLS material reloaded"),
+            Ok(false) => tracing::info!("SIGHUP: no TLS material configured, nothing reloaded"),
+            Err(error) => tracing::warn!(
+                %error,
+                "SIGHUP: TLS material not reloaded; the previous material stays in use"
+            ),
+        }
+    }
 }
 
 fn announce_ready(notifier: &ServiceNotifier, address: std::net::SocketAddr) {

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub use file::ConfigFileError;
 pub use rewrite::rewrite;
 
+use super::tls::TlsSettings;
 use crate::durability::Durability;
 use crate::server::version::{LATEST, RedisVersion};
 use crate::stream::NodeLimits;
@@ -36,6 +37,11 @@ pub const DIRECTIVES: &[&str] = &[
     "stream-node-max-entries",
     "stream-node-max-bytes",
     "redis-version",
+    "tls-port",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-auth-clients",
 ];
 
 /// A Redis directive of the configuration file that has no effect in weir, and where it is.
@@ -134,6 +140,8 @@ pub struct ServerConfig {
     pub redis_version: RedisVersion,
     /// The configuration file read at start, which `CONFIG REWRITE` writes (absolute).
     pub config_file: Option<PathBuf>,
+    /// `tls-port`, `tls-cert-file`, `tls-key-file`, `tls-ca-cert-file`, `tls-auth-clients`.
+    pub tls: TlsSettings,
 }
 
 impl Default for ServerConfig {
@@ -152,6 +160,7 @@ impl Default for ServerConfig {
             node_limits: NodeLimits::default(),
             redis_version: LATEST,
             config_file: None,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -214,7 +223,7 @@ impl ServerConfig {
             "stream-node-max-entries" => self.node_limits.max_entries.to_string(),
             "stream-node-max-bytes" => format_memory(self.node_limits.max_bytes),
             "redis-version" => self.redis_version.to_string(),
-            _ => return None,
+            name => return self.tls.value(name).map(|value| file::quote(&value)),
         })
     }
 
@@ -270,7 +279,12 @@ impl ServerConfig {
                     .ok_or_else(|| format!("{name}: {value:?} is not a size"))?;
             }
             "redis-version" => self.redis_version = RedisVersion::parse_supported(value)?,
-            other => return Err(unknown_directive(other)),
+            other => {
+                return self
+                    .tls
+                    .apply(other, value)
+                    .unwrap_or_else(|| Err(unknown_directive(other)));
+            }
         }
         Ok(())
     }

@@ -15,8 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, watch};
 
 use super::commands::{self, Client, Outcome};
@@ -27,15 +26,22 @@ const READ_CHUNK: usize = 16 * 1024;
 /// How much of a large reply is encoded before it is written.
 const REPLY_PART: usize = 1 << 20;
 
+/// A client's byte stream: a TCP socket, or a TLS session over one. Generic rather than boxed,
+/// so that the plain path compiles to the same code as before TLS existed.
+pub(crate) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ClientStream for S {}
+
 /// Serves one client until it quits, breaks the protocol, is killed, or the server stops.
-pub(crate) async fn serve(server: Arc<Server>, mut socket: TcpStream, addr: SocketAddr) {
+pub(crate) async fn serve(server: Arc<Server>, mut socket: impl ClientStream, addr: SocketAddr) {
     let Some((id, kill)) = server.register_client(addr) else {
         let mut out = BytesMut::new();
         Value::error("ERR max number of clients reached").encode(resp::Protocol::Resp2, &mut out);
-        let _ = socket.write_all(&out).await;
+        if socket.write_all(&out).await.is_ok() {
+            let _ = socket.flush().await;
+        }
         return;
     };
-    let _ = socket.set_nodelay(true);
     let mut connection = Connection {
         parser: RequestParser::new(limits(&server)),
         client: Client::new(id, &server.acl),
@@ -67,9 +73,9 @@ enum BatchEnd {
     Drop,
 }
 
-struct Connection {
+struct Connection<S> {
     server: Arc<Server>,
-    socket: TcpStream,
+    socket: S,
     input: BytesMut,
     output: BytesMut,
     /// The large reply being written, part by part.
@@ -82,7 +88,7 @@ struct Connection {
     shutdown: watch::Receiver<bool>,
 }
 
-impl Connection {
+impl<S: ClientStream> Connection<S> {
     async fn run(&mut self) -> std::io::Result<()> {
         loop {
             let end = self.run_batch().await;
@@ -244,8 +250,13 @@ impl Connection {
         if self.output.is_empty() {
             return Ok(true);
         }
+        // The flush sends what a TLS session still holds of the replies; on TCP it does nothing.
+        let written = async {
+            self.socket.write_all(&self.output).await?;
+            self.socket.flush().await
+        };
         tokio::select! {
-            written = self.socket.write_all(&self.output) => written?,
+            written = written => written?,
             () = self.kill.notified() => return Ok(false),
             _ = self.shutdown.changed() => return Ok(false),
         }

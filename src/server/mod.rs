@@ -9,18 +9,22 @@ mod commands;
 mod config;
 mod connection;
 mod keys;
+mod listen;
 pub mod notify;
 mod open_files;
 mod process;
 pub mod resp;
 mod state;
+pub mod tls;
 pub mod version;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
 
 use crate::clock::{Clock, SystemClock};
 use crate::repeated::RepeatLimiter;
@@ -28,6 +32,7 @@ use crate::repeated::RepeatLimiter;
 pub use config::{
     ConfigFileError, FsyncPolicy, IgnoredDirective, ServerConfig, parse_maxclients, resolve_bind,
 };
+pub use listen::{ListenError, Listeners, listen};
 pub use open_files::OpenFiles;
 pub use state::Server;
 
@@ -35,31 +40,31 @@ pub use state::Server;
 /// store without them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Accepts clients on `listener` until `shutdown` resolves or a client sends `SHUTDOWN`, then
-/// stops accepting, lets the commands in flight finish, and closes the store cleanly.
+/// Accepts clients on the plain and TLS listeners until `shutdown` resolves or a client sends
+/// `SHUTDOWN`, then stops accepting, lets the commands in flight finish, and closes the store
+/// cleanly.
 pub async fn serve(
     server: Arc<Server>,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), crate::StoreError> {
-    let mut connections = tokio::task::JoinSet::new();
+    let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     warn_if_unprotected(&server.config.read());
-    let mut accepting = AcceptBackoff::default();
+    let mut plain = AcceptBackoff::default();
+    let mut tls = AcceptBackoff::default();
     loop {
         tokio::select! {
-            accepted = accepting.accept(&listener) => match accepted {
-                Ok((socket, addr)) => {
-                    accepting.succeeded();
-                    if refused_by_protected_mode(&server.config.read(), addr.ip()) {
-                        refuse_unprotected(socket);
-                        continue;
-                    }
-                    let server = Arc::clone(&server);
-                    connections.spawn(connection::serve(server, socket, addr));
+            accepted = plain.accept(listeners.plain.as_ref()) => {
+                if let Some(client) = plain.outcome(accepted) {
+                    admit(&server, &mut connections, client, Transport::Plain);
                 }
-                Err(error) => accepting.failed(&error),
-            },
+            }
+            accepted = tls.accept(listeners.tls.as_ref()) => {
+                if let Some(client) = tls.outcome(accepted) {
+                    admit(&server, &mut connections, client, Transport::Tls);
+                }
+            }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = &mut shutdown => break,
             () = server.stop_requested.notified() => {
@@ -108,13 +113,37 @@ fn warn_if_unprotected(config: &ServerConfig) {
     }
 }
 
-fn refuse_unprotected(socket: tokio::net::TcpStream) {
-    tokio::spawn(async move {
-        use tokio::io::AsyncWriteExt;
-        let mut socket = socket;
-        let message = b"-DENIED weir is running in protected mode because it listens beyond loopback without a password. Set --requirepass, or connect through the loopback interface.\r\n";
-        let _ = socket.write_all(message).await;
-    });
+/// Which listener a client came through.
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    Plain,
+    Tls,
+}
+
+/// Starts serving an accepted client: its connection (after the TLS handshake, for the TLS
+/// port) or, in protected mode, the refusal. The handshake runs in the client's own task, so a
+/// slow or silent client never holds up the accept loop.
+fn admit(
+    server: &Arc<Server>,
+    connections: &mut JoinSet<()>,
+    (socket, addr): (TcpStream, SocketAddr),
+    transport: Transport,
+) {
+    let _ = socket.set_nodelay(true);
+    let denied = refused_by_protected_mode(&server.config.read(), addr.ip());
+    let server = Arc::clone(server);
+    match transport {
+        Transport::Plain if denied => connections.spawn(deny_unprotected(socket)),
+        Transport::Plain => connections.spawn(connection::serve(server, socket, addr)),
+        Transport::Tls => connections.spawn(tls::serve(server, socket, addr, denied)),
+    };
+}
+
+async fn deny_unprotected(mut socket: impl AsyncWrite + Unpin) {
+    let message = b"-DENIED weir is running in protected mode because it listens beyond loopback without a password. Set --requirepass, or connect through the loopback interface.\r\n";
+    if socket.write_all(message).await.is_ok() {
+        let _ = socket.flush().await;
+    }
 }
 
 /// The first pause after `accept` fails for want of descriptors or memory; each failure in a
@@ -135,11 +164,35 @@ struct AcceptBackoff {
 }
 
 impl AcceptBackoff {
-    async fn accept(&self, listener: &TcpListener) -> std::io::Result<(TcpStream, SocketAddr)> {
+    /// The next client of `listener`; never resolves without a listener (a port that is off).
+    async fn accept(
+        &self,
+        listener: Option<&TcpListener>,
+    ) -> std::io::Result<(TcpStream, SocketAddr)> {
+        let Some(listener) = listener else {
+            return std::future::pending().await;
+        };
         if let Some(resume_at) = self.resume_at {
             tokio::time::sleep_until(resume_at).await;
         }
         listener.accept().await
+    }
+
+    /// The accepted client, or `None` after noting the failure.
+    fn outcome(
+        &mut self,
+        accepted: std::io::Result<(TcpStream, SocketAddr)>,
+    ) -> Option<(TcpStream, SocketAddr)> {
+        match accepted {
+            Ok(client) => {
+                self.succeeded();
+                Some(client)
+            }
+            Err(error) => {
+                self.failed(&error);
+                None
+            }
+        }
     }
 
     /// Accepting works again (or failed for a reason a pause does not help with).
@@ -187,11 +240,6 @@ impl AcceptBackoff {
             None => tracing::warn!(%error, "accept failed{note}"),
         }
     }
-}
-
-/// Binds the configured address.
-pub async fn bind(config: &ServerConfig) -> std::io::Result<TcpListener> {
-    TcpListener::bind(SocketAddr::new(config.bind, config.port)).await
 }
 
 #[cfg(test)]

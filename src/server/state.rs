@@ -15,6 +15,7 @@ use super::acl::Acl;
 use super::command_stats::{CommandStats, ErrorStats};
 use super::config::ServerConfig;
 use super::open_files::{OpenFiles, fit_maxclients};
+use super::tls::TlsMaterial;
 use crate::store::{Store, StoreError, StoreOptions, StoreRecovery};
 
 /// A connected client, as `CLIENT LIST` shows it.
@@ -89,6 +90,8 @@ pub struct Server {
     pub(crate) shutdown: watch::Sender<bool>,
     /// Notified by `SHUTDOWN`: the accept loop stops as it does on SIGTERM.
     pub(crate) stop_requested: Notify,
+    /// The certificate, key and CA the TLS port uses now.
+    pub(crate) tls: TlsMaterial,
 }
 
 impl std::fmt::Debug for Server {
@@ -120,6 +123,7 @@ impl Server {
             startup_memory: super::process::memory().heap,
             shutdown: watch::channel(false).0,
             stop_requested: Notify::new(),
+            tls: TlsMaterial::default(),
         }))
     }
 

@@ -26,6 +26,7 @@ const PORT_ATTEMPTS: usize = 20;
 pub struct Server {
     child: Option<Child>,
     port: u16,
+    tls_port: Option<u16>,
     dir: PathBuf,
     password: Option<String>,
     log: PathBuf,
@@ -46,17 +47,26 @@ impl Server {
     /// A server on a fresh data directory whose open-files limit (soft and hard) is `limit`.
     pub fn start_with_open_files(limit: u64, args: &[&str]) -> Server {
         let data = tempfile::tempdir().expect("data directory");
-        let mut server = Server::launch(data.path(), args, Some(limit));
+        let mut server = Server::launch(data.path(), args, Some(limit), false);
         server._data = Some(data);
         server
     }
 
     /// A server on `dir` (which the caller keeps), with extra command-line arguments.
     pub fn start_in(dir: &Path, args: &[&str]) -> Server {
-        Server::launch(dir, args, None)
+        Server::launch(dir, args, None, false)
     }
 
-    fn launch(dir: &Path, args: &[&str], open_files: Option<u64>) -> Server {
+    /// A server on a fresh data directory that also listens for TLS on a free port (`args`
+    /// give the certificate files).
+    pub fn start_tls(args: &[&str]) -> Server {
+        let data = tempfile::tempdir().expect("data directory");
+        let mut server = Server::launch(data.path(), args, None, true);
+        server._data = Some(data);
+        server
+    }
+
+    fn launch(dir: &Path, args: &[&str], open_files: Option<u64>, tls: bool) -> Server {
         let scratch = tempfile::tempdir().expect("scratch directory");
         let password = args
             .iter()
@@ -66,11 +76,18 @@ impl Server {
         let mut last_failure = String::new();
         for attempt in 0..PORT_ATTEMPTS {
             let port = free_port();
+            let tls_port = tls.then(free_port);
+            let tls_port_text = tls_port.map(|port| port.to_string());
+            let mut all_args = args.to_vec();
+            if let Some(text) = &tls_port_text {
+                all_args.extend(["--tls-port", text]);
+            }
             let log = scratch.path().join(format!("server-{attempt}.log"));
-            let child = spawn(dir, port, args, &log, open_files);
+            let child = spawn(dir, port, &all_args, &log, open_files);
             let mut server = Server {
                 child: Some(child),
                 port,
+                tls_port,
                 dir: dir.to_path_buf(),
                 password: password.clone(),
                 log,
@@ -95,6 +112,20 @@ impl Server {
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The TLS port, for a server started with [`Server::start_tls`].
+    pub fn tls_port(&self) -> u16 {
+        self.tls_port.expect("a server started with start_tls")
+    }
+
+    /// Sends `signal` to the server, which keeps running.
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits");
+        // SAFETY: `pid` is our own child, not yet reaped, so the ID cannot have been reused.
+        unsafe {
+            libc::kill(pid, signal);
+        }
     }
 
     /// The data directory.

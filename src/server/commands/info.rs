@@ -140,6 +140,7 @@ fn server_section(server: &Server) -> Section {
         .field("config_file", "")
         .field("io_threads_active", 0)
         .field("weir_version", env!("CARGO_PKG_VERSION"))
+        .field("weir_tls_port", config.tls.port)
 }
 
 /// 16 hex digits that change with weir's version, as Redis's build ID changes with its build.

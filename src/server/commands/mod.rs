@@ -3,6 +3,7 @@
 
 mod acl;
 mod command;
+mod config_tls;
 mod connection;
 mod containers;
 mod describe;

@@ -11,6 +11,7 @@ use super::{CommandSpec, Ctx, Outcome, acl, command, containers, info, reply};
 use crate::server::config::{FsyncPolicy, parse_maxclients, rewrite};
 use crate::server::keys::DATABASES;
 use crate::server::resp::Value;
+use crate::server::tls::TlsSettings;
 
 pub(super) fn commands() -> Vec<CommandSpec> {
     let spec =
@@ -99,7 +100,9 @@ fn parameter_value(ctx: &Ctx<'_>, name: &str) -> String {
         "proto-max-bulk-len" => config.max_bulk_len.to_string(),
         "client-query-buffer-limit" => config.max_query_buffer.to_string(),
         "databases" => DATABASES.to_string(),
-        _ => super::persistence::value(&config, name).unwrap_or_default(),
+        _ => super::persistence::value(&config, name)
+            .or_else(|| config.tls.value(name))
+            .unwrap_or_default(),
     }
 }
 
@@ -107,7 +110,11 @@ fn config_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let sub = &args[1];
     if is(sub, "GET") && args.len() >= 3 {
         let mut pairs = Vec::new();
-        for name in PARAMETERS.iter().chain(super::persistence::NAMES) {
+        let names = PARAMETERS
+            .iter()
+            .chain(super::persistence::NAMES)
+            .chain(TlsSettings::NAMES);
+        for name in names {
             if args[2..].iter().any(|pattern| {
                 crate::server::keys::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes())
             }) {
@@ -116,8 +123,11 @@ fn config_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
         }
         Ok(Value::Map(pairs))
     } else if is(sub, "SET") && args.len() >= 4 && args.len() % 2 == 0 {
+        super::config_tls::set(ctx, &args[2..])?;
         for pair in args[2..].chunks(2) {
-            config_set(ctx, &pair[0], &pair[1])?;
+            if !super::config_tls::is_tls_name(&pair[0]) {
+                config_set(ctx, &pair[0], &pair[1])?;
+            }
         }
         Ok(Value::ok())
     } else if is(sub, "RESETSTAT") && args.len() == 2 {

@@ -166,8 +166,8 @@ pub const IGNORED: &[&str] = &[
     "zset-max-ziplist-value",
 ];
 
-const TLS: &str =
-    "weir does not serve TLS yet: terminate TLS in a proxy (stunnel, HAProxy) in front of it";
+const TLS: &str = "weir's TLS takes tls-port, tls-cert-file, tls-key-file, tls-ca-cert-file and \
+     tls-auth-clients only: the ciphers, protocols and session cache are rustls's defaults";
 const USER: &str = "weir reads users from the aclfile only: set `aclfile` and keep the users there (ACL SAVE writes it)";
 const REPLICATION: &str = "weir does not replicate from a Redis server";
 
@@ -178,10 +178,7 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("loadmodule", "weir does not load Redis modules"),
     ("replicaof", REPLICATION),
     ("slaveof", REPLICATION),
-    ("tls-auth-clients", TLS),
     ("tls-ca-cert-dir", TLS),
-    ("tls-ca-cert-file", TLS),
-    ("tls-cert-file", TLS),
     ("tls-ciphers", TLS),
     ("tls-ciphersuites", TLS),
     ("tls-client-cert-file", TLS),
@@ -189,9 +186,7 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("tls-client-key-file-pass", TLS),
     ("tls-cluster", TLS),
     ("tls-dh-params-file", TLS),
-    ("tls-key-file", TLS),
     ("tls-key-file-pass", TLS),
-    ("tls-port", TLS),
     ("tls-prefer-server-ciphers", TLS),
     ("tls-protocols", TLS),
     ("tls-replication", TLS),
