@@ -1,5 +1,6 @@
 //! A stream: the handle through which entries are appended and read, and its consumer groups.
 
+mod activity;
 mod admin;
 mod backlog;
 mod config;
@@ -18,6 +19,7 @@ mod source;
 pub use crate::group::{
     AutoClaim, ClaimOptions, GroupPolicy, NackMode, PendingQuery, ReadNew, StreamFacts,
 };
+pub use activity::GroupActivity;
 pub use backlog::Backlog;
 pub use config::{Discard, StreamConfig};
 use config::{Refusal, Usage};
@@ -150,6 +152,8 @@ pub struct Stream {
     /// Per group, why its dead-letter stream refused the last dead letters it was sent (those
     /// entries stay pending and are tried again); absent once dead-lettering succeeds.
     dead_letter_refusals: Mutex<BTreeMap<Vec<u8>, String>>,
+    /// Per group, what it handed out and dead-lettered since the stream was opened.
+    activity: activity::ActivityCounters,
     /// Where Redis would have cut the stream into nodes; `None` until an approximate trim or
     /// `radix_tree` first needs it.
     nodes: Mutex<Option<NodeModel>>,
@@ -227,6 +231,7 @@ impl Stream {
             admission: Mutex::new(()),
             last_activity_ms: AtomicU64::new(opened_ms),
             dead_letter_refusals: Mutex::default(),
+            activity: activity::ActivityCounters::default(),
             nodes: Mutex::new(None),
             node_limits: context.node_limits,
         };
