@@ -7,6 +7,7 @@ mod command_stats;
 mod commands;
 mod config;
 mod connection;
+mod diagnostics;
 mod keys;
 pub mod notify;
 mod open_files;

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, watch};
 
 use super::command_stats::{CommandStats, ErrorStats};
 use super::config::ServerConfig;
+use super::diagnostics::Diagnostics;
 use super::open_files::{OpenFiles, fit_maxclients};
 use crate::store::{Store, StoreError, StoreOptions, StoreRecovery};
 
@@ -74,6 +75,8 @@ pub struct Server {
     next_client_id: AtomicU64,
     pub(crate) stats: Stats,
     pub(crate) blocked_clients: AtomicUsize,
+    /// The slow log and the latency monitor.
+    pub(crate) diagnostics: Diagnostics,
     pub(crate) started: Instant,
     /// Unix time in milliseconds when the server started.
     pub(crate) started_unix_ms: u64,
@@ -107,6 +110,7 @@ impl Server {
             next_client_id: AtomicU64::new(1),
             stats: Stats::new(),
             blocked_clients: AtomicUsize::new(0),
+            diagnostics: Diagnostics::default(),
             started: Instant::now(),
             started_unix_ms: unix_ms(),
             run_id: run_id(),

@@ -7,7 +7,10 @@ use bytes::Bytes;
 
 use super::describe::{About, Group};
 use super::parse::is;
-use super::{CommandSpec, Ctx, Outcome, command, containers, info, reply};
+use super::{
+    CommandSpec, Ctx, Outcome, command, containers, diagnostics_config, info, latency, reply,
+    slowlog,
+};
 use crate::server::config::{FsyncPolicy, parse_maxclients};
 use crate::server::keys::DATABASES;
 use crate::server::resp::Value;
@@ -40,6 +43,8 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             "Debugging commands: RELOAD recovers the data directory.",
         )),
         spec("function", -2, &["write"], function).about(containers::FUNCTION),
+        spec("slowlog", -2, &["admin"], slowlog::slowlog).about(containers::SLOWLOG),
+        spec("latency", -2, &["admin"], latency::latency).about(containers::LATENCY),
         spec(
             "shutdown",
             -1,
@@ -92,7 +97,9 @@ fn parameter_value(ctx: &Ctx<'_>, name: &str) -> String {
         "proto-max-bulk-len" => config.max_bulk_len.to_string(),
         "client-query-buffer-limit" => config.max_query_buffer.to_string(),
         "databases" => DATABASES.to_string(),
-        _ => super::persistence::value(&config, name).unwrap_or_default(),
+        _ => super::persistence::value(&config, name)
+            .or_else(|| diagnostics_config::value(ctx.server, name))
+            .unwrap_or_default(),
     }
 }
 
@@ -100,7 +107,11 @@ fn config_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let sub = &args[1];
     if is(sub, "GET") && args.len() >= 3 {
         let mut pairs = Vec::new();
-        for name in PARAMETERS.iter().chain(super::persistence::NAMES) {
+        let names = PARAMETERS
+            .iter()
+            .chain(super::persistence::NAMES)
+            .chain(diagnostics_config::NAMES);
+        for name in names {
             if args[2..].iter().any(|pattern| {
                 crate::server::keys::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes())
             }) {
@@ -144,6 +155,9 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), Value> {
         ))
     };
     if let Some(outcome) = super::persistence::set(ctx, &name, value) {
+        return outcome;
+    }
+    if let Some(outcome) = diagnostics_config::set(ctx, &name, value) {
         return outcome;
     }
     match name.as_str() {
