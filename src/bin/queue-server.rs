@@ -38,9 +38,15 @@ struct Args {
     /// start to what the open-files limit allows, if it cannot be raised far enough.
     #[arg(long, value_parser = parse_maxclients)]
     maxclients: Option<usize>,
+    /// Port of the Prometheus endpoint (plain HTTP, `GET /metrics`); off unless given.
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// Address of the Prometheus endpoint [default: the --bind address].
+    #[arg(long, value_parser = resolve_bind)]
+    metrics_bind: Option<IpAddr>,
     /// A Redis-style configuration file (`name value` lines: dir, bind, port, appendfsync,
-    /// requirepass, maxclients, proto-max-bulk-len, client-query-buffer-limit); flags given
-    /// on the command line win over it.
+    /// requirepass, maxclients, proto-max-bulk-len, client-query-buffer-limit, metrics-port,
+    /// metrics-bind); flags given on the command line win over it.
     #[arg(long)]
     config: Option<PathBuf>,
     /// How log lines are written to stderr: `text` for people, `json` (one object a line) for
@@ -121,6 +127,8 @@ fn configuration(args: Args) -> Result<ServerConfig, String> {
     if let Some(maxclients) = args.maxclients {
         config.maxclients = maxclients;
     }
+    config.metrics_port = args.metrics_port.or(config.metrics_port);
+    config.metrics_bind = args.metrics_bind.or(config.metrics_bind);
     Ok(config)
 }
 
@@ -183,6 +191,7 @@ async fn run(config: ServerConfig) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     tracing::info!(%address, fsync = config.fsync.as_str(), "ready to accept connections");
+    let metrics = start_metrics(&server, &config).await?;
     let notifier = Arc::new(
         ServiceNotifier::from_env()
             .map_err(|e| format!("cannot open the service manager's notification socket: {e}"))?,
@@ -201,8 +210,31 @@ async fn run(config: ServerConfig) -> Result<(), String> {
     };
     let served = weir::server::serve(server, listener, stopping).await;
     watchdog.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     tell_stopping(&notifier);
     served.map_err(|e| format!("shutdown failed: {e}"))
+}
+
+/// Starts the Prometheus endpoint when a port is configured, on the server's address unless
+/// another is given.
+async fn start_metrics(
+    server: &Arc<Server>,
+    config: &ServerConfig,
+) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let Some(port) = config.metrics_port else {
+        return Ok(None);
+    };
+    let address = std::net::SocketAddr::new(config.metrics_bind.unwrap_or(config.bind), port);
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        format!("cannot listen for metrics on {address}: {e} (choose another --metrics-port)")
+    })?;
+    tracing::info!(%address, "serving metrics at /metrics");
+    Ok(Some(tokio::spawn(weir::server::serve_metrics(
+        Arc::clone(server),
+        listener,
+    ))))
 }
 
 fn announce_ready(notifier: &ServiceNotifier, address: std::net::SocketAddr) {

@@ -65,6 +65,10 @@ pub struct ServerConfig {
     pub max_output_buffer: usize,
     /// `stream-node-max-entries` and `stream-node-max-bytes`.
     pub node_limits: NodeLimits,
+    /// The Prometheus endpoint's port (`metrics-port`); `None`: no endpoint.
+    pub metrics_port: Option<u16>,
+    /// The Prometheus endpoint's address (`metrics-bind`); `None`: the server's `bind`.
+    pub metrics_bind: Option<IpAddr>,
 }
 
 impl Default for ServerConfig {
@@ -80,6 +84,8 @@ impl Default for ServerConfig {
             max_query_buffer: 1 << 30,
             max_output_buffer: 256 << 20,
             node_limits: NodeLimits::default(),
+            metrics_port: None,
+            metrics_bind: None,
         }
     }
 }
@@ -142,6 +148,17 @@ impl ServerConfig {
             "stream-node-max-bytes" => {
                 self.node_limits.max_bytes = parse_memory(value)
                     .ok_or_else(|| format!("{name}: {value:?} is not a size"))?;
+            }
+            "metrics-port" => {
+                let port = value
+                    .parse()
+                    .map_err(|_| format!("metrics-port: {value:?} is not a port number"))?;
+                self.metrics_port = Some(port);
+            }
+            "metrics-bind" => {
+                let address =
+                    resolve_bind(value).map_err(|reason| format!("metrics-bind: {reason}"))?;
+                self.metrics_bind = Some(address);
             }
             other => return Err(format!("unknown setting {other:?}")),
         }
@@ -240,5 +257,19 @@ mod tests {
         let mut config = ServerConfig::default();
         config.apply("bind", "localhost ::1").unwrap();
         assert_eq!(config.bind, IpAddr::from([127, 0, 0, 1]));
+    }
+
+    #[test]
+    fn the_metrics_endpoint_is_off_unless_a_port_is_given() {
+        let mut config = ServerConfig::default();
+        assert_eq!((config.metrics_port, config.metrics_bind), (None, None));
+        config.apply("metrics-port", "9121").unwrap();
+        config.apply("metrics-bind", "::1").unwrap();
+        assert_eq!(config.metrics_port, Some(9121));
+        assert_eq!(
+            config.metrics_bind,
+            Some(IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1u16]))
+        );
+        assert!(config.apply("metrics-port", "http").is_err());
     }
 }

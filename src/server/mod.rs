@@ -9,6 +9,8 @@ mod config;
 mod connection;
 mod diagnostics;
 mod keys;
+#[cfg(feature = "cli")]
+mod metrics;
 pub mod notify;
 mod open_files;
 mod process;
@@ -23,6 +25,8 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 
 pub use config::{FsyncPolicy, ServerConfig, parse_maxclients, resolve_bind};
+#[cfg(feature = "cli")]
+pub use metrics::serve_metrics;
 pub use open_files::OpenFiles;
 pub use state::Server;
 
