@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::parse::integer;
+use super::parse::integer_or;
 use super::replies::int;
 use super::subcommands::{Subcommand, dispatch, help};
 use super::{Ctx, Outcome};
@@ -27,14 +27,12 @@ fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     if args.len() > 3 {
         return Err(super::subcommands::subcommand_syntax("slowlog", &args[1]));
     }
+    const BAD_COUNT: &str = "ERR count should be greater than or equal to -1";
     let count = match args.get(2) {
         None => Some(DEFAULT_COUNT),
-        Some(arg) => match integer(arg)? {
+        Some(arg) => match integer_or(arg, BAD_COUNT)? {
             -1 => None,
-            count => Some(
-                usize::try_from(count)
-                    .map_err(|_| Value::error("ERR count should be greater than or equal to -1"))?,
-            ),
+            count => Some(usize::try_from(count).map_err(|_| Value::error(BAD_COUNT))?),
         },
     };
     let entries = ctx.server.diagnostics.slowlog.newest(count);
