@@ -1,4 +1,4 @@
-//! SLOWLOG, LATENCY and their settings, answered as Redis 7.0 answers: COMMAND INFO's
+//! SLOWLOG, LATENCY, their settings and MEMORY, answered as Redis 7.0 answers: COMMAND INFO's
 //! descriptions byte for byte (taken from a real redis-server 7.0), the shapes of the entries,
 //! and the errors.
 
@@ -215,4 +215,128 @@ fn latency_samples_commands_over_the_threshold() {
     assert_eq!(query::<i64>(&mut con, &["LATENCY", "RESET", "command"]), 1);
     assert!(items(&run(&mut con, &["LATENCY", "HISTORY", "command"])).is_empty());
     assert_eq!(query::<i64>(&mut con, &["LATENCY", "RESET", "nosuch"]), 0);
+}
+
+#[test]
+fn command_info_describes_memory_as_redis_does() {
+    let server = Server::start(&[]);
+    let mut socket = server.raw();
+    let cases: [(&[u8], &[u8]); 3] = [
+        (
+            b"memory|usage",
+            b"*1\r\n*10\r\n$12\r\nmemory|usage\r\n:-3\r\n*1\r\n+readonly\r\n:2\r\n:2\r\n:1\r\n*2\r\n+@read\r\n+@slow\r\n*0\r\n*1\r\n*6\r\n$5\r\nflags\r\n*1\r\n+RO\r\n$12\r\nbegin_search\r\n*4\r\n$4\r\ntype\r\n$5\r\nindex\r\n$4\r\nspec\r\n*2\r\n$5\r\nindex\r\n:2\r\n$9\r\nfind_keys\r\n*4\r\n$4\r\ntype\r\n$5\r\nrange\r\n$4\r\nspec\r\n*6\r\n$7\r\nlastkey\r\n:0\r\n$7\r\nkeystep\r\n:1\r\n$5\r\nlimit\r\n:0\r\n*0\r\n",
+        ),
+        (
+            b"memory|stats",
+            b"*1\r\n*10\r\n$12\r\nmemory|stats\r\n:2\r\n*0\r\n:0\r\n:0\r\n:0\r\n*1\r\n+@slow\r\n*3\r\n$23\r\nnondeterministic_output\r\n$25\r\nrequest_policy:all_shards\r\n$23\r\nresponse_policy:special\r\n*0\r\n*0\r\n",
+        ),
+        (
+            b"memory|help",
+            b"*1\r\n*10\r\n$11\r\nmemory|help\r\n:2\r\n*2\r\n+loading\r\n+stale\r\n:0\r\n:0\r\n:0\r\n*1\r\n+@slow\r\n*0\r\n*0\r\n*0\r\n",
+        ),
+    ];
+    for (name, expected) in cases {
+        assert_reply(&mut socket, &[b"COMMAND", b"INFO", name], expected);
+    }
+    assert_reply(&mut socket, &[b"MEMORY", b"USAGE", b"nokey"], b"$-1\r\n");
+    assert_reply(
+        &mut socket,
+        &[b"MEMORY", b"USAGE", b"nokey", b"SAMPLES", b"x"],
+        b"-ERR value is not an integer or out of range\r\n",
+    );
+    for args in [
+        &[&b"MEMORY"[..], b"USAGE", b"s", b"SAMPLES", b"-1"][..],
+        &[b"MEMORY", b"USAGE", b"s", b"FOO"],
+        &[b"MEMORY", b"USAGE", b"s", b"SAMPLES"],
+    ] {
+        assert_reply(&mut socket, args, b"-ERR syntax error\r\n");
+    }
+}
+
+#[test]
+fn memory_usage_grows_with_what_a_stream_holds() {
+    let server = Server::start(&[]);
+    let mut con = server.conn();
+    run(&mut con, &["XADD", "jobs", "*", "n", "0"]);
+    let one = query::<i64>(&mut con, &["MEMORY", "USAGE", "jobs"]);
+    assert!(one > 0);
+    assert_eq!(
+        query::<i64>(&mut con, &["MEMORY", "USAGE", "jobs", "SAMPLES", "0"]),
+        one
+    );
+    run(&mut con, &["XGROUP", "CREATE", "jobs", "workers", "0"]);
+    let mut pipe = redis::pipe();
+    for n in 0..5_000 {
+        pipe.cmd("XADD")
+            .arg("jobs")
+            .arg("*")
+            .arg("n")
+            .arg(n)
+            .ignore();
+    }
+    pipe.query::<()>(&mut con).expect("fill the stream");
+    run(
+        &mut con,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "workers",
+            "w1",
+            "STREAMS",
+            "jobs",
+            ">",
+        ],
+    );
+    let full = query::<i64>(&mut con, &["MEMORY", "USAGE", "jobs"]);
+    assert!(
+        full > one,
+        "{full} after 5001 entries, 5001 pending; {one} before"
+    );
+
+    let stats = common::pairs(&run(&mut con, &["MEMORY", "STATS"]));
+    let names: Vec<&str> = stats.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "peak.allocated",
+            "total.allocated",
+            "startup.allocated",
+            "replication.backlog",
+            "clients.slaves",
+            "clients.normal",
+            "cluster.links",
+            "aof.buffer",
+            "lua.caches",
+            "functions.caches",
+            "db.0",
+            "overhead.total",
+            "keys.count",
+            "keys.bytes-per-key",
+            "dataset.bytes",
+            "dataset.percentage",
+            "peak.percentage",
+            "allocator.allocated",
+            "allocator.active",
+            "allocator.resident",
+            "allocator-fragmentation.ratio",
+            "allocator-fragmentation.bytes",
+            "allocator-rss.ratio",
+            "allocator-rss.bytes",
+            "rss-overhead.ratio",
+            "rss-overhead.bytes",
+            "fragmentation",
+            "fragmentation.bytes",
+        ]
+    );
+    let figure = |name: &str| {
+        let (_, value) = stats.iter().find(|(field, _)| field == name).unwrap();
+        int(value)
+    };
+    assert_eq!(figure("keys.count"), 1);
+    assert!(figure("total.allocated") > 0);
+    assert!(figure("peak.allocated") >= figure("total.allocated"));
+    assert_eq!(
+        figure("dataset.bytes"),
+        figure("total.allocated") - figure("startup.allocated")
+    );
 }

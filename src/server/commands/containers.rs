@@ -503,3 +503,49 @@ pub(super) const LATENCY: About = container(
         ),
     ],
 );
+
+/// In the relative order of Redis 7.0's `COMMAND INFO memory`.
+pub(super) const MEMORY: About = container(
+    Group::Server,
+    "4.0.0",
+    "Reports memory use.",
+    &[
+        sub(
+            "memory|usage",
+            -3,
+            &["readonly"],
+            2,
+            About {
+                key_specs: &[KeySpec::at(2, &["RO"])],
+                ..described(
+                    Group::Server,
+                    &[],
+                    "4.0.0",
+                    "Returns the bytes a stream holds in memory.",
+                )
+            },
+        ),
+        sub(
+            "memory|stats",
+            2,
+            &[],
+            0,
+            server_sub(
+                "4.0.0",
+                "Returns the process's memory by kind.",
+                &[
+                    "nondeterministic_output",
+                    "request_policy:all_shards",
+                    "response_policy:special",
+                ],
+            ),
+        ),
+        sub(
+            "memory|help",
+            2,
+            HELP_FLAGS,
+            0,
+            server_sub("4.0.0", "Lists the subcommands of MEMORY.", &[]),
+        ),
+    ],
+);

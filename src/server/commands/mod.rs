@@ -12,6 +12,7 @@ mod info_weir;
 mod keyspace;
 mod latency;
 mod lookup;
+mod memory;
 mod parse;
 mod persistence;
 mod replies;

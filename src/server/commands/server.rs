@@ -8,8 +8,8 @@ use bytes::Bytes;
 use super::describe::{About, Group};
 use super::parse::is;
 use super::{
-    CommandSpec, Ctx, Outcome, command, containers, diagnostics_config, info, latency, reply,
-    slowlog,
+    CommandSpec, Ctx, Outcome, command, containers, diagnostics_config, info, latency, memory,
+    reply, slowlog,
 };
 use crate::server::config::{FsyncPolicy, parse_maxclients};
 use crate::server::keys::DATABASES;
@@ -45,6 +45,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
         spec("function", -2, &["write"], function).about(containers::FUNCTION),
         spec("slowlog", -2, &["admin"], slowlog::slowlog).about(containers::SLOWLOG),
         spec("latency", -2, &["admin"], latency::latency).about(containers::LATENCY),
+        spec("memory", -2, &["readonly"], memory::memory).about(containers::MEMORY),
         spec(
             "shutdown",
             -1,
