@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 pub(crate) const LATENCY_BUCKETS: usize = 26;
 
 /// The upper bound of each latency bucket but the last, in microseconds.
+#[cfg(feature = "cli")]
 pub(crate) fn bucket_bound_usec(bucket: usize) -> u64 {
     1 << bucket
 }
@@ -36,12 +37,15 @@ struct Counters {
 }
 
 /// How long one command's runs took: runs per bucket (not cumulative) and their total time.
+/// Read by the metrics endpoint, which only the binaries' `cli` feature builds.
+#[cfg(feature = "cli")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RunTimes {
     pub(crate) runs: [u64; LATENCY_BUCKETS],
     pub(crate) usec: u64,
 }
 
+#[cfg(feature = "cli")]
 impl RunTimes {
     pub(crate) fn count(&self) -> u64 {
         self.runs.iter().sum()
@@ -90,6 +94,7 @@ impl CommandStats {
     }
 
     /// The latency histogram of one slot; `None` for a slot the table does not number.
+    #[cfg(feature = "cli")]
     pub(crate) fn run_times(&self, slot: usize) -> Option<RunTimes> {
         let counters = self.slots.get(slot)?;
         Some(RunTimes {
@@ -233,9 +238,9 @@ mod tests {
         assert_eq!(stats.counts(0), CallCounts::default());
         stats.reset();
         assert_eq!(stats.counts(1), CallCounts::default());
-        assert_eq!(stats.run_times(1).map(|times| times.count()), Some(0));
     }
 
+    #[cfg(feature = "cli")]
     #[test]
     fn runs_fall_in_power_of_two_buckets() {
         assert_eq!(bucket_of(0), 0);
@@ -256,5 +261,7 @@ mod tests {
         assert_eq!(times.runs[LATENCY_BUCKETS - 1], 1);
         assert_eq!(times.usec, 1 + 3 + 4 + 1000 + (1 << 40));
         assert!(stats.run_times(1).is_none());
+        stats.reset();
+        assert_eq!(stats.run_times(0).map(|times| times.count()), Some(0));
     }
 }
