@@ -49,9 +49,15 @@ struct Args {
     /// start to what the open-files limit allows, if it cannot be raised far enough.
     #[arg(long, value_parser = parse_maxclients)]
     maxclients: Option<usize>,
+    /// Port of the Prometheus endpoint (plain HTTP, `GET /metrics`); off unless given.
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// Address of the Prometheus endpoint [default: the --bind address].
+    #[arg(long, value_parser = resolve_bind)]
+    metrics_bind: Option<IpAddr>,
     /// A configuration file in Redis's syntax (`name value` lines, quotes, units such as
-    /// `512mb`, `include`; the `tls-*` names among others), which CONFIG REWRITE updates; flags given on the command line win
-    /// over it. By default, none.
+    /// `512mb`, `include`; the `tls-*` and `metrics-*` names among others), which CONFIG
+    /// REWRITE updates; flags given on the command line win over it. By default, none.
     #[arg(long)]
     config: Option<PathBuf>,
     /// The Redis version to report (INFO, HELLO) and whose reply shapes to give, from 7.0.0 to
@@ -196,6 +202,8 @@ fn configuration(args: Args) -> Result<ServerConfig, String> {
     if let Some(version) = &args.redis_version {
         config.apply("redis-version", version)?;
     }
+    config.metrics_port = args.metrics_port.or(config.metrics_port);
+    config.metrics_bind = args.metrics_bind.or(config.metrics_bind);
     Ok(config)
 }
 
@@ -258,6 +266,7 @@ async fn run(config: ServerConfig) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let address = log_listeners(&listeners, config.fsync)?;
+    let metrics = start_metrics(&server, &config).await?;
     let notifier = Arc::new(
         ServiceNotifier::from_env()
             .map_err(|e| format!("cannot open the service manager's notification socket: {e}"))?,
@@ -278,6 +287,9 @@ async fn run(config: ServerConfig) -> Result<(), String> {
     let served = weir::server::serve(server, listeners, stopping).await;
     watchdog.abort();
     tls_reloads.abort();
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     tell_stopping(&notifier);
     served.map_err(|e| format!("shutdown failed: {e}"))
 }
@@ -318,6 +330,26 @@ async fn reload_tls_on_hangup(server: Arc<Server>) {
             ),
         }
     }
+}
+
+/// Starts the Prometheus endpoint when a port is configured, on the server's address unless
+/// another is given.
+async fn start_metrics(
+    server: &Arc<Server>,
+    config: &ServerConfig,
+) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let Some(port) = config.metrics_port else {
+        return Ok(None);
+    };
+    let address = std::net::SocketAddr::new(config.metrics_bind.unwrap_or(config.bind), port);
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        format!("cannot listen for metrics on {address}: {e} (choose another --metrics-port)")
+    })?;
+    tracing::info!(%address, "serving metrics at /metrics");
+    Ok(Some(tokio::spawn(weir::server::serve_metrics(
+        Arc::clone(server),
+        listener,
+    ))))
 }
 
 fn announce_ready(notifier: &ServiceNotifier, address: std::net::SocketAddr) {

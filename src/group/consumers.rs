@@ -31,6 +31,15 @@ pub(crate) struct Consumers {
 }
 
 impl Consumers {
+    /// Bytes of the consumers' elements: names (kept twice), slots and free list.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let names: usize = self.ids.keys().map(|name| 2 * name.len()).sum();
+        names
+            + self.ids.len() * std::mem::size_of::<(Vec<u8>, ConsumerId)>()
+            + self.slots.capacity() * std::mem::size_of::<Option<Consumer>>()
+            + self.free.capacity() * std::mem::size_of::<ConsumerId>()
+    }
+
     pub(crate) fn id(&self, name: &[u8]) -> Option<ConsumerId> {
         self.ids.get(name).copied()
     }

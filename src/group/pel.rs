@@ -303,6 +303,20 @@ impl Pel {
         self.len
     }
 
+    /// Bytes of the pending list's elements: its chunks, their slots, and the time indexes.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let chunks: usize = self
+            .chunks
+            .values()
+            .map(|chunk| {
+                std::mem::size_of::<(StreamId, Chunk)>()
+                    + chunk.slots.capacity() * std::mem::size_of::<Slot>()
+            })
+            .sum();
+        let timed: usize = self.by_time.iter().map(BTreeSet::len).sum();
+        chunks + timed * std::mem::size_of::<(u64, StreamId)>()
+    }
+
     /// Exhausted entries.
     pub(crate) fn exhausted(&self) -> usize {
         self.exhausted

@@ -571,6 +571,22 @@ impl GroupsState {
         self.groups.values().map(|group| group.pel.len()).sum()
     }
 
+    /// Bytes the groups hold in memory: each group's name, state, pending list and consumers
+    /// (elements only; allocator and tree-node overhead not included).
+    pub fn resident_bytes(&self) -> u64 {
+        let bytes: usize = self
+            .groups
+            .iter()
+            .map(|(name, group)| {
+                name.len()
+                    + std::mem::size_of::<(Vec<u8>, GroupState)>()
+                    + group.pel.heap_bytes()
+                    + group.consumers.heap_bytes()
+            })
+            .sum();
+        bytes as u64
+    }
+
     /// Whether the stream has a group by this name.
     pub fn has_group(&self, group: &[u8]) -> bool {
         self.groups.contains_key(group)

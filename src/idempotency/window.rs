@@ -195,6 +195,23 @@ impl Default for IdempotencyWindows {
 }
 
 impl IdempotencyWindows {
+    /// Bytes the windows hold in memory: each producer's name, keys and queue (elements only;
+    /// allocator and table overhead not included).
+    pub fn heap_bytes(&self) -> usize {
+        let producers: usize = self
+            .windows
+            .iter()
+            .map(|(producer, window)| {
+                let keys: usize = window.order.iter().map(|slot| slot.iid.len()).sum();
+                producer.len()
+                    + keys
+                    + window.order.capacity() * std::mem::size_of::<Slot>()
+                    + window.ids.capacity() * std::mem::size_of::<(Arc<[u8]>, StreamId)>()
+            })
+            .sum();
+        producers + self.by_oldest.len() * std::mem::size_of::<(u64, Arc<[u8]>)>()
+    }
+
     /// Empty windows with `config`. The config is not validated (see
     /// [`IdempotencyConfig::validate`]); out-of-range values still behave consistently: a zero
     /// duration forgets every key at once and a zero size remembers none.

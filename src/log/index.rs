@@ -104,6 +104,11 @@ pub struct SegmentIndex {
 }
 
 impl SegmentIndex {
+    /// Bytes the index holds in memory: its points, as allocated.
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.entries.capacity() * std::mem::size_of::<IndexEntry>()
+    }
+
     /// An empty index that records a point every `interval_bytes` of log.
     pub fn new(interval_bytes: usize, end_pos: usize) -> Self {
         SegmentIndex {

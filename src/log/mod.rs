@@ -162,6 +162,20 @@ impl Log {
         self.meta.read().clone()
     }
 
+    /// Bytes the log holds in memory besides its mapped segments: the segments' indexes and the
+    /// set of deleted offsets (elements only; allocator and tree-node overhead not included).
+    pub fn resident_bytes(&self) -> u64 {
+        let indexes: usize = self
+            .slots
+            .read()
+            .iter()
+            .map(|slot| std::mem::size_of::<Slot>() + slot.index.read().heap_bytes())
+            .sum();
+        let meta = self.meta.read();
+        let deleted = meta.deleted.len() * std::mem::size_of::<u64>();
+        (indexes + deleted + meta.attributes.capacity()) as u64
+    }
+
     /// Live entries (appended, not trimmed or deleted).
     pub fn len(&self) -> u64 {
         let next = self.next_offset();

@@ -1,12 +1,29 @@
-//! Per-command and per-error counters for `INFO commandstats`, `INFO errorstats` and
-//! `total_error_replies`. Every command touches two relaxed atomics of its own slot, so
-//! counting costs the hot path next to nothing and clients never contend on a lock.
+//! Per-command and per-error counters for `INFO commandstats`, `INFO errorstats`,
+//! `total_error_replies` and the metrics endpoint's latency histograms. Every command touches
+//! three relaxed atomics of its own slot, so counting costs the hot path next to nothing and
+//! clients never contend on a lock.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::Mutex;
+
+/// Latency buckets: a run of up to 2^i microseconds falls in bucket `i`, the last one takes
+/// every longer run. Powers of two make the bucket a count of leading zeros, not a search.
+pub(crate) const LATENCY_BUCKETS: usize = 26;
+
+/// The upper bound of each latency bucket but the last, in microseconds.
+#[cfg(feature = "cli")]
+pub(crate) fn bucket_bound_usec(bucket: usize) -> u64 {
+    1 << bucket
+}
+
+/// The bucket of a run of `usec` microseconds.
+fn bucket_of(usec: u64) -> usize {
+    let bits = u64::BITS - usec.saturating_sub(1).leading_zeros();
+    usize::try_from(bits).map_or(LATENCY_BUCKETS - 1, |bits| bits.min(LATENCY_BUCKETS - 1))
+}
 
 /// One command's (or subcommand's) counters.
 #[derive(Debug, Default)]
@@ -15,6 +32,24 @@ struct Counters {
     usec: AtomicU64,
     rejected: AtomicU64,
     failed: AtomicU64,
+    /// Runs in each latency bucket (not cumulative).
+    runs: [AtomicU64; LATENCY_BUCKETS],
+}
+
+/// How long one command's runs took: runs per bucket (not cumulative) and their total time.
+/// Read by the metrics endpoint, which only the binaries' `cli` feature builds.
+#[cfg(feature = "cli")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RunTimes {
+    pub(crate) runs: [u64; LATENCY_BUCKETS],
+    pub(crate) usec: u64,
+}
+
+#[cfg(feature = "cli")]
+impl RunTimes {
+    pub(crate) fn count(&self) -> u64 {
+        self.runs.iter().sum()
+    }
 }
 
 /// What `INFO commandstats` shows for one command.
@@ -54,7 +89,18 @@ impl CommandStats {
         if let Some(counters) = self.slots.get(slot) {
             let usec = u64::try_from(time.as_micros()).unwrap_or(u64::MAX);
             counters.usec.fetch_add(usec, Ordering::Relaxed);
+            counters.runs[bucket_of(usec)].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The latency histogram of one slot; `None` for a slot the table does not number.
+    #[cfg(feature = "cli")]
+    pub(crate) fn run_times(&self, slot: usize) -> Option<RunTimes> {
+        let counters = self.slots.get(slot)?;
+        Some(RunTimes {
+            runs: std::array::from_fn(|at| counters.runs[at].load(Ordering::Relaxed)),
+            usec: counters.usec.load(Ordering::Relaxed),
+        })
     }
 
     /// A call refused before it ran (wrong arity, not authenticated, not allowed in MULTI).
@@ -82,7 +128,10 @@ impl CommandStats {
                 &counters.usec,
                 &counters.rejected,
                 &counters.failed,
-            ] {
+            ]
+            .into_iter()
+            .chain(&counters.runs)
+            {
                 counter.store(0, Ordering::Relaxed);
             }
         }
@@ -189,5 +238,30 @@ mod tests {
         assert_eq!(stats.counts(0), CallCounts::default());
         stats.reset();
         assert_eq!(stats.counts(1), CallCounts::default());
+    }
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn runs_fall_in_power_of_two_buckets() {
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(1), 0);
+        assert_eq!(bucket_of(2), 1);
+        assert_eq!(bucket_of(3), 2);
+        assert_eq!(bucket_of(4), 2);
+        assert_eq!(bucket_of(5), 3);
+        assert_eq!(bucket_of(1 << 20), 20);
+        assert_eq!(bucket_of(u64::MAX), LATENCY_BUCKETS - 1);
+        let stats = CommandStats::new(1);
+        for usec in [1, 3, 4, 1000, 1 << 40] {
+            stats.ran_for(0, Duration::from_micros(usec));
+        }
+        let times = stats.run_times(0).unwrap();
+        assert_eq!(times.count(), 5);
+        assert_eq!((times.runs[0], times.runs[2], times.runs[10]), (1, 2, 1));
+        assert_eq!(times.runs[LATENCY_BUCKETS - 1], 1);
+        assert_eq!(times.usec, 1 + 3 + 4 + 1000 + (1 << 40));
+        assert!(stats.run_times(1).is_none());
+        stats.reset();
+        assert_eq!(stats.run_times(0).map(|times| times.count()), Some(0));
     }
 }

@@ -42,6 +42,8 @@ pub const DIRECTIVES: &[&str] = &[
     "tls-key-file",
     "tls-ca-cert-file",
     "tls-auth-clients",
+    "metrics-port",
+    "metrics-bind",
 ];
 
 /// A Redis directive of the configuration file that has no effect in weir, and where it is.
@@ -142,6 +144,10 @@ pub struct ServerConfig {
     pub config_file: Option<PathBuf>,
     /// `tls-port`, `tls-cert-file`, `tls-key-file`, `tls-ca-cert-file`, `tls-auth-clients`.
     pub tls: TlsSettings,
+    /// The Prometheus endpoint's port (`metrics-port`); `None`: no endpoint.
+    pub metrics_port: Option<u16>,
+    /// The Prometheus endpoint's address (`metrics-bind`); `None`: the server's `bind`.
+    pub metrics_bind: Option<IpAddr>,
 }
 
 impl Default for ServerConfig {
@@ -161,6 +167,8 @@ impl Default for ServerConfig {
             redis_version: LATEST,
             config_file: None,
             tls: TlsSettings::default(),
+            metrics_port: None,
+            metrics_bind: None,
         }
     }
 }
@@ -223,6 +231,8 @@ impl ServerConfig {
             "stream-node-max-entries" => self.node_limits.max_entries.to_string(),
             "stream-node-max-bytes" => format_memory(self.node_limits.max_bytes),
             "redis-version" => self.redis_version.to_string(),
+            "metrics-port" => self.metrics_port?.to_string(),
+            "metrics-bind" => self.metrics_bind?.to_string(),
             name => return self.tls.value(name).map(|value| file::quote(&value)),
         })
     }
@@ -277,6 +287,17 @@ impl ServerConfig {
             "stream-node-max-bytes" => {
                 self.node_limits.max_bytes = parse_memory(value)
                     .ok_or_else(|| format!("{name}: {value:?} is not a size"))?;
+            }
+            "metrics-port" => {
+                let port = value
+                    .parse()
+                    .map_err(|_| format!("metrics-port: {value:?} is not a port number"))?;
+                self.metrics_port = Some(port);
+            }
+            "metrics-bind" => {
+                let address =
+                    resolve_bind(value).map_err(|reason| format!("metrics-bind: {reason}"))?;
+                self.metrics_bind = Some(address);
             }
             "redis-version" => self.redis_version = RedisVersion::parse_supported(value)?,
             other => {
@@ -464,9 +485,10 @@ mod tests {
         );
         assert_eq!(error("listen 5\n"), "1: unknown directive `listen`");
         assert!(
-            error("tls-port 6380\n")
-                .starts_with("1: `tls-port` is not supported: weir does not serve TLS")
+            error("tls-ciphers DEFAULT\n")
+                .starts_with("1: `tls-ciphers` is not supported: weir's TLS takes tls-port")
         );
+        assert!(apply_text("tls-port 6380\n").is_ok());
         assert!(error("appendonly no\n").starts_with("1: appendonly: weir writes every change"));
         assert_eq!(
             error("appendonly maybe\n"),
@@ -502,5 +524,19 @@ mod tests {
                 assert_eq!(reread.directive_value(name), Some(value), "{name}");
             }
         }
+    }
+
+    #[test]
+    fn the_metrics_endpoint_is_off_unless_a_port_is_given() {
+        let mut config = ServerConfig::default();
+        assert_eq!((config.metrics_port, config.metrics_bind), (None, None));
+        config.apply("metrics-port", "9121").unwrap();
+        config.apply("metrics-bind", "::1").unwrap();
+        assert_eq!(config.metrics_port, Some(9121));
+        assert_eq!(
+            config.metrics_bind,
+            Some(IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1u16]))
+        );
+        assert!(config.apply("metrics-port", "http").is_err());
     }
 }

@@ -8,8 +8,11 @@ mod command_stats;
 mod commands;
 mod config;
 mod connection;
+mod diagnostics;
 mod keys;
 mod listen;
+#[cfg(feature = "cli")]
+mod metrics;
 pub mod notify;
 mod open_files;
 mod process;
@@ -33,6 +36,8 @@ pub use config::{
     ConfigFileError, FsyncPolicy, IgnoredDirective, ServerConfig, parse_maxclients, resolve_bind,
 };
 pub use listen::{ListenError, Listeners, listen};
+#[cfg(feature = "cli")]
+pub use metrics::serve_metrics;
 pub use open_files::OpenFiles;
 pub use state::Server;
 

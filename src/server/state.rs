@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 use super::acl::Acl;
 use super::command_stats::{CommandStats, ErrorStats};
 use super::config::ServerConfig;
+use super::diagnostics::Diagnostics;
 use super::open_files::{OpenFiles, fit_maxclients};
 use super::tls::TlsMaterial;
 use crate::store::{Store, StoreError, StoreOptions, StoreRecovery};
@@ -80,6 +81,8 @@ pub struct Server {
     /// The users and what each may do.
     pub(crate) acl: Acl,
     pub(crate) blocked_clients: AtomicUsize,
+    /// The slow log and the latency monitor.
+    pub(crate) diagnostics: Diagnostics,
     pub(crate) started: Instant,
     /// Unix time in milliseconds when the server started.
     pub(crate) started_unix_ms: u64,
@@ -117,6 +120,7 @@ impl Server {
             stats: Stats::new(),
             acl,
             blocked_clients: AtomicUsize::new(0),
+            diagnostics: Diagnostics::default(),
             started: Instant::now(),
             started_unix_ms: unix_ms(),
             run_id: run_id(),

@@ -272,6 +272,7 @@ impl Stream {
             .lock()
             .apply(|state| Ok(state.destroy_group(name)))?;
         self.dead_letter_refusals.lock().remove(name);
+        self.activity.forget(name);
         self.commit(commit)?;
         Ok(existed)
     }
@@ -325,6 +326,7 @@ impl Stream {
         };
         if !sent.is_empty() {
             groups.apply(|state| state.commit_dead_letters(group, &sent))?;
+            self.activity.dead_lettered(group, sent.len());
         }
         let mut refusals = self.dead_letter_refusals.lock();
         let Some(error) = refusal else {
@@ -471,6 +473,7 @@ impl Group {
             }
             outcome
         };
+        stream.activity.handed_out(&self.name, &outcome.entries);
         let mut deliveries = Vec::with_capacity(outcome.entries.len());
         for delivered in &outcome.entries {
             if let Some(entry) = source.take(delivered.offset)? {

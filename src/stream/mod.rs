@@ -1,11 +1,13 @@
 //! A stream: the handle through which entries are appended and read, and its consumer groups.
 
+mod activity;
 mod admin;
 mod backlog;
 mod config;
 mod groups;
 mod idempotent_append;
 mod listpack;
+mod memory;
 mod nodes;
 mod queries;
 mod radix;
@@ -18,6 +20,7 @@ mod source;
 pub use crate::group::{
     AutoClaim, ClaimOptions, GroupPolicy, NackMode, PendingQuery, ReadNew, StreamFacts,
 };
+pub use activity::GroupActivity;
 pub use backlog::Backlog;
 pub use config::{Discard, StreamConfig};
 use config::{Refusal, Usage};
@@ -25,6 +28,7 @@ pub use groups::{Claimed, Delivery, Group, GroupStart, PendingDelivery};
 pub use idempotent_append::{
     IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, IdempotentAppend,
 };
+pub use memory::StreamMemory;
 pub use nodes::NodeLimits;
 pub use queries::{ConsumerDetails, GroupDetails, GroupInFull, PendingEntry, PendingOverview};
 pub use references::{Deletion, References, TrimTo};
@@ -176,6 +180,8 @@ pub struct Stream {
     dead_letter_refusals: Mutex<BTreeMap<Vec<u8>, String>>,
     /// Keeps a dead-letter stream that refuses again and again from flooding the log.
     dead_letter_log: RepeatLimiter,
+    /// Per group, what it handed out and dead-lettered since the stream was opened.
+    activity: activity::ActivityCounters,
     /// Where Redis would have cut the stream into nodes; `None` until an approximate trim or
     /// `radix_tree` first needs it.
     nodes: Mutex<Option<NodeModel>>,
@@ -254,6 +260,7 @@ impl Stream {
             last_activity_ms: AtomicU64::new(opened_ms),
             dead_letter_refusals: Mutex::default(),
             dead_letter_log: RepeatLimiter::default(),
+            activity: activity::ActivityCounters::default(),
             nodes: Mutex::new(None),
             node_limits: context.node_limits,
         };

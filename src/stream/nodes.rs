@@ -111,6 +111,11 @@ pub(super) struct NodeModel {
 const CATCH_UP_BATCH: usize = 512;
 
 impl NodeModel {
+    /// Bytes the model's nodes take in memory.
+    pub(super) fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.nodes.capacity() * std::mem::size_of::<Node>()
+    }
+
     /// A model of `log` as if its live entries had been appended in one go.
     pub(super) fn build(log: &Log, limits: NodeLimits) -> Result<NodeModel, LogError> {
         let mut model = NodeModel {

@@ -3,7 +3,7 @@
 //! the state or holds the group lock while it formats a reply.
 
 use super::source::LogSource;
-use super::{Backlog, Stream};
+use super::{Backlog, GroupActivity, Stream};
 use crate::error::StoreError;
 use crate::group::{
     ConsumerInfo, EntrySource, GroupInfo, GroupPolicy, GroupsState, PendingQuery, PendingRow,
@@ -77,6 +77,8 @@ pub struct GroupDetails {
     pub exhausted: usize,
     /// How far behind the group is (see [`Stream::backlog`](super::Stream::backlog)).
     pub backlog: Backlog,
+    /// What the group handed out and dead-lettered since the stream was opened.
+    pub activity: GroupActivity,
 }
 
 /// A group with its pending entries and consumers (`XINFO STREAM … FULL`).
@@ -152,6 +154,7 @@ impl Stream {
             redis_lag: info.redis_lag,
             policy: info.policy.clone(),
             exhausted: info.exhausted,
+            activity: self.activity.of(info.name),
             backlog,
         })
     }

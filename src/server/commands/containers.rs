@@ -507,3 +507,163 @@ pub(super) const ACL: About = container(
         ),
     ],
 );
+
+const MONITOR_FLAGS: &[&str] = &["admin", "loading", "stale"];
+const LATENCY_FLAGS: &[&str] = &["admin", "noscript", "loading", "stale"];
+const ALL_NODES_SPECIAL: &[&str] = &[
+    "nondeterministic_output",
+    "request_policy:all_nodes",
+    "response_policy:special",
+];
+const ALL_NODES_SUCCEEDED: &[&str] = &["request_policy:all_nodes", "response_policy:all_succeeded"];
+
+const fn server_sub(
+    since: &'static str,
+    summary: &'static str,
+    tips: &'static [&'static str],
+) -> About {
+    About {
+        tips,
+        ..described(Group::Server, &[], since, summary)
+    }
+}
+
+/// Listed in the order Redis 7.0's `COMMAND INFO slowlog` lists them.
+pub(super) const SLOWLOG: About = container(
+    Group::Server,
+    "2.2.12",
+    "Shows the commands that ran longest.",
+    &[
+        sub(
+            "slowlog|reset",
+            2,
+            MONITOR_FLAGS,
+            0,
+            server_sub("2.2.12", "Empties the slow log.", ALL_NODES_SUCCEEDED),
+        ),
+        sub(
+            "slowlog|len",
+            2,
+            MONITOR_FLAGS,
+            0,
+            server_sub(
+                "2.2.12",
+                "Counts the slow log's entries.",
+                &[
+                    "request_policy:all_nodes",
+                    "response_policy:agg_sum",
+                    "nondeterministic_output",
+                ],
+            ),
+        ),
+        sub(
+            "slowlog|help",
+            2,
+            HELP_FLAGS,
+            0,
+            server_sub("6.2.0", "Lists the subcommands of SLOWLOG.", &[]),
+        ),
+        sub(
+            "slowlog|get",
+            -2,
+            MONITOR_FLAGS,
+            0,
+            server_sub(
+                "2.2.12",
+                "Returns the slow log's newest entries.",
+                &["request_policy:all_nodes", "nondeterministic_output"],
+            ),
+        ),
+    ],
+);
+
+/// In the relative order of Redis 7.0's `COMMAND INFO latency`.
+pub(super) const LATENCY: About = container(
+    Group::Server,
+    "2.8.13",
+    "Shows the latency monitor's samples.",
+    &[
+        sub(
+            "latency|reset",
+            -2,
+            LATENCY_FLAGS,
+            0,
+            server_sub("2.8.13", "Forgets latency samples.", ALL_NODES_SUCCEEDED),
+        ),
+        sub(
+            "latency|latest",
+            2,
+            LATENCY_FLAGS,
+            0,
+            server_sub(
+                "2.8.13",
+                "Returns each event's latest and largest latency.",
+                ALL_NODES_SPECIAL,
+            ),
+        ),
+        sub(
+            "latency|help",
+            2,
+            HELP_FLAGS,
+            0,
+            server_sub("2.8.13", "Lists the subcommands of LATENCY.", &[]),
+        ),
+        sub(
+            "latency|history",
+            3,
+            LATENCY_FLAGS,
+            0,
+            server_sub(
+                "2.8.13",
+                "Returns an event's latency samples.",
+                ALL_NODES_SPECIAL,
+            ),
+        ),
+    ],
+);
+
+/// In the relative order of Redis 7.0's `COMMAND INFO memory`.
+pub(super) const MEMORY: About = container(
+    Group::Server,
+    "4.0.0",
+    "Reports memory use.",
+    &[
+        sub(
+            "memory|usage",
+            -3,
+            &["readonly"],
+            2,
+            About {
+                key_specs: &[KeySpec::at(2, &["RO"])],
+                ..described(
+                    Group::Server,
+                    &[],
+                    "4.0.0",
+                    "Returns the bytes a stream holds in memory.",
+                )
+            },
+        ),
+        sub(
+            "memory|stats",
+            2,
+            &[],
+            0,
+            server_sub(
+                "4.0.0",
+                "Returns the process's memory by kind.",
+                &[
+                    "nondeterministic_output",
+                    "request_policy:all_shards",
+                    "response_policy:special",
+                ],
+            ),
+        ),
+        sub(
+            "memory|help",
+            2,
+            HELP_FLAGS,
+            0,
+            server_sub("4.0.0", "Lists the subcommands of MEMORY.", &[]),
+        ),
+    ],
+);

@@ -7,16 +7,20 @@ mod config_tls;
 mod connection;
 mod containers;
 mod describe;
+mod diagnostics_config;
 mod errors;
 mod info;
 mod info_weir;
 mod keyspace;
+mod latency;
 mod lookup;
+mod memory;
 mod parse;
 mod permission;
 mod persistence;
 mod replies;
 mod server;
+mod slowlog;
 mod subcommands;
 mod xack;
 mod xackdel;
@@ -44,6 +48,7 @@ use bytes::Bytes;
 use self::describe::{About, KeySpec};
 pub(crate) use self::permission::{AclCommand, acl_commands};
 use super::acl::{Acl, User};
+use super::diagnostics::{Caller, Run};
 use super::keys::stream_name;
 use super::resp::{EntryFields, Protocol, Value};
 use super::state::{KeyWatch, Server};
@@ -746,15 +751,49 @@ pub(crate) fn run_once(
         };
         (spec.handler)(&mut ctx, args)
     };
+    let took = started.elapsed();
     if let Some(slot) = spec.stats_slot(args) {
-        server.stats.commands.ran_for(slot, started.elapsed());
+        server.stats.commands.ran_for(slot, took);
     }
+    observe_run(server, client, spec, args, took);
     // A command that is about to block delivered nothing: announcing a write would wake its own
     // wait at once, and every other blocked reader, over and over.
     if !matches!(outcome, Outcome::Block { .. }) {
         announce_write(server, client.db, spec, args);
     }
     outcome
+}
+
+/// Shows a run to the slow log and the latency monitor, which keep it if it was slow enough.
+fn observe_run(
+    server: &Server,
+    client: &Client,
+    spec: &CommandSpec,
+    args: &[Bytes],
+    took: Duration,
+) {
+    if !server.diagnostics.interested(took) {
+        return;
+    }
+    let run = Run {
+        name: spec.name,
+        args,
+        fast: spec.flags.names().contains(&"fast"),
+        skip_slowlog: spec.flags.names().contains(&"skip_slowlog"),
+        took,
+    };
+    let addr = server
+        .clients
+        .lock()
+        .get(&client.id)
+        .map(|entry| entry.addr);
+    let caller = Caller {
+        addr,
+        name: client.name.clone(),
+    };
+    server
+        .diagnostics
+        .record(&run, super::state::unix_ms(), caller);
 }
 
 /// Wakes the readers blocked on the keys a write command names: all blocked readers when its

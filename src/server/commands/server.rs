@@ -7,7 +7,10 @@ use bytes::Bytes;
 
 use super::describe::{About, Group};
 use super::parse::is;
-use super::{CommandSpec, Ctx, Outcome, acl, command, containers, info, reply};
+use super::{
+    CommandSpec, Ctx, Outcome, acl, command, containers, diagnostics_config, info, latency, memory,
+    reply, slowlog,
+};
 use crate::server::config::{FsyncPolicy, parse_maxclients, rewrite};
 use crate::server::keys::DATABASES;
 use crate::server::resp::Value;
@@ -42,6 +45,9 @@ pub(super) fn commands() -> Vec<CommandSpec> {
             "Debugging commands: RELOAD recovers the data directory.",
         )),
         spec("function", -2, &["write"], function).about(containers::FUNCTION),
+        spec("slowlog", -2, &["admin"], slowlog::slowlog).about(containers::SLOWLOG),
+        spec("latency", -2, &["admin"], latency::latency).about(containers::LATENCY),
+        spec("memory", -2, &["readonly"], memory::memory).about(containers::MEMORY),
         spec(
             "shutdown",
             -1,
@@ -102,6 +108,7 @@ fn parameter_value(ctx: &Ctx<'_>, name: &str) -> String {
         "databases" => DATABASES.to_string(),
         _ => super::persistence::value(&config, name)
             .or_else(|| config.tls.value(name))
+            .or_else(|| diagnostics_config::value(ctx.server, name))
             .unwrap_or_default(),
     }
 }
@@ -113,7 +120,8 @@ fn config_reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
         let names = PARAMETERS
             .iter()
             .chain(super::persistence::NAMES)
-            .chain(TlsSettings::NAMES);
+            .chain(TlsSettings::NAMES)
+            .chain(diagnostics_config::NAMES);
         for name in names {
             if args[2..].iter().any(|pattern| {
                 crate::server::keys::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes())
@@ -183,6 +191,9 @@ fn config_set(ctx: &Ctx<'_>, name: &[u8], value: &[u8]) -> Result<(), Value> {
         ))
     };
     if let Some(outcome) = super::persistence::set(ctx, &name, value) {
+        return outcome;
+    }
+    if let Some(outcome) = diagnostics_config::set(ctx, &name, value) {
         return outcome;
     }
     match name.as_str() {
