@@ -96,11 +96,12 @@ pub async fn serve(
     Ok(())
 }
 
-/// Redis's protected mode: bound beyond loopback without a password, only loopback clients are
-/// served. Decided for each client from the configuration of the moment, so that
-/// `CONFIG SET requirepass ""` closes the server to the network again.
-fn refused_by_protected_mode(config: &ServerConfig, client: IpAddr) -> bool {
-    config.requirepass.is_none() && !is_loopback(config.bind) && !is_loopback(client)
+/// Redis's protected mode: bound beyond loopback while the default user needs no password, only
+/// loopback clients are served. Decided for each client from the users of the moment, so that
+/// a password given by `requirepass` or `ACL SETUSER default >…` opens the server to the
+/// network, and `CONFIG SET requirepass ""` closes it again.
+fn refused_by_protected_mode(bind: IpAddr, default_user_open: bool, client: IpAddr) -> bool {
+    default_user_open && !is_loopback(bind) && !is_loopback(client)
 }
 
 /// Loopback, also as an IPv4 address mapped into IPv6 (`::ffff:127.0.0.1`), which is how a
@@ -135,7 +136,8 @@ fn admit(
     transport: Transport,
 ) {
     let _ = socket.set_nodelay(true);
-    let denied = refused_by_protected_mode(&server.config.read(), addr.ip());
+    let bind = server.config.read().bind;
+    let denied = refused_by_protected_mode(bind, server.acl.default_user().nopass, addr.ip());
     let server = Arc::clone(server);
     match transport {
         Transport::Plain if denied => connections.spawn(deny_unprotected(socket)),
@@ -251,39 +253,34 @@ impl AcceptBackoff {
 mod tests {
     use super::*;
 
-    fn exposed(requirepass: Option<&str>) -> ServerConfig {
-        ServerConfig {
-            bind: IpAddr::from([0u16; 8]),
-            requirepass: requirepass.map(str::to_string),
-            ..ServerConfig::default()
-        }
-    }
+    const ANYWHERE: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
 
     #[test]
     fn protected_mode_follows_the_password_of_the_moment() {
         let remote = IpAddr::from([192, 0, 2, 7]);
-        assert!(!refused_by_protected_mode(&exposed(Some("secret")), remote));
-        assert!(refused_by_protected_mode(&exposed(None), remote));
-        let loopback_only = ServerConfig::default();
-        assert!(!refused_by_protected_mode(&loopback_only, remote));
+        assert!(!refused_by_protected_mode(ANYWHERE, false, remote));
+        assert!(refused_by_protected_mode(ANYWHERE, true, remote));
+        let loopback = ServerConfig::default().bind;
+        assert!(!refused_by_protected_mode(loopback, true, remote));
     }
 
     #[test]
     fn an_ipv4_loopback_client_of_a_server_bound_to_ipv6_is_local() {
-        let config = exposed(None);
         let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
-        assert!(!refused_by_protected_mode(&config, mapped));
-        assert!(!refused_by_protected_mode(&config, "::1".parse().unwrap()));
+        assert!(!refused_by_protected_mode(ANYWHERE, true, mapped));
+        assert!(!refused_by_protected_mode(
+            ANYWHERE,
+            true,
+            "::1".parse().unwrap()
+        ));
         assert!(refused_by_protected_mode(
-            &config,
+            ANYWHERE,
+            true,
             "::ffff:192.0.2.7".parse().unwrap()
         ));
-        let bound_mapped = ServerConfig {
-            bind: "::ffff:127.0.0.1".parse().unwrap(),
-            ..ServerConfig::default()
-        };
         assert!(!refused_by_protected_mode(
-            &bound_mapped,
+            "::ffff:127.0.0.1".parse().unwrap(),
+            true,
             "192.0.2.7".parse().unwrap()
         ));
     }
