@@ -4,39 +4,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::TcpStream;
-
-use common::{Server, info_field, read_reply, run, text};
-
-/// A request with arbitrary bytes in its arguments.
-fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend(format!("${}\r\n", arg.len()).into_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-/// Sends `args` and returns the reply as sent.
-fn ask(socket: &mut TcpStream, args: &[&[u8]]) -> Vec<u8> {
-    socket.write_all(&encode(args)).expect("send");
-    read_reply(socket)
-}
-
-fn assert_reply(socket: &mut TcpStream, args: &[&[u8]], expected: &[u8]) {
-    let reply = ask(socket, args);
-    assert_eq!(
-        String::from_utf8_lossy(&reply),
-        String::from_utf8_lossy(expected),
-        "the reply to {:?}",
-        args.iter()
-            .map(|arg| String::from_utf8_lossy(arg))
-            .collect::<Vec<_>>()
-    );
-}
+use common::{Server, assert_reply, info_field, run, text};
 
 #[test]
 fn command_info_describes_commands_as_redis_does() {

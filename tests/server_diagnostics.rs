@@ -4,33 +4,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::TcpStream;
-
-use common::{Server, error, int, items, query, read_reply, run, text};
-
-fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend(format!("${}\r\n", arg.len()).into_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
-fn assert_reply(socket: &mut TcpStream, args: &[&[u8]], expected: &[u8]) {
-    socket.write_all(&encode(args)).expect("send");
-    let reply = read_reply(socket);
-    assert_eq!(
-        String::from_utf8_lossy(&reply),
-        String::from_utf8_lossy(expected),
-        "the reply to {:?}",
-        args.iter()
-            .map(|a| String::from_utf8_lossy(a))
-            .collect::<Vec<_>>()
-    );
-}
+use common::{Server, assert_reply, error, int, items, query, run, text};
 
 #[test]
 fn command_info_describes_slowlog_and_latency_as_redis_does() {

@@ -447,15 +447,35 @@ pub fn info_field(info: &str, name: &str) -> Option<String> {
 // Raw RESP over TCP
 // ---------------------------------------------------------------------------------------------
 
-/// A command as a RESP array of bulk strings.
-pub fn encode(args: &[&str]) -> Vec<u8> {
+/// A command as a RESP array of bulk strings (any bytes).
+pub fn encode<A: AsRef<[u8]>>(args: &[A]) -> Vec<u8> {
     let mut out = format!("*{}\r\n", args.len()).into_bytes();
     for arg in args {
+        let arg = arg.as_ref();
         out.extend(format!("${}\r\n", arg.len()).into_bytes());
-        out.extend(arg.as_bytes());
-        out.extend(b"\r\n");
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
     }
     out
+}
+
+/// Sends `args` and returns the reply as sent.
+pub fn ask(socket: &mut TcpStream, args: &[&[u8]]) -> Vec<u8> {
+    socket.write_all(&encode(args)).expect("send");
+    read_reply(socket)
+}
+
+/// Sends `args` and checks the reply, byte for byte.
+pub fn assert_reply(socket: &mut TcpStream, args: &[&[u8]], expected: &[u8]) {
+    let reply = ask(socket, args);
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        String::from_utf8_lossy(expected),
+        "the reply to {:?}",
+        args.iter()
+            .map(|arg| String::from_utf8_lossy(arg))
+            .collect::<Vec<_>>()
+    );
 }
 
 /// Reads one complete reply and returns its bytes as sent.
