@@ -1,0 +1,250 @@
+//! The client side of the bus: openraft's network factory and one connection per target,
+//! opened (and authenticated) on first use and again after any failure.
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::cluster::types::{NodeAddr, NodeId, TypeConfig};
+
+use super::BusTimeouts;
+use super::error::TransportError;
+use super::frame::{MAX_FRAME_BYTES, read_frame, write_frame};
+use super::handshake;
+use super::message::{Request, Response};
+use super::remote_error::ApiError;
+use super::secret::ClusterSecret;
+
+type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, NodeAddr, RaftError<NodeId, E>>;
+
+/// openraft's network over the bus: makes a [`PeerConnection`] for each target.
+#[derive(Debug, Clone)]
+pub struct ClusterNetwork {
+    this: NodeId,
+    secret: ClusterSecret,
+    timeouts: BusTimeouts,
+}
+
+impl ClusterNetwork {
+    /// The network of node `this`, proving `secret`, with the default timeouts.
+    pub fn new(this: NodeId, secret: ClusterSecret) -> ClusterNetwork {
+        ClusterNetwork::with_timeouts(this, secret, BusTimeouts::default())
+    }
+
+    /// The network of node `this`, proving `secret`, with the given timeouts.
+    pub fn with_timeouts(
+        this: NodeId,
+        secret: ClusterSecret,
+        timeouts: BusTimeouts,
+    ) -> ClusterNetwork {
+        ClusterNetwork {
+            this,
+            secret,
+            timeouts,
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for ClusterNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeAddr) -> PeerConnection {
+        PeerConnection {
+            network: self.clone(),
+            target,
+            addr: node.bus.clone(),
+            stream: None,
+        }
+    }
+}
+
+/// The connection to one target node, at its bus address.
+#[derive(Debug)]
+pub struct PeerConnection {
+    network: ClusterNetwork,
+    target: NodeId,
+    addr: String,
+    /// The open, authenticated connection; taken for the length of a call, so a call that fails
+    /// or is cancelled half-way leaves none behind.
+    stream: Option<TcpStream>,
+}
+
+/// Why a call failed: before the connection was up (the target is unreachable), or after.
+enum CallError {
+    Unreachable(TransportError),
+    Network(TransportError),
+}
+
+impl PeerConnection {
+    async fn open(&self) -> Result<TcpStream, TransportError> {
+        let network = &self.network;
+        let limit = network.timeouts.handshake;
+        let mut stream = timeout(limit, TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| TransportError::TimedOut { after: limit })??;
+        stream.set_nodelay(true)?;
+        handshake::connect(
+            &mut stream,
+            &network.secret,
+            network.this,
+            self.target,
+            &network.timeouts,
+        )
+        .await?;
+        Ok(stream)
+    }
+
+    async fn call(&mut self, payload: &[u8]) -> Result<Response, CallError> {
+        let mut stream = match self.stream.take() {
+            Some(stream) => stream,
+            None => self.open().await.map_err(CallError::Unreachable)?,
+        };
+        let limit = self.network.timeouts.exchange;
+        let exchange = async {
+            write_frame(&mut stream, payload, limit).await?;
+            let payload = read_frame(&mut stream, MAX_FRAME_BYTES, limit).await?;
+            Ok::<_, TransportError>(Response::decode(&payload)?)
+        };
+        let response = exchange.await.map_err(CallError::Network)?;
+        self.stream = Some(stream);
+        Ok(response)
+    }
+
+    async fn rpc<T, E: ApiError>(
+        &mut self,
+        request: Request,
+        pick: fn(Response) -> Option<T>,
+    ) -> Result<T, RpcError<E>> {
+        let asked = request.name();
+        let payload = request.encode();
+        if payload.len() > MAX_FRAME_BYTES {
+            return Err(too_large(&request, payload.len()));
+        }
+        let response = match self.call(&payload).await {
+            Ok(response) => response,
+            Err(error) => return Err(self.failed(asked, error)),
+        };
+        match response {
+            Response::Failure(failure) => {
+                if let Some(error) = failure.into_raft::<E>() {
+                    return Err(RPCError::RemoteError(RemoteError::new(self.target, error)));
+                }
+            }
+            response => {
+                if let Some(answer) = pick(response) {
+                    return Ok(answer);
+                }
+            }
+        }
+        // The peer does not speak this protocol: the connection is not reused.
+        self.stream = None;
+        let error = TransportError::Unexpected { asked };
+        Err(RPCError::Network(NetworkError::new(&error)))
+    }
+
+    fn failed<E: ApiError>(&self, asked: &str, error: CallError) -> RpcError<E> {
+        let (target, addr) = (self.target, &self.addr);
+        match error {
+            CallError::Unreachable(error) => {
+                tracing::debug!(node = target, %addr, "{asked}: node {target} is unreachable: {error}");
+                RPCError::Unreachable(Unreachable::new(&error))
+            }
+            CallError::Network(error) => {
+                tracing::debug!(node = target, %addr, "{asked} to node {target} failed: {error}");
+                RPCError::Network(NetworkError::new(&error))
+            }
+        }
+    }
+}
+
+/// The error for a request above the frame limit: openraft sends fewer entries at once when it
+/// hears that an AppendEntries is too large, so it hears that with a hint of half as many.
+fn too_large<E: ApiError>(request: &Request, len: usize) -> RpcError<E> {
+    match request {
+        Request::AppendEntries(rpc) if rpc.entries.len() > 1 => {
+            let hint = (rpc.entries.len() / 2) as u64;
+            RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(hint))
+        }
+        _ => RPCError::Network(NetworkError::new(&TransportError::FrameTooLarge {
+            len,
+            max: MAX_FRAME_BYTES,
+        })),
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
+        self.rpc(Request::AppendEntries(rpc), |response| match response {
+            Response::AppendEntries(response) => Some(response),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
+        self.rpc(Request::InstallSnapshot(rpc), |response| match response {
+            Response::InstallSnapshot(response) => Some(response),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcError> {
+        self.rpc(Request::Vote(rpc), |response| match response {
+            Response::Vote(response) => Some(response),
+            _ => None,
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+
+    use super::*;
+    use crate::cluster::types::{Entry, EntryPayload, LogId, Vote};
+
+    #[test]
+    fn an_oversized_append_asks_openraft_for_fewer_entries() {
+        let entry = |index| Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Blank,
+        };
+        let append = |count| {
+            Request::AppendEntries(AppendEntriesRequest {
+                vote: Vote::new(1, 1),
+                prev_log_id: None,
+                leader_commit: None,
+                entries: (1..=count).map(entry).collect(),
+            })
+        };
+        let len = MAX_FRAME_BYTES + 1;
+        match too_large::<openraft::error::Infallible>(&append(4), len) {
+            RPCError::PayloadTooLarge(hint) => assert_eq!(hint.entries_hint(), 2),
+            other => panic!("expected a hint, got {other}"),
+        }
+        let single = too_large::<openraft::error::Infallible>(&append(1), len);
+        assert!(matches!(single, RPCError::Network(_)), "{single}");
+    }
+}

@@ -1,0 +1,132 @@
+//! The server side of the bus: accepts connections, authenticates each, and hands its requests
+//! to the local Raft, answering them in order.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::Raft;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::cluster::types::{NodeId, TypeConfig};
+
+use super::BusTimeouts;
+use super::error::TransportError;
+use super::frame::{MAX_FRAME_BYTES, read_frame, write_frame};
+use super::handshake;
+use super::message::{Request, Response};
+use super::remote_error::RemoteFailure;
+use super::secret::ClusterSecret;
+
+/// The most connections served at once; more are closed at once.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// How long to pause after the listener fails to accept (out of file descriptors, say).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves the bus on `listener` for `raft`, node `node_id`, with the default timeouts.
+///
+/// Runs until the future is dropped (its task aborted), which closes every connection.
+pub async fn serve_cluster(
+    listener: TcpListener,
+    raft: Raft<TypeConfig>,
+    secret: ClusterSecret,
+    node_id: NodeId,
+) {
+    serve_cluster_with(listener, raft, secret, node_id, BusTimeouts::default()).await;
+}
+
+/// [`serve_cluster`] with the given timeouts.
+pub async fn serve_cluster_with(
+    listener: TcpListener,
+    raft: Raft<TypeConfig>,
+    secret: ClusterSecret,
+    node_id: NodeId,
+    timeouts: BusTimeouts,
+) {
+    let server = Arc::new(Server {
+        raft,
+        secret,
+        this: node_id,
+        timeouts,
+    });
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        tracing::warn!(%peer, "refusing a cluster bus connection: {MAX_CONNECTIONS} are open");
+                        continue;
+                    };
+                    let server = Arc::clone(&server);
+                    connections.spawn(async move {
+                        server.serve(stream).await;
+                        drop(slot);
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!("the cluster bus listener failed to accept: {error}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            Some(_) = connections.join_next() => {}
+        }
+    }
+}
+
+struct Server {
+    raft: Raft<TypeConfig>,
+    secret: ClusterSecret,
+    this: NodeId,
+    timeouts: BusTimeouts,
+}
+
+impl Server {
+    async fn serve(&self, stream: TcpStream) {
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "an unknown address".to_owned(), |a| a.to_string());
+        match self.run(stream).await {
+            Ok(()) => tracing::debug!(%peer, "cluster bus connection closed by the peer"),
+            Err(error) => tracing::warn!(%peer, "closing a cluster bus connection: {error}"),
+        }
+    }
+
+    async fn run(&self, mut stream: TcpStream) -> Result<(), TransportError> {
+        stream.set_nodelay(true)?;
+        let node = handshake::accept(&mut stream, &self.secret, self.this, &self.timeouts).await?;
+        tracing::debug!(node, "cluster bus connection authenticated");
+        loop {
+            let payload = match read_frame(&mut stream, MAX_FRAME_BYTES, self.timeouts.idle).await {
+                Err(TransportError::Io(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
+                    return Ok(());
+                }
+                read => read?,
+            };
+            let response = self.answer(Request::decode(&payload)?).await;
+            write_frame(&mut stream, &response.encode(), self.timeouts.exchange).await?;
+        }
+    }
+
+    async fn answer(&self, request: Request) -> Response {
+        let raft = &self.raft;
+        match request {
+            Request::AppendEntries(rpc) => match raft.append_entries(rpc).await {
+                Ok(response) => Response::AppendEntries(response),
+                Err(error) => Response::Failure(RemoteFailure::from_raft(&error)),
+            },
+            Request::Vote(rpc) => match raft.vote(rpc).await {
+                Ok(response) => Response::Vote(response),
+                Err(error) => Response::Failure(RemoteFailure::from_raft(&error)),
+            },
+            Request::InstallSnapshot(rpc) => match raft.install_snapshot(rpc).await {
+                Ok(response) => Response::InstallSnapshot(response),
+                Err(error) => Response::Failure(RemoteFailure::from_raft(&error)),
+            },
+        }
+    }
+}
