@@ -90,10 +90,10 @@ impl RaftNetwork<TypeConfig> for Connection {
     }
 }
 
-struct Node {
+pub(super) struct Node {
     _dir: TempDir,
-    raft: Raft<TypeConfig>,
-    counters: Arc<CounterMap>,
+    pub(super) raft: Raft<TypeConfig>,
+    pub(super) counters: Arc<CounterMap>,
 }
 
 fn addr(id: NodeId) -> NodeAddr {
@@ -103,16 +103,20 @@ fn addr(id: NodeId) -> NodeAddr {
     }
 }
 
-async fn start(id: NodeId, router: &Router, config: &Arc<Config>) -> Node {
+/// Opens node `id` in a fresh directory, reaching the others through `network`.
+pub(super) async fn open_node<N: RaftNetworkFactory<TypeConfig>>(
+    id: NodeId,
+    network: N,
+    config: &Arc<Config>,
+) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let (log, recovery) = LogStore::open(&dir.path().join("log"), WalOptions::default()).unwrap();
     assert!(recovery.is_whole());
     let counters = Arc::new(CounterMap::open(dir.path()).unwrap());
     let machine = StateMachine::open(dir.path(), Arc::clone(&counters)).unwrap();
-    let raft = Raft::new(id, Arc::clone(config), router.clone(), log, machine)
+    let raft = Raft::new(id, Arc::clone(config), network, log, machine)
         .await
         .unwrap();
-    router.nodes.lock().insert(id, raft.clone());
     Node {
         _dir: dir,
         raft,
@@ -120,10 +124,27 @@ async fn start(id: NodeId, router: &Router, config: &Arc<Config>) -> Node {
     }
 }
 
+async fn start(id: NodeId, router: &Router, config: &Arc<Config>) -> Node {
+    let node = open_node(id, router.clone(), config).await;
+    router.nodes.lock().insert(id, node.raft.clone());
+    node
+}
+
+/// Short timeouts, so that a lost leader is replaced quickly.
+pub(super) fn fast_config() -> Arc<Config> {
+    let config = Config {
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: 800,
+        ..Config::default()
+    };
+    Arc::new(config.validate().unwrap())
+}
+
 const WAIT: Option<Duration> = Some(Duration::from_secs(20));
 
 /// Waits until `nodes` agree on a leader other than `not`, and returns it.
-async fn leader_among(nodes: &BTreeMap<NodeId, Node>, not: Option<NodeId>) -> NodeId {
+pub(super) async fn leader_among(nodes: &BTreeMap<NodeId, Node>, not: Option<NodeId>) -> NodeId {
     let any = nodes.values().next().unwrap();
     let metrics = any
         .raft
@@ -138,7 +159,7 @@ async fn leader_among(nodes: &BTreeMap<NodeId, Node>, not: Option<NodeId>) -> No
 }
 
 /// Writes `count` commands through the leader; returns the index of the last.
-async fn write(leader: &Node, first: u64, count: u64) -> u64 {
+pub(super) async fn write(leader: &Node, first: u64, count: u64) -> u64 {
     let mut last = 0;
     for i in first..first + count {
         let written = leader
@@ -151,7 +172,7 @@ async fn write(leader: &Node, first: u64, count: u64) -> u64 {
     last
 }
 
-async fn wait_applied(nodes: &BTreeMap<NodeId, Node>, index: u64) {
+pub(super) async fn wait_applied(nodes: &BTreeMap<NodeId, Node>, index: u64) {
     for node in nodes.values() {
         node.raft
             .wait(WAIT)
@@ -163,13 +184,7 @@ async fn wait_applied(nodes: &BTreeMap<NodeId, Node>, index: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_replicate_and_elect_a_new_leader_when_one_is_gone() {
-    let config = Config {
-        heartbeat_interval: 100,
-        election_timeout_min: 400,
-        election_timeout_max: 800,
-        ..Config::default()
-    };
-    let config = Arc::new(config.validate().unwrap());
+    let config = fast_config();
     let router = Router::default();
     let mut nodes = BTreeMap::new();
     for id in 1..=3 {

@@ -21,3 +21,5 @@ pub mod wal;
 mod cluster_tests;
 #[cfg(test)]
 mod suite_tests;
+#[cfg(test)]
+mod tcp_cluster_tests;
