@@ -416,7 +416,9 @@ impl Stream {
 
     /// Under `DISCARD old`, trims the oldest entries past the length and size limits.
     fn drop_oldest_past_limits(&self, config: &StreamConfig) -> Result<(), StoreError> {
-        if config.discard != Discard::Old {
+        let limited = config.max_len.is_some() || config.max_bytes.is_some();
+        if config.discard != Discard::Old || !limited {
+            // The common case, on every append: no lock taken.
             return Ok(());
         }
         self.nodes_follow()?;
