@@ -193,9 +193,22 @@ async fn three_nodes_replicate_and_elect_a_new_leader_when_one_is_gone() {
     let members: BTreeMap<NodeId, NodeAddr> = (1..=3).map(|id| (id, addr(id))).collect();
     nodes[&1].raft.initialize(members).await.unwrap();
 
-    let first_leader = leader_among(&nodes, None).await;
+    replicate_then_lose_the_leader(&mut nodes, |gone| {
+        router.nodes.lock().remove(&gone);
+    })
+    .await;
+}
+
+/// The scenario both networks must pass: five writes applied identically on every node, then
+/// the leader stopped (`stop` cuts it off the network), a new leader elected among the others,
+/// and three more writes applied identically on both.
+pub(super) async fn replicate_then_lose_the_leader(
+    nodes: &mut BTreeMap<NodeId, Node>,
+    stop: impl FnOnce(NodeId),
+) {
+    let first_leader = leader_among(nodes, None).await;
     let last = write(&nodes[&first_leader], 1, 5).await;
-    wait_applied(&nodes, last).await;
+    wait_applied(nodes, last).await;
     let history = nodes[&1].counters.history();
     assert_eq!(history.len(), 5);
     for node in nodes.values() {
@@ -208,12 +221,12 @@ async fn three_nodes_replicate_and_elect_a_new_leader_when_one_is_gone() {
     }
 
     let old = nodes.remove(&first_leader).unwrap();
-    router.nodes.lock().remove(&first_leader);
+    stop(first_leader);
     old.raft.shutdown().await.unwrap();
-    let new_leader = leader_among(&nodes, Some(first_leader)).await;
+    let new_leader = leader_among(nodes, Some(first_leader)).await;
     assert_ne!(new_leader, first_leader);
     let last = write(&nodes[&new_leader], 6, 3).await;
-    wait_applied(&nodes, last).await;
+    wait_applied(nodes, last).await;
     let survivors: Vec<_> = nodes.values().map(|node| node.counters.history()).collect();
     assert_eq!(survivors[0], survivors[1]);
     assert_eq!(survivors[0][..5], history[..]);

@@ -12,7 +12,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use super::cluster_tests::{Node, fast_config, leader_among, open_node, wait_applied, write};
+use super::cluster_tests::{
+    Node, fast_config, leader_among, open_node, replicate_then_lose_the_leader, wait_applied, write,
+};
 use super::network::{BusTimeouts, ClusterNetwork, ClusterSecret, serve_cluster_with};
 use super::types::{NodeAddr, NodeId, Vote};
 
@@ -67,35 +69,8 @@ async fn start_cluster() -> Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_over_tcp_replicate_and_elect_a_new_leader_when_one_is_gone() {
     let mut cluster = start_cluster().await;
-    let nodes = &mut cluster.nodes;
-    let first_leader = leader_among(nodes, None).await;
-    let last = write(&nodes[&first_leader], 1, 5).await;
-    wait_applied(nodes, last).await;
-    let history = nodes[&1].counters.history();
-    assert_eq!(history.len(), 5);
-    for node in nodes.values() {
-        assert_eq!(
-            node.counters.history(),
-            history,
-            "same commands, same order"
-        );
-        assert_eq!(node.counters.value("jobs"), 15);
-    }
-
-    let old = nodes.remove(&first_leader).unwrap();
-    cluster.servers[&first_leader].abort();
-    old.raft.shutdown().await.unwrap();
-    let new_leader = leader_among(nodes, Some(first_leader)).await;
-    assert_ne!(new_leader, first_leader);
-    let last = write(&nodes[&new_leader], 6, 3).await;
-    wait_applied(nodes, last).await;
-    let survivors: Vec<_> = nodes.values().map(|node| node.counters.history()).collect();
-    assert_eq!(survivors[0], survivors[1]);
-    assert_eq!(survivors[0][..5], history[..]);
-    assert_eq!(survivors[0].len(), 8);
-    for node in nodes.values() {
-        assert_eq!(node.counters.value("jobs"), 15 + 6 + 7 + 8);
-    }
+    let servers = &cluster.servers;
+    replicate_then_lose_the_leader(&mut cluster.nodes, |gone| servers[&gone].abort()).await;
 }
 
 /// Asks node `target`, at `addr`, for a vote as node 9.
