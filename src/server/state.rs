@@ -131,6 +131,11 @@ impl Server {
         }))
     }
 
+    /// The cluster as this node sees it; `None` when the server runs as a single node.
+    pub(crate) fn cluster_view(&self) -> Option<super::cluster_view::ClusterView> {
+        None
+    }
+
     /// Reads the users of the ACL file (`--aclfile`), if one is configured.
     pub fn load_users(&self) -> Result<(), String> {
         if self.config.read().aclfile.is_none() {
