@@ -266,6 +266,26 @@ impl Syncer {
         }
     }
 
+    /// The blocking form of [`complete`](Self::complete), for a thread that may block.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn complete_now(&self, batch: &CommitBatch) -> Result<(), FlushError> {
+        let pending = batch.take();
+        if self.policy != Durability::Always {
+            for object in &pending {
+                self.mark_dirty(object);
+            }
+            return Ok(());
+        }
+        let mut last = None;
+        for object in &pending {
+            last = Some(self.request(object));
+        }
+        match last {
+            Some((ticket, _)) => self.wait(ticket),
+            None => Ok(()),
+        }
+    }
+
     /// Under [`Durability::Always`], flushes `object` and waits, or records it in the batch
     /// (as `commit` says); otherwise marks it dirty.
     pub(crate) fn commit(

@@ -127,6 +127,11 @@ pub enum StoreError {
         /// What does not read.
         detail: String,
     },
+    /// A marked transaction was started inside another transaction's work.
+    #[error(
+        "a marked transaction cannot run inside another transaction: start it at the top level"
+    )]
+    MarkInsideTransaction,
 }
 
 impl From<GroupError> for StoreError {

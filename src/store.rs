@@ -31,12 +31,14 @@ use crate::undo::{self, Target, Undo};
 #[cfg(test)]
 mod fault_tests;
 mod progress;
+mod replication_mark;
 mod transaction;
 #[cfg(test)]
 mod transaction_tests;
 
 use progress::ProgressReporter;
 pub use progress::{ProgressHook, RECOVERY_PROGRESS_INTERVAL_MS, RecoveryProgress};
+pub use replication_mark::ReplicationMark;
 use transaction::Transactions;
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
@@ -70,6 +72,21 @@ pub struct StoreOptions {
     /// Told how far opening has got, every few seconds while it recovers streams (see
     /// [`ProgressHook`]); by default, logged.
     pub recovery_progress: ProgressHook,
+    /// Who applies the changes that time alone causes (retention by age, removal of entries
+    /// every group acknowledged, expiry of idle streams).
+    pub timed_changes: TimedChanges,
+}
+
+/// Who applies the changes that time alone causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TimedChanges {
+    /// The store's maintenance thread, every few seconds, at its clock's time.
+    #[default]
+    Automatic,
+    /// Only [`Store::apply_timed_changes`], at the clock's time when it is called: for a
+    /// replicated store, whose replicas must all make them at the same point of the log.
+    /// Idle streams never expire.
+    OnRequest,
 }
 
 fn identity(name: &[u8]) -> &[u8] {
@@ -84,6 +101,7 @@ impl Default for StoreOptions {
             clock: SystemClock::shared(),
             public_name: identity,
             recovery_progress: ProgressHook::default(),
+            timed_changes: TimedChanges::Automatic,
         }
     }
 }
@@ -308,6 +326,13 @@ impl Store {
         Ok(())
     }
 
+    /// Makes the writes collected in `batch` durable, blocking the calling thread.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn complete_now(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        self.shared.syncer.complete_now(batch)?;
+        Ok(())
+    }
+
     /// The stream called `name` (any bytes: `"orders"`, `b"orders"`, a `Vec<u8>`), created if
     /// it does not exist.
     pub fn stream(&self, name: impl AsRef<[u8]>) -> Result<Arc<Stream>, StoreError> {
@@ -407,6 +432,20 @@ impl Store {
     pub fn expire_idle_streams(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         let _pass = self.shared.maintenance_pass.lock();
         self.shared.expire_idle_streams()
+    }
+
+    /// Applies retention by age and removes the entries every group acknowledged, in every
+    /// stream, at the clock's time: what the maintenance thread does by itself under
+    /// [`TimedChanges::Automatic`], and only this call does under [`TimedChanges::OnRequest`].
+    /// Streams are visited in name order, so that replicas make the same changes in the same
+    /// order.
+    pub fn apply_timed_changes(&self) -> Result<(), StoreError> {
+        let mut streams: Vec<Arc<Stream>> = self.all_streams();
+        streams.sort_by_key(|stream| stream.name());
+        for stream in streams {
+            stream.apply_timed_changes()?;
+        }
+        Ok(())
     }
 
     /// Makes everything written so far durable, whatever the policy.
@@ -642,7 +681,7 @@ fn run_maintenance(shared: &Shared) {
             if shared.stopping.load(Ordering::Acquire) {
                 return;
             }
-            if let Err(error) = stream.maintain() {
+            if let Err(error) = stream.maintain(shared.options.timed_changes) {
                 let name = String::from_utf8_lossy(&stream.name()).into_owned();
                 if let Some(note) = shared.maintenance_note(&format!("{name}\0{error}")) {
                     tracing::error!(stream = %name, %error, "stream maintenance failed{note}");
@@ -650,7 +689,8 @@ fn run_maintenance(shared: &Shared) {
             }
         }
         // After the loop above, which consumed its handles: they would keep every stream in use.
-        if let Err(error) = shared.expire_idle_streams()
+        if shared.options.timed_changes == TimedChanges::Automatic
+            && let Err(error) = shared.expire_idle_streams()
             && let Some(note) = shared.maintenance_note(&format!("\0{error}"))
         {
             tracing::error!(%error, "expiring idle streams failed{note}");

@@ -17,6 +17,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::codec::{CodecError, Decoder, Encoder};
+use crate::store::ReplicationMark;
 
 /// How to take back a transaction's changes to one file or directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +42,8 @@ pub(crate) enum Undo {
     Deleted { dir: PathBuf, trash: PathBuf },
     /// Write `name` back to the `NAME` file of the stream directory `dir`.
     Renamed { dir: PathBuf, name: Vec<u8> },
+    /// Write `previous` back as the store's replication mark (`None`: no mark).
+    Mark { previous: Option<ReplicationMark> },
 }
 
 /// Which of a directory's files an undo record is for: one record each per transaction.
@@ -148,14 +151,15 @@ pub(crate) fn recording_with<R: Recorder + 'static, T>(
 }
 
 impl Undo {
-    /// The stream directory the record is about.
-    pub(crate) fn dir(&self) -> &Path {
+    /// The stream directory the record is about; `None` for the store's own replication mark.
+    pub(crate) fn dir(&self) -> Option<&Path> {
         match self {
             Undo::Log { dir, .. }
             | Undo::Groups { dir, .. }
             | Undo::Created { dir }
             | Undo::Deleted { dir, .. }
-            | Undo::Renamed { dir, .. } => dir,
+            | Undo::Renamed { dir, .. } => Some(dir),
+            Undo::Mark { .. } => None,
         }
     }
 }
@@ -165,6 +169,7 @@ const TAG_GROUPS: u8 = 2;
 const TAG_CREATED: u8 = 3;
 const TAG_DELETED: u8 = 4;
 const TAG_RENAMED: u8 = 5;
+const TAG_MARK: u8 = 6;
 
 impl Undo {
     /// The record's bytes, with every directory written as its path relative to `base` (the
@@ -212,6 +217,14 @@ impl Undo {
             Undo::Renamed { dir, name } => {
                 out.u8(TAG_RENAMED).bytes(&relative(dir)).bytes(name);
             }
+            Undo::Mark { previous } => {
+                out.u8(TAG_MARK).u8(u8::from(previous.is_some()));
+                let previous = previous.unwrap_or(ReplicationMark {
+                    index: 0,
+                    time_ms: 0,
+                });
+                out.u64(previous.index).u64(previous.time_ms);
+            }
         }
         out.finish()
     }
@@ -243,6 +256,16 @@ impl Undo {
                 dir: dir_below(base, input.bytes()?)?,
                 name: input.bytes()?.to_vec(),
             },
+            TAG_MARK => {
+                let present = input.u8()? != 0;
+                let mark = ReplicationMark {
+                    index: input.u64()?,
+                    time_ms: input.u64()?,
+                };
+                Undo::Mark {
+                    previous: present.then_some(mark),
+                }
+            }
             _ => {
                 return Err(CodecError {
                     what: "undo record",
@@ -347,6 +370,23 @@ mod tests {
             let moved = Path::new("/elsewhere/streams");
             let decoded = Undo::decode(&bytes, moved).unwrap();
             assert_ne!(decoded, undo, "paths follow the streams directory");
+        }
+    }
+
+    #[test]
+    fn replication_marks_round_trip() {
+        let base = Path::new("/data/streams");
+        let marks = [
+            None,
+            Some(ReplicationMark {
+                index: 41,
+                time_ms: 1_700_000_000_123,
+            }),
+        ];
+        for previous in marks {
+            let undo = Undo::Mark { previous };
+            assert_eq!(Undo::decode(&undo.encode(base), base).unwrap(), undo);
+            assert_eq!(undo.dir(), None);
         }
     }
 

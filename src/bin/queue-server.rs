@@ -69,6 +69,72 @@ struct Args {
     /// log collectors.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// A node of a replicated cluster. Without --peers, the server is a single node.
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Every initial voter of the cluster, this node included, the same on every node:
+    /// `ID=HOST:BUSPORT` (the client port is then BUSPORT less 10000, as in Redis Cluster) or
+    /// `ID=HOST:CLIENTPORT@BUSPORT`, separated by commas.
+    #[arg(long, requires_all = ["node_id", "cluster_port"], value_parser = weir::server::parse_peers)]
+    peers: Option<std::collections::BTreeMap<u64, weir::server::PeerAddr>>,
+    /// This node's id: one of the ids in --peers, never reused for another node.
+    #[arg(long, requires = "peers")]
+    node_id: Option<u64>,
+    /// The TCP port of the cluster bus, where the other nodes connect (on the --bind address).
+    #[arg(long, requires = "peers")]
+    cluster_port: Option<u16>,
+    /// The secret every node of the cluster shares (at least 16 bytes); it authenticates the
+    /// cluster bus. Visible in the process list: prefer --cluster-secret-file.
+    #[arg(long, conflicts_with = "cluster_secret_file")]
+    cluster_secret: Option<String>,
+    /// A file holding the cluster secret (its bytes, with any trailing newline removed).
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    /// The cluster configuration, if --peers was given.
+    fn config(self) -> Result<Option<weir::server::ClusterConfig>, String> {
+        let (Some(peers), Some(node_id), Some(bus_port)) =
+            (self.peers, self.node_id, self.cluster_port)
+        else {
+            return Ok(None);
+        };
+        let secret = match (self.cluster_secret, self.cluster_secret_file) {
+            (Some(secret), _) => secret.into_bytes(),
+            (None, Some(file)) => {
+                let mut bytes = std::fs::read(&file).map_err(|error| {
+                    format!("cannot read the cluster secret from {}: {error}", file.display())
+                })?;
+                while bytes.last().is_some_and(|byte| matches!(byte, b'\n' | b'\r')) {
+                    bytes.pop();
+                }
+                bytes
+            }
+            (None, None) => {
+                return Err(
+                    "a cluster node needs --cluster-secret-file (or --cluster-secret): the same secret on every node".into(),
+                );
+            }
+        };
+        let secret =
+            weir::cluster::network::ClusterSecret::new(secret).map_err(|error| error.to_string())?;
+        if !peers.contains_key(&node_id) {
+            return Err(format!(
+                "--node-id {node_id} is not among --peers: list every initial voter, this node included"
+            ));
+        }
+        Ok(Some(weir::server::ClusterConfig {
+            node_id,
+            peers,
+            bus_port,
+            secret,
+        }))
+    }
 }
 
 /// TLS, under Redis's names (also accepted in the configuration file).
@@ -127,7 +193,7 @@ enum LogFormat {
 /// a log file they are noise.
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter);
@@ -204,6 +270,7 @@ fn configuration(args: Args) -> Result<ServerConfig, String> {
     }
     config.metrics_port = args.metrics_port.or(config.metrics_port);
     config.metrics_bind = args.metrics_bind.or(config.metrics_bind);
+    config.cluster = args.cluster.config()?;
     Ok(config)
 }
 
@@ -262,6 +329,7 @@ async fn run(config: ServerConfig) -> Result<(), String> {
         );
     }
     fit_maxclients(&server, config.maxclients)?;
+    let replication = start_replication(&server, &config).await?;
     let listeners = weir::server::listen(&server)
         .await
         .map_err(|e| e.to_string())?;
@@ -279,9 +347,13 @@ async fn run(config: ServerConfig) -> Result<(), String> {
     let tls_reloads = tokio::spawn(reload_tls_on_hangup(Arc::clone(&server)));
     let stopping = {
         let notifier = Arc::clone(&notifier);
+        let replication = replication.clone();
         async move {
             shutdown_signal().await;
             tell_stopping(&notifier);
+            if let Some(replication) = replication {
+                replication.shutdown().await;
+            }
         }
     };
     let served = weir::server::serve(server, listeners, stopping).await;
@@ -292,6 +364,37 @@ async fn run(config: ServerConfig) -> Result<(), String> {
     }
     tell_stopping(&notifier);
     served.map_err(|e| format!("shutdown failed: {e}"))
+}
+
+/// Starts this node's part of its cluster, if it is in one: the Raft log, the bus and the
+/// replicated state machine; commands that change data go through the log from then on.
+async fn start_replication(
+    server: &Arc<Server>,
+    config: &ServerConfig,
+) -> Result<Option<Arc<weir::server::replication::Replication>>, String> {
+    let Some(cluster) = &config.cluster else {
+        return Ok(None);
+    };
+    let bus_addr = std::net::SocketAddr::new(config.bind, cluster.bus_port);
+    let bus = tokio::net::TcpListener::bind(bus_addr)
+        .await
+        .map_err(|e| format!("cannot listen for the cluster bus on {bus_addr}: {e}"))?;
+    let replication = weir::server::replication::Replication::start(
+        server,
+        cluster,
+        bus,
+        config.fsync.durability(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    server.attach_replication(Arc::clone(&replication));
+    tracing::info!(
+        node_id = cluster.node_id,
+        bus = %bus_addr,
+        peers = cluster.peers.len(),
+        "cluster node started"
+    );
+    Ok(Some(replication))
 }
 
 /// Logs where clients connect; returns the address announced to the service manager: the

@@ -17,7 +17,6 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
     AnyError, EntryPayload, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,
@@ -43,10 +42,11 @@ pub trait Replicated: Send + Sync + 'static {
     /// `None` for a state that never applied one.
     fn applied(&self) -> Result<Option<u64>, Self::Error>;
 
-    /// Applies the command at `index` (above [`applied`](Self::applied)), recording `index`
-    /// with its effect, and returns the encoded reply. The result must depend on the state and
-    /// the command alone (the command carries the time to use), so every node computes the same.
-    fn apply(&self, index: u64, command: &Command) -> Result<Bytes, Self::Error>;
+    /// Applies `commands`, each with its index (ascending, all above
+    /// [`applied`](Self::applied)), recording the last index atomically with their effects,
+    /// and returns one reply per command. The effects must depend on the state and the commands
+    /// alone (each command carries the time to use), so every node computes the same.
+    fn apply(&self, commands: &[(u64, Command)]) -> Result<Vec<Reply>, Self::Error>;
 
     /// The whole state, encoded, with its applied index inside.
     fn snapshot(&self) -> Result<Vec<u8>, Self::Error>;
@@ -185,30 +185,50 @@ impl<S: Replicated> RaftStateMachine<TypeConfig> for StateMachine<S> {
     {
         let mut applied = self.applied.lock();
         let held = self.state.applied().map_err(|error| state_error(&error))?;
-        let mut replies = Vec::new();
+        let mut commands = Vec::new();
+        // Per entry: where its reply comes from, the state's batch or nowhere.
+        let mut from_state = Vec::new();
+        let mut last = None;
         for entry in entries {
             let index = entry.log_id.index;
-            let reply = match entry.payload {
-                EntryPayload::Blank => Bytes::new(),
+            match entry.payload {
                 // Applied before a restart: its effect is in the state, its client long answered.
-                EntryPayload::Normal(_) if held.is_some_and(|held| index <= held) => Bytes::new(),
-                EntryPayload::Normal(command) => {
-                    self.state.apply(index, &command).map_err(|error| {
-                        StorageError::from(StorageIOError::apply(
-                            entry.log_id,
-                            AnyError::new(&error),
-                        ))
-                    })?
+                EntryPayload::Normal(_) if held.is_some_and(|held| index <= held) => {
+                    from_state.push(false);
                 }
+                EntryPayload::Normal(command) => {
+                    commands.push((index, command));
+                    from_state.push(true);
+                }
+                EntryPayload::Blank => from_state.push(false),
                 EntryPayload::Membership(membership) => {
                     applied.membership = StoredMembership::new(Some(entry.log_id), membership);
-                    Bytes::new()
+                    from_state.push(false);
                 }
-            };
-            applied.last = Some(entry.log_id);
-            replies.push(Reply(reply));
+            }
+            last = Some(entry.log_id);
         }
-        Ok(replies)
+        let mut answers = if commands.is_empty() {
+            Vec::new()
+        } else {
+            self.state.apply(&commands).map_err(|error| {
+                let failed_at = last.unwrap_or_default();
+                StorageError::from(StorageIOError::apply(failed_at, AnyError::new(&error)))
+            })?
+        }
+        .into_iter();
+        if last.is_some() {
+            applied.last = last;
+        }
+        Ok(from_state
+            .into_iter()
+            .map(|from_state| {
+                from_state
+                    .then(|| answers.next())
+                    .flatten()
+                    .unwrap_or_else(Reply::empty)
+            })
+            .collect())
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder<S> {

@@ -4,6 +4,7 @@
 //! Only this module and its siblings under `cluster` name openraft's types; the rest of the
 //! crate sees [`Command`], [`NodeAddr`] and plain bytes.
 
+use std::any::Any;
 use std::fmt;
 use std::io::Cursor;
 
@@ -38,9 +39,35 @@ pub struct Command {
     pub body: Bytes,
 }
 
-/// What applying a command answers: an opaque encoding of the reply.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Reply(pub Bytes);
+/// What applying a command answers. It goes back, in the same process, to whoever proposed
+/// the command on the leader, and never crosses the network, so it is whatever value the
+/// state's apply made (the server's reply to its client, say), or nothing.
+#[derive(Default)]
+pub struct Reply(Option<Box<dyn Any + Send + Sync>>);
+
+impl Reply {
+    /// A reply holding `answer`.
+    pub fn new(answer: impl Any + Send + Sync) -> Reply {
+        Reply(Some(Box::new(answer)))
+    }
+
+    /// The reply to an entry that answers nothing (a blank or membership entry, or a command
+    /// applied before a restart, whose client was answered then).
+    pub fn empty() -> Reply {
+        Reply(None)
+    }
+
+    /// The answer, if it is a `T`.
+    pub fn into_answer<T: Any>(self) -> Option<T> {
+        self.0?.downcast::<T>().ok().map(|answer| *answer)
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Reply(..)" } else { "Reply(empty)" })
+    }
+}
 
 openraft::declare_raft_types!(
     /// weir's Raft types.

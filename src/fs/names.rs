@@ -21,6 +21,8 @@ pub const CLEAN_FILE: &str = "CLEAN";
 pub const STREAMS_DIR: &str = "streams";
 /// The undo records of the store transaction in progress.
 pub const TRANSACTION_FILE: &str = "transaction.journal";
+/// The store file holding the position of the last replicated command the store applied.
+pub const REPLICATION_MARK_FILE: &str = "replication.mark";
 /// Prefix of a stream directory being created (`tmp-<n>`).
 pub const CREATING_PREFIX: &str = "tmp-";
 /// Prefix of a stream directory being deleted (`trash-<dir>`).

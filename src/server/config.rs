@@ -5,6 +5,8 @@
 //! writes it back for `CONFIG REWRITE`. A directive that takes more than one argument also gets
 //! an arm in [`ServerConfig::apply_directive`].
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod file;
 mod redis_names;
 mod rewrite;
@@ -13,6 +15,8 @@ mod suggest;
 use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "cluster")]
+pub use cluster::{BUS_PORT_OFFSET, ClusterConfig, PeerAddr, parse_peers};
 pub use file::ConfigFileError;
 pub use rewrite::rewrite;
 
@@ -148,6 +152,9 @@ pub struct ServerConfig {
     pub metrics_port: Option<u16>,
     /// The Prometheus endpoint's address (`metrics-bind`); `None`: the server's `bind`.
     pub metrics_bind: Option<IpAddr>,
+    /// The replicated cluster this node belongs to; `None`: a single node.
+    #[cfg(feature = "cluster")]
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for ServerConfig {
@@ -169,6 +176,8 @@ impl Default for ServerConfig {
             tls: TlsSettings::default(),
             metrics_port: None,
             metrics_bind: None,
+            #[cfg(feature = "cluster")]
+            cluster: None,
         }
     }
 }

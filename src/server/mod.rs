@@ -17,6 +17,8 @@ mod metrics;
 pub mod notify;
 mod open_files;
 mod process;
+#[cfg(feature = "cluster")]
+pub mod replication;
 pub mod resp;
 mod state;
 pub mod tls;
@@ -33,6 +35,8 @@ use tokio::task::JoinSet;
 use crate::clock::{Clock, SystemClock};
 use crate::repeated::RepeatLimiter;
 
+#[cfg(feature = "cluster")]
+pub use config::{BUS_PORT_OFFSET, ClusterConfig, PeerAddr, parse_peers};
 pub use config::{
     ConfigFileError, FsyncPolicy, IgnoredDirective, ServerConfig, parse_maxclients, resolve_bind,
 };

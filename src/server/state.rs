@@ -17,6 +17,10 @@ use super::config::ServerConfig;
 use super::diagnostics::Diagnostics;
 use super::open_files::{OpenFiles, fit_maxclients};
 use super::tls::TlsMaterial;
+#[cfg(feature = "cluster")]
+use super::replication::Replication;
+#[cfg(feature = "cluster")]
+use crate::clock::ManualClock;
 use crate::store::{Store, StoreError, StoreOptions, StoreRecovery};
 
 /// A connected client, as `CLIENT LIST` shows it.
@@ -95,6 +99,12 @@ pub struct Server {
     pub(crate) stop_requested: Notify,
     /// The certificate, key and CA the TLS port uses now.
     pub(crate) tls: TlsMaterial,
+    /// In a cluster, the store's clock: each replicated command sets it to the leader's time.
+    #[cfg(feature = "cluster")]
+    replicated_clock: Option<Arc<ManualClock>>,
+    /// This node's part of the cluster, once it started; unset on a single node.
+    #[cfg(feature = "cluster")]
+    replication: std::sync::OnceLock<Arc<Replication>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -106,6 +116,14 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// Opens the data directory and prepares the shared state.
     pub fn open(config: ServerConfig) -> Result<Arc<Server>, StoreError> {
+        #[cfg(feature = "cluster")]
+        let replicated_clock = config
+            .cluster
+            .is_some()
+            .then(|| Arc::new(ManualClock::new(0)));
+        #[cfg(feature = "cluster")]
+        let store = open_store(&config, replicated_clock.as_ref())?;
+        #[cfg(not(feature = "cluster"))]
         let store = open_store(&config)?;
         let recovery = store.recovery().clone();
         let acl = Acl::new(config.requirepass.as_deref(), config.aclfile.clone());
@@ -128,11 +146,41 @@ impl Server {
             shutdown: watch::channel(false).0,
             stop_requested: Notify::new(),
             tls: TlsMaterial::default(),
+            #[cfg(feature = "cluster")]
+            replicated_clock,
+            #[cfg(feature = "cluster")]
+            replication: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The clock a replicated store reads (a new one on a single node, which has none).
+    #[cfg(feature = "cluster")]
+    pub(crate) fn replicated_clock(&self) -> Arc<ManualClock> {
+        self.replicated_clock
+            .clone()
+            .unwrap_or_else(|| Arc::new(ManualClock::new(0)))
+    }
+
+    /// Makes this server a node of its cluster: commands that change data go through the
+    /// Raft log from now on.
+    #[cfg(feature = "cluster")]
+    pub fn attach_replication(&self, replication: Arc<Replication>) {
+        // Started once; a second node for the same server is a programming error upstream,
+        // and the first stays in charge.
+        let _ = self.replication.set(replication);
+    }
+
+    /// This node's part of the cluster; `None` on a single node.
+    #[cfg(feature = "cluster")]
+    pub fn replication(&self) -> Option<&Arc<Replication>> {
+        self.replication.get()
     }
 
     /// The cluster as this node sees it; `None` when the server runs as a single node.
     pub(crate) fn cluster_view(&self) -> Option<super::cluster_view::ClusterView> {
+        #[cfg(feature = "cluster")]
+        return self.replication().map(|replication| replication.view());
+        #[cfg(not(feature = "cluster"))]
         None
     }
 
@@ -160,6 +208,9 @@ impl Server {
     pub(crate) fn reload(&self) -> Result<(), StoreError> {
         let mut slot = self.store.write();
         close_store(slot.take())?;
+        #[cfg(feature = "cluster")]
+        let store = open_store(&self.config.read(), self.replicated_clock.as_ref())?;
+        #[cfg(not(feature = "cluster"))]
         let store = open_store(&self.config.read())?;
         *self.recovery.write() = store.recovery().clone();
         *slot = Some(Arc::new(store));
@@ -353,6 +404,7 @@ fn close_store(store: Option<Arc<Store>>) -> Result<(), StoreError> {
     }
 }
 
+#[cfg(not(feature = "cluster"))]
 fn open_store(config: &ServerConfig) -> Result<Store, StoreError> {
     let options = StoreOptions {
         durability: config.fsync.durability(),
@@ -360,6 +412,28 @@ fn open_store(config: &ServerConfig) -> Result<Store, StoreError> {
         ..StoreOptions::default()
     };
     let store = Store::open_with(&config.dir, options)?;
+    store.set_node_limits(config.node_limits);
+    Ok(store)
+}
+
+/// Opens the store; in a cluster (`clock` given), on the replicated clock, continued from the
+/// time of the last command the store applied, with the changes time causes left to the
+/// replicated ticks.
+#[cfg(feature = "cluster")]
+fn open_store(config: &ServerConfig, clock: Option<&Arc<ManualClock>>) -> Result<Store, StoreError> {
+    let mut options = StoreOptions {
+        durability: config.fsync.durability(),
+        public_name: super::keys::key_part,
+        ..StoreOptions::default()
+    };
+    if let Some(clock) = clock {
+        options.clock = Arc::clone(clock) as crate::clock::SharedClock;
+        options.timed_changes = crate::store::TimedChanges::OnRequest;
+    }
+    let store = Store::open_with(&config.dir, options)?;
+    if let (Some(clock), Some(mark)) = (clock, store.replication_mark()) {
+        clock.set_ms(mark.time_ms);
+    }
     store.set_node_limits(config.node_limits);
     Ok(store)
 }

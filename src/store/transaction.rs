@@ -27,6 +27,8 @@ use crate::log;
 use crate::names::{NAME_FILE, TRANSACTION_FILE};
 use crate::undo::{self, Recorder, Undo, UndoError};
 
+use super::replication_mark::{MarkFile, ReplicationMark};
+
 /// Kind tag of the transaction journal.
 pub(crate) const TRANSACTION_KIND: FileKind = FileKind(*b"STXN");
 
@@ -40,6 +42,8 @@ pub(crate) struct Transactions {
     touched: Vec<PathBuf>,
     /// Deleted streams' directories, moved aside: removed for good at commit.
     trash: Vec<PathBuf>,
+    /// The replication mark, written at the commit of a marked transaction.
+    marks: MarkFile,
 }
 
 /// Writes a transaction's undo records to the journal.
@@ -48,7 +52,10 @@ struct JournalRecorder(Arc<Mutex<Transactions>>);
 impl Recorder for JournalRecorder {
     fn record(&mut self, undo: &Undo) -> Result<(), UndoError> {
         let mut transactions = self.0.lock();
-        if !undo.dir().starts_with(&transactions.streams_dir) {
+        if !undo
+            .dir()
+            .is_some_and(|dir| dir.starts_with(&transactions.streams_dir))
+        {
             // Another store's file, changed inside this transaction's work: not part of it.
             return Ok(());
         }
@@ -65,7 +72,7 @@ impl Recorder for JournalRecorder {
                 }
             }
             Undo::Deleted { trash, .. } => transactions.trash.push(trash.clone()),
-            Undo::Created { .. } | Undo::Renamed { .. } => {}
+            Undo::Created { .. } | Undo::Renamed { .. } | Undo::Mark { .. } => {}
         }
         Ok(())
     }
@@ -80,9 +87,10 @@ impl Transactions {
         durability: Durability,
     ) -> Result<(Transactions, usize), StoreError> {
         let path = dir.join(TRANSACTION_FILE);
+        let mut marks = MarkFile::open(dir).map_err(io_error("open", dir))?;
         if !path.exists() {
             let journal = Journal::create(&path, TRANSACTION_KIND, 1)?;
-            return Ok((Transactions::new(journal, streams_dir, durability), 0));
+            return Ok((Transactions::new(journal, streams_dir, durability, marks), 0));
         }
         let (journal, replay, _) = Journal::open_repairing(&path, TRANSACTION_KIND, 1)?;
         let undone = replay.frames.len();
@@ -99,9 +107,9 @@ impl Transactions {
                     detail: error.to_string(),
                 }
             })?;
-            roll_back(&undo)?;
+            roll_back(&undo, &mut marks)?;
         }
-        let mut transactions = Transactions::new(journal, streams_dir, durability);
+        let mut transactions = Transactions::new(journal, streams_dir, durability, marks);
         if undone > 0 {
             transactions.journal.clear()?;
             transactions.journal.sync()?;
@@ -109,21 +117,68 @@ impl Transactions {
         Ok((transactions, undone))
     }
 
-    fn new(journal: Journal, streams_dir: &Path, durability: Durability) -> Transactions {
+    fn new(
+        journal: Journal,
+        streams_dir: &Path,
+        durability: Durability,
+        marks: MarkFile,
+    ) -> Transactions {
         Transactions {
             journal,
             streams_dir: streams_dir.to_path_buf(),
             always: durability == Durability::Always,
             touched: Vec::new(),
             trash: Vec::new(),
+            marks,
         }
+    }
+
+    /// The replication mark the store holds now.
+    pub(crate) fn mark(&self) -> Option<ReplicationMark> {
+        self.marks.mark()
+    }
+
+    /// Writes down how to restore the current mark, first in the transaction.
+    fn record_mark(&mut self) -> Result<(), StoreError> {
+        let undo = Undo::Mark {
+            previous: self.marks.mark(),
+        };
+        self.journal.append(&undo.encode(&self.streams_dir))?;
+        if self.always {
+            self.journal.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the transaction's new mark, before the commit clears the journal.
+    fn write_mark(&mut self, mark: ReplicationMark) -> Result<(), StoreError> {
+        let dir = fs::parent_dir(&self.streams_dir).to_path_buf();
+        let failed = |source| StoreError::Io {
+            op: "write the replication mark in",
+            path: dir.clone(),
+            source,
+        };
+        self.marks.write(Some(mark)).map_err(failed)?;
+        if self.always {
+            self.marks.sync().map_err(failed)?;
+        }
+        Ok(())
     }
 }
 
 /// Takes back one change of an interrupted transaction. Each step is idempotent, so a crash
 /// during the undo is repaired by the next open undoing again.
-fn roll_back(undo: &Undo) -> Result<(), StoreError> {
+fn roll_back(undo: &Undo, marks: &mut MarkFile) -> Result<(), StoreError> {
     match undo {
+        Undo::Mark { previous } => {
+            let restore = |error| StoreError::Io {
+                op: "restore the replication mark",
+                path: PathBuf::from(crate::names::REPLICATION_MARK_FILE),
+                source: error,
+            };
+            marks.write(*previous).map_err(restore)?;
+            marks.sync().map_err(restore)?;
+        }
         Undo::Log {
             dir,
             next_offset,
@@ -187,12 +242,42 @@ impl Store {
         let recorder = JournalRecorder(Arc::clone(&shared.transactions));
         let (output, recorded) = undo::recording_with(recorder, work);
         if recorded > 0 {
-            self.commit_transaction()?;
+            self.commit_transaction(None)?;
         }
         Ok(output)
     }
 
-    fn commit_transaction(&self) -> Result<(), StoreError> {
+    /// Runs `work` as one [transaction](Self::transaction) that also records `mark` as the
+    /// store's [replication mark](Self::replication_mark): after a crash, either the changes of
+    /// `work` and `mark` are both in, or neither is. A replicated log's state machine applies
+    /// each batch of commands this way, with the batch's last index, so that after a restart it
+    /// knows exactly which commands the store holds. Called inside another transaction's work,
+    /// it is refused: the mark must cover a whole transaction.
+    pub fn transaction_marked<T>(
+        &self,
+        mark: ReplicationMark,
+        work: impl FnOnce() -> T,
+    ) -> Result<T, StoreError> {
+        if undo::recording() {
+            return Err(StoreError::MarkInsideTransaction);
+        }
+        let shared = &self.shared;
+        let _one_at_a_time = shared.transaction_lock.lock();
+        let _no_maintenance = shared.maintenance_pass.lock();
+        shared.transactions.lock().record_mark()?;
+        let recorder = JournalRecorder(Arc::clone(&shared.transactions));
+        let (output, _) = undo::recording_with(recorder, work);
+        self.commit_transaction(Some(mark))?;
+        Ok(output)
+    }
+
+    /// The position of the last replicated command the store applied, as the last
+    /// [`transaction_marked`](Self::transaction_marked) recorded it; `None` if none ever did.
+    pub fn replication_mark(&self) -> Option<ReplicationMark> {
+        self.shared.transactions.lock().mark()
+    }
+
+    fn commit_transaction(&self, mark: Option<ReplicationMark>) -> Result<(), StoreError> {
         let shared = &self.shared;
         let (touched, trash, always) = {
             let mut transactions = shared.transactions.lock();
@@ -209,6 +294,9 @@ impl Store {
         }
         {
             let mut transactions = shared.transactions.lock();
+            if let Some(mark) = mark {
+                transactions.write_mark(mark)?;
+            }
             transactions.journal.clear()?;
             if always {
                 transactions.journal.sync()?;

@@ -51,6 +51,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::clock::SharedClock;
 use crate::durability::{Commit, Flush, Syncer};
 use crate::error::StoreError;
+use crate::store::TimedChanges;
 use crate::group::durable::{DurableGroups, GroupRecovery};
 use crate::id::StreamId;
 use crate::idempotency::IdempotencyWindows;
@@ -764,15 +765,23 @@ impl Stream {
     }
 
     /// Periodic upkeep: a checkpoint after a segment was sealed, and retention.
-    pub(crate) fn maintain(&self) -> Result<(), StoreError> {
+    pub(crate) fn maintain(&self, timed_changes: TimedChanges) -> Result<(), StoreError> {
         if self.log.take_checkpoint_due() {
             self.log.checkpoint()?;
             self.save_idempotency()?;
         }
-        self.log.enforce_retention(self.clock.now_ms())?;
-        self.drop_acknowledged(Commit::Wait)?;
+        if timed_changes == TimedChanges::Automatic {
+            self.apply_timed_changes()?;
+        }
         self.compact_groups_if_large()?;
         Ok(())
+    }
+
+    /// Retention by age and the removal of entries every group acknowledged, at the clock's
+    /// time.
+    pub(crate) fn apply_timed_changes(&self) -> Result<(), StoreError> {
+        self.log.enforce_retention(self.clock.now_ms())?;
+        self.drop_acknowledged(Commit::Wait)
     }
 
     /// Writes a checkpoint of the log and compacts the group journals now, whatever their

@@ -1,6 +1,8 @@
 //! The client side of the bus: openraft's network factory and one connection per target,
 //! opened (and authenticated) on first use and again after any failure.
 
+use std::net::{IpAddr, SocketAddr};
+
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
     Unreachable,
@@ -10,7 +12,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 
 use crate::cluster::types::{NodeAddr, NodeId, TypeConfig};
@@ -31,6 +33,8 @@ pub struct ClusterNetwork {
     this: NodeId,
     secret: ClusterSecret,
     timeouts: BusTimeouts,
+    /// The local address connections leave from; `None`: the one the kernel picks.
+    source: Option<IpAddr>,
 }
 
 impl ClusterNetwork {
@@ -49,8 +53,42 @@ impl ClusterNetwork {
             this,
             secret,
             timeouts,
+            source: None,
         }
     }
+
+    /// Connections leave from `source` (the address the node listens on), as a node's
+    /// traffic should: the other nodes, and firewalls between them, see where it comes from.
+    #[must_use]
+    pub fn from_address(mut self, source: IpAddr) -> ClusterNetwork {
+        self.source = Some(source);
+        self
+    }
+}
+
+/// Connects to `addr`, from `source` when one is given.
+async fn connect_from(addr: &str, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(addr).await;
+    };
+    let mut last_error = None;
+    for target in tokio::net::lookup_host(addr).await? {
+        let socket = if target.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        if source.is_ipv4() == target.is_ipv4() {
+            socket.bind(SocketAddr::new(source, 0))?;
+        }
+        match socket.connect(target).await {
+            Ok(stream) => return Ok(stream),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} resolves to no address"))
+    }))
 }
 
 impl RaftNetworkFactory<TypeConfig> for ClusterNetwork {
@@ -87,7 +125,7 @@ impl PeerConnection {
     async fn open(&self) -> Result<TcpStream, TransportError> {
         let network = &self.network;
         let limit = network.timeouts.handshake;
-        let mut stream = timeout(limit, TcpStream::connect(&self.addr))
+        let mut stream = timeout(limit, connect_from(&self.addr, network.source))
             .await
             .map_err(|_| TransportError::TimedOut { after: limit })??;
         stream.set_nodelay(true)?;

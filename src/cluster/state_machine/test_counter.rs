@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::cluster::types::Command;
+use crate::cluster::types::{Command, Reply};
 use crate::codec::{CodecError, Decoder, Encoder};
 use crate::journal::{self, FileKind, JournalError};
 
@@ -120,27 +120,31 @@ impl Replicated for CounterMap {
         Ok(self.counters.lock().applied)
     }
 
-    fn apply(&self, index: u64, command: &Command) -> Result<Bytes, CounterError> {
-        let mut input = Decoder::new(&command.body, "counter command");
-        let name = input.bytes()?.to_vec();
-        let delta = input.u64()?;
-        input.finish()?;
+    fn apply(&self, commands: &[(u64, Command)]) -> Result<Vec<Reply>, CounterError> {
         let mut counters = self.counters.lock();
-        assert!(
-            counters.applied.is_none_or(|applied| index > applied),
-            "command {index} applied twice"
-        );
         let mut next = counters.clone();
-        let value = next.values.entry(name.clone()).or_insert(0);
-        *value += delta;
-        let reply = Bytes::copy_from_slice(&value.to_le_bytes());
-        next.applied = Some(index);
+        let mut replies = Vec::new();
+        let mut applied = Vec::new();
+        for (index, command) in commands {
+            let mut input = Decoder::new(&command.body, "counter command");
+            let name = input.bytes()?.to_vec();
+            let delta = input.u64()?;
+            input.finish()?;
+            assert!(
+                next.applied.is_none_or(|applied| *index > applied),
+                "command {index} applied twice"
+            );
+            let value = next.values.entry(name.clone()).or_insert(0);
+            *value += delta;
+            replies.push(Reply::new(*value));
+            next.applied = Some(*index);
+            applied.push((*index, command.time_ms, name, delta));
+        }
+        // One write for the batch: its effects and its last index are saved together.
         self.save(&next)?;
         *counters = next;
-        self.history
-            .lock()
-            .push((index, command.time_ms, name, delta));
-        Ok(reply)
+        self.history.lock().extend(applied);
+        Ok(replies)
     }
 
     fn snapshot(&self) -> Result<Vec<u8>, CounterError> {

@@ -285,6 +285,14 @@ fn getkeysandflags(_: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     ))
 }
 
+/// The keys of the call `call` (a command name and its arguments); none for a command without
+/// keys or a call whose keys cannot be found (its handler reports the error).
+pub(crate) fn call_keys(call: &[Bytes]) -> Vec<Bytes> {
+    keys_of_call(call)
+        .map(|keys| keys.into_iter().map(|(key, _)| key).collect())
+        .unwrap_or_default()
+}
+
 /// The keys of the call `call` (a command name and its arguments), with Redis's errors.
 fn keys_of_call(call: &[Bytes]) -> Result<Vec<(Bytes, &'static [&'static str])>, Value> {
     let invalid = || Value::error("ERR Invalid command specified");

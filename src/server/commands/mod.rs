@@ -2,6 +2,8 @@
 //! blocking. Each family of commands lives in its own file; [`parse`] reads their arguments.
 
 mod acl;
+#[cfg(feature = "cluster")]
+mod clustered;
 mod command;
 mod config_tls;
 mod connection;
@@ -136,6 +138,17 @@ impl Client {
             reply_delay: None,
             commits: CommitBatch::default(),
         }
+    }
+}
+
+impl Client {
+    /// The client committed commands run as on every node of a cluster: the leader checked
+    /// the proposing client's rights before proposing.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn replica(acl: &Acl) -> Self {
+        let mut client = Client::new(0, acl);
+        client.authenticated = true;
+        client
     }
 }
 
@@ -559,11 +572,7 @@ async fn dispatch(server: &Arc<Server>, client: &mut Client, args: &mut Vec<Byte
         return Value::Simple("QUEUED".into()).into();
     }
     note_command(server, client, spec.name);
-    let outcome = if spec.has_flag(Flag::Blocking) {
-        run_blocking(server, client, spec, std::mem::take(args)).await
-    } else {
-        run_once(server, client, spec, args, false, false)
-    };
+    let outcome = run_command(server, client, spec, args).await;
     debug_assert!(
         !matches!(outcome, Outcome::Block { .. }),
         "{} blocked without the blocking flag",
@@ -574,6 +583,24 @@ async fn dispatch(server: &Arc<Server>, client: &mut Client, args: &mut Vec<Byte
         server.stats.commands.called(slot, failed);
     }
     outcome
+}
+
+/// Runs an accepted command: here, or, on a node of a cluster, as the cluster routes it.
+async fn run_command(
+    server: &Arc<Server>,
+    client: &mut Client,
+    spec: &'static CommandSpec,
+    args: &mut Vec<Bytes>,
+) -> Outcome {
+    #[cfg(feature = "cluster")]
+    if let Some(replication) = server.replication() {
+        return clustered::run(server, replication, client, spec, std::mem::take(args)).await;
+    }
+    if spec.has_flag(Flag::Blocking) {
+        run_blocking(server, client, spec, std::mem::take(args)).await
+    } else {
+        run_once(server, client, spec, args, false, false)
+    }
 }
 
 /// Why a known command is refused before it runs (Redis's `rejected_calls`): a wrong argument
@@ -706,6 +733,37 @@ async fn run_blocking(
             }
             other => return other,
         }
+    }
+}
+
+/// Runs a committed command (`args`, its name first) on this node, as the proposing client's
+/// connection would have run it; a command that would block answers [`Outcome::Block`] for the
+/// proposer to wait with.
+#[cfg(feature = "cluster")]
+pub(crate) fn run_replicated(
+    server: &Arc<Server>,
+    client: &mut Client,
+    args: &[Bytes],
+    retry: bool,
+) -> Outcome {
+    match args.first().and_then(|name| lookup(name)) {
+        Some(spec) => run_once(server, client, spec, args, retry, false),
+        None => Value::error(unknown_command(args)).into(),
+    }
+}
+
+/// Runs a committed transaction: `EXEC` of the `queued` commands.
+#[cfg(feature = "cluster")]
+pub(crate) fn exec_replicated(
+    server: &Arc<Server>,
+    client: &mut Client,
+    queued: Vec<Vec<Bytes>>,
+) -> Outcome {
+    client.multi = Some(queued);
+    client.multi_failed = false;
+    match lookup(b"exec") {
+        Some(spec) => run_once(server, client, spec, &[Bytes::from_static(b"EXEC")], false, true),
+        None => Value::error("ERR EXEC is missing from the command table").into(),
     }
 }
 

@@ -1,0 +1,193 @@
+//! How a node of a cluster runs a client's command: it routes the command to the slot's leader
+//! as Redis Cluster does (`-MOVED`, `-CROSSSLOT`, `-CLUSTERDOWN`), proposes commands that
+//! change data to the Raft log and answers what applying them answered, and serves reads from
+//! applied state once it has confirmed that it still leads (or, after `READONLY`, on a
+//! follower, as Redis replicas do).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use super::command::call_keys;
+use super::{
+    Client, CommandSpec, Flag, Outcome, lookup, run_blocking, run_once, wait_for_write,
+};
+use crate::server::Server;
+use crate::server::cluster_routing::{cluster_down, keys_slot, moved, redirection};
+use crate::server::keys::stream_name;
+use crate::server::replication::{ProposeError, Proposal, Replication};
+use crate::server::resp::Value;
+
+/// Runs `args` (a command `spec` accepted) on this node of the cluster.
+pub(super) async fn run(
+    server: &Arc<Server>,
+    replication: &Replication,
+    client: &mut Client,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+) -> Outcome {
+    let transaction = (spec.name == "exec").then(|| client.multi.take()).flatten();
+    let writes = match &transaction {
+        Some(queued) => queued.iter().any(|call| writes(call)),
+        None => spec.has_flag(Flag::Write),
+    };
+    let keys: Vec<Bytes> = match &transaction {
+        Some(queued) => queued.iter().flat_map(|call| call_keys(call)).collect(),
+        None => call_keys(&args),
+    };
+    let slot = match keys_slot(keys.iter().map(|key| &key[..])) {
+        Ok(slot) => slot,
+        Err(crossslot) => return crossslot.into(),
+    };
+    if spec.name == "select" && args.get(1).is_some_and(|db| &db[..] != b"0") {
+        return Value::error("ERR SELECT is not allowed in cluster mode").into();
+    }
+    if let Some(refused) = route(server, client, slot, writes) {
+        return refused.into();
+    }
+    match transaction {
+        Some(queued) if writes => {
+            if std::mem::take(&mut client.multi_failed) {
+                return Value::error("EXECABORT Transaction discarded because of previous errors.")
+                    .into();
+            }
+            let proposal = Proposal::Exec {
+                db: client.db,
+                protocol: client.protocol,
+                queued,
+            };
+            answer(replication, proposal, slot).await
+        }
+        Some(queued) => {
+            client.multi = Some(queued);
+            read(server, replication, client, spec, args, slot).await
+        }
+        None if writes => propose_until_answered(server, replication, client, args, slot).await,
+        None => read(server, replication, client, spec, args, slot).await,
+    }
+}
+
+/// Whether the call changes data (and so goes through the log).
+fn writes(call: &[Bytes]) -> bool {
+    call.first()
+        .and_then(|name| lookup(name))
+        .is_some_and(|spec| spec.has_flag(Flag::Write))
+}
+
+/// Why the command must run elsewhere, if it must: keyed commands go to their slot's leader
+/// (reads may stay on a follower after `READONLY`); keyless writes only run on the leader.
+fn route(server: &Server, client: &Client, slot: Option<u16>, writes: bool) -> Option<Value> {
+    let view = server.cluster_view()?;
+    match slot {
+        Some(slot) => redirection(&view, slot, client.read_only && !writes),
+        None if writes => {
+            let leader = view.shards.first().and_then(|shard| shard.leader);
+            match leader {
+                Some(leader) if leader == view.myself => None,
+                Some(_) => Some(Value::error(
+                    "READONLY You can't write against a read only replica.",
+                )),
+                None => Some(cluster_down()),
+            }
+        }
+        None => None,
+    }
+}
+
+/// Runs a read here: on the leader once it confirmed it still leads (so that a deposed leader
+/// never answers from stale state), on a follower as it is (the client asked for `READONLY`).
+async fn read(
+    server: &Arc<Server>,
+    replication: &Replication,
+    client: &mut Client,
+    spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+    slot: Option<u16>,
+) -> Outcome {
+    let here = replication.leader() == Some(replication.node_id());
+    if here
+        && slot.is_some()
+        && let Err(error) = replication.confirm_leadership().await
+    {
+        return refusal(replication, error, slot).into();
+    }
+    if spec.has_flag(Flag::Blocking) {
+        run_blocking(server, client, spec, args).await
+    } else {
+        run_once(server, client, spec, &args, false, false)
+    }
+}
+
+/// Proposes a command and waits for its answer; a command that would block waits here, on the
+/// proposing node, for a write to its keys or its deadline, then is proposed again.
+async fn propose_until_answered(
+    server: &Arc<Server>,
+    replication: &Replication,
+    client: &mut Client,
+    mut args: Vec<Bytes>,
+    slot: Option<u16>,
+) -> Outcome {
+    let mut retry = false;
+    let mut first_deadline: Option<Option<Instant>> = None;
+    let mut watch = None;
+    loop {
+        let proposal = Proposal::Run {
+            db: client.db,
+            protocol: client.protocol,
+            retry,
+            args: args.clone(),
+        };
+        match answer(replication, proposal, slot).await {
+            Outcome::Block {
+                args: again,
+                deadline,
+                timeout_reply,
+                keys,
+            } => {
+                args = again;
+                retry = true;
+                let deadline = *first_deadline.get_or_insert(deadline);
+                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+                    return timeout_reply.into();
+                }
+                let Some(watch) = &watch else {
+                    // Watched from now on: one more proposal finds what was written between
+                    // the first and now.
+                    let names = keys.iter().map(|key| stream_name(client.db, key)).collect();
+                    watch = Some(server.blocked_readers.watch(names));
+                    continue;
+                };
+                if !wait_for_write(watch, deadline).await {
+                    return timeout_reply.into();
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Proposes `proposal` and turns a failure into the reply a Redis Cluster client acts on.
+async fn answer(replication: &Replication, proposal: Proposal, slot: Option<u16>) -> Outcome {
+    match replication.propose(proposal).await {
+        Ok(outcome) => outcome,
+        Err(error) => refusal(replication, error, slot).into(),
+    }
+}
+
+fn refusal(replication: &Replication, error: ProposeError, slot: Option<u16>) -> Value {
+    match error {
+        ProposeError::NotLeader(Some(leader)) => match replication.client_addr(leader) {
+            Some(addr) => {
+                let (ip, port) = addr.rsplit_once(':').unwrap_or((addr, "0"));
+                let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                moved(slot.unwrap_or(0), ip, port.parse().unwrap_or(0))
+            }
+            None => cluster_down(),
+        },
+        ProposeError::NotLeader(None) => cluster_down(),
+        ProposeError::Unavailable(reason) => Value::error(format!(
+            "TRYAGAIN the command could not be replicated ({reason}); send it again"
+        )),
+    }
+}

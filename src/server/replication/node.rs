@@ -1,0 +1,337 @@
+//! A queue-server node of a replicated cluster: its Raft log, its state machine (the server's
+//! store), the cluster bus, and the leader's timer.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Config, Raft, SnapshotPolicy};
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, SystemClock};
+use crate::cluster::log_store::LogStore;
+use crate::cluster::network::{ClusterNetwork, serve_cluster};
+use crate::cluster::state_machine::StateMachine;
+use crate::cluster::types::{Command, NodeAddr, NodeId, TypeConfig};
+use crate::cluster::wal::WalOptions;
+use crate::durability::Durability;
+use crate::server::Server;
+use crate::server::cluster_view::{ClusterView, ViewNode, ViewShard};
+use crate::server::commands::Outcome;
+use crate::server::config::ClusterConfig;
+
+use super::apply::ServerState;
+use super::proposal::Proposal;
+
+/// The directory of the Raft log and snapshot file, inside the data directory.
+pub const RAFT_DIR: &str = "raft";
+/// How often the leader proposes a tick (the changes time alone causes, and the clock that
+/// idle times are read against on every node).
+const TICK_INTERVAL: Duration = Duration::from_secs(1);
+/// The last slot of the hash-slot space.
+const LAST_SLOT: u16 = 16_383;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The Raft log could not be opened.
+    #[error("the Raft log in {dir} cannot be opened: {reason}")]
+    Log {
+        /// The log's directory.
+        dir: String,
+        /// Why.
+        reason: String,
+    },
+    /// The Raft log holds damage recovery would not repair: the node must not vote as if
+    /// it held everything it acknowledged.
+    #[error(
+        "the Raft log in {dir} is damaged ({reason}); this node may have lost entries it acknowledged, so it must not rejoin as it is: move {dir} and the data directory aside and start it as a new node with a new --node-id"
+    )]
+    Damaged {
+        /// The log's directory.
+        dir: String,
+        /// The damage.
+        reason: String,
+    },
+    /// openraft refused to start.
+    #[error("the Raft node cannot start: {0}")]
+    Raft(String),
+    /// This node's id is not among the peers.
+    #[error("--node-id {0} is not among --peers: list every initial voter, this node included")]
+    NotAPeer(NodeId),
+}
+
+/// Why a proposal got no reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProposeError {
+    /// Another node leads (or none is known): the client must go there.
+    NotLeader(Option<NodeId>),
+    /// The node cannot replicate now (it is stopping, or its storage failed).
+    Unavailable(String),
+}
+
+/// This node's part of the cluster.
+pub struct Replication {
+    raft: Raft<TypeConfig>,
+    node_id: NodeId,
+    members: BTreeMap<NodeId, NodeAddr>,
+    bus_ports: BTreeMap<NodeId, u16>,
+    state: Arc<ServerState>,
+    /// The clock proposals are stamped from; a stamp never goes below the last one.
+    wall: SystemClock,
+    last_stamp: AtomicU64,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Replication {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replication")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// openraft's settings: heartbeats and elections fast enough for a failover within a second
+/// or so on a local network, and no snapshots (the whole log is kept).
+fn raft_config() -> Result<Arc<Config>, StartError> {
+    let config = Config {
+        cluster_name: "weir".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 400,
+        election_timeout_max: 800,
+        snapshot_policy: SnapshotPolicy::Never,
+        ..Config::default()
+    };
+    config
+        .validate()
+        .map(Arc::new)
+        .map_err(|error| StartError::Raft(error.to_string()))
+}
+
+impl Replication {
+    /// Opens the Raft log under `DIR/raft`, starts the node on `server`'s store, serves the
+    /// cluster bus on `bus`, and forms the cluster with the peers (once a majority is up).
+    pub async fn start(
+        server: &Arc<Server>,
+        config: &ClusterConfig,
+        bus: TcpListener,
+        durability: Durability,
+    ) -> Result<Arc<Replication>, StartError> {
+        if !config.peers.contains_key(&config.node_id) {
+            return Err(StartError::NotAPeer(config.node_id));
+        }
+        let data_dir = server.config.read().dir.clone();
+        let raft_dir = data_dir.join(RAFT_DIR);
+        let log = open_log(&raft_dir, durability)?;
+        let state = Arc::new(ServerState::new(server.replicated_clock()));
+        state.attach(server);
+        let machine = StateMachine::open(&raft_dir, Arc::clone(&state))
+            .map_err(|error| StartError::Raft(error.to_string()))?;
+        let source = bus.local_addr().map(|addr| addr.ip()).ok();
+        let mut network = ClusterNetwork::new(config.node_id, config.secret.clone());
+        if let Some(source) = source.filter(|ip| !ip.is_unspecified()) {
+            network = network.from_address(source);
+        }
+        let raft = Raft::new(config.node_id, raft_config()?, network, log, machine)
+            .await
+            .map_err(|error| StartError::Raft(error.to_string()))?;
+        let members: BTreeMap<NodeId, NodeAddr> = config
+            .peers
+            .iter()
+            .map(|(id, peer)| {
+                let addr = NodeAddr {
+                    client: peer.client(),
+                    bus: peer.bus(),
+                };
+                (*id, addr)
+            })
+            .collect();
+        let bus_ports = config
+            .peers
+            .iter()
+            .map(|(id, peer)| (*id, peer.bus_port))
+            .collect();
+        let replication = Arc::new(Replication {
+            raft: raft.clone(),
+            node_id: config.node_id,
+            members: members.clone(),
+            bus_ports,
+            last_stamp: AtomicU64::new(state.applied_time_ms()),
+            state,
+            wall: SystemClock::new(),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let serving = serve_cluster(bus, raft.clone(), config.secret.clone(), config.node_id);
+        let ticking = tick_while_leading(Arc::downgrade(&replication));
+        replication
+            .tasks
+            .lock()
+            .extend([tokio::spawn(serving), tokio::spawn(ticking)]);
+        // Every initial voter of a new cluster proposes the same membership; one that hears
+        // from a leader first is refused, which is expected.
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|error| StartError::Raft(error.to_string()))?;
+        if !initialized && let Err(error) = raft.initialize(members).await {
+            tracing::debug!(%error, "cluster membership already initialized");
+        }
+        Ok(replication)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// The node that leads now, if one is known.
+    pub(crate) fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Where clients reach node `id`, as `host:port`.
+    pub(crate) fn client_addr(&self, id: NodeId) -> Option<&str> {
+        self.members.get(&id).map(|addr| addr.client.as_str())
+    }
+
+    /// Replicates `proposal` and answers, once it is committed (durable on a majority) and
+    /// applied here, what applying it answered.
+    pub(crate) async fn propose(&self, proposal: Proposal) -> Result<Outcome, ProposeError> {
+        let command = Command {
+            time_ms: self.stamp(),
+            body: proposal.encode(),
+        };
+        match self.raft.client_write(command).await {
+            Ok(written) => written.data.into_answer::<Outcome>().ok_or_else(|| {
+                ProposeError::Unavailable("the command was applied before a restart".into())
+            }),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                Err(ProposeError::NotLeader(forward.leader_id))
+            }
+            Err(error) => Err(ProposeError::Unavailable(error.to_string())),
+        }
+    }
+
+    /// Waits until this node leads and has applied everything committed before its term
+    /// (openraft's read barrier): what a read here then sees is linearizable.
+    pub(crate) async fn confirm_leadership(&self) -> Result<(), ProposeError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(error) => match error.forward_to_leader::<NodeAddr>() {
+                Some(forward) => Err(ProposeError::NotLeader(forward.leader_id)),
+                None => Err(ProposeError::Unavailable(error.to_string())),
+            },
+        }
+    }
+
+    /// The leader's time for a new command: its wall clock, never below the last command's.
+    fn stamp(&self) -> u64 {
+        let floor = self.state.applied_time_ms();
+        let now = self.wall.now_ms().max(floor);
+        let previous = self.last_stamp.fetch_max(now, Ordering::AcqRel);
+        previous.max(now)
+    }
+
+    /// The cluster as this node sees it now.
+    pub(crate) fn view(&self) -> ClusterView {
+        let metrics = self.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader;
+        let matched = metrics.replication.unwrap_or_default();
+        let nodes = self
+            .members
+            .iter()
+            .map(|(id, addr)| {
+                let (client_ip, client_port) = split_host_port(&addr.client);
+                let connected = if *id == self.node_id {
+                    true
+                } else if leader == Some(self.node_id) {
+                    matched.get(id).is_some_and(Option::is_some)
+                } else {
+                    Some(*id) == leader
+                };
+                ViewNode {
+                    id: *id,
+                    client_ip,
+                    client_port,
+                    bus_port: self.bus_ports.get(id).copied().unwrap_or(0),
+                    connected,
+                }
+            })
+            .collect();
+        let shard = ViewShard {
+            slots: vec![(0, LAST_SLOT)],
+            members: self.members.keys().copied().collect(),
+            leader,
+            applied_index: metrics.last_applied.map_or(0, |id| id.index),
+        };
+        ClusterView {
+            myself: self.node_id,
+            term: metrics.current_term,
+            nodes,
+            shards: vec![shard],
+        }
+    }
+
+    /// Stops the node: the bus, the timer, and openraft.
+    pub async fn shutdown(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for task in tasks {
+            task.abort();
+        }
+        if let Err(error) = self.raft.shutdown().await {
+            tracing::warn!(%error, "the Raft node did not stop cleanly");
+        }
+    }
+}
+
+fn open_log(dir: &Path, durability: Durability) -> Result<LogStore, StartError> {
+    let shown = dir.display().to_string();
+    let options = WalOptions {
+        durability,
+        ..WalOptions::default()
+    };
+    let (log, recovery) = LogStore::open(dir, options).map_err(|error| StartError::Log {
+        dir: shown.clone(),
+        reason: error.to_string(),
+    })?;
+    if let Some(damage) = recovery.damage {
+        return Err(StartError::Damaged {
+            dir: shown,
+            reason: damage.to_string(),
+        });
+    }
+    if let Some(torn) = recovery.torn_tail {
+        tracing::warn!(dir = %shown, damage = %torn, "cut a torn write from the Raft log's end");
+    }
+    Ok(log)
+}
+
+/// `host:port` split; a bracketed IPv6 host loses its brackets.
+fn split_host_port(addr: &str) -> (String, u16) {
+    let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "0"));
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host.to_owned(), port.parse().unwrap_or(0))
+}
+
+/// While the node leads, proposes a tick every [`TICK_INTERVAL`]; ends with the node.
+async fn tick_while_leading(replication: std::sync::Weak<Replication>) {
+    let mut interval = tokio::time::interval(TICK_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(replication) = replication.upgrade() else {
+            return;
+        };
+        if replication.leader() == Some(replication.node_id)
+            && let Err(ProposeError::Unavailable(reason)) =
+                replication.propose(Proposal::Tick).await
+        {
+            tracing::debug!(%reason, "the leader's tick was not replicated");
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! A replicated cluster of queue-server processes on loopback, driven by Redis Cluster clients:
+//! the `redis` crate's cluster client and redis-py's `RedisCluster` route commands unchanged,
+//! and acknowledged writes survive every fault the harness injects (see `cluster_faults.rs`).
+
+mod cluster_support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cluster_support::Cluster;
+use redis::Commands;
+
+/// Waits until `check` holds, or fails with `what`.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not happen within 20 s");
+}
+
+#[test]
+fn the_redis_crate_cluster_client_routes_writes_and_reads() {
+    let cluster = Cluster::start(61, 3, "always");
+    let leader = cluster.leader();
+    let mut conn = cluster.cluster_client().get_connection().unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", "orders", "workers", "0", "MKSTREAM"])
+        .query(&mut conn)
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let id: String = conn.xadd("orders", "*", &[("n", n)]).unwrap();
+        ids.push(id);
+    }
+    let len: u64 = conn.xlen("orders").unwrap();
+    assert_eq!(len, 20);
+    let read: redis::streams::StreamReadReply = conn
+        .xread_options(
+            &["orders"],
+            &[">"],
+            &redis::streams::StreamReadOptions::default()
+                .group("workers", "alice")
+                .count(5),
+        )
+        .unwrap();
+    let delivered: Vec<String> = read.keys[0].ids.iter().map(|entry| entry.id.clone()).collect();
+    assert_eq!(delivered, ids[..5]);
+    let acked: u64 = conn.xack("orders", "workers", &delivered[..3]).unwrap();
+    assert_eq!(acked, 3);
+    // Every node applies the same commands: each holds the entries and the group's state.
+    for node in 1..=3 {
+        let mut replica = cluster.replica_conn(node).unwrap();
+        eventually(&format!("node {node} applying every write"), || {
+            let pending: redis::streams::StreamPendingReply =
+                replica.xpending("orders", "workers").unwrap();
+            replica.xlen::<_, u64>("orders").unwrap() == 20 && pending.count() == 2
+        });
+    }
+    // A write sent to a follower is redirected to the leader.
+    let follower = (1..=3).find(|node| *node != leader).unwrap();
+    let mut direct = cluster.conn(follower).unwrap();
+    let refused = direct.xadd::<_, _, _, _, String>("orders", "*", &[("n", 99)]);
+    let error = refused.unwrap_err();
+    assert_eq!(error.code(), Some("MOVED"), "{error}");
+}
+
+#[test]
+fn a_follower_serves_reads_after_readonly_and_refuses_writes() {
+    let cluster = Cluster::start(62, 3, "always");
+    let leader = cluster.leader();
+    let mut conn = cluster.cluster_client().get_connection().unwrap();
+    let _: String = conn.xadd("{t}a", "*", &[("f", "v")]).unwrap();
+    let follower = (1..=3).find(|node| *node != leader).unwrap();
+    let mut replica = cluster.replica_conn(follower).unwrap();
+    eventually("the follower applying the write", || {
+        replica.xlen::<_, u64>("{t}a").unwrap() == 1
+    });
+    let write = replica.xadd::<_, _, _, _, String>("{t}a", "*", &[("f", "v")]);
+    assert_eq!(write.unwrap_err().code(), Some("MOVED"));
+    let cross = redis::cmd("DEL").arg("a").arg("b").query::<u64>(&mut conn);
+    assert_eq!(cross.unwrap_err().code(), Some("CROSSSLOT"));
+}
+
+#[test]
+fn a_new_leader_takes_writes_after_the_leader_is_killed() {
+    let mut cluster = Cluster::start(63, 3, "always");
+    let leader = cluster.leader();
+    let client = cluster.cluster_client();
+    let mut conn = client.get_connection().unwrap();
+    let before: String = conn.xadd("jobs", "*", &[("n", 1)]).unwrap();
+    cluster.kill(leader);
+    let killed = Instant::now();
+    let mut conn = client.get_connection().unwrap();
+    let after: String = loop {
+        match conn.xadd("jobs", "*", &[("n", 2)]) {
+            Ok(id) => break id,
+            Err(error) => {
+                assert!(killed.elapsed() < Duration::from_secs(20), "no failover: {error}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    };
+    println!("first acknowledged write {:?} after the kill", killed.elapsed());
+    assert_ne!(cluster.leader(), leader);
+    let entries: redis::streams::StreamRangeReply = conn.xrange_all("jobs").unwrap();
+    let ids: Vec<String> = entries.ids.into_iter().map(|entry| entry.id).collect();
+    assert_eq!(ids, [before, after]);
+    cluster.restart(leader);
+    let mut rejoined = cluster.replica_conn(leader).unwrap();
+    eventually("the old leader catching up", || {
+        rejoined.xlen::<_, u64>("jobs").unwrap() == 2
+    });
+}
+
+/// redis-py's `RedisCluster`: needs python3 with the `redis` package; `WEIR_REQUIRE_REDIS_PY=1`
+/// (as `.ci/run` sets after installing it) makes its absence a failure.
+#[test]
+fn redis_py_cluster_client_routes_commands() {
+    let has_redis_py = Command::new("python3")
+        .args(["-c", "import redis.cluster"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !has_redis_py {
+        assert!(
+            std::env::var_os("WEIR_REQUIRE_REDIS_PY").is_none(),
+            "redis-py is required (pip install redis)"
+        );
+        eprintln!("skipped: python3 with redis-py is not installed (pip install redis)");
+        return;
+    }
+    let cluster = Cluster::start(64, 3, "always");
+    cluster.leader();
+    let node = &cluster.nodes[1];
+    let script = format!(
+        r#"
+from redis.cluster import RedisCluster
+rc = RedisCluster(host="{ip}", port={port}, decode_responses=True)
+assert rc.xgroup_create("events", "readers", id="0", mkstream=True)
+ids = [rc.xadd("events", {{"n": str(n)}}) for n in range(10)]
+assert rc.xlen("events") == 10
+got = rc.xreadgroup("readers", "bob", {{"events": ">"}}, count=4)
+seen = [entry_id for entry_id, _ in got[0][1]]
+assert seen == ids[:4], (seen, ids)
+assert rc.xack("events", "readers", *seen) == 4
+assert rc.xpending("events", "readers")["pending"] == 0
+slots = rc.cluster_slots()
+assert len(slots) == 1, slots
+print("ok")
+"#,
+        ip = node.ip,
+        port = cluster.port
+    );
+    let output = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("run python3");
+    assert!(
+        output.status.success(),
+        "redis-py failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

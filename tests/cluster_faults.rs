@@ -1,0 +1,324 @@
+//! Fault schedules against a 3-node cluster, each checked as Jepsen's queue workloads are
+//! checked. Producers append with `IDMP` and retry until acknowledged (an unknown outcome is
+//! retried, never duplicated); consumers read a group and acknowledge; meanwhile one fault per
+//! schedule: kill -9 of the leader or a follower, SIGSTOP of the leader (which wakes believing
+//! it leads), a network partition isolating the leader or a follower, a flipped byte in a
+//! stopped follower's Raft log, or every node killed at once. After healing, the checker
+//! requires:
+//! - every acknowledged append present exactly once, and no append present twice;
+//! - no delivered entry that was never written;
+//! - no acknowledged delivery pending again;
+//! - every node holding the same entries, IDs and consumer-group state (`XINFO STREAM FULL`).
+//!
+//! `WEIR_CLUSTER_SCHEDULES=N` runs N schedules (the default is one of each kind, for CI).
+
+mod cluster_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cluster_support::Cluster;
+use redis::{Commands, Value};
+
+const STREAM: &str = "{q}events";
+const GROUP: &str = "workers";
+const PRODUCERS: u64 = 3;
+const CONSUMERS: u64 = 2;
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    KillLeader,
+    KillFollower,
+    PauseLeader,
+    IsolateLeader,
+    IsolateFollower,
+    FlipFollowerLogByte,
+    KillEveryNode,
+}
+
+const FAULTS: [Fault; 7] = [
+    Fault::KillLeader,
+    Fault::KillFollower,
+    Fault::PauseLeader,
+    Fault::IsolateLeader,
+    Fault::IsolateFollower,
+    Fault::FlipFollowerLogByte,
+    Fault::KillEveryNode,
+];
+
+/// What the clients saw.
+#[derive(Default, Debug)]
+struct History {
+    /// Acknowledged appends: (producer, sequence) → ID.
+    appended: BTreeMap<(u64, u64), String>,
+    /// Every ID a consumer was delivered.
+    delivered: BTreeSet<String>,
+    /// IDs whose XACK answered 1.
+    acknowledged: BTreeSet<String>,
+    /// Client errors, for the report.
+    errors: Vec<String>,
+}
+
+fn producer(cluster_client: redis::cluster::ClusterClient, id: u64, stop: Arc<AtomicBool>, history: Arc<Mutex<History>>) {
+    let mut seq = 0;
+    let mut conn = None;
+    while !stop.load(Ordering::Acquire) {
+        let Some(c) = conn.as_mut() else {
+            conn = cluster_client.get_connection().ok();
+            if conn.is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            continue;
+        };
+        let value = format!("{id}:{seq}");
+        let reply: redis::RedisResult<String> = redis::cmd("XADD")
+            .arg(STREAM)
+            .arg("IDMP")
+            .arg(format!("p{id}"))
+            .arg(seq.to_string())
+            .arg("*")
+            .arg("n")
+            .arg(&value)
+            .query(c);
+        match reply {
+            Ok(entry) => {
+                history.lock().unwrap().appended.insert((id, seq), entry);
+                seq += 1;
+            }
+            Err(error) => {
+                // Unknown outcome: the same IDMP key is sent again until it is acknowledged.
+                history.lock().unwrap().errors.push(format!("XADD {value}: {error}"));
+                conn = None;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+fn consumer(cluster_client: redis::cluster::ClusterClient, id: u64, stop: Arc<AtomicBool>, history: Arc<Mutex<History>>) {
+    let consumer = format!("c{id}");
+    let mut conn = None;
+    while !stop.load(Ordering::Acquire) {
+        let Some(c) = conn.as_mut() else {
+            conn = cluster_client.get_connection().ok();
+            if conn.is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            continue;
+        };
+        let options = redis::streams::StreamReadOptions::default()
+            .group(GROUP, &consumer)
+            .count(20);
+        let read: redis::RedisResult<Option<redis::streams::StreamReadReply>> =
+            c.xread_options(&[STREAM], &[">"], &options);
+        let ids: Vec<String> = match read {
+            Ok(Some(reply)) => reply
+                .keys
+                .into_iter()
+                .flat_map(|key| key.ids.into_iter().map(|entry| entry.id))
+                .collect(),
+            Ok(None) => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            Err(error) => {
+                history.lock().unwrap().errors.push(format!("XREADGROUP: {error}"));
+                conn = None;
+                continue;
+            }
+        };
+        history.lock().unwrap().delivered.extend(ids.iter().cloned());
+        for entry in ids {
+            match c.xack::<_, _, _, u64>(STREAM, GROUP, &[&entry]) {
+                Ok(1) => {
+                    history.lock().unwrap().acknowledged.insert(entry);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    history.lock().unwrap().errors.push(format!("XACK {entry}: {error}"));
+                    conn = None;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Flips one byte in the middle of the newest Raft log file of node `id` (stopped).
+fn flip_log_byte(cluster: &Cluster, id: u64) {
+    let raft = cluster.dir(id).join("raft");
+    let newest = std::fs::read_dir(&raft)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wal"))
+        .max()
+        .expect("a Raft log file");
+    let mut bytes = std::fs::read(&newest).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x5a;
+    std::fs::write(&newest, bytes).unwrap();
+}
+
+fn inject(cluster: &mut Cluster, fault: Fault) {
+    let leader = cluster.leader();
+    let follower = (1..=3).find(|node| *node != leader).unwrap();
+    match fault {
+        Fault::KillLeader => {
+            cluster.kill(leader);
+            std::thread::sleep(Duration::from_millis(1500));
+            cluster.restart(leader);
+        }
+        Fault::KillFollower => {
+            cluster.kill(follower);
+            std::thread::sleep(Duration::from_millis(1500));
+            cluster.restart(follower);
+        }
+        Fault::PauseLeader => {
+            cluster.pause(leader);
+            std::thread::sleep(Duration::from_millis(2500));
+            cluster.resume(leader);
+        }
+        Fault::IsolateLeader | Fault::IsolateFollower => {
+            let target = if matches!(fault, Fault::IsolateLeader) { leader } else { follower };
+            if Cluster::can_partition() {
+                cluster.isolate(target);
+                std::thread::sleep(Duration::from_millis(2500));
+                cluster.heal();
+            } else {
+                eprintln!("nft is not available: {fault:?} runs as a kill instead");
+                cluster.kill(target);
+                std::thread::sleep(Duration::from_millis(1500));
+                cluster.restart(target);
+            }
+        }
+        Fault::FlipFollowerLogByte => {
+            cluster.kill(follower);
+            flip_log_byte(cluster, follower);
+            cluster.restart(follower);
+        }
+        Fault::KillEveryNode => {
+            for node in 1..=3 {
+                cluster.kill(node);
+            }
+            for node in 1..=3 {
+                cluster.restart(node);
+            }
+        }
+    }
+}
+
+/// A node's view of the stream: its entries and its full description.
+fn node_state(cluster: &Cluster, id: u64) -> (Vec<(String, String)>, Value) {
+    let mut conn = cluster.replica_conn(id).unwrap();
+    let entries: redis::streams::StreamRangeReply = conn.xrange_all(STREAM).unwrap();
+    let entries = entries
+        .ids
+        .into_iter()
+        .map(|entry| {
+            let value: String = entry.get("n").unwrap();
+            (entry.id, value)
+        })
+        .collect();
+    let full = cluster_support::query(&mut conn, &["XINFO", "STREAM", STREAM, "FULL", "COUNT", "0"]).unwrap();
+    (entries, full)
+}
+
+fn check(cluster: &Cluster, history: &History, fault: Fault) {
+    // A last write through the leader; then every node must reach the same state.
+    let mut conn = cluster.cluster_client().get_connection().unwrap();
+    let barrier: String = conn.xadd(STREAM, "*", &[("n", "barrier")]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let states = loop {
+        let states: Vec<_> = (1..=3).map(|id| node_state(cluster, id)).collect();
+        let caught_up = states
+            .iter()
+            .all(|(entries, _)| entries.last().is_some_and(|(id, _)| *id == barrier));
+        if caught_up && states.windows(2).all(|pair| pair[0] == pair[1]) {
+            break states;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{fault:?}: the nodes did not converge:\n{:#?}",
+            states.iter().map(|(entries, full)| (entries.len(), full)).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (entries, _) = &states[0];
+    let mut seen = BTreeMap::new();
+    for (id, value) in entries {
+        assert!(seen.insert(value.clone(), id.clone()).is_none(), "{fault:?}: {value} appended twice");
+    }
+    for ((producer, seq), id) in &history.appended {
+        let value = format!("{producer}:{seq}");
+        assert_eq!(seen.get(&value), Some(id), "{fault:?}: acknowledged append {value} ({id}) is missing or moved");
+    }
+    let ids: BTreeSet<&String> = entries.iter().map(|(id, _)| id).collect();
+    for id in &history.delivered {
+        assert!(ids.contains(id), "{fault:?}: {id} was delivered but never written");
+    }
+    let pending: redis::streams::StreamPendingCountReply = conn
+        .xpending_count(STREAM, GROUP, "-", "+", 1_000_000)
+        .unwrap();
+    for entry in pending.ids {
+        assert!(
+            !history.acknowledged.contains(&entry.id),
+            "{fault:?}: {} was acknowledged yet is pending again",
+            entry.id
+        );
+    }
+}
+
+fn run_schedule(net: u8, fault: Fault) {
+    let mut cluster = Cluster::start(net, 3, "always");
+    cluster.leader();
+    let client = cluster.cluster_client();
+    let mut conn = client.get_connection().unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", STREAM, GROUP, "$", "MKSTREAM"])
+        .query(&mut conn)
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let history = Arc::new(Mutex::new(History::default()));
+    let mut workers = Vec::new();
+    for id in 0..PRODUCERS {
+        let (client, stop, history) = (client.clone(), Arc::clone(&stop), Arc::clone(&history));
+        workers.push(std::thread::spawn(move || producer(client, id, stop, history)));
+    }
+    for id in 0..CONSUMERS {
+        let (client, stop, history) = (client.clone(), Arc::clone(&stop), Arc::clone(&history));
+        workers.push(std::thread::spawn(move || consumer(client, id, stop, history)));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    inject(&mut cluster, fault);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Release);
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let history = history.lock().unwrap();
+    assert!(!history.appended.is_empty(), "{fault:?}: nothing was acknowledged: {:?}", history.errors);
+    check(&cluster, &history, fault);
+    println!(
+        "{fault:?}: {} appends acknowledged, {} delivered, {} acknowledged by consumers, {} client errors",
+        history.appended.len(),
+        history.delivered.len(),
+        history.acknowledged.len(),
+        history.errors.len()
+    );
+}
+
+#[test]
+fn acknowledged_writes_survive_every_fault_kind() {
+    let schedules: usize = std::env::var("WEIR_CLUSTER_SCHEDULES")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(FAULTS.len());
+    for schedule in 0..schedules {
+        let fault = FAULTS[schedule % FAULTS.len()];
+        let net = 70 + (schedule % 100) as u8;
+        run_schedule(net, fault);
+    }
+}

@@ -1,0 +1,355 @@
+//! A harness for tests of a queue-server cluster: it starts one `queue-server` process per
+//! node, each on its own loopback address (127.0.N.1, 127.0.N.2, …, so that faults between
+//! nodes can be injected per address), finds the leader, and injects the faults a cluster must
+//! survive: kill -9, SIGSTOP/SIGCONT, restarts, and network partitions (nftables rules between
+//! the nodes' addresses, where `nft` runs).
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::ConnectionLike;
+
+/// How long a cluster may take to elect a leader.
+pub const ELECTION_TIMEOUT: Duration = Duration::from_secs(20);
+/// Read and write timeout of every client connection.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+const SECRET: &str = "a test cluster secret, 32 bytes.";
+
+/// One node's process and where it lives.
+pub struct Node {
+    pub id: u64,
+    pub ip: String,
+    pub dir: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    stopped: bool,
+}
+
+impl Node {
+    /// The node's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The node's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A cluster of queue-server processes on loopback.
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    pub port: u16,
+    pub bus_port: u16,
+    peers: String,
+    secret_file: PathBuf,
+    fsync: String,
+    /// The nftables table this cluster's partitions live in, once one was made.
+    nft_table: Option<String>,
+    _scratch: tempfile::TempDir,
+}
+
+/// A port free on every address in `ips`.
+fn free_port(ips: &[String]) -> u16 {
+    for _ in 0..50 {
+        let listener = TcpListener::bind((ips[0].as_str(), 0)).expect("bind a free port");
+        let port = listener.local_addr().expect("local address").port();
+        if port > 55_000 {
+            continue;
+        }
+        let bus_free = ips.iter().all(|ip| TcpListener::bind((ip.as_str(), port + 10_000)).is_ok());
+        let free = ips[1..].iter().all(|ip| TcpListener::bind((ip.as_str(), port)).is_ok());
+        if free && bus_free {
+            return port;
+        }
+    }
+    panic!("no port free on every node's address");
+}
+
+impl Cluster {
+    /// Starts `size` nodes on 127.0.`net`.1 … 127.0.`net`.`size`, with `fsync` as their
+    /// policy. `net` keeps the clusters of tests that run at once apart.
+    pub fn start(net: u8, size: u64, fsync: &str) -> Cluster {
+        let scratch = tempfile::tempdir().expect("scratch directory");
+        let ips: Vec<String> = (1..=size).map(|id| format!("127.0.{net}.{id}")).collect();
+        let port = free_port(&ips);
+        let bus_port = port + 10_000;
+        let peers = ips
+            .iter()
+            .enumerate()
+            .map(|(at, ip)| format!("{}={ip}:{port}@{bus_port}", at + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let secret_file = scratch.path().join("secret");
+        std::fs::write(&secret_file, SECRET).expect("write the secret");
+        let nodes = ips
+            .iter()
+            .enumerate()
+            .map(|(at, ip)| {
+                let id = at as u64 + 1;
+                let dir = scratch.path().join(format!("node{id}"));
+                Node {
+                    id,
+                    ip: ip.clone(),
+                    log: scratch.path().join(format!("node{id}.log")),
+                    dir,
+                    child: None,
+                    stopped: false,
+                }
+            })
+            .collect();
+        let mut cluster = Cluster {
+            nodes,
+            port,
+            bus_port,
+            peers,
+            secret_file,
+            fsync: fsync.into(),
+            nft_table: None,
+            _scratch: scratch,
+        };
+        for id in 1..=size {
+            cluster.launch(id);
+        }
+        for id in 1..=size {
+            cluster.wait_serving(id);
+        }
+        cluster
+    }
+
+    fn node(&self, id: u64) -> &Node {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut Node {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    fn launch(&mut self, id: u64) {
+        let (port, bus_port) = (self.port, self.bus_port);
+        let peers = self.peers.clone();
+        let secret = self.secret_file.clone();
+        let fsync = self.fsync.clone();
+        let node = self.node_mut(id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("open the node's log");
+        let child = Command::new(env!("CARGO_BIN_EXE_queue-server"))
+            .args(["--dir", path_text(&node.dir), "--bind", &node.ip])
+            .args(["--port", &port.to_string(), "--fsync", &fsync])
+            .args(["--cluster-port", &bus_port.to_string(), "--peers", &peers])
+            .args(["--node-id", &id.to_string(), "--cluster-secret-file", path_text(&secret)])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start queue-server");
+        node.child = Some(child);
+        node.stopped = false;
+    }
+
+    /// Waits until node `id` answers PING.
+    pub fn wait_serving(&self, id: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(mut conn) = self.conn(id)
+                && redis::cmd("PING").query::<String>(&mut conn).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node {id} does not serve: {}", self.node(id).log_text());
+    }
+
+    /// A plain (not cluster-routing) connection to node `id`.
+    pub fn conn(&self, id: u64) -> redis::RedisResult<redis::Connection> {
+        let node = self.node(id);
+        let client = redis::Client::open(format!("redis://{}:{}/", node.ip, self.port))?;
+        let conn = client.get_connection_with_timeout(IO_TIMEOUT)?;
+        conn.set_read_timeout(Some(IO_TIMEOUT))?;
+        conn.set_write_timeout(Some(IO_TIMEOUT))?;
+        Ok(conn)
+    }
+
+    /// A connection to node `id` that reads its own state (`READONLY`).
+    pub fn replica_conn(&self, id: u64) -> redis::RedisResult<redis::Connection> {
+        let mut conn = self.conn(id)?;
+        redis::cmd("READONLY").query::<()>(&mut conn)?;
+        Ok(conn)
+    }
+
+    /// The addresses Redis Cluster clients start from.
+    pub fn seeds(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| format!("redis://{}:{}/", node.ip, self.port))
+            .collect()
+    }
+
+    /// A Redis Cluster client of the `redis` crate over every node.
+    pub fn cluster_client(&self) -> redis::cluster::ClusterClient {
+        redis::cluster::ClusterClient::builder(self.seeds())
+            .connection_timeout(IO_TIMEOUT)
+            .response_timeout(IO_TIMEOUT)
+            .retries(10)
+            .build()
+            .expect("cluster client")
+    }
+
+    /// The node that says it leads, once the running nodes agree on one.
+    pub fn leader(&self) -> u64 {
+        let deadline = Instant::now() + ELECTION_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(leader) = self.agreed_leader() {
+                return leader;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no leader within {ELECTION_TIMEOUT:?}");
+    }
+
+    fn agreed_leader(&self) -> Option<u64> {
+        let mut seen = None;
+        for node in self.nodes.iter().filter(|node| node.child.is_some() && !node.stopped) {
+            let mut conn = self.conn(node.id).ok()?;
+            let text: String = redis::cmd("CLUSTER").arg("NODES").query(&mut conn).ok()?;
+            let leader_line = text.lines().find(|line| line.contains("master"))?;
+            let ip = leader_line.split(' ').nth(1)?.split(':').next()?;
+            let leader = self.nodes.iter().find(|node| node.ip == ip)?.id;
+            if seen.is_some_and(|seen| seen != leader) {
+                return None;
+            }
+            seen = Some(leader);
+        }
+        seen
+    }
+
+    /// kill -9 of node `id`.
+    pub fn kill(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        if let Some(mut child) = node.child.take() {
+            if node.stopped {
+                signal(&child, libc::SIGCONT);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        node.stopped = false;
+    }
+
+    /// Starts node `id` again on its data directory and waits until it serves.
+    pub fn restart(&mut self, id: u64) {
+        self.kill(id);
+        self.launch(id);
+        self.wait_serving(id);
+    }
+
+    /// SIGSTOP of node `id`: it keeps its sockets and state but does nothing.
+    pub fn pause(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        if let Some(child) = &node.child {
+            signal(child, libc::SIGSTOP);
+            node.stopped = true;
+        }
+    }
+
+    /// SIGCONT of a paused node.
+    pub fn resume(&mut self, id: u64) {
+        let node = self.node_mut(id);
+        if let Some(child) = &node.child {
+            signal(child, libc::SIGCONT);
+            node.stopped = false;
+        }
+    }
+
+    /// Whether this machine can cut traffic between loopback addresses (`nft` runs, as root).
+    pub fn can_partition() -> bool {
+        Command::new("nft")
+            .args(["list", "tables"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
+    /// Cuts node `id` off from every other node (both directions, cluster bus only: clients
+    /// still reach it), until [`heal`](Self::heal).
+    pub fn isolate(&mut self, id: u64) {
+        let table = format!("weir_test_{}", self.bus_port);
+        if self.nft_table.is_none() {
+            nft(&format!(
+                "add table inet {table}; add chain inet {table} out {{ type filter hook output priority 0; }}"
+            ));
+            self.nft_table = Some(table.clone());
+        }
+        let ip = self.node(id).ip.clone();
+        let bus = self.bus_port;
+        // Nodes connect from their own address, so the node's bus traffic is all that has its
+        // address at one end and the bus port at the other.
+        let rules: Vec<String> = ["saddr", "daddr"]
+            .iter()
+            .flat_map(|end| {
+                ["dport", "sport"].map(|port| {
+                    format!("add rule inet {table} out ip {end} {ip} tcp {port} {bus} drop")
+                })
+            })
+            .collect();
+        nft(&rules.join("; "));
+    }
+
+    /// Removes every partition.
+    pub fn heal(&mut self) {
+        if let Some(table) = self.nft_table.take() {
+            nft(&format!("delete table inet {table}"));
+        }
+    }
+
+    /// Node `id`'s data directory.
+    pub fn dir(&self, id: u64) -> &Path {
+        &self.node(id).dir
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.heal();
+        for id in 1..=self.nodes.len() as u64 {
+            self.kill(id);
+        }
+    }
+}
+
+fn signal(child: &Child, signal: libc::c_int) {
+    // SAFETY: kill(2) on the pid of a child this harness started and has not reaped.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, signal);
+    }
+}
+
+fn nft(script: &str) {
+    let status = Command::new("nft")
+        .arg(script)
+        .status()
+        .expect("run nft");
+    assert!(status.success(), "nft {script} failed");
+}
+
+fn path_text(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// Sends `args` on `conn` and returns the raw reply.
+pub fn query(conn: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    conn.req_command(&cmd)
+}
