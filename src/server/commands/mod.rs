@@ -2,6 +2,7 @@
 //! blocking. Each family of commands lives in its own file; [`parse`] reads their arguments.
 
 mod acl;
+mod cluster;
 mod command;
 mod config_tls;
 mod connection;
@@ -113,6 +114,9 @@ pub(crate) struct Client {
     /// What the writes of the batch being run must flush: the connection makes it durable with
     /// one group-commit wait before any of the batch's replies is written.
     pub(crate) commits: CommitBatch,
+    /// `READONLY`: in a cluster, a replica answers the connection's reads itself rather than
+    /// redirect them to the master.
+    pub(crate) read_only: bool,
 }
 
 impl Client {
@@ -135,6 +139,7 @@ impl Client {
             auth_failures: 0,
             reply_delay: None,
             commits: CommitBatch::default(),
+            read_only: false,
         }
     }
 }
@@ -311,6 +316,7 @@ pub(crate) fn table() -> &'static [CommandSpec] {
         commands.extend(keyspace::commands());
         commands.extend(server::commands());
         commands.extend(persistence::commands());
+        commands.extend(cluster::commands());
         commands.extend(stream_commands());
         // Sorted, so that every command's lookup is a binary search rather than a scan.
         commands.sort_unstable_by_key(|spec| spec.name);
