@@ -4,6 +4,7 @@
 //! [`Store`](crate::Store) and its streams and groups, and their results into replies.
 
 mod acl;
+mod cluster_routing;
 mod cluster_view;
 mod command_stats;
 mod commands;

@@ -294,6 +294,7 @@ fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
     ctx.client.multi = None;
     ctx.client.multi_failed = false;
     ctx.client.name = None;
+    ctx.client.read_only = false;
     ctx.client.authenticated = !needs_auth;
     if let Some(entry) = ctx.server.clients.lock().get_mut(&ctx.client.id) {
         entry.name = None;

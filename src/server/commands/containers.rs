@@ -1,5 +1,5 @@
 //! How `COMMAND` describes the container commands (XGROUP, XINFO, CLIENT, CONFIG, COMMAND,
-//! FUNCTION) and their subcommands, with Redis 7.0's flags, categories, tips and key specs.
+//! FUNCTION, CLUSTER, …) and their subcommands, with Redis 7.0's flags, categories, tips and key specs.
 //! Each container's own file runs the subcommands.
 
 use super::describe::{About, Group, KeySpec, Subcommand};
@@ -664,6 +664,129 @@ pub(super) const MEMORY: About = container(
             HELP_FLAGS,
             0,
             server_sub("4.0.0", "Lists the subcommands of MEMORY.", &[]),
+        ),
+    ],
+);
+
+const CLUSTER_FLAGS: &[&str] = &["stale"];
+const CLUSTER_ADMIN_FLAGS: &[&str] = &["admin", "stale"];
+const NONDETERMINISTIC: &[&str] = &["nondeterministic_output"];
+
+const fn cluster(
+    since: &'static str,
+    summary: &'static str,
+    tips: &'static [&'static str],
+) -> About {
+    About {
+        tips,
+        ..About::new(Group::Cluster, since, summary)
+    }
+}
+
+/// The subcommands weir answers, in the relative order of Redis 7.0's `COMMAND INFO cluster`.
+/// Those that change a Redis cluster's slots or membership are not among them: a weir
+/// cluster's membership and leadership are decided by Raft.
+pub(super) const CLUSTER: About = container(
+    Group::Cluster,
+    "3.0.0",
+    "Describes the cluster: its nodes, their slots, and the slot of a key.",
+    &[
+        sub(
+            "cluster|nodes",
+            2,
+            CLUSTER_FLAGS,
+            0,
+            cluster(
+                "3.0.0",
+                "Describes every node, one line each.",
+                NONDETERMINISTIC,
+            ),
+        ),
+        sub(
+            "cluster|countkeysinslot",
+            3,
+            CLUSTER_FLAGS,
+            0,
+            cluster("3.0.0", "Counts the keys in a hash slot.", &[]),
+        ),
+        sub(
+            "cluster|help",
+            2,
+            HELP_FLAGS,
+            0,
+            cluster("5.0.0", "Lists the subcommands of CLUSTER.", &[]),
+        ),
+        sub(
+            "cluster|keyslot",
+            3,
+            CLUSTER_FLAGS,
+            0,
+            cluster("3.0.0", "Returns the hash slot of a key.", &[]),
+        ),
+        sub(
+            "cluster|info",
+            2,
+            CLUSTER_FLAGS,
+            0,
+            cluster(
+                "3.0.0",
+                "Reports the state of the cluster.",
+                NONDETERMINISTIC,
+            ),
+        ),
+        sub(
+            "cluster|slaves",
+            3,
+            CLUSTER_ADMIN_FLAGS,
+            0,
+            cluster(
+                "3.0.0",
+                "Lists the replicas of a master (REPLICAS's old name).",
+                NONDETERMINISTIC,
+            ),
+        ),
+        sub(
+            "cluster|shards",
+            2,
+            CLUSTER_FLAGS,
+            0,
+            cluster(
+                "7.0.0",
+                "Lists the shards: their slots and nodes.",
+                NONDETERMINISTIC,
+            ),
+        ),
+        sub(
+            "cluster|getkeysinslot",
+            4,
+            CLUSTER_FLAGS,
+            0,
+            cluster("3.0.0", "Returns keys in a hash slot.", NONDETERMINISTIC),
+        ),
+        sub(
+            "cluster|slots",
+            2,
+            CLUSTER_FLAGS,
+            0,
+            cluster(
+                "3.0.0",
+                "Maps ranges of hash slots to their nodes.",
+                NONDETERMINISTIC,
+            ),
+        ),
+        sub(
+            "cluster|replicas",
+            3,
+            CLUSTER_ADMIN_FLAGS,
+            0,
+            cluster("5.0.0", "Lists the replicas of a master.", NONDETERMINISTIC),
+        ),
+        sub(
+            "cluster|myid",
+            2,
+            CLUSTER_FLAGS,
+            0,
+            cluster("3.0.0", "Returns this node's name.", &[]),
         ),
     ],
 );

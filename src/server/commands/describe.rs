@@ -144,6 +144,7 @@ pub(crate) enum Group {
     Transactions,
     Server,
     Scripting,
+    Cluster,
 }
 
 impl Group {
@@ -155,6 +156,7 @@ impl Group {
             Group::Transactions => "transactions",
             Group::Server => "server",
             Group::Scripting => "scripting",
+            Group::Cluster => "cluster",
         }
     }
 }

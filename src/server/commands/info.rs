@@ -91,7 +91,8 @@ fn section(server: &Server, name: &str) -> Option<String> {
             "commandstats" => commandstats_section(server),
             "errorstats" => errorstats_section(server),
             "latencystats" => Section::new("Latencystats"),
-            "cluster" => Section::new("Cluster").field("cluster_enabled", 0),
+            "cluster" => Section::new("Cluster")
+                .field("cluster_enabled", u8::from(server.cluster_view().is_some())),
             "keyspace" => keyspace_section(server),
             "backlog" => {
                 let store = server.store().ok()?;

@@ -2,6 +2,7 @@
 //! blocking. Each family of commands lives in its own file; [`parse`] reads their arguments.
 
 mod acl;
+mod cluster;
 #[cfg(feature = "cluster")]
 mod clustered;
 mod command;
@@ -115,6 +116,9 @@ pub(crate) struct Client {
     /// What the writes of the batch being run must flush: the connection makes it durable with
     /// one group-commit wait before any of the batch's replies is written.
     pub(crate) commits: CommitBatch,
+    /// `READONLY`: in a cluster, a replica answers the connection's reads itself rather than
+    /// redirect them to the master.
+    pub(crate) read_only: bool,
 }
 
 impl Client {
@@ -137,6 +141,7 @@ impl Client {
             auth_failures: 0,
             reply_delay: None,
             commits: CommitBatch::default(),
+            read_only: false,
         }
     }
 }
@@ -324,6 +329,7 @@ pub(crate) fn table() -> &'static [CommandSpec] {
         commands.extend(keyspace::commands());
         commands.extend(server::commands());
         commands.extend(persistence::commands());
+        commands.extend(cluster::commands());
         commands.extend(stream_commands());
         // Sorted, so that every command's lookup is a binary search rather than a scan.
         commands.sort_unstable_by_key(|spec| spec.name);

@@ -1,0 +1,15 @@
+//! The Redis Cluster protocol surface: hash slots, node names, the `CLUSTER` replies built from
+//! a [`ClusterView`](super::cluster_view::ClusterView), and the errors that route a client to
+//! the node that serves a key. Pure functions of their arguments: the server decides when to
+//! call them.
+
+mod keyslot;
+mod node_name;
+mod redirect;
+pub(crate) mod replies;
+mod topology;
+
+pub(crate) use keyslot::{SLOTS, key_slot};
+// For the request path of a cluster node (see `redirect`).
+#[allow(unused_imports)]
+pub(crate) use redirect::{cluster_down, crossslot, keys_slot, moved, redirection, try_again};
