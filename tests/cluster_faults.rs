@@ -61,7 +61,12 @@ struct History {
     errors: Vec<String>,
 }
 
-fn producer(cluster_client: redis::cluster::ClusterClient, id: u64, stop: Arc<AtomicBool>, history: Arc<Mutex<History>>) {
+fn producer(
+    cluster_client: redis::cluster::ClusterClient,
+    id: u64,
+    stop: Arc<AtomicBool>,
+    history: Arc<Mutex<History>>,
+) {
     let mut seq = 0;
     let mut conn = None;
     while !stop.load(Ordering::Acquire) {
@@ -89,7 +94,11 @@ fn producer(cluster_client: redis::cluster::ClusterClient, id: u64, stop: Arc<At
             }
             Err(error) => {
                 // Unknown outcome: the same IDMP key is sent again until it is acknowledged.
-                history.lock().unwrap().errors.push(format!("XADD {value}: {error}"));
+                history
+                    .lock()
+                    .unwrap()
+                    .errors
+                    .push(format!("XADD {value}: {error}"));
                 conn = None;
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -97,7 +106,12 @@ fn producer(cluster_client: redis::cluster::ClusterClient, id: u64, stop: Arc<At
     }
 }
 
-fn consumer(cluster_client: redis::cluster::ClusterClient, id: u64, stop: Arc<AtomicBool>, history: Arc<Mutex<History>>) {
+fn consumer(
+    cluster_client: redis::cluster::ClusterClient,
+    id: u64,
+    stop: Arc<AtomicBool>,
+    history: Arc<Mutex<History>>,
+) {
     let consumer = format!("c{id}");
     let mut conn = None;
     while !stop.load(Ordering::Acquire) {
@@ -124,12 +138,20 @@ fn consumer(cluster_client: redis::cluster::ClusterClient, id: u64, stop: Arc<At
                 continue;
             }
             Err(error) => {
-                history.lock().unwrap().errors.push(format!("XREADGROUP: {error}"));
+                history
+                    .lock()
+                    .unwrap()
+                    .errors
+                    .push(format!("XREADGROUP: {error}"));
                 conn = None;
                 continue;
             }
         };
-        history.lock().unwrap().delivered.extend(ids.iter().cloned());
+        history
+            .lock()
+            .unwrap()
+            .delivered
+            .extend(ids.iter().cloned());
         for entry in ids {
             match c.xack::<_, _, _, u64>(STREAM, GROUP, &[&entry]) {
                 Ok(1) => {
@@ -137,7 +159,11 @@ fn consumer(cluster_client: redis::cluster::ClusterClient, id: u64, stop: Arc<At
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    history.lock().unwrap().errors.push(format!("XACK {entry}: {error}"));
+                    history
+                        .lock()
+                        .unwrap()
+                        .errors
+                        .push(format!("XACK {entry}: {error}"));
                     conn = None;
                     break;
                 }
@@ -182,7 +208,11 @@ fn inject(cluster: &mut Cluster, fault: Fault) {
             cluster.resume(leader);
         }
         Fault::IsolateLeader | Fault::IsolateFollower => {
-            let target = if matches!(fault, Fault::IsolateLeader) { leader } else { follower };
+            let target = if matches!(fault, Fault::IsolateLeader) {
+                leader
+            } else {
+                follower
+            };
             if Cluster::can_partition() {
                 cluster.isolate(target);
                 std::thread::sleep(Duration::from_millis(2500));
@@ -197,7 +227,12 @@ fn inject(cluster: &mut Cluster, fault: Fault) {
         Fault::FlipFollowerLogByte => {
             cluster.kill(follower);
             flip_log_byte(cluster, follower);
-            cluster.restart(follower);
+            // A node whose log lost an entry it acknowledged must not rejoin as if whole: it
+            // refuses to start, saying so. (A byte in the uncommitted tail is a torn write,
+            // cut, and the node rejoins.) The two others go on.
+            if let Err(log) = cluster.try_restart(follower) {
+                assert!(log.contains("is damaged"), "{log}");
+            }
         }
         Fault::KillEveryNode => {
             for node in 1..=3 {
@@ -222,8 +257,49 @@ fn node_state(cluster: &Cluster, id: u64) -> (Vec<(String, String)>, Value) {
             (entry.id, value)
         })
         .collect();
-    let full = cluster_support::query(&mut conn, &["XINFO", "STREAM", STREAM, "FULL", "COUNT", "0"]).unwrap();
+    let full = cluster_support::query(
+        &mut conn,
+        &["XINFO", "STREAM", STREAM, "FULL", "COUNT", "0"],
+    )
+    .unwrap();
     (entries, full)
+}
+
+/// What differs between the nodes' states, briefly.
+fn divergence(states: &[(Vec<(String, String)>, Value)]) -> String {
+    let mut report = String::new();
+    for (at, (entries, full)) in states.iter().enumerate() {
+        let last = entries.last().map(|(id, _)| id.as_str()).unwrap_or("-");
+        report += &format!("node state {at}: {} entries, last {last}\n", entries.len());
+        if let Some((first_entries, first_full)) = states.first() {
+            if let Some(position) = entries.iter().zip(first_entries).position(|(a, b)| a != b) {
+                report += &format!(
+                    "  entry {position} differs: {:?} vs {:?}\n",
+                    entries[position], first_entries[position]
+                );
+                let theirs: BTreeSet<&(String, String)> = first_entries.iter().collect();
+                let mine: BTreeSet<&(String, String)> = entries.iter().collect();
+                let extra: Vec<_> = mine.difference(&theirs).take(6).collect();
+                let missing: Vec<_> = theirs.difference(&mine).take(6).collect();
+                report += &format!("  only here: {extra:?}\n  only on the first: {missing:?}\n");
+            }
+            if full != first_full {
+                let (mine, theirs) = (format!("{full:?}"), format!("{first_full:?}"));
+                let from = mine
+                    .bytes()
+                    .zip(theirs.bytes())
+                    .position(|(a, b)| a != b)
+                    .unwrap_or(0);
+                let start = from.saturating_sub(200);
+                report += &format!(
+                    "  XINFO differs at byte {from}: ...{}... vs ...{}...\n",
+                    &mine[start..(from + 200).min(mine.len())],
+                    &theirs[start..(from + 200).min(theirs.len())]
+                );
+            }
+        }
+    }
+    report
 }
 
 fn check(cluster: &Cluster, history: &History, fault: Fault) {
@@ -232,7 +308,10 @@ fn check(cluster: &Cluster, history: &History, fault: Fault) {
     let barrier: String = conn.xadd(STREAM, "*", &[("n", "barrier")]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let states = loop {
-        let states: Vec<_> = (1..=3).map(|id| node_state(cluster, id)).collect();
+        let states: Vec<_> = (1..=3)
+            .filter(|id| cluster.is_up(*id))
+            .map(|id| node_state(cluster, id))
+            .collect();
         let caught_up = states
             .iter()
             .all(|(entries, _)| entries.last().is_some_and(|(id, _)| *id == barrier));
@@ -241,23 +320,33 @@ fn check(cluster: &Cluster, history: &History, fault: Fault) {
         }
         assert!(
             Instant::now() < deadline,
-            "{fault:?}: the nodes did not converge:\n{:#?}",
-            states.iter().map(|(entries, full)| (entries.len(), full)).collect::<Vec<_>>()
+            "{fault:?}: the nodes did not converge:\n{}",
+            divergence(&states)
         );
         std::thread::sleep(Duration::from_millis(100));
     };
     let (entries, _) = &states[0];
     let mut seen = BTreeMap::new();
     for (id, value) in entries {
-        assert!(seen.insert(value.clone(), id.clone()).is_none(), "{fault:?}: {value} appended twice");
+        assert!(
+            seen.insert(value.clone(), id.clone()).is_none(),
+            "{fault:?}: {value} appended twice"
+        );
     }
     for ((producer, seq), id) in &history.appended {
         let value = format!("{producer}:{seq}");
-        assert_eq!(seen.get(&value), Some(id), "{fault:?}: acknowledged append {value} ({id}) is missing or moved");
+        assert_eq!(
+            seen.get(&value),
+            Some(id),
+            "{fault:?}: acknowledged append {value} ({id}) is missing or moved"
+        );
     }
     let ids: BTreeSet<&String> = entries.iter().map(|(id, _)| id).collect();
     for id in &history.delivered {
-        assert!(ids.contains(id), "{fault:?}: {id} was delivered but never written");
+        assert!(
+            ids.contains(id),
+            "{fault:?}: {id} was delivered but never written"
+        );
     }
     let pending: redis::streams::StreamPendingCountReply = conn
         .xpending_count(STREAM, GROUP, "-", "+", 1_000_000)
@@ -285,11 +374,15 @@ fn run_schedule(net: u8, fault: Fault) {
     let mut workers = Vec::new();
     for id in 0..PRODUCERS {
         let (client, stop, history) = (client.clone(), Arc::clone(&stop), Arc::clone(&history));
-        workers.push(std::thread::spawn(move || producer(client, id, stop, history)));
+        workers.push(std::thread::spawn(move || {
+            producer(client, id, stop, history)
+        }));
     }
     for id in 0..CONSUMERS {
         let (client, stop, history) = (client.clone(), Arc::clone(&stop), Arc::clone(&history));
-        workers.push(std::thread::spawn(move || consumer(client, id, stop, history)));
+        workers.push(std::thread::spawn(move || {
+            consumer(client, id, stop, history)
+        }));
     }
     std::thread::sleep(Duration::from_millis(800));
     inject(&mut cluster, fault);
@@ -299,7 +392,14 @@ fn run_schedule(net: u8, fault: Fault) {
         worker.join().unwrap();
     }
     let history = history.lock().unwrap();
-    assert!(!history.appended.is_empty(), "{fault:?}: nothing was acknowledged: {:?}", history.errors);
+    if std::env::var_os("WEIR_CLUSTER_HISTORY").is_some() {
+        eprintln!("{fault:?} history: {:?}", history.appended);
+    }
+    assert!(
+        !history.appended.is_empty(),
+        "{fault:?}: nothing was acknowledged: {:?}",
+        history.errors
+    );
     check(&cluster, &history, fault);
     println!(
         "{fault:?}: {} appends acknowledged, {} delivered, {} acknowledged by consumers, {} client errors",
@@ -316,8 +416,15 @@ fn acknowledged_writes_survive_every_fault_kind() {
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(FAULTS.len());
+    let only = std::env::var("WEIR_CLUSTER_FAULT").ok();
     for schedule in 0..schedules {
         let fault = FAULTS[schedule % FAULTS.len()];
+        if only
+            .as_ref()
+            .is_some_and(|only| *only != format!("{fault:?}"))
+        {
+            continue;
+        }
         let net = 70 + (schedule % 100) as u8;
         run_schedule(net, fault);
     }

@@ -108,9 +108,15 @@ impl ClusterArgs {
             (Some(secret), _) => secret.into_bytes(),
             (None, Some(file)) => {
                 let mut bytes = std::fs::read(&file).map_err(|error| {
-                    format!("cannot read the cluster secret from {}: {error}", file.display())
+                    format!(
+                        "cannot read the cluster secret from {}: {error}",
+                        file.display()
+                    )
                 })?;
-                while bytes.last().is_some_and(|byte| matches!(byte, b'\n' | b'\r')) {
+                while bytes
+                    .last()
+                    .is_some_and(|byte| matches!(byte, b'\n' | b'\r'))
+                {
                     bytes.pop();
                 }
                 bytes
@@ -121,8 +127,8 @@ impl ClusterArgs {
                 );
             }
         };
-        let secret =
-            weir::cluster::network::ClusterSecret::new(secret).map_err(|error| error.to_string())?;
+        let secret = weir::cluster::network::ClusterSecret::new(secret)
+            .map_err(|error| error.to_string())?;
         if !peers.contains_key(&node_id) {
             return Err(format!(
                 "--node-id {node_id} is not among --peers: list every initial voter, this node included"

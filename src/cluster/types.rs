@@ -65,7 +65,11 @@ impl Reply {
 
 impl fmt::Debug for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() { "Reply(..)" } else { "Reply(empty)" })
+        f.write_str(if self.0.is_some() {
+            "Reply(..)"
+        } else {
+            "Reply(empty)"
+        })
     }
 }
 

@@ -16,9 +16,9 @@ use super::command_stats::{CommandStats, ErrorStats};
 use super::config::ServerConfig;
 use super::diagnostics::Diagnostics;
 use super::open_files::{OpenFiles, fit_maxclients};
-use super::tls::TlsMaterial;
 #[cfg(feature = "cluster")]
 use super::replication::Replication;
+use super::tls::TlsMaterial;
 #[cfg(feature = "cluster")]
 use crate::clock::ManualClock;
 use crate::store::{Store, StoreError, StoreOptions, StoreRecovery};
@@ -420,7 +420,10 @@ fn open_store(config: &ServerConfig) -> Result<Store, StoreError> {
 /// time of the last command the store applied, with the changes time causes left to the
 /// replicated ticks.
 #[cfg(feature = "cluster")]
-fn open_store(config: &ServerConfig, clock: Option<&Arc<ManualClock>>) -> Result<Store, StoreError> {
+fn open_store(
+    config: &ServerConfig,
+    clock: Option<&Arc<ManualClock>>,
+) -> Result<Store, StoreError> {
     let mut options = StoreOptions {
         durability: config.fsync.durability(),
         public_name: super::keys::key_part,

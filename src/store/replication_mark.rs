@@ -74,7 +74,12 @@ impl MarkFile {
             Some(mark) => {
                 let sequence = self.sequence + 1;
                 let slot = (sequence % 2) as usize * SLOT_BYTES;
-                fs::write_all_at(&self.file, &self.path, &encode_slot(sequence, mark), slot as u64)?;
+                fs::write_all_at(
+                    &self.file,
+                    &self.path,
+                    &encode_slot(sequence, mark),
+                    slot as u64,
+                )?;
                 self.sequence = sequence;
             }
             None => {

@@ -90,7 +90,10 @@ impl Transactions {
         let mut marks = MarkFile::open(dir).map_err(io_error("open", dir))?;
         if !path.exists() {
             let journal = Journal::create(&path, TRANSACTION_KIND, 1)?;
-            return Ok((Transactions::new(journal, streams_dir, durability, marks), 0));
+            return Ok((
+                Transactions::new(journal, streams_dir, durability, marks),
+                0,
+            ));
         }
         let (journal, replay, _) = Journal::open_repairing(&path, TRANSACTION_KIND, 1)?;
         let undone = replay.frames.len();

@@ -51,7 +51,6 @@ use parking_lot::{Mutex, RwLock};
 use crate::clock::SharedClock;
 use crate::durability::{Commit, Flush, Syncer};
 use crate::error::StoreError;
-use crate::store::TimedChanges;
 use crate::group::durable::{DurableGroups, GroupRecovery};
 use crate::id::StreamId;
 use crate::idempotency::IdempotencyWindows;
@@ -59,6 +58,7 @@ use crate::log::{Appended, AsEntry, Entry, IdSpec, Log, NewEntry, Retention};
 use crate::record::IdempotencyKey;
 use crate::repeated::RepeatLimiter;
 use crate::signal::ChangeSignal;
+use crate::store::TimedChanges;
 use nodes::{NodeModel, Threshold};
 use source::{LogSource, StreamFlush};
 

@@ -51,7 +51,8 @@ pub struct Cluster {
     fsync: String,
     /// The nftables table this cluster's partitions live in, once one was made.
     nft_table: Option<String>,
-    _scratch: tempfile::TempDir,
+    /// The nodes' directories and logs; kept after a failure when `WEIR_CLUSTER_KEEP` is set.
+    scratch: Option<tempfile::TempDir>,
 }
 
 /// A port free on every address in `ips`.
@@ -62,8 +63,12 @@ fn free_port(ips: &[String]) -> u16 {
         if port > 55_000 {
             continue;
         }
-        let bus_free = ips.iter().all(|ip| TcpListener::bind((ip.as_str(), port + 10_000)).is_ok());
-        let free = ips[1..].iter().all(|ip| TcpListener::bind((ip.as_str(), port)).is_ok());
+        let bus_free = ips
+            .iter()
+            .all(|ip| TcpListener::bind((ip.as_str(), port + 10_000)).is_ok());
+        let free = ips[1..]
+            .iter()
+            .all(|ip| TcpListener::bind((ip.as_str(), port)).is_ok());
         if free && bus_free {
             return port;
         }
@@ -111,7 +116,7 @@ impl Cluster {
             secret_file,
             fsync: fsync.into(),
             nft_table: None,
-            _scratch: scratch,
+            scratch: Some(scratch),
         };
         for id in 1..=size {
             cluster.launch(id);
@@ -145,7 +150,12 @@ impl Cluster {
             .args(["--dir", path_text(&node.dir), "--bind", &node.ip])
             .args(["--port", &port.to_string(), "--fsync", &fsync])
             .args(["--cluster-port", &bus_port.to_string(), "--peers", &peers])
-            .args(["--node-id", &id.to_string(), "--cluster-secret-file", path_text(&secret)])
+            .args([
+                "--node-id",
+                &id.to_string(),
+                "--cluster-secret-file",
+                path_text(&secret),
+            ])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -155,17 +165,42 @@ impl Cluster {
     }
 
     /// Waits until node `id` answers PING.
-    pub fn wait_serving(&self, id: u64) {
+    pub fn wait_serving(&mut self, id: u64) {
+        if let Err(log) = self.try_wait_serving(id) {
+            panic!("node {id} does not serve: {log}");
+        }
+    }
+
+    /// Waits until node `id` answers PING, or its process exits (its log is the error).
+    pub fn try_wait_serving(&mut self, id: u64) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(mut conn) = self.conn(id)
                 && redis::cmd("PING").query::<String>(&mut conn).is_ok()
             {
-                return;
+                return Ok(());
+            }
+            let node = self.node_mut(id);
+            let exited = node
+                .child
+                .as_mut()
+                .is_none_or(|child| child.try_wait().is_ok_and(|status| status.is_some()));
+            if exited {
+                node.child = None;
+                return Err(node.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("node {id} does not serve: {}", self.node(id).log_text());
+        Err(format!(
+            "not serving after 20 s: {}",
+            self.node(id).log_text()
+        ))
+    }
+
+    /// Whether node `id` runs (and is not paused).
+    pub fn is_up(&self, id: u64) -> bool {
+        let node = self.node(id);
+        node.child.is_some() && !node.stopped
     }
 
     /// A plain (not cluster-routing) connection to node `id`.
@@ -217,7 +252,7 @@ impl Cluster {
 
     fn agreed_leader(&self) -> Option<u64> {
         let mut seen = None;
-        for node in self.nodes.iter().filter(|node| node.child.is_some() && !node.stopped) {
+        for node in self.nodes.iter().filter(|node| self.is_up(node.id)) {
             let mut conn = self.conn(node.id).ok()?;
             let text: String = redis::cmd("CLUSTER").arg("NODES").query(&mut conn).ok()?;
             let leader_line = text.lines().find(|line| line.contains("master"))?;
@@ -246,9 +281,16 @@ impl Cluster {
 
     /// Starts node `id` again on its data directory and waits until it serves.
     pub fn restart(&mut self, id: u64) {
+        if let Err(log) = self.try_restart(id) {
+            panic!("node {id} does not serve after a restart: {log}");
+        }
+    }
+
+    /// Starts node `id` again on its data directory; its log if it does not come up.
+    pub fn try_restart(&mut self, id: u64) -> Result<(), String> {
         self.kill(id);
         self.launch(id);
-        self.wait_serving(id);
+        self.try_wait_serving(id)
     }
 
     /// SIGSTOP of node `id`: it keeps its sockets and state but does nothing.
@@ -323,6 +365,15 @@ impl Drop for Cluster {
         for id in 1..=self.nodes.len() as u64 {
             self.kill(id);
         }
+        if std::thread::panicking()
+            && std::env::var_os("WEIR_CLUSTER_KEEP").is_some()
+            && let Some(scratch) = self.scratch.take()
+        {
+            eprintln!(
+                "the nodes' directories and logs are kept in {}",
+                scratch.keep().display()
+            );
+        }
     }
 }
 
@@ -334,10 +385,7 @@ fn signal(child: &Child, signal: libc::c_int) {
 }
 
 fn nft(script: &str) {
-    let status = Command::new("nft")
-        .arg(script)
-        .status()
-        .expect("run nft");
+    let status = Command::new("nft").arg(script).status().expect("run nft");
     assert!(status.success(), "nft {script} failed");
 }
 

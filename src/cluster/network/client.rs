@@ -87,7 +87,10 @@ async fn connect_from(addr: &str, source: Option<IpAddr>) -> std::io::Result<Tcp
         }
     }
     Err(last_error.unwrap_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotFound, format!("{addr} resolves to no address"))
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{addr} resolves to no address"),
+        )
     }))
 }
 

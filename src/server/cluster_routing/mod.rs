@@ -10,6 +10,4 @@ pub(crate) mod replies;
 mod topology;
 
 pub(crate) use keyslot::{SLOTS, key_slot};
-// For the request path of a cluster node (see `redirect`).
-#[allow(unused_imports)]
-pub(crate) use redirect::{cluster_down, crossslot, keys_slot, moved, redirection, try_again};
+pub(crate) use redirect::{cluster_down, keys_slot, moved, redirection, try_again};

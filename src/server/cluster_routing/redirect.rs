@@ -1,9 +1,5 @@
 //! The errors that send a Redis Cluster client to another node or ask it to wait, with Redis
 //! 7.0's exact texts (clients parse them), and which of them a keyed command gets on this node.
-//!
-//! The request path calls these once the server runs as a cluster node; until then only the
-//! tests do.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use super::keyslot::key_slot;
 use super::topology::{every_slot_served, slot_runs};
@@ -26,10 +22,10 @@ pub(crate) fn cluster_down() -> Value {
     Value::error("CLUSTERDOWN The cluster is down")
 }
 
-/// The command's slot is moving (or its keys are only partly where it runs): the client waits
-/// a little and sends it again.
-pub(crate) fn try_again() -> Value {
-    Value::error("TRYAGAIN Multiple keys request during rehashing of slot")
+/// The command could not be carried out now but may be later (the node could not replicate
+/// it, for `reason`): cluster clients wait a little and send it again.
+pub(crate) fn try_again(reason: &str) -> Value {
+    Value::error(format!("TRYAGAIN {reason}"))
 }
 
 /// The slot all `keys` hash to: `None` without keys, `CROSSSLOT` when they hash to more than
@@ -101,8 +97,8 @@ mod tests {
             "CLUSTERDOWN The cluster is down"
         );
         assert_eq!(
-            text(Some(try_again())).unwrap(),
-            "TRYAGAIN Multiple keys request during rehashing of slot"
+            text(Some(try_again("no quorum; send it again"))).unwrap(),
+            "TRYAGAIN no quorum; send it again"
         );
     }
 

@@ -10,13 +10,11 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::command::call_keys;
-use super::{
-    Client, CommandSpec, Flag, Outcome, lookup, run_blocking, run_once, wait_for_write,
-};
+use super::{Client, CommandSpec, Flag, Outcome, lookup, run_blocking, run_once, wait_for_write};
 use crate::server::Server;
-use crate::server::cluster_routing::{cluster_down, keys_slot, moved, redirection};
+use crate::server::cluster_routing::{cluster_down, keys_slot, moved, redirection, try_again};
 use crate::server::keys::stream_name;
-use crate::server::replication::{ProposeError, Proposal, Replication};
+use crate::server::replication::{Proposal, ProposeError, Replication};
 use crate::server::resp::Value;
 
 /// Runs `args` (a command `spec` accepted) on this node of the cluster.
@@ -186,8 +184,8 @@ fn refusal(replication: &Replication, error: ProposeError, slot: Option<u16>) ->
             None => cluster_down(),
         },
         ProposeError::NotLeader(None) => cluster_down(),
-        ProposeError::Unavailable(reason) => Value::error(format!(
-            "TRYAGAIN the command could not be replicated ({reason}); send it again"
+        ProposeError::Unavailable(reason) => try_again(&format!(
+            "the command could not be replicated ({reason}); send it again"
         )),
     }
 }

@@ -768,7 +768,14 @@ pub(crate) fn exec_replicated(
     client.multi = Some(queued);
     client.multi_failed = false;
     match lookup(b"exec") {
-        Some(spec) => run_once(server, client, spec, &[Bytes::from_static(b"EXEC")], false, true),
+        Some(spec) => run_once(
+            server,
+            client,
+            spec,
+            &[Bytes::from_static(b"EXEC")],
+            false,
+            true,
+        ),
         None => Value::error("ERR EXEC is missing from the command table").into(),
     }
 }

@@ -68,7 +68,11 @@ pub const BUS_PORT_OFFSET: u16 = 10_000;
 /// 10,000, Redis Cluster's convention.
 pub fn parse_peers(text: &str) -> Result<BTreeMap<u64, PeerAddr>, String> {
     let mut peers = BTreeMap::new();
-    for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+    for item in text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
         let (id, addr) = item
             .split_once('=')
             .ok_or_else(|| format!("`{item}`: write each peer as ID=HOST:BUSPORT"))?;

@@ -8,6 +8,6 @@ mod node;
 mod proposal;
 
 pub use apply::{ApplyError, ServerState};
-pub use node::{RAFT_DIR, Replication, StartError};
 pub(crate) use node::ProposeError;
+pub use node::{RAFT_DIR, Replication, StartError};
 pub(crate) use proposal::Proposal;

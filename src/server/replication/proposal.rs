@@ -161,7 +161,10 @@ mod tests {
             let body = proposal.encode();
             assert_eq!(Proposal::decode(&body).unwrap(), proposal);
             for cut in 0..body.len() {
-                assert!(Proposal::decode(&body[..cut]).is_err(), "{proposal:?} cut at {cut}");
+                assert!(
+                    Proposal::decode(&body[..cut]).is_err(),
+                    "{proposal:?} cut at {cut}"
+                );
             }
         }
         assert!(Proposal::decode(&[9]).is_err());
