@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::{ManualClock, SharedClock, SystemClock};
 pub use crate::error::StoreError;
 
 use crate::durability::{CommitBatch, Durability, FlushStats, Syncer};
@@ -75,6 +75,11 @@ pub struct StoreOptions {
     /// Who applies the changes that time alone causes (retention by age, removal of entries
     /// every group acknowledged, expiry of idle streams).
     pub timed_changes: TimedChanges,
+    /// For the state machine of a replicated log: the manual clock (also `clock`) that is set
+    /// to the time of the last replicated command the store applied (its replication mark)
+    /// before the streams recover, so that what recovery computes from the time (idempotency
+    /// windows, say) is what the replicas that did not restart hold.
+    pub replication_clock: Option<Arc<ManualClock>>,
 }
 
 /// Who applies the changes that time alone causes.
@@ -102,6 +107,7 @@ impl Default for StoreOptions {
             public_name: identity,
             recovery_progress: ProgressHook::default(),
             timed_changes: TimedChanges::Automatic,
+            replication_clock: None,
         }
     }
 }
@@ -216,6 +222,9 @@ impl Store {
         fs::sync_dir(&dir).map_err(io_error("sync directory", &dir))?;
         let (transactions, undone_changes) =
             Transactions::open(&dir, &streams_dir, options.durability)?;
+        if let (Some(clock), Some(mark)) = (&options.replication_clock, transactions.mark()) {
+            clock.set_ms(mark.time_ms);
+        }
         let syncer =
             Arc::new(Syncer::start(options.durability).map_err(io_error("start flusher", &dir))?);
         let now_ms = options.clock.now_ms();

@@ -176,6 +176,15 @@ impl Server {
         self.replication.get()
     }
 
+    /// Whether the server was started as a node of a cluster (also while it replays its log,
+    /// before its part of the cluster is attached).
+    pub(crate) fn is_cluster_node(&self) -> bool {
+        #[cfg(feature = "cluster")]
+        return self.replicated_clock.is_some();
+        #[cfg(not(feature = "cluster"))]
+        false
+    }
+
     /// The cluster as this node sees it; `None` when the server runs as a single node.
     pub(crate) fn cluster_view(&self) -> Option<super::cluster_view::ClusterView> {
         #[cfg(feature = "cluster")]
@@ -432,11 +441,9 @@ fn open_store(
     if let Some(clock) = clock {
         options.clock = Arc::clone(clock) as crate::clock::SharedClock;
         options.timed_changes = crate::store::TimedChanges::OnRequest;
+        options.replication_clock = Some(Arc::clone(clock));
     }
     let store = Store::open_with(&config.dir, options)?;
-    if let (Some(clock), Some(mark)) = (clock, store.replication_mark()) {
-        clock.set_ms(mark.time_ms);
-    }
     store.set_node_limits(config.node_limits);
     Ok(store)
 }

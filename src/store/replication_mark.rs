@@ -12,7 +12,8 @@
 //! `index` and `time_ms`; the valid slot with the highest sequence is the mark. A missing file,
 //! or one with no valid slot, is a store that never applied a replicated command.
 //!
-//! Durability: [`MarkFile::write`] only writes; [`MarkFile::sync`] (fdatasync) makes it durable.
+//! Durability: the file's name is made durable (directory fsync) when it is created;
+//! [`MarkFile::write`] only writes; [`MarkFile::sync`] (fdatasync) makes the write durable.
 //!
 //! [`Store::transaction_marked`]: crate::Store::transaction_marked
 
@@ -47,7 +48,13 @@ impl MarkFile {
     /// Opens (or creates) the mark file in `dir` and reads the mark it holds.
     pub(crate) fn open(dir: &Path) -> std::io::Result<MarkFile> {
         let path = dir.join(crate::names::REPLICATION_MARK_FILE);
+        let created = !path.exists();
         let file = fs::open_or_create(&path)?;
+        if created {
+            // The name must outlive a power loss: without the file, the store would look as if
+            // it never applied a command, and apply every one again.
+            fs::sync_dir(dir)?;
+        }
         let bytes = std::fs::read(&path)?;
         let newest = bytes
             .chunks_exact(SLOT_BYTES)
@@ -144,6 +151,21 @@ mod tests {
         assert_eq!(MarkFile::open(dir.path()).unwrap().mark(), Some(SECOND));
         file.write(None).unwrap();
         assert_eq!(MarkFile::open(dir.path()).unwrap().mark(), None);
+    }
+
+    #[test]
+    fn the_first_mark_matches_the_documented_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = MarkFile::open(dir.path()).unwrap();
+        file.write(Some(FIRST)).unwrap();
+        let bytes = std::fs::read(dir.path().join(crate::names::REPLICATION_MARK_FILE)).unwrap();
+        let mut expected = vec![0; 32];
+        expected.extend_from_slice(b"WRMK");
+        expected.extend_from_slice(&[0x3b, 0x73, 0xc0, 0xbe]);
+        expected.extend_from_slice(&1u64.to_le_bytes());
+        expected.extend_from_slice(&7u64.to_le_bytes());
+        expected.extend_from_slice(&1000u64.to_le_bytes());
+        assert_eq!(bytes, expected);
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub(super) async fn run(
                 protocol: client.protocol,
                 queued,
             };
-            answer(replication, proposal, slot).await
+            answer(replication, client, proposal, slot).await
         }
         Some(queued) => {
             client.multi = Some(queued);
@@ -136,7 +136,7 @@ async fn propose_until_answered(
             retry,
             args: args.clone(),
         };
-        match answer(replication, proposal, slot).await {
+        match answer(replication, client, proposal, slot).await {
             Outcome::Block {
                 args: again,
                 deadline,
@@ -165,10 +165,19 @@ async fn propose_until_answered(
     }
 }
 
-/// Proposes `proposal` and turns a failure into the reply a Redis Cluster client acts on.
-async fn answer(replication: &Replication, proposal: Proposal, slot: Option<u16>) -> Outcome {
+/// Proposes `proposal` and turns a failure into the reply a Redis Cluster client acts on; the
+/// client's last write is then this one (for `WAIT`).
+async fn answer(
+    replication: &Replication,
+    client: &mut Client,
+    proposal: Proposal,
+    slot: Option<u16>,
+) -> Outcome {
     match replication.propose(proposal).await {
-        Ok(outcome) => outcome,
+        Ok((outcome, index)) => {
+            client.last_write_index = index;
+            outcome
+        }
         Err(error) => refusal(replication, error, slot).into(),
     }
 }

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::info_weir::{StoreSize, backlog_section, weir_section};
 use super::{Ctx, Outcome, stats_names};
+use crate::server::cluster_view::ClusterView;
 use crate::server::keys::{DATABASES, key_of};
 use crate::server::process;
 use crate::server::resp::Value;
@@ -423,9 +424,12 @@ fn stats_section(server: &Server) -> Section {
 }
 
 fn replication_section(server: &Server) -> Section {
-    Section::new("Replication")
-        .field("role", "master")
-        .field("connected_slaves", 0)
+    let section = Section::new("Replication");
+    let section = match server.cluster_view() {
+        Some(view) => cluster_replication_fields(section, &view),
+        None => section.field("role", "master").field("connected_slaves", 0),
+    };
+    section
         .field("master_failover_state", "no-failover")
         .field("master_replid", &server.run_id)
         .field("master_replid2", "0".repeat(40))
@@ -435,6 +439,48 @@ fn replication_section(server: &Server) -> Section {
         .field("repl_backlog_size", 1_048_576)
         .field("repl_backlog_first_byte_offset", 0)
         .field("repl_backlog_histlen", 0)
+}
+
+/// A node of a cluster reports its Raft role as Redis replication does: the leader as the
+/// master with its followers as replicas, a follower as the leader's replica.
+fn cluster_replication_fields(section: Section, view: &ClusterView) -> Section {
+    let Some(shard) = view.shards.first() else {
+        return section.field("role", "master").field("connected_slaves", 0);
+    };
+    let offset = shard.applied_index;
+    let leader = shard.leader.and_then(|leader| view.node(leader));
+    if shard.leader == Some(view.myself) {
+        let replicas: Vec<_> = view
+            .nodes
+            .iter()
+            .filter(|node| node.id != view.myself && node.connected)
+            .collect();
+        let mut section = section
+            .field("role", "master")
+            .field("connected_slaves", replicas.len());
+        for (at, node) in replicas.iter().enumerate() {
+            section = section.field(
+                &format!("slave{at}"),
+                format_args!(
+                    "ip={},port={},state=online,offset={offset},lag=0",
+                    node.client_ip, node.client_port
+                ),
+            );
+        }
+        return section;
+    }
+    let (host, port, link) = match leader {
+        Some(node) => (node.client_ip.as_str(), node.client_port, "up"),
+        None => ("?", 0, "down"),
+    };
+    section
+        .field("role", "slave")
+        .field("master_host", host)
+        .field("master_port", port)
+        .field("master_link_status", link)
+        .field("slave_repl_offset", offset)
+        .field("slave_read_only", 1)
+        .field("connected_slaves", 0)
 }
 
 fn cpu_section() -> Section {

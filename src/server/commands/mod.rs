@@ -25,6 +25,7 @@ mod replies;
 mod server;
 mod slowlog;
 mod subcommands;
+mod wait;
 mod xack;
 mod xackdel;
 mod xadd;
@@ -116,6 +117,8 @@ pub(crate) struct Client {
     /// What the writes of the batch being run must flush: the connection makes it durable with
     /// one group-commit wait before any of the batch's replies is written.
     pub(crate) commits: CommitBatch,
+    /// The Raft log index of the connection's last replicated write (0: none), for `WAIT`.
+    pub(crate) last_write_index: u64,
     /// `READONLY`: in a cluster, a replica answers the connection's reads itself rather than
     /// redirect them to the master.
     pub(crate) read_only: bool,
@@ -141,6 +144,7 @@ impl Client {
             auth_failures: 0,
             reply_delay: None,
             commits: CommitBatch::default(),
+            last_write_index: 0,
             read_only: false,
         }
     }
@@ -330,6 +334,7 @@ pub(crate) fn table() -> &'static [CommandSpec] {
         commands.extend(server::commands());
         commands.extend(persistence::commands());
         commands.extend(cluster::commands());
+        commands.extend(wait::commands());
         commands.extend(stream_commands());
         // Sorted, so that every command's lookup is a binary search rather than a scan.
         commands.sort_unstable_by_key(|spec| spec.name);
@@ -598,6 +603,9 @@ async fn run_command(
     spec: &'static CommandSpec,
     args: &mut Vec<Bytes>,
 ) -> Outcome {
+    if spec.name == "wait" {
+        return wait::wait(server, client, args).await;
+    }
     #[cfg(feature = "cluster")]
     if let Some(replication) = server.replication() {
         return clustered::run(server, replication, client, spec, std::mem::take(args)).await;

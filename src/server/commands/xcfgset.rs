@@ -136,6 +136,11 @@ pub(super) fn xcfgset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 
 fn xcfgset_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let settings = parse_config(args)?;
+    if settings.expire_idle_ms.is_some_and(|ms| ms.is_some()) && ctx.server.is_cluster_node() {
+        return Err(Value::error(
+            "ERR EXPIRE-IDLE is not available in a cluster: whether a stream is idle is each node's own fact",
+        ));
+    }
     let store = ctx.store()?;
     let stream = existing(ctx, &store, &args[1]).ok_or_else(|| Value::error("ERR no such key"))?;
     apply_config(&stream, settings, ctx.commit()).map_err(|e| store_error(&e))?;

@@ -200,16 +200,20 @@ impl Replication {
     }
 
     /// Replicates `proposal` and answers, once it is committed (durable on a majority) and
-    /// applied here, what applying it answered.
-    pub(crate) async fn propose(&self, proposal: Proposal) -> Result<Outcome, ProposeError> {
+    /// applied here, what applying it answered, with the index of its entry.
+    pub(crate) async fn propose(&self, proposal: Proposal) -> Result<(Outcome, u64), ProposeError> {
         let command = Command {
             time_ms: self.stamp(),
             body: proposal.encode(),
         };
         match self.raft.client_write(command).await {
-            Ok(written) => written.data.into_answer::<Outcome>().ok_or_else(|| {
-                ProposeError::Unavailable("the command was applied before a restart".into())
-            }),
+            Ok(written) => {
+                let index = written.log_id.index;
+                let outcome = written.data.into_answer::<Outcome>().ok_or_else(|| {
+                    ProposeError::Unavailable("the command was applied before a restart".into())
+                })?;
+                Ok((outcome, index))
+            }
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 Err(ProposeError::NotLeader(forward.leader_id))
             }
@@ -226,6 +230,47 @@ impl Replication {
                 Some(forward) => Err(ProposeError::NotLeader(forward.leader_id)),
                 None => Err(ProposeError::Unavailable(error.to_string())),
             },
+        }
+    }
+
+    /// How many followers hold the log up to `index` (as far as this node, the leader, knows);
+    /// 0 on a follower.
+    pub(crate) fn replicas_holding(&self, index: u64) -> usize {
+        let metrics = self.raft.metrics().borrow().clone();
+        count_holding(&metrics, self.node_id, index)
+    }
+
+    /// Waits until `wanted` followers hold the log up to `index`, or `deadline`; answers how
+    /// many do then, or `None` on a node that does not lead.
+    pub(crate) async fn wait_for_replicas(
+        &self,
+        index: u64,
+        wanted: i64,
+        deadline: Option<std::time::Instant>,
+    ) -> Option<usize> {
+        let mut metrics = self.raft.metrics();
+        loop {
+            let (leads, holding) = {
+                let now = metrics.borrow_and_update();
+                let leads = now.current_leader == Some(self.node_id);
+                (leads, count_holding(&now, self.node_id, index))
+            };
+            if !leads {
+                return None;
+            }
+            if holding as i64 >= wanted {
+                return Some(holding);
+            }
+            let changed = metrics.changed();
+            let stop = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline.into(), changed)
+                    .await
+                    .map_or(true, |changed| changed.is_err()),
+                None => changed.await.is_err(),
+            };
+            if stop {
+                return Some(self.replicas_holding(index));
+            }
         }
     }
 
@@ -311,6 +356,20 @@ fn open_log(dir: &Path, durability: Durability) -> Result<LogStore, StartError> 
     Ok(log)
 }
 
+/// How many nodes other than `me` the leader's metrics show holding the log up to `index`.
+fn count_holding(
+    metrics: &openraft::RaftMetrics<NodeId, NodeAddr>,
+    me: NodeId,
+    index: u64,
+) -> usize {
+    metrics.replication.as_ref().map_or(0, |matched| {
+        matched
+            .iter()
+            .filter(|(id, log)| **id != me && log.is_some_and(|log| log.index >= index))
+            .count()
+    })
+}
+
 /// `host:port` split; a bracketed IPv6 host loses its brackets.
 fn split_host_port(addr: &str) -> (String, u16) {
     let (host, port) = addr.rsplit_once(':').unwrap_or((addr, "0"));
@@ -329,7 +388,7 @@ async fn tick_while_leading(replication: std::sync::Weak<Replication>) {
         };
         if replication.leader() == Some(replication.node_id)
             && let Err(ProposeError::Unavailable(reason)) =
-                replication.propose(Proposal::Tick).await
+                replication.propose(Proposal::Tick).await.map(|_| ())
         {
             tracing::debug!(%reason, "the leader's tick was not replicated");
         }
