@@ -95,7 +95,10 @@ pub use log::{
     Appended, Entry, IdSpec, LogError, LogOptions, LostRange, RebuiltHeader, RecoveryReport,
     Retention, TornTail,
 };
-pub use store::{ReplicationMark, Store, StoreError, StoreOptions, StoreRecovery, TimedChanges};
+pub use store::{
+    AfterMachineCrash, ReplicationMark, Store, StoreError, StoreOptions, StoreRecovery,
+    TimedChanges,
+};
 pub use stream::{
     Backlog, CORRELATION_ID, Claimed, Delivery, Discard, Group, GroupStart, IdempotentAppend,
     Message, PendingDelivery, REPLY_TO, RequestError, Requester, Stream, StreamConfig,

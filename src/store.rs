@@ -30,6 +30,7 @@ use crate::undo::{self, Target, Undo};
 
 #[cfg(test)]
 mod fault_tests;
+mod machine_crash;
 mod progress;
 mod replication_mark;
 mod transaction;
@@ -75,11 +76,27 @@ pub struct StoreOptions {
     /// Who applies the changes that time alone causes (retention by age, removal of entries
     /// every group acknowledged, expiry of idle streams).
     pub timed_changes: TimedChanges,
+    /// What opening does after the machine (not only the process) stopped without a clean
+    /// close.
+    pub after_machine_crash: AfterMachineCrash,
     /// For the state machine of a replicated log: the manual clock (also `clock`) that is set
     /// to the time of the last replicated command the store applied (its replication mark)
     /// before the streams recover, so that what recovery computes from the time (idempotency
     /// windows, say) is what the replicas that did not restart hold.
     pub replication_clock: Option<Arc<ManualClock>>,
+}
+
+/// What opening a store does after the machine stopped without a clean close (a power loss,
+/// a kernel crash), which it tells from a process crash by the kernel's boot id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AfterMachineCrash {
+    /// Recover what the files hold, as after any crash: what the durability policy synced is
+    /// there.
+    #[default]
+    Recover,
+    /// Empty the store: it was written without syncs, and another source (a replicated log)
+    /// holds its content to rebuild it from. [`StoreRecovery::discarded`] says it happened.
+    Discard,
 }
 
 /// Who applies the changes that time alone causes.
@@ -108,6 +125,7 @@ impl Default for StoreOptions {
             recovery_progress: ProgressHook::default(),
             timed_changes: TimedChanges::Automatic,
             replication_clock: None,
+            after_machine_crash: AfterMachineCrash::Recover,
         }
     }
 }
@@ -126,6 +144,9 @@ pub struct StoreRecovery {
     pub groups: Vec<(Vec<u8>, GroupRecovery)>,
     /// Changes of a transaction that a crash interrupted, undone (0 when none was).
     pub undone_changes: usize,
+    /// The store was emptied at open after a machine crash
+    /// ([`AfterMachineCrash::Discard`]).
+    pub discarded: bool,
 }
 
 impl StoreRecovery {
@@ -215,6 +236,13 @@ impl Store {
         let lock = lock_directory(&dir)?;
         let clean_path = dir.join(CLEAN_FILE);
         let clean = clean_path.exists();
+        let discarded = options.after_machine_crash == AfterMachineCrash::Discard
+            && machine_crash::discard_after_machine_crash(&dir, clean)
+                .map_err(io_error("empty after a machine crash", &dir))?;
+        if discarded {
+            tracing::warn!(dir = %dir.display(), "the machine stopped without closing this store, which is written without syncs: emptied, to be rebuilt from the replicated log");
+            fs::create_dir_all(&streams_dir).map_err(io_error("create directory", &streams_dir))?;
+        }
         if clean {
             // From here on the directory is being written: a crash must not look clean.
             fs::remove_file(&clean_path).map_err(io_error("remove", &clean_path))?;
@@ -280,6 +308,7 @@ impl Store {
                 streams: reports,
                 groups: group_reports,
                 undone_changes,
+                discarded,
             },
             maintenance: Some(maintenance),
             _lock: lock,

@@ -56,6 +56,13 @@ pub struct WalOptions {
     /// When an appended batch counts as durable: after its fdatasync under
     /// [`Durability::Always`], at once (the flush runs later) under the others.
     pub durability: Durability,
+    /// How often a new commit point is written to `raft.meta`: `None`, at every
+    /// [`Wal::save_committed`]; `Some(interval)`, at most once per interval (a newer one is
+    /// kept in memory meanwhile and written with the next vote or save). openraft needs the
+    /// commit point only to apply sooner after a restart, and recovery uses it as a lower bound
+    /// of what must be intact, so a stale one is safe; writing it durably at every commit costs
+    /// two syncs per commit.
+    pub commit_save_interval: Option<std::time::Duration>,
 }
 
 impl Default for WalOptions {
@@ -63,6 +70,7 @@ impl Default for WalOptions {
         WalOptions {
             max_file_bytes: 64 * 1024 * 1024,
             durability: Durability::Always,
+            commit_save_interval: None,
         }
     }
 }
@@ -259,6 +267,8 @@ pub struct Wal {
     /// The last file open for appending; `None` when there is no file, or damage.
     writer: Option<Writer>,
     meta: WalMeta,
+    /// When `raft.meta` was last written.
+    meta_written: Option<std::time::Instant>,
     syncer: Arc<Syncer>,
     damage: Option<WalDamage>,
 }
@@ -288,6 +298,7 @@ impl Wal {
             files: scanned.files,
             writer: scanned.writer.map(Writer::new),
             meta,
+            meta_written: None,
             syncer: Arc::new(syncer),
             damage: scanned.recovery.damage.clone(),
         };
@@ -505,7 +516,7 @@ impl Wal {
             return Ok(());
         }
         self.meta.purged = Some(last);
-        self.meta.write(&self.dir)?;
+        self.write_meta()?;
         self.remove_purged_files(last.index)
     }
 
@@ -536,11 +547,12 @@ impl Wal {
     pub fn save_vote(&mut self, vote: WalVote) -> Result<(), WalError> {
         self.check_writable()?;
         self.meta.vote = Some(vote);
-        self.meta.write(&self.dir)?;
-        Ok(())
+        self.write_meta()
     }
 
-    /// Saves the commit point durably before returning: from then on, recovery treats losing an
+    /// Saves the commit point: durably before returning, or, with a
+    /// [`commit_save_interval`](WalOptions::commit_save_interval), once that interval has
+    /// passed since `raft.meta` was last written. From the save on, recovery treats losing an
     /// entry up to it as damage.
     pub fn save_committed(&mut self, committed: WalLogId) -> Result<(), WalError> {
         self.check_writable()?;
@@ -548,7 +560,19 @@ impl Wal {
             return Ok(());
         }
         self.meta.committed = Some(committed);
+        let due = match (self.options.commit_save_interval, self.meta_written) {
+            (Some(interval), Some(written)) => written.elapsed() >= interval,
+            _ => true,
+        };
+        if due {
+            self.write_meta()?;
+        }
+        Ok(())
+    }
+
+    fn write_meta(&mut self) -> Result<(), WalError> {
         self.meta.write(&self.dir)?;
+        self.meta_written = Some(std::time::Instant::now());
         Ok(())
     }
 

@@ -59,6 +59,12 @@ pub(crate) async fn serve(server: Arc<Server>, mut socket: impl ClientStream, ad
     server.unregister_client(id);
 }
 
+/// The writes a connection submitted to a cluster's log, oldest first.
+#[cfg(feature = "cluster")]
+type Replicating = Vec<commands::Replicating>;
+#[cfg(not(feature = "cluster"))]
+type Replicating = Vec<()>;
+
 /// How a batch of commands ended.
 enum BatchEnd {
     /// Every complete frame was run: write the replies and read more.
@@ -153,15 +159,25 @@ impl<S: ClientStream> Connection<S> {
         // One vector for the batch's commands, emptied after each so that the input buffer is
         // not kept shared and can be reused for the next read.
         let mut args = Vec::new();
+        // Writes submitted to a cluster's log whose replies come before any later one.
+        let mut replicating = Replicating::default();
         loop {
             match self.parser.parse_into(&mut self.input, &mut args) {
                 Ok(true) => {}
-                Ok(false) => return Ok(BatchEnd::NeedMore),
+                Ok(false) => {
+                    self.reply_replicated(&mut replicating).await;
+                    return Ok(BatchEnd::NeedMore);
+                }
                 Err(ParseError::Protocol(message)) => {
+                    self.reply_replicated(&mut replicating).await;
                     Value::error(format!("ERR Protocol error: {message}"))
                         .encode(self.client.protocol, &mut self.output);
                     return Ok(BatchEnd::Close);
                 }
+            }
+            if !replicating.is_empty() && !self.submitted_in_order(&args) {
+                // What this command sees must include the writes before it.
+                self.reply_replicated(&mut replicating).await;
             }
             let executed = self.execute(&mut args).await?;
             args.clear();
@@ -173,7 +189,13 @@ impl<S: ClientStream> Connection<S> {
                 Outcome::Close(value) => (value, true),
                 Outcome::Block { timeout_reply, .. } => (timeout_reply, false),
                 Outcome::Hangup => return Ok(BatchEnd::Drop),
+                #[cfg(feature = "cluster")]
+                Outcome::Replicating(write) => {
+                    replicating.push(write);
+                    continue;
+                }
             };
+            self.reply_replicated(&mut replicating).await;
             if close {
                 value.encode(self.client.protocol, &mut self.output);
                 return Ok(BatchEnd::Close);
@@ -193,6 +215,34 @@ impl<S: ClientStream> Connection<S> {
                 return Ok(BatchEnd::Drop);
             }
         }
+    }
+
+    /// Whether `args` may run before the replies of the writes submitted before it are in.
+    fn submitted_in_order(&self, args: &[Bytes]) -> bool {
+        #[cfg(feature = "cluster")]
+        return commands::submitted_in_order(&self.server, &self.client, args);
+        #[cfg(not(feature = "cluster"))]
+        {
+            let _ = args;
+            false
+        }
+    }
+
+    /// Waits for the replies of the submitted writes, in order, and encodes them.
+    async fn reply_replicated(&mut self, replicating: &mut Replicating) {
+        #[cfg(feature = "cluster")]
+        for write in replicating.drain(..) {
+            let value = match write.outcome(&mut self.client).await {
+                Outcome::Reply(value) | Outcome::Close(value) => value,
+                Outcome::Block { timeout_reply, .. } => timeout_reply,
+                Outcome::Hangup | Outcome::Replicating(_) => {
+                    Value::error("ERR the replicated command gave no reply")
+                }
+            };
+            value.encode(self.client.protocol, &mut self.output);
+        }
+        #[cfg(not(feature = "cluster"))]
+        let _ = replicating;
     }
 
     /// Runs one command. While it is blocked, the client is still watched: `None` when it

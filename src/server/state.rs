@@ -427,7 +427,7 @@ fn open_store(config: &ServerConfig) -> Result<Store, StoreError> {
 
 /// Opens the store; in a cluster (`clock` given), on the replicated clock, continued from the
 /// time of the last command the store applied, with the changes time causes left to the
-/// replicated ticks.
+/// replicated ticks, and without syncs of its own.
 #[cfg(feature = "cluster")]
 fn open_store(
     config: &ServerConfig,
@@ -442,6 +442,11 @@ fn open_store(
         options.clock = Arc::clone(clock) as crate::clock::SharedClock;
         options.timed_changes = crate::store::TimedChanges::OnRequest;
         options.replication_clock = Some(Arc::clone(clock));
+        // The Raft log is what makes a cluster node's writes durable: the store is written
+        // without syncs, consistent after a process crash (its transaction journal), and
+        // rebuilt from the log after a machine crash.
+        options.durability = crate::durability::Durability::Never;
+        options.after_machine_crash = crate::store::AfterMachineCrash::Discard;
     }
     let store = Store::open_with(&config.dir, options)?;
     store.set_node_limits(config.node_limits);

@@ -12,6 +12,7 @@ use crate::fs::fault::{self, Fault};
 const SMALL_FILES: WalOptions = WalOptions {
     max_file_bytes: 160,
     durability: Durability::Always,
+    commit_save_interval: None,
 };
 
 fn entry(index: u64, term: u64) -> WalEntry {
@@ -93,6 +94,39 @@ fn entries_read_back_across_files_and_reopen() {
     assert_eq!(recovery, WalRecovery::default());
     assert_eq!(all(&wal), before);
     assert_eq!(wal.meta().committed, Some(entry(15, 2).id));
+}
+
+#[test]
+fn a_commit_save_interval_writes_the_commit_point_at_most_once_per_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WalOptions {
+        commit_save_interval: Some(std::time::Duration::from_secs(3600)),
+        ..SMALL_FILES
+    };
+    let (mut wal, _) = Wal::open(dir.path(), options).unwrap();
+    append_durably(&mut wal, &entries(1..5, 1)).unwrap();
+    wal.save_committed(entry(2, 1).id).unwrap();
+    wal.save_committed(entry(4, 1).id).unwrap();
+    assert_eq!(wal.meta().committed, Some(entry(4, 1).id));
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), options).unwrap();
+    assert_eq!(
+        wal.meta().committed,
+        Some(entry(2, 1).id),
+        "the second save waits"
+    );
+    drop(wal);
+    let (mut wal, _) = Wal::open(dir.path(), options).unwrap();
+    wal.save_vote(WalVote {
+        term: 2,
+        node: 1,
+        committed: false,
+    })
+    .unwrap();
+    wal.save_committed(entry(3, 1).id).unwrap();
+    drop(wal);
+    let (wal, _) = Wal::open(dir.path(), options).unwrap();
+    assert_eq!(wal.meta().committed, Some(entry(2, 1).id));
 }
 
 #[test]
@@ -466,7 +500,11 @@ proptest! {
     #[test]
     fn random_operations_match_a_model(ops in proptest::collection::vec(op(), 1..25)) {
         let dir = tempfile::tempdir().unwrap();
-        let options = WalOptions { max_file_bytes: 120, durability: Durability::Never };
+        let options = WalOptions {
+            max_file_bytes: 120,
+            durability: Durability::Never,
+            commit_save_interval: None,
+        };
         let (mut wal, _) = Wal::open(dir.path(), options).unwrap();
         let mut model = Model { term: 1, ..Model::default() };
         for op in ops {

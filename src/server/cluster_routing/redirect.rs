@@ -2,7 +2,7 @@
 //! 7.0's exact texts (clients parse them), and which of them a keyed command gets on this node.
 
 use super::keyslot::key_slot;
-use super::topology::{every_slot_served, slot_runs};
+use super::topology::every_slot_led;
 use crate::server::cluster_view::ClusterView;
 use crate::server::resp::Value;
 
@@ -51,7 +51,7 @@ pub(crate) fn keys_slot<'a>(
 /// served), `MOVED` to the leader.
 pub(crate) fn redirection(view: &ClusterView, slot: u16, serves_reads: bool) -> Option<Value> {
     let down = Some(cluster_down());
-    if !every_slot_served(&slot_runs(view)) {
+    if !every_slot_led(view) {
         return down;
     }
     let Some((shard, leader)) = view

@@ -106,6 +106,21 @@ pub(super) fn slot_count(runs: impl IntoIterator<Item = SlotRun>) -> usize {
     runs.into_iter().map(SlotRun::len).sum()
 }
 
+/// Whether every slot has a leader, counted from the shards' ranges (which never overlap)
+/// rather than slot by slot: the check every keyed command makes.
+pub(super) fn every_slot_led(view: &ClusterView) -> bool {
+    let led: usize = view
+        .shards
+        .iter()
+        .filter(|shard| shard.leader.is_some())
+        .flat_map(|shard| &shard.slots)
+        .map(|&(first, last)| {
+            usize::from(last.min(SLOTS - 1)).saturating_sub(usize::from(first)) + 1
+        })
+        .sum();
+    led == usize::from(SLOTS)
+}
+
 /// Whether every slot is served: Redis's `cluster_state:ok` (with full coverage required, its
 /// default), and the condition for serving keys at all.
 pub(super) fn every_slot_served(runs: &[SlotRun]) -> bool {

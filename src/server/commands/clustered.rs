@@ -14,13 +14,49 @@ use super::{Client, CommandSpec, Flag, Outcome, lookup, run_blocking, run_once, 
 use crate::server::Server;
 use crate::server::cluster_routing::{cluster_down, keys_slot, moved, redirection, try_again};
 use crate::server::keys::stream_name;
-use crate::server::replication::{Proposal, ProposeError, Replication};
+use crate::server::replication::{Awaited, Proposal, ProposeError, Replication};
 use crate::server::resp::Value;
+
+/// A write submitted to the log, whose reply the connection collects later.
+pub(crate) struct Replicating {
+    awaited: Awaited,
+    replication: Arc<Replication>,
+    slot: Option<u16>,
+}
+
+impl Replicating {
+    /// Waits for the write's reply; the client's last write is then this one (for `WAIT`).
+    pub(crate) async fn outcome(self, client: &mut Client) -> Outcome {
+        match self.awaited.answer().await {
+            Ok((outcome, index)) => {
+                client.last_write_index = index;
+                outcome
+            }
+            Err(error) => refusal(&self.replication, error, self.slot).into(),
+        }
+    }
+}
+
+/// Whether the connection may run `args` without first collecting the replies of the writes
+/// it submitted before: it is itself a write that is submitted the same way (keyed or not,
+/// outside a transaction, never blocking), so the log keeps them in order.
+pub(crate) fn submitted_in_order(server: &Server, client: &Client, args: &[Bytes]) -> bool {
+    server.replication().is_some()
+        && client.multi.is_none()
+        && args
+            .first()
+            .and_then(|name| lookup(name))
+            .is_some_and(submitted)
+}
+
+fn submitted(spec: &CommandSpec) -> bool {
+    spec.has_flag(Flag::Write) && !spec.has_flag(Flag::Blocking) && spec.name != "exec"
+}
 
 /// Runs `args` (a command `spec` accepted) on this node of the cluster.
 pub(super) async fn run(
     server: &Arc<Server>,
-    replication: &Replication,
+    replication: &Arc<Replication>,
     client: &mut Client,
     spec: &'static CommandSpec,
     args: Vec<Bytes>,
@@ -41,7 +77,12 @@ pub(super) async fn run(
     if spec.name == "select" && args.get(1).is_some_and(|db| &db[..] != b"0") {
         return Value::error("ERR SELECT is not allowed in cluster mode").into();
     }
-    if let Some(refused) = route(server, client, slot, writes) {
+    // The leader of the only shard serves every slot: no view to build on the hot path.
+    let leads = replication.leader() == Some(replication.node_id());
+    if let Some(refused) = (!leads)
+        .then(|| route(server, client, slot, writes))
+        .flatten()
+    {
         return refused.into();
     }
     match transaction {
@@ -60,6 +101,19 @@ pub(super) async fn run(
         Some(queued) => {
             client.multi = Some(queued);
             read(server, replication, client, spec, args, slot).await
+        }
+        None if submitted(spec) => {
+            let proposal = Proposal::Run {
+                db: client.db,
+                protocol: client.protocol,
+                retry: false,
+                args,
+            };
+            Outcome::Replicating(Replicating {
+                awaited: replication.submit(proposal),
+                replication: Arc::clone(replication),
+                slot,
+            })
         }
         None if writes => propose_until_answered(server, replication, client, args, slot).await,
         None => read(server, replication, client, spec, args, slot).await,

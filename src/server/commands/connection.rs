@@ -545,6 +545,8 @@ fn run_queued(server: &Arc<Server>, client: &mut Client, args: &[Bytes]) -> Valu
         Outcome::Reply(value) | Outcome::Close(value) => value,
         Outcome::Block { timeout_reply, .. } => timeout_reply,
         Outcome::Hangup => Value::error("ERR Command not allowed inside a transaction"),
+        #[cfg(feature = "cluster")]
+        Outcome::Replicating(_) => Value::error("ERR Command not allowed inside a transaction"),
     };
     if let Some(slot) = spec.stats_slot(args) {
         let commands = &server.stats.commands;

@@ -5,6 +5,8 @@ mod acl;
 mod cluster;
 #[cfg(feature = "cluster")]
 mod clustered;
+#[cfg(feature = "cluster")]
+pub(crate) use clustered::{Replicating, submitted_in_order};
 mod command;
 mod config_tls;
 mod connection;
@@ -80,6 +82,11 @@ pub(crate) enum Outcome {
     Close(Value),
     /// Close the connection without a reply (`SHUTDOWN`: clients expect the connection to drop).
     Hangup,
+    /// On a node of a cluster, a write submitted to the Raft log: its reply comes once it is
+    /// committed and applied. The connection collects such replies in order, and waits for
+    /// them before it runs a command that is not submitted this way.
+    #[cfg(feature = "cluster")]
+    Replicating(clustered::Replicating),
 }
 
 impl From<Value> for Outcome {

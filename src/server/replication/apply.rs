@@ -12,7 +12,7 @@ use crate::server::Server;
 use crate::server::commands::{self, Client, Outcome};
 use crate::store::{ReplicationMark, Store, StoreError};
 
-use super::proposal::Proposal;
+use super::proposal::{Proposal, decode_batch};
 
 /// Why a batch could not be applied: the node must stop applying (openraft stops the node)
 /// rather than go on with a state that differs from the other nodes'.
@@ -88,9 +88,9 @@ impl Replicated for ServerState {
 
     fn apply(&self, commands: &[(u64, Command)]) -> Result<Vec<Reply>, ApplyError> {
         let (server, store) = self.store()?;
-        let proposals = commands
+        let batches = commands
             .iter()
-            .map(|(_, command)| Proposal::decode(&command.body))
+            .map(|(_, command)| decode_batch(&command.body))
             .collect::<Result<Vec<_>, _>>()?;
         let Some((last, _)) = commands.last() else {
             return Ok(Vec::new());
@@ -108,11 +108,14 @@ impl Replicated for ServerState {
         let replies = commands::off_worker(|| {
             store.transaction_marked(mark, || {
                 let mut client = Client::replica(&server.acl);
-                let mut replies = Vec::with_capacity(proposals.len());
-                for ((_, command), proposal) in commands.iter().zip(proposals) {
+                let mut replies = Vec::with_capacity(batches.len());
+                for ((_, command), batch) in commands.iter().zip(batches) {
                     self.clock.set_ms(command.time_ms);
-                    let outcome = run(&server, &store, &mut client, proposal);
-                    replies.push(Reply::new(outcome));
+                    let outcomes: Vec<Outcome> = batch
+                        .into_iter()
+                        .map(|proposal| run(&server, &store, &mut client, proposal))
+                        .collect();
+                    replies.push(Reply::new(outcomes));
                 }
                 store.complete_now(&client.commits).map(|()| replies)
             })

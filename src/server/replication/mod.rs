@@ -4,10 +4,12 @@
 //! order, with the leader's time.
 
 mod apply;
+mod batcher;
 mod node;
 mod proposal;
 
 pub use apply::{ApplyError, ServerState};
+pub(crate) use batcher::Awaited;
 pub(crate) use node::ProposeError;
 pub use node::{RAFT_DIR, Replication, StartError};
 pub(crate) use proposal::Proposal;

@@ -4,28 +4,25 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Config, Raft, SnapshotPolicy};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::clock::{Clock, SystemClock};
 use crate::cluster::log_store::LogStore;
 use crate::cluster::network::{ClusterNetwork, serve_cluster};
 use crate::cluster::state_machine::StateMachine;
-use crate::cluster::types::{Command, NodeAddr, NodeId, TypeConfig};
+use crate::cluster::types::{NodeAddr, NodeId, TypeConfig};
 use crate::cluster::wal::WalOptions;
 use crate::durability::Durability;
 use crate::server::Server;
 use crate::server::cluster_view::{ClusterView, ViewNode, ViewShard};
-use crate::server::commands::Outcome;
 use crate::server::config::ClusterConfig;
 
 use super::apply::ServerState;
+use super::batcher::{Answer, Awaited, Batcher, Stamps};
 use super::proposal::Proposal;
 
 /// The directory of the Raft log and snapshot file, inside the data directory.
@@ -81,10 +78,7 @@ pub struct Replication {
     node_id: NodeId,
     members: BTreeMap<NodeId, NodeAddr>,
     bus_ports: BTreeMap<NodeId, u16>,
-    state: Arc<ServerState>,
-    /// The clock proposals are stamped from; a stamp never goes below the last one.
-    wall: SystemClock,
-    last_stamp: AtomicU64,
+    batcher: Batcher,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -156,15 +150,14 @@ impl Replication {
             .iter()
             .map(|(id, peer)| (*id, peer.bus_port))
             .collect();
+        let (batcher, batching) = Batcher::start(raft.clone(), Arc::new(Stamps::new(state)));
         let replication = Arc::new(Replication {
             raft: raft.clone(),
             node_id: config.node_id,
             members: members.clone(),
             bus_ports,
-            last_stamp: AtomicU64::new(state.applied_time_ms()),
-            state,
-            wall: SystemClock::new(),
-            tasks: Mutex::new(Vec::new()),
+            batcher,
+            tasks: Mutex::new(vec![batching]),
         });
         let serving = serve_cluster(bus, raft.clone(), config.secret.clone(), config.node_id);
         let ticking = tick_while_leading(Arc::downgrade(&replication));
@@ -200,25 +193,16 @@ impl Replication {
     }
 
     /// Replicates `proposal` and answers, once it is committed (durable on a majority) and
-    /// applied here, what applying it answered, with the index of its entry.
-    pub(crate) async fn propose(&self, proposal: Proposal) -> Result<(Outcome, u64), ProposeError> {
-        let command = Command {
-            time_ms: self.stamp(),
-            body: proposal.encode(),
-        };
-        match self.raft.client_write(command).await {
-            Ok(written) => {
-                let index = written.log_id.index;
-                let outcome = written.data.into_answer::<Outcome>().ok_or_else(|| {
-                    ProposeError::Unavailable("the command was applied before a restart".into())
-                })?;
-                Ok((outcome, index))
-            }
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                Err(ProposeError::NotLeader(forward.leader_id))
-            }
-            Err(error) => Err(ProposeError::Unavailable(error.to_string())),
-        }
+    /// applied here, what applying it answered, with the index of its entry. Concurrent
+    /// proposals share entries (see `batcher`).
+    pub(crate) async fn propose(&self, proposal: Proposal) -> Answer {
+        self.batcher.submit(proposal).answer().await
+    }
+
+    /// Queues `proposal` without waiting: for a connection that pipelines writes, whose
+    /// replies it collects in order later.
+    pub(crate) fn submit(&self, proposal: Proposal) -> Awaited {
+        self.batcher.submit(proposal)
     }
 
     /// Waits until this node leads and has applied everything committed before its term
@@ -272,14 +256,6 @@ impl Replication {
                 return Some(self.replicas_holding(index));
             }
         }
-    }
-
-    /// The leader's time for a new command: its wall clock, never below the last command's.
-    fn stamp(&self) -> u64 {
-        let floor = self.state.applied_time_ms();
-        let now = self.wall.now_ms().max(floor);
-        let previous = self.last_stamp.fetch_max(now, Ordering::AcqRel);
-        previous.max(now)
     }
 
     /// The cluster as this node sees it now.

@@ -1,10 +1,11 @@
 //! What the server replicates: a client's command as the client sent it, a client's
 //! transaction, or the leader's clock tick; and its encoding in a Raft entry's body.
 //!
-//! The body is `tag: u8`, then for a command `db: u8`, `protocol: u8` (2 or 3), `retry: u8`
-//! and the arguments as a count and length-prefixed strings; for a transaction `db`,
-//! `protocol`, then a count of commands, each a count of arguments; a tick has nothing more.
-//! Integers are little-endian; counts are u64 and string lengths u32 (the codec's).
+//! An entry's body is a batch: a count (u64), then each proposal as a length-prefixed string
+//! (u32 length). A proposal is `tag: u8`, then for a command `db: u8`, `protocol: u8` (2 or 3),
+//! `retry: u8` and the arguments as a count and length-prefixed strings; for a transaction
+//! `db`, `protocol`, then a count of commands, each a count of arguments; a tick has nothing
+//! more. Integers are little-endian; counts are u64 and string lengths u32 (the codec's).
 
 use bytes::Bytes;
 
@@ -137,6 +138,27 @@ impl Proposal {
     }
 }
 
+/// The body of an entry carrying `proposals`, applied in order.
+pub(crate) fn encode_batch(proposals: &[Proposal]) -> Bytes {
+    let mut out = Encoder::new();
+    out.u64(proposals.len() as u64);
+    for proposal in proposals {
+        out.bytes(&proposal.encode());
+    }
+    Bytes::from(out.finish())
+}
+
+/// The proposals of an entry's body written by [`encode_batch`].
+pub(crate) fn decode_batch(body: &[u8]) -> Result<Vec<Proposal>, CodecError> {
+    let mut input = Decoder::new(body, "replicated batch");
+    let count = input.count(4)?;
+    let proposals = (0..count)
+        .map(|_| Proposal::decode(input.bytes()?))
+        .collect::<Result<Vec<_>, _>>()?;
+    input.finish()?;
+    Ok(proposals)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +190,14 @@ mod tests {
             }
         }
         assert!(Proposal::decode(&[9]).is_err());
+    }
+
+    #[test]
+    fn batches_round_trip() {
+        let batch = vec![Proposal::Tick, Proposal::Tick];
+        let body = encode_batch(&batch);
+        assert_eq!(decode_batch(&body).unwrap(), batch);
+        assert_eq!(decode_batch(&encode_batch(&[])).unwrap(), vec![]);
+        assert!(decode_batch(&body[..body.len() - 1]).is_err());
     }
 }
