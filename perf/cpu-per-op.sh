@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The server's own CPU time per operation, queue-server and redis-server 7.0 side by side:
 # user + system time of the server process (/proc/PID/stat) over the operations it did, which
-# does not depend on how busy the machine is, unlike throughput. Runs alternate between the two
-# servers; the table reports medians.
+# depends much less on how busy the machine is than throughput. Runs alternate between the two
+# servers; the table reports each column's median.
 #
 #   XADD     redis-benchmark -n $XADDS -c 50 -P 16 XADD s '*' f <100-byte value>, divided by
 #            the XLEN counted afterwards;
 #   consume  the load generator: a backlog of $BACKLOG entries, then 4 consumers doing
-#            XREADGROUP GROUP g c COUNT 100 STREAMS s > and XACK of exactly those IDs, until
-#            90 % of the backlog is consumed or $CONSUME_SECONDS have passed; divided by the
-#            entries consumed.
+#            XREADGROUP GROUP loadgen consumer-N COUNT 100 BLOCK 100 STREAMS loadgen > and XACK
+#            of exactly those IDs (both in one write), until 90 % of the backlog is consumed
+#            or $CONSUME_SECONDS have passed; divided by the entries consumed.
 #
 # Both servers run with fsync on every write (queue-server --fsync always, redis-server
 # appendonly yes, appendfsync always, no RDB saves) on a temporary directory. Context switches
