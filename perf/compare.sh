@@ -76,7 +76,8 @@ loadgen() {
 for fsync in always everysec no; do
     loadgen --fsync "$fsync" --producers 50 --pipeline 16 --consumers 0 --label "XADD $fsync"
 done
-# Short enough that neither server drains the backlog before the end of the run.
+# The run ends once 90 % of the backlog is consumed, if its 2 s have not passed first: the
+# backlog outlasts it.
 loadgen --fsync always --producers 0 --preload 1000000 --consumers 4 --count 100 \
     --duration 2 --label "consume always 1M backlog"
 loadgen --fsync always --producers 50 --pipeline 16 --consumers 4 --count 100 \

@@ -21,6 +21,7 @@
 mod chart;
 mod client;
 mod server;
+mod usage;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,11 +34,17 @@ use hdrhistogram::Histogram;
 
 use client::{Connection, Reply};
 use server::{ServerKind, Started};
+use usage::Usage;
 
 const STREAM: &[u8] = b"loadgen";
 const GROUP: &[u8] = b"loadgen";
 /// Highest latency the histogram records, in microseconds (a minute).
 const MAX_LATENCY_US: u64 = 60_000_000;
+/// A consume-only run ends once this share of the backlog is consumed, if its duration has not
+/// passed first: a run that drained the backlog would measure consumers waiting for entries.
+const BACKLOG_SHARE_CONSUMED: f64 = 0.9;
+/// How often the end of a run is checked.
+const RUN_END_CHECK: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -83,7 +90,8 @@ struct Args {
     /// RssAnon growth per entry is reported when this process started the server.
     #[arg(long, default_value_t = 0)]
     preload: u64,
-    /// Seconds of each timed run.
+    /// Seconds of each timed run; a run without producers ends earlier, once it has consumed
+    /// 90 % of the backlog, so that the backlog outlasts it.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
     /// Name of the configuration in the summary, the CSV and the chart.
@@ -128,6 +136,12 @@ pub struct RunResult {
     pub max_us: u64,
     pub backlog_bytes_per_entry: Option<f64>,
     pub pending_bytes_per_entry: Option<f64>,
+    /// Entries of the backlog still unread when the run ended (consume-only runs).
+    pub backlog_left: Option<u64>,
+    /// The started server's CPU time, page faults and context switches during the run, and
+    /// the operations they are divided by: entries consumed in a run with consumers and no
+    /// producers, entries produced otherwise.
+    pub server_usage: Option<(Usage, u64)>,
 }
 
 fn main() {
@@ -205,6 +219,12 @@ fn summary(r: &RunResult) -> String {
     if let Some(bytes) = r.pending_bytes_per_entry {
         line += &format!(" rss_anon/pending_entry={bytes:.1}B");
     }
+    if let Some(left) = r.backlog_left {
+        line += &format!(" backlog_left={left}");
+    }
+    if let Some((usage, operations)) = &r.server_usage {
+        line += &format!(" {}", usage.per_operation(*operations));
+    }
     line
 }
 
@@ -259,17 +279,32 @@ async fn one_run(args: &Args, kind: Option<ServerKind>, run: usize) -> Result<Ru
             produce(&args, addr, clock, &stop, &produced).await
         }));
     }
+    let consumed_so_far = Arc::new(AtomicU64::new(0));
     let mut consumers = Vec::new();
     for number in 0..args.consumers {
-        let (stop, args) = (stop.clone(), args.clone());
+        let (stop, consumed, args) = (stop.clone(), consumed_so_far.clone(), args.clone());
         consumers.push(tokio::spawn(async move {
-            consume(&args, addr, number, (clock, run_began), &stop).await
+            consume(&args, addr, number, (clock, run_began), (&stop, &consumed)).await
         }));
     }
+    let usage_before = pid.and_then(Usage::read);
     let start = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(args.duration)).await;
+    wait_for_run_end(args, &consumed_so_far).await;
     stop.store(true, Ordering::Relaxed);
     let seconds = start.elapsed().as_secs_f64();
+    let operations = if args.producers == 0 {
+        consumed_so_far.load(Ordering::Relaxed)
+    } else {
+        produced.load(Ordering::Relaxed)
+    };
+    let server_usage = match (usage_before, pid.and_then(Usage::read)) {
+        (Some(before), Some(after)) => Some((after.since(&before), operations)),
+        _ => None,
+    };
+    let backlog_left = (args.producers == 0 && args.preload > 0).then(|| {
+        args.preload
+            .saturating_sub(consumed_so_far.load(Ordering::Relaxed))
+    });
     for producer in producers {
         producer.await.map_err(|e| format!("producer: {e}"))??;
     }
@@ -316,7 +351,27 @@ async fn one_run(args: &Args, kind: Option<ServerKind>, run: usize) -> Result<Ru
         max_us: if latency.is_empty() { 0 } else { latency.max() },
         backlog_bytes_per_entry,
         pending_bytes_per_entry,
+        backlog_left,
+        server_usage,
     })
+}
+
+/// Sleeps for the run's duration, or, in a run that only consumes a backlog, until most of
+/// the backlog is consumed if that comes first.
+async fn wait_for_run_end(args: &Args, consumed: &AtomicU64) {
+    let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
+    let enough = (args.producers == 0 && args.preload > 0)
+        .then_some((args.preload as f64 * BACKLOG_SHARE_CONSUMED) as u64);
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        if enough.is_some_and(|enough| consumed.load(Ordering::Relaxed) >= enough) {
+            return;
+        }
+        tokio::time::sleep(RUN_END_CHECK.min(deadline - now)).await;
+    }
 }
 
 fn io(what: &'static str) -> impl Fn(std::io::Error) -> String {
@@ -433,7 +488,7 @@ async fn consume(
     addr: SocketAddr,
     number: usize,
     (clock, run_began): (Instant, Duration),
-    stop: &AtomicBool,
+    (stop, consumed): (&AtomicBool, &AtomicU64),
 ) -> Result<(u64, Histogram<u64>), String> {
     let mut connection = Connection::connect(addr).await.map_err(io("connect"))?;
     let mut latency = new_histogram()?;
@@ -475,6 +530,7 @@ async fn consume(
             "XREADGROUP",
         )?;
         let now = clock.elapsed();
+        let received_before = received;
         for stream in reply.items() {
             let entries = stream.items().get(1).map_or(&[][..], Reply::items);
             for entry in entries {
@@ -496,6 +552,7 @@ async fn consume(
                 received += 1;
             }
         }
+        consumed.fetch_add(received - received_before, Ordering::Relaxed);
     }
     Ok((received, latency))
 }
