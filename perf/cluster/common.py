@@ -1,0 +1,353 @@
+"""Shared pieces of the replicated-cluster measurements: starting and stopping weir nodes and
+nats-server processes on loopback addresses, reading a process's CPU time, context switches and
+I/O counters from /proc, and a minimal Redis-protocol client."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
+WEIR_IPS = ["127.0.20.1", "127.0.20.2", "127.0.20.3"]
+WEIR_PORT = 7201
+WEIR_BUS = 17201
+NATS_IPS = ["127.0.21.1", "127.0.21.2", "127.0.21.3"]
+NATS_PORT = 4222
+NATS_ROUTE = 6222
+VALUE = "v" * 100
+
+
+def server_bin():
+    target = os.environ.get("CARGO_TARGET_DIR", "target")
+    return os.environ.get("WEIR_SERVER", os.path.join(target, "release", "queue-server"))
+
+
+# --- /proc -----------------------------------------------------------------------------------
+
+
+def cpu_us(pid):
+    """utime + stime of the whole process (every thread, live or exited), in microseconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * TICK_US
+
+
+def ctx_switches(pid):
+    """Voluntary and involuntary context switches summed over the live threads."""
+    vol = invol = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        vol += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches"):
+                        invol += int(line.split()[1])
+        except FileNotFoundError:
+            pass
+    return vol, invol
+
+
+def io_counters(pid):
+    out = {}
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            k, v = line.split(":")
+            out[k] = int(v)
+    return out
+
+
+class Meter:
+    """CPU, context switches and I/O of a set of processes between start() and stop()."""
+
+    def __init__(self, pids):
+        self.pids = dict(pids)  # name -> pid
+
+    def _snap(self):
+        s = {}
+        for name, pid in self.pids.items():
+            io = io_counters(pid)
+            s[name] = (cpu_us(pid), sum(ctx_switches(pid)), io["syscw"], io["write_bytes"])
+        return s
+
+    def start(self):
+        self.t0 = time.monotonic()
+        self.a = self._snap()
+
+    def stop(self):
+        self.elapsed = time.monotonic() - self.t0
+        b = self._snap()
+        self.cpu = {n: b[n][0] - self.a[n][0] for n in b}
+        self.ctx = {n: b[n][1] - self.a[n][1] for n in b}
+        self.syscw = {n: b[n][2] - self.a[n][2] for n in b}
+        self.wbytes = {n: b[n][3] - self.a[n][3] for n in b}
+        return self
+
+
+# --- a small Redis-protocol client -----------------------------------------------------------
+
+
+class RespError(Exception):
+    pass
+
+
+class Conn:
+    def __init__(self, host, port=WEIR_PORT, timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.f = self.sock.makefile("rb")
+
+    def close(self):
+        try:
+            self.f.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+    @staticmethod
+    def encode(*args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            if not isinstance(a, bytes):
+                a = str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def send(self, *commands):
+        self.sock.sendall(b"".join(self.encode(*c) for c in commands))
+
+    def read(self):
+        line = self.f.readline()
+        if not line:
+            raise ConnectionError("connection closed")
+        t, rest = line[:1], line[1:-2]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            return RespError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            data = self.f.read(n + 2)
+            return data[:-2]
+        if t == b"*":
+            n = int(rest)
+            if n < 0:
+                return None
+            return [self.read() for _ in range(n)]
+        if t == b"_":
+            return None
+        raise ConnectionError("unexpected reply %r" % line)
+
+    def call(self, *args):
+        self.send(args)
+        r = self.read()
+        if isinstance(r, RespError):
+            raise r
+        return r
+
+
+def try_call(host, *args, timeout=1.0):
+    try:
+        c = Conn(host, timeout=timeout)
+        try:
+            return c.call(*args)
+        finally:
+            c.close()
+    except (OSError, ConnectionError, RespError):
+        return None
+
+
+def decode(x):
+    return x.decode() if isinstance(x, bytes) else x
+
+
+# --- weir ------------------------------------------------------------------------------------
+
+
+class Weir:
+    """A 3-node cluster (cluster=True) or a single node on 127.0.20.1, under /tmp/weir-perf."""
+
+    def __init__(self, cluster=True, fsync="always", root="/tmp/weir-perf"):
+        self.cluster = cluster
+        self.fsync = fsync
+        self.root = root
+        self.procs = {}
+        self.ips = WEIR_IPS if cluster else WEIR_IPS[:1]
+        shutil.rmtree(root, ignore_errors=True)
+        os.makedirs(root)
+        with open(os.path.join(root, "secret"), "w") as f:
+            f.write("a benchmark cluster secret 32 b.")
+
+    def start_node(self, i):
+        ip = self.ips[i - 1]
+        cmd = [server_bin(), "--dir", "%s/w%d" % (self.root, i), "--bind", ip,
+               "--port", str(WEIR_PORT), "--fsync", self.fsync]
+        if self.cluster:
+            peers = ",".join("%d=%s:%d@%d" % (n + 1, h, WEIR_PORT, WEIR_BUS)
+                             for n, h in enumerate(self.ips))
+            cmd += ["--cluster-port", str(WEIR_BUS), "--peers", peers, "--node-id", str(i),
+                    "--cluster-secret-file", os.path.join(self.root, "secret")]
+        log = open("%s/w%d.log" % (self.root, i), "ab")
+        self.procs[i] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while try_call(ip, "PING", timeout=0.2) != "PONG":
+            if self.procs[i].poll() is not None:
+                raise RuntimeError("node %d exited: see %s/w%d.log" % (i, self.root, i))
+            if time.monotonic() > deadline:
+                raise RuntimeError("node %d does not answer" % i)
+            time.sleep(0.02)
+
+    def start(self):
+        for i in range(1, len(self.ips) + 1):
+            self.start_node(i)
+        self.wait_leader()
+        return self
+
+    def leader(self):
+        """The node id every live node names as master (all must agree), or None."""
+        if not self.cluster:
+            return 1
+        seen = set()
+        for i, ip in enumerate(self.ips, 1):
+            if i not in self.procs or self.procs[i].poll() is not None:
+                continue
+            nodes = try_call(ip, "CLUSTER", "NODES", timeout=0.5)
+            masters = [line.split()[1].split(":")[0] for line in decode(nodes or b"").splitlines()
+                       if len(line.split()) > 2 and "master" in line.split()[2].split(",")]
+            if len(masters) != 1:
+                return None
+            seen.add(masters[0])
+        if len(seen) == 1:
+            ip = seen.pop()
+            if ip in self.ips:
+                return self.ips.index(ip) + 1
+        return None
+
+    def wait_leader(self, timeout=30, settle=1.5):
+        settle = settle if self.cluster else 0
+        # Every node must name the same leader for `settle` seconds, and that leader must take a
+        # write: right after start a first leader can be deposed by a second election.
+        deadline = time.monotonic() + timeout
+        stable_since, last = None, None
+        while time.monotonic() < deadline:
+            n = self.leader()
+            if n is None or n != last:
+                stable_since, last = time.monotonic(), n
+            elif time.monotonic() - stable_since >= settle and try_call(
+                    self.ips[n - 1], "XADD", "warmup", "*", "f", "v", timeout=2.0) is not None:
+                return n
+            time.sleep(0.05)
+        raise RuntimeError("no leader elected")
+
+    def followers(self):
+        lead = self.leader()
+        return [i for i in self.procs if i != lead and self.procs[i].poll() is None]
+
+    def pids(self):
+        return {i: p.pid for i, p in self.procs.items() if p.poll() is None}
+
+    def readonly(self, i, *args):
+        """A read on node i, allowed on a follower (READONLY on the same connection)."""
+        try:
+            c = Conn(self.ips[i - 1], timeout=2.0)
+            try:
+                if self.cluster:
+                    c.call("READONLY")
+                return c.call(*args)
+            finally:
+                c.close()
+        except (OSError, ConnectionError, RespError):
+            return None
+
+    def xlen(self, i, key="s"):
+        return self.readonly(i, "XLEN", key)
+
+    def wait_xlen(self, key, n, nodes=None, timeout=120):
+        nodes = nodes or list(self.pids())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.xlen(i, key) == n for i in nodes):
+                return True
+            time.sleep(0.02)
+        return False
+
+    def group_info(self, i, key, group):
+        r = self.readonly(i, "XINFO", "GROUPS", key)
+        for g in r or []:
+            d = {decode(g[j]): decode(g[j + 1]) for j in range(0, len(g), 2)}
+            if d.get("name") == group:
+                return d
+        return None
+
+    def kill(self, i, sig=signal.SIGKILL):
+        p = self.procs[i]
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop(self):
+        for i in list(self.procs):
+            self.kill(i, signal.SIGTERM)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --- nats-server ------------------------------------------------------------------------------
+
+
+class Nats:
+    """Three nats-server processes with JetStream, routed to one another, under /tmp/nats-perf."""
+
+    def __init__(self, root="/tmp/nats-perf"):
+        self.root = root
+        self.procs = {}
+        shutil.rmtree(root, ignore_errors=True)
+        os.makedirs(root)
+
+    def start(self):
+        for i, ip in enumerate(NATS_IPS, 1):
+            routes = ", ".join("nats-route://%s:%d" % (h, NATS_ROUTE) for h in NATS_IPS if h != ip)
+            conf = os.path.join(self.root, "n%d.conf" % i)
+            with open(conf, "w") as f:
+                f.write("""server_name: n%d
+listen: %s:%d
+jetstream { store_dir: "%s/n%d" }
+cluster { name: bench, listen: %s:%d, routes: [%s] }
+""" % (i, ip, NATS_PORT, self.root, i, ip, NATS_ROUTE, routes))
+            log = open("%s/n%d.log" % (self.root, i), "ab")
+            self.procs[i] = subprocess.Popen(["nats-server", "-c", conf], stdout=log,
+                                             stderr=subprocess.STDOUT)
+        for ip in NATS_IPS:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    socket.create_connection((ip, NATS_PORT), timeout=0.2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("nats-server on %s does not answer" % ip)
+                    time.sleep(0.05)
+        return self
+
+    def pids(self):
+        return {i: p.pid for i, p in self.procs.items()}
+
+    def stop(self):
+        for p in self.procs.values():
+            p.terminate()
+        for p in self.procs.values():
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.root, ignore_errors=True)

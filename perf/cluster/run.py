@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""Measurements of weir's replicated path: a 3-node cluster on loopback against a single node
+and against NATS JetStream R3. Run through perf/cluster.sh, which builds the server first.
+
+    python3 perf/cluster/run.py [STEP ...]
+
+Steps: publish (XADD -P 16 and -P 1, with NATS R3 beside -P 16 when nats-server is on the
+PATH), serial, consume (with NATS R3), failover, catchup (the default: all five), and diagnose
+(system calls per entry and idle CPU; needs perf), nats, nats_consume (NATS alone).
+
+Every measurement appends rows to perf/cluster-results.csv (OUT=... to change) and the end
+prints the table of medians. RUNS (3), N (200000), BACKLOG (200000), SERIAL (5000),
+CATCHUP (1000000), FAILOVERS (5) set the sizes; N_R3, BACKLOG_R3 and SERIAL_R3 give the
+cluster's runs other sizes (by default the same)."""
+
+import csv
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (VALUE, WEIR_IPS, Conn, Meter, Nats, RespError, Weir,  # noqa: E402
+                    decode, try_call)
+
+RUNS = int(os.environ.get("RUNS", "3"))
+N = int(os.environ.get("N", "200000"))
+N_R3 = int(os.environ.get("N_R3", N))  # the cluster's runs may be given fewer messages
+BACKLOG = int(os.environ.get("BACKLOG", "200000"))
+BACKLOG_R3 = int(os.environ.get("BACKLOG_R3", BACKLOG))
+SERIAL = int(os.environ.get("SERIAL", "5000"))
+SERIAL_R3 = int(os.environ.get("SERIAL_R3", SERIAL))
+CATCHUP = int(os.environ.get("CATCHUP", "1000000"))
+FAILOVERS = int(os.environ.get("FAILOVERS", "5"))
+OUT = os.environ.get("OUT", "perf/cluster-results.csv")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+rows = []
+
+
+def record(figure, system, run, metric, value):
+    rows.append((figure, system, run, metric, value))
+    new = not os.path.exists(OUT)
+    with open(OUT, "a", newline="") as f:
+        w = csv.writer(f)
+        if new:
+            w.writerow(["figure", "system", "run", "metric", "value"])
+        w.writerow([figure, system, run, metric, "%.3f" % value])
+    print("  %-10s %-14s run %s  %-28s %12.3f" % (figure, system, run, metric, value), flush=True)
+
+
+def redis_benchmark(host, n, clients, pipeline, key="s"):
+    out = subprocess.run(
+        ["redis-benchmark", "-h", host, "-p", "7201", "-n", str(n), "-c", str(clients),
+         "-P", str(pipeline), "--csv", "XADD", key, "*", "f", VALUE],
+        check=True, capture_output=True, text=True).stdout
+    last = [line for line in out.splitlines() if line.startswith('"XADD')][-1]
+    f = [float(x.strip('"')) for x in last.split(",")[1:]]
+    # rps, avg, min, p50, p95, p99, max (ms)
+    return {"rps": f[0], "avg_ms": f[1], "p50_ms": f[3], "p99_ms": f[5]}
+
+
+def cpu_split(figure, system, run, meter, msgs, leader):
+    total = sum(meter.cpu.values())
+    record(figure, system, run, "cpu_us_per_msg", total / msgs)
+    if leader is not None and len(meter.cpu) > 1:
+        followers = [n for n in meter.cpu if n != leader]
+        record(figure, system, run, "leader_cpu_us_per_msg", meter.cpu[leader] / msgs)
+        record(figure, system, run, "follower_cpu_us_per_msg",
+               statistics.mean(meter.cpu[n] for n in followers) / msgs)
+    record(figure, system, run, "ctxsw_per_msg", sum(meter.ctx.values()) / msgs)
+    record(figure, system, run, "write_syscalls_per_msg", sum(meter.syscw.values()) / msgs)
+
+
+def flush_rounds(ip):
+    info = decode(try_call(ip, "INFO", "persistence") or b"")
+    for line in info.splitlines():
+        if line.startswith("weir_flush_rounds:"):
+            return int(line.split(":")[1])
+    return 0
+
+
+# --- 1 and 2: publish throughput, latency, CPU ----------------------------------------------
+
+
+def publish_once(cluster, pipeline, run):
+    system = "weir-r3" if cluster else "weir-single"
+    fig = "xadd-P%d" % pipeline
+    n = N_R3 if cluster else N
+    w = Weir(cluster=cluster).start()
+    try:
+        lead = w.leader()
+        ip = WEIR_IPS[lead - 1]
+        m = Meter(w.pids())
+        flushes = flush_rounds(ip)
+        m.start()
+        r = redis_benchmark(ip, n, 50, pipeline)
+        n = w.xlen(lead)  # redis-benchmark may send a few more than -n when it pipelines
+        if not w.wait_xlen("s", n):
+            print("  ! not every node reached XLEN %d: %s" %
+                  (n, [w.xlen(i) for i in w.pids()]), flush=True)
+        m.stop()
+        flushes = flush_rounds(ip) - flushes
+        for k, v in r.items():
+            record(fig, system, run, k, v)
+        record(fig, system, run, "messages", n)
+        cpu_split(fig, system, run, m, n, lead if cluster else None)
+        record(fig, system, run, "leader_store_flushes_per_s", flushes / m.elapsed)
+    finally:
+        w.stop()
+
+
+def publish():
+    for run in range(1, RUNS + 1):
+        for pipeline in (16, 1):
+            for cluster in (True, False):
+                publish_once(cluster, pipeline, run)
+            if pipeline == 16 and shutil.which("nats-server"):
+                nats_publish_once(run)
+
+
+# --- 4: serial acknowledgement latency -------------------------------------------------------
+
+
+def serial():
+    for run in range(1, RUNS + 1):
+        for cluster in (True, False):
+            system = "weir-r3" if cluster else "weir-single"
+            w = Weir(cluster=cluster).start()
+            try:
+                ip = WEIR_IPS[w.leader() - 1]
+                n = SERIAL_R3 if cluster else SERIAL
+                m = Meter(w.pids())
+                m.start()
+                r = redis_benchmark(ip, n, 1, 1)
+                m.stop()
+                for k, v in r.items():
+                    record("serial", system, run, k, v)
+                record("serial", system, run, "cpu_us_per_msg", sum(m.cpu.values()) / n)
+            finally:
+                w.stop()
+
+
+# --- 2: consume, XREADGROUP COUNT 100 + XACK -------------------------------------------------
+
+
+def consume_once(cluster, run):
+    system = "weir-r3" if cluster else "weir-single"
+    backlog = BACKLOG_R3 if cluster else BACKLOG
+    w = Weir(cluster=cluster).start()
+    try:
+        lead = w.leader()
+        ip = WEIR_IPS[lead - 1]
+        redis_benchmark(ip, backlog, 50, 16)
+        backlog = w.xlen(lead)
+        Conn(ip).call("XGROUP", "CREATE", "s", "g", "0")
+        w.wait_xlen("s", backlog)
+        m = Meter(w.pids())
+        m.start()
+        t = time.monotonic()
+        out = subprocess.run([sys.executable, os.path.join(HERE, "consume.py"), ip, "4", "100"],
+                             check=True, capture_output=True, text=True).stdout
+        consumed = int(out.split()[0])
+        elapsed = time.monotonic() - t
+        # Wait until every node has applied the last XACK: nothing pending, all read.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            infos = [w.group_info(i, "s", "g") for i in w.pids()]
+            if all(g and g.get("pending") == 0 and g.get("entries-read") == backlog
+                   for g in infos):
+                break
+            time.sleep(0.02)
+        else:
+            print("  ! groups differ after the consume: %s" % infos, flush=True)
+        m.stop()
+        if consumed != backlog:
+            print("  ! consumed %d of %d" % (consumed, backlog), flush=True)
+        record("consume", system, run, "msgs_per_s", consumed / elapsed)
+        cpu_split("consume", system, run, m, consumed, lead if cluster else None)
+    finally:
+        w.stop()
+
+
+def consume():
+    for run in range(1, RUNS + 1):
+        for cluster in (True, False):
+            consume_once(cluster, run)
+        if shutil.which("nats-server"):
+            nats_consume_once(run)
+
+
+# --- 3: NATS JetStream R3 --------------------------------------------------------------------
+
+
+def nats_publish_once(run):
+    n = Nats().start()
+    try:
+        # Stream creation and leader election happen before the meter starts.
+        subprocess.run([sys.executable, os.path.join(HERE, "nats_pub.py"), "setup"],
+                       check=True, capture_output=True, text=True)
+        m = Meter(n.pids())
+        m.start()
+        out = subprocess.run([sys.executable, os.path.join(HERE, "nats_pub.py"), "publish",
+                              str(N), "512"],
+                             check=True, capture_output=True, text=True).stdout
+        m.stop()
+        published, rate = out.split()[:2]
+        record("xadd-P16", "nats-r3", run, "rps", float(rate))
+        cpu_split("xadd-P16", "nats-r3", run, m, int(published), None)
+        per = [m.cpu[i] / int(published) for i in sorted(m.cpu)]
+        record("xadd-P16", "nats-r3", run, "max_node_cpu_us_per_msg", max(per))
+        record("xadd-P16", "nats-r3", run, "min_node_cpu_us_per_msg", min(per))
+    finally:
+        n.stop()
+
+
+def nats():
+    for run in range(1, RUNS + 1):
+        nats_publish_once(run)
+
+
+def nats_consume():
+    """A backlog of BACKLOG messages in the R3 file stream, drained by a durable pull consumer
+    (fetch 100, explicit ack of each message): server CPU per message consumed, the acks'
+    replication in the consumer's own Raft group included (1 s allowed for it to settle)."""
+    for run in range(1, RUNS + 1):
+        nats_consume_once(run)
+
+
+def nats_consume_once(run):
+    pub = os.path.join(HERE, "nats_pub.py")
+    n = Nats().start()
+    try:
+        subprocess.run([sys.executable, pub, "setup"], check=True, capture_output=True)
+        subprocess.run([sys.executable, pub, "publish", str(BACKLOG), "512"], check=True,
+                       capture_output=True)
+        m = Meter(n.pids())
+        m.start()
+        out = subprocess.run([sys.executable, pub, "consume", str(BACKLOG), "100"],
+                             check=True, capture_output=True, text=True).stdout
+        time.sleep(1)
+        m.stop()
+        consumed, rate = out.split()[:2]
+        record("consume", "nats-r3", run, "msgs_per_s", float(rate))
+        cpu_split("consume", "nats-r3", run, m, int(consumed), None)
+    finally:
+        n.stop()
+
+
+# --- 5: failover -----------------------------------------------------------------------------
+
+
+def xadd_anywhere(w, dead, deadline):
+    """Retry XADD against the live nodes, following MOVED, until one is acknowledged."""
+    live = [i for i in w.procs if i != dead]
+    while time.monotonic() < deadline:
+        for i in live:
+            try:
+                c = Conn(WEIR_IPS[i - 1], timeout=0.3)
+            except OSError:
+                continue
+            try:
+                r = c.call("XADD", "s", "*", "f", VALUE)
+                return time.monotonic(), i, r
+            except RespError:
+                pass  # MOVED to the old leader, or CLUSTERDOWN while there is none
+            except (OSError, ConnectionError):
+                pass
+            finally:
+                c.close()
+        time.sleep(0.002)
+    return None, None, None
+
+
+def failover():
+    for run in range(1, FAILOVERS + 1):
+        w = Weir(cluster=True).start()
+        try:
+            lead = w.leader()
+            stop = threading.Event()
+            writes = [0]
+
+            def writer():
+                c = Conn(WEIR_IPS[lead - 1], timeout=0.5)
+                try:
+                    while not stop.is_set():
+                        c.call("XADD", "s", "*", "f", VALUE)
+                        writes[0] += 1
+                except Exception:
+                    pass
+
+            th = threading.Thread(target=writer)
+            th.start()
+            time.sleep(1.0)
+            t_kill = time.monotonic()
+            w.procs[lead].send_signal(signal.SIGKILL)
+            t_ok, node, _ = xadd_anywhere(w, lead, t_kill + 30)
+            stop.set()
+            th.join()
+            w.procs[lead].wait()
+            if t_ok is None:
+                print("  ! no write acknowledged within 30 s of the kill", flush=True)
+                continue
+            record("failover", "weir-r3", run, "kill_to_first_ack_s", t_ok - t_kill)
+            print("    old leader %d, new leader %d, %d writes before the kill" %
+                  (lead, node, writes[0]), flush=True)
+        finally:
+            w.stop()
+
+
+# --- 6: catch-up -----------------------------------------------------------------------------
+
+
+def catchup():
+    for run in range(1, RUNS + 1):
+        w = Weir(cluster=True).start()
+        try:
+            lead = w.leader()
+            ip = WEIR_IPS[lead - 1]
+            f = w.followers()[0]
+            w.kill(f, signal.SIGTERM)
+            redis_benchmark(ip, CATCHUP, 50, 16)
+            total = w.xlen(lead)
+            t0 = time.monotonic()
+            w.start_node(f)
+            t_up = time.monotonic()
+            pid = w.procs[f].pid
+            from common import cpu_us
+            c0 = cpu_us(pid)
+            while True:
+                n = w.xlen(f)
+                if n == total:
+                    break
+                if time.monotonic() - t0 > 600:
+                    print("  ! follower at %s of %s after 600 s" % (n, total), flush=True)
+                    break
+                time.sleep(0.01)
+            t1 = time.monotonic()
+            record("catchup", "weir-r3", run, "entries", total)
+            record("catchup", "weir-r3", run, "restart_to_applied_s", t1 - t0)
+            record("catchup", "weir-r3", run, "process_start_s", t_up - t0)
+            record("catchup", "weir-r3", run, "entries_per_s", total / (t1 - t0))
+            record("catchup", "weir-r3", run, "follower_cpu_us_per_entry",
+                   (cpu_us(pid) - c0) / total)
+        finally:
+            w.stop()
+
+
+# --- what bounds the cluster: system calls per entry, and a pipeline on one connection -------
+
+
+def diagnose():
+    """Counts fdatasync/fsync/msync/write/futex calls of the leader and one follower during 5 s
+    of pipelined XADD load (perf stat on the syscall tracepoints: needs perf and root), and the
+    time between the IDs of 16 XADDs pipelined on one connection."""
+    events = ["fdatasync", "fsync", "msync", "write", "sendto", "futex", "epoll_wait"]
+    for run in range(1, RUNS + 1):
+        # CPU the servers spend with no load at all (heartbeats, timers), per second.
+        for cluster in (True, False):
+            w = Weir(cluster=cluster).start()
+            try:
+                m = Meter(w.pids())
+                m.start()
+                time.sleep(5)
+                m.stop()
+                record("diagnose", "weir-r3" if cluster else "weir-single", run,
+                       "idle_cpu_ms_per_s", sum(m.cpu.values()) / 1e3 / m.elapsed)
+            finally:
+                w.stop()
+        w = Weir(cluster=True).start()
+        try:
+            lead = w.leader()
+            ip = WEIR_IPS[lead - 1]
+            follower = w.followers()[0]
+            c = Conn(ip)
+            c.send(*[("XADD", "p", "*", "f", VALUE)] * 16)
+            ids = [int(decode(c.read()).split("-")[0]) for _ in range(16)]
+            c.close()
+            record("diagnose", "weir-r3", run, "ms_between_ids_of_one_pipeline",
+                   (ids[-1] - ids[0]) / 15)
+            bench = subprocess.Popen(
+                ["redis-benchmark", "-h", ip, "-p", "7201", "-n", "10000000", "-c", "50",
+                 "-P", "16", "-q", "XADD", "s", "*", "f", VALUE],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(2)
+            spec = ",".join("syscalls:sys_enter_" + e for e in events)
+            stats = {i: subprocess.Popen(["perf", "stat", "-x", ",", "-e", spec, "-p",
+                                          str(w.procs[i].pid), "--", "sleep", "5"],
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True) for i in (lead, follower)}
+            x0 = w.xlen(lead)
+            outs = {i: p.communicate()[0] for i, p in stats.items()}
+            entries = w.xlen(lead) - x0
+            bench.terminate()
+            bench.wait()
+            record("diagnose", "weir-r3", run, "entries_in_5s", entries)
+            for i, out in outs.items():
+                who = "leader" if i == lead else "follower"
+                for line in out.splitlines():
+                    f = line.split(",")
+                    if len(f) > 2 and f[2].startswith("syscalls:sys_enter_") and f[0].isdigit():
+                        record("diagnose", "weir-r3", run,
+                               "%s_%s_per_entry" % (who, f[2][len("syscalls:sys_enter_"):]),
+                               int(f[0]) / max(entries, 1))
+        finally:
+            w.stop()
+
+
+def main():
+    steps = sys.argv[1:] or ["publish", "serial", "consume", "failover", "catchup"]
+    for step in steps:
+        print("== %s" % step, flush=True)
+        globals()[step]()
+    subprocess.run([sys.executable, os.path.join(HERE, "table.py"), OUT])
+
+
+if __name__ == "__main__":
+    main()
