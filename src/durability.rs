@@ -248,19 +248,7 @@ impl Syncer {
     /// Makes a batch's commits durable (under [`Durability::Always`]) with one wait, and empties
     /// it for the next batch.
     pub(crate) async fn complete(&self, batch: &CommitBatch) -> Result<(), FlushError> {
-        let pending = batch.take();
-        if self.policy != Durability::Always {
-            for object in &pending {
-                self.mark_dirty(object);
-            }
-            return Ok(());
-        }
-        // Every object must be requested; waiting for the last ticket covers them all.
-        let mut last = None;
-        for object in &pending {
-            last = Some(self.request(object));
-        }
-        match last {
+        match self.request_batch(batch) {
             Some((ticket, round)) => self.wait_async(ticket, round).await,
             None => Ok(()),
         }
@@ -269,21 +257,26 @@ impl Syncer {
     /// The blocking form of [`complete`](Self::complete), for a thread that may block.
     #[cfg(feature = "cluster")]
     pub(crate) fn complete_now(&self, batch: &CommitBatch) -> Result<(), FlushError> {
+        match self.request_batch(batch) {
+            Some((ticket, _)) => self.wait(ticket),
+            None => Ok(()),
+        }
+    }
+
+    /// Empties `batch`: under [`Durability::Always`], asks for each of its objects to be flushed
+    /// and returns the last ticket, whose round covers them all (`None` when there is nothing to
+    /// wait for); otherwise marks them dirty.
+    fn request_batch(&self, batch: &CommitBatch) -> Option<(Ticket, Arc<Round>)> {
         let pending = batch.take();
         if self.policy != Durability::Always {
             for object in &pending {
                 self.mark_dirty(object);
             }
-            return Ok(());
+            return None;
         }
-        let mut last = None;
-        for object in &pending {
-            last = Some(self.request(object));
-        }
-        match last {
-            Some((ticket, _)) => self.wait(ticket),
-            None => Ok(()),
-        }
+        pending
+            .iter()
+            .fold(None, |_, object| Some(self.request(object)))
     }
 
     /// Under [`Durability::Always`], flushes `object` and waits, or records it in the batch

@@ -61,6 +61,21 @@ struct History {
     errors: Vec<String>,
 }
 
+/// The worker's connection, opened again after a failure; `None`, after a pause, while none
+/// opens.
+fn connection<'a>(
+    client: &redis::cluster::ClusterClient,
+    conn: &'a mut Option<redis::cluster::ClusterConnection>,
+) -> Option<&'a mut redis::cluster::ClusterConnection> {
+    if conn.is_none() {
+        *conn = client.get_connection().ok();
+        if conn.is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    conn.as_mut()
+}
+
 fn producer(
     cluster_client: redis::cluster::ClusterClient,
     id: u64,
@@ -70,11 +85,7 @@ fn producer(
     let mut seq = 0;
     let mut conn = None;
     while !stop.load(Ordering::Acquire) {
-        let Some(c) = conn.as_mut() else {
-            conn = cluster_client.get_connection().ok();
-            if conn.is_none() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        let Some(c) = connection(&cluster_client, &mut conn) else {
             continue;
         };
         let value = format!("{id}:{seq}");
@@ -115,11 +126,7 @@ fn consumer(
     let consumer = format!("c{id}");
     let mut conn = None;
     while !stop.load(Ordering::Acquire) {
-        let Some(c) = conn.as_mut() else {
-            conn = cluster_client.get_connection().ok();
-            if conn.is_none() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+        let Some(c) = connection(&cluster_client, &mut conn) else {
             continue;
         };
         let options = redis::streams::StreamReadOptions::default()
