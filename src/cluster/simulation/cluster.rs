@@ -24,8 +24,9 @@ const RELEASE_WAIT: Duration = Duration::from_secs(5);
 /// How long a node may take to stop, or to initialize the cluster.
 const NODE_WAIT: Duration = Duration::from_secs(10);
 
-/// Short timeouts, so that lost leaders are replaced quickly, and frequent snapshots with few
-/// entries kept behind them, so that a node that fell behind is sent a snapshot.
+/// Short timeouts, so that lost leaders are replaced quickly; frequent snapshots with few
+/// entries kept behind them, so that a node that fell behind is sent a snapshot, in several
+/// chunks; small append batches, so that more messages are in flight to be lost or reordered.
 ///
 /// The election timeout is drawn from the seed for each run of a node rather than by openraft
 /// at each election (from a generator the seed does not drive): openraft draws from
@@ -39,6 +40,8 @@ fn config(election_timeout_ms: u64) -> Arc<Config> {
         snapshot_policy: SnapshotPolicy::LogsSinceLast(40),
         max_in_snapshot_log_to_keep: 5,
         purge_batch_size: 1,
+        snapshot_max_chunk_size: 16,
+        max_payload_entries: 16,
         ..Config::default()
     };
     Arc::new(
