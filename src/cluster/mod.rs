@@ -20,6 +20,8 @@ pub mod wal;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
+mod simulation;
+#[cfg(test)]
 mod suite_tests;
 #[cfg(test)]
 mod tcp_cluster_tests;

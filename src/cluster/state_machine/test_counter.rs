@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -29,6 +30,19 @@ pub(crate) fn add(time_ms: u64, name: &str, delta: u64) -> Command {
 
 /// A command as applied: `(index, time_ms, name, delta)`.
 pub(crate) type AppliedCommand = (u64, u64, Vec<u8>, u64);
+
+/// What a counter state did to itself, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StateEvent {
+    /// A command applied.
+    Applied(AppliedCommand),
+    /// A whole state installed (from a snapshot), holding the commands up to `applied`.
+    Installed { applied: Option<u64> },
+}
+
+/// The events of a node's counter state, shared by the states its restarts open over the same
+/// directory, so that a test sees what the node did across them.
+pub(crate) type Ledger = Arc<Mutex<Vec<StateEvent>>>;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Counters {
@@ -61,13 +75,13 @@ impl Counters {
     }
 }
 
-/// Counters kept in a directory; every command applied is also remembered in order.
+/// Counters kept in a directory; every command applied and state installed is also remembered
+/// in order.
 #[derive(Debug)]
 pub(crate) struct CounterMap {
     dir: PathBuf,
     counters: Mutex<Counters>,
-    /// Every command this process applied, in order.
-    history: Mutex<Vec<AppliedCommand>>,
+    ledger: Ledger,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +94,11 @@ pub(crate) enum CounterError {
 
 impl CounterMap {
     pub(crate) fn open(dir: &Path) -> Result<CounterMap, CounterError> {
+        CounterMap::open_recording(dir, Ledger::default())
+    }
+
+    /// Opens the counters in `dir`, appending what they do to `ledger`.
+    pub(crate) fn open_recording(dir: &Path, ledger: Ledger) -> Result<CounterMap, CounterError> {
         let path = dir.join(COUNTERS_FILE);
         let counters = match journal::read_snapshot(&path, COUNTERS_KIND)? {
             Some(snapshot) => Counters::decode(&snapshot.payload)?,
@@ -88,7 +107,7 @@ impl CounterMap {
         Ok(CounterMap {
             dir: dir.to_path_buf(),
             counters: Mutex::new(counters),
-            history: Mutex::new(Vec::new()),
+            ledger,
         })
     }
 
@@ -97,8 +116,16 @@ impl CounterMap {
         counters.values.get(name.as_bytes()).copied().unwrap_or(0)
     }
 
+    /// The commands applied, in order, as recorded in the ledger.
     pub(crate) fn history(&self) -> Vec<AppliedCommand> {
-        self.history.lock().clone()
+        let ledger = self.ledger.lock();
+        ledger
+            .iter()
+            .filter_map(|event| match event {
+                StateEvent::Applied(command) => Some(command.clone()),
+                StateEvent::Installed { .. } => None,
+            })
+            .collect()
     }
 
     fn save(&self, counters: &Counters) -> Result<(), CounterError> {
@@ -143,7 +170,9 @@ impl Replicated for CounterMap {
         // One write for the batch: its effects and its last index are saved together.
         self.save(&next)?;
         *counters = next;
-        self.history.lock().extend(applied);
+        self.ledger
+            .lock()
+            .extend(applied.into_iter().map(StateEvent::Applied));
         Ok(replies)
     }
 
@@ -154,7 +183,9 @@ impl Replicated for CounterMap {
     fn install(&self, state: &[u8]) -> Result<(), CounterError> {
         let restored = Counters::decode(state)?;
         self.save(&restored)?;
+        let applied = restored.applied;
         *self.counters.lock() = restored;
+        self.ledger.lock().push(StateEvent::Installed { applied });
         Ok(())
     }
 }
