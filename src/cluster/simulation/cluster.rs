@@ -58,6 +58,7 @@ fn wal_options() -> WalOptions {
     WalOptions {
         max_file_bytes: 4096,
         durability: Durability::Never,
+        commit_save_interval: None,
     }
 }
 
