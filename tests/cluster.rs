@@ -140,6 +140,32 @@ fn a_new_leader_takes_writes_after_the_leader_is_killed() {
     });
 }
 
+#[test]
+fn five_nodes_keep_taking_writes_with_two_of_them_gone() {
+    let mut cluster = Cluster::start(65, 5, "always");
+    let leader = cluster.leader();
+    let client = cluster.cluster_client();
+    let mut conn = client.get_connection().unwrap();
+    let _: String = conn.xadd("five", "*", &[("n", 0)]).unwrap();
+    let gone: Vec<u64> = (1..=5).filter(|node| *node != leader).take(2).collect();
+    for node in &gone {
+        cluster.kill(*node);
+    }
+    for n in 1..=3 {
+        let _: String = client
+            .get_connection()
+            .and_then(|mut conn| conn.xadd("five", "*", &[("n", n)]))
+            .unwrap();
+    }
+    for node in gone {
+        cluster.restart(node);
+        let mut rejoined = cluster.replica_conn(node).unwrap();
+        eventually(&format!("node {node} catching up"), || {
+            rejoined.xlen::<_, u64>("five").unwrap() == 4
+        });
+    }
+}
+
 /// redis-py's `RedisCluster`: needs python3 with the `redis` package; `WEIR_REQUIRE_REDIS_PY=1`
 /// (as `.ci/run` sets after installing it) makes its absence a failure.
 #[test]

@@ -3,7 +3,8 @@
 //! retried, never duplicated); consumers read a group and acknowledge; meanwhile one fault per
 //! schedule: kill -9 of the leader or a follower, SIGSTOP of the leader (which wakes believing
 //! it leads), a network partition isolating the leader or a follower, a flipped byte in a
-//! stopped follower's Raft log, or every node killed at once. After healing, the checker
+//! stopped follower's Raft log, every node killed at once, or a follower's machine restarting
+//! (its store, written without syncs, is rebuilt from its Raft log). After healing, the checker
 //! requires:
 //! - every acknowledged append present exactly once, and no append present twice;
 //! - no delivered entry that was never written;
@@ -36,9 +37,10 @@ enum Fault {
     IsolateFollower,
     FlipFollowerLogByte,
     KillEveryNode,
+    MachineCrashFollower,
 }
 
-const FAULTS: [Fault; 7] = [
+const FAULTS: [Fault; 8] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::PauseLeader,
@@ -46,6 +48,7 @@ const FAULTS: [Fault; 7] = [
     Fault::IsolateFollower,
     Fault::FlipFollowerLogByte,
     Fault::KillEveryNode,
+    Fault::MachineCrashFollower,
 ];
 
 /// What the clients saw.
@@ -240,6 +243,19 @@ fn inject(cluster: &mut Cluster, fault: Fault) {
             if let Err(log) = cluster.try_restart(follower) {
                 assert!(log.contains("is damaged"), "{log}");
             }
+        }
+        Fault::MachineCrashFollower => {
+            // The machine restarts (another boot id): the follower's store, written without
+            // syncs, is emptied and rebuilt from its Raft log.
+            cluster.kill(follower);
+            std::fs::write(
+                cluster.dir(follower).join("boot.id"),
+                "a boot before this one",
+            )
+            .unwrap();
+            cluster.restart(follower);
+            let log = cluster.nodes[(follower - 1) as usize].log_text();
+            assert!(log.contains("emptied, to be rebuilt"), "{log}");
         }
         Fault::KillEveryNode => {
             for node in 1..=3 {
