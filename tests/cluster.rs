@@ -141,6 +141,36 @@ fn a_new_leader_takes_writes_after_the_leader_is_killed() {
 }
 
 #[test]
+fn a_blocked_group_read_is_answered_by_a_later_write_or_times_out() {
+    let cluster = Cluster::start(66, 3, "always");
+    let leader = cluster.leader();
+    let mut conn = cluster.conn(leader).unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", "{b}jobs", "g", "$", "MKSTREAM"])
+        .query(&mut conn)
+        .unwrap();
+    let read = |block: &str| {
+        redis::cmd("XREADGROUP")
+            .arg(&["GROUP", "g", "c", "BLOCK", block, "STREAMS", "{b}jobs", ">"])
+            .to_owned()
+    };
+    let timed_out: Option<redis::streams::StreamReadReply> = read("200").query(&mut conn).unwrap();
+    assert!(timed_out.is_none());
+    let mut reader = cluster.conn(leader).unwrap();
+    let waiting = std::thread::spawn(move || {
+        read("10000")
+            .query::<redis::streams::StreamReadReply>(&mut reader)
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let id: String = conn.xadd("{b}jobs", "*", &[("n", 1)]).unwrap();
+    let delivered = waiting.join().unwrap();
+    assert_eq!(delivered.keys[0].ids[0].id, id);
+    let pending: redis::streams::StreamPendingReply = conn.xpending("{b}jobs", "g").unwrap();
+    assert_eq!(pending.count(), 1);
+}
+
+#[test]
 fn five_nodes_keep_taking_writes_with_two_of_them_gone() {
     let mut cluster = Cluster::start(65, 5, "always");
     let leader = cluster.leader();

@@ -5,15 +5,16 @@
 //! follower, as Redis replicas do).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 
 use super::command::call_keys;
-use super::{Client, CommandSpec, Flag, Outcome, lookup, run_blocking, run_once, wait_for_write};
+use super::{
+    Attempt, Client, CommandSpec, Flag, Look, Outcome, lookup, retry_while_blocked, run_blocking,
+    run_once,
+};
 use crate::server::Server;
 use crate::server::cluster_routing::{cluster_down, keys_slot, moved, redirection, try_again};
-use crate::server::keys::stream_name;
 use crate::server::replication::{Awaited, Proposal, ProposeError, Replication};
 use crate::server::resp::Value;
 
@@ -177,45 +178,34 @@ async fn propose_until_answered(
     server: &Arc<Server>,
     replication: &Replication,
     client: &mut Client,
-    mut args: Vec<Bytes>,
+    args: Vec<Bytes>,
     slot: Option<u16>,
 ) -> Outcome {
-    let mut retry = false;
-    let mut first_deadline: Option<Option<Instant>> = None;
-    let mut watch = None;
-    loop {
+    let proposing = Propose { replication, slot };
+    retry_while_blocked(server, client, args, proposing).await
+}
+
+/// Proposes the command to the log; a last look is one more proposal, and if it would still
+/// block, the timeout reply stands.
+struct Propose<'r> {
+    replication: &'r Replication,
+    slot: Option<u16>,
+}
+
+impl Attempt for Propose<'_> {
+    fn attempt<'a>(
+        &'a mut self,
+        client: &'a mut Client,
+        args: &'a [Bytes],
+        look: Look,
+    ) -> impl std::future::Future<Output = Outcome> + Send + 'a {
         let proposal = Proposal::Run {
             db: client.db,
             protocol: client.protocol,
-            retry,
-            args: args.clone(),
+            retry: look.retry,
+            args: args.to_vec(),
         };
-        match answer(replication, client, proposal, slot).await {
-            Outcome::Block {
-                args: again,
-                deadline,
-                timeout_reply,
-                keys,
-            } => {
-                args = again;
-                retry = true;
-                let deadline = *first_deadline.get_or_insert(deadline);
-                if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-                    return timeout_reply.into();
-                }
-                let Some(watch) = &watch else {
-                    // Watched from now on: one more proposal finds what was written between
-                    // the first and now.
-                    let names = keys.iter().map(|key| stream_name(client.db, key)).collect();
-                    watch = Some(server.blocked_readers.watch(names));
-                    continue;
-                };
-                if !wait_for_write(watch, deadline).await {
-                    return timeout_reply.into();
-                }
-            }
-            other => return other,
-        }
+        answer(self.replication, client, proposal, self.slot)
     }
 }
 

@@ -716,7 +716,63 @@ async fn run_blocking(
     server: &Arc<Server>,
     client: &mut Client,
     spec: &'static CommandSpec,
+    args: Vec<Bytes>,
+) -> Outcome {
+    retry_while_blocked(server, client, args, RunHere { server, spec }).await
+}
+
+/// How a blocking command is tried again: run here, or proposed to a cluster's log.
+pub(crate) trait Attempt {
+    /// Runs the command (`args`) once more.
+    fn attempt<'a>(
+        &'a mut self,
+        client: &'a mut Client,
+        args: &'a [Bytes],
+        look: Look,
+    ) -> impl std::future::Future<Output = Outcome> + Send + 'a;
+}
+
+/// Runs the command on this node, the last look without blocking.
+struct RunHere<'s> {
+    server: &'s Arc<Server>,
+    spec: &'static CommandSpec,
+}
+
+impl Attempt for RunHere<'_> {
+    fn attempt<'a>(
+        &'a mut self,
+        client: &'a mut Client,
+        args: &'a [Bytes],
+        look: Look,
+    ) -> impl std::future::Future<Output = Outcome> + Send + 'a {
+        std::future::ready(run_once(
+            self.server,
+            client,
+            self.spec,
+            args,
+            look.retry,
+            look.last,
+        ))
+    }
+}
+
+/// One attempt at a blocking command.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Look {
+    /// The command runs again after blocking.
+    pub(crate) retry: bool,
+    /// The deadline passed: this look must not block.
+    pub(crate) last: bool,
+}
+
+/// Runs `attempt` until it answers something other than [`Outcome::Block`]: after each block,
+/// waits for a write to the command's keys (or [`RECHECK`]) and tries again, until the first
+/// attempt's deadline, when one last look decides between its answer and the timeout reply.
+pub(crate) async fn retry_while_blocked(
+    server: &Arc<Server>,
+    client: &mut Client,
     mut args: Vec<Bytes>,
+    mut attempt: impl Attempt,
 ) -> Outcome {
     let mut retry = false;
     // The first call's deadline stands: retries after unrelated writes must not extend it.
@@ -726,7 +782,8 @@ async fn run_blocking(
     // Wakes this command when one of its keys is written.
     let mut watch: Option<KeyWatch<'_>> = None;
     loop {
-        match run_once(server, client, spec, &args, retry, false) {
+        let look = Look { retry, last: false };
+        match attempt.attempt(client, &args, look).await {
             Outcome::Block {
                 args: again,
                 deadline,
@@ -746,7 +803,11 @@ async fn run_blocking(
                 };
                 if !wait_for_write(watch, deadline).await {
                     // One last look: data may have arrived exactly at the deadline.
-                    return match run_once(server, client, spec, &args, true, true) {
+                    let last = Look {
+                        retry: true,
+                        last: true,
+                    };
+                    return match attempt.attempt(client, &args, last).await {
                         Outcome::Block { .. } => timeout_reply.into(),
                         other => other,
                     };
