@@ -4,7 +4,9 @@
 //! schedule: kill -9 of the leader or a follower, SIGSTOP of the leader (which wakes believing
 //! it leads), a network partition isolating the leader or a follower, a flipped byte in a
 //! stopped follower's Raft log, every node killed at once, or a follower's machine restarting
-//! (its store, written without syncs, is rebuilt from its Raft log). After healing, the checker
+//! (its store, written without syncs, is rebuilt from its Raft log), or a follower or the leader
+//! lost for good and replaced by a new node (`CLUSTER ADDNODE`, `CLUSTER REMOVENODE`); a
+//! follower whose flipped byte makes it refuse to start is replaced too. After healing, the checker
 //! requires:
 //! - every acknowledged append present exactly once, and no append present twice;
 //! - no delivered entry that was never written;
@@ -38,9 +40,11 @@ enum Fault {
     FlipFollowerLogByte,
     KillEveryNode,
     MachineCrashFollower,
+    ReplaceFollower,
+    ReplaceLeader,
 }
 
-const FAULTS: [Fault; 8] = [
+const FAULTS: [Fault; 10] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::PauseLeader,
@@ -49,6 +53,8 @@ const FAULTS: [Fault; 8] = [
     Fault::FlipFollowerLogByte,
     Fault::KillEveryNode,
     Fault::MachineCrashFollower,
+    Fault::ReplaceFollower,
+    Fault::ReplaceLeader,
 ];
 
 /// What the clients saw.
@@ -238,10 +244,12 @@ fn inject(cluster: &mut Cluster, fault: Fault) {
             cluster.kill(follower);
             flip_log_byte(cluster, follower);
             // A node whose log lost an entry it acknowledged must not rejoin as if whole: it
-            // refuses to start, saying so. (A byte in the uncommitted tail is a torn write,
-            // cut, and the node rejoins.) The two others go on.
+            // refuses to start, saying so, and is replaced by a new node. (A byte in the
+            // uncommitted tail is a torn write, cut, and the node rejoins.)
             if let Err(log) = cluster.try_restart(follower) {
                 assert!(log.contains("is damaged"), "{log}");
+                let new = cluster.replace(follower);
+                println!("node {follower} refused its damaged log: node {new} replaced it");
             }
         }
         Fault::MachineCrashFollower => {
@@ -256,6 +264,15 @@ fn inject(cluster: &mut Cluster, fault: Fault) {
             cluster.restart(follower);
             let log = cluster.nodes[(follower - 1) as usize].log_text();
             assert!(log.contains("emptied, to be rebuilt"), "{log}");
+        }
+        Fault::ReplaceFollower | Fault::ReplaceLeader => {
+            // The node's machine is lost for good: a new one takes its place.
+            let lost = if matches!(fault, Fault::ReplaceLeader) {
+                leader
+            } else {
+                follower
+            };
+            cluster.replace(lost);
         }
         Fault::KillEveryNode => {
             for node in 1..=3 {
@@ -331,7 +348,7 @@ fn check(cluster: &Cluster, history: &History, fault: Fault) {
     let barrier: String = conn.xadd(STREAM, "*", &[("n", "barrier")]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let states = loop {
-        let states: Vec<_> = (1..=3)
+        let states: Vec<_> = (1..=cluster.nodes.len() as u64)
             .filter(|id| cluster.is_up(*id))
             .map(|id| node_state(cluster, id))
             .collect();

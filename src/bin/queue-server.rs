@@ -73,7 +73,7 @@ struct Args {
     cluster: ClusterArgs,
 }
 
-/// A node of a replicated cluster. Without --peers, the server is a single node.
+/// A node of a replicated cluster. Without --peers or --join, the server is a single node.
 #[derive(Debug, clap::Args)]
 struct ClusterArgs {
     /// Every initial voter of the cluster, this node included, the same on every node:
@@ -81,11 +81,16 @@ struct ClusterArgs {
     /// `ID=HOST:CLIENTPORT@BUSPORT`, separated by commas.
     #[arg(long, requires_all = ["node_id", "cluster_port"], value_parser = weir::server::parse_peers)]
     peers: Option<std::collections::BTreeMap<u64, weir::server::PeerAddr>>,
-    /// This node's id: one of the ids in --peers, never reused for another node.
-    #[arg(long, requires = "peers")]
+    /// Joins a running cluster as a new node instead of forming one: the node waits until the
+    /// leader adds it with `CLUSTER ADDNODE`, then catches up and votes.
+    #[arg(long, conflicts_with = "peers", requires_all = ["node_id", "cluster_port"])]
+    join: bool,
+    /// This node's id: one of the ids in --peers (or a new id with --join), never reused for
+    /// another node.
+    #[arg(long)]
     node_id: Option<u64>,
     /// The TCP port of the cluster bus, where the other nodes connect (on the --bind address).
-    #[arg(long, requires = "peers")]
+    #[arg(long)]
     cluster_port: Option<u16>,
     /// The secret every node of the cluster shares (at least 16 bytes); it authenticates the
     /// cluster bus. Visible in the process list: prefer --cluster-secret-file.
@@ -97,13 +102,20 @@ struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    /// The cluster configuration, if --peers was given.
+    /// The cluster configuration, if --peers or --join was given.
     fn config(self) -> Result<Option<weir::server::ClusterConfig>, String> {
-        let (Some(peers), Some(node_id), Some(bus_port)) =
-            (self.peers, self.node_id, self.cluster_port)
-        else {
+        if self.peers.is_none() && !self.join {
+            if self.node_id.is_some() || self.cluster_port.is_some() {
+                return Err(
+                    "--node-id and --cluster-port start a cluster node: give --peers (the initial voters) or --join too".into(),
+                );
+            }
             return Ok(None);
+        }
+        let (Some(node_id), Some(bus_port)) = (self.node_id, self.cluster_port) else {
+            return Err("a cluster node needs --node-id and --cluster-port".into());
         };
+        let peers = self.peers.unwrap_or_default();
         let secret = match (self.cluster_secret, self.cluster_secret_file) {
             (Some(secret), _) => secret.into_bytes(),
             (None, Some(file)) => {
@@ -129,14 +141,10 @@ impl ClusterArgs {
         };
         let secret = weir::cluster::network::ClusterSecret::new(secret)
             .map_err(|error| error.to_string())?;
-        if !peers.contains_key(&node_id) {
-            return Err(format!(
-                "--node-id {node_id} is not among --peers: list every initial voter, this node included"
-            ));
-        }
         Ok(Some(weir::server::ClusterConfig {
             node_id,
             peers,
+            join: self.join,
             bus_port,
             secret,
         }))

@@ -27,6 +27,8 @@ pub struct Node {
     log: PathBuf,
     child: Option<Child>,
     stopped: bool,
+    /// Whether the node joined the running cluster (`--join`) rather than forming it.
+    joined: bool,
 }
 
 impl Node {
@@ -105,6 +107,7 @@ impl Cluster {
                     dir,
                     child: None,
                     stopped: false,
+                    joined: false,
                 }
             })
             .collect();
@@ -146,10 +149,16 @@ impl Cluster {
             .append(true)
             .open(&node.log)
             .expect("open the node's log");
+        let formation = if node.joined {
+            vec!["--join".to_string()]
+        } else {
+            vec!["--peers".to_string(), peers]
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_queue-server"))
             .args(["--dir", path_text(&node.dir), "--bind", &node.ip])
             .args(["--port", &port.to_string(), "--fsync", &fsync])
-            .args(["--cluster-port", &bus_port.to_string(), "--peers", &peers])
+            .args(["--cluster-port", &bus_port.to_string()])
+            .args(formation)
             .args([
                 "--node-id",
                 &id.to_string(),
@@ -162,6 +171,80 @@ impl Cluster {
             .expect("start queue-server");
         node.child = Some(child);
         node.stopped = false;
+    }
+
+    /// Starts a new node, with the next id and address, that joins the running cluster
+    /// (`--join`); the leader must then add it (`CLUSTER ADDNODE`). Returns its id.
+    pub fn start_joining_node(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let net = self.nodes[0]
+            .ip
+            .rsplit_once('.')
+            .expect("an IPv4 address")
+            .0;
+        let ip = format!("{net}.{id}");
+        for port in [self.port, self.bus_port] {
+            assert!(
+                TcpListener::bind((ip.as_str(), port)).is_ok(),
+                "port {port} is taken on {ip}"
+            );
+        }
+        let scratch = self.scratch.as_ref().expect("scratch directory").path();
+        self.nodes.push(Node {
+            id,
+            ip,
+            dir: scratch.join(format!("node{id}")),
+            log: scratch.join(format!("node{id}.log")),
+            child: None,
+            stopped: false,
+            joined: true,
+        });
+        self.launch(id);
+        self.wait_serving(id);
+        id
+    }
+
+    /// Replaces node `old`, lost for good (its process is killed and never restarted), by a
+    /// new node: started with `--join`, added with `CLUSTER ADDNODE` on the leader, then `old`
+    /// removed with `CLUSTER REMOVENODE`, each sent again to whichever node leads until it is
+    /// done. Returns the new node's id.
+    pub fn replace(&mut self, old: u64) -> u64 {
+        self.kill(old);
+        let new = self.start_joining_node();
+        let address = self.address(new);
+        self.on_leader(&["CLUSTER", "ADDNODE", &new.to_string(), &address], "");
+        // A removal whose reply was lost is found done when sent again.
+        self.on_leader(
+            &["CLUSTER", "REMOVENODE", &old.to_string()],
+            &format!("no node {old} "),
+        );
+        new
+    }
+
+    /// Sends the membership change `args` to the leader until it answers OK (or an error
+    /// containing `done`, which means an earlier attempt made the change).
+    fn on_leader(&self, args: &[&str], done: &str) {
+        let deadline = Instant::now() + ELECTION_TIMEOUT;
+        loop {
+            let leader = self.leader();
+            let answer = self
+                .conn(leader)
+                .and_then(|mut conn| query(&mut conn, args));
+            match answer {
+                Ok(redis::Value::Okay) => return,
+                Err(error) if !done.is_empty() && error.to_string().contains(done) => return,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "{args:?} was not done within {ELECTION_TIMEOUT:?}: {other:?}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `HOST:PORT@BUSPORT` of node `id`, as `CLUSTER ADDNODE` takes it.
+    pub fn address(&self, id: u64) -> String {
+        format!("{}:{}@{}", self.node(id).ip, self.port, self.bus_port)
     }
 
     /// Waits until node `id` answers PING.
@@ -255,7 +338,14 @@ impl Cluster {
         for node in self.nodes.iter().filter(|node| self.is_up(node.id)) {
             let mut conn = self.conn(node.id).ok()?;
             let text: String = redis::cmd("CLUSTER").arg("NODES").query(&mut conn).ok()?;
-            let leader_line = text.lines().find(|line| line.contains("master"))?;
+            if !text.contains("myself") {
+                // A node waiting to be added knows no membership yet.
+                continue;
+            }
+            // The leader is the master with slots; a learner is a master without any.
+            let leader_line = text
+                .lines()
+                .find(|line| line.contains("master") && line.split(' ').count() > 8)?;
             let ip = leader_line.split(' ').nth(1)?.split(':').next()?;
             let leader = self.nodes.iter().find(|node| node.ip == ip)?.id;
             if seen.is_some_and(|seen| seen != leader) {

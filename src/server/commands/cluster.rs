@@ -40,6 +40,7 @@ pub(super) fn commands() -> Vec<CommandSpec> {
 /// serve are known here too: without a cluster they answer as Redis does.
 pub(crate) fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     const TABLE: &[Subcommand] = &[
+        ("addnode", -4, waits_for_cluster),
         ("countkeysinslot", 3, count_keys_in_slot),
         ("getkeysinslot", 4, get_keys_in_slot),
         ("help", 2, cluster_help),
@@ -47,6 +48,7 @@ pub(crate) fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         ("keyslot", 3, keyslot),
         ("myid", 2, myid),
         ("nodes", 2, nodes),
+        ("removenode", 3, waits_for_cluster),
         ("replicas", 3, replicas),
         ("shards", 2, shards),
         ("slaves", 3, replicas),
@@ -69,6 +71,15 @@ pub(crate) fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         ("setslot", -4, not_served),
     ];
     dispatch(ctx, args, "cluster", TABLE)
+}
+
+/// `CLUSTER ADDNODE` and `REMOVENODE` where they cannot wait: inside `MULTI` or a script. (A
+/// connection runs them outside, in `membership`.)
+fn waits_for_cluster(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Value, Value> {
+    view(ctx)?;
+    Err(Value::error(
+        "ERR CLUSTER ADDNODE and REMOVENODE wait for the cluster: they cannot run inside MULTI or a script",
+    ))
 }
 
 /// Redis's reply to a cluster command on a server that is not part of a cluster.
@@ -162,9 +173,12 @@ fn keys_in_slot(ctx: &Ctx<'_>, slot: u16, limit: usize) -> Result<Vec<Bytes>, Va
     }))
 }
 
-/// Redis's texts for the subcommands weir serves.
+/// Redis's texts for the subcommands weir serves, and weir's own.
 const CLUSTER_HELP: &[&str] = &[
     "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ADDNODE <node-number> <ip:port@cport> [TIMEOUT <milliseconds>]",
+    "    Add a node, started with --join, to the cluster: a learner until it has",
+    "    caught up with the log (or the timeout passes), then a voter.",
     "COUNTKEYSINSLOT <slot>",
     "    Return the number of keys in <slot>.",
     "GETKEYSINSLOT <slot> <count>",
@@ -178,6 +192,8 @@ const CLUSTER_HELP: &[&str] = &[
     "NODES",
     "    Return cluster configuration seen by node. Output format:",
     "    <id> <ip:port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+    "REMOVENODE <node-number>",
+    "    Remove a node from the cluster.",
     "REPLICAS <node-id>",
     "    Return <node-id> replicas.",
     "SLOTS",

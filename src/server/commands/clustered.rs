@@ -230,7 +230,7 @@ fn refusal(replication: &Replication, error: ProposeError, slot: Option<u16>) ->
     match error {
         ProposeError::NotLeader(Some(leader)) => match replication.client_addr(leader) {
             Some(addr) => {
-                let (ip, port) = addr.rsplit_once(':').unwrap_or((addr, "0"));
+                let (ip, port) = addr.rsplit_once(':').unwrap_or((&addr, "0"));
                 let ip = ip.trim_start_matches('[').trim_end_matches(']');
                 moved(slot.unwrap_or(0), ip, port.parse().unwrap_or(0))
             }

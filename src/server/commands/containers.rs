@@ -683,9 +683,9 @@ const fn cluster(
     }
 }
 
-/// The subcommands weir answers, in the relative order of Redis 7.0's `COMMAND INFO cluster`.
-/// Those that change a Redis cluster's slots or membership are not among them: a weir
-/// cluster's membership and leadership are decided by Raft.
+/// The subcommands weir answers, in the relative order of Redis 7.0's `COMMAND INFO cluster`,
+/// then weir's own. Those that change a Redis cluster's slots or membership are not among them:
+/// a weir cluster's membership is changed by `ADDNODE` and `REMOVENODE` through its Raft log.
 pub(super) const CLUSTER: About = container(
     Group::Cluster,
     "3.0.0",
@@ -787,6 +787,25 @@ pub(super) const CLUSTER: About = container(
             CLUSTER_FLAGS,
             0,
             cluster("3.0.0", "Returns this node's name.", &[]),
+        ),
+        // weir's own: `since` is the first Redis version weir answers as.
+        sub(
+            "cluster|addnode",
+            -4,
+            CLUSTER_ADMIN_FLAGS,
+            0,
+            cluster(
+                "7.0.0",
+                "Adds a node to the cluster: a learner until it catches up, then a voter.",
+                &[],
+            ),
+        ),
+        sub(
+            "cluster|removenode",
+            3,
+            CLUSTER_ADMIN_FLAGS,
+            0,
+            cluster("7.0.0", "Removes a node from the cluster.", &[]),
         ),
     ],
 );

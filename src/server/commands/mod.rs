@@ -19,6 +19,8 @@ mod info_weir;
 mod keyspace;
 mod latency;
 mod lookup;
+#[cfg(feature = "cluster")]
+mod membership;
 mod memory;
 mod parse;
 mod permission;
@@ -615,6 +617,9 @@ async fn run_command(
     }
     #[cfg(feature = "cluster")]
     if let Some(replication) = server.replication() {
+        if spec.name == "cluster" && membership::changes_membership(args) {
+            return membership::run(replication, args).await;
+        }
         return clustered::run(server, replication, client, spec, std::mem::take(args)).await;
     }
     if spec.has_flag(Flag::Blocking) {

@@ -1,5 +1,5 @@
-//! The cluster flags: this node's id, the initial voters and where they are, the bus port and
-//! the shared secret.
+//! The cluster flags: this node's id, the initial voters and where they are (or that the node
+//! joins a running cluster), the bus port and the shared secret.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +18,12 @@ pub struct PeerAddr {
 }
 
 impl PeerAddr {
+    /// Reads `HOST:BUSPORT` (the client port is then the bus port less 10,000) or
+    /// `HOST:CLIENTPORT@BUSPORT`, as `CLUSTER NODES` writes addresses.
+    pub fn parse(addr: &str) -> Result<PeerAddr, String> {
+        parse_peer_addr(addr)
+    }
+
     /// `host:client_port`.
     pub fn client(&self) -> String {
         join(&self.host, self.client_port)
@@ -40,10 +46,14 @@ fn join(host: &str, port: u16) -> String {
 /// How a node of a replicated cluster starts.
 #[derive(Clone)]
 pub struct ClusterConfig {
-    /// This node's id (`--node-id`): one of the peers.
+    /// This node's id (`--node-id`): one of the peers, unless the node joins.
     pub node_id: u64,
-    /// Every initial voter, this node included (`--peers`), the same on every node.
+    /// Every initial voter, this node included (`--peers`), the same on every node; empty for
+    /// a node that joins a running cluster (`--join`).
     pub peers: BTreeMap<u64, PeerAddr>,
+    /// Whether the node joins a running cluster: it does not propose the initial membership,
+    /// and waits until the leader adds it (`CLUSTER ADDNODE`).
+    pub join: bool,
     /// The port the cluster bus listens on (`--cluster-port`).
     pub bus_port: u16,
     /// The secret every node shares (`--cluster-secret`).
@@ -55,6 +65,7 @@ impl fmt::Debug for ClusterConfig {
         f.debug_struct("ClusterConfig")
             .field("node_id", &self.node_id)
             .field("peers", &self.peers)
+            .field("join", &self.join)
             .field("bus_port", &self.bus_port)
             .finish_non_exhaustive()
     }

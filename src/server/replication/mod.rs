@@ -5,11 +5,13 @@
 
 mod apply;
 mod batcher;
+mod membership;
 mod node;
 mod proposal;
 
 pub use apply::{ApplyError, ServerState};
 pub(crate) use batcher::Awaited;
+pub(crate) use membership::{Added, MembershipError};
 pub(crate) use node::ProposeError;
 pub use node::{RAFT_DIR, Replication, StartError};
 pub(crate) use proposal::Proposal;

@@ -47,7 +47,7 @@ pub enum StartError {
     /// The Raft log holds damage recovery would not repair: the node must not vote as if
     /// it held everything it acknowledged.
     #[error(
-        "the Raft log in {dir} is damaged ({reason}); this node may have lost entries it acknowledged, so it must not rejoin as it is: move {dir} and the data directory aside and start it as a new node with a new --node-id"
+        "the Raft log in {dir} is damaged ({reason}); this node may have lost entries it acknowledged, so it must not rejoin as it is: move the data directory aside, start the node on an empty one with a new --node-id and --join, then run CLUSTER ADDNODE for it and CLUSTER REMOVENODE for this id on the leader"
     )]
     Damaged {
         /// The log's directory.
@@ -58,8 +58,10 @@ pub enum StartError {
     /// openraft refused to start.
     #[error("the Raft node cannot start: {0}")]
     Raft(String),
-    /// This node's id is not among the peers.
-    #[error("--node-id {0} is not among --peers: list every initial voter, this node included")]
+    /// This node's id is not among the peers of a cluster it would form.
+    #[error(
+        "--node-id {0} is not among --peers: list every initial voter, this node included, or start the node with --join to add it to a running cluster"
+    )]
     NotAPeer(NodeId),
 }
 
@@ -74,10 +76,8 @@ pub(crate) enum ProposeError {
 
 /// This node's part of the cluster.
 pub struct Replication {
-    raft: Raft<TypeConfig>,
+    pub(super) raft: Raft<TypeConfig>,
     node_id: NodeId,
-    members: BTreeMap<NodeId, NodeAddr>,
-    bus_ports: BTreeMap<NodeId, u16>,
     batcher: Batcher,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -116,9 +116,6 @@ impl Replication {
         bus: TcpListener,
         durability: Durability,
     ) -> Result<Arc<Replication>, StartError> {
-        if !config.peers.contains_key(&config.node_id) {
-            return Err(StartError::NotAPeer(config.node_id));
-        }
         let data_dir = server.config.read().dir.clone();
         let raft_dir = data_dir.join(RAFT_DIR);
         let log = open_log(&raft_dir, durability)?;
@@ -134,28 +131,18 @@ impl Replication {
         let raft = Raft::new(config.node_id, raft_config()?, network, log, machine)
             .await
             .map_err(|error| StartError::Raft(error.to_string()))?;
-        let members: BTreeMap<NodeId, NodeAddr> = config
-            .peers
-            .iter()
-            .map(|(id, peer)| {
-                let addr = NodeAddr {
-                    client: peer.client(),
-                    bus: peer.bus(),
-                };
-                (*id, addr)
-            })
-            .collect();
-        let bus_ports = config
-            .peers
-            .iter()
-            .map(|(id, peer)| (*id, peer.bus_port))
-            .collect();
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|error| StartError::Raft(error.to_string()))?;
+        if !initialized && !config.join && !config.peers.contains_key(&config.node_id) {
+            raft.shutdown().await.ok();
+            return Err(StartError::NotAPeer(config.node_id));
+        }
         let (batcher, batching) = Batcher::start(raft.clone(), Arc::new(Stamps::new(state)));
         let replication = Arc::new(Replication {
             raft: raft.clone(),
             node_id: config.node_id,
-            members: members.clone(),
-            bus_ports,
             batcher,
             tasks: Mutex::new(vec![batching]),
         });
@@ -165,14 +152,19 @@ impl Replication {
             .tasks
             .lock()
             .extend([tokio::spawn(serving), tokio::spawn(ticking)]);
-        // Every initial voter of a new cluster proposes the same membership; one that hears
-        // from a leader first is refused, which is expected.
-        let initialized = raft
-            .is_initialized()
-            .await
-            .map_err(|error| StartError::Raft(error.to_string()))?;
-        if !initialized && let Err(error) = raft.initialize(members).await {
-            tracing::debug!(%error, "cluster membership already initialized");
+        // A node that was initialized finds its membership in its log: --peers and --join
+        // only matter the first time it starts.
+        if !initialized {
+            if config.join {
+                tracing::info!(
+                    node_id = config.node_id,
+                    "waiting to be added to the cluster: run CLUSTER ADDNODE on its leader"
+                );
+            } else if let Err(error) = raft.initialize(initial_members(config)).await {
+                // Every initial voter of a new cluster proposes the same membership; one that
+                // hears from a leader first is refused, which is expected.
+                tracing::debug!(%error, "cluster membership already initialized");
+            }
         }
         Ok(replication)
     }
@@ -188,8 +180,11 @@ impl Replication {
     }
 
     /// Where clients reach node `id`, as `host:port`.
-    pub(crate) fn client_addr(&self, id: NodeId) -> Option<&str> {
-        self.members.get(&id).map(|addr| addr.client.as_str())
+    pub(crate) fn client_addr(&self, id: NodeId) -> Option<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let node = metrics.membership_config.membership().get_node(&id);
+        node.map(|addr| addr.client.clone())
     }
 
     /// Replicates `proposal` and answers, once it is committed (durable on a majority) and
@@ -258,14 +253,15 @@ impl Replication {
         }
     }
 
-    /// The cluster as this node sees it now.
+    /// The cluster as this node sees it now: the nodes of the membership in the log (voters and
+    /// learners); the voters form the shard.
     pub(crate) fn view(&self) -> ClusterView {
         let metrics = self.raft.metrics().borrow().clone();
         let leader = metrics.current_leader;
         let matched = metrics.replication.unwrap_or_default();
-        let nodes = self
-            .members
-            .iter()
+        let membership = metrics.membership_config.membership();
+        let nodes = membership
+            .nodes()
             .map(|(id, addr)| {
                 let (client_ip, client_port) = split_host_port(&addr.client);
                 let connected = if *id == self.node_id {
@@ -279,14 +275,14 @@ impl Replication {
                     id: *id,
                     client_ip,
                     client_port,
-                    bus_port: self.bus_ports.get(id).copied().unwrap_or(0),
+                    bus_port: split_host_port(&addr.bus).1,
                     connected,
                 }
             })
             .collect();
         let shard = ViewShard {
             slots: vec![(0, LAST_SLOT)],
-            members: self.members.keys().copied().collect(),
+            members: membership.voter_ids().collect(),
             leader,
             applied_index: metrics.last_applied.map_or(0, |id| id.index),
         };
@@ -308,6 +304,21 @@ impl Replication {
             tracing::warn!(%error, "the Raft node did not stop cleanly");
         }
     }
+}
+
+/// The membership a new cluster starts with: every peer, as a voter.
+fn initial_members(config: &ClusterConfig) -> BTreeMap<NodeId, NodeAddr> {
+    config
+        .peers
+        .iter()
+        .map(|(id, peer)| {
+            let addr = NodeAddr {
+                client: peer.client(),
+                bus: peer.bus(),
+            };
+            (*id, addr)
+        })
+        .collect()
 }
 
 fn open_log(dir: &Path, durability: Durability) -> Result<LogStore, StartError> {
