@@ -6,7 +6,9 @@
 //! stopped follower's Raft log, every node killed at once, or a follower's machine restarting
 //! (its store, written without syncs, is rebuilt from its Raft log), or a follower or the leader
 //! lost for good and replaced by a new node (`CLUSTER ADDNODE`, `CLUSTER REMOVENODE`); a
-//! follower whose flipped byte makes it refuse to start is replaced too. After healing, the checker
+//! follower whose flipped byte makes it refuse to start is replaced too; and faults during such a
+//! replacement: the leader killed while it adds the new node, or the new node killed while it
+//! catches up. After healing, the checker
 //! requires:
 //! - every acknowledged append present exactly once, and no append present twice;
 //! - no delivered entry that was never written;
@@ -42,9 +44,11 @@ enum Fault {
     MachineCrashFollower,
     ReplaceFollower,
     ReplaceLeader,
+    KillLeaderWhileAdding,
+    KillNodeBeingAdded,
 }
 
-const FAULTS: [Fault; 10] = [
+const FAULTS: [Fault; 12] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::PauseLeader,
@@ -55,6 +59,8 @@ const FAULTS: [Fault; 10] = [
     Fault::MachineCrashFollower,
     Fault::ReplaceFollower,
     Fault::ReplaceLeader,
+    Fault::KillLeaderWhileAdding,
+    Fault::KillNodeBeingAdded,
 ];
 
 /// What the clients saw.
@@ -188,6 +194,15 @@ fn consumer(
     }
 }
 
+/// A delay of 0 to 49 ms, different from run to run: where in a membership change a fault
+/// lands.
+fn rand_delay_ms() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    u64::from(nanos % 50)
+}
+
 /// Flips one byte in the middle of the newest Raft log file of node `id` (stopped).
 fn flip_log_byte(cluster: &Cluster, id: u64) {
     let raft = cluster.dir(id).join("raft");
@@ -273,6 +288,31 @@ fn inject(cluster: &mut Cluster, fault: Fault) {
                 follower
             };
             cluster.replace(lost);
+        }
+        Fault::KillLeaderWhileAdding => {
+            // The leader dies while a follower's replacement is being added: the change is
+            // committed or not, and is finished (or made again) on the next leader.
+            cluster.kill(follower);
+            let new = cluster.start_joining_node();
+            let adding = cluster.add_node_in_background(leader, new);
+            std::thread::sleep(Duration::from_millis(rand_delay_ms()));
+            cluster.kill(leader);
+            let _ = adding.join();
+            std::thread::sleep(Duration::from_millis(1000));
+            cluster.restart(leader);
+            cluster.swap_members(follower, new);
+        }
+        Fault::KillNodeBeingAdded => {
+            // The new node dies while it catches up: it stays a learner (the voters do not
+            // count it), restarts, and is then added.
+            cluster.kill(follower);
+            let new = cluster.start_joining_node();
+            let adding = cluster.add_node_in_background(leader, new);
+            std::thread::sleep(Duration::from_millis(rand_delay_ms()));
+            cluster.kill(new);
+            let _ = adding.join();
+            cluster.restart(new);
+            cluster.swap_members(follower, new);
         }
         Fault::KillEveryNode => {
             for node in 1..=3 {

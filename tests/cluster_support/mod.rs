@@ -211,6 +211,33 @@ impl Cluster {
     pub fn replace(&mut self, old: u64) -> u64 {
         self.kill(old);
         let new = self.start_joining_node();
+        self.swap_members(old, new);
+        new
+    }
+
+    /// Sends `CLUSTER ADDNODE new` to node `to` from another thread, without waiting for the
+    /// answer: for a fault injected while the change is under way. The thread answers whether
+    /// the node was added.
+    pub fn add_node_in_background(&self, to: u64, new: u64) -> std::thread::JoinHandle<bool> {
+        let conn = self.conn(to);
+        let args = [
+            "CLUSTER".to_string(),
+            "ADDNODE".to_string(),
+            new.to_string(),
+            self.address(new),
+            "TIMEOUT".to_string(),
+            "3000".to_string(),
+        ];
+        std::thread::spawn(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            conn.and_then(|mut conn| query(&mut conn, &args))
+                .is_ok_and(|answer| answer == redis::Value::Okay)
+        })
+    }
+
+    /// Adds node `new` (started with `--join`) and removes node `old`, on whichever node
+    /// leads, until both are done.
+    pub fn swap_members(&self, old: u64, new: u64) {
         let address = self.address(new);
         self.on_leader(&["CLUSTER", "ADDNODE", &new.to_string(), &address], "");
         // A removal whose reply was lost is found done when sent again.
@@ -218,7 +245,6 @@ impl Cluster {
             &["CLUSTER", "REMOVENODE", &old.to_string()],
             &format!("no node {old} "),
         );
-        new
     }
 
     /// Sends the membership change `args` to the leader until it answers OK (or an error
