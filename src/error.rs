@@ -188,6 +188,50 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether the error comes from this machine (its disk, its files, the store being
+    /// closed) rather than from the request and the data it met. The same request on the same
+    /// data fails the same way anywhere when this is `false`; when it is `true`, another
+    /// machine holding the same data would have succeeded, so a replicated state machine must
+    /// stop rather than answer it, or it would differ from the other replicas.
+    pub fn is_local(&self) -> bool {
+        match self {
+            StoreError::Log(error) => log_error_is_local(error),
+            StoreError::Groups(error) => !matches!(error, GroupStoreError::Group(_)),
+            StoreError::Journal(_)
+            | StoreError::Flush(_)
+            | StoreError::Io { .. }
+            | StoreError::Locked(_)
+            | StoreError::BadStreamDir { .. }
+            | StoreError::Closed
+            | StoreError::Undo(_)
+            | StoreError::BadTransactionJournal { .. } => true,
+            StoreError::InvalidConfig(_)
+            | StoreError::StreamFull { .. }
+            | StoreError::StreamFullBytes { .. }
+            | StoreError::LargerThanStream { .. }
+            | StoreError::NotARequest { .. }
+            | StoreError::EmptyBatch
+            | StoreError::MarkInsideTransaction => false,
+        }
+    }
+}
+
+fn log_error_is_local(error: &LogError) -> bool {
+    match error {
+        LogError::Segment(_)
+        | LogError::Journal(_)
+        | LogError::Undo(_)
+        | LogError::Io { .. }
+        | LogError::Corrupt { .. } => true,
+        LogError::Encode(_)
+        | LogError::IdTooSmall { .. }
+        | LogError::LowerIdInTransaction { .. }
+        | LogError::IdZero
+        | LogError::IdExhausted => false,
+    }
+}
+
 fn group_error_kind(error: &GroupError) -> ErrorKind {
     match error {
         GroupError::NoGroup { .. } => ErrorKind::NoGroup,

@@ -18,6 +18,7 @@ mod info;
 mod info_weir;
 mod keyspace;
 mod latency;
+pub(crate) mod local_failure;
 mod lookup;
 #[cfg(feature = "cluster")]
 mod membership;
@@ -1059,6 +1060,7 @@ pub(crate) fn wrong_arity(name: &str) -> String {
 
 /// The reply for a store error.
 pub(crate) fn store_error(error: &Error) -> Value {
+    local_failure::note(error);
     match error.kind() {
         ErrorKind::Closed => Value::error("LOADING weir is reloading the dataset from disk"),
         _ => Value::error(format!("ERR {error}")),
