@@ -168,6 +168,34 @@ fn a_blocked_group_read_is_answered_by_a_later_write_or_times_out() {
     assert_eq!(delivered.keys[0].ids[0].id, id);
     let pending: redis::streams::StreamPendingReply = conn.xpending("{b}jobs", "g").unwrap();
     assert_eq!(pending.count(), 1);
+
+    // Readers blocked on an idle stream add nothing to the log: over 1.5 s, five of them would
+    // have proposed their read some thirty times; the leader's tick adds one entry a second.
+    let before = applied_index(&mut conn);
+    let readers: Vec<_> = (0..5)
+        .map(|_| {
+            let mut reader = cluster.conn(leader).unwrap();
+            std::thread::spawn(move || {
+                read("1500")
+                    .query::<Option<redis::streams::StreamReadReply>>(&mut reader)
+                    .unwrap()
+            })
+        })
+        .collect();
+    for reader in readers {
+        assert!(reader.join().unwrap().is_none());
+    }
+    let grown = applied_index(&mut conn) - before;
+    assert!(grown <= 4, "idle blocked readers added {grown} log entries");
+}
+
+/// The last Raft log index the node applied (`master_repl_offset` in `INFO replication`).
+fn applied_index(conn: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("replication").query(conn).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("master_repl_offset:"))
+        .and_then(|offset| offset.trim().parse().ok())
+        .expect("master_repl_offset in INFO replication")
 }
 
 #[test]

@@ -10,8 +10,8 @@ use bytes::Bytes;
 
 use super::command::call_keys;
 use super::{
-    Attempt, Client, CommandSpec, Flag, Look, Outcome, lookup, retry_while_blocked, run_blocking,
-    run_once,
+    Attempt, Client, CommandSpec, Flag, Look, Outcome, lookup, nothing_to_deliver,
+    retry_while_blocked, run_blocking, run_once,
 };
 use crate::server::Server;
 use crate::server::cluster_routing::{cluster_down, keys_slot, moved, redirection, try_again};
@@ -149,7 +149,7 @@ fn route(server: &Server, client: &Client, slot: Option<u16>, writes: bool) -> O
 }
 
 /// Runs a read here: on the leader once it confirmed it still leads (so that a deposed leader
-/// never answers from stale state), on a follower as it is (the client asked for `READONLY`).
+/// never answers from stale state), on a follower (or for a `READONLY` connection) as it is.
 async fn read(
     server: &Arc<Server>,
     replication: &Replication,
@@ -159,8 +159,11 @@ async fn read(
     slot: Option<u16>,
 ) -> Outcome {
     let here = replication.leader() == Some(replication.node_id());
+    // A `READONLY` connection accepts a replica's state, so it is not made to wait for a
+    // leadership check either.
     if here
         && slot.is_some()
+        && !client.read_only
         && let Err(error) = replication.confirm_leadership().await
     {
         return refusal(replication, error, slot).into();
@@ -181,31 +184,37 @@ async fn propose_until_answered(
     args: Vec<Bytes>,
     slot: Option<u16>,
 ) -> Outcome {
-    let proposing = Propose { replication, slot };
+    let proposing = Propose {
+        server,
+        replication,
+        slot,
+    };
     retry_while_blocked(server, client, args, proposing).await
 }
 
 /// Proposes the command to the log; a last look is one more proposal, and if it would still
-/// block, the timeout reply stands.
+/// block, the timeout reply stands. On the leader, a group read whose streams hold nothing to
+/// deliver is not proposed: it blocks (or times out) at once, as its proposal would, so readers
+/// waiting on idle streams add nothing to the log.
 struct Propose<'r> {
+    server: &'r Arc<Server>,
     replication: &'r Replication,
     slot: Option<u16>,
 }
 
 impl Attempt for Propose<'_> {
-    fn attempt<'a>(
-        &'a mut self,
-        client: &'a mut Client,
-        args: &'a [Bytes],
-        look: Look,
-    ) -> impl std::future::Future<Output = Outcome> + Send + 'a {
+    async fn attempt(&mut self, client: &mut Client, args: &[Bytes], look: Look) -> Outcome {
+        let leads = self.replication.leader() == Some(self.replication.node_id());
+        if leads && let Some(idle) = nothing_to_deliver(self.server, client, args, look) {
+            return idle;
+        }
         let proposal = Proposal::Run {
             db: client.db,
             protocol: client.protocol,
             retry: look.retry,
             args: args.to_vec(),
         };
-        answer(self.replication, client, proposal, self.slot)
+        answer(self.replication, client, proposal, self.slot).await
     }
 }
 
@@ -228,6 +237,8 @@ async fn answer(
 
 fn refusal(replication: &Replication, error: ProposeError, slot: Option<u16>) -> Value {
     match error {
+        // A node that has just lost the lead may still name itself: no one is known to lead.
+        ProposeError::NotLeader(Some(leader)) if leader == replication.node_id() => cluster_down(),
         ProposeError::NotLeader(Some(leader)) => match replication.client_addr(leader) {
             Some(addr) => {
                 let (ip, port) = addr.rsplit_once(':').unwrap_or((&addr, "0"));

@@ -425,15 +425,21 @@ fn stats_section(server: &Server) -> Section {
 
 fn replication_section(server: &Server) -> Section {
     let section = Section::new("Replication");
-    let section = match server.cluster_view() {
-        Some(view) => cluster_replication_fields(section, &view),
+    let view = server.cluster_view();
+    // A node of a cluster counts its offset in Raft log entries applied.
+    let offset = view
+        .as_ref()
+        .and_then(|view| view.shards.first())
+        .map_or(0, |shard| shard.applied_index);
+    let section = match &view {
+        Some(view) => cluster_replication_fields(section, view),
         None => section.field("role", "master").field("connected_slaves", 0),
     };
     section
         .field("master_failover_state", "no-failover")
         .field("master_replid", &server.run_id)
         .field("master_replid2", "0".repeat(40))
-        .field("master_repl_offset", 0)
+        .field("master_repl_offset", offset)
         .field("second_repl_offset", -1)
         .field("repl_backlog_active", 0)
         .field("repl_backlog_size", 1_048_576)

@@ -824,6 +824,31 @@ pub(crate) async fn retry_while_blocked(
     }
 }
 
+/// The outcome of the blocking command `args` if this node's state shows it would deliver
+/// nothing now (see `xreadgroup::nothing_to_deliver`); `last` is a blocked command's last look.
+#[cfg(feature = "cluster")]
+pub(crate) fn nothing_to_deliver(
+    server: &Arc<Server>,
+    client: &mut Client,
+    args: &[Bytes],
+    look: Look,
+) -> Option<Outcome> {
+    let is_group_read = args
+        .first()
+        .is_some_and(|name| name.eq_ignore_ascii_case(b"xreadgroup"));
+    if !is_group_read {
+        return None;
+    }
+    let _shared = server.exec_lock.read();
+    let ctx = Ctx {
+        server,
+        client,
+        retry: look.retry,
+        in_exec: look.last,
+    };
+    xreadgroup::nothing_to_deliver(&ctx, args)
+}
+
 /// Runs a committed command (`args`, its name first) on this node, as the proposing client's
 /// connection would have run it; a command that would block answers [`Outcome::Block`] for the
 /// proposer to wait with.

@@ -135,6 +135,28 @@ pub(super) fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     }
 }
 
+/// The outcome of `args` (an `XREADGROUP`) if it is sure to deliver nothing now: blocking (or,
+/// on a blocked read's last look, the null reply), found without reading, so without a write.
+/// A node of a cluster asks before it proposes a blocked read again, so that a reader waiting on
+/// an idle stream adds nothing to the log. Any doubt answers `None` and the read is proposed:
+/// an error to report, history to re-read, a stream or group that is missing, no `BLOCK`.
+pub(super) fn nothing_to_deliver(ctx: &Ctx<'_>, args: &[Bytes]) -> Option<Outcome> {
+    let now = Now {
+        instant: Instant::now(),
+        unix_ms: unix_ms(),
+    };
+    let version = ctx.server.config.read().redis_version;
+    let parsed = parse_readgroup(args, now, version).ok()?;
+    parsed.block?;
+    let idle = parsed.keys.iter().zip(parsed.ids).all(|(key, id)| {
+        matches!(parse_read_from(id), Ok(ReadFrom::New))
+            && matches!(stream_at(ctx, key), Ok(Some(_)))
+            && group_at(ctx, key, parsed.group, || Value::NullArray)
+                .is_ok_and(|group| !group.may_deliver(parsed.claim))
+    });
+    idle.then(|| block_or_nil(ctx, args, &parsed))
+}
+
 /// Checks every stream, group and ID before reading any (an error changes nothing), then
 /// reads. Returns the streams that have something to say.
 fn read_groups(ctx: &Ctx<'_>, parsed: &ReadGroupArgs<'_>) -> Result<Vec<(Bytes, Value)>, Value> {
