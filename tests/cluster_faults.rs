@@ -7,8 +7,8 @@
 //! (its store, written without syncs, is rebuilt from its Raft log), or a follower or the leader
 //! lost for good and replaced by a new node (`CLUSTER ADDNODE`, `CLUSTER REMOVENODE`); a
 //! follower whose flipped byte makes it refuse to start is replaced too; and faults during such a
-//! replacement: the leader killed while it adds the new node, or the new node killed while it
-//! catches up. After healing, the checker
+//! replacement: the leader killed or cut off while it adds the new node, or the new node killed
+//! while it catches up. After healing, the checker
 //! requires:
 //! - every acknowledged append present exactly once, and no append present twice;
 //! - no delivered entry that was never written;
@@ -46,9 +46,10 @@ enum Fault {
     ReplaceLeader,
     KillLeaderWhileAdding,
     KillNodeBeingAdded,
+    IsolateLeaderWhileAdding,
 }
 
-const FAULTS: [Fault; 12] = [
+const FAULTS: [Fault; 13] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::PauseLeader,
@@ -61,6 +62,7 @@ const FAULTS: [Fault; 12] = [
     Fault::ReplaceLeader,
     Fault::KillLeaderWhileAdding,
     Fault::KillNodeBeingAdded,
+    Fault::IsolateLeaderWhileAdding,
 ];
 
 /// What the clients saw.
@@ -300,6 +302,27 @@ fn inject(cluster: &mut Cluster, fault: Fault) {
             let _ = adding.join();
             std::thread::sleep(Duration::from_millis(1000));
             cluster.restart(leader);
+            cluster.swap_members(follower, new);
+        }
+        Fault::IsolateLeaderWhileAdding => {
+            // The leader is cut off from the other nodes while it adds a follower's
+            // replacement: it cannot commit the change; the majority side elects a new leader,
+            // which finishes it (or makes it again) once the partition heals.
+            cluster.kill(follower);
+            let new = cluster.start_joining_node();
+            let adding = cluster.add_node_in_background(leader, new);
+            std::thread::sleep(Duration::from_millis(rand_delay_ms()));
+            if Cluster::can_partition() {
+                cluster.isolate(leader);
+                std::thread::sleep(Duration::from_millis(2500));
+                cluster.heal();
+            } else {
+                eprintln!("nft is not available: {fault:?} runs as a kill instead");
+                cluster.kill(leader);
+                std::thread::sleep(Duration::from_millis(1000));
+                cluster.restart(leader);
+            }
+            let _ = adding.join();
             cluster.swap_members(follower, new);
         }
         Fault::KillNodeBeingAdded => {
