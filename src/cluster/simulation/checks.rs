@@ -2,7 +2,7 @@
 //! command of one agreed log exactly once, in order; every acknowledged write is in that log,
 //! where its reply said, with the value it answered; every node's counters sum the log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::cluster::SimCluster;
 use super::workload::{AckedWrite, NAMES};
@@ -20,7 +20,13 @@ pub(super) struct Summary {
     pub(super) last_index: u64,
 }
 
-pub(super) fn check(cluster: &SimCluster, acked: &[AckedWrite]) -> Result<Summary, String> {
+/// Checks the run; `members` are the nodes of the final membership, which must hold the whole
+/// log (a node removed stops receiving it, but what it applied must agree with the others).
+pub(super) fn check(
+    cluster: &SimCluster,
+    acked: &[AckedWrite],
+    members: &BTreeSet<NodeId>,
+) -> Result<Summary, String> {
     let ledgers: BTreeMap<NodeId, Vec<StateEvent>> = cluster
         .nodes
         .iter()
@@ -34,7 +40,7 @@ pub(super) fn check(cluster: &SimCluster, acked: &[AckedWrite]) -> Result<Summar
     for write in acked {
         check_acknowledged(&log, write)?;
     }
-    for (id, ledger) in &ledgers {
+    for (id, ledger) in ledgers.iter().filter(|(id, _)| members.contains(id)) {
         check_node_state(cluster, *id, ledger, &log)?;
     }
     let installs = ledgers

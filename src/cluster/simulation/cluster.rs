@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use openraft::{Config, Raft, SnapshotPolicy};
@@ -92,6 +93,8 @@ pub(super) struct SimCluster {
     events: Arc<EventLog>,
     /// Crashes so far.
     pub(super) crashes: u64,
+    /// Membership changes committed so far.
+    pub(super) membership_changes: Arc<AtomicU64>,
 }
 
 /// In memory where the machine offers it: the nodes save their state at every step.
@@ -106,7 +109,9 @@ fn temp_root() -> TempDir {
 }
 
 impl SimCluster {
-    /// Starts nodes `1..=count` and makes node 1 initialize the cluster with all of them.
+    /// Starts nodes `1..=count + 1` and makes node 1 initialize the cluster with the first
+    /// `count` as voters: the last node is a spare, outside the membership until a change adds
+    /// it.
     pub(super) async fn start(
         count: u64,
         network: SimNetwork,
@@ -114,7 +119,7 @@ impl SimCluster {
         events: Arc<EventLog>,
     ) -> Result<SimCluster, String> {
         let root = temp_root();
-        let nodes = (1..=count)
+        let nodes = (1..=count + 1)
             .map(|id| {
                 let node = SimNode {
                     dir: root.path().join(format!("node-{id}")),
@@ -131,8 +136,9 @@ impl SimCluster {
             rng,
             events,
             crashes: 0,
+            membership_changes: Arc::new(AtomicU64::new(0)),
         };
-        for id in 1..=count {
+        for id in 1..=count + 1 {
             cluster.restart(id).await?;
         }
         let members: BTreeMap<NodeId, NodeAddr> = (1..=count).map(|id| (id, addr(id))).collect();
@@ -155,6 +161,15 @@ impl SimCluster {
     pub(super) fn running(&self, id: NodeId) -> Option<Raft<TypeConfig>> {
         let node = self.nodes.get(&id)?;
         node.running.as_ref().map(|running| running.raft.clone())
+    }
+
+    /// The running node that believes it leads, if one does.
+    pub(super) fn believed_leader(&self) -> Option<(NodeId, Raft<TypeConfig>)> {
+        self.nodes.iter().find_map(|(id, node)| {
+            let raft = &node.running.as_ref()?.raft;
+            let leads = raft.metrics().borrow().current_leader == Some(*id);
+            leads.then(|| (*id, raft.clone()))
+        })
     }
 
     pub(super) fn ids_where(&self, up: bool) -> Vec<NodeId> {

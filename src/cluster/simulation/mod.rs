@@ -1,6 +1,7 @@
 //! Deterministic simulation of a whole cluster in one process: a seed draws the cluster's size,
 //! the faults (messages lost, delayed and reordered, partitions, crashes and restarts of any
-//! node at any step) and the clients' writes; tokio's clock is paused, so simulated seconds
+//! node at any step, membership changes adding a spare node or removing a voter) and the
+//! clients' writes; tokio's clock is paused, so simulated seconds
 //! pass as fast as the nodes compute. Once the faults stop and the cluster heals, every
 //! acknowledged write must be applied exactly once on every node, in one order.
 //!
@@ -15,15 +16,17 @@ mod checks;
 mod checks_tests;
 mod cluster;
 mod events;
+mod membership;
 mod nemesis;
 mod network;
 mod rng;
 mod workload;
 
 use std::any::Any;
+use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -33,6 +36,8 @@ use events::EventLog;
 use network::{LinkFaults, SimNetwork};
 use rng::SimRng;
 use workload::{AckedWrite, Attempt, Clients};
+
+use crate::cluster::types::NodeId;
 
 const DEFAULT_SEEDS: u64 = 20;
 /// How long the faults go on, in simulated time.
@@ -111,9 +116,13 @@ async fn simulate_within_limit(seed: u64, events: Arc<EventLog>) -> Result<(), S
     cluster.stop_all().await?;
     let summary = outcome?;
     eprintln!(
-        "seed {seed}: {node_count} nodes, {} crashes, {} writes acknowledged, {} snapshots \
-         installed, last index {}",
-        cluster.crashes, summary.acked, summary.installs, summary.last_index
+        "seed {seed}: {node_count} voters and a spare, {} crashes, {} membership changes, {} \
+         writes acknowledged, {} snapshots installed, last index {}",
+        cluster.crashes,
+        cluster.membership_changes.load(Ordering::Relaxed),
+        summary.acked,
+        summary.installs,
+        summary.last_index
     );
     Ok(())
 }
@@ -129,7 +138,8 @@ async fn run(cluster: &mut SimCluster, mut rng: SimRng) -> Result<checks::Summar
     let writers: Vec<_> = (0..CLIENTS)
         .map(|client| tokio::spawn(clients.clone().run(client, rng.fork(), until)))
         .collect();
-    nemesis::run(cluster, rng.fork(), until).await?;
+    let voters_at_start = cluster.nodes.len() - 1;
+    nemesis::run(cluster, rng.fork(), until, voters_at_start).await?;
     let mut acked = Vec::new();
     for writer in writers {
         acked.extend(
@@ -139,9 +149,9 @@ async fn run(cluster: &mut SimCluster, mut rng: SimRng) -> Result<checks::Summar
         );
     }
     heal(cluster).await?;
-    let last = settle(cluster, &clients, &mut rng).await?;
+    let (last, members) = settle(cluster, &clients, &mut rng).await?;
     acked.push(last);
-    checks::check(cluster, &acked)
+    checks::check(cluster, &acked, &members)
 }
 
 /// Ends every fault: links clean, no partition, every node running.
@@ -156,36 +166,60 @@ async fn heal(cluster: &mut SimCluster) -> Result<(), String> {
 }
 
 /// Writes once more through the leader of the healed cluster, which commits every entry
-/// before it, and waits until every node has applied it; returns that write.
+/// before it, and waits until every member (as that leader knows the membership) has applied
+/// it; returns that write and the members.
 async fn settle(
     cluster: &SimCluster,
     clients: &Clients,
     rng: &mut SimRng,
-) -> Result<AckedWrite, String> {
+) -> Result<(AckedWrite, BTreeSet<NodeId>), String> {
     let deadline = Instant::now() + SETTLE_WAIT;
     let mut node = 1;
     let last = loop {
         if Instant::now() >= deadline {
+            for id in cluster.ids_where(true) {
+                if let Some(raft) = cluster.running(id) {
+                    let metrics = raft.metrics().borrow().clone();
+                    cluster.events().record(format_args!(
+                        "node {id}: {:?}, leader {:?}, membership {:?}",
+                        metrics.state,
+                        metrics.current_leader,
+                        metrics.membership_config.membership()
+                    ));
+                }
+            }
             return Err("the healed cluster acknowledged no write".to_string());
         }
         match clients.write(CLIENTS, node, rng).await {
             Attempt::Acked(write) => break write,
-            Attempt::Redirected(Some(leader)) => node = leader,
-            Attempt::Redirected(None) | Attempt::Unknown => {
+            Attempt::Redirected(Some(leader)) if leader != node => node = leader,
+            // A node removed from the membership may never learn of a leader: ask the next.
+            Attempt::Redirected(_) | Attempt::Unknown => {
+                node = node % cluster.nodes.len() as NodeId + 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     };
-    for (id, node) in &cluster.nodes {
-        let raft = &node
-            .running
-            .as_ref()
-            .ok_or(format!("node {id} is not running"))?
-            .raft;
+    let leader = cluster.running(node).ok_or("the leader stopped")?;
+    let members: BTreeSet<NodeId> = leader
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .nodes()
+        .map(|(id, _)| *id)
+        .collect();
+    cluster
+        .events()
+        .record(format_args!("the members at the end: {members:?}"));
+    for id in &members {
+        let raft = cluster
+            .running(*id)
+            .ok_or(format!("node {id} is not running"))?;
         raft.wait(Some(SETTLE_WAIT))
             .applied_index_at_least(Some(last.index), "the last write is applied")
             .await
             .map_err(|error| format!("node {id} did not apply index {}: {error}", last.index))?;
     }
-    Ok(last)
+    Ok((last, members))
 }

@@ -1,6 +1,6 @@
 //! The fault schedule: at random steps drawn from the seed, it splits the nodes into sides,
-//! heals the split, crashes a running node, restarts a crashed one, or changes how the links
-//! lose and delay messages.
+//! heals the split, crashes a running node, restarts a crashed one, changes the membership, or
+//! changes how the links lose and delay messages.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::cluster::SimCluster;
+use super::membership;
 use super::network::LinkFaults;
 use super::rng::SimRng;
 
@@ -42,10 +43,20 @@ pub(super) async fn run(
     cluster: &mut SimCluster,
     mut rng: SimRng,
     until: Instant,
+    voters_at_start: usize,
 ) -> Result<(), String> {
+    let mut changes = Vec::new();
     while Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(rng.between(50, 1500))).await;
-        step(cluster, &mut rng).await?;
+        if rng.below(100) < 10 {
+            changes.extend(membership::start_change(cluster, &mut rng, voters_at_start));
+        } else {
+            step(cluster, &mut rng).await?;
+        }
+    }
+    // A change still waiting is abandoned: its entries are committed or not, as the log has it.
+    for change in changes {
+        change.abort();
     }
     Ok(())
 }
