@@ -3,15 +3,22 @@
 //! retried, never duplicated); consumers read a group and acknowledge; meanwhile one fault per
 //! schedule: kill -9 of the leader or a follower, SIGSTOP of the leader (which wakes believing
 //! it leads), a network partition isolating the leader or a follower, a flipped byte in a
-//! stopped follower's Raft log, every node killed at once, or a follower's machine restarting
-//! (its store, written without syncs, is rebuilt from its Raft log). After healing, the checker
-//! requires:
+//! stopped follower's Raft log, every node killed at once, a follower's machine restarting
+//! (its store, written without syncs, is rebuilt from its Raft log), or, built with the feature
+//! `power-loss-record`, a follower's or the leader's power loss (kill -9, then every byte and name
+//! of its Raft log directory not yet synced dropped, sometimes leaving a torn tail, then a restart
+//! on another boot). After healing, the checker requires:
 //! - every acknowledged append present exactly once, and no append present twice;
 //! - no delivered entry that was never written;
 //! - no acknowledged delivery pending again;
 //! - every node holding the same entries, IDs and consumer-group state (`XINFO STREAM FULL`).
 //!
-//! `WEIR_CLUSTER_SCHEDULES=N` runs N schedules (the default is one of each kind, for CI).
+//! `WEIR_CLUSTER_SCHEDULES=N` runs N schedules, cycling through the kinds (the default is one of
+//! each kind, for CI); `WEIR_CLUSTER_FAULT=A,B` cycles through the kinds named only (as `{:?}`
+//! prints them, e.g. `PowerLossLeader`); `WEIR_CLUSTER_KEEP` keeps a failed schedule's directories and logs;
+//! `WEIR_CLUSTER_HISTORY` prints what the clients saw acknowledged.
+//!
+//! The power-loss kinds run with `cargo test --features power-loss-record --test cluster_faults`.
 
 mod cluster_support;
 
@@ -38,6 +45,10 @@ enum Fault {
     FlipFollowerLogByte,
     KillEveryNode,
     MachineCrashFollower,
+    #[cfg(feature = "power-loss-record")]
+    PowerLossFollower,
+    #[cfg(feature = "power-loss-record")]
+    PowerLossLeader,
 }
 
 const FAULTS: [Fault; 8] = [
@@ -50,6 +61,12 @@ const FAULTS: [Fault; 8] = [
     Fault::KillEveryNode,
     Fault::MachineCrashFollower,
 ];
+
+/// The faults that need queue-server built with the power-loss recorder.
+#[cfg(feature = "power-loss-record")]
+const POWER_LOSS_FAULTS: &[Fault] = &[Fault::PowerLossFollower, Fault::PowerLossLeader];
+#[cfg(not(feature = "power-loss-record"))]
+const POWER_LOSS_FAULTS: &[Fault] = &[];
 
 /// What the clients saw.
 #[derive(Default, Debug)]
@@ -198,7 +215,29 @@ fn flip_log_byte(cluster: &Cluster, id: u64) {
     std::fs::write(&newest, bytes).unwrap();
 }
 
-fn inject(cluster: &mut Cluster, fault: Fault) {
+/// Power loss of `node`, then its restart on another boot: its Raft log must hold all it
+/// acknowledged, and its store, written without syncs, is rebuilt from that log.
+#[cfg(feature = "power-loss-record")]
+fn power_loss(cluster: &mut Cluster, node: u64, torn_seed: Option<u64>) {
+    let reverted = cluster.power_loss(node, torn_seed);
+    eprintln!("power loss of node {node}: {reverted}");
+    std::fs::write(cluster.dir(node).join("boot.id"), "a boot before this one").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    // Only what the restarted process logs: a first start logs the same words.
+    let logged_before = cluster.nodes[(node - 1) as usize].log_text().len();
+    cluster.restart(node);
+    let log = cluster.nodes[(node - 1) as usize].log_text();
+    assert!(
+        log[logged_before..].contains("emptied, to be rebuilt"),
+        "{log}"
+    );
+}
+
+/// Injects `fault`; `round` counts how many times the schedules went through every kind, so
+/// that the power losses alternate between dropping every unsynced byte and leaving a torn tail.
+// Only the power-loss kinds read `round`.
+#[cfg_attr(not(feature = "power-loss-record"), allow(unused_variables))]
+fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
     let leader = cluster.leader();
     let follower = (1..=3).find(|node| *node != leader).unwrap();
     match fault {
@@ -256,6 +295,16 @@ fn inject(cluster: &mut Cluster, fault: Fault) {
             cluster.restart(follower);
             let log = cluster.nodes[(follower - 1) as usize].log_text();
             assert!(log.contains("emptied, to be rebuilt"), "{log}");
+        }
+        #[cfg(feature = "power-loss-record")]
+        Fault::PowerLossFollower => {
+            let torn = (round % 2 == 1).then_some(round as u64);
+            power_loss(cluster, follower, torn);
+        }
+        #[cfg(feature = "power-loss-record")]
+        Fault::PowerLossLeader => {
+            let torn = (round % 2 == 0).then_some(round as u64 + 1);
+            power_loss(cluster, leader, torn);
         }
         Fault::KillEveryNode => {
             for node in 1..=3 {
@@ -383,7 +432,7 @@ fn check(cluster: &Cluster, history: &History, fault: Fault) {
     }
 }
 
-fn run_schedule(net: u8, fault: Fault) {
+fn run_schedule(net: u8, fault: Fault, round: usize) {
     let mut cluster = Cluster::start(net, 3, "always");
     cluster.leader();
     let client = cluster.cluster_client();
@@ -408,7 +457,7 @@ fn run_schedule(net: u8, fault: Fault) {
         }));
     }
     std::thread::sleep(Duration::from_millis(800));
-    inject(&mut cluster, fault);
+    inject(&mut cluster, fault, round);
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Release);
     for worker in workers {
@@ -435,20 +484,28 @@ fn run_schedule(net: u8, fault: Fault) {
 
 #[test]
 fn acknowledged_writes_survive_every_fault_kind() {
+    // Only the kinds named, if any are: the schedules cycle through those.
+    let only = std::env::var("WEIR_CLUSTER_FAULT").ok();
+    let faults: Vec<Fault> = FAULTS
+        .iter()
+        .chain(POWER_LOSS_FAULTS)
+        .copied()
+        .filter(|fault| {
+            only.as_ref()
+                .is_none_or(|only| only.split(',').any(|name| name == format!("{fault:?}")))
+        })
+        .collect();
+    assert!(
+        !faults.is_empty(),
+        "WEIR_CLUSTER_FAULT names no fault kind: {only:?}"
+    );
     let schedules: usize = std::env::var("WEIR_CLUSTER_SCHEDULES")
         .ok()
         .and_then(|text| text.parse().ok())
-        .unwrap_or(FAULTS.len());
-    let only = std::env::var("WEIR_CLUSTER_FAULT").ok();
+        .unwrap_or(faults.len());
     for schedule in 0..schedules {
-        let fault = FAULTS[schedule % FAULTS.len()];
-        if only
-            .as_ref()
-            .is_some_and(|only| *only != format!("{fault:?}"))
-        {
-            continue;
-        }
+        let fault = faults[schedule % faults.len()];
         let net = 70 + (schedule % 100) as u8;
-        run_schedule(net, fault);
+        run_schedule(net, fault, schedule / faults.len());
     }
 }

@@ -1,8 +1,9 @@
 //! A harness for tests of a queue-server cluster: it starts one `queue-server` process per
 //! node, each on its own loopback address (127.0.N.1, 127.0.N.2, …, so that faults between
 //! nodes can be injected per address), finds the leader, and injects the faults a cluster must
-//! survive: kill -9, SIGSTOP/SIGCONT, restarts, and network partitions (nftables rules between
-//! the nodes' addresses, where `nft` runs).
+//! survive: kill -9, SIGSTOP/SIGCONT, restarts, network partitions (nftables rules between
+//! the nodes' addresses, where `nft` runs), and, built with the feature `power-loss-record`, a
+//! node's power loss: its Raft log directory put back to what its syncs made durable.
 
 #![allow(dead_code)]
 
@@ -25,6 +26,8 @@ pub struct Node {
     pub ip: String,
     pub dir: PathBuf,
     log: PathBuf,
+    /// Where the node records its calls to the file system under `dir/raft`, for a power loss.
+    power_record: PathBuf,
     child: Option<Child>,
     stopped: bool,
 }
@@ -102,6 +105,7 @@ impl Cluster {
                     id,
                     ip: ip.clone(),
                     log: scratch.path().join(format!("node{id}.log")),
+                    power_record: scratch.path().join(format!("node{id}.power-loss")),
                     dir,
                     child: None,
                     stopped: false,
@@ -146,7 +150,13 @@ impl Cluster {
             .append(true)
             .open(&node.log)
             .expect("open the node's log");
-        let child = Command::new(env!("CARGO_BIN_EXE_queue-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_queue-server"));
+        if cfg!(feature = "power-loss-record") {
+            command
+                .env("WEIR_POWER_LOSS_ROOT", node.dir.join("raft"))
+                .env("WEIR_POWER_LOSS_RECORD", &node.power_record);
+        }
+        let child = command
             .args(["--dir", path_text(&node.dir), "--bind", &node.ip])
             .args(["--port", &port.to_string(), "--fsync", &fsync])
             .args(["--cluster-port", &bus_port.to_string(), "--peers", &peers])
@@ -291,6 +301,17 @@ impl Cluster {
         self.kill(id);
         self.launch(id);
         self.try_wait_serving(id)
+    }
+
+    /// Power loss of node `id`: kill -9, then its Raft log directory is put back to what the
+    /// disk held by its syncs (see `weir::power_loss`), with a torn tail if `torn_seed` is given.
+    /// The caller restarts the node.
+    #[cfg(feature = "power-loss-record")]
+    pub fn power_loss(&mut self, id: u64, torn_seed: Option<u64>) -> weir::power_loss::Reverted {
+        self.kill(id);
+        let node = self.node(id);
+        weir::power_loss::revert(&node.dir.join("raft"), &node.power_record, torn_seed)
+            .unwrap_or_else(|error| panic!("node {id}: the power loss cannot be applied: {error}"))
     }
 
     /// SIGSTOP of node `id`: it keeps its sockets and state but does nothing.
