@@ -862,3 +862,137 @@ pub fn revert(
     }
     Ok(reverted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Ino = Ino { dev: 1, ino: 10 };
+    const B: Ino = Ino { dev: 1, ino: 11 };
+
+    /// Writes `events` as a record, `files` under a new root, and reverts the root.
+    fn revert_with(
+        files: &[(&str, &[u8])],
+        events: Vec<Event>,
+        torn_seed: Option<u64>,
+    ) -> (tempfile::TempDir, PathBuf, Reverted) {
+        let scratch = tempfile::tempdir().unwrap();
+        let root = scratch.path().join("raft");
+        std::fs::create_dir(&root).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(root.join(name), bytes).unwrap();
+        }
+        let record = scratch.path().join("record");
+        let bytes: Vec<u8> = events.into_iter().flat_map(|event| event.0).collect();
+        std::fs::write(&record, bytes).unwrap();
+        let reverted = revert(&root, &record, torn_seed).unwrap();
+        (scratch, root, reverted)
+    }
+
+    fn names(entries: &[(&str, Ino)]) -> Event {
+        let mut event = Event::new(tag::NAMES).u64(entries.len() as u64);
+        for (name, ino) in entries {
+            event = event.name(Path::new(name)).ino(*ino);
+        }
+        event
+    }
+
+    fn write(ino: Ino, pos: u64, bytes: &[u8]) -> Event {
+        Event::new(tag::WRITE).ino(ino).u64(pos).bytes(bytes)
+    }
+
+    fn sync(ticket: u64, ino: Ino) -> [Event; 2] {
+        [
+            Event::new(tag::SYNC_START).u64(ticket).ino(ino),
+            Event::new(tag::SYNC_DONE).u64(ticket),
+        ]
+    }
+
+    #[test]
+    fn appends_after_the_last_sync_are_dropped_and_synced_ones_kept() {
+        let mut events = vec![
+            names(&[("log", A)]),
+            Event::new(tag::CONTENT).ino(A).bytes(b"head"),
+            write(A, 4, b"-synced"),
+        ];
+        events.extend(sync(1, A));
+        events.push(write(A, 11, b"-unsynced"));
+        // A sync that started but never returned covers nothing.
+        events.push(Event::new(tag::SYNC_START).u64(2).ino(A));
+        let (_scratch, root, reverted) =
+            revert_with(&[("log", b"head-synced-unsynced")], events, None);
+        assert_eq!(std::fs::read(root.join("log")).unwrap(), b"head-synced");
+        assert_eq!(reverted.bytes_dropped, 9);
+    }
+
+    #[test]
+    fn a_torn_tail_keeps_what_was_synced() {
+        let current = b"head-synced-and-a-long-unsynced-tail";
+        for seed in 0..20 {
+            let mut events = vec![
+                names(&[("log", A)]),
+                Event::new(tag::CONTENT).ino(A).bytes(b""),
+                write(A, 0, b"head-synced"),
+            ];
+            events.extend(sync(1, A));
+            events.push(write(A, 11, &current[11..]));
+            let (_scratch, root, _) = revert_with(&[("log", current)], events, Some(seed));
+            let left = std::fs::read(root.join("log")).unwrap();
+            assert!(left.starts_with(b"head-synced") && left.len() <= current.len());
+        }
+    }
+
+    #[test]
+    fn names_are_as_of_the_last_directory_sync() {
+        let mut events = vec![
+            names(&[("meta", A)]),
+            Event::new(tag::CONTENT).ino(A).bytes(b"old"),
+            // A new file replaces "meta" by a rename, synced but its directory not.
+            Event::new(tag::CONTENT).ino(B).bytes(b""),
+            Event::new(tag::LINK).name(Path::new("meta.tmp")).ino(B),
+            write(B, 0, b"new"),
+        ];
+        events.extend(sync(1, B));
+        events.push(Event::new(tag::UNLINK).name(Path::new("meta.tmp")));
+        events.push(Event::new(tag::LINK).name(Path::new("meta")).ino(B));
+        let (_scratch, root, reverted) = revert_with(&[("meta", b"new")], events, None);
+        assert_eq!(std::fs::read(root.join("meta")).unwrap(), b"old");
+        assert_eq!(reverted.files_reverted, 1);
+
+        let mut events = vec![
+            names(&[]),
+            Event::new(tag::CONTENT).ino(A).bytes(b""),
+            Event::new(tag::LINK).name(Path::new("made")).ino(A),
+            Event::new(tag::CONTENT).ino(B).bytes(b""),
+            Event::new(tag::DIR_SYNC_START)
+                .u64(1)
+                .u64(1)
+                .name(Path::new("")),
+            Event::new(tag::DIR_SYNC_DONE).u64(1),
+            Event::new(tag::LINK).name(Path::new("later")).ino(B),
+            write(A, 0, b"never synced"),
+        ];
+        events.extend(sync(2, B));
+        let (_scratch, root, reverted) =
+            revert_with(&[("made", b"never synced"), ("later", b"")], events, None);
+        assert_eq!(std::fs::read(root.join("made")).unwrap(), b"");
+        assert!(!root.join("later").exists());
+        assert_eq!(reverted.names_dropped, vec![PathBuf::from("later")]);
+    }
+
+    #[test]
+    fn a_created_root_is_lost_until_its_parent_is_synced() {
+        let events = vec![names(&[]), Event::new(tag::ROOT_CREATED)];
+        let (_scratch, root, reverted) = revert_with(&[("log", b"x")], events, None);
+        assert!(reverted.root_lost && !root.exists());
+
+        let events = vec![
+            names(&[]),
+            Event::new(tag::ROOT_CREATED),
+            Event::new(tag::DIR_SYNC_START).u64(1).u64(0),
+            Event::new(tag::DIR_SYNC_DONE).u64(1),
+        ];
+        let (_scratch, root, reverted) = revert_with(&[], events, None);
+        assert!(!reverted.root_lost && root.exists());
+    }
+}
