@@ -5,9 +5,9 @@
 //! it leads), a network partition isolating the leader or a follower, a flipped byte in a
 //! stopped follower's Raft log, every node killed at once, a follower's machine restarting
 //! (its store, written without syncs, is rebuilt from its Raft log), or, built with the feature
-//! `power-loss-record`, a follower's or the leader's power loss (kill -9, then every byte and name
-//! of its Raft log directory not yet synced dropped, sometimes leaving a torn tail, then a restart
-//! on another boot). After healing, the checker requires:
+//! `power-loss-record`, the power loss of a follower, of the leader or of every node (kill -9,
+//! then every byte and name of the Raft log directory not yet synced dropped, sometimes leaving a
+//! torn tail, then a restart on another boot). After healing, the checker requires:
 //! - every acknowledged append present exactly once, and no append present twice;
 //! - no delivered entry that was never written;
 //! - no acknowledged delivery pending again;
@@ -49,6 +49,8 @@ enum Fault {
     PowerLossFollower,
     #[cfg(feature = "power-loss-record")]
     PowerLossLeader,
+    #[cfg(feature = "power-loss-record")]
+    PowerLossEveryNode,
 }
 
 const FAULTS: [Fault; 8] = [
@@ -64,7 +66,11 @@ const FAULTS: [Fault; 8] = [
 
 /// The faults that need queue-server built with the power-loss recorder.
 #[cfg(feature = "power-loss-record")]
-const POWER_LOSS_FAULTS: &[Fault] = &[Fault::PowerLossFollower, Fault::PowerLossLeader];
+const POWER_LOSS_FAULTS: &[Fault] = &[
+    Fault::PowerLossFollower,
+    Fault::PowerLossLeader,
+    Fault::PowerLossEveryNode,
+];
 #[cfg(not(feature = "power-loss-record"))]
 const POWER_LOSS_FAULTS: &[Fault] = &[];
 
@@ -215,15 +221,12 @@ fn flip_log_byte(cluster: &Cluster, id: u64) {
     std::fs::write(&newest, bytes).unwrap();
 }
 
-/// Power loss of `node`, then its restart on another boot: its Raft log must hold all it
-/// acknowledged, and its store, written without syncs, is rebuilt from that log.
-#[cfg(feature = "power-loss-record")]
-fn power_loss(cluster: &mut Cluster, node: u64, torn_seed: Option<u64>) {
-    let reverted = cluster.power_loss(node, torn_seed);
-    eprintln!("power loss of node {node}: {reverted}");
+/// Restarts `node` (stopped) as if its machine had booted again: its store, written without
+/// syncs, must be emptied and rebuilt from its Raft log.
+fn restart_on_another_boot(cluster: &mut Cluster, node: u64) {
     std::fs::write(cluster.dir(node).join("boot.id"), "a boot before this one").unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
-    // Only what the restarted process logs: a first start logs the same words.
+    // Only what the restarted process logs counts: a node's first start logs the same words,
+    // as its new store has no boot recorded yet.
     let logged_before = cluster.nodes[(node - 1) as usize].log_text().len();
     cluster.restart(node);
     let log = cluster.nodes[(node - 1) as usize].log_text();
@@ -231,6 +234,15 @@ fn power_loss(cluster: &mut Cluster, node: u64, torn_seed: Option<u64>) {
         log[logged_before..].contains("emptied, to be rebuilt"),
         "{log}"
     );
+}
+
+/// Power loss of `node` (kill -9, then its `DIR/raft/` put back to what its syncs made
+/// durable), reported. Only the Raft log is reverted: the store beside it is written without
+/// syncs, and on another boot it is emptied whatever its files hold.
+#[cfg(feature = "power-loss-record")]
+fn power_loss(cluster: &mut Cluster, node: u64, torn_seed: Option<u64>) {
+    let reverted = cluster.power_loss(node, torn_seed);
+    eprintln!("power loss of node {node}: {reverted}");
 }
 
 /// Injects `fault`; `round` counts how many times the schedules went through every kind, so
@@ -287,24 +299,35 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
             // The machine restarts (another boot id): the follower's store, written without
             // syncs, is emptied and rebuilt from its Raft log.
             cluster.kill(follower);
-            std::fs::write(
-                cluster.dir(follower).join("boot.id"),
-                "a boot before this one",
-            )
-            .unwrap();
-            cluster.restart(follower);
-            let log = cluster.nodes[(follower - 1) as usize].log_text();
-            assert!(log.contains("emptied, to be rebuilt"), "{log}");
+            restart_on_another_boot(cluster, follower);
         }
         #[cfg(feature = "power-loss-record")]
-        Fault::PowerLossFollower => {
-            let torn = (round % 2 == 1).then_some(round as u64);
-            power_loss(cluster, follower, torn);
+        Fault::PowerLossFollower | Fault::PowerLossLeader => {
+            // The leader's log may end in entries it wrote but had not synced, so not yet
+            // acknowledged; the others elect a new leader meanwhile.
+            let (node, torn) = if matches!(fault, Fault::PowerLossLeader) {
+                (leader, round % 2 == 0)
+            } else {
+                (follower, round % 2 == 1)
+            };
+            power_loss(cluster, node, torn.then_some(round as u64 + node));
+            std::thread::sleep(Duration::from_millis(1000));
+            restart_on_another_boot(cluster, node);
         }
         #[cfg(feature = "power-loss-record")]
-        Fault::PowerLossLeader => {
-            let torn = (round % 2 == 0).then_some(round as u64 + 1);
-            power_loss(cluster, leader, torn);
+        Fault::PowerLossEveryNode => {
+            // Every machine loses power: only what a majority synced was acknowledged, so the
+            // nodes must find all of it again among them.
+            for node in 1..=3 {
+                power_loss(
+                    cluster,
+                    node,
+                    (round % 2 == 1).then_some(round as u64 + node),
+                );
+            }
+            for node in 1..=3 {
+                restart_on_another_boot(cluster, node);
+            }
         }
         Fault::KillEveryNode => {
             for node in 1..=3 {
