@@ -151,11 +151,10 @@ impl Cluster {
             .open(&node.log)
             .expect("open the node's log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_queue-server"));
-        if cfg!(feature = "power-loss-record") {
-            command
-                .env("WEIR_POWER_LOSS_ROOT", node.dir.join("raft"))
-                .env("WEIR_POWER_LOSS_RECORD", &node.power_record);
-        }
+        #[cfg(feature = "power-loss-record")]
+        command
+            .env(weir::power_loss::ROOT_VAR, node.dir.join("raft"))
+            .env(weir::power_loss::RECORD_VAR, &node.power_record);
         let child = command
             .args(["--dir", path_text(&node.dir), "--bind", &node.ip])
             .args(["--port", &port.to_string(), "--fsync", &fsync])
