@@ -15,10 +15,112 @@
 //!   a removal survives a power loss only after its directory is synced.
 //!
 //! Without `cfg(test)` the fault check compiles to nothing: the functions are the plain calls.
+//!
+//! With the test feature `power-loss-record`, each call that changes the disk or syncs it also
+//! goes through a hook of [`power_loss`], which records it when it touches the directory a test
+//! named, so that the test can later put that directory back to what a power loss would leave.
+//! Without the feature the hooks are empty and inlined away.
 
 #[cfg(test)]
 pub(crate) mod fault;
 pub mod names;
+#[cfg(feature = "power-loss-record")]
+pub mod power_loss;
+
+#[cfg(feature = "power-loss-record")]
+use power_loss::hooks as record;
+
+/// The power-loss hooks of a build without `power-loss-record`: each runs its call, nothing more.
+#[cfg(not(feature = "power-loss-record"))]
+mod record {
+    use std::fs::File;
+    use std::io;
+    use std::path::Path;
+
+    #[inline(always)]
+    pub(crate) fn create(
+        _path: &Path,
+        _truncate: bool,
+        op: impl FnOnce() -> io::Result<File>,
+    ) -> io::Result<File> {
+        op()
+    }
+
+    #[inline(always)]
+    pub(crate) fn write(
+        _file: &File,
+        _path: &Path,
+        _bytes: &[u8],
+        _at: Option<u64>,
+        op: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        op()
+    }
+
+    #[inline(always)]
+    pub(crate) fn resize(
+        _file: &File,
+        _path: &Path,
+        op: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        op()
+    }
+
+    #[inline(always)]
+    pub(crate) fn map<T>(
+        _file: &File,
+        _path: &Path,
+        op: impl FnOnce() -> io::Result<T>,
+    ) -> io::Result<T> {
+        op()
+    }
+
+    #[inline(always)]
+    pub(crate) fn sync(
+        _file: &File,
+        _path: &Path,
+        op: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        op()
+    }
+
+    #[inline(always)]
+    pub(crate) fn sync_dir(_dir: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        op()
+    }
+
+    #[inline(always)]
+    pub(crate) fn rename(
+        _from: &Path,
+        _to: &Path,
+        op: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        op()
+    }
+
+    #[inline(always)]
+    pub(crate) fn hard_link(_to: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        op()
+    }
+
+    #[inline(always)]
+    pub(crate) fn remove_file(_path: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        op()
+    }
+
+    #[inline(always)]
+    pub(crate) fn remove_dir_all(
+        _path: &Path,
+        op: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        op()
+    }
+
+    #[inline(always)]
+    pub(crate) fn create_dir(_path: &Path, op: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+        op()
+    }
+}
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -63,32 +165,38 @@ fn check(_op: Op, _path: &Path) -> io::Result<()> {
 /// Creates `path`, which must not exist, open for reading and writing.
 pub(crate) fn create_new(path: &Path) -> io::Result<File> {
     check(Op::Create, path)?;
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
+    record::create(path, false, || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+    })
 }
 
 /// Creates `path`, or truncates it if it exists, open for reading and writing.
 pub(crate) fn create_truncate(path: &Path) -> io::Result<File> {
     check(Op::Create, path)?;
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
+    record::create(path, true, || {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+    })
 }
 
 /// Opens `path` for writing, creating it empty if missing and never truncating it.
 pub(crate) fn open_or_create(path: &Path) -> io::Result<File> {
     check(Op::Create, path)?;
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
+    record::create(path, false, || {
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+    })
 }
 
 /// Opens an existing file, for reading and, if `writable`, writing.
@@ -104,23 +212,27 @@ pub(crate) fn open_existing(path: &Path, writable: bool) -> io::Result<File> {
 /// has no `fallocate`; `ENOSPC` and `EFBIG` come back as such.
 pub(crate) fn preallocate(file: &File, path: &Path, len: u64) -> io::Result<()> {
     check(Op::Preallocate, path)?;
-    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
-        Ok(()) => Ok(()),
-        Err(rustix::io::Errno::OPNOTSUPP) => Err(io::ErrorKind::Unsupported.into()),
-        Err(errno) => Err(errno.into()),
-    }
+    record::resize(file, path, || {
+        match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::OPNOTSUPP) => Err(io::ErrorKind::Unsupported.into()),
+            Err(errno) => Err(errno.into()),
+        }
+    })
 }
 
 /// Writes all of `bytes` at `pos`, whatever the file's cursor.
 pub(crate) fn write_all_at(file: &File, path: &Path, bytes: &[u8], pos: u64) -> io::Result<()> {
     check_write(path, bytes, |part| file.write_all_at(part, pos))?;
-    file.write_all_at(bytes, pos)
+    record::write(file, path, bytes, Some(pos), || {
+        file.write_all_at(bytes, pos)
+    })
 }
 
 /// Writes all of `bytes` at the file's cursor.
 pub(crate) fn write_all(mut file: &File, path: &Path, bytes: &[u8]) -> io::Result<()> {
     check_write(path, bytes, |part| file.write_all(part))?;
-    file.write_all(bytes)
+    record::write(file, path, bytes, None, || file.write_all(bytes))
 }
 
 #[cfg(test)]
@@ -145,13 +257,13 @@ fn check_write(
 /// Sets the file's length, cutting or extending it.
 pub(crate) fn set_len(file: &File, path: &Path, len: u64) -> io::Result<()> {
     check(Op::SetLen, path)?;
-    file.set_len(len)
+    record::resize(file, path, || file.set_len(len))
 }
 
 /// Maps the whole file, shared, for reading and writing.
 pub(crate) fn map(file: &File, path: &Path) -> io::Result<MmapRaw> {
     check(Op::Map, path)?;
-    MmapOptions::new().map_raw(file)
+    record::map(file, path, || MmapOptions::new().map_raw(file))
 }
 
 /// Maps the whole file, shared, for reading only.
@@ -169,38 +281,38 @@ pub(crate) fn msync(map: &MmapRaw, path: &Path, start: usize, len: usize) -> io:
 /// Makes the file's bytes durable (fdatasync).
 pub(crate) fn sync_data(file: &File, path: &Path) -> io::Result<()> {
     check(Op::SyncData, path)?;
-    file.sync_data()
+    record::sync(file, path, || file.sync_data())
 }
 
 /// Makes the file's bytes and metadata durable (fsync).
 pub(crate) fn sync_all(file: &File, path: &Path) -> io::Result<()> {
     check(Op::SyncData, path)?;
-    file.sync_all()
+    record::sync(file, path, || file.sync_all())
 }
 
 /// Makes the names in `dir` durable: files created, renamed or removed in it.
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     check(Op::SyncDir, dir)?;
-    File::open(dir).and_then(|handle| handle.sync_all())
+    record::sync_dir(dir, || File::open(dir).and_then(|handle| handle.sync_all()))
 }
 
 /// Renames `from` to `to`, replacing `to` atomically if it exists. Durable once the
 /// directories of both are synced.
 pub(crate) fn rename(from: &Path, to: &Path) -> io::Result<()> {
     check(Op::Rename, from)?;
-    std::fs::rename(from, to)
+    record::rename(from, to, || std::fs::rename(from, to))
 }
 
 /// Gives the file `from` the second name `to`, which must not exist.
 pub(crate) fn hard_link(from: &Path, to: &Path) -> io::Result<()> {
     check(Op::Link, to)?;
-    std::fs::hard_link(from, to)
+    record::hard_link(to, || std::fs::hard_link(from, to))
 }
 
 /// Removes a file.
 pub(crate) fn remove_file(path: &Path) -> io::Result<()> {
     check(Op::Remove, path)?;
-    std::fs::remove_file(path)
+    record::remove_file(path, || std::fs::remove_file(path))
 }
 
 /// Removes a file if it exists.
@@ -214,19 +326,19 @@ pub(crate) fn remove_if_exists(path: &Path) -> io::Result<()> {
 /// Creates a directory, which must not exist.
 pub(crate) fn create_dir(path: &Path) -> io::Result<()> {
     check(Op::CreateDir, path)?;
-    std::fs::create_dir(path)
+    record::create_dir(path, || std::fs::create_dir(path))
 }
 
 /// Creates a directory and any missing parents.
 pub(crate) fn create_dir_all(path: &Path) -> io::Result<()> {
     check(Op::CreateDir, path)?;
-    std::fs::create_dir_all(path)
+    record::create_dir(path, || std::fs::create_dir_all(path))
 }
 
 /// Removes a directory and everything in it.
 pub(crate) fn remove_dir_all(path: &Path) -> io::Result<()> {
     check(Op::RemoveDir, path)?;
-    std::fs::remove_dir_all(path)
+    record::remove_dir_all(path, || std::fs::remove_dir_all(path))
 }
 
 /// How much of a file [`write_file`] makes durable.

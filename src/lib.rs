@@ -37,6 +37,9 @@ pub mod cluster;
 pub mod durability;
 pub mod error;
 mod fs;
+// Test machinery: the power-loss model a fault test reverts a killed node's files with.
+#[cfg(feature = "power-loss-record")]
+pub use fs::power_loss;
 pub mod group;
 pub mod id;
 pub mod idempotency;

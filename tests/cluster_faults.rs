@@ -3,19 +3,26 @@
 //! retried, never duplicated); consumers read a group and acknowledge; meanwhile one fault per
 //! schedule: kill -9 of the leader or a follower, SIGSTOP of the leader (which wakes believing
 //! it leads), a network partition isolating the leader or a follower, a flipped byte in a
-//! stopped follower's Raft log, every node killed at once, or a follower's machine restarting
-//! (its store, written without syncs, is rebuilt from its Raft log), or a follower or the leader
-//! lost for good and replaced by a new node (`CLUSTER ADDNODE`, `CLUSTER REMOVENODE`); a
-//! follower whose flipped byte makes it refuse to start is replaced too; and faults during such a
-//! replacement: the leader killed or cut off while it adds the new node, or the new node killed
-//! while it catches up. After healing, the checker
-//! requires:
+//! stopped follower's Raft log, every node killed at once, a follower's machine restarting
+//! (its store, written without syncs, is rebuilt from its Raft log), a follower or the leader
+//! lost for good and replaced by a new node (`CLUSTER ADDNODE`, `CLUSTER REMOVENODE`; a
+//! follower whose flipped byte makes it refuse to start is replaced too), faults during such a
+//! replacement (the leader killed or cut off while it adds the new node, the new node killed
+//! while it catches up), or, built with the feature `power-loss-record`, the power loss of a
+//! follower, of the leader or of every node (kill -9, then every byte and name of the Raft log
+//! directory not yet synced dropped, sometimes leaving a torn tail, then a restart on another
+//! boot). After healing, the checker requires:
 //! - every acknowledged append present exactly once, and no append present twice;
 //! - no delivered entry that was never written;
 //! - no acknowledged delivery pending again;
 //! - every node holding the same entries, IDs and consumer-group state (`XINFO STREAM FULL`).
 //!
-//! `WEIR_CLUSTER_SCHEDULES=N` runs N schedules (the default is one of each kind, for CI).
+//! `WEIR_CLUSTER_SCHEDULES=N` runs N schedules, cycling through the kinds (the default is one of
+//! each kind, for CI); `WEIR_CLUSTER_FAULT=A,B` cycles through the kinds named only (as `{:?}`
+//! prints them, e.g. `PowerLossLeader`); `WEIR_CLUSTER_KEEP` keeps a failed schedule's directories and logs;
+//! `WEIR_CLUSTER_HISTORY` prints what the clients saw acknowledged.
+//!
+//! The power-loss kinds run with `cargo test --features power-loss-record --test cluster_faults`.
 
 mod cluster_support;
 
@@ -47,6 +54,12 @@ enum Fault {
     KillLeaderWhileAdding,
     KillNodeBeingAdded,
     IsolateLeaderWhileAdding,
+    #[cfg(feature = "power-loss-record")]
+    PowerLossFollower,
+    #[cfg(feature = "power-loss-record")]
+    PowerLossLeader,
+    #[cfg(feature = "power-loss-record")]
+    PowerLossEveryNode,
 }
 
 const FAULTS: [Fault; 13] = [
@@ -64,6 +77,16 @@ const FAULTS: [Fault; 13] = [
     Fault::KillNodeBeingAdded,
     Fault::IsolateLeaderWhileAdding,
 ];
+
+/// The faults that need queue-server built with the power-loss recorder.
+#[cfg(feature = "power-loss-record")]
+const POWER_LOSS_FAULTS: &[Fault] = &[
+    Fault::PowerLossFollower,
+    Fault::PowerLossLeader,
+    Fault::PowerLossEveryNode,
+];
+#[cfg(not(feature = "power-loss-record"))]
+const POWER_LOSS_FAULTS: &[Fault] = &[];
 
 /// What the clients saw.
 #[derive(Default, Debug)]
@@ -221,7 +244,35 @@ fn flip_log_byte(cluster: &Cluster, id: u64) {
     std::fs::write(&newest, bytes).unwrap();
 }
 
-fn inject(cluster: &mut Cluster, fault: Fault) {
+/// Restarts `node` (stopped) as if its machine had booted again: its store, written without
+/// syncs, must be emptied and rebuilt from its Raft log.
+fn restart_on_another_boot(cluster: &mut Cluster, node: u64) {
+    std::fs::write(cluster.dir(node).join("boot.id"), "a boot before this one").unwrap();
+    // Only what the restarted process logs counts: a node's first start logs the same words,
+    // as its new store has no boot recorded yet.
+    let logged_before = cluster.nodes[(node - 1) as usize].log_text().len();
+    cluster.restart(node);
+    let log = cluster.nodes[(node - 1) as usize].log_text();
+    assert!(
+        log[logged_before..].contains("emptied, to be rebuilt"),
+        "{log}"
+    );
+}
+
+/// Power loss of `node` (kill -9, then its `DIR/raft/` put back to what its syncs made
+/// durable), reported. Only the Raft log is reverted: the store beside it is written without
+/// syncs, and on another boot it is emptied whatever its files hold.
+#[cfg(feature = "power-loss-record")]
+fn power_loss(cluster: &mut Cluster, node: u64, torn_seed: Option<u64>) {
+    let reverted = cluster.power_loss(node, torn_seed);
+    eprintln!("power loss of node {node}: {reverted}");
+}
+
+/// Injects `fault`; `round` counts how many times the schedules went through every kind, so
+/// that the power losses alternate between dropping every unsynced byte and leaving a torn tail.
+// Only the power-loss kinds read `round`.
+#[cfg_attr(not(feature = "power-loss-record"), allow(unused_variables))]
+fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
     let leader = cluster.leader();
     let follower = (1..=3).find(|node| *node != leader).unwrap();
     match fault {
@@ -273,14 +324,35 @@ fn inject(cluster: &mut Cluster, fault: Fault) {
             // The machine restarts (another boot id): the follower's store, written without
             // syncs, is emptied and rebuilt from its Raft log.
             cluster.kill(follower);
-            std::fs::write(
-                cluster.dir(follower).join("boot.id"),
-                "a boot before this one",
-            )
-            .unwrap();
-            cluster.restart(follower);
-            let log = cluster.nodes[(follower - 1) as usize].log_text();
-            assert!(log.contains("emptied, to be rebuilt"), "{log}");
+            restart_on_another_boot(cluster, follower);
+        }
+        #[cfg(feature = "power-loss-record")]
+        Fault::PowerLossFollower | Fault::PowerLossLeader => {
+            // The leader's log may end in entries it wrote but had not synced, so not yet
+            // acknowledged; the others elect a new leader meanwhile.
+            let (node, torn) = if matches!(fault, Fault::PowerLossLeader) {
+                (leader, round % 2 == 0)
+            } else {
+                (follower, round % 2 == 1)
+            };
+            power_loss(cluster, node, torn.then_some(round as u64 + node));
+            std::thread::sleep(Duration::from_millis(1000));
+            restart_on_another_boot(cluster, node);
+        }
+        #[cfg(feature = "power-loss-record")]
+        Fault::PowerLossEveryNode => {
+            // Every machine loses power: only what a majority synced was acknowledged, so the
+            // nodes must find all of it again among them.
+            for node in 1..=3 {
+                power_loss(
+                    cluster,
+                    node,
+                    (round % 2 == 1).then_some(round as u64 + node),
+                );
+            }
+            for node in 1..=3 {
+                restart_on_another_boot(cluster, node);
+            }
         }
         Fault::ReplaceFollower | Fault::ReplaceLeader => {
             // The node's machine is lost for good: a new one takes its place.
@@ -463,7 +535,7 @@ fn check(cluster: &Cluster, history: &History, fault: Fault) {
     }
 }
 
-fn run_schedule(net: u8, fault: Fault) {
+fn run_schedule(net: u8, fault: Fault, round: usize) {
     let mut cluster = Cluster::start(net, 3, "always");
     cluster.leader();
     let client = cluster.cluster_client();
@@ -488,7 +560,7 @@ fn run_schedule(net: u8, fault: Fault) {
         }));
     }
     std::thread::sleep(Duration::from_millis(800));
-    inject(&mut cluster, fault);
+    inject(&mut cluster, fault, round);
     std::thread::sleep(Duration::from_millis(1500));
     stop.store(true, Ordering::Release);
     for worker in workers {
@@ -515,20 +587,28 @@ fn run_schedule(net: u8, fault: Fault) {
 
 #[test]
 fn acknowledged_writes_survive_every_fault_kind() {
+    // Only the kinds named, if any are: the schedules cycle through those.
+    let only = std::env::var("WEIR_CLUSTER_FAULT").ok();
+    let faults: Vec<Fault> = FAULTS
+        .iter()
+        .chain(POWER_LOSS_FAULTS)
+        .copied()
+        .filter(|fault| {
+            only.as_ref()
+                .is_none_or(|only| only.split(',').any(|name| name == format!("{fault:?}")))
+        })
+        .collect();
+    assert!(
+        !faults.is_empty(),
+        "WEIR_CLUSTER_FAULT names no fault kind: {only:?}"
+    );
     let schedules: usize = std::env::var("WEIR_CLUSTER_SCHEDULES")
         .ok()
         .and_then(|text| text.parse().ok())
-        .unwrap_or(FAULTS.len());
-    let only = std::env::var("WEIR_CLUSTER_FAULT").ok();
+        .unwrap_or(faults.len());
     for schedule in 0..schedules {
-        let fault = FAULTS[schedule % FAULTS.len()];
-        if only
-            .as_ref()
-            .is_some_and(|only| *only != format!("{fault:?}"))
-        {
-            continue;
-        }
+        let fault = faults[schedule % faults.len()];
         let net = 70 + (schedule % 100) as u8;
-        run_schedule(net, fault);
+        run_schedule(net, fault, schedule / faults.len());
     }
 }

@@ -288,7 +288,14 @@ impl Wal {
     /// Opens the log in `dir`, creating the directory if needed, and recovers it: a torn write
     /// at the end of the last file is cut; any other damage is reported and left in place.
     pub fn open(dir: &Path, options: WalOptions) -> Result<(Wal, WalRecovery), WalError> {
-        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(io_error(dir))?;
+            // The directory's own name is durable only once its parent is synced: without this,
+            // a power loss could take the whole log, the vote included, even after its files
+            // were synced.
+            let parent = fs::parent_dir(dir);
+            fs::sync_dir(parent).map_err(io_error(parent))?;
+        }
         let meta = WalMeta::read(dir)?;
         let scanned = recovery::scan(dir, &meta)?;
         let syncer = Syncer::start(options.durability).map_err(io_error(dir))?;

@@ -1,8 +1,9 @@
 //! A harness for tests of a queue-server cluster: it starts one `queue-server` process per
 //! node, each on its own loopback address (127.0.N.1, 127.0.N.2, …, so that faults between
 //! nodes can be injected per address), finds the leader, and injects the faults a cluster must
-//! survive: kill -9, SIGSTOP/SIGCONT, restarts, and network partitions (nftables rules between
-//! the nodes' addresses, where `nft` runs).
+//! survive: kill -9, SIGSTOP/SIGCONT, restarts, network partitions (nftables rules between
+//! the nodes' addresses, where `nft` runs), and, built with the feature `power-loss-record`, a
+//! node's power loss: its Raft log directory put back to what its syncs made durable.
 
 #![allow(dead_code)]
 
@@ -25,6 +26,8 @@ pub struct Node {
     pub ip: String,
     pub dir: PathBuf,
     log: PathBuf,
+    /// Where the node records its calls to the file system under `dir/raft`, for a power loss.
+    power_record: PathBuf,
     child: Option<Child>,
     stopped: bool,
     /// Whether the node joined the running cluster (`--join`) rather than forming it.
@@ -104,6 +107,7 @@ impl Cluster {
                     id,
                     ip: ip.clone(),
                     log: scratch.path().join(format!("node{id}.log")),
+                    power_record: scratch.path().join(format!("node{id}.power-loss")),
                     dir,
                     child: None,
                     stopped: false,
@@ -154,7 +158,12 @@ impl Cluster {
         } else {
             vec!["--peers".to_string(), peers]
         };
-        let child = Command::new(env!("CARGO_BIN_EXE_queue-server"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_queue-server"));
+        #[cfg(feature = "power-loss-record")]
+        command
+            .env(weir::power_loss::ROOT_VAR, node.dir.join("raft"))
+            .env(weir::power_loss::RECORD_VAR, &node.power_record);
+        let child = command
             .args(["--dir", path_text(&node.dir), "--bind", &node.ip])
             .args(["--port", &port.to_string(), "--fsync", &fsync])
             .args(["--cluster-port", &bus_port.to_string()])
@@ -195,6 +204,7 @@ impl Cluster {
             ip,
             dir: scratch.join(format!("node{id}")),
             log: scratch.join(format!("node{id}.log")),
+            power_record: scratch.join(format!("node{id}.power-loss")),
             child: None,
             stopped: false,
             joined: true,
@@ -407,6 +417,17 @@ impl Cluster {
         self.kill(id);
         self.launch(id);
         self.try_wait_serving(id)
+    }
+
+    /// Power loss of node `id`: kill -9, then its Raft log directory is put back to what the
+    /// disk held by its syncs (see `weir::power_loss`), with a torn tail if `torn_seed` is given.
+    /// The caller restarts the node.
+    #[cfg(feature = "power-loss-record")]
+    pub fn power_loss(&mut self, id: u64, torn_seed: Option<u64>) -> weir::power_loss::Reverted {
+        self.kill(id);
+        let node = self.node(id);
+        weir::power_loss::revert(&node.dir.join("raft"), &node.power_record, torn_seed)
+            .unwrap_or_else(|error| panic!("node {id}: the power loss cannot be applied: {error}"))
     }
 
     /// SIGSTOP of node `id`: it keeps its sockets and state but does nothing.

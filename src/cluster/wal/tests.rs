@@ -560,3 +560,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_new_log_directory_is_made_durable_in_its_parent() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("raft");
+    let calls = fault::count(parent.path());
+    drop(open(&dir));
+    let synced_parent = calls
+        .log()
+        .iter()
+        .any(|(op, path)| *op == crate::fs::Op::SyncDir && path == parent.path());
+    assert!(synced_parent, "{:?}", calls.log());
+}
