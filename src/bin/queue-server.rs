@@ -343,10 +343,13 @@ async fn run(config: ServerConfig) -> Result<(), String> {
         );
     }
     fit_maxclients(&server, config.maxclients)?;
-    let replication = start_replication(&server, &config).await?;
+    // The client ports are taken before the cluster starts: the node's connections to its peers
+    // leave from its address, and one of them could otherwise take a client port as its own.
+    // Nothing is served until `serve` runs, after the node joined its cluster.
     let listeners = weir::server::listen(&server)
         .await
         .map_err(|e| e.to_string())?;
+    let replication = start_replication(&server, &config).await?;
     let address = log_listeners(&listeners, config.fsync)?;
     let metrics = start_metrics(&server, &config).await?;
     let notifier = Arc::new(
