@@ -2,6 +2,7 @@
 //! little-endian), then the payload. A length above the reader's maximum (at most
 //! [`MAX_FRAME_BYTES`]) is refused before anything is allocated for it.
 
+use std::io::IoSlice;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -70,9 +71,25 @@ async fn write_untimed<W: AsyncWrite + Unpin>(
     let mut header = [0; HEADER_BYTES];
     header[..4].copy_from_slice(&len.to_le_bytes());
     header[4..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    writer.write_all(&header).await?;
-    writer.write_all(payload).await?;
+    write_all_vectored(writer, &mut [IoSlice::new(&header), IoSlice::new(payload)]).await?;
     writer.flush().await?;
+    Ok(())
+}
+
+/// Writes every byte of `parts` with as few system calls as the socket allows: one, usually,
+/// where writing the header and the payload apart cost two, and sent the header in a segment
+/// of its own that woke the peer for nothing.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    mut parts: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    while !parts.is_empty() {
+        let written = writer.write_vectored(parts).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut parts, written);
+    }
     Ok(())
 }
 

@@ -1,24 +1,25 @@
 //! Gathers the proposals of many connections into one Raft entry, as a group commit does: while
-//! a few entries are in flight, new proposals queue, and the next entry carries all of them. A
-//! Raft round (an append and its fdatasync on a majority) then serves every command that was
-//! waiting, instead of one.
+//! an entry is in flight, new proposals queue, and the next entry carries all of them (more
+//! entries go in flight only when the queue fills whole ones). A Raft round (an append and its
+//! fdatasync on a majority) then serves every command that was waiting, instead of one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::Raft;
-use openraft::error::{ClientWriteError, RaftError};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use openraft::error::ClientWriteError;
+use openraft::raft::ClientWriteResponse;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::{Clock, SystemClock};
-use crate::cluster::types::{Command, TypeConfig};
+use crate::cluster::types::{Command, NodeAddr, NodeId, TypeConfig};
 use crate::server::commands::Outcome;
 
 use super::apply::ServerState;
 use super::node::ProposeError;
 use super::proposal::{Proposal, encode_batch};
 
-/// Entries in flight at once: enough to keep the log busy while the next batch gathers.
+/// Entries in flight at once, at most; past the first, only full ones (see [`launches`]).
 const MAX_IN_FLIGHT: usize = 4;
 /// Proposals in one entry, at most.
 const MAX_BATCH: usize = 1024;
@@ -94,34 +95,53 @@ impl Awaited {
     }
 }
 
+/// Gathers the proposals as they come and hands them to Raft as entries, one task for the
+/// whole node, so that the entries reach the log in the order the proposals were queued.
 async fn write_batches(
     raft: Raft<TypeConfig>,
     stamps: Arc<Stamps>,
     mut waiting: mpsc::UnboundedReceiver<Pending>,
 ) {
-    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    while let Some(first) = waiting.recv().await {
-        // Waiting for room first lets more proposals join this batch.
-        let Ok(room) = Arc::clone(&in_flight).acquire_owned().await else {
-            return;
-        };
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match waiting.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
-            }
+    let mut gathered: Vec<Pending> = Vec::new();
+    let mut in_flight = 0;
+    let (finished, mut finishes) = mpsc::unbounded_channel();
+    loop {
+        tokio::select! {
+            biased;
+            Some(()) = finishes.recv() => in_flight -= 1,
+            next = waiting.recv() => match next {
+                Some(pending) => gathered.push(pending),
+                None => return,
+            },
         }
-        let raft = raft.clone();
-        let time_ms = stamps.next();
-        tokio::spawn(async move {
-            write_batch(&raft, time_ms, batch).await;
-            drop(room);
-        });
+        while let Ok(pending) = waiting.try_recv() {
+            gathered.push(pending);
+        }
+        while launches(gathered.len(), in_flight) {
+            let batch: Vec<Pending> = gathered.drain(..gathered.len().min(MAX_BATCH)).collect();
+            in_flight += 1;
+            write_batch(&raft, stamps.next(), batch, finished.clone()).await;
+        }
     }
 }
 
-async fn write_batch(raft: &Raft<TypeConfig>, time_ms: u64, batch: Vec<Pending>) {
+/// Whether the next entry goes to the log now: a full one while there is room, anything once
+/// the log is idle. While an entry is in flight, a partial batch keeps gathering: the next
+/// entry then carries every command that came meanwhile, so a round of the log (its append,
+/// sync and replication, whose cost is per entry) serves as many commands as it can.
+fn launches(waiting: usize, in_flight: usize) -> bool {
+    waiting > 0 && in_flight < MAX_IN_FLIGHT && (in_flight == 0 || waiting >= MAX_BATCH)
+}
+
+/// Hands the batch to Raft, in the order of the calls (so that commands a connection submitted
+/// one after the other are applied in that order), and leaves the wait for its answers to a
+/// task of its own, which signals `finished` when it is done.
+async fn write_batch(
+    raft: &Raft<TypeConfig>,
+    time_ms: u64,
+    batch: Vec<Pending>,
+    finished: mpsc::UnboundedSender<()>,
+) {
     let (proposals, answers): (Vec<Proposal>, Vec<oneshot::Sender<Answer>>) = batch
         .into_iter()
         .map(|pending| (pending.proposal, pending.answer))
@@ -130,7 +150,34 @@ async fn write_batch(raft: &Raft<TypeConfig>, time_ms: u64, batch: Vec<Pending>)
         time_ms,
         body: encode_batch(&proposals),
     };
-    let failure = match raft.client_write(command).await {
+    let written = raft.client_write_ff(command).await;
+    tokio::spawn(async move {
+        let outcome = match written {
+            Ok(receiver) => receiver
+                .await
+                .map_err(|_| ProposeError::Unavailable("the Raft node stopped".into()))
+                .and_then(|result| result.map_err(refused)),
+            Err(fatal) => Err(ProposeError::Unavailable(fatal.to_string())),
+        };
+        answer_all(answers, outcome);
+        // The writer may be gone (the node is stopping), with nothing left to launch.
+        let _ = finished.send(());
+    });
+}
+
+fn refused(error: ClientWriteError<NodeId, NodeAddr>) -> ProposeError {
+    match error {
+        ClientWriteError::ForwardToLeader(forward) => ProposeError::NotLeader(forward.leader_id),
+        error => ProposeError::Unavailable(error.to_string()),
+    }
+}
+
+/// Sends each proposer its outcome, or the batch's failure.
+fn answer_all(
+    answers: Vec<oneshot::Sender<Answer>>,
+    written: Result<ClientWriteResponse<TypeConfig>, ProposeError>,
+) {
+    let failure = match written {
         Ok(written) => {
             let index = written.log_id.index;
             match written.data.into_answer::<Vec<Outcome>>() {
@@ -146,12 +193,24 @@ async fn write_batch(raft: &Raft<TypeConfig>, time_ms: u64, batch: Vec<Pending>)
                 )),
             }
         }
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-            ProposeError::NotLeader(forward.leader_id)
-        }
-        Err(error) => ProposeError::Unavailable(error.to_string()),
+        Err(failure) => failure,
     };
     for answer in answers {
         let _ = answer.send(Err(failure.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_batch_waits_for_the_log_to_be_idle_and_full_ones_fill_the_room() {
+        assert!(!launches(0, 0));
+        assert!(launches(1, 0));
+        assert!(!launches(MAX_BATCH - 1, 1));
+        assert!(launches(MAX_BATCH, 1));
+        assert!(launches(MAX_BATCH, MAX_IN_FLIGHT - 1));
+        assert!(!launches(MAX_BATCH * 8, MAX_IN_FLIGHT));
     }
 }

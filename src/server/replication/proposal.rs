@@ -52,17 +52,35 @@ fn write_args(out: &mut Encoder, args: &[Bytes]) {
     }
 }
 
-fn read_args(input: &mut Decoder<'_>) -> Result<Vec<Bytes>, CodecError> {
+/// Bytes [`write_args`] writes.
+fn args_len(args: &[Bytes]) -> usize {
+    8 + args.iter().map(|arg| 4 + arg.len()).sum::<usize>()
+}
+
+/// The arguments, as slices of `proposal` (the proposal's own bytes, which `input` reads), so
+/// that a command's arguments share one buffer as a client connection's do.
+fn read_args(proposal: &Bytes, input: &mut Decoder<'_>) -> Result<Vec<Bytes>, CodecError> {
     let count = input.count(4)?;
     (0..count)
-        .map(|_| Ok(Bytes::copy_from_slice(input.bytes()?)))
+        .map(|_| Ok(proposal.slice_ref(input.bytes()?)))
         .collect()
 }
 
 impl Proposal {
-    /// The entry body.
-    pub(crate) fn encode(&self) -> Bytes {
-        let mut out = Encoder::new();
+    /// Bytes [`encode_into`](Self::encode_into) writes: a batch writes each proposal's length
+    /// first, and then the proposal straight into the entry body, without a buffer of its own.
+    fn encoded_len(&self) -> usize {
+        match self {
+            Proposal::Run { args, .. } => 4 + args_len(args),
+            Proposal::Exec { queued, .. } => {
+                3 + 8 + queued.iter().map(|args| args_len(args)).sum::<usize>()
+            }
+            Proposal::Tick => 1,
+        }
+    }
+
+    /// Appends the proposal's encoding to `out`.
+    fn encode_into(&self, out: &mut Encoder) {
         match self {
             Proposal::Run {
                 db,
@@ -74,7 +92,7 @@ impl Proposal {
                     .u8(*db)
                     .u8(protocol_byte(*protocol))
                     .u8(u8::from(*retry));
-                write_args(&mut out, args);
+                write_args(out, args);
             }
             Proposal::Exec {
                 db,
@@ -84,18 +102,18 @@ impl Proposal {
                 out.u8(TAG_EXEC).u8(*db).u8(protocol_byte(*protocol));
                 out.u64(queued.len() as u64);
                 for args in queued {
-                    write_args(&mut out, args);
+                    write_args(out, args);
                 }
             }
             Proposal::Tick => {
                 out.u8(TAG_TICK);
             }
         }
-        Bytes::from(out.finish())
     }
 
-    /// Reads an entry body written by [`encode`](Self::encode).
-    pub(crate) fn decode(body: &[u8]) -> Result<Proposal, CodecError> {
+    /// Reads a proposal written by [`encode_into`](Self::encode_into); its arguments share
+    /// `body`'s buffer.
+    fn decode(body: &Bytes) -> Result<Proposal, CodecError> {
         let mut input = Decoder::new(body, "replicated command");
         let protocol = |byte: u8| match byte {
             2 => Ok(Protocol::Resp2),
@@ -110,14 +128,14 @@ impl Proposal {
                 db: input.u8()?,
                 protocol: protocol(input.u8()?)?,
                 retry: input.u8()? != 0,
-                args: read_args(&mut input)?,
+                args: read_args(body, &mut input)?,
             },
             TAG_EXEC => {
                 let db = input.u8()?;
                 let protocol = protocol(input.u8()?)?;
                 let count = input.count(4)?;
                 let queued = (0..count)
-                    .map(|_| read_args(&mut input))
+                    .map(|_| read_args(body, &mut input))
                     .collect::<Result<_, _>>()?;
                 Proposal::Exec {
                     db,
@@ -140,20 +158,24 @@ impl Proposal {
 
 /// The body of an entry carrying `proposals`, applied in order.
 pub(crate) fn encode_batch(proposals: &[Proposal]) -> Bytes {
-    let mut out = Encoder::new();
+    let lens: Vec<usize> = proposals.iter().map(Proposal::encoded_len).collect();
+    let mut out = Encoder::with_capacity(8 + lens.iter().map(|len| 4 + len).sum::<usize>());
     out.u64(proposals.len() as u64);
-    for proposal in proposals {
-        out.bytes(&proposal.encode());
+    for (proposal, len) in proposals.iter().zip(lens) {
+        out.u32(len as u32);
+        proposal.encode_into(&mut out);
     }
     Bytes::from(out.finish())
 }
 
-/// The proposals of an entry's body written by [`encode_batch`].
+/// The proposals of an entry's body written by [`encode_batch`]. Each proposal's bytes are
+/// copied once, into a buffer its arguments share: one allocation per command rather than one
+/// per argument, and no argument a command keeps holds the whole entry in memory.
 pub(crate) fn decode_batch(body: &[u8]) -> Result<Vec<Proposal>, CodecError> {
     let mut input = Decoder::new(body, "replicated batch");
     let count = input.count(4)?;
     let proposals = (0..count)
-        .map(|_| Proposal::decode(input.bytes()?))
+        .map(|_| Proposal::decode(&Bytes::copy_from_slice(input.bytes()?)))
         .collect::<Result<Vec<_>, _>>()?;
     input.finish()?;
     Ok(proposals)
@@ -180,16 +202,19 @@ mod tests {
             Proposal::Tick,
         ];
         for proposal in proposals {
-            let body = proposal.encode();
+            let mut out = Encoder::new();
+            proposal.encode_into(&mut out);
+            let body = Bytes::from(out.finish());
+            assert_eq!(body.len(), proposal.encoded_len());
             assert_eq!(Proposal::decode(&body).unwrap(), proposal);
             for cut in 0..body.len() {
                 assert!(
-                    Proposal::decode(&body[..cut]).is_err(),
+                    Proposal::decode(&body.slice(..cut)).is_err(),
                     "{proposal:?} cut at {cut}"
                 );
             }
         }
-        assert!(Proposal::decode(&[9]).is_err());
+        assert!(Proposal::decode(&Bytes::from_static(&[9])).is_err());
     }
 
     #[test]
@@ -198,6 +223,11 @@ mod tests {
         let body = encode_batch(&batch);
         assert_eq!(decode_batch(&body).unwrap(), batch);
         assert_eq!(decode_batch(&encode_batch(&[])).unwrap(), vec![]);
+        // The layout the Raft log holds: a count, then each proposal with its length first.
+        assert_eq!(
+            &body[..],
+            &[2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 3, 1, 0, 0, 0, 3]
+        );
         assert!(decode_batch(&body[..body.len() - 1]).is_err());
     }
 }
