@@ -21,6 +21,7 @@
 //! log refuses every write, its vote included, until an operator acts, because the node may
 //! have acknowledged entries it no longer holds.
 
+mod commit_file;
 mod file;
 pub mod meta;
 mod recovery;
@@ -37,6 +38,9 @@ use crate::names::raft_log_file_name;
 pub use file::{ENTRY_HEADER_LEN, RAFT_LOG_KIND, decode_entry, encode_entry};
 use file::{LogFile, Slot, frame_len};
 pub use meta::{RAFT_META_KIND, WalLogId, WalMeta, WalVote};
+
+use commit_file::CommitFile;
+use meta::LaterByIndex;
 
 /// One entry of the log: its position, and data the log does not look into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,8 +187,9 @@ pub enum WalError {
     /// The log was opened with damage and accepts no writes.
     #[error(
         "the Raft log in {} is damaged and accepts no writes: {damage}; this node may have \
-         lost entries it acknowledged, so it must not vote: restore its directory from a \
-         backup, or remove the node from the cluster and add it back empty",
+         lost entries it acknowledged, so it must not vote: replace the node: start a new \
+         one (a new --node-id, an empty directory, --join), then CLUSTER ADDNODE it and \
+         CLUSTER REMOVENODE this one on the leader",
         .dir.display()
     )]
     Damaged {
@@ -267,8 +272,10 @@ pub struct Wal {
     /// The last file open for appending; `None` when there is no file, or damage.
     writer: Option<Writer>,
     meta: WalMeta,
-    /// When `raft.meta` was last written.
-    meta_written: Option<std::time::Instant>,
+    /// Where the commit point is saved at each commit.
+    commit_file: CommitFile,
+    /// When the commit point was last saved.
+    commit_saved: Option<std::time::Instant>,
     syncer: Arc<Syncer>,
     damage: Option<WalDamage>,
 }
@@ -296,7 +303,11 @@ impl Wal {
             let parent = fs::parent_dir(dir);
             fs::sync_dir(parent).map_err(io_error(parent))?;
         }
-        let meta = WalMeta::read(dir)?;
+        let mut meta = WalMeta::read(dir)?;
+        let commit_file = CommitFile::open(dir)?;
+        // The later of the two: `raft.meta` carries the commit point too, written with each
+        // vote and purge (and, by an older release, at each commit).
+        meta.committed = meta.committed.max_by_index(commit_file.committed());
         let scanned = recovery::scan(dir, &meta)?;
         let syncer = Syncer::start(options.durability).map_err(io_error(dir))?;
         let wal = Wal {
@@ -305,7 +316,8 @@ impl Wal {
             files: scanned.files,
             writer: scanned.writer.map(Writer::new),
             meta,
-            meta_written: None,
+            commit_file,
+            commit_saved: None,
             syncer: Arc::new(syncer),
             damage: scanned.recovery.damage.clone(),
         };
@@ -557,29 +569,29 @@ impl Wal {
         self.write_meta()
     }
 
-    /// Saves the commit point: durably before returning, or, with a
+    /// Saves the commit point in `raft.commit`: durably before returning, or, with a
     /// [`commit_save_interval`](WalOptions::commit_save_interval), once that interval has
-    /// passed since `raft.meta` was last written. From the save on, recovery treats losing an
-    /// entry up to it as damage.
+    /// passed since the last save. From the save on, recovery treats losing an entry up to it
+    /// as damage.
     pub fn save_committed(&mut self, committed: WalLogId) -> Result<(), WalError> {
         self.check_writable()?;
         if self.meta.committed == Some(committed) {
             return Ok(());
         }
         self.meta.committed = Some(committed);
-        let due = match (self.options.commit_save_interval, self.meta_written) {
-            (Some(interval), Some(written)) => written.elapsed() >= interval,
+        let due = match (self.options.commit_save_interval, self.commit_saved) {
+            (Some(interval), Some(saved)) => saved.elapsed() >= interval,
             _ => true,
         };
         if due {
-            self.write_meta()?;
+            self.commit_file.save(committed)?;
+            self.commit_saved = Some(std::time::Instant::now());
         }
         Ok(())
     }
 
     fn write_meta(&mut self) -> Result<(), WalError> {
         self.meta.write(&self.dir)?;
-        self.meta_written = Some(std::time::Instant::now());
         Ok(())
     }
 

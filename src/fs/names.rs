@@ -40,6 +40,8 @@ pub const IDEMPOTENCY_SNAPSHOT_FILE: &str = "idempotency.snapshot";
 pub const SEGMENT_EXTENSION: &str = "seg";
 /// A replicated node's vote, commit point and purge point, beside its Raft log files.
 pub const RAFT_META_FILE: &str = "raft.meta";
+/// A replicated node's commit point, written in place at each commit (two slots).
+pub const RAFT_COMMIT_FILE: &str = "raft.commit";
 /// A replicated node's last state-machine snapshot.
 pub const RAFT_SNAPSHOT_FILE: &str = "raft.snapshot";
 /// Suffix of every temporary file: a file is prepared under `<name>.tmp`, then renamed or linked

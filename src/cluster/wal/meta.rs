@@ -112,6 +112,21 @@ impl WalMeta {
     }
 }
 
+/// The later of two optional log ids, by index.
+pub trait LaterByIndex {
+    /// `self` or `other`, whichever has the higher index (a present one over an absent one).
+    fn max_by_index(self, other: Self) -> Self;
+}
+
+impl LaterByIndex for Option<WalLogId> {
+    fn max_by_index(self, other: Self) -> Self {
+        match (self, other) {
+            (Some(a), Some(b)) => Some(if b.index > a.index { b } else { a }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// Appends an optional log id: a tag byte (0 absent, 1 present), then term, leader, index.
 pub fn put_log_id(out: &mut Encoder, id: Option<WalLogId>) {
     match id {
