@@ -26,6 +26,7 @@ pub(crate) mod fault;
 pub mod names;
 #[cfg(feature = "power-loss-record")]
 pub mod power_loss;
+pub(crate) mod slot_file;
 
 #[cfg(feature = "power-loss-record")]
 use power_loss::hooks as record;

@@ -228,6 +228,21 @@ fn rand_delay_ms() -> u64 {
     u64::from(nanos % 50)
 }
 
+/// Starts replacing `lost` (killed) by a new node, which `leader` is asked to add from another
+/// thread; returns once the change is under way, at a point drawn anew each run, with the new
+/// node's id and the thread answering whether it was added.
+fn start_replacing(
+    cluster: &mut Cluster,
+    lost: u64,
+    leader: u64,
+) -> (u64, std::thread::JoinHandle<bool>) {
+    cluster.kill(lost);
+    let new = cluster.start_joining_node();
+    let adding = cluster.add_node_in_background(leader, new);
+    std::thread::sleep(Duration::from_millis(rand_delay_ms()));
+    (new, adding)
+}
+
 /// Flips one byte in the middle of the newest Raft log file of node `id` (stopped).
 fn flip_log_byte(cluster: &Cluster, id: u64) {
     let raft = cluster.dir(id).join("raft");
@@ -366,10 +381,7 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
         Fault::KillLeaderWhileAdding => {
             // The leader dies while a follower's replacement is being added: the change is
             // committed or not, and is finished (or made again) on the next leader.
-            cluster.kill(follower);
-            let new = cluster.start_joining_node();
-            let adding = cluster.add_node_in_background(leader, new);
-            std::thread::sleep(Duration::from_millis(rand_delay_ms()));
+            let (new, adding) = start_replacing(cluster, follower, leader);
             cluster.kill(leader);
             let _ = adding.join();
             std::thread::sleep(Duration::from_millis(1000));
@@ -380,10 +392,7 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
             // The leader is cut off from the other nodes while it adds a follower's
             // replacement: it cannot commit the change; the majority side elects a new leader,
             // which finishes it (or makes it again) once the partition heals.
-            cluster.kill(follower);
-            let new = cluster.start_joining_node();
-            let adding = cluster.add_node_in_background(leader, new);
-            std::thread::sleep(Duration::from_millis(rand_delay_ms()));
+            let (new, adding) = start_replacing(cluster, follower, leader);
             if Cluster::can_partition() {
                 cluster.isolate(leader);
                 std::thread::sleep(Duration::from_millis(2500));
@@ -400,10 +409,7 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
         Fault::KillNodeBeingAdded => {
             // The new node dies while it catches up: it stays a learner (the voters do not
             // count it), restarts, and is then added.
-            cluster.kill(follower);
-            let new = cluster.start_joining_node();
-            let adding = cluster.add_node_in_background(leader, new);
-            std::thread::sleep(Duration::from_millis(rand_delay_ms()));
+            let (new, adding) = start_replacing(cluster, follower, leader);
             cluster.kill(new);
             let _ = adding.join();
             cluster.restart(new);

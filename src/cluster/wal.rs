@@ -584,7 +584,7 @@ impl Wal {
             _ => true,
         };
         if due {
-            self.commit_file.save(committed)?;
+            self.commit_file.save(committed, &self.dir)?;
             self.commit_saved = Some(std::time::Instant::now());
         }
         Ok(())

@@ -6,24 +6,21 @@
 //! store knows which commands it already holds, and the clock the next command is applied with
 //! continues from where the last one left it, the same on every replica.
 //!
-//! The file `DIR/replication.mark` holds two slots of 32 bytes; each write goes to the slot
-//! that does not hold the newest mark, so a torn write leaves the other slot whole. A slot is
-//! `b"WRMK"`, the CRC-32 (IEEE) of the 24 bytes that follow, then little-endian `sequence`,
-//! `index` and `time_ms`; the valid slot with the highest sequence is the mark. A missing file,
+//! The file `DIR/replication.mark` is a slot file (`crate::fs::slot_file`) of magic `WRMK`
+//! whose value is the little-endian `index` and `time_ms`: two slots of 32 bytes. A missing file,
 //! or one with no valid slot, is a store that never applied a replicated command.
 //!
-//! Durability: the file's name is made durable (directory fsync) when it is created;
+//! Durability: the file is created durably (zeroed, synced, its directory synced);
 //! [`MarkFile::write`] only writes; [`MarkFile::sync`] (fdatasync) makes the write durable.
 //!
 //! [`Store::transaction_marked`]: crate::Store::transaction_marked
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::fs;
+use crate::fs::slot_file::{SlotFile, word};
 
-const SLOT_MAGIC: [u8; 4] = *b"WRMK";
-const SLOT_BYTES: usize = 32;
+const MAGIC: [u8; 4] = *b"WRMK";
+const VALUE_BYTES: usize = 16;
 
 /// The position of the last replicated command a store applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,36 +34,24 @@ pub struct ReplicationMark {
 /// The open mark file.
 #[derive(Debug)]
 pub(crate) struct MarkFile {
-    file: File,
-    path: PathBuf,
-    /// The sequence number of the newest slot; 0 when neither slot is valid.
-    sequence: u64,
+    slots: SlotFile,
     mark: Option<ReplicationMark>,
 }
 
 impl MarkFile {
-    /// Opens (or creates) the mark file in `dir` and reads the mark it holds.
+    /// Opens (or creates) the mark file in `dir` and reads the mark it holds. The name must
+    /// outlive a power loss: without the file, the store would look as if it never applied a
+    /// command, and apply every one again.
     pub(crate) fn open(dir: &Path) -> std::io::Result<MarkFile> {
-        let path = dir.join(crate::names::REPLICATION_MARK_FILE);
-        let created = !path.exists();
-        let file = fs::open_or_create(&path)?;
-        if created {
-            // The name must outlive a power loss: without the file, the store would look as if
-            // it never applied a command, and apply every one again.
-            fs::sync_dir(dir)?;
-        }
-        let bytes = std::fs::read(&path)?;
-        let newest = bytes
-            .chunks_exact(SLOT_BYTES)
-            .take(2)
-            .filter_map(decode_slot)
-            .max_by_key(|(sequence, _)| *sequence);
-        Ok(MarkFile {
-            file,
-            path,
-            sequence: newest.map_or(0, |(sequence, _)| sequence),
-            mark: newest.map(|(_, mark)| mark),
-        })
+        let (slots, value) =
+            SlotFile::open(dir, crate::names::REPLICATION_MARK_FILE, MAGIC, VALUE_BYTES)?;
+        let mark = value.and_then(|value| {
+            Some(ReplicationMark {
+                index: word(&value, 0)?,
+                time_ms: word(&value, 8)?,
+            })
+        });
+        Ok(MarkFile { slots, mark })
     }
 
     /// The mark the file holds now.
@@ -79,20 +64,12 @@ impl MarkFile {
     pub(crate) fn write(&mut self, mark: Option<ReplicationMark>) -> std::io::Result<()> {
         match mark {
             Some(mark) => {
-                let sequence = self.sequence + 1;
-                let slot = (sequence % 2) as usize * SLOT_BYTES;
-                fs::write_all_at(
-                    &self.file,
-                    &self.path,
-                    &encode_slot(sequence, mark),
-                    slot as u64,
-                )?;
-                self.sequence = sequence;
+                let mut value = [0; VALUE_BYTES];
+                value[..8].copy_from_slice(&mark.index.to_le_bytes());
+                value[8..].copy_from_slice(&mark.time_ms.to_le_bytes());
+                self.slots.save(&value)?;
             }
-            None => {
-                fs::write_all_at(&self.file, &self.path, &[0; 2 * SLOT_BYTES], 0)?;
-                self.sequence = 0;
-            }
+            None => self.slots.clear()?,
         }
         self.mark = mark;
         Ok(())
@@ -100,32 +77,8 @@ impl MarkFile {
 
     /// Makes the last write durable.
     pub(crate) fn sync(&self) -> std::io::Result<()> {
-        fs::sync_data(&self.file, &self.path)
+        self.slots.sync()
     }
-}
-
-fn encode_slot(sequence: u64, mark: ReplicationMark) -> [u8; SLOT_BYTES] {
-    let mut slot = [0; SLOT_BYTES];
-    slot[..4].copy_from_slice(&SLOT_MAGIC);
-    slot[8..16].copy_from_slice(&sequence.to_le_bytes());
-    slot[16..24].copy_from_slice(&mark.index.to_le_bytes());
-    slot[24..32].copy_from_slice(&mark.time_ms.to_le_bytes());
-    let crc = crc32fast::hash(&slot[8..]);
-    slot[4..8].copy_from_slice(&crc.to_le_bytes());
-    slot
-}
-
-fn decode_slot(slot: &[u8]) -> Option<(u64, ReplicationMark)> {
-    let word = |at: usize| u64::from_le_bytes(slot[at..at + 8].try_into().unwrap_or([0; 8]));
-    let crc = u32::from_le_bytes(slot[4..8].try_into().ok()?);
-    if slot[..4] != SLOT_MAGIC || crc != crc32fast::hash(&slot[8..SLOT_BYTES]) {
-        return None;
-    }
-    let mark = ReplicationMark {
-        index: word(16),
-        time_ms: word(24),
-    };
-    Some((word(8), mark))
 }
 
 #[cfg(test)]
