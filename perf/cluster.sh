@@ -4,6 +4,7 @@
 # R3 (three nats-server processes on 127.0.21.1-3), all with data under /tmp.
 #
 #   perf/cluster.sh                      # every measurement: publish serial consume failover catchup
+#                                        #   replace
 #   perf/cluster.sh publish consume      # some of them; also: diagnose (needs perf), nats,
 #                                        # nats_consume
 #   RUNS=5 N=500000 perf/cluster.sh      # sizes: RUNS (3), N (200000), BACKLOG (200000),

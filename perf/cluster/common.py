@@ -203,6 +203,23 @@ class Weir:
                 raise RuntimeError("node %d does not answer" % i)
             time.sleep(0.02)
 
+    def start_joining_node(self, ip):
+        """Starts node len(ips) + 1 on `ip` with --join (it waits for CLUSTER ADDNODE); its id."""
+        i = len(self.ips) + 1
+        self.ips = self.ips + [ip]
+        cmd = [server_bin(), "--dir", "%s/w%d" % (self.root, i), "--bind", ip,
+               "--port", str(WEIR_PORT), "--fsync", self.fsync, "--cluster-port", str(WEIR_BUS),
+               "--join", "--node-id", str(i),
+               "--cluster-secret-file", os.path.join(self.root, "secret")]
+        log = open("%s/w%d.log" % (self.root, i), "ab")
+        self.procs[i] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while try_call(ip, "PING", timeout=0.2) != "PONG":
+            if self.procs[i].poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("node %d does not answer: see %s/w%d.log" % (i, self.root, i))
+            time.sleep(0.02)
+        return i
+
     def start(self):
         for i in range(1, len(self.ips) + 1):
             self.start_node(i)

@@ -5,8 +5,9 @@ and against NATS JetStream R3. Run through perf/cluster.sh, which builds the ser
     python3 perf/cluster/run.py [STEP ...]
 
 Steps: publish (XADD -P 16 and -P 1, with NATS R3 beside -P 16 when nats-server is on the
-PATH), serial, consume (with NATS R3), failover, catchup (the default: all five), and diagnose
-(system calls per entry and idle CPU; needs perf), nats, nats_consume (NATS alone).
+PATH), serial, consume (with NATS R3), failover, catchup, replace (a new node added with CLUSTER
+ADDNODE after CATCHUP writes; the default: all six), and diagnose (system calls per entry and
+idle CPU; needs perf), nats, nats_consume (NATS alone).
 
 Every measurement appends rows to perf/cluster-results.csv (OUT=... to change) and the end
 prints the table of medians. RUNS (3), N (200000), BACKLOG (200000), SERIAL (5000),
@@ -24,8 +25,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (VALUE, WEIR_IPS, Conn, Meter, Nats, RespError, Weir,  # noqa: E402
-                    decode, try_call)
+from common import (VALUE, WEIR_BUS, WEIR_IPS, WEIR_PORT, Conn, Meter, Nats,  # noqa: E402
+                    RespError, Weir, decode, try_call)
 
 RUNS = int(os.environ.get("RUNS", "3"))
 N = int(os.environ.get("N", "200000"))
@@ -35,6 +36,8 @@ BACKLOG_R3 = int(os.environ.get("BACKLOG_R3", BACKLOG))
 SERIAL = int(os.environ.get("SERIAL", "5000"))
 SERIAL_R3 = int(os.environ.get("SERIAL_R3", SERIAL))
 CATCHUP = int(os.environ.get("CATCHUP", "1000000"))
+# Where `replace` starts the node it adds.
+NEW_NODE_IP = "127.0.20.4"
 FAILOVERS = int(os.environ.get("FAILOVERS", "5"))
 OUT = os.environ.get("OUT", "perf/cluster-results.csv")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -350,6 +353,49 @@ def catchup():
             w.stop()
 
 
+def replace():
+    """A new node (--join) added with CLUSTER ADDNODE after CATCHUP writes: the time the command
+    takes (the node replays the whole log as a learner, then becomes a voter), and the new
+    node's CPU per entry; then the follower it replaces is removed."""
+    for run in range(1, RUNS + 1):
+        w = Weir(cluster=True).start()
+        try:
+            lead = w.leader()
+            ip = WEIR_IPS[lead - 1]
+            redis_benchmark(ip, CATCHUP, 50, 16)
+            total = w.xlen(lead)
+            new = w.start_joining_node(NEW_NODE_IP)
+            from common import cpu_us
+            c0 = cpu_us(w.procs[new].pid)
+            admin = Conn(ip, timeout=900)
+            t0 = time.monotonic()
+            answer = admin.call("CLUSTER", "ADDNODE", str(new),
+                                "%s:%d@%d" % (NEW_NODE_IP, WEIR_PORT, WEIR_BUS),
+                                "TIMEOUT", "600000")
+            t1 = time.monotonic()
+            if decode(answer) != "OK":
+                print("  ! CLUSTER ADDNODE answered %r" % (answer,), flush=True)
+            record("replace", "weir-r3", run, "entries", total)
+            record("replace", "weir-r3", run, "addnode_s", t1 - t0)
+            # The voter may still be applying the last entries it received.
+            while w.xlen(new) != total and time.monotonic() - t1 < 60:
+                time.sleep(0.01)
+            applied = time.monotonic() - t0
+            record("replace", "weir-r3", run, "addnode_to_applied_s", applied)
+            record("replace", "weir-r3", run, "entries_applied_per_s", total / applied)
+            record("replace", "weir-r3", run, "new_node_cpu_us_per_entry",
+                   (cpu_us(w.procs[new].pid) - c0) / total)
+            if w.xlen(new) != total:
+                print("  ! the new node holds %s of %s" % (w.xlen(new), total), flush=True)
+            gone = w.followers()[0]
+            t2 = time.monotonic()
+            admin.call("CLUSTER", "REMOVENODE", str(gone))
+            record("replace", "weir-r3", run, "removenode_s", time.monotonic() - t2)
+            admin.close()
+        finally:
+            w.stop()
+
+
 # --- what bounds the cluster: system calls per entry, and a pipeline on one connection -------
 
 
@@ -411,7 +457,7 @@ def diagnose():
 
 
 def main():
-    steps = sys.argv[1:] or ["publish", "serial", "consume", "failover", "catchup"]
+    steps = sys.argv[1:] or ["publish", "serial", "consume", "failover", "catchup", "replace"]
     for step in steps:
         print("== %s" % step, flush=True)
         globals()[step]()

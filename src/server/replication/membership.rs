@@ -15,8 +15,9 @@ use crate::cluster::types::{NodeAddr, NodeId};
 use super::node::Replication;
 
 /// How far (in entries) a learner's log may trail the leader's for it to count as caught up: a
-/// few batches, which it receives in the time a membership change takes to commit.
-const CAUGHT_UP_LAG: u64 = 1_000;
+/// few batches, which it receives in the time a membership change takes to commit. An entry
+/// carries up to a batch of commands (hundreds under load), so this is entries, not commands.
+const CAUGHT_UP_LAG: u64 = 16;
 
 /// Why a membership change was not made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
