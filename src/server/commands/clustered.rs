@@ -239,12 +239,8 @@ fn refusal(replication: &Replication, error: ProposeError, slot: Option<u16>) ->
     match error {
         // A node that has just lost the lead may still name itself: no one is known to lead.
         ProposeError::NotLeader(Some(leader)) if leader == replication.node_id() => cluster_down(),
-        ProposeError::NotLeader(Some(leader)) => match replication.client_addr(leader) {
-            Some(addr) => {
-                let (ip, port) = addr.rsplit_once(':').unwrap_or((&addr, "0"));
-                let ip = ip.trim_start_matches('[').trim_end_matches(']');
-                moved(slot.unwrap_or(0), ip, port.parse().unwrap_or(0))
-            }
+        ProposeError::NotLeader(Some(leader)) => match replication.client_endpoint(leader) {
+            Some((ip, port)) => moved(slot.unwrap_or(0), &ip, port),
             None => cluster_down(),
         },
         ProposeError::NotLeader(None) => cluster_down(),

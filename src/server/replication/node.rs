@@ -187,6 +187,11 @@ impl Replication {
         node.map(|addr| addr.client.clone())
     }
 
+    /// Node `id`'s client host (without brackets) and port, as `-MOVED` names them.
+    pub(crate) fn client_endpoint(&self, id: NodeId) -> Option<(String, u16)> {
+        self.client_addr(id).map(|addr| split_host_port(&addr))
+    }
+
     /// Replicates `proposal` and answers, once it is committed (durable on a majority) and
     /// applied here, what applying it answered, with the index of its entry. Concurrent
     /// proposals share entries (see `batcher`).
