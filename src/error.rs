@@ -45,6 +45,15 @@ pub enum StoreError {
         "data directory {0} is in use by another process: stop it, or choose another directory"
     )]
     Locked(PathBuf),
+    /// A store snapshot is damaged, cut short, or names a file outside a store: nothing of it
+    /// was installed.
+    #[error(
+        "the store snapshot is damaged ({detail}); it was not installed and the store is unchanged: send or build the snapshot again"
+    )]
+    BadSnapshot {
+        /// What is wrong with it.
+        detail: String,
+    },
     /// A stream directory has no readable name.
     #[error("stream directory {path} is damaged: {detail}")]
     BadStreamDir {
@@ -203,6 +212,7 @@ impl StoreError {
             | StoreError::Io { .. }
             | StoreError::Locked(_)
             | StoreError::BadStreamDir { .. }
+            | StoreError::BadSnapshot { .. }
             | StoreError::Closed
             | StoreError::Undo(_)
             | StoreError::BadTransactionJournal { .. } => true,

@@ -33,6 +33,8 @@ mod fault_tests;
 mod machine_crash;
 mod progress;
 mod replication_mark;
+mod snapshot;
+mod snapshot_archive;
 mod transaction;
 #[cfg(test)]
 mod transaction_tests;
@@ -40,6 +42,7 @@ mod transaction_tests;
 use progress::ProgressReporter;
 pub use progress::{ProgressHook, RECOVERY_PROGRESS_INTERVAL_MS, RecoveryProgress};
 pub use replication_mark::ReplicationMark;
+pub use snapshot::{INSTALLING_DIR, REPLACED_STREAMS_DIR, SnapshotSummary};
 use transaction::Transactions;
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);

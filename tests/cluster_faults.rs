@@ -582,12 +582,17 @@ fn run_schedule(net: u8, fault: Fault, round: usize) {
         history.errors
     );
     check(&cluster, &history, fault);
+    let logs: Vec<String> = cluster.nodes.iter().map(|node| node.log_text()).collect();
+    let count =
+        |message: &str| -> usize { logs.iter().map(|log| log.matches(message).count()).sum() };
     println!(
-        "{fault:?}: {} appends acknowledged, {} delivered, {} acknowledged by consumers, {} client errors",
+        "{fault:?}: {} appends acknowledged, {} delivered, {} acknowledged by consumers, {} client errors, {} snapshots written, {} installed",
         history.appended.len(),
         history.delivered.len(),
         history.acknowledged.len(),
-        history.errors.len()
+        history.errors.len(),
+        count("wrote a snapshot of the store"),
+        count("installed a snapshot of the store"),
     );
 }
 

@@ -86,6 +86,12 @@ class Meter:
         return self
 
 
+def snapshot_args():
+    """--snapshot-entries from SNAPSHOT_ENTRIES, if set (else the server's default)."""
+    entries = os.environ.get("SNAPSHOT_ENTRIES")
+    return ["--snapshot-entries", entries] if entries else []
+
+
 # --- a small Redis-protocol client -----------------------------------------------------------
 
 
@@ -193,6 +199,7 @@ class Weir:
                              for n, h in enumerate(self.ips))
             cmd += ["--cluster-port", str(WEIR_BUS), "--peers", peers, "--node-id", str(i),
                     "--cluster-secret-file", os.path.join(self.root, "secret")]
+            cmd += snapshot_args()
         log = open("%s/w%d.log" % (self.root, i), "ab")
         self.procs[i] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -210,7 +217,7 @@ class Weir:
         cmd = [server_bin(), "--dir", "%s/w%d" % (self.root, i), "--bind", ip,
                "--port", str(WEIR_PORT), "--fsync", self.fsync, "--cluster-port", str(WEIR_BUS),
                "--join", "--node-id", str(i),
-               "--cluster-secret-file", os.path.join(self.root, "secret")]
+               "--cluster-secret-file", os.path.join(self.root, "secret")] + snapshot_args()
         log = open("%s/w%d.log" % (self.root, i), "ab")
         self.procs[i] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

@@ -99,6 +99,12 @@ struct ClusterArgs {
     /// A file holding the cluster secret (its bytes, with any trailing newline removed).
     #[arg(long)]
     cluster_secret_file: Option<PathBuf>,
+    /// Raft entries applied between two snapshots of the node's store, after which its Raft
+    /// log is purged but for the entries just below the snapshot (as many as this interval, at
+    /// most 10,000); a node that falls further behind is sent the leader's snapshot. 0: no
+    /// snapshots, the whole log is kept.
+    #[arg(long, default_value_t = weir::server::DEFAULT_SNAPSHOT_ENTRIES)]
+    snapshot_entries: u64,
 }
 
 impl ClusterArgs {
@@ -147,6 +153,7 @@ impl ClusterArgs {
             join: self.join,
             bus_port,
             secret,
+            snapshot_entries: self.snapshot_entries,
         }))
     }
 }

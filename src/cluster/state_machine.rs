@@ -9,11 +9,12 @@
 //! applies again the committed entries after the last snapshot, and the adapter hands the store
 //! only those above the store's own applied index, so no command takes effect twice.
 
+mod snapshot_data;
 mod snapshot_file;
 #[cfg(test)]
 pub(crate) mod test_counter;
 
-use std::io::Cursor;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,8 +24,13 @@ use openraft::{
 };
 use parking_lot::Mutex;
 
+use crate::fs;
 use crate::journal::JournalError;
+use crate::names::{
+    RAFT_SNAPSHOT_BUILDING_FILE, RAFT_SNAPSHOT_RECEIVING_FILE, raft_snapshot_data_sequence,
+};
 
+pub use snapshot_data::SnapshotData;
 pub use snapshot_file::{RAFT_SNAPSHOT_KIND, StoredSnapshot};
 
 use super::types::{
@@ -48,12 +54,15 @@ pub trait Replicated: Send + Sync + 'static {
     /// alone (each command carries the time to use), so every node computes the same.
     fn apply(&self, commands: &[(u64, Command)]) -> Result<Vec<Reply>, Self::Error>;
 
-    /// The whole state, encoded, with its applied index inside.
-    fn snapshot(&self) -> Result<Vec<u8>, Self::Error>;
+    /// Writes the whole state, with its applied index inside, into `out`. No command is
+    /// applied meanwhile.
+    fn snapshot(&self, out: &mut dyn Write) -> Result<(), Self::Error>;
 
-    /// Replaces the whole state with one that [`snapshot`](Self::snapshot) encoded (on this node
-    /// or another), its applied index included.
-    fn install(&self, state: &[u8]) -> Result<(), Self::Error>;
+    /// Replaces the whole state with the one [`snapshot`](Self::snapshot) wrote (on this node or
+    /// another) into the file `data`, its applied index included. A state that fails to
+    /// install must be left as it was, or so that [`applied`](Self::applied) is below the
+    /// snapshot's index, so that the next open installs it again.
+    fn install(&self, data: &Path) -> Result<(), Self::Error>;
 }
 
 /// What Raft knows of the state machine besides the state.
@@ -64,6 +73,16 @@ struct Applied {
     snapshot: Option<StoredSnapshot>,
     /// Snapshots built by this process, for their ids.
     built: u64,
+    /// The number the next snapshot data file gets.
+    next_data: u64,
+}
+
+impl Applied {
+    fn take_data_number(&mut self) -> u64 {
+        let number = self.next_data;
+        self.next_data += 1;
+        number
+    }
 }
 
 /// openraft's state machine over a [`Replicated`] state.
@@ -80,6 +99,17 @@ pub enum StateMachineError {
     /// The snapshot file could not be read or written.
     #[error(transparent)]
     Snapshot(#[from] JournalError),
+    /// A snapshot data file could not be found, read or removed.
+    #[error("{op} {}: {source}; the node cannot serve its snapshot: check the disk", .path.display())]
+    Io {
+        /// The call, as a verb.
+        op: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
     /// The state failed to report or restore itself.
     #[error("the replicated state failed while opening beside {}: {source}", .dir.display())]
     State {
@@ -91,23 +121,39 @@ pub enum StateMachineError {
     },
 }
 
+fn io_error(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StateMachineError {
+    let path = path.to_path_buf();
+    move |source| StateMachineError::Io { op, path, source }
+}
+
 impl<S: Replicated> StateMachine<S> {
     /// Opens the state machine whose snapshot file lives in `dir`, over `state`. A state behind
     /// the last snapshot (it lost writes the snapshot holds) is restored from the snapshot.
+    /// Data files of older snapshots, and snapshots a crash interrupted, are removed.
     pub fn open(dir: &Path, state: Arc<S>) -> Result<StateMachine<S>, StateMachineError> {
         let failed = |source: S::Error| StateMachineError::State {
             dir: dir.to_path_buf(),
             source: Box::new(source),
         };
         let snapshot = StoredSnapshot::read(dir)?;
-        let mut applied = Applied::default();
+        remove_stale_snapshot_files(dir, snapshot.as_ref().map(|snapshot| snapshot.data))
+            .map_err(io_error("remove stale snapshot files in", dir))?;
+        let mut applied = Applied {
+            next_data: 1,
+            ..Applied::default()
+        };
         if let Some(snapshot) = snapshot {
+            let data = snapshot.data_path(dir);
+            if !data.exists() {
+                return Err(io_error("open", &data)(std::io::ErrorKind::NotFound.into()));
+            }
             let covered = snapshot.meta.last_log_id.map(|id| id.index);
             if state.applied().map_err(failed)? < covered {
-                state.install(&snapshot.state).map_err(failed)?;
+                state.install(&data).map_err(failed)?;
             }
             applied.last = snapshot.meta.last_log_id;
             applied.membership = snapshot.meta.last_membership.clone();
+            applied.next_data = snapshot.data + 1;
             applied.snapshot = Some(snapshot);
         }
         Ok(StateMachine {
@@ -116,6 +162,47 @@ impl<S: Replicated> StateMachine<S> {
             applied: Arc::new(Mutex::new(applied)),
         })
     }
+}
+
+/// Bytes a state's snapshot is gathered into before each write into the data file.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Removes every snapshot data file but number `keep`, and the files of snapshots being built
+/// or received.
+fn remove_stale_snapshot_files(dir: &Path, keep: Option<u64>) -> std::io::Result<()> {
+    for item in std::fs::read_dir(dir)? {
+        let item = item?;
+        let name = item.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        let stale = match raft_snapshot_data_sequence(name) {
+            Some(number) => Some(number) != keep,
+            None => name == RAFT_SNAPSHOT_BUILDING_FILE || name == RAFT_SNAPSHOT_RECEIVING_FILE,
+        };
+        if stale {
+            fs::remove_file(&item.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `from` the snapshot data file number `data` in `dir`, durably; answers its path and
+/// length.
+fn place_data_file(dir: &Path, from: &Path, data: u64) -> std::io::Result<(PathBuf, u64)> {
+    let to = dir.join(crate::names::raft_snapshot_data_name(data));
+    fs::rename(from, &to)?;
+    fs::sync_dir(dir)?;
+    let len = std::fs::metadata(&to)?.len();
+    Ok((to, len))
+}
+
+/// Opens a snapshot's data file for openraft to send.
+fn open_data(dir: &Path, stored: &StoredSnapshot) -> std::io::Result<Snapshot<TypeConfig>> {
+    Ok(Snapshot {
+        meta: stored.meta.clone(),
+        snapshot: Box::new(SnapshotData::open(&stored.data_path(dir))?),
+    })
 }
 
 /// Builds a snapshot of the state as it is when [`build_snapshot`] runs.
@@ -136,18 +223,23 @@ fn snapshot_error<E: std::error::Error + 'static>(error: &E) -> StorageError {
     StorageIOError::write_snapshot(None, AnyError::new(error)).into()
 }
 
-fn as_snapshot(stored: &StoredSnapshot) -> Snapshot<TypeConfig> {
-    Snapshot {
-        meta: stored.meta.clone(),
-        snapshot: Box::new(Cursor::new(stored.state.clone())),
-    }
-}
-
 impl<S: Replicated> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        // Held while the state is read, so that no apply slips between it and `last`.
+        // Held while the state is written, so that no apply slips between it and `last`.
         let mut applied = self.applied.lock();
-        let state = self.state.snapshot().map_err(|error| state_error(&error))?;
+        let building = self.dir.join(RAFT_SNAPSHOT_BUILDING_FILE);
+        let data = SnapshotData::create(&building).map_err(|error| snapshot_error(&error))?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, data);
+        self.state
+            .snapshot(&mut out)
+            .map_err(|error| state_error(&error))?;
+        let written = out
+            .into_inner()
+            .map_err(|error| snapshot_error(error.error()))?;
+        written.sync().map_err(|error| snapshot_error(&error))?;
+        let data = applied.take_data_number();
+        let (_, data_len) =
+            place_data_file(&self.dir, &building, data).map_err(|error| snapshot_error(&error))?;
         applied.built += 1;
         let snapshot_id = match applied.last {
             Some(last) => format!("{}-{}-{}", last.leader_id.term, last.index, applied.built),
@@ -159,14 +251,25 @@ impl<S: Replicated> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> {
                 last_membership: applied.membership.clone(),
                 snapshot_id,
             },
-            state,
+            data,
+            data_len,
         };
+        // The data file is durable before the file naming it is replaced.
         stored
             .write(&self.dir)
             .map_err(|error| snapshot_error(&error))?;
-        let snapshot = as_snapshot(&stored);
-        applied.snapshot = Some(stored);
-        Ok(snapshot)
+        applied.snapshot = Some(stored.clone());
+        drop(applied);
+        remove_older_data(&self.dir, data);
+        open_data(&self.dir, &stored).map_err(|error| snapshot_error(&error))
+    }
+}
+
+/// Removes the data files of snapshots older than number `current`: a failure only leaves a
+/// file that the next open removes.
+fn remove_older_data(dir: &Path, current: u64) {
+    if let Err(error) = remove_stale_snapshot_files(dir, Some(current)) {
+        tracing::warn!(dir = %dir.display(), %error, "could not remove an old snapshot's files; the next start removes them");
     }
 }
 
@@ -239,34 +342,49 @@ impl<S: Replicated> RaftStateMachine<TypeConfig> for StateMachine<S> {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
+        let receiving = self.dir.join(RAFT_SNAPSHOT_RECEIVING_FILE);
+        SnapshotData::create(&receiving)
+            .map(Box::new)
+            .map_err(|error| snapshot_error(&error))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, NodeAddr>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<SnapshotData>,
     ) -> Result<(), StorageError> {
+        let failed = |error: &dyn std::error::Error| -> StorageError {
+            StorageIOError::write_snapshot(Some(meta.signature()), AnyError::error(error)).into()
+        };
+        snapshot.sync().map_err(|error| failed(&error))?;
+        let mut applied = self.applied.lock();
+        let data = applied.take_data_number();
+        let (data_path, data_len) =
+            place_data_file(&self.dir, snapshot.path(), data).map_err(|error| failed(&error))?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
-            state: snapshot.into_inner(),
+            data,
+            data_len,
         };
-        let mut applied = self.applied.lock();
         // The file first: if the state's install fails, reopening restores the state from it.
-        stored
-            .write(&self.dir)
-            .map_err(|error| snapshot_error(&error))?;
+        stored.write(&self.dir).map_err(|error| failed(&error))?;
         self.state
-            .install(&stored.state)
+            .install(&data_path)
             .map_err(|error| state_error(&error))?;
         applied.last = meta.last_log_id;
         applied.membership = meta.last_membership.clone();
         applied.snapshot = Some(stored);
+        drop(applied);
+        remove_older_data(&self.dir, data);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        Ok(self.applied.lock().snapshot.as_ref().map(as_snapshot))
+        let stored = self.applied.lock().snapshot.clone();
+        stored
+            .map(|stored| open_data(&self.dir, &stored))
+            .transpose()
+            .map_err(|error| snapshot_error(&error))
     }
 }

@@ -6,7 +6,6 @@
 
 use std::any::Any;
 use std::fmt;
-use std::io::Cursor;
 
 use bytes::Bytes;
 
@@ -81,7 +80,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = NodeAddr,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = super::state_machine::SnapshotData,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -44,6 +44,12 @@ pub const RAFT_META_FILE: &str = "raft.meta";
 pub const RAFT_COMMIT_FILE: &str = "raft.commit";
 /// A replicated node's last state-machine snapshot.
 pub const RAFT_SNAPSHOT_FILE: &str = "raft.snapshot";
+/// A replicated node's snapshot being built, before it becomes a snapshot data file.
+pub const RAFT_SNAPSHOT_BUILDING_FILE: &str = "snapshot.building";
+/// A replicated node's snapshot being received from its leader.
+pub const RAFT_SNAPSHOT_RECEIVING_FILE: &str = "snapshot.receiving";
+const RAFT_SNAPSHOT_DATA_PREFIX: &str = "snapshot.";
+const RAFT_SNAPSHOT_DATA_SUFFIX: &str = ".data";
 /// Suffix of every temporary file: a file is prepared under `<name>.tmp`, then renamed or linked
 /// to `<name>` once complete.
 pub const TMP_SUFFIX: &str = ".tmp";
@@ -94,6 +100,23 @@ pub fn raft_log_first_index(file_name: &str) -> Option<u64> {
     let digits = file_name
         .strip_prefix(RAFT_LOG_PREFIX)?
         .strip_suffix(RAFT_LOG_SUFFIX)?;
+    if digits.len() != NUMBER_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// File name of a replicated node's snapshot data file number `sequence`.
+pub fn raft_snapshot_data_name(sequence: u64) -> String {
+    format!("{RAFT_SNAPSHOT_DATA_PREFIX}{sequence:020}{RAFT_SNAPSHOT_DATA_SUFFIX}")
+}
+
+/// The number of a snapshot data file name: `snapshot.`, exactly 20 decimal digits, then
+/// `.data`; `None` for any other name.
+pub fn raft_snapshot_data_sequence(file_name: &str) -> Option<u64> {
+    let digits = file_name
+        .strip_prefix(RAFT_SNAPSHOT_DATA_PREFIX)?
+        .strip_suffix(RAFT_SNAPSHOT_DATA_SUFFIX)?;
     if digits.len() != NUMBER_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -241,6 +264,16 @@ mod tests {
         assert_eq!(raft_log_first_index(&format!("{name}.tmp")), None);
         assert_eq!(raft_log_first_index("raft.7.wal"), None);
         assert_eq!(raft_log_first_index(RAFT_META_FILE), None);
+        let data = raft_snapshot_data_name(3);
+        assert_eq!(data, "snapshot.00000000000000000003.data");
+        assert_eq!(raft_snapshot_data_sequence(&data), Some(3));
+        for other in [
+            RAFT_SNAPSHOT_BUILDING_FILE,
+            RAFT_SNAPSHOT_RECEIVING_FILE,
+            "snapshot.3.data",
+        ] {
+            assert_eq!(raft_snapshot_data_sequence(other), None);
+        }
     }
 
     #[test]

@@ -16,7 +16,10 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 #[cfg(feature = "cluster")]
-pub use cluster::{BUS_PORT_OFFSET, ClusterConfig, PeerAddr, parse_peers};
+pub use cluster::{
+    BUS_PORT_OFFSET, ClusterConfig, DEFAULT_SNAPSHOT_ENTRIES, LOG_KEPT_AFTER_SNAPSHOT, PeerAddr,
+    parse_peers,
+};
 pub use file::ConfigFileError;
 pub use rewrite::rewrite;
 

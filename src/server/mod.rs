@@ -37,7 +37,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::repeated::RepeatLimiter;
 
 #[cfg(feature = "cluster")]
-pub use config::{BUS_PORT_OFFSET, ClusterConfig, PeerAddr, parse_peers};
+pub use config::{
+    BUS_PORT_OFFSET, ClusterConfig, DEFAULT_SNAPSHOT_ENTRIES, LOG_KEPT_AFTER_SNAPSHOT, PeerAddr,
+    parse_peers,
+};
 pub use config::{
     ConfigFileError, FsyncPolicy, IgnoredDirective, ServerConfig, parse_maxclients, resolve_bind,
 };

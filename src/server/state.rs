@@ -228,6 +228,28 @@ impl Server {
         Ok(())
     }
 
+    /// Closes the store, lets `replace` change its directory's content, and opens it again: how
+    /// a replicated node installs a snapshot of its leader's store. No command runs meanwhile
+    /// (the exec lock is held exclusively); the store is opened again even when `replace`
+    /// failed, so that the node keeps the state it had.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn replace_store<T>(
+        &self,
+        replace: impl FnOnce(&std::path::Path) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _exclusive = self.exec_lock.write();
+        let mut slot = self.store.write();
+        close_store_when_unshared(slot.take())?;
+        let dir = self.config.read().dir.clone();
+        let replaced = replace(&dir);
+        let store = open_store(&self.config.read(), self.replicated_clock.as_ref())?;
+        *self.recovery.write() = store.recovery().clone();
+        *slot = Some(Arc::new(store));
+        drop(slot);
+        self.blocked_readers.wake_all();
+        replaced
+    }
+
     /// Closes the store cleanly (at shutdown); later commands get `Closed`.
     pub fn close(&self) -> Result<(), StoreError> {
         let store = self.store.write().take();
@@ -405,6 +427,33 @@ impl Drop for KeyWatch<'_> {
 
 /// Closes a store cleanly if nothing else holds it; otherwise flushes it (the last holder's drop
 /// then releases the directory, and the next open recovers without data loss).
+/// How long a store being replaced waits for the commands still holding it (outside the exec
+/// lock: replies being written, `INFO`) to let it go.
+#[cfg(feature = "cluster")]
+const UNSHARED_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Closes the store cleanly once nothing else holds it, so that its directory is unlocked.
+#[cfg(feature = "cluster")]
+fn close_store_when_unshared(store: Option<Arc<Store>>) -> Result<(), StoreError> {
+    let Some(mut store) = store else {
+        return Ok(());
+    };
+    let deadline = Instant::now() + UNSHARED_WAIT;
+    loop {
+        match Arc::try_unwrap(store) {
+            Ok(store) => return store.close(),
+            Err(shared) if Instant::now() < deadline => {
+                store = shared;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Err(shared) => {
+                shared.flush()?;
+                return Err(StoreError::Locked(shared.dir().to_path_buf()));
+            }
+        }
+    }
+}
+
 fn close_store(store: Option<Arc<Store>>) -> Result<(), StoreError> {
     match store.map(Arc::try_unwrap) {
         Some(Ok(store)) => store.close(),

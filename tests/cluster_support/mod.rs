@@ -19,6 +19,17 @@ pub const ELECTION_TIMEOUT: Duration = Duration::from_secs(20);
 /// Read and write timeout of every client connection.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 const SECRET: &str = "a test cluster secret, 32 bytes.";
+/// Raft entries between two snapshots of a node's store, unless `WEIR_CLUSTER_SNAPSHOT_ENTRIES`
+/// says otherwise: few enough that every test's nodes snapshot, purge their logs and send
+/// snapshots to nodes that fell behind, whatever fault the test injects.
+const SNAPSHOT_ENTRIES: u64 = 200;
+
+fn snapshot_entries() -> u64 {
+    std::env::var("WEIR_CLUSTER_SNAPSHOT_ENTRIES")
+        .ok()
+        .and_then(|entries| entries.parse().ok())
+        .unwrap_or(SNAPSHOT_ENTRIES)
+}
 
 /// One node's process and where it lives.
 pub struct Node {
@@ -54,6 +65,8 @@ pub struct Cluster {
     peers: String,
     secret_file: PathBuf,
     fsync: String,
+    /// `--snapshot-entries` of every node.
+    snapshot_entries: u64,
     /// The nftables table this cluster's partitions live in, once one was made.
     nft_table: Option<String>,
     /// The nodes' directories and logs; kept after a failure when `WEIR_CLUSTER_KEEP` is set.
@@ -122,6 +135,7 @@ impl Cluster {
             peers,
             secret_file,
             fsync: fsync.into(),
+            snapshot_entries: snapshot_entries(),
             nft_table: None,
             scratch: Some(scratch),
         };
@@ -147,6 +161,7 @@ impl Cluster {
         let peers = self.peers.clone();
         let secret = self.secret_file.clone();
         let fsync = self.fsync.clone();
+        let snapshot_entries = self.snapshot_entries.to_string();
         let node = self.node_mut(id);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -167,6 +182,7 @@ impl Cluster {
             .args(["--dir", path_text(&node.dir), "--bind", &node.ip])
             .args(["--port", &port.to_string(), "--fsync", &fsync])
             .args(["--cluster-port", &bus_port.to_string()])
+            .args(["--snapshot-entries", &snapshot_entries])
             .args(formation)
             .args([
                 "--node-id",

@@ -90,6 +90,8 @@ pub(crate) enum CounterError {
     File(#[from] JournalError),
     #[error(transparent)]
     Codec(#[from] CodecError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
 }
 
 impl CounterMap {
@@ -176,12 +178,13 @@ impl Replicated for CounterMap {
         Ok(replies)
     }
 
-    fn snapshot(&self) -> Result<Vec<u8>, CounterError> {
-        Ok(self.counters.lock().encode())
+    fn snapshot(&self, out: &mut dyn std::io::Write) -> Result<(), CounterError> {
+        out.write_all(&self.counters.lock().encode())?;
+        Ok(())
     }
 
-    fn install(&self, state: &[u8]) -> Result<(), CounterError> {
-        let restored = Counters::decode(state)?;
+    fn install(&self, archive: &Path) -> Result<(), CounterError> {
+        let restored = Counters::decode(&std::fs::read(archive)?)?;
         self.save(&restored)?;
         let applied = restored.applied;
         *self.counters.lock() = restored;

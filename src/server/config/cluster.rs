@@ -58,7 +58,19 @@ pub struct ClusterConfig {
     pub bus_port: u16,
     /// The secret every node shares (`--cluster-secret`).
     pub secret: ClusterSecret,
+    /// How many Raft entries this node applies between two snapshots of its store
+    /// (`--snapshot-entries`), after which its Raft log is purged but for the entries just below
+    /// the snapshot (as many as this interval, at most [`LOG_KEPT_AFTER_SNAPSHOT`]); 0: never
+    /// (the whole log is kept).
+    pub snapshot_entries: u64,
 }
+
+/// The default of [`ClusterConfig::snapshot_entries`].
+pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 100_000;
+
+/// Raft entries kept below a snapshot, so that a node briefly behind catches up from the log
+/// rather than with a whole snapshot.
+pub const LOG_KEPT_AFTER_SNAPSHOT: u64 = 10_000;
 
 impl fmt::Debug for ClusterConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -67,6 +79,7 @@ impl fmt::Debug for ClusterConfig {
             .field("peers", &self.peers)
             .field("join", &self.join)
             .field("bus_port", &self.bus_port)
+            .field("snapshot_entries", &self.snapshot_entries)
             .finish_non_exhaustive()
     }
 }

@@ -2,7 +2,10 @@
 //! client's connection would have run it, with the store's clock set to the time the leader
 //! stamped on it, inside one store transaction per batch that records the batch's last index.
 
+use std::io::Write;
+use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
+use std::time::Instant;
 
 use crate::clock::{Clock, ManualClock};
 use crate::cluster::state_machine::Replicated;
@@ -28,11 +31,6 @@ pub enum ApplyError {
     /// An entry does not decode: this node's Raft log holds what no leader wrote.
     #[error("a replicated command does not decode: {0}; the node's Raft log is damaged")]
     Decode(#[from] CodecError),
-    /// Snapshots of the store are not built: every node keeps the whole Raft log instead.
-    #[error(
-        "this node cannot send or install a store snapshot; it keeps the whole Raft log, so a node that falls behind catches up from the log"
-    )]
-    NoSnapshots,
 }
 
 /// What a node does when its machine fails a replicated command: it must neither answer the
@@ -158,12 +156,35 @@ impl Replicated for ServerState {
         }
     }
 
-    fn snapshot(&self) -> Result<Vec<u8>, ApplyError> {
-        Err(ApplyError::NoSnapshots)
+    fn snapshot(&self, out: &mut dyn Write) -> Result<(), ApplyError> {
+        let server = self.server()?;
+        // No command runs while the store's files are copied, so the copy is what a crash at
+        // this moment would leave: the store's recovery opens it whole.
+        let _exclusive = server.exec_lock.write();
+        let store = server.store()?;
+        let started = Instant::now();
+        let summary = store.write_snapshot(out)?;
+        tracing::info!(
+            files = summary.files,
+            bytes = summary.data_bytes,
+            applied = ?store.replication_mark().map(|mark| mark.index),
+            took_ms = started.elapsed().as_millis() as u64,
+            "wrote a snapshot of the store"
+        );
+        Ok(())
     }
 
-    fn install(&self, _state: &[u8]) -> Result<(), ApplyError> {
-        Err(ApplyError::NoSnapshots)
+    fn install(&self, data: &Path) -> Result<(), ApplyError> {
+        let server = self.server()?;
+        let started = Instant::now();
+        let summary = server.replace_store(|dir| Store::install_snapshot(dir, data))?;
+        tracing::info!(
+            files = summary.files,
+            bytes = summary.data_bytes,
+            took_ms = started.elapsed().as_millis() as u64,
+            "installed a snapshot of the store"
+        );
+        Ok(())
     }
 }
 
@@ -221,6 +242,7 @@ mod tests {
             join: true,
             bus_port: 1,
             secret: ClusterSecret::new(b"a secret of 16 bytes or more".to_vec()).unwrap(),
+            snapshot_entries: 0,
         };
         let config = ServerConfig {
             dir: dir.to_path_buf(),

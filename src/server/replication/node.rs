@@ -19,7 +19,7 @@ use crate::cluster::wal::WalOptions;
 use crate::durability::Durability;
 use crate::server::Server;
 use crate::server::cluster_view::{ClusterView, ViewNode, ViewShard};
-use crate::server::config::ClusterConfig;
+use crate::server::config::{ClusterConfig, LOG_KEPT_AFTER_SNAPSHOT};
 
 use super::apply::ServerState;
 use super::batcher::{Answer, Awaited, Batcher, Stamps};
@@ -90,15 +90,27 @@ impl std::fmt::Debug for Replication {
     }
 }
 
+/// How long the leader waits for a follower to take one chunk of a snapshot; the last chunk's
+/// answer waits for the whole store to be installed.
+const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 30_000;
+
 /// openraft's settings: heartbeats and elections fast enough for a failover within a second
-/// or so on a local network, and no snapshots (the whole log is kept).
-fn raft_config() -> Result<Arc<Config>, StartError> {
+/// or so on a local network, and a snapshot of the store every `snapshot_entries` entries
+/// (none for 0), after which the log is purged but for its last entries (as many as a snapshot
+/// interval, at most [`LOG_KEPT_AFTER_SNAPSHOT`]).
+fn raft_config(snapshot_entries: u64) -> Result<Arc<Config>, StartError> {
+    let snapshot_policy = match snapshot_entries {
+        0 => SnapshotPolicy::Never,
+        entries => SnapshotPolicy::LogsSinceLast(entries),
+    };
     let config = Config {
         cluster_name: "weir".into(),
         heartbeat_interval: 100,
         election_timeout_min: 400,
         election_timeout_max: 800,
-        snapshot_policy: SnapshotPolicy::Never,
+        snapshot_policy,
+        max_in_snapshot_log_to_keep: snapshot_entries.min(LOG_KEPT_AFTER_SNAPSHOT),
+        install_snapshot_timeout: SNAPSHOT_CHUNK_TIMEOUT_MS,
         ..Config::default()
     };
     config
@@ -128,9 +140,15 @@ impl Replication {
         if let Some(source) = source.filter(|ip| !ip.is_unspecified()) {
             network = network.from_address(source);
         }
-        let raft = Raft::new(config.node_id, raft_config()?, network, log, machine)
-            .await
-            .map_err(|error| StartError::Raft(error.to_string()))?;
+        let raft = Raft::new(
+            config.node_id,
+            raft_config(config.snapshot_entries)?,
+            network,
+            log,
+            machine,
+        )
+        .await
+        .map_err(|error| StartError::Raft(error.to_string()))?;
         let initialized = raft
             .is_initialized()
             .await
