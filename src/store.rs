@@ -42,7 +42,9 @@ mod transaction_tests;
 use progress::ProgressReporter;
 pub use progress::{ProgressHook, RECOVERY_PROGRESS_INTERVAL_MS, RecoveryProgress};
 pub use replication_mark::ReplicationMark;
-pub use snapshot::{INSTALLING_DIR, REPLACED_STREAMS_DIR, SnapshotSummary};
+pub use snapshot::{
+    FROZEN_PREFIX, FrozenStore, INSTALLING_DIR, REPLACED_STREAMS_DIR, SnapshotSummary,
+};
 use transaction::Transactions;
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);
@@ -187,6 +189,8 @@ struct Shared {
     node_limits: Arc<RwLock<NodeLimits>>,
     /// Keeps maintenance that fails the same way every pass from flooding the log.
     maintenance_log: RepeatLimiter,
+    /// Snapshots gathered by this open, for the names of their directories.
+    frozen_count: AtomicU64,
 }
 
 /// A data directory of named streams.
@@ -237,6 +241,7 @@ impl Store {
         let new_directory = !streams_dir.is_dir();
         fs::create_dir_all(&streams_dir).map_err(io_error("create directory", &streams_dir))?;
         let lock = lock_directory(&dir)?;
+        snapshot::remove_snapshot_leftovers(&dir)?;
         let clean_path = dir.join(CLEAN_FILE);
         let clean = clean_path.exists();
         let discarded = options.after_machine_crash == AfterMachineCrash::Discard
@@ -274,6 +279,7 @@ impl Store {
             transactions: Arc::new(Mutex::new(transactions)),
             node_limits: Arc::default(),
             maintenance_log: RepeatLimiter::default(),
+            frozen_count: AtomicU64::new(0),
         });
         let mut reports = Vec::new();
         let mut group_reports = Vec::new();

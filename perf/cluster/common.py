@@ -210,6 +210,11 @@ class Weir:
                 raise RuntimeError("node %d does not answer" % i)
             time.sleep(0.02)
 
+    def snapshots_installed(self, i):
+        """How many snapshots node i installed, as its log tells."""
+        with open("%s/w%d.log" % (self.root, i), errors="replace") as log:
+            return log.read().count("installed a snapshot of the store")
+
     def start_joining_node(self, ip):
         """Starts node len(ips) + 1 on `ip` with --join (it waits for CLUSTER ADDNODE); its id."""
         i = len(self.ips) + 1

@@ -349,6 +349,7 @@ def catchup():
             record("catchup", "weir-r3", run, "entries_per_s", total / (t1 - t0))
             record("catchup", "weir-r3", run, "follower_cpu_us_per_entry",
                    (cpu_us(pid) - c0) / total)
+            record("catchup", "weir-r3", run, "snapshots_installed", w.snapshots_installed(f))
         finally:
             w.stop()
 
@@ -385,6 +386,7 @@ def replace():
             record("replace", "weir-r3", run, "entries_applied_per_s", total / applied)
             record("replace", "weir-r3", run, "new_node_cpu_us_per_entry",
                    (cpu_us(w.procs[new].pid) - c0) / total)
+            record("replace", "weir-r3", run, "snapshots_installed", w.snapshots_installed(new))
             if w.xlen(new) != total:
                 print("  ! the new node holds %s of %s" % (w.xlen(new), total), flush=True)
             gone = w.followers()[0]

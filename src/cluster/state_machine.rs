@@ -54,16 +54,19 @@ pub trait Replicated: Send + Sync + 'static {
     /// alone (each command carries the time to use), so every node computes the same.
     fn apply(&self, commands: &[(u64, Command)]) -> Result<Vec<Reply>, Self::Error>;
 
-    /// Writes the whole state, with its applied index inside, into `out`. No command is
-    /// applied meanwhile.
-    fn snapshot(&self, out: &mut dyn Write) -> Result<(), Self::Error>;
+    /// Holds the whole state as it is now, with its applied index inside, to be written out
+    /// later, while commands go on being applied. No command is applied during the call.
+    fn freeze(&self) -> Result<FrozenState<Self::Error>, Self::Error>;
 
-    /// Replaces the whole state with the one [`snapshot`](Self::snapshot) wrote (on this node or
+    /// Replaces the whole state with the one a [`FrozenState`] wrote (on this node or
     /// another) into the file `data`, its applied index included. A state that fails to
     /// install must be left as it was, or so that [`applied`](Self::applied) is below the
     /// snapshot's index, so that the next open installs it again.
     fn install(&self, data: &Path) -> Result<(), Self::Error>;
 }
+
+/// A state held by [`Replicated::freeze`]: writes itself into a snapshot's data file.
+pub type FrozenState<E> = Box<dyn FnOnce(&mut dyn Write) -> Result<(), E> + Send>;
 
 /// What Raft knows of the state machine besides the state.
 #[derive(Debug, Default)]
@@ -225,30 +228,43 @@ fn snapshot_error<E: std::error::Error + 'static>(error: &E) -> StorageError {
 
 impl<S: Replicated> RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder<S> {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        // Held while the state is written, so that no apply slips between it and `last`.
-        let mut applied = self.applied.lock();
+        // Held while the state is frozen, so that no apply slips between it and `last`; not
+        // while it is written out.
+        let (frozen, last, membership) = {
+            let applied = self.applied.lock();
+            let frozen = self.state.freeze().map_err(|error| state_error(&error))?;
+            (frozen, applied.last, applied.membership.clone())
+        };
         let building = self.dir.join(RAFT_SNAPSHOT_BUILDING_FILE);
         let data = SnapshotData::create(&building).map_err(|error| snapshot_error(&error))?;
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, data);
-        self.state
-            .snapshot(&mut out)
-            .map_err(|error| state_error(&error))?;
+        frozen(&mut out).map_err(|error| state_error(&error))?;
         let written = out
             .into_inner()
             .map_err(|error| snapshot_error(error.error()))?;
         written.sync().map_err(|error| snapshot_error(&error))?;
+        let mut applied = self.applied.lock();
+        // A snapshot installed from the leader while this one was written is newer: keep it.
+        if let Some(current) = &applied.snapshot
+            && current.meta.last_log_id > last
+        {
+            let current = current.clone();
+            drop(applied);
+            remove_older_data(&self.dir, current.data);
+            return open_data(&self.dir, &current).map_err(|error| snapshot_error(&error));
+        }
         let data = applied.take_data_number();
         let (_, data_len) =
             place_data_file(&self.dir, &building, data).map_err(|error| snapshot_error(&error))?;
         applied.built += 1;
-        let snapshot_id = match applied.last {
+        let snapshot_id = match last {
             Some(last) => format!("{}-{}-{}", last.leader_id.term, last.index, applied.built),
             None => format!("none-{}", applied.built),
         };
         let stored = StoredSnapshot {
             meta: SnapshotMeta {
-                last_log_id: applied.last,
-                last_membership: applied.membership.clone(),
+                last_log_id: last,
+                last_membership: membership,
                 snapshot_id,
             },
             data,

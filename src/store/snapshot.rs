@@ -2,8 +2,11 @@
 //! log its leader kept (storage-format.md 15): every stream directory's files and the
 //! replication mark, as an archive ([`super::snapshot_archive`]).
 //!
-//! [`Store::write_snapshot`] copies the files while nothing changes the store: the copy is then
-//! what a `kill -9` at that moment would leave, which the store's crash recovery opens whole.
+//! [`Store::freeze`] gathers the files while nothing changes the store, so that they are what a
+//! `kill -9` at that moment would leave, which the store's crash recovery opens whole: sealed
+//! segments and their indexes, which never change again, as hard links, the other files as
+//! copies. [`FrozenStore::write_archive`] then writes the archive from those while commands go
+//! on.
 //! [`Store::install_snapshot`] unpacks an archive beside a closed store's files, syncs it, and
 //! only then swaps it in; the replication mark is removed first and written last, so a crash in
 //! the middle leaves a store with no mark, which its node fills again from its own snapshot.
@@ -11,6 +14,7 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use crate::fs;
 use crate::names::{
@@ -22,6 +26,8 @@ use super::snapshot_archive::{
 };
 use super::{Store, StoreError, io_error, lock_directory};
 
+/// Prefix of the directories the store's files are gathered in for a snapshot.
+pub const FROZEN_PREFIX: &str = "snapshot.frozen.";
 /// Where an archive is unpacked before it replaces the store's files.
 pub const INSTALLING_DIR: &str = "snapshot.installing";
 /// Where the replaced streams go until they are removed.
@@ -39,25 +45,33 @@ pub struct SnapshotSummary {
     pub data_bytes: u64,
 }
 
-impl Store {
-    /// Writes the store's files into `out` as a snapshot archive (storage-format.md 15).
-    ///
-    /// The caller makes sure that no command changes the store meanwhile; maintenance and
-    /// transactions are held off here. Nothing is synced: the archive is `out`'s to make
-    /// durable.
-    pub fn write_snapshot(&self, out: impl Write) -> Result<SnapshotSummary, StoreError> {
-        let shared = &self.shared;
-        let _one_at_a_time = shared.transaction_lock.lock();
-        let _no_maintenance = shared.maintenance_pass.lock();
-        let dir = &shared.dir;
+/// A store's files as they were at one moment, gathered under `DIR/snapshot.frozen.<n>/` for a
+/// snapshot archive; removed when dropped.
+#[derive(Debug)]
+pub struct FrozenStore {
+    dir: PathBuf,
+}
+
+impl Drop for FrozenStore {
+    fn drop(&mut self) {
+        if let Err(error) = fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), %error, "could not remove a snapshot's gathered files; the store's next open removes them");
+        }
+    }
+}
+
+impl FrozenStore {
+    /// Writes the gathered files into `out` as a snapshot archive (storage-format.md 15).
+    /// Nothing is synced: the archive is `out`'s to make durable.
+    pub fn write_archive(&self, out: impl Write) -> Result<SnapshotSummary, StoreError> {
+        let dir = &self.dir;
         let mut writer = ArchiveWriter::new(out).map_err(io_error("write a snapshot of", dir))?;
         let mut summary = SnapshotSummary::default();
         let mark = dir.join(REPLICATION_MARK_FILE);
         if mark.exists() {
             add_file(&mut writer, &mark, REPLICATION_MARK_FILE, &mut summary)?;
         }
-        let streams_dir = dir.join(STREAMS_DIR);
-        for stream_dir in stream_dirs(&streams_dir)? {
+        for stream_dir in stream_dirs(&dir.join(STREAMS_DIR))? {
             let dir_name = file_name(&stream_dir);
             for file in stream_files(&stream_dir)? {
                 let relative = format!("{STREAMS_DIR}/{dir_name}/{}", file_name(&file));
@@ -68,6 +82,52 @@ impl Store {
             .finish()
             .map_err(io_error("write a snapshot of", dir))?;
         Ok(summary)
+    }
+}
+
+impl Store {
+    /// Gathers the store's files as they are now, for [`FrozenStore::write_archive`]: the
+    /// replication mark and every stream directory's files, sealed segments and their indexes
+    /// as hard links (they never change again), the others as copies of their data.
+    ///
+    /// The caller makes sure that no command changes the store meanwhile; maintenance and
+    /// transactions are held off here. It takes about the time to copy each stream's active
+    /// segment and journals, whatever the size of the store.
+    pub fn freeze(&self) -> Result<FrozenStore, StoreError> {
+        let shared = &self.shared;
+        let _one_at_a_time = shared.transaction_lock.lock();
+        let _no_maintenance = shared.maintenance_pass.lock();
+        let number = shared.frozen_count.fetch_add(1, Ordering::Relaxed);
+        let frozen = FrozenStore {
+            dir: shared.dir.join(format!("{FROZEN_PREFIX}{number}")),
+        };
+        let streams = frozen.dir.join(STREAMS_DIR);
+        for dir in [&frozen.dir, &streams] {
+            fs::create_dir(dir).map_err(io_error("create directory", dir))?;
+        }
+        let mark = shared.dir.join(REPLICATION_MARK_FILE);
+        if mark.exists() {
+            copy_data(&mark, &frozen.dir.join(REPLICATION_MARK_FILE))?;
+        }
+        for stream_dir in stream_dirs(&shared.dir.join(STREAMS_DIR))? {
+            let gathered = streams.join(file_name(&stream_dir));
+            fs::create_dir(&gathered).map_err(io_error("create directory", &gathered))?;
+            let files = stream_files(&stream_dir)?;
+            let active = files
+                .iter()
+                .filter_map(|file| names::segment_base(&file_name(file)))
+                .max();
+            for file in files {
+                let name = file_name(&file);
+                let to = gathered.join(&name);
+                if is_sealed(&name, active) {
+                    fs::hard_link(&file, &to).map_err(io_error("link", &file))?;
+                } else {
+                    copy_data(&file, &to)?;
+                }
+            }
+        }
+        Ok(frozen)
     }
 
     /// Replaces the content of the store in `dir`, which must be closed, with the archive at
@@ -172,6 +232,47 @@ fn end_of_data(file: &mut File, len: u64) -> std::io::Result<u64> {
         end = start;
     }
     Ok(0)
+}
+
+/// Whether a stream file never changes again: a segment below the active (last) one, or such a
+/// segment's index.
+fn is_sealed(name: &str, active: Option<u64>) -> bool {
+    let segment = match names::index_segment_name(name) {
+        Some(segment) => names::segment_base(&segment),
+        None => names::segment_base(name),
+    };
+    segment.is_some_and(|base| active.is_some_and(|active| base < active))
+}
+
+/// Copies `from`'s bytes up to its zero tail into the new file `to`, which gets `from`'s
+/// length (the tail left as a hole: the copy is scratch, read once for the archive).
+fn copy_data(from: &Path, to: &Path) -> Result<(), StoreError> {
+    let mut source = File::open(from).map_err(io_error("open", from))?;
+    let len = source.metadata().map_err(io_error("stat", from))?.len();
+    let data_len = end_of_data(&mut source, len).map_err(io_error("read", from))?;
+    source
+        .seek(SeekFrom::Start(0))
+        .map_err(io_error("read", from))?;
+    let target = fs::create_new(to).map_err(io_error("create", to))?;
+    std::io::copy(&mut (&mut source).take(data_len), &mut &target)
+        .map_err(io_error("copy", from))?;
+    fs::set_len(&target, to, len).map_err(io_error("resize", to))?;
+    Ok(())
+}
+
+/// Removes what snapshots leave in a store directory a crash interrupted: files gathered for
+/// an archive, an archive being installed, streams an installed archive replaced. Called with
+/// the store's lock held and nothing else open.
+pub(super) fn remove_snapshot_leftovers(dir: &Path) -> Result<(), StoreError> {
+    for item in std::fs::read_dir(dir).map_err(io_error("list", dir))? {
+        let item = item.map_err(io_error("list", dir))?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        if name.starts_with(FROZEN_PREFIX) || name == INSTALLING_DIR || name == REPLACED_STREAMS_DIR
+        {
+            remove_leftover(&item.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn remove_leftover(path: &Path) -> Result<(), StoreError> {
@@ -321,13 +422,30 @@ mod tests {
 
     fn snapshot_of(store: &Store, into: &Path) -> SnapshotSummary {
         let file = File::create(into).unwrap();
-        store.write_snapshot(BufWriter::new(file)).unwrap()
+        let frozen = store.freeze().unwrap();
+        let summary = frozen.write_archive(BufWriter::new(file)).unwrap();
+        drop(frozen);
+        let leftovers: Vec<_> = std::fs::read_dir(store.dir())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|item| {
+                item.file_name()
+                    .to_string_lossy()
+                    .starts_with(FROZEN_PREFIX)
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        summary
     }
 
     fn entries(store: &Store, name: &[u8]) -> Vec<Vec<u8>> {
         let stream = store.get(name).unwrap();
         stream
-            .range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, 1000)
+            .range(
+                std::ops::Bound::Unbounded,
+                std::ops::Bound::Unbounded,
+                10_000,
+            )
             .unwrap()
             .into_iter()
             .map(|entry| entry.body().to_vec())
@@ -371,6 +489,56 @@ mod tests {
         assert_eq!(store_copy.replication_mark(), Some(mark));
         assert!(!target.path().join(INSTALLING_DIR).exists());
         assert!(!target.path().join(REPLACED_STREAMS_DIR).exists());
+    }
+
+    #[test]
+    fn a_frozen_store_is_not_changed_by_later_appends_rolls_and_trims() {
+        let options = || crate::store::StoreOptions {
+            log: crate::log::LogOptions {
+                max_segment_bytes: 16 << 10,
+                initial_segment_bytes: 4 << 10,
+                index_interval_bytes: 256,
+            },
+            ..crate::store::StoreOptions::default()
+        };
+        let source = tempfile::tempdir().unwrap();
+        let store = Store::open_with(source.path(), options()).unwrap();
+        let stream = store.stream(b"s").unwrap();
+        let append = |from: usize, to: usize| {
+            for i in from..to {
+                stream.append(Message::new(format!("{i:0>200}"))).unwrap();
+            }
+        };
+        append(0, 300);
+        let expected = entries(&store, b"s");
+        let frozen = store.freeze().unwrap();
+        let linked = std::fs::read_dir(frozen.dir.join(STREAMS_DIR))
+            .unwrap()
+            .filter_map(Result::ok)
+            .flat_map(|dir| {
+                std::fs::read_dir(dir.path())
+                    .unwrap()
+                    .filter_map(Result::ok)
+            })
+            .filter(|file| {
+                use std::os::unix::fs::MetadataExt;
+                file.metadata().unwrap().nlink() > 1
+            })
+            .count();
+        assert!(linked >= 2, "no sealed segment was linked: {linked}");
+        // New records, new segments, and the oldest segments removed by a trim.
+        append(300, 600);
+        stream.trim_max_len(100, false, None).unwrap();
+        let archive = source.path().join("archive");
+        frozen
+            .write_archive(BufWriter::new(File::create(&archive).unwrap()))
+            .unwrap();
+        drop(frozen);
+
+        let target = tempfile::tempdir().unwrap();
+        Store::install_snapshot(target.path(), &archive).unwrap();
+        let copy = Store::open_with(target.path(), options()).unwrap();
+        assert_eq!(entries(&copy, b"s"), expected);
     }
 
     #[test]

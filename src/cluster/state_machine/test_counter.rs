@@ -13,7 +13,7 @@ use crate::cluster::types::{Command, Reply};
 use crate::codec::{CodecError, Decoder, Encoder};
 use crate::journal::{self, FileKind, JournalError};
 
-use super::Replicated;
+use super::{FrozenState, Replicated};
 
 const COUNTERS_FILE: &str = "counters";
 const COUNTERS_KIND: FileKind = FileKind(*b"TCNT");
@@ -178,9 +178,9 @@ impl Replicated for CounterMap {
         Ok(replies)
     }
 
-    fn snapshot(&self, out: &mut dyn std::io::Write) -> Result<(), CounterError> {
-        out.write_all(&self.counters.lock().encode())?;
-        Ok(())
+    fn freeze(&self) -> Result<FrozenState<CounterError>, CounterError> {
+        let encoded = self.counters.lock().encode();
+        Ok(Box::new(move |out| Ok(out.write_all(&encoded)?)))
     }
 
     fn install(&self, archive: &Path) -> Result<(), CounterError> {

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use crate::clock::{Clock, ManualClock};
-use crate::cluster::state_machine::Replicated;
+use crate::cluster::state_machine::{FrozenState, Replicated};
 use crate::cluster::types::{Command, Reply};
 use crate::codec::CodecError;
 use crate::server::Server;
@@ -156,22 +156,27 @@ impl Replicated for ServerState {
         }
     }
 
-    fn snapshot(&self, out: &mut dyn Write) -> Result<(), ApplyError> {
+    fn freeze(&self) -> Result<FrozenState<ApplyError>, ApplyError> {
         let server = self.server()?;
-        // No command runs while the store's files are copied, so the copy is what a crash at
-        // this moment would leave: the store's recovery opens it whole.
-        let _exclusive = server.exec_lock.write();
-        let store = server.store()?;
         let started = Instant::now();
-        let summary = store.write_snapshot(out)?;
-        tracing::info!(
-            files = summary.files,
-            bytes = summary.data_bytes,
-            applied = ?store.replication_mark().map(|mark| mark.index),
-            took_ms = started.elapsed().as_millis() as u64,
-            "wrote a snapshot of the store"
-        );
-        Ok(())
+        // No command runs while the store's files are gathered, so they are what a crash at
+        // this moment would leave: the store's recovery opens them whole.
+        let frozen = {
+            let _exclusive = server.exec_lock.write();
+            server.store()?.freeze()?
+        };
+        let paused_ms = started.elapsed().as_millis() as u64;
+        Ok(Box::new(move |out: &mut dyn Write| {
+            let summary = frozen.write_archive(out)?;
+            tracing::info!(
+                files = summary.files,
+                bytes = summary.data_bytes,
+                paused_ms,
+                took_ms = started.elapsed().as_millis() as u64,
+                "wrote a snapshot of the store"
+            );
+            Ok(())
+        }))
     }
 
     fn install(&self, data: &Path) -> Result<(), ApplyError> {
