@@ -10,7 +10,7 @@
 #   RUNS=5 N=500000 perf/cluster.sh      # sizes: RUNS (3), N (200000), BACKLOG (200000),
 #                                        #   SERIAL (5000), CATCHUP (1000000), FAILOVERS (5);
 #                                        #   N_R3, BACKLOG_R3, SERIAL_R3: the cluster's own
-#   SNAPSHOT_ENTRIES=1000 perf/cluster.sh catchup replace   # the nodes' --snapshot-entries
+#   SNAPSHOT_ENTRIES=1000 perf/cluster.sh catchup replace snapshots  # --snapshot-entries
 #
 # The figures in perf/README.md come from
 #   RUNS=3 N_R3=40000 BACKLOG_R3=40000 perf/cluster.sh publish serial consume failover

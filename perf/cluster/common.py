@@ -3,6 +3,7 @@ nats-server processes on loopback addresses, reading a process's CPU time, conte
 I/O counters from /proc, and a minimal Redis-protocol client."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -214,6 +215,17 @@ class Weir:
         """How many snapshots node i installed, as its log tells."""
         with open("%s/w%d.log" % (self.root, i), errors="replace") as log:
             return log.read().count("installed a snapshot of the store")
+
+    def snapshot_lines(self):
+        """The numbers of every "wrote a snapshot" line in the nodes' logs."""
+        found = []
+        for i in self.procs:
+            with open("%s/w%d.log" % (self.root, i), errors="replace") as log:
+                for line in log:
+                    if "wrote a snapshot of the store" in line:
+                        fields = dict(re.findall(r"(\w+)=(\d+)", line))
+                        found.append({k: int(v) for k, v in fields.items()})
+        return found
 
     def start_joining_node(self, ip):
         """Starts node len(ips) + 1 on `ip` with --join (it waits for CLUSTER ADDNODE); its id."""

@@ -398,6 +398,31 @@ def replace():
             w.stop()
 
 
+def snapshots():
+    """Snapshots of a node's store while CATCHUP writes arrive (run with SNAPSHOT_ENTRIES set
+    low enough for several): per snapshot, how long commands paused on the node while its files
+    were gathered, how long writing the archive took, and its size; then the publish rate of
+    those writes, to compare with a run without snapshots (SNAPSHOT_ENTRIES=0)."""
+    for run in range(1, RUNS + 1):
+        w = Weir(cluster=True).start()
+        try:
+            lead = w.leader()
+            t0 = time.monotonic()
+            redis_benchmark(WEIR_IPS[lead - 1], CATCHUP, 50, 16)
+            record("snapshots", "weir-r3", run, "k_writes_per_s",
+                   CATCHUP / (time.monotonic() - t0) / 1000)
+            written = w.snapshot_lines()
+            record("snapshots", "weir-r3", run, "snapshots_written", len(written))
+            for key in ("paused_ms", "took_ms", "bytes"):
+                values = sorted(line[key] for line in written)
+                if values:
+                    record("snapshots", "weir-r3", run, "median_" + key,
+                           values[len(values) // 2])
+                    record("snapshots", "weir-r3", run, "max_" + key, values[-1])
+        finally:
+            w.stop()
+
+
 # --- what bounds the cluster: system calls per entry, and a pipeline on one connection -------
 
 
