@@ -3,14 +3,15 @@
 //! replication mark, as an archive ([`super::snapshot_archive`]).
 //!
 //! [`Store::freeze`] gathers the files while nothing changes the store, so that they are what a
-//! `kill -9` at that moment would leave, which the store's crash recovery opens whole: sealed
-//! segments and their indexes, which never change again, as hard links, the other files as
-//! copies. [`FrozenStore::write_archive`] then writes the archive from those while commands go
+//! `kill -9` at that moment would leave, which the store's crash recovery opens whole: segments
+//! as hard links (sealed ones never change again, the active one only past the end of its data,
+//! which is recorded), sealed segments' indexes as hard links too, the other files as copies. [`FrozenStore::write_archive`] then writes the archive from those while commands go
 //! on.
 //! [`Store::install_snapshot`] unpacks an archive beside a closed store's files, syncs it, and
 //! only then swaps it in; the replication mark is removed first and written last, so a crash in
 //! the middle leaves a store with no mark, which its node fills again from its own snapshot.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,9 @@ pub struct SnapshotSummary {
 #[derive(Debug)]
 pub struct FrozenStore {
     dir: PathBuf,
+    /// Where the data of each linked active segment ended at that moment: appends after it
+    /// land beyond it, in the same file.
+    data_ends: BTreeMap<PathBuf, u64>,
 }
 
 impl Drop for FrozenStore {
@@ -69,13 +73,20 @@ impl FrozenStore {
         let mut summary = SnapshotSummary::default();
         let mark = dir.join(REPLICATION_MARK_FILE);
         if mark.exists() {
-            add_file(&mut writer, &mark, REPLICATION_MARK_FILE, &mut summary)?;
+            add_file(
+                &mut writer,
+                &mark,
+                REPLICATION_MARK_FILE,
+                None,
+                &mut summary,
+            )?;
         }
         for stream_dir in stream_dirs(&dir.join(STREAMS_DIR))? {
             let dir_name = file_name(&stream_dir);
             for file in stream_files(&stream_dir)? {
                 let relative = format!("{STREAMS_DIR}/{dir_name}/{}", file_name(&file));
-                add_file(&mut writer, &file, &relative, &mut summary)?;
+                let data_end = self.data_ends.get(&file).copied();
+                add_file(&mut writer, &file, &relative, data_end, &mut summary)?;
             }
         }
         writer
@@ -87,19 +98,22 @@ impl FrozenStore {
 
 impl Store {
     /// Gathers the store's files as they are now, for [`FrozenStore::write_archive`]: the
-    /// replication mark and every stream directory's files, sealed segments and their indexes
-    /// as hard links (they never change again), the others as copies of their data.
+    /// replication mark and every stream directory's files. Segments are hard links: sealed
+    /// ones never change again, and the active one only takes appends after the end of its
+    /// data, which is recorded. The other files (journals, checkpoint, snapshots of groups and
+    /// idempotency windows, indexes of active segments) are copies of their data.
     ///
     /// The caller makes sure that no command changes the store meanwhile; maintenance and
-    /// transactions are held off here. It takes about the time to copy each stream's active
-    /// segment and journals, whatever the size of the store.
+    /// transactions are held off here. It takes about the time to copy each stream's journals
+    /// and find the end of its active segment's data, whatever the size of the store.
     pub fn freeze(&self) -> Result<FrozenStore, StoreError> {
         let shared = &self.shared;
         let _one_at_a_time = shared.transaction_lock.lock();
         let _no_maintenance = shared.maintenance_pass.lock();
         let number = shared.frozen_count.fetch_add(1, Ordering::Relaxed);
-        let frozen = FrozenStore {
+        let mut frozen = FrozenStore {
             dir: shared.dir.join(format!("{FROZEN_PREFIX}{number}")),
+            data_ends: BTreeMap::new(),
         };
         let streams = frozen.dir.join(STREAMS_DIR);
         for dir in [&frozen.dir, &streams] {
@@ -122,6 +136,10 @@ impl Store {
                 let to = gathered.join(&name);
                 if is_sealed(&name, active) {
                     fs::hard_link(&file, &to).map_err(io_error("link", &file))?;
+                } else if names::segment_base(&name).is_some() {
+                    let data_end = data_end_of(&file)?;
+                    fs::hard_link(&file, &to).map_err(io_error("link", &file))?;
+                    frozen.data_ends.insert(to, data_end);
                 } else {
                     copy_data(&file, &to)?;
                 }
@@ -193,15 +211,21 @@ fn stream_files(stream_dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     Ok(files)
 }
 
+/// Adds the file at `path` as `relative`, its data ending at `data_end` if given, else before its
+/// zero tail.
 fn add_file<W: Write>(
     writer: &mut ArchiveWriter<W>,
     path: &Path,
     relative: &str,
+    data_end: Option<u64>,
     summary: &mut SnapshotSummary,
 ) -> Result<(), StoreError> {
     let mut file = File::open(path).map_err(io_error("open", path))?;
     let len = file.metadata().map_err(io_error("stat", path))?.len();
-    let data_len = end_of_data(&mut file, len).map_err(io_error("read", path))?;
+    let data_len = match data_end {
+        Some(end) => end.min(len),
+        None => end_of_data(&mut file, len).map_err(io_error("read", path))?,
+    };
     file.seek(SeekFrom::Start(0))
         .map_err(io_error("read", path))?;
     let header = FileHeader {
@@ -215,6 +239,13 @@ fn add_file<W: Write>(
     summary.files += 1;
     summary.data_bytes += data_len;
     Ok(())
+}
+
+/// Where the data of the file at `path` ends, before its zero tail.
+fn data_end_of(path: &Path) -> Result<u64, StoreError> {
+    let mut file = File::open(path).map_err(io_error("open", path))?;
+    let len = file.metadata().map_err(io_error("stat", path))?.len();
+    end_of_data(&mut file, len).map_err(io_error("read", path))
 }
 
 /// The length of `file` without its tail of zeros: preallocated space is not copied.
