@@ -22,14 +22,19 @@
 //! 0   u32 length          bytes of the frame, this field included: 8 + payload length, so >= 8
 //! 4   u32 crc             CRC-32 of bytes 0..4, then the frame's number as a u64, then the payload
 //! 8   payload             at most MAX_PAYLOAD bytes
+//!
+//! then, in a preallocating journal, zeros up to the end of the file
 //! ```
 //!
-//! No frame has a zero length, so zeroed space (a write that never reached the disk) is never
+//! No frame has a zero length, so a frame's header is never all zeros and zeroed space is never
 //! read as a frame. The frame's number is covered by the CRC but not stored: a frame that is
-//! valid on its own but sits at the wrong place fails its check. Replay stops at the first frame
-//! that is zeroed, cut short, of impossible length or fails its CRC; everything from there to the
-//! end of the file is reported as [`JournalDamage`] and, when the journal is opened for writing,
-//! cut off so that new frames follow the last good one.
+//! valid on its own but sits at the wrong place fails its check. Replay ends cleanly where the
+//! file ends, or where every byte from there to the end of the file is zero: space a
+//! [preallocating](Journal::preallocate_ahead) journal wrote as zeros ahead of its frames. It
+//! stops at the first frame that is zeroed but followed by a non-zero byte, cut short, of
+//! impossible length or fails its CRC; everything from there to the end of the file is reported
+//! as [`JournalDamage`] and, when the journal is opened for writing, cut off so that new frames
+//! follow the last good one.
 //!
 //! Snapshot layout:
 //!
@@ -84,6 +89,13 @@ const SNAPSHOT_MAGIC: [u8; 8] = *b"WEIRSNAP";
 const CRC_LEN: usize = 4;
 /// A frame buffer that grew past this is released after use instead of being kept.
 const KEPT_BUFFER: usize = 64 * 1024;
+/// A preallocating journal's first chunk of zeros: a journal that sees few frames keeps to it.
+const FIRST_CHUNK: u64 = 64 * 1024;
+/// The most a preallocating journal grows by at once. Chunks double up to it, so a busy consumer
+/// group's journal (compacted at 8 MiB) grows about eight times per generation.
+const LARGEST_CHUNK: u64 = 4 * 1024 * 1024;
+/// Zeros written by a preallocating journal, in writes of this size.
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 const MAGIC_AT: usize = 0;
 const VERSION_AT: usize = 8;
@@ -102,6 +114,10 @@ const _: () = assert!(RESERVED32_AT + 4 == HEADER_CRC_AT && HEADER_CRC_AT + CRC_
 const _: () = assert!(PAYLOAD_LEN_AT + 8 == HEADER_LEN);
 // A frame's length field (a u32) holds its header and largest payload.
 const _: () = assert!(FRAME_HEADER_LEN + MAX_PAYLOAD <= u32::MAX as usize);
+// A frame's length counts its header, so the length field, and with it the frame's header, is
+// never all zeros: zeros where a frame would start are never a frame, which lets a zero tail mark
+// the end of a preallocated journal.
+const _: () = assert!(FRAME_HEADER_LEN > 0);
 
 /// A four-byte tag in every file's header saying what the file is for, so that, say, a consumer
 /// group journal is never replayed as a stream's metadata journal.
@@ -249,7 +265,7 @@ pub struct Replay {
     pub generation: u64,
     /// Every good frame's payload, in order.
     pub frames: Vec<Vec<u8>>,
-    /// What followed the last good frame, if anything did.
+    /// What followed the last good frame, if anything but zeros did.
     pub damage: Option<JournalDamage>,
 }
 
@@ -314,7 +330,12 @@ impl Shared {
 pub struct Journal {
     shared: Arc<Shared>,
     generation: u64,
+    /// Where the next frame is written.
     len: u64,
+    /// Bytes the file holds as far as this handle knows: from `len` up to here it holds zeros.
+    allocated: u64,
+    /// Whether the file grows in chunks of written zeros ahead of the frames.
+    preallocate: bool,
     frame_count: u64,
     buf: Vec<u8>,
 }
@@ -344,26 +365,31 @@ impl Journal {
         // its space allocated after the journal is deleted, and `open` removes it.
         discard(&tmp);
         sync_dir(parent_dir(path))?;
-        Ok(Journal::new(path, file, generation, HEADER_LEN as u64, 0))
+        let len = HEADER_LEN as u64;
+        Ok(Journal::new(path, file, generation, (len, len), 0))
     }
 
     /// Opens an existing journal for appending and returns what it holds.
     ///
     /// A missing or damaged header is an error. Frames are read up to the first bad one; if
-    /// anything follows the last good frame, the file is truncated there (and synced) so new
-    /// frames follow it, and what was cut is reported in [`Replay::damage`]. A `<path>.tmp`
-    /// left by an interrupted [`create`](Journal::create) is removed.
+    /// anything but zeros follows the last good frame, the file is truncated there (and synced)
+    /// so new frames follow it, and what was cut is reported in [`Replay::damage`]. A tail of
+    /// zeros (preallocated space) is left in place for the next frames. A `<path>.tmp` left by
+    /// an interrupted [`create`](Journal::create) is removed.
     pub fn open(path: &Path, kind: FileKind) -> Result<(Journal, Replay), JournalError> {
         let file = fs::open_existing(path, true).map_err(io_error(path))?;
         let file_len = file.metadata().map_err(io_error(path))?.len();
         let (replay, end) = scan(path, BufReader::new(&file), file_len, kind)?;
         remove_leftover(&tmp_path(path))?;
-        if replay.damage.is_some() {
+        let allocated = if replay.damage.is_some() {
             fs::set_len(&file, path, end).map_err(io_error(path))?;
             fs::sync_data(&file, path).map_err(io_error(path))?;
-        }
+            end
+        } else {
+            file_len
+        };
         let frame_count = replay.frames.len() as u64;
-        let journal = Journal::new(path, file, replay.generation, end, frame_count);
+        let journal = Journal::new(path, file, replay.generation, (end, allocated), frame_count);
         Ok((journal, replay))
     }
 
@@ -397,7 +423,15 @@ impl Journal {
         scan(path, bytes, bytes.len() as u64, kind).map(|(replay, _)| replay)
     }
 
-    fn new(path: &Path, file: File, generation: u64, len: u64, frame_count: u64) -> Journal {
+    /// `len` is where the next frame goes, `allocated` the file's length.
+    fn new(
+        path: &Path,
+        file: File,
+        generation: u64,
+        (len, allocated): (u64, u64),
+        frame_count: u64,
+    ) -> Journal {
+        debug_assert!(len <= allocated, "{}: frames past the file", path.display());
         Journal {
             shared: Arc::new(Shared {
                 path: path.to_path_buf(),
@@ -409,9 +443,23 @@ impl Journal {
             }),
             generation,
             len,
+            allocated,
+            preallocate: false,
             frame_count,
             buf: Vec::new(),
         }
+    }
+
+    /// From now on the file grows in chunks of zeros actually written ahead of the frames
+    /// (64 KiB, doubling up to 4 MiB at a time), instead of by each append. An append that
+    /// grows a file makes its `fdatasync` write the file's inode (the new size, the new blocks)
+    /// as well as the frames: a second write to the disk per sync. Appends into a chunk already
+    /// written and synced overwrite allocated blocks of a file whose size does not change, and
+    /// their `fdatasync` writes the frames alone. Replay reads the zeros after the last frame as
+    /// the end of the journal, so the file's format does not change; the journal stays
+    /// readable by a build that does not preallocate.
+    pub fn preallocate_ahead(&mut self) {
+        self.preallocate = true;
     }
 
     /// Appends one frame. It is written to the file but not durable until the next sync.
@@ -457,33 +505,78 @@ impl Journal {
         written
     }
 
+    /// Writes encoded frames at the end. Not durable: the next sync (an fdatasync after this
+    /// write) makes them so.
     fn write_frames(&mut self, frames: &[u8], count: u64) -> Result<(), JournalError> {
         if count == 0 {
             return Ok(());
         }
+        let end = self.len + frames.len() as u64;
+        if self.preallocate && end > self.allocated {
+            self.grow_to(end)?;
+        }
+        debug_assert!(
+            !self.preallocate || end <= self.allocated,
+            "{}: frames written past the preallocated chunk",
+            self.shared.path.display()
+        );
         // A positional write: after a failed write the next frame lands at the same place,
         // whatever the failed one left behind.
         let written = fs::write_all_at(&self.shared.file, &self.shared.path, frames, self.len);
         self.shared.writes.fetch_add(1, Ordering::AcqRel);
         if let Err(source) = written {
-            // Best effort: a partial frame left here is overwritten by the next append or cut
-            // by the next open, so failing to remove it now loses nothing.
-            let _ = fs::set_len(&self.shared.file, &self.shared.path, self.len);
+            self.erase_failed_write(end);
             return Err(io_error(&self.shared.path)(source));
         }
-        self.len += frames.len() as u64;
+        self.len = end;
+        self.allocated = self.allocated.max(end);
         self.frame_count += count;
         Ok(())
+    }
+
+    /// Extends the file to the next chunk boundary past `needed` with zeros actually written:
+    /// zeros rather than a hole or an `fallocate`d range, whose blocks would still be allocated,
+    /// or converted from unwritten, by the first append reaching them, a change of the inode's
+    /// extents that its fdatasync would have to write. The grow needs no fdatasync of its own:
+    /// the next sync, which the frames written into the chunk wait for anyway, makes the zeros
+    /// and the new size durable with them; a crash before it leaves the file shorter, or ending
+    /// in zeros, and replay reads either as the end. A failure may leave part of the zeros,
+    /// which replay reads as the end too; the next grow writes them again.
+    fn grow_to(&mut self, needed: u64) -> Result<(), JournalError> {
+        let target = chunk_end(self.allocated, needed);
+        let written = write_zeros(&self.shared.file, &self.shared.path, self.allocated..target);
+        self.shared.writes.fetch_add(1, Ordering::AcqRel);
+        written.map_err(io_error(&self.shared.path))?;
+        self.allocated = target;
+        Ok(())
+    }
+
+    /// Removes what a failed write of the frames up to `end` may have left after the last good
+    /// frame. Best effort: a partial frame left here is overwritten by the next append or cut by
+    /// the next open, so failing to remove it now loses nothing.
+    fn erase_failed_write(&mut self, end: u64) {
+        let (file, path) = (&self.shared.file, &self.shared.path);
+        if self.preallocate {
+            // Zeros again, as the chunk was, keeping its blocks for the next append.
+            let _ = write_zeros(file, path, self.len..end);
+        } else if fs::set_len(file, path, self.len).is_ok() {
+            self.allocated = self.len;
+        }
+        self.shared.writes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Drops every frame: the journal is left with its header alone, and the next frame is
     /// numbered 0 again. Durable once synced.
     pub fn clear(&mut self) -> Result<(), JournalError> {
         self.shared.check_usable()?;
+        // Truncated rather than zeroed: one change of size drops every frame at once, where
+        // zeros written over them could reach the disk in part. A preallocating journal grows
+        // again at its next append.
         fs::set_len(&self.shared.file, &self.shared.path, HEADER_LEN as u64)
             .map_err(io_error(&self.shared.path))?;
         self.shared.writes.fetch_add(1, Ordering::AcqRel);
         self.len = HEADER_LEN as u64;
+        self.allocated = self.len;
         self.frame_count = 0;
         Ok(())
     }
@@ -501,7 +594,8 @@ impl Journal {
         self.shared.sync()
     }
 
-    /// Bytes of the journal, header included: where the next frame will be written.
+    /// Bytes of the journal, header included: where the next frame will be written. The file
+    /// of a preallocating journal is longer, by the zeros written ahead.
     pub fn len_bytes(&self) -> u64 {
         self.len
     }
@@ -663,8 +757,9 @@ fn rebuild_damaged_header(
 }
 
 /// Cuts the journal at `path` back to `len` bytes, a frame boundary it had earlier (its
-/// [`len_bytes`](Journal::len_bytes) then), and syncs it: the frames appended since are gone. A
-/// missing journal, or one no longer than `len`, is left alone.
+/// [`len_bytes`](Journal::len_bytes) then), and syncs it: the frames appended since are gone,
+/// and so are the zeros a preallocating journal wrote ahead (it grows again at its next
+/// append). A missing journal, or one no longer than `len`, is left alone.
 pub fn cut(path: &Path, len: u64) -> Result<(), JournalError> {
     assert!(
         len >= HEADER_LEN as u64,
@@ -704,6 +799,11 @@ pub fn read_frame_at(
             position,
             reason: format!("frame {number} is past the end of the file"),
         }),
+        Next::Zeroed { .. } => Err(JournalError::FrameDamaged {
+            path: path.to_path_buf(),
+            position,
+            reason: zeroed_frame(number),
+        }),
         Next::Bad(reason) => Err(JournalError::FrameDamaged {
             path: path.to_path_buf(),
             position,
@@ -731,6 +831,30 @@ impl Read for PositionalReader<'_> {
 /// Syncs a directory, so that a file created or renamed in it survives a power loss.
 pub fn sync_dir(dir: &Path) -> Result<(), JournalError> {
     fs::sync_dir(dir).map_err(io_error(dir))
+}
+
+/// The end of a preallocating journal's next chunk, for a file of `allocated` bytes that must
+/// hold `needed`: the file first grows to [`FIRST_CHUNK`], then doubles, by [`LARGEST_CHUNK`] at
+/// most at a time, and always ends on a 4 KiB page boundary.
+fn chunk_end(allocated: u64, needed: u64) -> u64 {
+    const PAGE: u64 = 4096;
+    let grown = if allocated < FIRST_CHUNK {
+        FIRST_CHUNK
+    } else {
+        allocated + allocated.min(LARGEST_CHUNK)
+    };
+    grown.max(needed).next_multiple_of(PAGE)
+}
+
+/// Writes zeros over `range` of the file, extending it if the range ends past its end.
+fn write_zeros(file: &File, path: &Path, range: std::ops::Range<u64>) -> io::Result<()> {
+    let mut at = range.start;
+    while at < range.end {
+        let len = (range.end - at).min(ZEROS.len() as u64);
+        fs::write_all_at(file, path, &ZEROS[..len as usize], at)?;
+        at += len;
+    }
+    Ok(())
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> JournalError {
@@ -915,6 +1039,25 @@ fn scan(
                 frames.push(payload);
             }
             Next::End => break None,
+            Next::Zeroed { read } => {
+                let rest = remaining - read;
+                match first_non_zero(&mut reader, rest).map_err(io_error(path))? {
+                    // Space written as zeros ahead of the frames, or never written at all.
+                    None => break None,
+                    Some(at) => {
+                        break Some(JournalDamage {
+                            path: path.to_path_buf(),
+                            position: end,
+                            dropped_bytes: remaining,
+                            reason: format!(
+                                "{}, but byte {} after it is not zero",
+                                zeroed_frame(frames.len() as u64),
+                                end + read + at
+                            ),
+                        });
+                    }
+                }
+            }
             Next::Bad(reason) => {
                 break Some(JournalDamage {
                     path: path.to_path_buf(),
@@ -925,11 +1068,7 @@ fn scan(
             }
         }
     };
-    debug_assert!(
-        damage.is_some() || end == file_len,
-        "{}: a replay without damage reads the whole file",
-        path.display()
-    );
+    debug_assert!(end <= file_len, "{}: frames past the end", path.display());
     let replay = Replay {
         generation,
         frames,
@@ -941,7 +1080,13 @@ fn scan(
 /// What follows the last frame read.
 enum Next {
     Frame(Vec<u8>),
+    /// The end of the file.
     End,
+    /// Zeros where the next frame's header should be: the end if every byte after them is zero
+    /// too, damage otherwise. `read` bytes of them were read.
+    Zeroed {
+        read: u64,
+    },
     Bad(String),
 }
 
@@ -957,9 +1102,7 @@ fn read_frame(reader: &mut impl Read, remaining: u64, index: u64) -> io::Result<
         return Ok(cut_short());
     }
     if head[..have].iter().all(|&b| b == 0) {
-        return Ok(Next::Bad(format!(
-            "zeroed space where frame {index} should start: a write that never reached the disk"
-        )));
+        return Ok(Next::Zeroed { read: have as u64 });
     }
     if have < FRAME_HEADER_LEN {
         return Ok(cut_short());
@@ -991,6 +1134,31 @@ fn read_frame(reader: &mut impl Read, remaining: u64, index: u64) -> io::Result<
         )));
     }
     Ok(Next::Frame(payload))
+}
+
+/// Where the first non-zero byte is among the next `len` bytes of `reader`, if one is. A reader
+/// that ends first (a file shrinking under a reader) has no more.
+fn first_non_zero(reader: &mut impl Read, len: u64) -> io::Result<Option<u64>> {
+    let mut chunk = vec![0; ZEROS.len().min(len as usize)];
+    let mut offset = 0;
+    while offset < len {
+        let want = (len - offset).min(chunk.len() as u64) as usize;
+        let read = match reader.read(&mut chunk[..want]) {
+            Ok(0) => return Ok(None),
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if let Some(at) = chunk[..read].iter().position(|&b| b != 0) {
+            return Ok(Some(offset + at as u64));
+        }
+        offset += read as u64;
+    }
+    Ok(None)
+}
+
+fn zeroed_frame(index: u64) -> String {
+    format!("zeroed space where frame {index} should start: a write that never reached the disk")
 }
 
 /// Fills `buf`, returning false if the reader ends first (a file shrinking under a reader).
@@ -1099,6 +1267,299 @@ mod tests {
         assert_eq!(again.frames, expected);
     }
 
+    /// A preallocating journal holding `payloads`, synced, and where each frame starts.
+    fn preallocated_with(path: &Path, payloads: &[Vec<u8>]) -> Vec<u64> {
+        let mut journal = Journal::create(path, META, 9).unwrap();
+        journal.preallocate_ahead();
+        let mut starts = Vec::new();
+        for p in payloads {
+            starts.push(journal.len_bytes());
+            journal.append(p).unwrap();
+        }
+        journal.sync().unwrap();
+        starts
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        fs::metadata(path).unwrap().len()
+    }
+
+    #[test]
+    fn a_frame_header_is_never_all_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let starts = journal_with(&path, &[Vec::new()]);
+        let bytes = fs::read(&path).unwrap();
+        let head = &bytes[starts[0] as usize..][..FRAME_HEADER_LEN];
+        assert_eq!(u32_at(head, 0), FRAME_HEADER_LEN as u32);
+        assert_ne!(head, [0; FRAME_HEADER_LEN]);
+    }
+
+    #[test]
+    fn chunks_double_from_the_first_up_to_the_largest() {
+        let header = HEADER_LEN as u64;
+        assert_eq!(chunk_end(header, header + 9), FIRST_CHUNK);
+        assert_eq!(
+            chunk_end(5000, 5001),
+            FIRST_CHUNK,
+            "a file that grew by each write"
+        );
+        assert_eq!(chunk_end(FIRST_CHUNK, FIRST_CHUNK + 1), 2 * FIRST_CHUNK);
+        assert_eq!(chunk_end(2 * FIRST_CHUNK, 0), 4 * FIRST_CHUNK);
+        let big = 3 * LARGEST_CHUNK;
+        assert_eq!(chunk_end(big, big + 1), big + LARGEST_CHUNK);
+        let huge_write = big + 2 * LARGEST_CHUNK + 1;
+        assert_eq!(
+            chunk_end(big, huge_write),
+            huge_write.next_multiple_of(4096)
+        );
+        assert_eq!(chunk_end(70_000, 0), 143_360, "ends on a page boundary");
+    }
+
+    #[test]
+    fn a_preallocating_journal_grows_in_chunks_of_written_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut journal = Journal::create(&path, META, 9).unwrap();
+        journal.preallocate_ahead();
+        assert_eq!(
+            file_len(&path),
+            HEADER_LEN as u64,
+            "created without a chunk"
+        );
+        journal.append(b"first").unwrap();
+        let first_chunk = file_len(&path);
+        assert_eq!(
+            first_chunk,
+            chunk_end(HEADER_LEN as u64, journal.len_bytes())
+        );
+        let mut sizes = vec![first_chunk];
+        let mut all = vec![b"first".to_vec()];
+        for p in payloads(6000) {
+            journal.append(&p).unwrap();
+            all.push(p);
+            let size = file_len(&path);
+            assert!(size >= journal.len_bytes());
+            if size != *sizes.last().unwrap() {
+                sizes.push(size);
+            }
+        }
+        journal.sync().unwrap();
+        assert!(sizes.len() >= 3, "{sizes:?}");
+        assert!(sizes.windows(2).all(|w| w[1] == 2 * w[0]), "{sizes:?}");
+        let bytes = fs::read(&path).unwrap();
+        assert!(
+            bytes[journal.len_bytes() as usize..]
+                .iter()
+                .all(|&b| b == 0)
+        );
+        let replay = Journal::read(&path, META).unwrap();
+        assert_eq!(replay.frames, all);
+        assert_eq!(
+            replay.damage, None,
+            "the zeros ahead are the end, not damage"
+        );
+    }
+
+    #[test]
+    fn a_zero_tail_is_the_end_and_the_next_frames_go_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = payloads(8);
+        preallocated_with(&path, &all[..5]);
+        let size = file_len(&path);
+        let (mut journal, replay) = Journal::open(&path, META).unwrap();
+        assert_eq!(replay.frames, all[..5]);
+        assert_eq!(replay.damage, None);
+        assert!(journal.len_bytes() < size);
+        assert_eq!(file_len(&path), size, "open leaves the zeros in place");
+        journal.preallocate_ahead();
+        let end = journal.len_bytes();
+        for p in &all[5..] {
+            journal.append(p).unwrap();
+        }
+        journal.sync().unwrap();
+        assert_eq!(file_len(&path), size, "the appends went into the chunk");
+        assert!(journal.len_bytes() > end);
+        let replay = Journal::read(&path, META).unwrap();
+        assert_eq!(replay.frames, all);
+        assert_eq!(replay.damage, None);
+        assert_eq!(journal.frame_count(), 8);
+    }
+
+    #[test]
+    fn a_journal_that_does_not_preallocate_reads_and_keeps_zeros_after_its_frames() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = payloads(5);
+        let starts = journal_with(&path, &all);
+        let intact = fs::read(&path).unwrap();
+        for zeros in [1, 3, 8, 4096] {
+            let mut bytes = intact.clone();
+            bytes.extend(vec![0; zeros]);
+            fs::write(&path, &bytes).unwrap();
+            let (mut journal, replay) = Journal::open(&path, META).unwrap();
+            assert_eq!((replay.frames.as_slice(), replay.damage), (&all[..], None));
+            assert_eq!(journal.len_bytes(), intact.len() as u64);
+            journal.append(b"after").unwrap();
+            journal.sync().unwrap();
+            let again = Journal::read(&path, META).unwrap();
+            assert_eq!(again.frames.last().unwrap(), b"after");
+            assert_eq!(again.damage, None);
+        }
+        // The last frame never reached the disk but the file's size did.
+        let mut bytes = intact.clone();
+        bytes[starts[4] as usize..].fill(0);
+        fs::write(&path, &bytes).unwrap();
+        let replay = Journal::read(&path, META).unwrap();
+        assert_eq!((replay.frames.as_slice(), replay.damage), (&all[..4], None));
+    }
+
+    #[test]
+    fn zeros_followed_by_anything_else_are_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = payloads(15);
+        let starts = preallocated_with(&path, &all);
+        let intact = fs::read(&path).unwrap();
+        // A frame whose first bytes never reached the disk while its later ones did.
+        let mut bytes = intact.clone();
+        bytes[starts[10] as usize..starts[11] as usize].fill(0);
+        fs::write(&path, &bytes).unwrap();
+        let reason = Journal::read(&path, META).unwrap().damage.unwrap().reason;
+        assert!(
+            reason.contains("zeroed") && reason.contains("not zero"),
+            "{reason}"
+        );
+        check_recovery(&path, &all, 10, starts[10]);
+        // One byte set far into the preallocated zeros.
+        let mut bytes = intact.clone();
+        let end = starts[14] as usize + FRAME_HEADER_LEN + all[14].len();
+        let far = bytes.len() - 1;
+        bytes[far] = 1;
+        fs::write(&path, &bytes).unwrap();
+        let damage = Journal::read(&path, META).unwrap().damage.unwrap();
+        assert!(damage.reason.contains(&format!("byte {far} ")), "{damage}");
+        check_recovery(&path, &all, 15, end as u64);
+    }
+
+    #[test]
+    fn a_frame_torn_in_the_preallocated_space_is_cut_at_any_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = payloads(4);
+        let starts = preallocated_with(&path, &all);
+        let whole = fs::read(&path).unwrap();
+        let last = starts[3] as usize;
+        let frame_end = last + FRAME_HEADER_LEN + all[3].len();
+        // The file as it was before the last frame was appended: the chunk holds zeros there.
+        let mut before = whole.clone();
+        before[last..].fill(0);
+        for torn in last + 1..frame_end {
+            let mut bytes = before.clone();
+            bytes[last..torn].copy_from_slice(&whole[last..torn]);
+            fs::write(&path, &bytes).unwrap();
+            check_recovery(&path, &all, 3, last as u64);
+        }
+        for lost in last + 1..frame_end {
+            let mut bytes = whole.clone();
+            bytes[last..lost].fill(0);
+            fs::write(&path, &bytes).unwrap();
+            check_recovery(&path, &all, 3, last as u64);
+        }
+    }
+
+    #[test]
+    fn a_flipped_byte_in_a_preallocated_journal_keeps_the_frames_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let all = payloads(15);
+        let starts = preallocated_with(&path, &all);
+        let intact = fs::read(&path).unwrap();
+        for at in starts[10]..starts[11] {
+            let mut bytes = intact.clone();
+            bytes[at as usize] ^= 0x40;
+            fs::write(&path, &bytes).unwrap();
+            check_recovery(&path, &all, 10, starts[10]);
+        }
+    }
+
+    #[test]
+    fn clear_and_cut_drop_the_zeros_and_the_journal_grows_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut journal = Journal::create(&path, META, 1).unwrap();
+        journal.preallocate_ahead();
+        journal.append(b"one").unwrap();
+        let kept = journal.len_bytes();
+        journal.append(b"two").unwrap();
+        journal.sync().unwrap();
+        assert!(file_len(&path) > journal.len_bytes());
+        drop(journal);
+        cut(&path, kept).unwrap();
+        assert_eq!(file_len(&path), kept);
+        let (mut journal, replay) = Journal::open(&path, META).unwrap();
+        assert_eq!(replay.frames, [b"one"]);
+        journal.preallocate_ahead();
+        journal.clear().unwrap();
+        assert_eq!(file_len(&path), HEADER_LEN as u64);
+        journal.append(b"three").unwrap();
+        journal.sync().unwrap();
+        assert!(file_len(&path) > journal.len_bytes(), "grown again");
+        let replay = Journal::read(&path, META).unwrap();
+        assert_eq!(
+            (replay.frames, replay.damage),
+            (vec![b"three".to_vec()], None)
+        );
+    }
+
+    #[test]
+    fn a_failed_write_into_the_chunk_leaves_zeros_behind() {
+        use crate::fs::fault::{self, Fault};
+        for failure in [Fault::ShortWrite, Fault::Io, Fault::NoSpace] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("j");
+            let mut journal = Journal::create(&path, META, 1).unwrap();
+            journal.preallocate_ahead();
+            journal.append(b"kept").unwrap();
+            journal.sync().unwrap();
+            let end = journal.len_bytes();
+            let plan = fault::inject(dir.path(), 0, failure);
+            assert!(journal.append(&[7; 100]).is_err(), "{failure:?}");
+            assert!(plan.fired());
+            drop(plan);
+            assert_eq!(journal.len_bytes(), end);
+            let bytes = fs::read(&path).unwrap();
+            assert!(bytes[end as usize..].iter().all(|&b| b == 0), "{failure:?}");
+            journal.append(b"next").unwrap();
+            journal.sync().unwrap();
+            let replay = Journal::read(&path, META).unwrap();
+            assert_eq!(replay.frames, [b"kept".to_vec(), b"next".to_vec()]);
+            assert_eq!(replay.damage, None);
+        }
+    }
+
+    #[test]
+    fn a_failed_grow_fails_the_append_and_the_next_one_grows_again() {
+        use crate::fs::fault::{self, Fault};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut journal = Journal::create(&path, META, 1).unwrap();
+        journal.preallocate_ahead();
+        let plan = fault::inject(dir.path(), 0, Fault::ShortWrite);
+        assert!(journal.append(b"lost").is_err());
+        drop(plan);
+        assert_eq!(journal.len_bytes(), HEADER_LEN as u64);
+        journal.append(b"kept").unwrap();
+        journal.sync().unwrap();
+        assert_eq!(file_len(&path), FIRST_CHUNK);
+        let replay = Journal::read(&path, META).unwrap();
+        assert_eq!(
+            (replay.frames, replay.damage),
+            (vec![b"kept".to_vec()], None)
+        );
+    }
+
     #[test]
     fn round_trips_many_frames() {
         let dir = tempfile::tempdir().unwrap();
@@ -1191,32 +1652,6 @@ mod tests {
         let replay = Journal::read(&path, META).unwrap();
         assert_eq!(replay.frames, all[..2]);
         assert_eq!(replay.damage, None);
-    }
-
-    #[test]
-    fn a_zeroed_tail_keeps_the_earlier_frames() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j");
-        let all = payloads(5);
-        let starts = journal_with(&path, &all);
-        let intact = fs::read(&path).unwrap();
-
-        let mut zeroed = intact.clone();
-        zeroed[starts[4] as usize..].fill(0);
-        fs::write(&path, &zeroed).unwrap();
-        let reason = Journal::read(&path, META).unwrap().damage.unwrap().reason;
-        assert!(reason.contains("zeroed"), "{reason}");
-        check_recovery(&path, &all, 4, starts[4]);
-
-        let mut extended = intact.clone();
-        extended.extend_from_slice(&[0; 4096]);
-        fs::write(&path, &extended).unwrap();
-        check_recovery(&path, &all, 5, intact.len() as u64);
-
-        let mut short_zeroes = intact.clone();
-        short_zeroes.extend_from_slice(&[0; 3]);
-        fs::write(&path, &short_zeroes).unwrap();
-        check_recovery(&path, &all, 5, intact.len() as u64);
     }
 
     #[test]
@@ -1554,7 +1989,7 @@ mod tests {
     }
 
     /// Checks what replay promises for any content: no panic, and when it succeeds the good
-    /// frames end where the damage starts.
+    /// frames end where the damage starts, or where zeros up to the end of the file start.
     fn replay_anything(bytes: &[u8]) {
         let path = Path::new("fuzzed");
         if let Ok(replay) = Journal::decode(path, bytes, META) {
@@ -1569,7 +2004,7 @@ mod tests {
                     assert_eq!(damage.position, end);
                     assert_eq!(damage.position + damage.dropped_bytes, bytes.len() as u64);
                 }
-                None => assert_eq!(end, bytes.len() as u64),
+                None => assert!(bytes[end as usize..].iter().all(|&b| b == 0)),
             }
         }
         let _ = decode_snapshot(path, bytes.to_vec(), META);

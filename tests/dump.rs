@@ -171,6 +171,19 @@ fn verify_finds(path: &str, file: &str, byte: Option<u64>, what: &str) -> String
         .to_owned()
 }
 
+/// Where the frames of a journal end, as `queue-dump` lists them: a group journal's file goes on
+/// with the zeros it preallocates.
+fn journal_end(journal: &Path) -> u64 {
+    let value = run_json(&[journal.to_str().expect("utf-8 path"), "--json"]);
+    let last = value["frames"]
+        .as_array()
+        .and_then(|frames| frames.last())
+        .cloned()
+        .expect("a frame");
+    let (pos, len) = (last["pos"].as_u64(), last["len"].as_u64());
+    pos.zip(len).map(|(pos, len)| pos + 8 + len).expect("frame")
+}
+
 /// `segment`'s report in the JSON summary of `dir`.
 fn segment_json(dir: &str, segment: &Path) -> serde_json::Value {
     let value = run_json(&["--json", dir]);
@@ -755,9 +768,15 @@ fn verify_is_clean_then_names_each_damaged_file_and_position() {
         "index checksum mismatch",
     );
 
-    // A group journal cut a few bytes short.
+    // A group journal cut a few bytes short of the end of its frames.
     let journal = orders.join("groups.00000000000000000001.journal");
-    let len = fs::metadata(&journal).expect("journal").len();
+    let len = journal_end(&journal);
+    assert!(
+        fs::metadata(&journal).expect("journal").len() > len,
+        "zeros follow the frames"
+    );
+    let output = dump(&["--verify", journal.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(0), "{:?}", text(&output));
     let file = fs::OpenOptions::new()
         .write(true)
         .open(&journal)
@@ -944,7 +963,7 @@ fn nothing_is_written_even_to_damaged_files() {
     // Damage the engine would repair at its next open: a torn journal tail and garbage after
     // the last record of the active segment.
     let journal = orders.join("groups.00000000000000000001.journal");
-    let len = fs::metadata(&journal).expect("journal").len();
+    let len = journal_end(&journal);
     fs::OpenOptions::new()
         .write(true)
         .open(&journal)

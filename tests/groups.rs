@@ -201,6 +201,27 @@ fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).expect("stat").len()
 }
 
+/// Where the frames of an undamaged journal end (storage-format.md 6.1): each frame's first four
+/// bytes are its length, and zeros follow the last one up to the end of the file, which a group
+/// journal preallocates.
+fn frames_end(journal: &Path) -> u64 {
+    const HEADER_LEN: usize = 32;
+    let bytes = std::fs::read(journal).expect("read journal");
+    let mut end = HEADER_LEN;
+    while let Some(length) = bytes.get(end..end + 4) {
+        let length = u32::from_le_bytes(length.try_into().expect("four bytes")) as usize;
+        if length == 0 {
+            break;
+        }
+        end += length;
+    }
+    assert!(
+        bytes[end..].iter().all(|&b| b == 0),
+        "zeros after the frames"
+    );
+    end as u64
+}
+
 /// Segment files of a log directory, oldest first.
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -949,7 +970,7 @@ fn torn_group_journal(damage: JournalTail) {
         let (group, ids) = build_state(&stream, &clock);
         let journal = group_journal(stream.log().dir());
         let before_last = group_state(&stream, b"g");
-        let len_before_last = file_len(&journal);
+        let len_before_last = frames_end(&journal);
         // The last operation: one ack, one event.
         assert_eq!(group.ack(&[ids[3]]).unwrap(), 1);
         let after_last = group_state(&stream, b"g");
@@ -958,30 +979,34 @@ fn torn_group_journal(damage: JournalTail) {
         (journal, before_last, after_last, len_before_last, ids)
     };
     let full_len = file_len(&journal);
-    assert!(full_len > len_before_last);
+    let end = frames_end(&journal);
+    assert!(end > len_before_last);
     let (expected, position, dropped) = match damage {
         JournalTail::Truncated => {
             let file = std::fs::OpenOptions::new()
                 .write(true)
                 .open(&journal)
                 .unwrap();
-            file.set_len(full_len - 3).unwrap();
+            file.set_len(end - 3).unwrap();
             (
                 before_last.clone(),
                 len_before_last,
-                full_len - 3 - len_before_last,
+                end - 3 - len_before_last,
             )
         }
         JournalTail::Garbage => {
-            use std::io::Write;
-            let mut file = std::fs::OpenOptions::new()
-                .append(true)
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::OpenOptions::new()
+                .write(true)
                 .open(&journal)
                 .unwrap();
             let mut rng = Rng(7);
             let garbage: Vec<u8> = (0..37).map(|_| rng.next() as u8 | 1).collect();
-            file.write_all(&garbage).unwrap();
-            (after_last.clone(), full_len, 37)
+            // Over the zeros preallocated after the last frame, as a torn append leaves it.
+            file.write_all_at(&garbage, end).unwrap();
+            let len = file_len(&journal);
+            assert!(len >= end + 37 && len == full_len.max(end + 37));
+            (after_last.clone(), end, len - end)
         }
     };
     {

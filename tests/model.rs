@@ -620,8 +620,8 @@ fn check_equal(model: &Model, observed: &Observed, what: &str) -> Result<(), Tes
 // Crashes: what was flushed, and damage to the rest
 // ---------------------------------------------------------------------------------------------
 
-/// What was on disk at the last flush (or clean open): the model then, and each journal's
-/// length then. Journals are append-only files: what lies beyond those lengths is unflushed.
+/// What was on disk at the last flush (or clean open): the model then, and where each journal's
+/// frames ended then. Journals are append-only files: what lies beyond is unflushed.
 #[derive(Debug, Clone)]
 struct Baseline {
     model: Model,
@@ -643,8 +643,8 @@ impl Baseline {
             journal_lens: journals(dir)
                 .into_iter()
                 .map(|path| {
-                    let len = std::fs::metadata(&path).expect("stat journal").len();
-                    (path, len)
+                    let end = frames_end(&path);
+                    (path, end)
                 })
                 .collect(),
             groups_changed: BTreeSet::new(),
@@ -723,18 +723,48 @@ fn segment_flushed_ends(stream_dir: &Path, point: RecoveryPoint) -> Vec<(PathBuf
         .collect()
 }
 
+/// Where the frames of an undamaged journal end (storage-format.md 6.1): each frame's first four
+/// bytes are its length; zeros, which a group journal preallocates, or the end of the file follow
+/// the last one.
+fn frames_end(journal: &Path) -> u64 {
+    const HEADER_LEN: usize = 32;
+    let bytes = std::fs::read(journal).expect("read journal");
+    let mut end = HEADER_LEN;
+    while let Some(length) = bytes.get(end..end + 4) {
+        let length = u32::from_le_bytes(length.try_into().expect("four bytes")) as usize;
+        if length == 0 {
+            break;
+        }
+        end += length;
+    }
+    end as u64
+}
+
+/// How a journal grows: a group journal in chunks of zeros ahead of its frames, so a write that
+/// never reached its disk may leave zeros (or, if the chunk's size did not reach it either, a
+/// shorter file); the other journals with every write, so they may come back shorter.
+fn journal_growth(journal: &Path, frames_end: u64) -> Growth {
+    let len = std::fs::metadata(journal).expect("stat journal").len();
+    if len > frames_end {
+        Growth::Preallocated
+    } else {
+        Growth::Appended
+    }
+}
+
 /// How a file grows: a segment is created at its full size (made durable before use), so a
-/// write that never reached its disk leaves zeros, not a shorter file; a journal grows with
-/// every write, so it may come back shorter.
+/// write that never reached its disk leaves zeros, not a shorter file; a journal that does not
+/// preallocate grows with every write, so it may come back shorter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Growth {
     Preallocated,
     Appended,
 }
 
-/// Damages `path` beyond `flushed`: the tail cut at a random byte (zeroed in a preallocated
-/// file), whole pages zeroed or scrambled, the page holding the flushed end torn; or nothing.
-fn damage_file(path: &Path, flushed: u64, growth: Growth, rng: &mut Rng) {
+/// Damages `path` beyond `flushed`: the tail cut at a random byte before `written` (zeroed in a
+/// preallocated file), whole pages zeroed or scrambled, the page holding the flushed end torn;
+/// or nothing.
+fn damage_file(path: &Path, flushed: u64, written: u64, growth: Growth, rng: &mut Rng) {
     use std::os::unix::fs::FileExt;
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -747,7 +777,7 @@ fn damage_file(path: &Path, flushed: u64, growth: Growth, rng: &mut Rng) {
     match rng.below(5) {
         0 => {}
         1 => {
-            let cut = flushed + rng.below(len - flushed);
+            let cut = flushed + rng.below(len.min(written).max(flushed + 1) - flushed);
             match growth {
                 Growth::Appended => file.set_len(cut).expect("truncate"),
                 Growth::Preallocated => file
@@ -890,8 +920,7 @@ impl World {
                 .and_then(|name| name.to_str())
                 .is_some_and(|name| name.starts_with("meta."));
             if let (true, Some(flushed)) = (is_meta, self.baseline.journal_lens.get_mut(&path)) {
-                let len = std::fs::metadata(&path).expect("stat journal").len();
-                *flushed = (*flushed).max(len);
+                *flushed = (*flushed).max(frames_end(&path));
             }
         }
     }
@@ -1258,14 +1287,16 @@ impl World {
         let mut rng = Rng(damage.seed | 1);
         for (_, stream_dir, point) in &points {
             for (segment, flushed) in segment_flushed_ends(stream_dir, *point) {
-                damage_file(&segment, flushed, Growth::Preallocated, &mut rng);
+                damage_file(&segment, flushed, u64::MAX, Growth::Preallocated, &mut rng);
             }
         }
         // A journal opened since the last flush (by a checkpoint or a compaction) was made
         // durable up to a point this test cannot know: it is left alone.
         for path in journals(self.dir.path()) {
             if let Some(&flushed) = self.baseline.journal_lens.get(&path) {
-                damage_file(&path, flushed, Growth::Appended, &mut rng);
+                let written = frames_end(&path);
+                let growth = journal_growth(&path, written);
+                damage_file(&path, flushed, written, growth, &mut rng);
             }
         }
         let store = open(self.dir.path(), &self.clock);
@@ -1542,7 +1573,7 @@ fn a_crash_never_keeps_a_group_without_its_policy() {
             .into_iter()
             .filter_map(|path| {
                 let flushed = *journal_lens.get(&path)?;
-                let len = std::fs::metadata(&path).ok()?.len();
+                let len = frames_end(&path);
                 (len > flushed).then_some((path, flushed, len))
             })
             .collect();

@@ -126,7 +126,7 @@ impl DurableGroups {
         let (mut state, generation) = load_snapshot(dir)?;
         let path = dir.join(group_journal_name(generation));
         let mut recovery = GroupRecovery::default();
-        let journal = if path.exists() {
+        let mut journal = if path.exists() {
             let (journal, replay, rebuilt) =
                 Journal::open_repairing(&path, GROUP_JOURNAL_KIND, generation)?;
             recovery.rebuilt_journal_header = rebuilt;
@@ -138,6 +138,7 @@ impl DurableGroups {
         } else {
             Journal::create(&path, GROUP_JOURNAL_KIND, generation)?
         };
+        journal.preallocate_ahead();
         remove_other_journals(dir, generation)?;
         let mut groups = DurableGroups {
             dir: dir.to_path_buf(),
@@ -266,7 +267,8 @@ impl DurableGroups {
             path: new_path.clone(),
             source,
         })?;
-        let new_journal = Journal::create(&new_path, GROUP_JOURNAL_KIND, generation)?;
+        let mut new_journal = Journal::create(&new_path, GROUP_JOURNAL_KIND, generation)?;
+        new_journal.preallocate_ahead();
         let mut snapshot = SnapshotEncoder::with_capacity(self.state.snapshot_len_hint());
         self.state.snapshot_each(|event| snapshot.add(&event));
         let payload = snapshot.finish();
@@ -524,6 +526,47 @@ mod tests {
             .unwrap();
         groups.sync_handle().sync().unwrap();
         groups
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
+    }
+
+    #[test]
+    fn journals_preallocate_before_and_after_a_compaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_with(50);
+        let mut groups = prepared(dir.path(), &log);
+        let first = dir.path().join(group_journal_name(1));
+        assert!(file_len(&first) > groups.journal.len_bytes(), "zeros ahead");
+        groups.compact().unwrap();
+        assert!(!first.exists());
+        let second = dir.path().join(group_journal_name(2));
+        assert_eq!(file_len(&second), journal::HEADER_LEN as u64);
+        deliver(&mut groups, &log, 5, 2_000);
+        groups.sync_handle().sync().unwrap();
+        let chunk = file_len(&second);
+        assert!(
+            chunk > groups.journal.len_bytes(),
+            "the new journal grows ahead too"
+        );
+        drop(groups);
+
+        let (mut reopened, recovery) = DurableGroups::open(dir.path(), &log).unwrap();
+        assert_eq!(recovery.journal_damage, None, "the zeros are the end");
+        assert_eq!(recovery.events_replayed, 1);
+        deliver(&mut reopened, &log, 5, 3_000);
+        reopened.sync_handle().sync().unwrap();
+        assert_eq!(
+            file_len(&second),
+            chunk,
+            "a reopened journal writes into its chunk"
+        );
+        let expected = reopened.state().clone();
+        drop(reopened);
+        let (again, recovery) = DurableGroups::open(dir.path(), &log).unwrap();
+        assert_eq!(again.state(), &expected);
+        assert_eq!(recovery.events_replayed, 2);
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub(crate) struct JournalEvents<E> {
     pub(crate) events: Vec<LoggedEvent<E>>,
     /// The first good frame that does not decode, if one does not.
     pub(crate) undecodable: Option<Undecodable>,
-    /// What followed the last good frame, if anything did.
+    /// What followed the last good frame, if anything but zeros did.
     pub(crate) damage: Option<JournalDamage>,
 }
 
