@@ -254,9 +254,24 @@ fn flip_log_byte(cluster: &Cluster, id: u64) {
         .max()
         .expect("a Raft log file");
     let mut bytes = std::fs::read(&newest).unwrap();
-    let at = bytes.len() / 2;
+    let at = entries_end(&bytes) / 2;
     bytes[at] ^= 0x5a;
     std::fs::write(&newest, bytes).unwrap();
+}
+
+/// Where the entries of a Raft log file end (storage-format.md 6.1, 14.4): each frame's first
+/// four bytes are its length, and zeros written ahead follow the last one.
+fn entries_end(file: &[u8]) -> usize {
+    const HEADER_LEN: usize = 32;
+    let mut end = HEADER_LEN;
+    while let Some(length) = file.get(end..end + 4) {
+        let length = u32::from_le_bytes(length.try_into().expect("four bytes")) as usize;
+        if length == 0 {
+            break;
+        }
+        end += length;
+    }
+    end
 }
 
 /// Restarts `node` (stopped) as if its machine had booted again: its store, written without

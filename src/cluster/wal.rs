@@ -245,7 +245,10 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(journal: Journal) -> Writer {
+    /// Appends go into zeros written ahead of them, so that a flush's `fdatasync` writes the
+    /// entries alone, not also the file's new size.
+    fn new(mut journal: Journal) -> Writer {
+        journal.preallocate_ahead();
         let flush: Arc<dyn Flush> = Arc::new(FileFlush(journal.sync_handle()));
         Writer { journal, flush }
     }

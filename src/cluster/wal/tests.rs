@@ -212,13 +212,32 @@ fn purge_drops_whole_files_and_survives_reopening() {
     assert_eq!(all(&wal), vec![entry(31, 4)]);
 }
 
+/// Where the entries of the undamaged log file at `path` end: its zeros written ahead follow.
+fn entries_end(path: &Path) -> u64 {
+    let (journal, replay) = Journal::open(path, RAFT_LOG_KIND).unwrap();
+    assert!(replay.damage.is_none(), "{:?}", replay.damage);
+    journal.len_bytes()
+}
+
+#[test]
+fn a_log_file_is_preallocated_ahead_of_its_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal = twenty(dir.path());
+    drop(wal);
+    let last = log_files(dir.path()).pop().unwrap();
+    let end = entries_end(&last);
+    let bytes = std::fs::read(&last).unwrap();
+    assert!(bytes.len() as u64 > end, "no zeros written ahead");
+    assert!(bytes[end as usize..].iter().all(|&byte| byte == 0));
+}
+
 #[test]
 fn a_torn_tail_above_the_commit_point_is_cut() {
     let dir = tempfile::tempdir().unwrap();
     let wal = twenty(dir.path());
     drop(wal);
     let last = log_files(dir.path()).pop().unwrap();
-    let len = std::fs::metadata(&last).unwrap().len();
+    let len = entries_end(&last);
     let file = std::fs::OpenOptions::new().write(true).open(&last).unwrap();
     file.set_len(len - 3).unwrap();
     let (mut wal, recovery) = open(dir.path());
@@ -237,7 +256,7 @@ fn a_lost_committed_entry_is_damage_and_nothing_is_cut() {
     wal.save_committed(entry(20, 2).id).unwrap();
     drop(wal);
     let last = log_files(dir.path()).pop().unwrap();
-    let len = std::fs::metadata(&last).unwrap().len();
+    let len = entries_end(&last);
     std::fs::OpenOptions::new()
         .write(true)
         .open(&last)
