@@ -1203,7 +1203,20 @@ mod tests {
 
     /// A journal holding `payloads`, and the byte offset where each frame starts.
     fn journal_with(path: &Path, payloads: &[Vec<u8>]) -> Vec<u64> {
+        journal_preallocating_or_not(path, payloads, false)
+    }
+
+    /// A journal holding `payloads`, synced, preallocating if `preallocate`, and where each
+    /// frame starts.
+    fn journal_preallocating_or_not(
+        path: &Path,
+        payloads: &[Vec<u8>],
+        preallocate: bool,
+    ) -> Vec<u64> {
         let mut journal = Journal::create(path, META, 9).unwrap();
+        if preallocate {
+            journal.preallocate_ahead();
+        }
         let mut starts = Vec::new();
         for p in payloads {
             starts.push(journal.len_bytes());
@@ -1269,15 +1282,7 @@ mod tests {
 
     /// A preallocating journal holding `payloads`, synced, and where each frame starts.
     fn preallocated_with(path: &Path, payloads: &[Vec<u8>]) -> Vec<u64> {
-        let mut journal = Journal::create(path, META, 9).unwrap();
-        journal.preallocate_ahead();
-        let mut starts = Vec::new();
-        for p in payloads {
-            starts.push(journal.len_bytes());
-            journal.append(p).unwrap();
-        }
-        journal.sync().unwrap();
-        starts
+        journal_preallocating_or_not(path, payloads, true)
     }
 
     fn file_len(path: &Path) -> u64 {
@@ -1466,21 +1471,6 @@ mod tests {
             bytes[last..lost].fill(0);
             fs::write(&path, &bytes).unwrap();
             check_recovery(&path, &all, 3, last as u64);
-        }
-    }
-
-    #[test]
-    fn a_flipped_byte_in_a_preallocated_journal_keeps_the_frames_before_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j");
-        let all = payloads(15);
-        let starts = preallocated_with(&path, &all);
-        let intact = fs::read(&path).unwrap();
-        for at in starts[10]..starts[11] {
-            let mut bytes = intact.clone();
-            bytes[at as usize] ^= 0x40;
-            fs::write(&path, &bytes).unwrap();
-            check_recovery(&path, &all, 10, starts[10]);
         }
     }
 
@@ -1695,16 +1685,18 @@ mod tests {
 
     #[test]
     fn a_flipped_byte_in_a_middle_frame_keeps_the_frames_before_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("j");
-        let all = payloads(15);
-        let starts = journal_with(&path, &all);
-        let intact = fs::read(&path).unwrap();
-        for at in starts[10]..starts[11] {
-            let mut bytes = intact.clone();
-            bytes[at as usize] ^= 0x40;
-            fs::write(&path, &bytes).unwrap();
-            check_recovery(&path, &all, 10, starts[10]);
+        for preallocate in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("j");
+            let all = payloads(15);
+            let starts = journal_preallocating_or_not(&path, &all, preallocate);
+            let intact = fs::read(&path).unwrap();
+            for at in starts[10]..starts[11] {
+                let mut bytes = intact.clone();
+                bytes[at as usize] ^= 0x40;
+                fs::write(&path, &bytes).unwrap();
+                check_recovery(&path, &all, 10, starts[10]);
+            }
         }
     }
 

@@ -7,20 +7,8 @@ mod cluster_support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cluster_support::Cluster;
+use cluster_support::{Cluster, eventually};
 use redis::Commands;
-
-/// Waits until `check` holds, or fails with `what`.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not happen within 20 s");
-}
 
 #[test]
 fn the_redis_crate_cluster_client_routes_writes_and_reads() {

@@ -25,6 +25,7 @@
 //! The power-loss kinds run with `cargo test --features power-loss-record --test cluster_faults`.
 
 mod cluster_support;
+mod journal_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -254,24 +255,9 @@ fn flip_log_byte(cluster: &Cluster, id: u64) {
         .max()
         .expect("a Raft log file");
     let mut bytes = std::fs::read(&newest).unwrap();
-    let at = entries_end(&bytes) / 2;
+    let at = journal_support::frames_end_in(&bytes) / 2;
     bytes[at] ^= 0x5a;
     std::fs::write(&newest, bytes).unwrap();
-}
-
-/// Where the entries of a Raft log file end (storage-format.md 6.1, 14.4): each frame's first
-/// four bytes are its length, and zeros written ahead follow the last one.
-fn entries_end(file: &[u8]) -> usize {
-    const HEADER_LEN: usize = 32;
-    let mut end = HEADER_LEN;
-    while let Some(length) = file.get(end..end + 4) {
-        let length = u32::from_le_bytes(length.try_into().expect("four bytes")) as usize;
-        if length == 0 {
-            break;
-        }
-        end += length;
-    }
-    end
 }
 
 /// Restarts `node` (stopped) as if its machine had booted again: its store, written without

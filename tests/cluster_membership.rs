@@ -8,24 +8,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cluster_support::{Cluster, query};
+use cluster_support::{Cluster, eventually, query};
 use redis::Commands;
 
 const STREAM: &str = "ledger";
-
-/// Waits until `check` holds, or fails with `what`.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not happen within 30 s");
-}
 
 /// Writes `n=0,1,2,…` until told to stop, each value once (a failed write is not retried, so an
 /// unknown outcome never writes a value twice); returns the values acknowledged.

@@ -4,25 +4,12 @@
 
 mod cluster_support;
 
-use std::time::{Duration, Instant};
 
-use cluster_support::{Cluster, query};
+use cluster_support::{Cluster, eventually, query};
 use redis::Commands;
 
 const STREAM: &str = "orders";
 const GROUP: &str = "billing";
-
-/// Waits until `check` holds, or fails with `what`.
-fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{what} did not happen within 30 s");
-}
 
 /// One write per Raft entry (the client waits for each), so that the log grows by `count`.
 fn write(cluster: &Cluster, first: u64, count: u64) {

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod journal_support;
+
 use parking_lot::Mutex;
 use weir::group::{AutoClaim, ClaimOptions, ClampedGroup, PendingQuery};
 use weir::{
@@ -201,25 +203,15 @@ fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).expect("stat").len()
 }
 
-/// Where the frames of an undamaged journal end (storage-format.md 6.1): each frame's first four
-/// bytes are its length, and zeros follow the last one up to the end of the file, which a group
-/// journal preallocates.
+/// Where the frames of an undamaged journal end, checking that only zeros follow them.
 fn frames_end(journal: &Path) -> u64 {
-    const HEADER_LEN: usize = 32;
+    let end = journal_support::frames_end(journal);
     let bytes = std::fs::read(journal).expect("read journal");
-    let mut end = HEADER_LEN;
-    while let Some(length) = bytes.get(end..end + 4) {
-        let length = u32::from_le_bytes(length.try_into().expect("four bytes")) as usize;
-        if length == 0 {
-            break;
-        }
-        end += length;
-    }
     assert!(
-        bytes[end..].iter().all(|&b| b == 0),
+        bytes[end as usize..].iter().all(|&b| b == 0),
         "zeros after the frames"
     );
-    end as u64
+    end
 }
 
 /// Segment files of a log directory, oldest first.

@@ -29,7 +29,9 @@ use weir::{
     StreamId,
 };
 
+mod journal_support;
 mod rng;
+use journal_support::frames_end;
 use rng::Rng;
 
 /// Cases of the default run.
@@ -721,23 +723,6 @@ fn segment_flushed_ends(stream_dir: &Path, point: RecoveryPoint) -> Vec<(PathBuf
             Some((path, end))
         })
         .collect()
-}
-
-/// Where the frames of an undamaged journal end (storage-format.md 6.1): each frame's first four
-/// bytes are its length; zeros, which a group journal preallocates, or the end of the file follow
-/// the last one.
-fn frames_end(journal: &Path) -> u64 {
-    const HEADER_LEN: usize = 32;
-    let bytes = std::fs::read(journal).expect("read journal");
-    let mut end = HEADER_LEN;
-    while let Some(length) = bytes.get(end..end + 4) {
-        let length = u32::from_le_bytes(length.try_into().expect("four bytes")) as usize;
-        if length == 0 {
-            break;
-        }
-        end += length;
-    }
-    end as u64
 }
 
 /// How a journal grows: a group journal in chunks of zeros ahead of its frames, so a write that

@@ -31,6 +31,18 @@ fn snapshot_entries() -> u64 {
         .unwrap_or(SNAPSHOT_ENTRIES)
 }
 
+/// Waits until `check` holds, for at most 30 s, or fails with `what`.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not happen within 30 s");
+}
+
 /// One node's process and where it lives.
 pub struct Node {
     pub id: u64,
