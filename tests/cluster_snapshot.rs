@@ -4,7 +4,6 @@
 
 mod cluster_support;
 
-
 use cluster_support::{Cluster, eventually, query};
 use redis::Commands;
 
