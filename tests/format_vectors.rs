@@ -475,7 +475,17 @@ fn a12_raft_log_file_with_two_entries() {
     drop(wal.append(&entries).expect("append"));
     drop(wal);
     let name = "raft.00000000000000000001.wal";
-    assert_eq!(std::fs::read(dir.path().join(name)).expect("read"), bytes);
+    // The file holds the vector, then the zeros written ahead of the next entries (14.4).
+    let written = std::fs::read(dir.path().join(name)).expect("read");
+    assert!(
+        written.starts_with(&bytes),
+        "the file does not start with the vector"
+    );
+    assert_eq!(written.len(), 65_536, "the first chunk written ahead");
+    assert!(
+        written[bytes.len()..].iter().all(|&byte| byte == 0),
+        "something other than zeros follows the entries"
+    );
 
     let frames = journal_frames(name, RAFT_LOG_KIND, &bytes);
     let decoded: Vec<WalEntry> = frames
