@@ -115,15 +115,7 @@ fn a_lost_node_is_replaced_by_a_new_one_while_a_client_writes() {
     let refused = text(query(&mut admin, &["CLUSTER", "REMOVENODE", "99"]));
     assert!(refused.contains("no node 99"), "{refused}");
 
-    let added = query(
-        &mut admin,
-        &[
-            "CLUSTER",
-            "ADDNODE",
-            &new.to_string(),
-            &cluster.address(new),
-        ],
-    );
+    let added = cluster.add_node(&mut admin, new);
     assert_eq!(added, Ok(redis::Value::Okay), "{added:?}");
     let removed = query(&mut admin, &["CLUSTER", "REMOVENODE", &lost.to_string()]);
     assert_eq!(removed, Ok(redis::Value::Okay), "{removed:?}");

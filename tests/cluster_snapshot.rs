@@ -95,15 +95,7 @@ fn nodes_behind_a_purged_log_catch_up_from_the_leaders_snapshot() {
 
     cluster.restart(down);
     let new = cluster.start_joining_node();
-    let added = query(
-        &mut admin,
-        &[
-            "CLUSTER",
-            "ADDNODE",
-            &new.to_string(),
-            &cluster.address(new),
-        ],
-    );
+    let added = cluster.add_node(&mut admin, new);
     assert_eq!(added, Ok(redis::Value::Okay), "{added:?}");
 
     write(&cluster, 1000, 10);

@@ -306,6 +306,18 @@ impl Cluster {
         }
     }
 
+    /// Sends `CLUSTER ADDNODE new <its address>` on `admin` and answers the reply.
+    pub fn add_node(
+        &self,
+        admin: &mut redis::Connection,
+        new: u64,
+    ) -> redis::RedisResult<redis::Value> {
+        query(
+            admin,
+            &["CLUSTER", "ADDNODE", &new.to_string(), &self.address(new)],
+        )
+    }
+
     /// `HOST:PORT@BUSPORT` of node `id`, as `CLUSTER ADDNODE` takes it.
     pub fn address(&self, id: u64) -> String {
         format!("{}:{}@{}", self.node(id).ip, self.port, self.bus_port)
