@@ -82,11 +82,16 @@ pub fn segment_file_name(base_offset: u64) -> String {
 /// The base offset a segment file name holds: exactly 20 decimal digits then `.seg`; `None`
 /// for any other name (`<base>.seg.tmp` included).
 pub fn segment_base(file_name: &str) -> Option<u64> {
-    let stem = file_name.strip_suffix(SEGMENT_SUFFIX)?;
-    if stem.len() != NUMBER_DIGITS || !stem.bytes().all(|b| b.is_ascii_digit()) {
+    padded_number(file_name.strip_suffix(SEGMENT_SUFFIX)?)
+}
+
+/// The number `digits` spells as exactly [`NUMBER_DIGITS`] decimal digits, as file names pad
+/// them; `None` for anything else.
+fn padded_number(digits: &str) -> Option<u64> {
+    if digits.len() != NUMBER_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    stem.parse().ok()
+    digits.parse().ok()
 }
 
 /// File name of the Raft log file whose first entry has index `first_index`.
@@ -97,13 +102,11 @@ pub fn raft_log_file_name(first_index: u64) -> String {
 /// The first index a Raft log file name holds: `raft.`, exactly 20 decimal digits, then `.wal`;
 /// `None` for any other name (`raft.<index>.wal.tmp` included).
 pub fn raft_log_first_index(file_name: &str) -> Option<u64> {
-    let digits = file_name
-        .strip_prefix(RAFT_LOG_PREFIX)?
-        .strip_suffix(RAFT_LOG_SUFFIX)?;
-    if digits.len() != NUMBER_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    padded_number(
+        file_name
+            .strip_prefix(RAFT_LOG_PREFIX)?
+            .strip_suffix(RAFT_LOG_SUFFIX)?,
+    )
 }
 
 /// File name of a replicated node's snapshot data file number `sequence`.
@@ -114,13 +117,11 @@ pub fn raft_snapshot_data_name(sequence: u64) -> String {
 /// The number of a snapshot data file name: `snapshot.`, exactly 20 decimal digits, then
 /// `.data`; `None` for any other name.
 pub fn raft_snapshot_data_sequence(file_name: &str) -> Option<u64> {
-    let digits = file_name
-        .strip_prefix(RAFT_SNAPSHOT_DATA_PREFIX)?
-        .strip_suffix(RAFT_SNAPSHOT_DATA_SUFFIX)?;
-    if digits.len() != NUMBER_DIGITS || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    padded_number(
+        file_name
+            .strip_prefix(RAFT_SNAPSHOT_DATA_PREFIX)?
+            .strip_suffix(RAFT_SNAPSHOT_DATA_SUFFIX)?,
+    )
 }
 
 /// File name of the sparse index of the segment whose first offset is `base_offset`.
