@@ -60,12 +60,12 @@ pub struct WalOptions {
     /// When an appended batch counts as durable: after its fdatasync under
     /// [`Durability::Always`], at once (the flush runs later) under the others.
     pub durability: Durability,
-    /// How often a new commit point is written to `raft.meta`: `None`, at every
+    /// How often a new commit point is saved in `raft.commit`: `None`, at every
     /// [`Wal::save_committed`]; `Some(interval)`, at most once per interval (a newer one is
-    /// kept in memory meanwhile and written with the next vote or save). openraft needs the
-    /// commit point only to apply sooner after a restart, and recovery uses it as a lower bound
-    /// of what must be intact, so a stale one is safe; writing it durably at every commit costs
-    /// two syncs per commit.
+    /// kept in memory meanwhile and written with the next vote, or the first save once the
+    /// interval has passed). openraft needs the commit point only to apply sooner after a
+    /// restart, and recovery uses it as a lower bound of what must be intact, so a stale one is
+    /// safe; saving it at every commit costs an `fdatasync` per commit.
     pub commit_save_interval: Option<std::time::Duration>,
 }
 

@@ -32,6 +32,11 @@ pub const RAFT_DIR: &str = "raft";
 const TICK_INTERVAL: Duration = Duration::from_secs(1);
 /// The last slot of the hash-slot space.
 const LAST_SLOT: u16 = 16_383;
+/// How often, at most, the commit point is saved with its own `fdatasync`. Saving it at every
+/// commit doubled each node's syncs per Raft round; at most once per 10 ms keeps what recovery
+/// must find intact within 10 ms of writes (plus the entries in flight) of what the node
+/// acknowledged, and a node idle for longer saves its next commit point at once.
+const COMMIT_SAVE_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -348,6 +353,7 @@ fn open_log(dir: &Path, durability: Durability) -> Result<LogStore, StartError> 
     let shown = dir.display().to_string();
     let options = WalOptions {
         durability,
+        commit_save_interval: Some(COMMIT_SAVE_INTERVAL),
         ..WalOptions::default()
     };
     let (log, recovery) = LogStore::open(dir, options).map_err(|error| StartError::Log {
