@@ -49,6 +49,7 @@ mod xreadgroup;
 mod xsetid;
 mod xtrim;
 
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -523,7 +524,24 @@ pub(crate) fn stats_names() -> impl Iterator<Item = (&'static str, usize)> {
 /// Longer than every command's name: a longer one is unknown without a look.
 const MAX_NAME_LEN: usize = 32;
 
+thread_local! {
+    /// The command this thread found last: a pipeline, and a replicated batch in each of the
+    /// places that look at its commands, names the same command over and over.
+    static LAST_FOUND: Cell<Option<&'static CommandSpec>> = const { Cell::new(None) };
+}
+
 fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    if let Some(spec) = LAST_FOUND.get()
+        && spec.name.as_bytes().eq_ignore_ascii_case(name)
+    {
+        return Some(spec);
+    }
+    let found = search_table(name)?;
+    LAST_FOUND.set(Some(found));
+    Some(found)
+}
+
+fn search_table(name: &[u8]) -> Option<&'static CommandSpec> {
     let mut lower = [0u8; MAX_NAME_LEN];
     let lower = lower.get_mut(..name.len())?;
     lower.copy_from_slice(name);
