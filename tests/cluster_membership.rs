@@ -76,6 +76,20 @@ fn a_lost_node_is_replaced_by_a_new_one_while_a_client_writes() {
     let new = cluster.start_joining_node();
     let mut admin = cluster.conn(leader).unwrap();
 
+    // Before it is added, the new node knows itself alone: a master without slots or address.
+    let mut on_new = cluster.conn(new).unwrap();
+    let nodes = text(query(&mut on_new, &["CLUSTER", "NODES"]));
+    let own_line = format!(
+        ":{}@{} myself,master - 0 0 ",
+        cluster.port, cluster.bus_port
+    );
+    assert!(
+        nodes.contains(&own_line) && nodes.matches("myself").count() == 1,
+        "{nodes}"
+    );
+    let refused = text(query(&mut on_new, &["XADD", "early", "*", "f", "v"]));
+    assert!(refused.contains("CLUSTERDOWN"), "{refused}");
+
     // Refusals first: a follower names the leader; ids and addresses are never shared.
     let follower = (1..=3)
         .find(|node| *node != leader && *node != lost)

@@ -83,6 +83,8 @@ pub(crate) enum ProposeError {
 pub struct Replication {
     pub(super) raft: Raft<TypeConfig>,
     node_id: NodeId,
+    /// This node's client and bus ports, for its own line in the view before it is a member.
+    own_ports: (u16, u16),
     batcher: Batcher,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -163,9 +165,11 @@ impl Replication {
             return Err(StartError::NotAPeer(config.node_id));
         }
         let (batcher, batching) = Batcher::start(raft.clone(), Arc::new(Stamps::new(state)));
+        let client_port = server.config.read().port;
         let replication = Arc::new(Replication {
             raft: raft.clone(),
             node_id: config.node_id,
+            own_ports: (client_port, config.bus_port),
             batcher,
             tasks: Mutex::new(vec![batching]),
         });
@@ -288,7 +292,7 @@ impl Replication {
         let leader = metrics.current_leader;
         let matched = metrics.replication.unwrap_or_default();
         let membership = metrics.membership_config.membership();
-        let nodes = membership
+        let mut nodes: Vec<ViewNode> = membership
             .nodes()
             .map(|(id, addr)| {
                 let (client_ip, client_port) = split_host_port(&addr.client);
@@ -308,6 +312,10 @@ impl Replication {
                 }
             })
             .collect();
+        if !nodes.iter().any(|node| node.id == self.node_id) {
+            nodes.push(self.unadded_self());
+            nodes.sort_by_key(|node| node.id);
+        }
         let shard = ViewShard {
             slots: vec![(0, LAST_SLOT)],
             members: membership.voter_ids().collect(),
@@ -319,6 +327,20 @@ impl Replication {
             term: metrics.current_term,
             nodes,
             shards: vec![shard],
+        }
+    }
+
+    /// This node as the view shows it while it is no member (started with `--join` and not
+    /// added yet, or removed): with its ports, and no address, which only `CLUSTER ADDNODE`
+    /// gives it, as a Redis Cluster node knows no address of its own before it meets another.
+    fn unadded_self(&self) -> ViewNode {
+        let (client_port, bus_port) = self.own_ports;
+        ViewNode {
+            id: self.node_id,
+            client_ip: String::new(),
+            client_port,
+            bus_port,
+            connected: true,
         }
     }
 
