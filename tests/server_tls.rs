@@ -4,6 +4,7 @@
 //! Every certificate is made here, with rcgen.
 
 mod common;
+mod tls_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -12,67 +13,25 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{IO_TIMEOUT, Server, error, info_field, query, text};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use redis::{ClientTlsConfig, TlsCertificates};
+use tls_support::{Authority, Identity};
 
 /// How long a refused client may take to learn it was refused: far less than [`IO_TIMEOUT`], so
 /// that a refusal is told apart from a hang.
 const REFUSAL_TIME: Duration = Duration::from_secs(5);
 
-/// A certificate authority that issues server and client certificates.
-struct Authority {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-/// A certificate and its private key, in PEM.
-struct Identity {
-    cert: String,
-    key: String,
-}
-
 impl Authority {
-    fn new(name: &str) -> Authority {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        Authority {
-            issuer: CertifiedIssuer::self_signed(params, key).unwrap(),
-        }
-    }
-
-    fn pem(&self) -> String {
-        self.issuer.pem()
-    }
-
     /// A server certificate for the loopback address the tests connect to.
     fn server(&self) -> Identity {
         self.issue(
             vec!["127.0.0.1".into(), "localhost".into()],
-            ExtendedKeyUsagePurpose::ServerAuth,
+            vec![ExtendedKeyUsagePurpose::ServerAuth],
         )
     }
 
     fn client(&self) -> Identity {
-        self.issue(Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)
-    }
-
-    fn issue(&self, names: Vec<String>, usage: ExtendedKeyUsagePurpose) -> Identity {
-        let mut params = CertificateParams::new(names).unwrap();
-        params.extended_key_usages = vec![usage];
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "weir test");
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Identity {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        }
+        self.issue(Vec::new(), vec![ExtendedKeyUsagePurpose::ClientAuth])
     }
 }
 

@@ -177,6 +177,10 @@ struct TlsArgs {
     /// `optional` (one presented must be valid), or `no` (none is asked for).
     #[arg(long, value_parser = parse_tls_auth_clients)]
     tls_auth_clients: Option<TlsAuthClients>,
+    /// `yes`: the cluster bus runs over mutual TLS, with the certificate, key and CA above
+    /// (every node's certificate must name the host of its bus address); `no` (the default).
+    #[arg(long, value_parser = parse_tls_cluster)]
+    tls_cluster: Option<bool>,
 }
 
 impl TlsArgs {
@@ -197,7 +201,14 @@ impl TlsArgs {
         if let Some(auth) = self.tls_auth_clients {
             settings.auth_clients = auth;
         }
+        if let Some(cluster) = self.tls_cluster {
+            settings.cluster = cluster;
+        }
     }
+}
+
+fn parse_tls_cluster(text: &str) -> Result<bool, String> {
+    weir::server::tls::parse_yes_no(text).ok_or_else(|| format!("{text:?}: expected yes or no"))
 }
 
 fn parse_tls_auth_clients(text: &str) -> Result<TlsAuthClients, String> {

@@ -53,8 +53,14 @@ async fn start_cluster() -> Cluster {
     for (id, listener) in listeners {
         let network = ClusterNetwork::with_timeouts(id, secret.clone(), timeouts());
         let node = open_node(id, network, &config).await;
-        let serving =
-            serve_cluster_with(listener, node.raft.clone(), secret.clone(), id, timeouts());
+        let serving = serve_cluster_with(
+            listener,
+            node.raft.clone(),
+            secret.clone(),
+            None,
+            id,
+            timeouts(),
+        );
         servers.insert(id, tokio::spawn(serving));
         nodes.insert(id, node);
     }

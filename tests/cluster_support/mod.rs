@@ -79,6 +79,8 @@ pub struct Cluster {
     fsync: String,
     /// `--snapshot-entries` of every node.
     snapshot_entries: u64,
+    /// Flags every node is started with besides the harness's own.
+    extra_args: Vec<String>,
     /// The nftables table this cluster's partitions live in, once one was made.
     nft_table: Option<String>,
     /// The nodes' directories and logs; kept after a failure when `WEIR_CLUSTER_KEEP` is set.
@@ -110,6 +112,11 @@ impl Cluster {
     /// Starts `size` nodes on 127.0.`net`.1 … 127.0.`net`.`size`, with `fsync` as their
     /// policy. `net` keeps the clusters of tests that run at once apart.
     pub fn start(net: u8, size: u64, fsync: &str) -> Cluster {
+        Cluster::start_with(net, size, fsync, Vec::new())
+    }
+
+    /// [`Cluster::start`], every node started with `extra_args` too.
+    pub fn start_with(net: u8, size: u64, fsync: &str, extra_args: Vec<String>) -> Cluster {
         let scratch = tempfile::tempdir().expect("scratch directory");
         let ips: Vec<String> = (1..=size).map(|id| format!("127.0.{net}.{id}")).collect();
         let port = free_port(&ips);
@@ -148,6 +155,7 @@ impl Cluster {
             secret_file,
             fsync: fsync.into(),
             snapshot_entries: snapshot_entries(),
+            extra_args,
             nft_table: None,
             scratch: Some(scratch),
         };
@@ -174,6 +182,7 @@ impl Cluster {
         let secret = self.secret_file.clone();
         let fsync = self.fsync.clone();
         let snapshot_entries = self.snapshot_entries.to_string();
+        let extra_args = self.extra_args.clone();
         let node = self.node_mut(id);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -202,6 +211,7 @@ impl Cluster {
                 "--cluster-secret-file",
                 path_text(&secret),
             ])
+            .args(extra_args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

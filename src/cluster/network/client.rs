@@ -24,6 +24,7 @@ use super::handshake;
 use super::message::{Request, Response};
 use super::remote_error::ApiError;
 use super::secret::ClusterSecret;
+use super::tls::{self, BusStream, BusTls};
 
 type RpcError<E = openraft::error::Infallible> = RPCError<NodeId, NodeAddr, RaftError<NodeId, E>>;
 
@@ -35,6 +36,8 @@ pub struct ClusterNetwork {
     timeouts: BusTimeouts,
     /// The local address connections leave from; `None`: the one the kernel picks.
     source: Option<IpAddr>,
+    /// TLS for every connection, when the bus has it.
+    tls: Option<BusTls>,
 }
 
 impl ClusterNetwork {
@@ -54,6 +57,7 @@ impl ClusterNetwork {
             secret,
             timeouts,
             source: None,
+            tls: None,
         }
     }
 
@@ -62,6 +66,13 @@ impl ClusterNetwork {
     #[must_use]
     pub fn from_address(mut self, source: IpAddr) -> ClusterNetwork {
         self.source = Some(source);
+        self
+    }
+
+    /// Connections open TLS sessions with `tls` (the other nodes must serve the bus with it).
+    #[must_use]
+    pub fn over_tls(mut self, tls: BusTls) -> ClusterNetwork {
+        self.tls = Some(tls);
         self
     }
 }
@@ -115,7 +126,7 @@ pub struct PeerConnection {
     addr: String,
     /// The open, authenticated connection; taken for the length of a call, so a call that fails
     /// or is cancelled half-way leaves none behind.
-    stream: Option<TcpStream>,
+    stream: Option<BusStream>,
 }
 
 /// Why a call failed: before the connection was up (the target is unreachable), or after.
@@ -125,13 +136,14 @@ enum CallError {
 }
 
 impl PeerConnection {
-    async fn open(&self) -> Result<TcpStream, TransportError> {
+    async fn open(&self) -> Result<BusStream, TransportError> {
         let network = &self.network;
         let limit = network.timeouts.handshake;
-        let mut stream = timeout(limit, connect_from(&self.addr, network.source))
+        let tcp = timeout(limit, connect_from(&self.addr, network.source))
             .await
             .map_err(|_| TransportError::TimedOut { after: limit })??;
-        stream.set_nodelay(true)?;
+        tcp.set_nodelay(true)?;
+        let mut stream = tls::connect(tcp, network.tls.as_ref(), &self.addr, limit).await?;
         handshake::connect(
             &mut stream,
             &network.secret,

@@ -59,6 +59,19 @@ pub enum TransportError {
         /// This node.
         this: NodeId,
     },
+    /// The TLS session could not be opened: the peer's certificate is not signed by the
+    /// cluster's CA or does not name the address it was reached at, or the peer does not speak
+    /// TLS.
+    #[error(
+        "the cluster bus TLS handshake failed: {0}; check that every node has tls-cluster set the same way, and a certificate signed by the CA in tls-ca-cert-file that names the host its bus address gives"
+    )]
+    Tls(String),
+    /// A bus address whose host cannot name a certificate.
+    #[error("the bus address {addr} has no host a TLS certificate can name")]
+    BadPeerName {
+        /// The address.
+        addr: String,
+    },
     /// The peer answered with a message that does not answer the request.
     #[error(
         "the peer answered a {asked} request with another message; it is not a weir node of this version"

@@ -1,5 +1,5 @@
-//! The cluster bus: openraft's RPCs between nodes over TCP, each connection authenticated by
-//! the shared cluster secret (docs/cluster-protocol.md).
+//! The cluster bus: openraft's RPCs between nodes over TCP (or TLS over it, [`BusTls`]), each
+//! connection authenticated by the shared cluster secret (docs/cluster-protocol.md).
 //!
 //! [`serve_cluster`] answers the requests of the other nodes; [`ClusterNetwork`] is the
 //! `RaftNetworkFactory` a node hands openraft to reach them. Every read and write has a
@@ -14,6 +14,7 @@ mod message;
 mod remote_error;
 mod secret;
 mod server;
+mod tls;
 mod wire;
 
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub use error::TransportError;
 pub use frame::MAX_FRAME_BYTES;
 pub use secret::{ClusterSecret, MIN_SECRET_BYTES, SecretTooShort};
 pub use server::{MAX_CONNECTIONS, serve_cluster, serve_cluster_with};
+pub use tls::BusTls;
 
 /// The bus's timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,7 @@ use super::handshake;
 use super::message::{Request, Response};
 use super::remote_error::RemoteFailure;
 use super::secret::ClusterSecret;
+use super::tls::{self, BusStream, BusTls};
 
 /// The most connections served at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -26,16 +27,18 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// How long to pause after the listener fails to accept (out of file descriptors, say).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves the bus on `listener` for `raft`, node `node_id`, with the default timeouts.
+/// Serves the bus on `listener` for `raft`, node `node_id`, over TLS when `tls` is given, with
+/// the default timeouts.
 ///
 /// Runs until the future is dropped (its task aborted), which closes every connection.
 pub async fn serve_cluster(
     listener: TcpListener,
     raft: Raft<TypeConfig>,
     secret: ClusterSecret,
+    tls: Option<BusTls>,
     node_id: NodeId,
 ) {
-    serve_cluster_with(listener, raft, secret, node_id, BusTimeouts::default()).await;
+    serve_cluster_with(listener, raft, secret, tls, node_id, BusTimeouts::default()).await;
 }
 
 /// [`serve_cluster`] with the given timeouts.
@@ -43,12 +46,14 @@ pub async fn serve_cluster_with(
     listener: TcpListener,
     raft: Raft<TypeConfig>,
     secret: ClusterSecret,
+    tls: Option<BusTls>,
     node_id: NodeId,
     timeouts: BusTimeouts,
 ) {
     let server = Arc::new(Server {
         raft,
         secret,
+        tls,
         this: node_id,
         timeouts,
     });
@@ -81,6 +86,7 @@ pub async fn serve_cluster_with(
 struct Server {
     raft: Raft<TypeConfig>,
     secret: ClusterSecret,
+    tls: Option<BusTls>,
     this: NodeId,
     timeouts: BusTimeouts,
 }
@@ -96,8 +102,10 @@ impl Server {
         }
     }
 
-    async fn run(&self, mut stream: TcpStream) -> Result<(), TransportError> {
-        stream.set_nodelay(true)?;
+    async fn run(&self, tcp: TcpStream) -> Result<(), TransportError> {
+        tcp.set_nodelay(true)?;
+        let limit = self.timeouts.handshake;
+        let mut stream: BusStream = tls::accept(tcp, self.tls.as_ref(), limit).await?;
         let node = handshake::accept(&mut stream, &self.secret, self.this, &self.timeouts).await?;
         tracing::debug!(node, "cluster bus connection authenticated");
         loop {

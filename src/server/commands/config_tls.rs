@@ -36,8 +36,14 @@ pub(super) fn set(ctx: &Ctx<'_>, pairs: &[Bytes]) -> Result<(), Value> {
     for pair in tls_pairs {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
         let value = String::from_utf8_lossy(&pair[1]);
-        if name == "tls-port" && value.parse() != Ok(settings.port) {
+        let changes_start_only = match name.as_str() {
             // The listeners are bound once, at start.
+            "tls-port" => value.parse() != Ok(settings.port),
+            // Every node of a cluster must speak the same on the bus.
+            "tls-cluster" => settings.value(&name).as_deref() != Some(&*value.to_ascii_lowercase()),
+            _ => false,
+        };
+        if changes_start_only {
             return Err(failed("can't set immutable config"));
         }
         if let Some(Err(reason)) = settings.apply(&name, &value) {

@@ -166,8 +166,9 @@ pub const IGNORED: &[&str] = &[
     "zset-max-ziplist-value",
 ];
 
-const TLS: &str = "weir's TLS takes tls-port, tls-cert-file, tls-key-file, tls-ca-cert-file and \
-     tls-auth-clients only: the ciphers, protocols and session cache are rustls's defaults";
+const TLS: &str = "weir's TLS takes tls-port, tls-cert-file, tls-key-file, tls-ca-cert-file, \
+     tls-auth-clients and tls-cluster only: the ciphers, protocols and session cache are rustls's \
+     defaults";
 const USER: &str = "weir reads users from the aclfile only: set `aclfile` and keep the users there (ACL SAVE writes it)";
 const REPLICATION: &str = "weir does not replicate from a Redis server";
 
@@ -184,7 +185,6 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("tls-client-cert-file", TLS),
     ("tls-client-key-file", TLS),
     ("tls-client-key-file-pass", TLS),
-    ("tls-cluster", TLS),
     ("tls-dh-params-file", TLS),
     ("tls-key-file-pass", TLS),
     ("tls-prefer-server-ciphers", TLS),

@@ -63,6 +63,11 @@ pub enum StartError {
     /// openraft refused to start.
     #[error("the Raft node cannot start: {0}")]
     Raft(String),
+    /// `tls-cluster` is on, but the TLS material was not loaded.
+    #[error(
+        "tls-cluster is on but no TLS material is loaded: set tls-cert-file, tls-key-file and tls-ca-cert-file"
+    )]
+    BusTlsMissing,
     /// This node's id is not among the peers of a cluster it would form.
     #[error(
         "--node-id {0} is not among --peers: list every initial voter, this node included, or start the node with --join to add it to a running cluster"
@@ -147,6 +152,13 @@ impl Replication {
         if let Some(source) = source.filter(|ip| !ip.is_unspecified()) {
             network = network.from_address(source);
         }
+        let bus_tls = server.tls.bus();
+        if server.config.read().tls.cluster && bus_tls.is_none() {
+            return Err(StartError::BusTlsMissing);
+        }
+        if let Some(tls) = &bus_tls {
+            network = network.over_tls(tls.clone());
+        }
         let raft = Raft::new(
             config.node_id,
             raft_config(config.snapshot_entries)?,
@@ -173,7 +185,13 @@ impl Replication {
             batcher,
             tasks: Mutex::new(vec![batching]),
         });
-        let serving = serve_cluster(bus, raft.clone(), config.secret.clone(), config.node_id);
+        let serving = serve_cluster(
+            bus,
+            raft.clone(),
+            config.secret.clone(),
+            bus_tls,
+            config.node_id,
+        );
         let ticking = tick_while_leading(Arc::downgrade(&replication));
         replication
             .tasks

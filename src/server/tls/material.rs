@@ -10,7 +10,7 @@ use tokio_rustls::rustls::pki_types::pem::{self, PemObject};
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::server::danger::ClientCertVerifier;
-use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
 
 use super::settings::{TlsAuthClients, TlsSettings};
 
@@ -64,6 +64,11 @@ pub enum TlsError {
         /// What rustls said.
         source: rustls::Error,
     },
+    /// The cluster bus needs a CA to check the other nodes' certificates against.
+    #[error(
+        "tls-cluster needs tls-ca-cert-file: every node checks the certificates of the others against that CA"
+    )]
+    ClusterWithoutCa,
     #[error("tls-ca-cert-file {}: {source}", path.display())]
     /// The CA certificates do not make a client verifier.
     BadCa {
@@ -96,6 +101,41 @@ pub(crate) fn load_acceptor(settings: &TlsSettings) -> Result<TlsAcceptor, TlsEr
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The cluster bus's two sides, from the files `settings` names, reading each of them now: as a
+/// server, a node asks every peer for a certificate signed by the CA (whatever
+/// `tls-auth-clients` says of clients); as a client, it presents its own certificate and checks
+/// the peer's against the CA.
+pub(crate) fn load_bus_configs(
+    settings: &TlsSettings,
+) -> Result<(Arc<ServerConfig>, Arc<ClientConfig>), TlsError> {
+    let cert_file = required(&settings.cert_file, "tls-cert-file")?;
+    let key_file = required(&settings.key_file, "tls-key-file")?;
+    let ca_file = settings
+        .ca_cert_file
+        .as_deref()
+        .ok_or(TlsError::ClusterWithoutCa)?;
+    let chain = certificates(cert_file, "tls-cert-file")?;
+    let key = private_key(key_file)?;
+    let roots = Arc::new(trust_anchors(ca_file)?);
+    let provider = Arc::new(aws_lc_rs::default_provider());
+    let peers =
+        WebPkiClientVerifier::builder_with_provider(Arc::clone(&roots), Arc::clone(&provider))
+            .build()
+            .map_err(|source| TlsError::BadCa {
+                path: ca_file.to_path_buf(),
+                source,
+            })?;
+    let server = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(peers)
+        .with_single_cert(chain.clone(), key.clone_key())?;
+    let client = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    Ok((Arc::new(server), Arc::new(client)))
+}
+
 fn required<'a>(path: &'a Option<PathBuf>, name: &'static str) -> Result<&'a Path, TlsError> {
     path.as_deref().ok_or(TlsError::Missing(name))
 }
@@ -109,15 +149,7 @@ fn client_verifier(
         return Ok(None);
     }
     let ca_file = required(&settings.ca_cert_file, "tls-ca-cert-file")?;
-    let mut roots = RootCertStore::empty();
-    for certificate in certificates(ca_file, "tls-ca-cert-file")? {
-        roots
-            .add(certificate)
-            .map_err(|source| TlsError::UnusableCa {
-                path: ca_file.to_path_buf(),
-                source,
-            })?;
-    }
+    let roots = trust_anchors(ca_file)?;
     let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
     let builder = match settings.auth_clients {
         TlsAuthClients::Optional => builder.allow_unauthenticated(),
@@ -128,6 +160,20 @@ fn client_verifier(
         source,
     })?;
     Ok(Some(verifier))
+}
+
+/// The CA certificates of `ca_file`, as trust anchors.
+fn trust_anchors(ca_file: &Path) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates(ca_file, "tls-ca-cert-file")? {
+        roots
+            .add(certificate)
+            .map_err(|source| TlsError::UnusableCa {
+                path: ca_file.to_path_buf(),
+                source,
+            })?;
+    }
+    Ok(roots)
 }
 
 fn certificates(path: &Path, name: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
@@ -196,7 +242,23 @@ mod tests {
             key_file: Some(key.to_path_buf()),
             ca_cert_file: None,
             auth_clients,
+            cluster: false,
         }
+    }
+
+    #[test]
+    fn the_cluster_bus_needs_a_ca_to_check_the_other_nodes_against() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed(dir.path(), "node");
+        let mut settings = settings(&cert, &key, TlsAuthClients::No);
+        settings.cluster = true;
+        assert!(matches!(
+            load_bus_configs(&settings),
+            Err(TlsError::ClusterWithoutCa)
+        ));
+        settings.ca_cert_file = Some(cert.clone());
+        let (_, client) = load_bus_configs(&settings).unwrap();
+        assert!(client.client_auth_cert_resolver.has_certs());
     }
 
     #[test]

@@ -10,4 +10,4 @@ mod settings;
 pub(crate) use accept::serve;
 pub use material::TlsError;
 pub(crate) use material_in_use::TlsMaterial;
-pub use settings::{TlsAuthClients, TlsSettings};
+pub use settings::{TlsAuthClients, TlsSettings, parse_yes_no};

@@ -1,5 +1,5 @@
 //! The TLS settings, under Redis's names: `tls-port`, `tls-cert-file`, `tls-key-file`,
-//! `tls-ca-cert-file` and `tls-auth-clients`.
+//! `tls-ca-cert-file`, `tls-auth-clients` and `tls-cluster`.
 
 use std::path::PathBuf;
 
@@ -48,6 +48,9 @@ pub struct TlsSettings {
     pub ca_cert_file: Option<PathBuf>,
     /// Whether clients must present a certificate (`tls-auth-clients`).
     pub auth_clients: TlsAuthClients,
+    /// Whether the cluster bus runs over mutual TLS (`tls-cluster`), with the same certificate,
+    /// key and CA.
+    pub cluster: bool,
 }
 
 impl Default for TlsSettings {
@@ -58,6 +61,7 @@ impl Default for TlsSettings {
             key_file: None,
             ca_cert_file: None,
             auth_clients: TlsAuthClients::Yes,
+            cluster: false,
         }
     }
 }
@@ -70,6 +74,7 @@ impl TlsSettings {
         "tls-key-file",
         "tls-ca-cert-file",
         "tls-auth-clients",
+        "tls-cluster",
     ];
 
     /// Whether a TLS listener is configured.
@@ -102,6 +107,10 @@ impl TlsSettings {
                     )));
                 }
             },
+            "tls-cluster" => match parse_yes_no(value) {
+                Some(cluster) => self.cluster = cluster,
+                None => return Some(Err(format!("tls-cluster: {value:?} is not yes or no"))),
+            },
             _ => return None,
         }
         Some(Ok(()))
@@ -120,8 +129,18 @@ impl TlsSettings {
             "tls-key-file" => file(&self.key_file),
             "tls-ca-cert-file" => file(&self.ca_cert_file),
             "tls-auth-clients" => self.auth_clients.as_str().to_string(),
+            "tls-cluster" => if self.cluster { "yes" } else { "no" }.to_string(),
             _ => return None,
         })
+    }
+}
+
+/// `yes` or `no` (any case), as Redis's boolean settings are written.
+pub fn parse_yes_no(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
     }
 }
 
@@ -138,6 +157,7 @@ mod tests {
             ("tls-key-file", "/etc/weir/server.key"),
             ("tls-ca-cert-file", "/etc/weir/ca.crt"),
             ("tls-auth-clients", "optional"),
+            ("tls-cluster", "yes"),
         ];
         for (name, value) in values {
             assert_eq!(settings.apply(name, value), Some(Ok(())), "{name}");
@@ -158,6 +178,7 @@ mod tests {
             settings.apply("tls-auth-clients", "sometimes"),
             Some(Err(_))
         ));
+        assert!(matches!(settings.apply("tls-cluster", "1"), Some(Err(_))));
         assert_eq!(settings.apply("port", "1"), None);
         assert_eq!(settings.value("port"), None);
         assert_eq!(settings, TlsSettings::default());
