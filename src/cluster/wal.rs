@@ -38,7 +38,9 @@ use crate::names::raft_log_file_name;
 
 pub use file::{ENTRY_HEADER_LEN, RAFT_LOG_KIND, decode_entry, encode_entry};
 use file::{LogFile, Slot, frame_len};
-pub use inspect::{WalFileAlone, WalFileInspection, WalInspection, inspect, inspect_file};
+pub use inspect::{
+    TermRegression, WalFileAlone, WalFileInspection, WalInspection, inspect, inspect_file,
+};
 pub use meta::{RAFT_META_KIND, WalLogId, WalMeta, WalVote};
 
 use commit_file::CommitFile;

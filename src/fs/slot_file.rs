@@ -60,7 +60,9 @@ impl SlotFile {
     }
 
     /// The value `dir/name` holds, without creating or writing anything (for a reader beside a
-    /// live writer): `None` when the file is missing or holds no valid slot.
+    /// live writer): `None` when the file is missing or holds no valid slot. Only the Raft log's
+    /// inspection reads a slot file this way.
+    #[cfg(feature = "cluster")]
     pub(crate) fn read(
         dir: &Path,
         name: &str,

@@ -36,7 +36,7 @@ pub struct WalInspection {
     /// Damage the next open would find and leave in place, refusing every write.
     pub damage: Option<WalDamage>,
     /// The first entry whose term is below the one before it.
-    pub term_regression: Option<WalDamage>,
+    pub term_regression: Option<TermRegression>,
     /// Files holding only purged entries, which the next open removes.
     pub purged_files: Vec<PathBuf>,
     /// Temporary files of a file creation cut short, which the next open removes.
@@ -63,6 +63,22 @@ pub struct WalFileInspection {
     pub bytes: u64,
 }
 
+/// An entry whose term is below its predecessor's: no leader writes that, as Raft only ever
+/// appends entries of the current term after those of older ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermRegression {
+    /// The file holding the entry.
+    pub path: PathBuf,
+    /// The byte offset of its frame.
+    pub position: u64,
+    /// Its index.
+    pub index: u64,
+    /// Its term.
+    pub term: u64,
+    /// The term of the entry before it.
+    pub previous: u64,
+}
+
 /// One log file read on its own, judged against its directory's commit point.
 #[derive(Debug)]
 pub struct WalFileAlone {
@@ -76,7 +92,7 @@ pub struct WalFileAlone {
     /// Damage in the file.
     pub damage: Option<WalDamage>,
     /// The first entry whose term is below the one before it.
-    pub term_regression: Option<WalDamage>,
+    pub term_regression: Option<TermRegression>,
     log: LogFile,
 }
 
@@ -197,18 +213,17 @@ fn used_bytes(file: &LogFile) -> Result<u64, WalError> {
 }
 
 /// The first entry of `files` (consecutive, oldest first) whose term is below its predecessor's.
-fn term_regression(files: &[LogFile]) -> Option<WalDamage> {
+fn term_regression(files: &[LogFile]) -> Option<TermRegression> {
     let mut previous: Option<u64> = None;
     for file in files {
-        for slot in &file.slots {
+        for (number, slot) in file.slots.iter().enumerate() {
             if let Some(before) = previous.filter(|&before| slot.term < before) {
-                return Some(WalDamage::Misplaced {
+                return Some(TermRegression {
                     path: file.path.clone(),
                     position: slot.position,
-                    detail: format!(
-                        "the entry's term {} is below the term {before} of the entry before it",
-                        slot.term
-                    ),
+                    index: file.first_index + number as u64,
+                    term: slot.term,
+                    previous: before,
                 });
             }
             previous = Some(slot.term);

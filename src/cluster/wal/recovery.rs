@@ -148,23 +148,21 @@ pub(super) fn tail_damage(
 ) -> Option<WalDamage> {
     let index = file.next_index();
     if !is_last {
-        Some(WalDamage::BrokenFile {
+        return Some(WalDamage::BrokenFile {
             path: file.path.clone(),
             index,
             position: torn.position,
             reason: torn.reason.clone(),
-        })
-    } else if let Some(committed) = committed.filter(|&committed| index <= committed) {
-        Some(WalDamage::LostCommitted {
-            path: file.path.clone(),
-            index,
-            position: torn.position,
-            committed,
-            reason: torn.reason.clone(),
-        })
-    } else {
-        None
+        });
     }
+    let committed = committed.filter(|&committed| index <= committed)?;
+    Some(WalDamage::LostCommitted {
+        path: file.path.clone(),
+        index,
+        position: torn.position,
+        committed,
+        reason: torn.reason.clone(),
+    })
 }
 
 /// The log files in `dir` by first index, ascending, and the leftover temporary files of a
