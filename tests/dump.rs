@@ -2,6 +2,7 @@
 //! `--verify` on clean and damaged files, entry listings, JSON, and its exit codes; and on the
 //! data directory of a `queue-server`.
 
+mod cluster_support;
 mod common;
 
 use std::fs;
@@ -250,6 +251,7 @@ fn json_summary_parses_and_holds_the_counters() {
     let value = run_json(&["--json", dir.path().to_str().expect("utf-8 path")]);
     assert_eq!(value["damage"], 0);
     assert_eq!(value["closed_cleanly"], true);
+    assert_eq!(value["raft"], serde_json::Value::Null, "no raft/ directory");
     let streams = value["streams"].as_array().expect("streams");
     assert_eq!(streams.len(), 3);
     let orders = streams
@@ -1403,4 +1405,55 @@ fn a_raft_log_is_read_without_writing_anything() {
     }
     assert_eq!(contents(dir.path()), before, "the tool wrote something");
     assert_eq!(fs::metadata(&last).expect("stat").len(), len);
+}
+
+/// The loopback network of the node this file starts (tests/cluster_support): apart from the
+/// cluster tests' (61 to 68, and 70 to 169 for the fault schedules).
+const NODE_NET: u8 = 201;
+
+#[test]
+fn a_live_nodes_log_and_snapshot_verify_clean_beside_it() {
+    let cluster = cluster_support::Cluster::start(NODE_NET, 1, "always");
+    let mut conn = cluster.conn(1).expect("connect");
+    // More entries than two snapshot intervals (200 in the harness): the node snapshots its
+    // store and purges its log below the snapshot.
+    for n in 0..450 {
+        cluster_support::query(&mut conn, &["XADD", "orders", "*", "n", &n.to_string()])
+            .expect("XADD");
+    }
+    let dir = cluster.dir(1).to_path_buf();
+    let path = dir.to_str().expect("utf-8 path").to_owned();
+    cluster_support::eventually("a snapshot and a purged log", || {
+        let value = run_json(&["--json", &path]);
+        !value["raft"]["snapshot"].is_null() && !value["raft"]["purged"].is_null()
+    });
+    // The node goes on writing (its leader's ticks) while the tool reads.
+    let output = dump(&["--verify", "--json", &path]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let log = &value["raft"];
+    assert_eq!(log["vote"]["node"], 1);
+    let snapshot = &log["snapshot"];
+    assert_eq!(snapshot["data_bytes"], snapshot["data_len"]);
+    assert!(snapshot["archive_files"].as_u64() > Some(0), "{snapshot}");
+    let committed = log["committed"]["index"].as_u64().expect("a commit point");
+    let last = log["last_log_id"]["index"].as_u64().expect("a last log id");
+    let purged = log["purged"]["index"].as_u64().expect("a purge point");
+    assert!(purged < committed && committed <= last, "{log}");
+    let first = log["files"][0]["first_index"].as_u64().expect("a log file");
+    assert!(first <= purged + 1, "{log}");
+    let raft = dir.join("raft");
+    let listing = run_ok(&[
+        raft.to_str().expect("utf-8 path"),
+        "--records",
+        "--from",
+        &(purged + 1).to_string(),
+        "--count",
+        "2",
+    ]);
+    assert!(
+        listing.starts_with(&format!("index {}  term ", purged + 1)),
+        "{listing}"
+    );
 }

@@ -266,7 +266,30 @@ fn error_finding(path: &Path, error: &WalError) -> Finding {
     finding(severity, path, None, detail)
 }
 
+/// How many times the snapshot is read again when the node replaced it meanwhile.
+const SNAPSHOT_ATTEMPTS: usize = 3;
+
+/// The last snapshot and what is wrong with it. Beside a live node, a new snapshot may replace
+/// `raft.snapshot` and remove the data file it named while that file is checked: the check is
+/// then run again on the new one.
 fn read_snapshot(dir: &Path, findings: &mut Vec<Finding>) -> Option<SnapshotReport> {
+    let mut attempt = 1;
+    loop {
+        let mut found = Vec::new();
+        let report = read_snapshot_once(dir, &mut found);
+        let replaced = match (&report, StoredSnapshot::read(dir)) {
+            (Some(report), Ok(Some(now))) => now.data_path(dir) != report.data_file,
+            _ => false,
+        };
+        if !replaced || attempt == SNAPSHOT_ATTEMPTS {
+            findings.extend(found);
+            return report;
+        }
+        attempt += 1;
+    }
+}
+
+fn read_snapshot_once(dir: &Path, findings: &mut Vec<Finding>) -> Option<SnapshotReport> {
     let stored = match StoredSnapshot::read(dir) {
         Ok(stored) => stored?,
         Err(error) => {

@@ -9,7 +9,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::journal::{self, FRAME_HEADER_LEN, HEADER_LEN, Journal, JournalDamage};
+use crate::journal::{self, FRAME_HEADER_LEN, HEADER_LEN, Journal, JournalDamage, JournalError};
 use crate::names::raft_log_first_index;
 
 use super::commit_file::CommitFile;
@@ -96,10 +96,44 @@ pub struct WalFileAlone {
     log: LogFile,
 }
 
+/// How many times [`inspect`] reads the log again when its owner purged or truncated it
+/// meanwhile.
+const ATTEMPTS: usize = 3;
+
 /// Reads the log in `dir` as [`Wal::open`](super::Wal::open) would recover it, writing nothing.
+///
+/// Beside a live node, a purge between reading `raft.meta` and reading the files would look
+/// like a gap (the first file starting after the stale purge point), and a file removed by a
+/// purge or a truncation would not read: the log is then read again, from `raft.meta` on.
 pub fn inspect(dir: &Path) -> Result<WalInspection, WalError> {
-    let meta = read_meta(dir)?;
-    let scanned = recovery::scan(dir, &meta, Mode::Inspect)?;
+    let mut attempt = 1;
+    loop {
+        let meta = read_meta(dir)?;
+        let scanned = recovery::scan(dir, &meta, Mode::Inspect);
+        let settled = WalMeta::read(dir)?.purged == meta.purged;
+        match scanned {
+            Ok(scanned) if settled || attempt == ATTEMPTS => return inspection(dir, meta, scanned),
+            Err(error) if !vanished(&error) || attempt == ATTEMPTS => return Err(error),
+            _ => attempt += 1,
+        }
+    }
+}
+
+/// Whether `error` is a file that was there when the directory was listed and no longer is.
+fn vanished(error: &WalError) -> bool {
+    match error {
+        WalError::Io { source, .. } | WalError::Journal(JournalError::Io { source, .. }) => {
+            source.kind() == std::io::ErrorKind::NotFound
+        }
+        _ => false,
+    }
+}
+
+fn inspection(
+    dir: &Path,
+    meta: WalMeta,
+    scanned: recovery::Scanned,
+) -> Result<WalInspection, WalError> {
     let files = scanned
         .files
         .iter()
