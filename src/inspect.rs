@@ -42,9 +42,16 @@ use crate::segment::{HEADER_LEN, SegmentError};
 use crate::stream::{IDEMPOTENCY_SNAPSHOT_FILE, IDEMPOTENCY_SNAPSHOT_KIND, StreamConfig};
 
 mod file;
+#[cfg(feature = "cluster")]
+mod raft;
 mod values;
 
 pub use file::{FileContent, FileReport, FrameReport, inspect_file};
+#[cfg(feature = "cluster")]
+pub use raft::{
+    RaftEntryReport, RaftFileReport, RaftReport, SnapshotReport, inspect_raft, inspect_raft_file,
+    is_raft_dir, is_raft_log_file, raft_entries,
+};
 pub use values::{MetaReport, ProducerKey, RecordRef, RecordReport};
 
 /// Why an inspection could not run at all.
@@ -292,16 +299,33 @@ pub struct Inspection {
     pub closed_cleanly: bool,
     /// Every stream, in stream number order.
     pub streams: Vec<StreamReport>,
+    /// The Raft log of a cluster node (`DIR/raft`), when the directory has one.
+    #[cfg(feature = "cluster")]
+    pub raft: Option<RaftReport>,
     /// Findings that belong to no stream.
     pub findings: Vec<Finding>,
 }
 
 impl Inspection {
-    /// Every finding, the store's and the streams'.
+    /// Every finding, the store's, the streams' and the Raft log's.
     pub fn all_findings(&self) -> impl Iterator<Item = &Finding> + Clone {
         self.findings
             .iter()
             .chain(self.streams.iter().flat_map(|s| s.findings.iter()))
+            .chain(self.raft_findings())
+    }
+
+    #[cfg(feature = "cluster")]
+    fn raft_findings(&self) -> std::slice::Iter<'_, Finding> {
+        self.raft
+            .as_ref()
+            .map_or(&[][..], |raft| &raft.findings)
+            .iter()
+    }
+
+    #[cfg(not(feature = "cluster"))]
+    fn raft_findings(&self) -> std::slice::Iter<'_, Finding> {
+        [].iter()
     }
 
     /// Findings of a given severity.
@@ -474,7 +498,29 @@ pub fn inspect(dir: &Path, visit: &mut Visitor<'_>) -> Result<Inspection, Inspec
         let report = inspect_stream(&stream_dir, inspection.closed_cleanly, visit);
         inspection.streams.push(report);
     }
+    inspect_raft_dir(&mut inspection);
     Ok(inspection)
+}
+
+/// Adds the node's Raft log, if the directory has one.
+#[cfg(feature = "cluster")]
+fn inspect_raft_dir(inspection: &mut Inspection) {
+    let raft_dir = inspection.dir.join(names::RAFT_DIR);
+    if raft_dir.is_dir() {
+        inspection.raft = Some(inspect_raft(&raft_dir));
+    }
+}
+
+/// A build without the cluster layer cannot read a Raft log: says so rather than pass over it.
+#[cfg(not(feature = "cluster"))]
+fn inspect_raft_dir(inspection: &mut Inspection) {
+    let raft_dir = inspection.dir.join(names::RAFT_DIR);
+    if raft_dir.is_dir() {
+        inspection.findings.push(note(
+            &raft_dir,
+            "a cluster node's Raft log, not read: this build has no cluster support (feature `cluster`)",
+        ));
+    }
 }
 
 /// Walks the records of the stream called `name`, calling `visit` for each valid record in

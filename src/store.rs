@@ -42,9 +42,12 @@ mod transaction_tests;
 use progress::ProgressReporter;
 pub use progress::{ProgressHook, RECOVERY_PROGRESS_INTERVAL_MS, RecoveryProgress};
 pub use replication_mark::ReplicationMark;
+// queue-dump checks a replicated node's snapshot data file (an archive) without installing it.
 pub use snapshot::{
     FROZEN_PREFIX, FrozenStore, INSTALLING_DIR, REPLACED_STREAMS_DIR, SnapshotSummary,
 };
+#[cfg(feature = "cluster")]
+pub(crate) use snapshot_archive::check_archive;
 use transaction::Transactions;
 
 const MAINTENANCE_INTERVAL: Duration = Duration::from_millis(500);

@@ -2,6 +2,7 @@
 //! `--verify` on clean and damaged files, entry listings, JSON, and its exit codes; and on the
 //! data directory of a `queue-server`.
 
+mod cluster_support;
 mod common;
 
 use std::fs;
@@ -9,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use weir::cluster::wal::{Wal, WalEntry, WalLogId, WalOptions, WalVote};
 use weir::{
     Discard, Durability, GroupPolicy, GroupStart, LogOptions, ManualClock, Message, SharedClock,
     Store, StoreOptions, StreamConfig, StreamId,
@@ -249,6 +251,7 @@ fn json_summary_parses_and_holds_the_counters() {
     let value = run_json(&["--json", dir.path().to_str().expect("utf-8 path")]);
     assert_eq!(value["damage"], 0);
     assert_eq!(value["closed_cleanly"], true);
+    assert_eq!(value["raft"], serde_json::Value::Null, "no raft/ directory");
     let streams = value["streams"].as_array().expect("streams");
     assert_eq!(streams.len(), 3);
     let orders = streams
@@ -1165,5 +1168,292 @@ fn the_active_segments_index_left_by_a_checkpoint_is_verified() {
         &format!("{:020}.index", point.segment_base),
         Some(bytes.len() as u64 - 4),
         "index checksum mismatch",
+    );
+}
+
+/// A command entry's payload (storage-format.md 14.2): tag 1, the leader's time, the body.
+fn command_payload(body: &[u8]) -> Vec<u8> {
+    let mut payload = vec![1u8];
+    payload.extend_from_slice(&START_MS.to_le_bytes());
+    payload.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    payload.extend_from_slice(body);
+    payload
+}
+
+fn raft_entry(index: u64, term: u64) -> WalEntry {
+    WalEntry {
+        id: WalLogId {
+            term,
+            leader: 1,
+            index,
+        },
+        // The first entry of each term is the new leader's blank one.
+        data: if index == 1 || index == 11 {
+            vec![0]
+        } else {
+            command_payload(format!("command-{index:03}").as_bytes())
+        },
+    }
+}
+
+/// A cluster node's data directory: a store, and in `raft/` a log of entries 1..=30 (term 1 up
+/// to 10, term 2 after) spread over several files, voted in term 2, committed up to 25.
+fn write_node(dir: &Path) -> PathBuf {
+    Store::open(dir)
+        .expect("open store")
+        .close()
+        .expect("close");
+    let raft = dir.join("raft");
+    let options = WalOptions {
+        max_file_bytes: 256,
+        ..WalOptions::default()
+    };
+    let (mut wal, _) = Wal::open(&raft, options).expect("open raft log");
+    wal.save_vote(WalVote {
+        term: 2,
+        node: 1,
+        committed: true,
+    })
+    .expect("vote");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    for batch in [1..8, 8..15, 15..31] {
+        let entries: Vec<WalEntry> = batch
+            .map(|index| raft_entry(index, if index <= 10 { 1 } else { 2 }))
+            .collect();
+        let pending = wal.append(&entries).expect("append").expect("a flush");
+        runtime.block_on(pending.wait()).expect("flush");
+    }
+    wal.save_committed(raft_entry(25, 2).id).expect("commit");
+    raft
+}
+
+fn raft_files(raft: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(raft)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_nodes_raft_log_is_summarised_beside_its_streams() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raft = write_node(dir.path());
+    let files = raft_files(&raft);
+    assert!(files.len() > 2, "need several log files: {files:?}");
+    let path = dir.path().to_str().expect("utf-8 path");
+    let summary = run_ok(&[path]);
+    assert!(summary.starts_with("data directory "), "{summary}");
+    for line in [
+        "  vote: term 2, node 1, committed\n",
+        "  commit point: 25 (term 2, leader 1)\n",
+        "  purge point: none\n",
+        "  last log id: 30 (term 2, leader 1)\n",
+        "  snapshot: none\n",
+        &format!("  files ({}):\n", files.len()),
+        "    raft.00000000000000000001.wal  entries 1..=7 (7)  bytes ",
+    ] {
+        assert!(summary.contains(line), "no {line:?} in:\n{summary}");
+    }
+
+    let value = run_json(&["--json", path]);
+    let log = &value["raft"];
+    assert_eq!(log["vote"]["term"], 2);
+    assert_eq!(log["vote"]["committed"], true);
+    assert_eq!(log["committed"]["index"], 25);
+    assert_eq!(log["purged"], serde_json::Value::Null);
+    assert_eq!(log["last_log_id"]["index"], 30);
+    assert_eq!(log["last_log_id"]["term"], 2);
+    assert_eq!(log["snapshot"], serde_json::Value::Null);
+    let reported = log["files"].as_array().expect("files");
+    assert_eq!(reported.len(), files.len());
+    assert_eq!(reported[0]["first_index"], 1);
+    assert_eq!(reported[0]["last_index"], 7);
+    assert_eq!(reported[0]["entries"], 7);
+    let entries: u64 = reported.iter().filter_map(|f| f["entries"].as_u64()).sum();
+    assert_eq!(entries, 30);
+    assert!(reported[0]["used_bytes"].as_u64() <= reported[0]["bytes"].as_u64());
+
+    // The log directory, and one of its files, given on their own.
+    let raft_path = raft.to_str().expect("utf-8 path");
+    let alone = run_ok(&[raft_path]);
+    assert!(
+        alone.contains("  last log id: 30 (term 2, leader 1)\n"),
+        "{alone}"
+    );
+    assert_eq!(
+        run_json(&["--json", raft_path])["raft"]["committed"]["index"],
+        25
+    );
+    let file = run_ok(&[files[1].to_str().expect("utf-8 path")]);
+    assert!(
+        file.contains("  raft.00000000000000000008.wal  entries 8..=14 (7)"),
+        "{file}"
+    );
+    assert!(
+        file.ends_with("checked the raft log file: no damage found\n"),
+        "{file}"
+    );
+}
+
+#[test]
+fn a_raft_logs_entries_are_listed_by_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raft = write_node(dir.path());
+    let raft_path = raft.to_str().expect("utf-8 path");
+    let listing = run_ok(&[raft_path, "--records", "--from", "10", "--count", "3"]);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 3, "{listing}");
+    assert!(
+        lines[0].starts_with("index 10  term 1  leader 1  command  data "),
+        "{listing}"
+    );
+    assert!(
+        lines[1].starts_with("index 11  term 2  leader 1  blank  data 1 bytes"),
+        "{listing}"
+    );
+    let value = run_json(&[raft_path, "--records", "--json"]);
+    assert_eq!(value["listed"], 30);
+    assert_eq!(value["records"][29]["index"], 30);
+    assert_eq!(value["records"][29]["kind"], "command");
+}
+
+#[test]
+fn verify_checks_the_raft_log_torn_tail_and_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raft = write_node(dir.path());
+    let path = dir.path().to_str().expect("utf-8 path");
+    let files = raft_files(&raft);
+    let output = dump(&["--verify", path]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "checked 0 stream(s), 0 segment(s), 0 record(s), the Raft log's {} file(s) and 30 \
+             entries: no damage found\n",
+            files.len()
+        )
+    );
+    let raft_path = raft.to_str().expect("utf-8 path");
+    assert_eq!(dump(&["--verify", raft_path]).status.code(), Some(0));
+
+    // A torn write after the last entry, above the commit point: noted, not damage.
+    let last = files.last().expect("a file");
+    let used = run_json(&["--json", raft_path])["raft"]["files"]
+        .as_array()
+        .and_then(|files| files.last())
+        .and_then(|file| file["used_bytes"].as_u64())
+        .expect("used bytes");
+    let file = fs::OpenOptions::new().write(true).open(last).expect("open");
+    file.set_len(used - 2).expect("cut");
+    let output = dump(&["--verify", path]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("note: ") && stdout.contains("torn write"),
+        "{stdout}"
+    );
+
+    // A flipped byte in a committed entry of an older file: damage.
+    let second = &files[1];
+    let mut bytes = fs::read(second).expect("read");
+    let at = position_of(&bytes, b"command-010").expect("entry 10");
+    bytes[at + 4] ^= 0x20;
+    fs::write(second, &bytes).expect("write");
+    let line = verify_finds(
+        path,
+        "raft.00000000000000000008.wal",
+        None,
+        "entry at index 10",
+    );
+    assert!(line.contains("later files go on"), "{line}");
+    let value = dump(&["--verify", "--json", path]);
+    assert_eq!(value.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&value.stdout).expect("json");
+    assert_eq!(value["damage"], 1);
+    assert_eq!(value["raft"]["findings"][0]["severity"], "damage");
+    assert_eq!(dump(&["--verify", raft_path]).status.code(), Some(1));
+    assert_eq!(
+        dump(&["--verify", second.to_str().expect("utf-8 path")])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_raft_log_is_read_without_writing_anything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let raft = write_node(dir.path());
+    let last = raft_files(&raft).pop().expect("a file");
+    let len = fs::metadata(&last).expect("stat").len();
+    // Garbage after the entries, a leftover temporary file: what an open would repair.
+    let mut bytes = fs::read(&last).expect("read");
+    let end = bytes.len() - 16;
+    bytes[end..].copy_from_slice(&[0xAB; 16]);
+    fs::write(&last, &bytes).expect("write");
+    fs::write(raft.join("raft.00000000000000000099.wal.tmp"), b"partial").expect("write");
+    let before = contents(dir.path());
+    let path = dir.path().to_str().expect("utf-8 path");
+    for args in [&["--verify", path][..], &[path], &["--json", path]] {
+        dump(args);
+    }
+    assert_eq!(contents(dir.path()), before, "the tool wrote something");
+    assert_eq!(fs::metadata(&last).expect("stat").len(), len);
+}
+
+/// The loopback network of the node this file starts (tests/cluster_support): apart from the
+/// cluster tests' (61 to 68, and 70 to 169 for the fault schedules).
+const NODE_NET: u8 = 201;
+
+#[test]
+fn a_live_nodes_log_and_snapshot_verify_clean_beside_it() {
+    let cluster = cluster_support::Cluster::start(NODE_NET, 1, "always");
+    let mut conn = cluster.conn(1).expect("connect");
+    // More entries than two snapshot intervals (200 in the harness): the node snapshots its
+    // store and purges its log below the snapshot.
+    for n in 0..450 {
+        cluster_support::query(&mut conn, &["XADD", "orders", "*", "n", &n.to_string()])
+            .expect("XADD");
+    }
+    let dir = cluster.dir(1).to_path_buf();
+    let path = dir.to_str().expect("utf-8 path").to_owned();
+    cluster_support::eventually("a snapshot and a purged log", || {
+        let value = run_json(&["--json", &path]);
+        !value["raft"]["snapshot"].is_null() && !value["raft"]["purged"].is_null()
+    });
+    // The node goes on writing (its leader's ticks) while the tool reads.
+    let output = dump(&["--verify", "--json", &path]);
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let log = &value["raft"];
+    assert_eq!(log["vote"]["node"], 1);
+    let snapshot = &log["snapshot"];
+    assert_eq!(snapshot["data_bytes"], snapshot["data_len"]);
+    assert!(snapshot["archive_files"].as_u64() > Some(0), "{snapshot}");
+    let committed = log["committed"]["index"].as_u64().expect("a commit point");
+    let last = log["last_log_id"]["index"].as_u64().expect("a last log id");
+    let purged = log["purged"]["index"].as_u64().expect("a purge point");
+    assert!(purged < committed && committed <= last, "{log}");
+    let first = log["files"][0]["first_index"].as_u64().expect("a log file");
+    assert!(first <= purged + 1, "{log}");
+    let raft = dir.join("raft");
+    let listing = run_ok(&[
+        raft.to_str().expect("utf-8 path"),
+        "--records",
+        "--from",
+        &(purged + 1).to_string(),
+        "--count",
+        "2",
+    ]);
+    assert!(
+        listing.starts_with(&format!("index {}  term ", purged + 1)),
+        "{listing}"
     );
 }

@@ -71,6 +71,17 @@ pub fn decode_payload(bytes: &[u8]) -> Result<EntryPayload<TypeConfig>, CodecErr
     Ok(payload)
 }
 
+/// What kind of entry a payload is, for a listing: `blank`, `command`, `membership`, or
+/// `undecodable` when it does not decode.
+pub fn payload_kind(bytes: &[u8]) -> &'static str {
+    match decode_payload(bytes) {
+        Ok(EntryPayload::Blank) => "blank",
+        Ok(EntryPayload::Normal(_)) => "command",
+        Ok(EntryPayload::Membership(_)) => "membership",
+        Err(_) => "undecodable",
+    }
+}
+
 /// Appends a membership: its configurations (one, or two during a joint change), each a set of
 /// voter ids, then every node (voters and learners) with its addresses.
 pub fn put_membership(out: &mut Encoder, membership: &Membership) {

@@ -23,6 +23,7 @@
 
 mod commit_file;
 mod file;
+mod inspect;
 pub mod meta;
 mod recovery;
 
@@ -37,6 +38,9 @@ use crate::names::raft_log_file_name;
 
 pub use file::{ENTRY_HEADER_LEN, RAFT_LOG_KIND, decode_entry, encode_entry};
 use file::{LogFile, Slot, frame_len};
+pub use inspect::{
+    TermRegression, WalFileAlone, WalFileInspection, WalInspection, inspect, inspect_file,
+};
 pub use meta::{RAFT_META_KIND, WalLogId, WalMeta, WalVote};
 
 use commit_file::CommitFile;
@@ -226,6 +230,15 @@ pub enum WalError {
         /// The last index that must be kept.
         kept: u64,
     },
+    /// A file given as a log file whose name is not one.
+    #[error(
+        "{}: not a Raft log file: its name must be raft.<first index, 20 digits>.wal",
+        .path.display()
+    )]
+    NotALogFile {
+        /// The file concerned.
+        path: PathBuf,
+    },
     /// A frame that checks but does not decode as the entry written there.
     #[error("{}: entry {index} is malformed: {detail}", .path.display())]
     BadEntry {
@@ -311,7 +324,7 @@ impl Wal {
         // The later of the two: `raft.meta` carries the commit point too, written with each
         // vote and purge (and, by an older release, at each commit).
         meta.committed = meta.committed.max_by_index(commit_file.committed());
-        let scanned = recovery::scan(dir, &meta)?;
+        let scanned = recovery::scan(dir, &meta, recovery::Mode::Recover)?;
         let syncer = Syncer::start(options.durability).map_err(io_error(dir))?;
         let wal = Wal {
             dir: dir.to_path_buf(),

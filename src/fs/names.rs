@@ -38,6 +38,8 @@ pub const GROUP_SNAPSHOT_FILE: &str = "groups.snapshot";
 pub const IDEMPOTENCY_SNAPSHOT_FILE: &str = "idempotency.snapshot";
 /// Extension of segment files.
 pub const SEGMENT_EXTENSION: &str = "seg";
+/// The directory of a replicated node's Raft log and snapshot files, inside the data directory.
+pub const RAFT_DIR: &str = "raft";
 /// A replicated node's vote, commit point and purge point, beside its Raft log files.
 pub const RAFT_META_FILE: &str = "raft.meta";
 /// A replicated node's commit point, written in place at each commit (two slots).

@@ -48,20 +48,34 @@ impl SlotFile {
             super::sync_dir(dir)?;
         }
         let file = super::open_or_create(&path)?;
-        let bytes = std::fs::read(&path)?;
-        let newest = bytes
-            .chunks_exact(slot_len)
-            .take(2)
-            .filter_map(|slot| decode(slot, magic))
-            .max_by_key(|(sequence, _)| *sequence);
+        let newest = newest_slot(&std::fs::read(&path)?, magic, slot_len);
         let slots = SlotFile {
             file,
             path,
             magic,
             value_len,
-            sequence: newest.map_or(0, |(sequence, _)| sequence),
+            sequence: newest.as_ref().map_or(0, |(sequence, _)| *sequence),
         };
-        Ok((slots, newest.map(|(_, value)| value.to_vec())))
+        Ok((slots, newest.map(|(_, value)| value)))
+    }
+
+    /// The value `dir/name` holds, without creating or writing anything (for a reader beside a
+    /// live writer): `None` when the file is missing or holds no valid slot. Only the Raft log's
+    /// inspection reads a slot file this way.
+    #[cfg(feature = "cluster")]
+    pub(crate) fn read(
+        dir: &Path,
+        name: &str,
+        magic: [u8; 4],
+        value_len: usize,
+    ) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(dir.join(name)) {
+            Ok(bytes) => {
+                Ok(newest_slot(&bytes, magic, SLOT_HEADER + value_len).map(|(_, value)| value))
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// Writes `value` (of the file's value length) over the older slot.
@@ -98,6 +112,16 @@ impl SlotFile {
     pub(crate) fn sync(&self) -> io::Result<()> {
         super::sync_data(&self.file, &self.path)
     }
+}
+
+/// The sequence and value of the newest valid slot of a file's bytes.
+fn newest_slot(bytes: &[u8], magic: [u8; 4], slot_len: usize) -> Option<(u64, Vec<u8>)> {
+    bytes
+        .chunks_exact(slot_len)
+        .take(2)
+        .filter_map(|slot| decode(slot, magic))
+        .max_by_key(|(sequence, _)| *sequence)
+        .map(|(sequence, value)| (sequence, value.to_vec()))
 }
 
 /// The slot's sequence and value, if it is valid.

@@ -221,6 +221,19 @@ impl<R: Read> ArchiveReader<R> {
     }
 }
 
+/// Reads a whole archive, checking its header, every file's CRC and the count at its end,
+/// writing nothing: the number of files it holds.
+#[cfg(any(test, feature = "cluster"))]
+pub(crate) fn check_archive(input: impl Read) -> Result<u64, ArchiveError> {
+    let mut reader = ArchiveReader::new(input)?;
+    let mut files = 0;
+    while reader.next_file()?.is_some() {
+        reader.copy_data(&mut io::sink())?;
+        files += 1;
+    }
+    Ok(files)
+}
+
 fn read_exact(input: &mut impl Read, into: &mut [u8], what: &str) -> Result<(), ArchiveError> {
     input.read_exact(into).map_err(|error| {
         if error.kind() == io::ErrorKind::UnexpectedEof {
@@ -271,6 +284,13 @@ mod tests {
         assert_eq!(files[0].1, b"a");
         assert_eq!((files[1].0.len, files[1].0.data_len), (64, 2));
         assert_eq!(read_all(&archive(&[])).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn a_check_counts_the_files_and_refuses_a_cut() {
+        let bytes = archive(&[("a", 1, b"x"), ("b", 0, b"")]);
+        assert_eq!(check_archive(&bytes[..]).unwrap(), 2);
+        assert!(check_archive(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

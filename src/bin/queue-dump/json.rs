@@ -12,6 +12,10 @@ use weir::inspect::{
 
 use super::severity_counts;
 use crate::format::escape;
+#[cfg(feature = "cluster")]
+use weir::cluster::wal::{WalFileInspection, WalLogId};
+#[cfg(feature = "cluster")]
+use weir::inspect::{RaftEntryReport, RaftFileReport, RaftReport};
 
 fn finding_json(finding: &Finding) -> Value {
     json!({
@@ -139,7 +143,7 @@ fn checkpoint_json(c: &inspect::CheckpointReport) -> Value {
 }
 
 pub(crate) fn inspection_json(inspection: &Inspection, verify: bool) -> Value {
-    json!({
+    let value = json!({
         "directory": inspection.dir.display().to_string(),
         "closed_cleanly": inspection.closed_cleanly,
         "verified": verify,
@@ -147,6 +151,107 @@ pub(crate) fn inspection_json(inspection: &Inspection, verify: bool) -> Value {
         "unreadable": inspection.count(Severity::Unreadable),
         "streams": inspection.streams.iter().map(stream_json).collect::<Vec<_>>(),
         "findings": findings_json(inspection.findings.iter()),
+    });
+    with_raft(value, inspection)
+}
+
+/// The summary with its `raft` field: the node's Raft log, or null.
+#[cfg(feature = "cluster")]
+fn with_raft(mut value: Value, inspection: &Inspection) -> Value {
+    value["raft"] = inspection.raft.as_ref().map_or(Value::Null, raft_json);
+    value
+}
+
+/// A build without the cluster layer reads no Raft log (a finding says so).
+#[cfg(not(feature = "cluster"))]
+fn with_raft(value: Value, _inspection: &Inspection) -> Value {
+    value
+}
+
+/// An entry's position: index, term, leader.
+#[cfg(feature = "cluster")]
+fn log_id_json(id: Option<WalLogId>) -> Value {
+    id.map_or(
+        Value::Null,
+        |id| json!({ "index": id.index, "term": id.term, "leader": id.leader }),
+    )
+}
+
+#[cfg(feature = "cluster")]
+fn raft_file_json(file: &WalFileInspection) -> Value {
+    json!({
+        "file": file.path.display().to_string(),
+        "first_index": file.first_index,
+        "last_index": file.last.map(|last| last.index),
+        "entries": file.entries,
+        "used_bytes": file.used_bytes,
+        "bytes": file.bytes,
+    })
+}
+
+/// A node's Raft log: files, vote, commit and purge points, last log id, snapshot, findings.
+#[cfg(feature = "cluster")]
+pub(crate) fn raft_json(raft: &RaftReport) -> Value {
+    json!({
+        "directory": raft.dir.display().to_string(),
+        "files": raft.files.iter().map(raft_file_json).collect::<Vec<_>>(),
+        "vote": raft.vote.map(|vote| json!({
+            "term": vote.term,
+            "node": vote.node,
+            "committed": vote.committed,
+        })),
+        "committed": log_id_json(raft.committed),
+        "purged": log_id_json(raft.purged),
+        "last_log_id": log_id_json(raft.last_log_id),
+        "snapshot": raft.snapshot.as_ref().map(|snapshot| json!({
+            "last_log_id": log_id_json(snapshot.last_log_id),
+            "data_file": snapshot.data_file.display().to_string(),
+            "data_len": snapshot.data_len,
+            "data_bytes": snapshot.data_bytes,
+            "archive_files": snapshot.archive_files,
+        })),
+        "findings": findings_json(raft.findings.iter()),
+    })
+}
+
+/// `DIR/raft` given as the path: the log alone.
+#[cfg(feature = "cluster")]
+pub(crate) fn raft_dir_json(raft: &RaftReport, verify: bool) -> Value {
+    let (damage, unreadable) = severity_counts(raft.findings.iter());
+    json!({
+        "directory": raft.dir.display().to_string(),
+        "verified": verify,
+        "damage": damage,
+        "unreadable": unreadable,
+        "raft": raft_json(raft),
+    })
+}
+
+/// One Raft log file given as the path.
+#[cfg(feature = "cluster")]
+pub(crate) fn raft_log_file_json(path: &Path, report: &RaftFileReport) -> Value {
+    let (damage, unreadable) = severity_counts(report.findings.iter());
+    json!({
+        "file": path.display().to_string(),
+        "kind": "raft log",
+        "damage": damage,
+        "unreadable": unreadable,
+        "findings": findings_json(report.findings.iter()),
+        "raft_file": report.file.as_ref().map(raft_file_json),
+        "committed": log_id_json(report.committed),
+    })
+}
+
+/// One entry of a Raft log listing.
+#[cfg(feature = "cluster")]
+pub(crate) fn raft_entry_json(entry: &RaftEntryReport) -> Value {
+    json!({
+        "file": entry.file.display().to_string(),
+        "index": entry.id.index,
+        "term": entry.id.term,
+        "leader": entry.id.leader,
+        "kind": entry.kind,
+        "data_len": entry.data_len,
     })
 }
 

@@ -8,6 +8,9 @@
 //!   lists its entries;
 //! * `queue-dump DIR --stream KEY --group NAME [--pending]`: one consumer group and its PEL;
 //! * `queue-dump FILE`: one segment, group journal or snapshot, meta journal or checkpoint;
+//! * `queue-dump DIR/raft` or `queue-dump DIR/raft/raft.N.wal`: a cluster node's Raft log, or one
+//!   of its files (the summary of `DIR` includes the log too); `--records [--from INDEX]
+//!   [--count N]` lists its entries;
 //! * `--json` on any form: the same as one JSON document.
 //!
 //! Reading and checking is the library's (`weir::inspect`); this binary only formats, as text
@@ -28,6 +31,8 @@ use weir::{Clock, StreamId, SystemClock, names};
 
 mod format;
 mod json;
+#[cfg(feature = "cluster")]
+mod raft;
 mod text;
 
 /// Inspect and verify a weir data directory (read-only: safe beside a live server).
@@ -35,7 +40,8 @@ mod text;
 #[command(name = "queue-dump", version)]
 struct Args {
     /// Data directory, or one file of a stream directory: a segment (`.seg`), `groups.snapshot`,
-    /// `groups.N.journal`, `meta.N.journal` or `checkpoint`.
+    /// `groups.N.journal`, `meta.N.journal` or `checkpoint`; or a cluster node's Raft log
+    /// (`DIR/raft`) or one of its files (`raft.N.wal`).
     path: PathBuf,
     /// Read every byte and report damage; exit 0 when clean, 1 when damage was found, 2 when
     /// it could not run.
@@ -57,10 +63,12 @@ struct Args {
     /// With --group: list every pending entry of the group.
     #[arg(long, requires = "group")]
     pending: bool,
-    /// With --stream or a segment file: list every entry with its headers and body.
+    /// With --stream or a segment file: list every entry with its headers and body; on a Raft
+    /// log, every entry's index, term, leader, kind and data length.
     #[arg(long)]
     records: bool,
-    /// With --records: start at the first entry whose ID is at least this one (`ms-seq` or `ms`).
+    /// With --records: start at the first entry whose ID is at least this one (`ms-seq` or `ms`);
+    /// on a Raft log, at this entry index.
     #[arg(long, value_name = "ID", requires = "records")]
     from: Option<StreamId>,
     /// With --records: list at most this many entries.
@@ -80,18 +88,7 @@ const EXIT_FAILED: u8 = 2;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let result = if args.path.is_file() {
-        dump_file(&args)
-    } else if let Some(stream) = &args.stream {
-        dump_stream(&args, stream.as_bytes())
-    } else if args.records {
-        Err(Failure::Usage(
-            "--records needs --stream KEY, or a segment file instead of a directory".into(),
-        ))
-    } else {
-        summary_or_verify(&args)
-    };
-    match result {
+    match run(&args) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("queue-dump: {error}");
@@ -100,11 +97,35 @@ fn main() -> ExitCode {
     }
 }
 
+fn run(args: &Args) -> Result<u8, Failure> {
+    #[cfg(feature = "cluster")]
+    if let Some(form) = raft::form(&args.path) {
+        return raft::dump(args, form);
+    }
+    if args.path.is_file() {
+        dump_file(args)
+    } else if let Some(stream) = &args.stream {
+        dump_stream(args, stream.as_bytes())
+    } else if args.records {
+        Err(Failure::Usage(
+            "--records needs --stream KEY, a segment file, or a Raft log (DIR/raft or a \
+             raft.N.wal file) instead of a data directory"
+                .into(),
+        ))
+    } else {
+        summary_or_verify(args)
+    }
+}
+
 /// Why a run could not go on (exit code 2).
 #[derive(Debug, thiserror::Error)]
 enum Failure {
     #[error(transparent)]
     Inspect(#[from] InspectError),
+    /// The Raft log could not be read for a listing.
+    #[cfg(feature = "cluster")]
+    #[error(transparent)]
+    Raft(#[from] weir::cluster::wal::WalError),
     /// Arguments that do not fit together or name nothing.
     #[error("{0}")]
     Usage(String),

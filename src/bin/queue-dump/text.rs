@@ -11,6 +11,10 @@ use weir::{Clock, Retention, StreamConfig, StreamId, SystemClock};
 
 use super::severity_counts;
 use crate::format::{format_ms, hex_dump, quoted};
+#[cfg(feature = "cluster")]
+use weir::cluster::wal::{WalFileInspection, WalLogId};
+#[cfg(feature = "cluster")]
+use weir::inspect::{RaftEntryReport, RaftFileReport, RaftReport, SnapshotReport};
 
 pub(crate) fn stream_label(stream: &StreamReport) -> String {
     match &stream.name {
@@ -139,6 +143,11 @@ pub(crate) fn summary_text(inspection: &Inspection) -> String {
         out.push('\n');
         out.push_str(&stream_text(stream));
     }
+    #[cfg(feature = "cluster")]
+    if let Some(raft) = &inspection.raft {
+        out.push('\n');
+        out.push_str(&raft_text(raft));
+    }
     out
 }
 
@@ -188,11 +197,17 @@ pub(crate) fn stream_text(stream: &StreamReport) -> String {
             out.push_str(&format!("      {}\n", consumer_line(consumer)));
         }
     }
-    let problems: Vec<&Finding> = stream
-        .findings
+    out.push_str(&problems_text(&stream.findings));
+    out
+}
+
+/// The findings that are not notes, one a line under a count.
+fn problems_text(findings: &[Finding]) -> String {
+    let problems: Vec<&Finding> = findings
         .iter()
         .filter(|f| f.severity != Severity::Note)
         .collect();
+    let mut out = String::new();
     if !problems.is_empty() {
         out.push_str(&format!(
             "  problems ({}; run --verify for every detail):\n",
@@ -278,11 +293,157 @@ pub(crate) fn verify_text(inspection: &Inspection) -> String {
         out.push_str(&format!("{finding}\n"));
     }
     out.push_str(&format!(
-        "checked {} stream(s), {segments} segment(s), {records} record(s): ",
+        "checked {} stream(s), {segments} segment(s), {records} record(s)",
         inspection.streams.len()
     ));
+    #[cfg(feature = "cluster")]
+    if let Some(raft) = &inspection.raft {
+        out.push_str(&format!(", {}", raft_checked(raft)));
+    }
+    out.push_str(": ");
     out.push_str(&damage_summary(inspection.all_findings()));
     out
+}
+
+/// What a check of the Raft log read: its files and entries.
+#[cfg(feature = "cluster")]
+fn raft_checked(raft: &RaftReport) -> String {
+    let entries: u64 = raft.files.iter().map(|file| file.entries).sum();
+    format!(
+        "the Raft log's {} file(s) and {entries} entries",
+        raft.files.len()
+    )
+}
+
+/// `--verify` of `DIR/raft` given as the path.
+#[cfg(feature = "cluster")]
+pub(crate) fn raft_verify_text(raft: &RaftReport) -> String {
+    let mut out = String::new();
+    for finding in &raft.findings {
+        out.push_str(&format!("{finding}\n"));
+    }
+    out.push_str(&format!("checked {}: ", raft_checked(raft)));
+    out.push_str(&damage_summary(raft.findings.iter()));
+    out
+}
+
+/// An entry's position: `index (term T, leader L)`, or `none`.
+#[cfg(feature = "cluster")]
+fn log_id_text(id: Option<WalLogId>) -> String {
+    id.map_or_else(
+        || "none".into(),
+        |id| format!("{} (term {}, leader {})", id.index, id.term, id.leader),
+    )
+}
+
+#[cfg(feature = "cluster")]
+fn raft_file_line(file: &WalFileInspection) -> String {
+    let range = match file.last {
+        Some(last) => format!(
+            "entries {}..={} ({})",
+            file.first_index, last.index, file.entries
+        ),
+        None => format!("no entries (first index {})", file.first_index),
+    };
+    format!(
+        "{}  {range}  bytes {}/{}",
+        file_name(&file.path),
+        file.used_bytes,
+        file.bytes
+    )
+}
+
+#[cfg(feature = "cluster")]
+fn snapshot_text(snapshot: &SnapshotReport) -> String {
+    format!(
+        "last log id {}, data {} {} bytes{}",
+        log_id_text(snapshot.last_log_id),
+        file_name(&snapshot.data_file),
+        snapshot
+            .data_bytes
+            .map_or_else(|| "missing".into(), |bytes| bytes.to_string()),
+        snapshot
+            .archive_files
+            .map_or_else(String::new, |files| format!(
+                ", a store archive of {files} file(s)"
+            ))
+    )
+}
+
+/// A node's Raft log: vote, commit and purge points, last log id, snapshot, files, problems.
+#[cfg(feature = "cluster")]
+pub(crate) fn raft_text(raft: &RaftReport) -> String {
+    let mut out = format!("raft log {}\n", raft.dir.display());
+    let vote = raft.vote.map_or_else(
+        || "none".into(),
+        |vote| {
+            format!(
+                "term {}, node {}, {}",
+                vote.term,
+                vote.node,
+                if vote.committed {
+                    "committed"
+                } else {
+                    "not committed"
+                }
+            )
+        },
+    );
+    out.push_str(&format!("  vote: {vote}\n"));
+    out.push_str(&format!(
+        "  commit point: {}\n",
+        log_id_text(raft.committed)
+    ));
+    out.push_str(&format!("  purge point: {}\n", log_id_text(raft.purged)));
+    out.push_str(&format!(
+        "  last log id: {}\n",
+        log_id_text(raft.last_log_id)
+    ));
+    out.push_str(&format!(
+        "  snapshot: {}\n",
+        raft.snapshot
+            .as_ref()
+            .map_or_else(|| "none".into(), snapshot_text)
+    ));
+    out.push_str(&format!("  files ({}):\n", raft.files.len()));
+    for file in &raft.files {
+        out.push_str(&format!("    {}\n", raft_file_line(file)));
+    }
+    out.push_str(&problems_text(&raft.findings));
+    out
+}
+
+/// One Raft log file given as the path.
+#[cfg(feature = "cluster")]
+pub(crate) fn raft_log_file_text(path: &Path, report: &RaftFileReport) -> String {
+    let mut out = format!("raft log file {}\n", path.display());
+    if let Some(file) = &report.file {
+        out.push_str(&format!("  {}\n", raft_file_line(file)));
+    }
+    out.push_str(&format!(
+        "  commit point of its directory: {}\n",
+        log_id_text(report.committed)
+    ));
+    for finding in &report.findings {
+        out.push_str(&format!("{finding}\n"));
+    }
+    out.push_str("checked the raft log file: ");
+    out.push_str(&damage_summary(report.findings.iter()));
+    out
+}
+
+/// One entry of a Raft log listing.
+#[cfg(feature = "cluster")]
+pub(crate) fn raft_entry_text(entry: &RaftEntryReport) -> String {
+    format!(
+        "index {}  term {}  leader {}  {}  data {} bytes  {}\n",
+        entry.id.index,
+        entry.id.term,
+        entry.id.leader,
+        entry.kind,
+        entry.data_len,
+        file_name(&entry.file)
+    )
 }
 
 fn damage_summary<'f>(findings: impl Iterator<Item = &'f Finding> + Clone) -> String {

@@ -35,14 +35,20 @@ impl CommitFile {
                     source,
                 }
             })?;
-        let committed = value.and_then(|value| {
-            Some(WalLogId {
-                term: word(&value, 0)?,
-                leader: word(&value, 8)?,
-                index: word(&value, 16)?,
-            })
-        });
+        let committed = value.and_then(|value| log_id(&value));
         Ok(CommitFile { slots, committed })
+    }
+
+    /// The commit point the file in `dir` holds, read without creating or writing anything.
+    pub(super) fn read(dir: &Path) -> Result<Option<WalLogId>, WalError> {
+        let value =
+            SlotFile::read(dir, RAFT_COMMIT_FILE, MAGIC, VALUE_BYTES).map_err(|source| {
+                WalError::Io {
+                    path: dir.join(RAFT_COMMIT_FILE),
+                    source,
+                }
+            })?;
+        Ok(value.and_then(|value| log_id(&value)))
     }
 
     /// The commit point the file holds.
@@ -69,6 +75,15 @@ impl CommitFile {
         self.committed = Some(committed);
         Ok(())
     }
+}
+
+/// The log id a slot's value holds: term, leader, index.
+fn log_id(value: &[u8]) -> Option<WalLogId> {
+    Some(WalLogId {
+        term: word(value, 0)?,
+        leader: word(value, 8)?,
+        index: word(value, 16)?,
+    })
 }
 
 #[cfg(test)]

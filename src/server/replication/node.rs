@@ -25,8 +25,7 @@ use super::apply::ServerState;
 use super::batcher::{Answer, Awaited, Batcher, Stamps};
 use super::proposal::Proposal;
 
-/// The directory of the Raft log and snapshot file, inside the data directory.
-pub const RAFT_DIR: &str = "raft";
+pub use crate::names::RAFT_DIR;
 /// How often the leader proposes a tick (the changes time alone causes, and the clock that
 /// idle times are read against on every node).
 const TICK_INTERVAL: Duration = Duration::from_secs(1);
