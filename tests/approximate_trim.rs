@@ -212,3 +212,29 @@ fn an_approximate_trim_survives_a_reopen() {
     assert_eq!(approx(&s, 300), 100);
     assert_eq!(shape(&s), (355, 4, 11));
 }
+
+/// The ID of the stream's first live entry.
+fn first_id(stream: &Stream) -> StreamId {
+    let first = stream
+        .range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded, 1)
+        .unwrap();
+    first[0].id
+}
+
+#[test]
+fn an_exact_trim_with_a_limit_removes_at_most_that_many_live_entries() {
+    // What a cluster node makes of `~ … LIMIT n`: exact, and capped.
+    let (_dir, store) = open();
+    let s = stream(&store, "s");
+    add_plain(&s, 1, 50);
+    s.delete(&[StreamId::new(2, 0)]).unwrap();
+    assert_eq!(s.trim_max_len(10, false, Some(5)).unwrap(), 5);
+    assert_eq!((s.len(), first_id(&s)), (44, StreamId::new(7, 0)));
+    assert_eq!(
+        s.trim_min_id(StreamId::new(40, 0), false, Some(3)).unwrap(),
+        3
+    );
+    assert_eq!((s.len(), first_id(&s)), (41, StreamId::new(10, 0)));
+    assert_eq!(s.trim_max_len(10, false, None).unwrap(), 31);
+    assert_eq!((s.len(), first_id(&s)), (10, StreamId::new(41, 0)));
+}

@@ -261,3 +261,76 @@ print("ok")
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `XADD … MAXLEN ~ 100` then `XTRIM … MAXLEN ~ 10 LIMIT 30` on `stream`; returns what the
+/// XTRIM removed.
+fn trim_approximately(conn: &mut redis::cluster::ClusterConnection, stream: &str) -> u64 {
+    for n in 0..250 {
+        let _: String = redis::cmd("XADD")
+            .arg(stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(100)
+            .arg("*")
+            .arg("n")
+            .arg(n)
+            .query(conn)
+            .unwrap();
+    }
+    redis::cmd("XTRIM")
+        .arg(stream)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(10)
+        .arg("LIMIT")
+        .arg(30)
+        .query(conn)
+        .unwrap()
+}
+
+#[test]
+fn approximate_trims_are_exact_and_the_same_on_every_node() {
+    let mut cluster = Cluster::start(60, 3, "always");
+    let mut conn = cluster.cluster_client().get_connection().unwrap();
+    // A single node keeps whole nodes of 100 entries (150 of the 250); a cluster node trims
+    // exactly, as a node restarted in between, whose model of the nodes is rebuilt, does too.
+    assert_eq!(trim_approximately(&mut conn, "{trim}before"), 30);
+    let follower = (1..=3).find(|node| *node != cluster.leader()).unwrap();
+    cluster.restart(follower);
+    assert_eq!(trim_approximately(&mut conn, "{trim}after"), 30);
+    let leader = cluster.leader();
+    let mut on_leader = cluster.conn(leader).unwrap();
+    let expected: Vec<redis::Value> = ["{trim}before", "{trim}after"]
+        .iter()
+        .map(|stream| {
+            redis::cmd("XRANGE")
+                .arg(stream)
+                .arg("-")
+                .arg("+")
+                .query(&mut on_leader)
+        })
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for stream in &expected {
+        let redis::Value::Array(entries) = stream else {
+            panic!("{stream:?}");
+        };
+        assert_eq!(entries.len(), 70);
+    }
+    for node in 1..=3 {
+        let mut replica = cluster.replica_conn(node).unwrap();
+        eventually(&format!("node {node} holding the leader's entries"), || {
+            ["{trim}before", "{trim}after"]
+                .iter()
+                .map(|stream| {
+                    redis::cmd("XRANGE")
+                        .arg(stream)
+                        .arg("-")
+                        .arg("+")
+                        .query(&mut replica)
+                })
+                .collect::<Result<Vec<redis::Value>, _>>()
+                .is_ok_and(|held| held == expected)
+        });
+    }
+}

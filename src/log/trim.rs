@@ -49,8 +49,8 @@ impl Log {
         Ok(())
     }
 
-    /// Trims to at most `max_len` live entries. With `approximate`, only whole segments go (and
-    /// at most `limit` entries); returns how many entries were removed.
+    /// Trims to at most `max_len` live entries, removing at most `limit` of them when one is
+    /// given. With `approximate`, only whole segments go; returns how many entries were removed.
     pub fn trim_max_len(
         &self,
         max_len: u64,
@@ -104,6 +104,9 @@ impl Log {
     ) -> Result<u64, LogError> {
         let (first, next) = (self.meta.read().first_offset, self.next_offset());
         let mut target = target.min(next);
+        if let (false, Some(limit)) = (approximate, limit) {
+            target = target.min(self.offset_after_live(first, limit));
+        }
         if approximate {
             let bases: Vec<u64> = self.slots.read().iter().map(Slot::base).collect();
             target = bases

@@ -590,8 +590,8 @@ impl Stream {
         Ok(removed)
     }
 
-    /// Trims to `threshold`: exactly, or by whole nodes of at most `limit` live entries with
-    /// `approximate`. Not yet durable: the caller commits.
+    /// Trims to `threshold`: exactly, or by whole nodes with `approximate`; at most `limit`
+    /// live entries go, when one is given. Not yet durable: the caller commits.
     pub(in crate::stream) fn trim_uncommitted(
         &self,
         threshold: Threshold,
@@ -603,8 +603,8 @@ impl Stream {
         }
         self.nodes_follow()?;
         Ok(match threshold {
-            Threshold::MaxLen(max_len) => self.log.trim_max_len(max_len, false, None)?,
-            Threshold::MinId(min_id) => self.log.trim_min_id(min_id, false, None)?,
+            Threshold::MaxLen(max_len) => self.log.trim_max_len(max_len, false, limit)?,
+            Threshold::MinId(min_id) => self.log.trim_min_id(min_id, false, limit)?,
         })
     }
 

@@ -121,8 +121,8 @@ impl Stream {
     /// Trims like [`trim_max_len`](Self::trim_max_len) or [`trim_min_id`](Self::trim_min_id),
     /// doing `references` about the groups. [`References::Respect`] passes over the entries
     /// a group still needs and removes later ones instead, never leaving fewer than `MAXLEN`
-    /// entries nor touching IDs from `MINID` on; `approximate` then only caps the removals at
-    /// `limit`. Returns how many entries went.
+    /// entries nor touching IDs from `MINID` on. At most `limit` entries go, when one is given.
+    /// Returns how many entries went.
     pub fn trim_with(
         &self,
         to: TrimTo,
@@ -151,9 +151,7 @@ impl Stream {
                 References::Remove => {
                     Some(self.trim_removing(&mut groups, to, approximate, limit)?)
                 }
-                References::Respect => {
-                    Some(self.trim_respecting(&groups, to, approximate, limit)?)
-                }
+                References::Respect => Some(self.trim_respecting(&groups, to, limit)?),
             }
         };
         let removed = match removed {
@@ -205,7 +203,6 @@ impl Stream {
         &self,
         groups: &DurableGroups,
         to: TrimTo,
-        approximate: bool,
         limit: Option<u64>,
     ) -> Result<u64, StoreError> {
         self.nodes_follow()?;
@@ -214,10 +211,7 @@ impl Stream {
             TrimTo::MaxLen(max_len) => self.len().saturating_sub(max_len),
             TrimTo::MinId(_) => u64::MAX,
         };
-        let wanted = match limit {
-            Some(limit) if approximate => wanted.min(limit),
-            _ => wanted,
-        };
+        let wanted = limit.map_or(wanted, |limit| wanted.min(limit));
         // Unreferenced entries before the first referenced one go with one trim, later ones
         // one by one.
         let mut prefix_last = None;

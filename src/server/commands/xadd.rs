@@ -33,10 +33,26 @@ pub(super) struct Trim {
     references: References,
 }
 
+impl Trim {
+    /// The same trim, exact: an explicit `LIMIT` still caps it; Redis's default one, which
+    /// depends on the node size in force, does not.
+    fn exact(self) -> Trim {
+        let limit = match self.limit {
+            TrimLimit::NodeDefault => TrimLimit::Unlimited,
+            limit => limit,
+        };
+        Trim {
+            approximate: false,
+            limit,
+            ..self
+        }
+    }
+}
+
 /// How many entries a trim may remove.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TrimLimit {
-    /// Exact trims, and `LIMIT 0`.
+    /// Exact trims (but for those a cluster node makes of approximate ones), and `LIMIT 0`.
     Unlimited,
     /// `LIMIT n` with `~`.
     Entries(u64),
@@ -263,7 +279,7 @@ fn xadd_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let commit = ctx.commit();
     let (added, appended) = append(&stream, message, parsed.idempotency, commit)?;
     if appended && let Some(trim) = parsed.trim {
-        apply_trim(&stream, trim, commit)?;
+        apply_trim(ctx, &stream, trim, commit)?;
     }
     Ok(id_value(added))
 }
@@ -311,7 +327,22 @@ fn auto_iid(headers: &[(Bytes, Bytes)]) -> Vec<u8> {
     crate::idempotency::content_iid(&pairs, b"")
 }
 
-pub(super) fn apply_trim(stream: &Stream, trim: Trim, commit: Commit<'_>) -> Result<u64, Value> {
+/// Trims `stream` as `trim` asks. On a cluster node an approximate trim is made exact (at most
+/// `LIMIT` entries, when given): where Redis's nodes would end is a model each node keeps in
+/// memory, rebuilt differently after a restart and shaped by node-local settings, so every
+/// replica would not trim alike. An exact trim is within what `~` promises (never fewer
+/// entries kept than asked), and Redis's replicas trim exactly too.
+pub(super) fn apply_trim(
+    ctx: &Ctx<'_>,
+    stream: &Stream,
+    trim: Trim,
+    commit: Commit<'_>,
+) -> Result<u64, Value> {
+    let trim = if ctx.server.is_cluster_node() {
+        trim.exact()
+    } else {
+        trim
+    };
     let limit = match trim.limit {
         TrimLimit::Unlimited => None,
         TrimLimit::Entries(limit) => Some(limit),

@@ -17,6 +17,6 @@ fn xtrim_reply(ctx: &Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
     let (Some(stream), Some(trim)) = (existing(ctx, &store, &args[1]), parsed.trim) else {
         return Ok(Value::Integer(0));
     };
-    let removed = apply_trim(&stream, trim, ctx.commit())?;
+    let removed = apply_trim(ctx, &stream, trim, ctx.commit())?;
     Ok(Value::Integer(i64::try_from(removed).unwrap_or(i64::MAX)))
 }
