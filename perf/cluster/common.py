@@ -12,6 +12,8 @@ import time
 
 TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
 WEIR_IPS = ["127.0.20.1", "127.0.20.2", "127.0.20.3"]
+# Where a node added to a running cluster is started.
+NEW_NODE_IP = "127.0.20.4"
 WEIR_PORT = 7201
 WEIR_BUS = 17201
 NATS_IPS = ["127.0.21.1", "127.0.21.2", "127.0.21.3"]
@@ -85,6 +87,25 @@ class Meter:
         self.syscw = {n: b[n][2] - self.a[n][2] for n in b}
         self.wbytes = {n: b[n][3] - self.a[n][3] for n in b}
         return self
+
+
+def bus_tls_args(root, ips):
+    """A CA and one node certificate naming every address in `ips`, made with openssl in
+    `root`, and the flags that run the cluster bus over mutual TLS with them."""
+    def run(*cmd):
+        subprocess.run(cmd, cwd=root, check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=weir perf CA")
+    with open(os.path.join(root, "node.ext"), "w") as f:
+        f.write("subjectAltName=%s\n" % ",".join("IP:" + ip for ip in ips))
+        f.write("extendedKeyUsage=serverAuth,clientAuth\n")
+    run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=weir perf node")
+    run("openssl", "x509", "-req", "-in", "node.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "node.crt", "-days", "2", "-extfile", "node.ext")
+    return ["--tls-cluster", "yes", "--tls-cert-file", os.path.join(root, "node.crt"),
+            "--tls-key-file", os.path.join(root, "node.key"),
+            "--tls-ca-cert-file", os.path.join(root, "ca.crt")]
 
 
 def snapshot_args():
@@ -178,9 +199,10 @@ def decode(x):
 
 
 class Weir:
-    """A 3-node cluster (cluster=True) or a single node on 127.0.20.1, under /tmp/weir-perf."""
+    """A 3-node cluster (cluster=True) or a single node on 127.0.20.1, under /tmp/weir-perf;
+    with tls=True the cluster's bus runs over mutual TLS."""
 
-    def __init__(self, cluster=True, fsync="always", root="/tmp/weir-perf"):
+    def __init__(self, cluster=True, fsync="always", root="/tmp/weir-perf", tls=False):
         self.cluster = cluster
         self.fsync = fsync
         self.root = root
@@ -190,6 +212,7 @@ class Weir:
         os.makedirs(root)
         with open(os.path.join(root, "secret"), "w") as f:
             f.write("a benchmark cluster secret 32 b.")
+        self.tls_args = bus_tls_args(root, WEIR_IPS + [NEW_NODE_IP]) if tls else []
 
     def start_node(self, i):
         ip = self.ips[i - 1]
@@ -200,7 +223,7 @@ class Weir:
                              for n, h in enumerate(self.ips))
             cmd += ["--cluster-port", str(WEIR_BUS), "--peers", peers, "--node-id", str(i),
                     "--cluster-secret-file", os.path.join(self.root, "secret")]
-            cmd += snapshot_args()
+            cmd += snapshot_args() + self.tls_args
         log = open("%s/w%d.log" % (self.root, i), "ab")
         self.procs[i] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -234,7 +257,8 @@ class Weir:
         cmd = [server_bin(), "--dir", "%s/w%d" % (self.root, i), "--bind", ip,
                "--port", str(WEIR_PORT), "--fsync", self.fsync, "--cluster-port", str(WEIR_BUS),
                "--join", "--node-id", str(i),
-               "--cluster-secret-file", os.path.join(self.root, "secret")] + snapshot_args()
+               "--cluster-secret-file", os.path.join(self.root, "secret")] + snapshot_args() \
+            + self.tls_args
         log = open("%s/w%d.log" % (self.root, i), "ab")
         self.procs[i] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

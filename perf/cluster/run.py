@@ -7,7 +7,8 @@ and against NATS JetStream R3. Run through perf/cluster.sh, which builds the ser
 Steps: publish (XADD -P 16 and -P 1, with NATS R3 beside -P 16 when nats-server is on the
 PATH), serial, consume (with NATS R3), failover, catchup, replace (a new node added with CLUSTER
 ADDNODE after CATCHUP writes; the default: all six), and diagnose (system calls per entry and
-idle CPU; needs perf), nats, nats_consume (NATS alone).
+idle CPU; needs perf), tls (publish and serial with the bus over mutual TLS against without;
+needs openssl), nats, nats_consume (NATS alone).
 
 Every measurement appends rows to perf/cluster-results.csv (OUT=... to change) and the end
 prints the table of medians. RUNS (3), N (200000), BACKLOG (200000), SERIAL (5000),
@@ -25,8 +26,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (VALUE, WEIR_BUS, WEIR_IPS, WEIR_PORT, Conn, Meter, Nats,  # noqa: E402
-                    RespError, Weir, decode, try_call)
+from common import (NEW_NODE_IP, VALUE, WEIR_BUS, WEIR_IPS, WEIR_PORT, Conn, Meter,  # noqa: E402
+                    Nats, RespError, Weir, decode, try_call)
 
 RUNS = int(os.environ.get("RUNS", "3"))
 N = int(os.environ.get("N", "200000"))
@@ -36,8 +37,6 @@ BACKLOG_R3 = int(os.environ.get("BACKLOG_R3", BACKLOG))
 SERIAL = int(os.environ.get("SERIAL", "5000"))
 SERIAL_R3 = int(os.environ.get("SERIAL_R3", SERIAL))
 CATCHUP = int(os.environ.get("CATCHUP", "1000000"))
-# Where `replace` starts the node it adds.
-NEW_NODE_IP = "127.0.20.4"
 FAILOVERS = int(os.environ.get("FAILOVERS", "5"))
 OUT = os.environ.get("OUT", "perf/cluster-results.csv")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -90,11 +89,11 @@ def flush_rounds(ip):
 # --- 1 and 2: publish throughput, latency, CPU ----------------------------------------------
 
 
-def publish_once(cluster, pipeline, run):
-    system = "weir-r3" if cluster else "weir-single"
+def publish_once(cluster, pipeline, run, tls=False):
+    system = ("weir-r3-tls" if tls else "weir-r3") if cluster else "weir-single"
     fig = "xadd-P%d" % pipeline
     n = N_R3 if cluster else N
-    w = Weir(cluster=cluster).start()
+    w = Weir(cluster=cluster, tls=tls).start()
     try:
         lead = w.leader()
         ip = WEIR_IPS[lead - 1]
@@ -129,23 +128,36 @@ def publish():
 # --- 4: serial acknowledgement latency -------------------------------------------------------
 
 
+def serial_once(cluster, run, tls=False):
+    system = ("weir-r3-tls" if tls else "weir-r3") if cluster else "weir-single"
+    w = Weir(cluster=cluster, tls=tls).start()
+    try:
+        ip = WEIR_IPS[w.leader() - 1]
+        n = SERIAL_R3 if cluster else SERIAL
+        m = Meter(w.pids())
+        m.start()
+        r = redis_benchmark(ip, n, 1, 1)
+        m.stop()
+        for k, v in r.items():
+            record("serial", system, run, k, v)
+        record("serial", system, run, "cpu_us_per_msg", sum(m.cpu.values()) / n)
+    finally:
+        w.stop()
+
+
 def serial():
     for run in range(1, RUNS + 1):
         for cluster in (True, False):
-            system = "weir-r3" if cluster else "weir-single"
-            w = Weir(cluster=cluster).start()
-            try:
-                ip = WEIR_IPS[w.leader() - 1]
-                n = SERIAL_R3 if cluster else SERIAL
-                m = Meter(w.pids())
-                m.start()
-                r = redis_benchmark(ip, n, 1, 1)
-                m.stop()
-                for k, v in r.items():
-                    record("serial", system, run, k, v)
-                record("serial", system, run, "cpu_us_per_msg", sum(m.cpu.values()) / n)
-            finally:
-                w.stop()
+            serial_once(cluster, run)
+
+
+def tls():
+    """The cost of the bus's TLS: pipelined and serial XADD on a cluster whose bus runs over
+    mutual TLS, alternating with one whose bus does not."""
+    for run in range(1, RUNS + 1):
+        for over_tls in (False, True):
+            publish_once(True, 16, run, tls=over_tls)
+            serial_once(True, run, tls=over_tls)
 
 
 # --- 2: consume, XREADGROUP COUNT 100 + XACK -------------------------------------------------

@@ -9,7 +9,7 @@ import statistics
 import sys
 from collections import defaultdict
 
-SYSTEMS = ["weir-r3", "weir-single", "nats-r3"]
+SYSTEMS = ["weir-r3", "weir-r3-tls", "weir-single", "nats-r3"]
 
 
 def main():
