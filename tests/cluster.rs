@@ -288,6 +288,20 @@ fn trim_approximately(conn: &mut redis::cluster::ClusterConnection, stream: &str
         .unwrap()
 }
 
+/// The entries of both trimmed streams, as `conn` reads them.
+fn both_streams(conn: &mut redis::Connection) -> redis::RedisResult<Vec<redis::Value>> {
+    ["{trim}before", "{trim}after"]
+        .iter()
+        .map(|stream| {
+            redis::cmd("XRANGE")
+                .arg(stream)
+                .arg("-")
+                .arg("+")
+                .query(conn)
+        })
+        .collect()
+}
+
 #[test]
 fn approximate_trims_are_exact_and_the_same_on_every_node() {
     let mut cluster = Cluster::start(60, 3, "always");
@@ -299,18 +313,7 @@ fn approximate_trims_are_exact_and_the_same_on_every_node() {
     cluster.restart(follower);
     assert_eq!(trim_approximately(&mut conn, "{trim}after"), 30);
     let leader = cluster.leader();
-    let mut on_leader = cluster.conn(leader).unwrap();
-    let expected: Vec<redis::Value> = ["{trim}before", "{trim}after"]
-        .iter()
-        .map(|stream| {
-            redis::cmd("XRANGE")
-                .arg(stream)
-                .arg("-")
-                .arg("+")
-                .query(&mut on_leader)
-        })
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let expected = both_streams(&mut cluster.conn(leader).unwrap()).unwrap();
     for stream in &expected {
         let redis::Value::Array(entries) = stream else {
             panic!("{stream:?}");
@@ -320,17 +323,7 @@ fn approximate_trims_are_exact_and_the_same_on_every_node() {
     for node in 1..=3 {
         let mut replica = cluster.replica_conn(node).unwrap();
         eventually(&format!("node {node} holding the leader's entries"), || {
-            ["{trim}before", "{trim}after"]
-                .iter()
-                .map(|stream| {
-                    redis::cmd("XRANGE")
-                        .arg(stream)
-                        .arg("-")
-                        .arg("+")
-                        .query(&mut replica)
-                })
-                .collect::<Result<Vec<redis::Value>, _>>()
-                .is_ok_and(|held| held == expected)
+            both_streams(&mut replica).is_ok_and(|held| held == expected)
         });
     }
 }

@@ -424,8 +424,12 @@ impl Cluster {
         for node in self.nodes.iter().filter(|node| self.is_up(node.id)) {
             let mut conn = self.conn(node.id).ok()?;
             let text: String = redis::cmd("CLUSTER").arg("NODES").query(&mut conn).ok()?;
-            if !text.contains("myself") {
-                // A node waiting to be added knows no membership yet.
+            let waiting = text.lines().any(|line| {
+                line.contains("myself")
+                    && line.split(' ').nth(1).is_some_and(|a| a.starts_with(':'))
+            });
+            if waiting {
+                // A node waiting to be added knows only itself, and no address of its own.
                 continue;
             }
             // The leader is the master with slots; a learner is a master without any.

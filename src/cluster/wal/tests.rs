@@ -9,7 +9,8 @@ use proptest::prelude::*;
 use super::*;
 use crate::fs::fault::{self, Fault};
 
-const SMALL_FILES: WalOptions = WalOptions {
+/// Files that take a few entries each, so that a handful of entries spans several.
+pub(super) const SMALL_FILES: WalOptions = WalOptions {
     max_file_bytes: 160,
     durability: Durability::Always,
     commit_save_interval: None,

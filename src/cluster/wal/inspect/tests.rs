@@ -3,14 +3,8 @@
 use std::path::Path;
 
 use super::*;
-use crate::cluster::wal::{Wal, WalOptions, WalVote};
-use crate::durability::Durability;
-
-const SMALL_FILES: WalOptions = WalOptions {
-    max_file_bytes: 160,
-    durability: Durability::Always,
-    commit_save_interval: None,
-};
+use crate::cluster::wal::tests::SMALL_FILES;
+use crate::cluster::wal::{Wal, WalVote};
 
 fn entry(index: u64, term: u64) -> WalEntry {
     WalEntry {
