@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::*;
 use crate::cluster::wal::tests::SMALL_FILES;
-use crate::cluster::wal::{Wal, WalVote};
+use crate::cluster::wal::{Wal, WalOptions, WalVote};
 
 fn entry(index: u64, term: u64) -> WalEntry {
     WalEntry {
