@@ -8,7 +8,8 @@ Steps: publish (XADD -P 16 and -P 1, with NATS R3 beside -P 16 when nats-server 
 PATH), serial, consume (with NATS R3), failover, catchup, replace (a new node added with CLUSTER
 ADDNODE after CATCHUP writes; the default: all six), and diagnose (system calls per entry and
 idle CPU; needs perf), tls (publish and serial with the bus over mutual TLS against without;
-needs openssl), nats, nats_consume (NATS alone).
+needs openssl), consume_pipelined (consumers that send each XACK with their next read, against
+consumers that wait for each answer), nats, nats_consume (NATS alone).
 
 Every measurement appends rows to perf/cluster-results.csv (OUT=... to change) and the end
 prints the table of medians. RUNS (3), N (200000), BACKLOG (200000), SERIAL (5000),
@@ -163,8 +164,9 @@ def tls():
 # --- 2: consume, XREADGROUP COUNT 100 + XACK -------------------------------------------------
 
 
-def consume_once(cluster, run):
+def consume_once(cluster, run, pipelined=False):
     system = "weir-r3" if cluster else "weir-single"
+    figure = "consume-pipelined" if pipelined else "consume"
     backlog = BACKLOG_R3 if cluster else BACKLOG
     w = Weir(cluster=cluster).start()
     try:
@@ -177,8 +179,10 @@ def consume_once(cluster, run):
         m = Meter(w.pids())
         m.start()
         t = time.monotonic()
-        out = subprocess.run([sys.executable, os.path.join(HERE, "consume.py"), ip, "4", "100"],
-                             check=True, capture_output=True, text=True).stdout
+        consumers = [sys.executable, os.path.join(HERE, "consume.py"), ip, "4", "100"]
+        if pipelined:
+            consumers.append("pipelined")
+        out = subprocess.run(consumers, check=True, capture_output=True, text=True).stdout
         consumed = int(out.split()[0])
         elapsed = time.monotonic() - t
         # Wait until every node has applied the last XACK: nothing pending, all read.
@@ -194,8 +198,8 @@ def consume_once(cluster, run):
         m.stop()
         if consumed != backlog:
             print("  ! consumed %d of %d" % (consumed, backlog), flush=True)
-        record("consume", system, run, "msgs_per_s", consumed / elapsed)
-        cpu_split("consume", system, run, m, consumed, lead if cluster else None)
+        record(figure, system, run, "msgs_per_s", consumed / elapsed)
+        cpu_split(figure, system, run, m, consumed, lead if cluster else None)
     finally:
         w.stop()
 
@@ -206,6 +210,15 @@ def consume():
             consume_once(cluster, run)
         if shutil.which("nats-server"):
             nats_consume_once(run)
+
+
+def consume_pipelined():
+    """The consume of `consume`, each consumer sending a batch's XACK and its next XREADGROUP
+    in one write, against the same consumers waiting for each answer."""
+    for run in range(1, RUNS + 1):
+        for cluster in (True, False):
+            for pipelined in (False, True):
+                consume_once(cluster, run, pipelined)
 
 
 # --- 3: NATS JetStream R3 --------------------------------------------------------------------
