@@ -175,6 +175,37 @@ fn a_blocked_group_read_is_answered_by_a_later_write_or_times_out() {
     }
     let grown = applied_index(&mut conn) - before;
     assert!(grown <= 4, "idle blocked readers added {grown} log entries");
+
+    // A group read pipelined behind writes of its connection sees them, with or without BLOCK,
+    // and an XACK with the next read in one write acknowledges before the read.
+    for block in [None, Some("100")] {
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg(&["GROUP", "g", "c"]);
+        if let Some(block) = block {
+            read.arg(&["BLOCK", block]);
+        }
+        read.arg(&["STREAMS", "{b}jobs", ">"]);
+        let (added, delivered): (String, redis::streams::StreamReadReply) = redis::pipe()
+            .cmd("XADD")
+            .arg(&["{b}jobs", "*", "n", "2"])
+            .add_command(read.clone())
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(delivered.keys[0].ids[0].id, added, "BLOCK {block:?}");
+        let (acked, next): (u64, Option<redis::streams::StreamReadReply>) = redis::pipe()
+            .cmd("XACK")
+            .arg(&["{b}jobs", "g", &added])
+            .add_command(read)
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(acked, 1);
+        assert!(
+            next.as_ref().is_none_or(|next| next.keys.is_empty()),
+            "{next:?}"
+        );
+    }
+    let pending: redis::streams::StreamPendingReply = conn.xpending("{b}jobs", "g").unwrap();
+    assert_eq!(pending.count(), 1, "the first entry, never acknowledged");
 }
 
 /// The last Raft log index the node applied (`master_repl_offset` in `INFO replication`).

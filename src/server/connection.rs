@@ -179,6 +179,7 @@ impl<S: ClientStream> Connection<S> {
                 // What this command sees must include the writes before it.
                 self.reply_replicated(&mut replicating).await;
             }
+            self.client.writes_in_flight = !replicating.is_empty();
             let executed = self.execute(&mut args).await?;
             args.clear();
             let Some(outcome) = executed else {

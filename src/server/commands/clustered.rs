@@ -40,18 +40,34 @@ impl Replicating {
 
 /// Whether the connection may run `args` without first collecting the replies of the writes
 /// it submitted before: it is itself a write that is submitted the same way (keyed or not,
-/// outside a transaction, never blocking), so the log keeps them in order.
+/// outside a transaction, never blocking), or a group read without `BLOCK` that follows them
+/// into the log, so the log keeps them in order.
 pub(crate) fn submitted_in_order(server: &Server, client: &Client, args: &[Bytes]) -> bool {
     server.replication().is_some()
         && client.multi.is_none()
         && args
             .first()
             .and_then(|name| lookup(name))
-            .is_some_and(submitted)
+            .is_some_and(|spec| submitted(spec) || group_read_never_blocking(spec, args))
 }
 
 fn submitted(spec: &CommandSpec) -> bool {
     spec.has_flag(Flag::Write) && !spec.has_flag(Flag::Blocking) && spec.name != "exec"
+}
+
+/// `XREADGROUP` without `BLOCK`: a write that never blocks. After writes of its connection
+/// still in flight it goes into the log behind them, so that it sees them and a consumer's
+/// `XACK` and next read share a round; without such writes it runs as a group read always
+/// does, where the leader answers a read of an idle stream without proposing it. Options run
+/// from the fifth argument (after `GROUP group consumer`) to `STREAMS`; a `BLOCK` among them,
+/// even as a mistaken value, counts.
+fn group_read_never_blocking(spec: &CommandSpec, args: &[Bytes]) -> bool {
+    spec.name == "xreadgroup"
+        && !args
+            .iter()
+            .skip(4)
+            .take_while(|arg| !arg.eq_ignore_ascii_case(b"streams"))
+            .any(|arg| arg.eq_ignore_ascii_case(b"block"))
 }
 
 /// Runs `args` (a command `spec` accepted) on this node of the cluster.
@@ -103,7 +119,9 @@ pub(super) async fn run(
             client.multi = Some(queued);
             read(server, replication, client, spec, args, slot).await
         }
-        None if submitted(spec) => {
+        None if submitted(spec)
+            || (client.writes_in_flight && group_read_never_blocking(spec, &args)) =>
+        {
             let proposal = Proposal::Run {
                 db: client.db,
                 protocol: client.protocol,

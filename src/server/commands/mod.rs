@@ -133,6 +133,9 @@ pub(crate) struct Client {
     /// `READONLY`: in a cluster, a replica answers the connection's reads itself rather than
     /// redirect them to the master.
     pub(crate) read_only: bool,
+    /// In a cluster, the connection submitted writes to the log whose replies it has not
+    /// collected yet: a command that must see them goes into the log after them.
+    pub(crate) writes_in_flight: bool,
 }
 
 impl Client {
@@ -157,6 +160,7 @@ impl Client {
             commits: CommitBatch::default(),
             last_write_index: 0,
             read_only: false,
+            writes_in_flight: false,
         }
     }
 }
