@@ -158,6 +158,7 @@ impl Log {
         let (tip, slots, appender) =
             assemble(recovered, &point, &meta, now_ms, dir, &options, &mut report)?;
         clamp_meta(&mut meta, &tip, &slots);
+        report.lost = without_known_gone(std::mem::take(&mut report.lost), &meta);
         let writer = Writer {
             slot: slots.last().cloned().ok_or_else(|| LogError::Corrupt {
                 path: dir.to_path_buf(),
@@ -701,6 +702,37 @@ fn clamp_meta(meta: &mut MetaState, tip: &Tip, slots: &[Slot]) {
     let first_file = slots.first().map_or(0, Slot::base);
     meta.first_offset = meta.first_offset.max(first_file).min(tip.next_offset);
     meta.deleted = meta.deleted.split_off(&meta.first_offset);
+}
+
+/// `lost` without the offsets `meta` already holds as gone. Damaged bytes of a record stay on
+/// disk after the open that found them recorded the record as deleted, and a later scan of the
+/// segment meets them again: that record was lost then, not now, and an open reports only what
+/// it newly lost (so that a clean close reopens with nothing lost).
+fn without_known_gone(lost: Vec<LostRange>, meta: &MetaState) -> Vec<LostRange> {
+    let mut kept = Vec::new();
+    for range in lost {
+        let mut from = None;
+        for offset in range.offsets.clone() {
+            match (meta.is_gone(offset), from) {
+                (false, None) => from = Some(offset),
+                (true, Some(start)) => {
+                    kept.push(LostRange {
+                        offsets: start..offset,
+                        ..range.clone()
+                    });
+                    from = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = from {
+            kept.push(LostRange {
+                offsets: start..range.offsets.end,
+                ..range
+            });
+        }
+    }
+    kept
 }
 
 fn log_report(dir: &Path, report: &RecoveryReport) {
