@@ -253,7 +253,8 @@ impl Log {
         Ok((log, RecoveryReport::default()))
     }
 
-    /// Makes recovery's conclusions durable: lost records are recorded as deleted, the scanned
+    /// Makes recovery's conclusions durable: lost records (the report holds none the metadata
+    /// already holds as gone) are recorded as deleted, the scanned
     /// tail is flushed, and a new checkpoint moves the recovery point to the end, so that a
     /// second open finds exactly the same state without scanning again.
     fn settle_after_recovery(
@@ -266,7 +267,7 @@ impl Log {
             .lost
             .iter()
             .flat_map(|range| range.offsets.clone())
-            .filter(|&offset| !self.meta.read().is_gone(offset) && offset < self.next_offset())
+            .filter(|&offset| offset < self.next_offset())
             .collect();
         if !lost.is_empty() {
             self.record_meta(MetaEvent::Delete {
