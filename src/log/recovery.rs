@@ -254,9 +254,9 @@ impl Log {
     }
 
     /// Makes recovery's conclusions durable: lost records (the report holds none the metadata
-    /// already holds as gone) are recorded as deleted, the scanned
-    /// tail is flushed, and a new checkpoint moves the recovery point to the end, so that a
-    /// second open finds exactly the same state without scanning again.
+    /// already holds as gone) are recorded as deleted, the scanned tail is flushed, and a new
+    /// checkpoint moves the recovery point to the end, so that a second open finds exactly the
+    /// same state without scanning again.
     fn settle_after_recovery(
         &self,
         report: &RecoveryReport,
