@@ -358,3 +358,150 @@ fn approximate_trims_are_exact_and_the_same_on_every_node() {
         });
     }
 }
+
+/// `(error code, message)` of a command that must be refused.
+fn refusal(conn: &mut redis::Connection, args: &[&str]) -> String {
+    let error = redis::cmd(args[0])
+        .arg(&args[1..])
+        .query::<redis::Value>(conn)
+        .unwrap_err();
+    error.code().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn commands_naming_keys_of_several_slots_are_refused_and_dead_letters_stay_in_their_slot() {
+    let cluster = Cluster::start(59, 3, "always");
+    let leader = cluster.leader();
+    let mut conn = cluster.conn(leader).unwrap();
+    let crossing: [&[&str]; 5] = [
+        &["XREAD", "STREAMS", "a", "b", "0", "0"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c",
+            "STREAMS",
+            "a",
+            "b",
+            ">",
+            ">",
+        ],
+        // A dead-letter stream is a key of the group's command: it must share the slot.
+        &[
+            "XGROUP",
+            "CREATE",
+            "jobs",
+            "g",
+            "$",
+            "MKSTREAM",
+            "DEADLETTER",
+            "jobs-dead",
+        ],
+        &[
+            "XGROUP",
+            "SETPOLICY",
+            "jobs",
+            "g",
+            "MAXDELIVER",
+            "1",
+            "DEADLETTER",
+            "dlq",
+        ],
+        &[
+            "XGROUP",
+            "CREATE",
+            "jobs",
+            "DEADLETTER",
+            "$",
+            "DEADLETTER",
+            "dlq",
+        ],
+    ];
+    for args in crossing {
+        assert_eq!(refusal(&mut conn, args), "CROSSSLOT", "{args:?}");
+    }
+    let len: u64 = conn.exists("jobs").unwrap();
+    assert_eq!(len, 0, "a refused XGROUP CREATE MKSTREAM created nothing");
+    let _: redis::streams::StreamReadReply = redis::cmd("XREAD")
+        .arg(&["STREAMS", "{t}a", "{t}b", "0", "0"])
+        .query(&mut conn)
+        .unwrap();
+
+    // Dead-lettering in a cluster: the second delivery exceeds MAXDELIVER 1, so the entry
+    // moves to the dead-letter stream of the same slot, on every node.
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", "{jobs}", "g", "$", "MKSTREAM", "ACKWAIT", "100"])
+        .arg(&["MAXDELIVER", "1", "DEADLETTER", "{jobs}dead"])
+        .query(&mut conn)
+        .unwrap();
+    let id: String = conn.xadd("{jobs}", "*", &[("n", 1)]).unwrap();
+    let read = redis::cmd("XREADGROUP")
+        .arg(&["GROUP", "g", "c", "STREAMS", "{jobs}", ">"])
+        .to_owned();
+    let first: redis::streams::StreamReadReply = read.query(&mut conn).unwrap();
+    assert_eq!(first.keys[0].ids[0].id, id);
+    eventually("the entry dead-lettered after its ack wait", || {
+        let _: redis::Value = read.query(&mut conn).unwrap();
+        conn.xlen::<_, u64>("{jobs}dead").unwrap() == 1
+    });
+    for node in 1..=3 {
+        let mut replica = cluster.replica_conn(node).unwrap();
+        eventually(&format!("node {node} holding the dead letter"), || {
+            replica.xlen::<_, u64>("{jobs}dead").unwrap() == 1
+        });
+    }
+}
+
+#[test]
+fn a_reply_goes_to_the_requesters_own_slot_and_is_acknowledged_after_it() {
+    let cluster = Cluster::start(58, 3, "always");
+    let mut conn = cluster.cluster_client().get_connection().unwrap();
+    let (requests, replies) = ("prices", "replies:client-42");
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", requests, "service", "$", "MKSTREAM"])
+        .query(&mut conn)
+        .unwrap();
+    let fields = [
+        ("reply-to", replies),
+        ("correlation-id", "1"),
+        ("item", "apples"),
+    ];
+    let request: String = conn.xadd(requests, "*", &fields).unwrap();
+    let delivered: redis::streams::StreamReadReply = conn
+        .xread_options(
+            &[requests],
+            &[">"],
+            &redis::streams::StreamReadOptions::default()
+                .group("service", "responder")
+                .count(1),
+        )
+        .unwrap();
+    let entry = &delivered.keys[0].ids[0];
+    let reply_to: String = entry.get("reply-to").unwrap();
+    // The reply and the acknowledgement are two writes in two slots, in this order: a
+    // responder that fails between them answers again; the reply is never lost.
+    let _: String = conn
+        .xadd(&reply_to, "*", &[("correlation-id", "1"), ("price", "3")])
+        .unwrap();
+    let acked: u64 = conn.xack(requests, "service", &[&request]).unwrap();
+    assert_eq!(acked, 1);
+    let answer: redis::streams::StreamReadReply = conn.xread(&[replies], &["0-0"]).unwrap();
+    let price: String = answer.keys[0].ids[0].get("price").unwrap();
+    assert_eq!(price, "3");
+    // Both in one transaction would span two slots: refused, nothing applied.
+    let mut leader = cluster.conn(cluster.leader()).unwrap();
+    let (_, queued): ((), redis::RedisResult<redis::Value>) = (
+        redis::cmd("MULTI").query(&mut leader).unwrap(),
+        redis::pipe()
+            .cmd("XADD")
+            .arg(&[replies, "*", "correlation-id", "2"])
+            .cmd("XACK")
+            .arg(&[requests, "service", &request])
+            .query(&mut leader),
+    );
+    assert!(queued.is_ok(), "{queued:?}");
+    let exec = redis::cmd("EXEC").query::<redis::Value>(&mut leader);
+    assert_eq!(exec.unwrap_err().code(), Some("CROSSSLOT"));
+    let len: u64 = conn.xlen(replies).unwrap();
+    assert_eq!(len, 1);
+}

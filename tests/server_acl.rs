@@ -367,3 +367,50 @@ fn setuser_errors_are_redis_errors() {
     let mut p = connect(&format!("redis://p:x@127.0.0.1:{}/", server.port()));
     assert_eq!(text(&run(&mut p, &["ACL", "WHOAMI"])), "p");
 }
+
+#[test]
+fn a_dead_letter_stream_needs_write_permission_on_its_key() {
+    let server = Server::start(&[]);
+    let mut admin = server.conn();
+    let rules = [
+        "ACL", "SETUSER", "ops", "on", ">opass", "~orders*", "+xgroup",
+    ];
+    assert_eq!(run(&mut admin, &rules), Value::Okay);
+    let mut ops = login(&server, "ops", "opass");
+    let create = ["XGROUP", "CREATE", "orders", "g", "$", "MKSTREAM"];
+    assert_eq!(run(&mut ops, &create), Value::Okay);
+    let elsewhere = [
+        "XGROUP",
+        "SETPOLICY",
+        "orders",
+        "g",
+        "MAXDELIVER",
+        "3",
+        "DEADLETTER",
+        "audit",
+    ];
+    assert_eq!(error(&mut ops, &elsewhere), NO_KEY);
+    let own = [
+        "XGROUP",
+        "SETPOLICY",
+        "orders",
+        "g",
+        "MAXDELIVER",
+        "3",
+        "DEADLETTER",
+        "orders-dead",
+    ];
+    assert_eq!(run(&mut ops, &own), Value::Okay);
+    let keys = [
+        "COMMAND",
+        "GETKEYS",
+        "XGROUP",
+        "CREATE",
+        "s",
+        "g",
+        "$",
+        "DEADLETTER",
+        "dlq",
+    ];
+    assert_eq!(query::<Vec<String>>(&mut admin, &keys), ["s", "dlq"]);
+}

@@ -10,6 +10,18 @@ const SCRIPTING: &[&str] = &["@scripting"];
 const HELP_FLAGS: &[&str] = &["loading", "stale"];
 const GROUP_KEY_INSERT: &[KeySpec] = &[KeySpec::at(2, &["RW", "insert"])];
 const GROUP_KEY_UPDATE: &[KeySpec] = &[KeySpec::at(2, &["RW", "update"])];
+/// The dead-letter stream a group's policy names is a key the group writes to: ACL key
+/// permissions apply to it, and in a cluster it must hash to the group's slot (`-CROSSSLOT`
+/// otherwise), so that dead-lettering never leaves the group's shard.
+const DEAD_LETTER_NOTE: &str = "The dead-letter stream, written when an entry exhausts MAXDELIVER.";
+const GROUP_CREATE_KEYS: &[KeySpec] = &[
+    KeySpec::at(2, &["RW", "insert"]),
+    KeySpec::after_keyword("DEADLETTER", 5, &["RW", "insert"]).noted(DEAD_LETTER_NOTE),
+];
+const GROUP_SETPOLICY_KEYS: &[KeySpec] = &[
+    KeySpec::at(2, &["RW", "update"]),
+    KeySpec::after_keyword("DEADLETTER", 4, &["RW", "insert"]).noted(DEAD_LETTER_NOTE),
+];
 const GROUP_KEY_DELETE: &[KeySpec] = &[KeySpec::at(2, &["RW", "delete"])];
 const GROUP_KEY_READ: &[KeySpec] = &[KeySpec::at(2, &["RO", "access"])];
 
@@ -70,9 +82,9 @@ pub(super) const XGROUP: About = container(
         sub(
             "xgroup|create",
             -5,
-            &["write", "denyoom"],
+            &["write", "denyoom", "movablekeys"],
             2,
-            stream("5.0.0", "Creates a consumer group.", GROUP_KEY_INSERT),
+            stream("5.0.0", "Creates a consumer group.", GROUP_CREATE_KEYS),
         ),
         sub(
             "xgroup|createconsumer",
@@ -120,12 +132,12 @@ pub(super) const XGROUP: About = container(
         sub(
             "xgroup|setpolicy",
             -4,
-            &["write"],
+            &["write", "movablekeys"],
             2,
             stream(
                 "5.0.0",
                 "Sets a group's redelivery, dead-letter and pending limits.",
-                GROUP_KEY_UPDATE,
+                GROUP_SETPOLICY_KEYS,
             ),
         ),
     ],

@@ -72,6 +72,22 @@ impl KeySpec {
         }
     }
 
+    /// One key: the argument after the first `keyword` from argument `start_from` on (an
+    /// option naming a key, as `DEADLETTER key`); none when the keyword is absent.
+    pub(crate) const fn after_keyword(
+        keyword: &'static str,
+        start_from: i32,
+        flags: &'static [&'static str],
+    ) -> KeySpec {
+        KeySpec {
+            begin: Begin::Keyword {
+                keyword,
+                start_from,
+            },
+            ..KeySpec::at(0, flags)
+        }
+    }
+
     /// The same spec with Redis's note.
     pub(crate) const fn noted(self, notes: &'static str) -> KeySpec {
         KeySpec {
