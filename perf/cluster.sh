@@ -7,11 +7,13 @@
 #                                        #   replace
 #   perf/cluster.sh publish consume      # some of them; also: diagnose (needs perf), tls
 #                                        # (the bus over mutual TLS; needs openssl),
-#                                        # consume_pipelined, nats, nats_consume
+#                                        # consume_pipelined, costs (CPU, bus and disk bytes
+#                                        # per write of one shard), nats, nats_consume
 #   RUNS=5 N=500000 perf/cluster.sh      # sizes: RUNS (3), N (200000), BACKLOG (200000),
 #                                        #   SERIAL (5000), CATCHUP (1000000), FAILOVERS (5);
 #                                        #   N_R3, BACKLOG_R3, SERIAL_R3: the cluster's own
 #   SNAPSHOT_ENTRIES=1000 perf/cluster.sh catchup replace snapshots  # --snapshot-entries
+#   VALUE_BYTES=1000 perf/cluster.sh replace                         # each XADD's value (100)
 #
 # The figures in perf/README.md come from
 #   RUNS=3 N_R3=40000 BACKLOG_R3=40000 perf/cluster.sh publish serial consume failover

@@ -19,7 +19,8 @@ WEIR_BUS = 17201
 NATS_IPS = ["127.0.21.1", "127.0.21.2", "127.0.21.3"]
 NATS_PORT = 4222
 NATS_ROUTE = 6222
-VALUE = "v" * 100
+# The XADD value: 100 bytes unless VALUE_BYTES says otherwise.
+VALUE = "v" * int(os.environ.get("VALUE_BYTES", "100"))
 
 
 def server_bin():
@@ -87,6 +88,43 @@ class Meter:
         self.syscw = {n: b[n][2] - self.a[n][2] for n in b}
         self.wbytes = {n: b[n][3] - self.a[n][3] for n in b}
         return self
+
+
+def device_bytes_written(path):
+    """Bytes the block device holding `path` has written so far (/proc/diskstats): what
+    reached the disk, file-system journal included. A process's write_bytes in /proc/PID/io
+    counts whole page-cache folios dirtied, up to 64 KiB on a file system with large folios,
+    however few bytes changed."""
+    source = subprocess.run(["df", "--output=source", path], check=True, capture_output=True,
+                            text=True).stdout.split()[-1]
+    name = os.path.basename(os.path.realpath(source))
+    with open("/proc/diskstats") as f:
+        for line in f:
+            fields = line.split()
+            if fields[2] == name:
+                return int(fields[9]) * 512
+    raise RuntimeError("no /proc/diskstats line for %s (%s)" % (path, name))
+
+
+def bus_bytes_sent():
+    """Bytes sent so far on the open cluster-bus connections, by the sending end's address: the
+    bytes_sent counter of each established TCP socket to or from the bus port (ss -ti). A
+    connection closed in the meantime takes its count with it."""
+    out = subprocess.run(
+        ["ss", "-tinH", "state", "established",
+         "( sport = :%d or dport = :%d )" % (WEIR_BUS, WEIR_BUS)],
+        check=True, capture_output=True, text=True).stdout
+    sent = {}
+    local = None
+    for line in out.splitlines():
+        fields = line.split()
+        if not line[:1].isspace() and len(fields) >= 4:
+            local = fields[2].rsplit(":", 1)[0]
+            continue
+        found = re.search(r"\bbytes_sent:(\d+)", line)
+        if found and local is not None:
+            sent[local] = sent.get(local, 0) + int(found.group(1))
+    return sent
 
 
 def bus_tls_args(root, ips):
@@ -233,6 +271,12 @@ class Weir:
             if time.monotonic() > deadline:
                 raise RuntimeError("node %d does not answer" % i)
             time.sleep(0.02)
+
+    def store_bytes(self, i):
+        """The disk space node i's store takes: its data directory less its Raft log."""
+        out = subprocess.run(["du", "-s", "-B1", "--exclude=raft", "%s/w%d" % (self.root, i)],
+                             check=True, capture_output=True, text=True).stdout
+        return int(out.split()[0])
 
     def snapshots_installed(self, i):
         """How many snapshots node i installed, as its log tells."""

@@ -9,11 +9,12 @@ PATH), serial, consume (with NATS R3), failover, catchup, replace (a new node ad
 ADDNODE after CATCHUP writes; the default: all six), and diagnose (system calls per entry and
 idle CPU; needs perf), tls (publish and serial with the bus over mutual TLS against without;
 needs openssl), consume_pipelined (consumers that send each XACK with their next read, against
-consumers that wait for each answer), nats, nats_consume (NATS alone).
+consumers that wait for each answer), costs (CPU and bus bytes per write of the leader
+and of each follower, disk bytes per node, pipelined and serial), nats, nats_consume (NATS alone).
 
 Every measurement appends rows to perf/cluster-results.csv (OUT=... to change) and the end
 prints the table of medians. RUNS (3), N (200000), BACKLOG (200000), SERIAL (5000),
-CATCHUP (1000000), FAILOVERS (5) set the sizes; N_R3, BACKLOG_R3 and SERIAL_R3 give the
+CATCHUP (1000000), FAILOVERS (5), VALUE_BYTES (100, each XADD's value) set the sizes; N_R3, BACKLOG_R3 and SERIAL_R3 give the
 cluster's runs other sizes (by default the same)."""
 
 import csv
@@ -28,7 +29,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (NEW_NODE_IP, VALUE, WEIR_BUS, WEIR_IPS, WEIR_PORT, Conn, Meter,  # noqa: E402
-                    Nats, RespError, Weir, decode, try_call)
+                    Nats, RespError, Weir, bus_bytes_sent, decode, device_bytes_written,
+                    try_call)
 
 RUNS = int(os.environ.get("RUNS", "3"))
 N = int(os.environ.get("N", "200000"))
@@ -412,6 +414,10 @@ def replace():
             record("replace", "weir-r3", run, "new_node_cpu_us_per_entry",
                    (cpu_us(w.procs[new].pid) - c0) / total)
             record("replace", "weir-r3", run, "snapshots_installed", w.snapshots_installed(new))
+            record("replace", "weir-r3", run, "new_node_store_mib", w.store_bytes(new) / 2**20)
+            archives = [line["bytes"] for line in w.snapshot_lines() if "bytes" in line]
+            if archives:
+                record("replace", "weir-r3", run, "largest_snapshot_mib", max(archives) / 2**20)
             if w.xlen(new) != total:
                 print("  ! the new node holds %s of %s" % (w.xlen(new), total), flush=True)
             gone = w.followers()[0]
@@ -446,6 +452,55 @@ def snapshots():
                     record("snapshots", "weir-r3", run, "max_" + key, values[-1])
         finally:
             w.stop()
+
+
+# --- what one write costs one shard ----------------------------------------------------------
+
+
+def costs():
+    """What one write costs a shard (one 3-node Raft group), per message, pipelined (-c 50
+    -P 16) and serial (-c 1 -P 1): CPU of the leader and of each follower, bytes each sends on
+    the cluster bus, and bytes the disk wrote, per node (all three share one disk here; the
+    file system's journal included). The inputs of the scaling model in
+    docs/cluster.md."""
+    shapes = (("cost-P16", 50, 16, N_R3), ("cost-serial", 1, 1, SERIAL_R3))
+    for run in range(1, RUNS + 1):
+        for fig, clients, pipeline, n in shapes:
+            w = Weir(cluster=True).start()
+            try:
+                lead = w.leader()
+                ip = WEIR_IPS[lead - 1]
+                # The first segments and log chunks are created (and zeroed) before the meter
+                # starts: the figures are those of a running shard.
+                redis_benchmark(ip, n // 2, clients, pipeline)
+                w.wait_xlen("s", w.xlen(lead))
+                before = w.xlen(lead)
+                m = Meter(w.pids())
+                sent = bus_bytes_sent()
+                disk = device_bytes_written(w.root)
+                m.start()
+                r = redis_benchmark(ip, n, clients, pipeline)
+                w.wait_xlen("s", w.xlen(lead))
+                m.stop()
+                n = w.xlen(lead) - before
+                disk = device_bytes_written(w.root) - disk
+                after = bus_bytes_sent()
+                sent = {node: after.get(WEIR_IPS[node - 1], 0) - sent.get(WEIR_IPS[node - 1], 0)
+                        for node in m.cpu}
+                followers = [node for node in m.cpu if node != lead]
+
+                def split(metric, by_node):
+                    record(fig, "weir-r3", run, "leader_" + metric, by_node[lead] / n)
+                    record(fig, "weir-r3", run, "follower_" + metric,
+                           statistics.mean(by_node[f] for f in followers) / n)
+
+                record(fig, "weir-r3", run, "rps", r["rps"])
+                record(fig, "weir-r3", run, "messages", n)
+                split("cpu_us_per_msg", m.cpu)
+                split("bus_bytes_sent_per_msg", sent)
+                record(fig, "weir-r3", run, "node_device_bytes_per_msg", disk / len(m.cpu) / n)
+            finally:
+                w.stop()
 
 
 # --- what bounds the cluster: system calls per entry, and a pipeline on one connection -------
