@@ -55,6 +55,8 @@ enum Fault {
     KillLeaderWhileAdding,
     KillNodeBeingAdded,
     IsolateLeaderWhileAdding,
+    KillNodeBeingRemoved,
+    IsolateLeaderWhileRemoving,
     #[cfg(feature = "power-loss-record")]
     PowerLossFollower,
     #[cfg(feature = "power-loss-record")]
@@ -63,7 +65,7 @@ enum Fault {
     PowerLossEveryNode,
 }
 
-const FAULTS: [Fault; 13] = [
+const FAULTS: [Fault; 15] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::PauseLeader,
@@ -77,6 +79,8 @@ const FAULTS: [Fault; 13] = [
     Fault::KillLeaderWhileAdding,
     Fault::KillNodeBeingAdded,
     Fault::IsolateLeaderWhileAdding,
+    Fault::KillNodeBeingRemoved,
+    Fault::IsolateLeaderWhileRemoving,
 ];
 
 /// The faults that need queue-server built with the power-loss recorder.
@@ -242,6 +246,17 @@ fn start_replacing(
     let adding = cluster.add_node_in_background(leader, new);
     std::thread::sleep(Duration::from_millis(rand_delay_ms()));
     (new, adding)
+}
+
+/// Starts retiring `old`, still running: a new node is added, then `leader` is asked to remove
+/// `old` from another thread; returns once the removal is under way, at a point drawn anew
+/// each run.
+fn start_retiring(cluster: &mut Cluster, old: u64, leader: u64) -> std::thread::JoinHandle<bool> {
+    let new = cluster.start_joining_node();
+    cluster.add_member(new);
+    let removing = cluster.remove_node_in_background(leader, old);
+    std::thread::sleep(Duration::from_millis(rand_delay_ms()));
+    removing
 }
 
 /// Flips one byte in the middle of the newest Raft log file of node `id` (stopped).
@@ -415,6 +430,36 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
             let _ = adding.join();
             cluster.restart(new);
             cluster.swap_members(follower, new);
+        }
+        Fault::KillNodeBeingRemoved => {
+            // A follower is retired while it still runs: its successor is added first, then
+            // the follower dies while its removal is under way. The joint change commits on
+            // the others (three of the four voters), or is made again.
+            let removing = start_retiring(cluster, follower, leader);
+            cluster.kill(follower);
+            let _ = removing.join();
+            cluster.remove_member(follower);
+        }
+        Fault::IsolateLeaderWhileRemoving => {
+            // The leader is cut off while it removes a follower: the majority side elects a
+            // new leader, which finishes the removal (or makes it again) once the partition
+            // heals. The follower runs until the first attempt ends, then is shut down, as its
+            // operator would once it is removed (a removed node that runs on is no longer told
+            // who leads).
+            let removing = start_retiring(cluster, follower, leader);
+            if Cluster::can_partition() {
+                cluster.isolate(leader);
+                std::thread::sleep(Duration::from_millis(2500));
+                cluster.heal();
+            } else {
+                eprintln!("nft is not available: {fault:?} runs as a kill instead");
+                cluster.kill(leader);
+                std::thread::sleep(Duration::from_millis(1000));
+                cluster.restart(leader);
+            }
+            let _ = removing.join();
+            cluster.kill(follower);
+            cluster.remove_member(follower);
         }
         Fault::KillEveryNode => {
             for node in 1..=3 {

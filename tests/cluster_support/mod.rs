@@ -286,13 +286,34 @@ impl Cluster {
     /// Adds node `new` (started with `--join`) and removes node `old`, on whichever node
     /// leads, until both are done.
     pub fn swap_members(&self, old: u64, new: u64) {
+        self.add_member(new);
+        self.remove_member(old);
+    }
+
+    /// Adds node `new` (started with `--join`) on whichever node leads, until it is done.
+    pub fn add_member(&self, new: u64) {
         let address = self.address(new);
         self.on_leader(&["CLUSTER", "ADDNODE", &new.to_string(), &address], "");
+    }
+
+    /// Removes node `old` on whichever node leads, until it is done.
+    pub fn remove_member(&self, old: u64) {
         // A removal whose reply was lost is found done when sent again.
         self.on_leader(
             &["CLUSTER", "REMOVENODE", &old.to_string()],
             &format!("no node {old} "),
         );
+    }
+
+    /// Sends `CLUSTER REMOVENODE old` to node `to` from another thread, without waiting for
+    /// the answer: for a fault injected while the change is under way. The thread answers
+    /// whether the node was removed.
+    pub fn remove_node_in_background(&self, to: u64, old: u64) -> std::thread::JoinHandle<bool> {
+        let conn = self.conn(to);
+        std::thread::spawn(move || {
+            conn.and_then(|mut conn| query(&mut conn, &["CLUSTER", "REMOVENODE", &old.to_string()]))
+                .is_ok_and(|answer| answer == redis::Value::Okay)
+        })
     }
 
     /// Sends the membership change `args` to the leader until it answers OK (or an error
@@ -303,7 +324,8 @@ impl Cluster {
             let leader = self.leader();
             let answer = self
                 .conn(leader)
-                .and_then(|mut conn| query(&mut conn, args));
+                .and_then(|mut conn| query(&mut conn, args))
+                .and_then(redis::Value::extract_error);
             match answer {
                 Ok(redis::Value::Okay) => return,
                 Err(error) if !done.is_empty() && error.to_string().contains(done) => return,
