@@ -1,10 +1,14 @@
 //! Changing a running cluster's membership: a node lost for good is replaced by a new one
 //! (started with `--join`, added with `CLUSTER ADDNODE`, the lost one removed with `CLUSTER
-//! REMOVENODE`) while a client keeps writing, and the new node then counts in the quorum.
+//! REMOVENODE`) while a client keeps writing, and the new node then counts in the quorum; a
+//! five-node cluster grows to six, shrinks and replaces a dead node while the `redis` crate's
+//! cluster client and redis-py's `RedisCluster` write, seeing no error but brief refusals.
 
 mod cluster_support;
 
 use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -182,4 +186,176 @@ fn a_lost_node_is_replaced_by_a_new_one_while_a_client_writes() {
     assert_eq!(on_follower, values_on(&cluster, new), "the replicas differ");
     let distinct: BTreeSet<u64> = on_follower.iter().copied().collect();
     assert_eq!(distinct.len(), on_follower.len(), "a value written twice");
+}
+
+/// redis-py's `RedisCluster`, seeded with `seeds`, writing `n=1,2,…` to `stream` until
+/// `stop_file` exists; prints the values acknowledged and the errors that reached the
+/// application, by class, as JSON. (`None`: python3 with redis-py is not installed.)
+fn redis_py_writer(seeds: &[(String, u16)], stream: &str, stop_file: &Path) -> Option<Child> {
+    let installed = Command::new("python3")
+        .args(["-c", "import redis.cluster"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !installed {
+        assert!(
+            std::env::var_os("WEIR_REQUIRE_REDIS_PY").is_none(),
+            "redis-py is required (pip install redis)"
+        );
+        eprintln!("redis-py is not installed (pip install redis): the redis crate writes alone");
+        return None;
+    }
+    let seeds: Vec<String> = seeds
+        .iter()
+        .map(|(ip, port)| format!("ClusterNode({ip:?}, {port})"))
+        .collect();
+    let script = format!(
+        r#"
+import json, os, time
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisError
+rc = RedisCluster(startup_nodes=[{seeds}], decode_responses=True)
+acknowledged, errors, n = [], {{}}, 0
+while not os.path.exists({stop:?}):
+    n += 1
+    try:
+        rc.xadd({stream:?}, {{"n": str(n)}})
+        acknowledged.append(n)
+    except RedisError as error:
+        errors[type(error).__name__] = errors.get(type(error).__name__, 0) + 1
+        time.sleep(0.02)
+print(json.dumps({{"acknowledged": acknowledged, "errors": errors}}))
+"#,
+        seeds = seeds.join(", "),
+        stop = stop_file.display().to_string(),
+    );
+    let child = Command::new("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run python3");
+    Some(child)
+}
+
+/// What the redis-py writer acknowledged, once it stopped; panics on errors other than the
+/// brief refusals of a changing cluster.
+fn redis_py_result(child: Child) -> Vec<u64> {
+    let output = child.wait_with_output().expect("the redis-py writer");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "redis-py failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the writer's JSON");
+    let errors = result["errors"].as_object().expect("errors");
+    for (class, count) in errors {
+        assert!(
+            ["TryAgainError", "ClusterDownError"].contains(&class.as_str()),
+            "redis-py saw {count} × {class}: {errors:?}"
+        );
+    }
+    result["acknowledged"]
+        .as_array()
+        .expect("acknowledged")
+        .iter()
+        .map(|n| n.as_u64().expect("a value"))
+        .collect()
+}
+
+#[test]
+fn five_nodes_grow_shrink_and_heal_while_both_cluster_clients_write() {
+    let mut cluster = Cluster::start(57, 5, "always");
+    let leader = cluster.leader();
+    let scratch = tempfile::tempdir().unwrap();
+    let stop_file = scratch.path().join("stop");
+    let seeds: Vec<(String, u16)> = cluster
+        .nodes
+        .iter()
+        .map(|node| (node.ip.clone(), cluster.port))
+        .collect();
+    let python = redis_py_writer(&seeds, "py-ledger", &stop_file);
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = keep_writing(cluster.cluster_client(), Arc::clone(&stop));
+    let followers: Vec<u64> = (1..=5).filter(|node| *node != leader).collect();
+    std::thread::sleep(Duration::from_millis(500));
+
+    // Grow: a sixth node joins and catches up.
+    let sixth = cluster.start_joining_node();
+    cluster.add_member(sixth);
+    std::thread::sleep(Duration::from_millis(300));
+    // Shrink: a follower is removed, then shut down.
+    let retired = followers[0];
+    cluster.remove_member(retired);
+    cluster.kill(retired);
+    std::thread::sleep(Duration::from_millis(300));
+    // Heal: a follower dies, and a new node takes its place.
+    let dead = followers[1];
+    let successor = cluster.replace(dead);
+    std::thread::sleep(Duration::from_millis(500));
+
+    std::fs::write(&stop_file, b"").unwrap();
+    stop.store(true, Ordering::SeqCst);
+    let acknowledged = writer.join().unwrap();
+    assert!(
+        acknowledged.len() > 10,
+        "too few writes: {}",
+        acknowledged.len()
+    );
+    let python_acknowledged = python.map(redis_py_result);
+    let members = [leader, followers[2], followers[3], sixth, successor];
+    let mut admin = cluster.conn(leader).unwrap();
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query(&mut admin)
+        .unwrap();
+    let listed: BTreeSet<String> = nodes
+        .lines()
+        .filter_map(|line| line.split(' ').nth(1))
+        .map(|addr| addr.split(':').next().unwrap_or_default().to_string())
+        .collect();
+    let expected: BTreeSet<String> = members
+        .iter()
+        .map(|id| cluster.nodes[(*id - 1) as usize].ip.clone())
+        .collect();
+    assert_eq!(listed, expected, "{nodes}");
+    for node in members {
+        eventually(
+            &format!("node {node} holding every acknowledged write"),
+            || {
+                let held: BTreeSet<u64> = values_on(&cluster, node).into_iter().collect();
+                acknowledged.iter().all(|n| held.contains(n))
+            },
+        );
+    }
+    let on_leader = values_on(&cluster, leader);
+    let distinct: BTreeSet<u64> = on_leader.iter().copied().collect();
+    assert_eq!(distinct.len(), on_leader.len(), "a value written twice");
+    println!(
+        "the redis crate's client: {} writes acknowledged; redis-py: {:?}",
+        acknowledged.len(),
+        python_acknowledged.as_ref().map(Vec::len)
+    );
+    if let Some(python_acknowledged) = python_acknowledged {
+        assert!(
+            python_acknowledged.len() > 10,
+            "redis-py wrote {}",
+            python_acknowledged.len()
+        );
+        let mut conn = cluster.replica_conn(leader).unwrap();
+        let entries: redis::streams::StreamRangeReply = conn.xrange_all("py-ledger").unwrap();
+        let held: BTreeSet<u64> = entries
+            .ids
+            .iter()
+            .map(|entry| entry.get::<String>("n").unwrap().parse().unwrap())
+            .collect();
+        let missing: Vec<&u64> = python_acknowledged
+            .iter()
+            .filter(|n| !held.contains(n))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "redis-py's acknowledged writes missing: {missing:?}"
+        );
+    }
 }
