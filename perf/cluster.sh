@@ -8,7 +8,8 @@
 #   perf/cluster.sh publish consume      # some of them; also: diagnose (needs perf), tls
 #                                        # (the bus over mutual TLS; needs openssl),
 #                                        # consume_pipelined, costs (CPU, bus and disk bytes
-#                                        # per write of one shard), nats, nats_consume
+#                                        # per write of one shard), reads (linearizable, on the
+#                                        # leader and a follower), nats, nats_consume
 #   RUNS=5 N=500000 perf/cluster.sh      # sizes: RUNS (3), N (200000), BACKLOG (200000),
 #                                        #   SERIAL (5000), CATCHUP (1000000), FAILOVERS (5);
 #                                        #   N_R3, BACKLOG_R3, SERIAL_R3: the cluster's own

@@ -13,6 +13,9 @@
 //! directory not yet synced dropped, sometimes leaving a torn tail, then a restart on another
 //! boot). After healing, the checker requires:
 //! - every acknowledged append present exactly once, and no append present twice;
+//! - no read missing an append acknowledged before it was sent (a reader asks for the newest
+//!   acknowledged entry again and again, through the cluster client: a stale leader, or one
+//!   that answered before it applied, would miss it);
 //! - no delivered entry that was never written;
 //! - no acknowledged delivery pending again;
 //! - every node holding the same entries, IDs and consumer-group state (`XINFO STREAM FULL`).
@@ -102,8 +105,23 @@ struct History {
     delivered: BTreeSet<String>,
     /// IDs whose XACK answered 1.
     acknowledged: BTreeSet<String>,
+    /// The newest acknowledged append's ID, as (milliseconds, sequence).
+    newest: Option<(u64, u64)>,
+    /// Reads of the newest acknowledged append that answered.
+    reads: usize,
+    /// IDs acknowledged before a read that did not find them: stale reads.
+    stale_reads: Vec<String>,
     /// Client errors, for the report.
     errors: Vec<String>,
+}
+
+/// An entry ID's parts, to order IDs as the stream does.
+fn id_parts(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').expect("an entry ID");
+    (
+        ms.parse().expect("milliseconds"),
+        seq.parse().expect("a sequence number"),
+    )
 }
 
 /// The worker's connection, opened again after a failure; `None`, after a pause, while none
@@ -145,7 +163,9 @@ fn producer(
             .query(c);
         match reply {
             Ok(entry) => {
-                history.lock().unwrap().appended.insert((id, seq), entry);
+                let mut history = history.lock().unwrap();
+                history.newest = history.newest.max(Some(id_parts(&entry)));
+                history.appended.insert((id, seq), entry);
                 seq += 1;
             }
             Err(error) => {
@@ -159,6 +179,43 @@ fn producer(
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
+    }
+}
+
+/// Reads, again and again, the newest append acknowledged before the read is sent: a node that
+/// answers without it served a stale read (it answered as leader after another was elected, or
+/// before applying what it had acknowledged).
+fn reader(
+    cluster_client: redis::cluster::ClusterClient,
+    stop: Arc<AtomicBool>,
+    history: Arc<Mutex<History>>,
+) {
+    let mut conn = None;
+    while !stop.load(Ordering::Acquire) {
+        let Some(c) = connection(&cluster_client, &mut conn) else {
+            continue;
+        };
+        let Some((ms, seq)) = history.lock().unwrap().newest else {
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        let id = format!("{ms}-{seq}");
+        let read: redis::RedisResult<redis::streams::StreamRangeReply> = c.xrange(STREAM, &id, &id);
+        let mut history = history.lock().unwrap();
+        match read {
+            Ok(found) => {
+                history.reads += 1;
+                if found.ids.is_empty() {
+                    history.stale_reads.push(id);
+                }
+            }
+            Err(error) => {
+                history.errors.push(format!("XRANGE {id}: {error}"));
+                conn = None;
+            }
+        }
+        drop(history);
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -472,10 +529,13 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
     }
 }
 
-/// A node's view of the stream: its entries and its full description.
-fn node_state(cluster: &Cluster, id: u64) -> (Vec<(String, String)>, Value) {
-    let mut conn = cluster.replica_conn(id).unwrap();
-    let entries: redis::streams::StreamRangeReply = conn.xrange_all(STREAM).unwrap();
+/// A node's view of the stream: its entries and its full description; an error while the node
+/// cannot answer a read (`TRYAGAIN` while it catches up with the leader, say).
+type NodeState = (Vec<(String, String)>, Value);
+
+fn node_state(cluster: &Cluster, id: u64) -> redis::RedisResult<NodeState> {
+    let mut conn = cluster.replica_conn(id)?;
+    let entries: redis::streams::StreamRangeReply = conn.xrange_all(STREAM)?;
     let entries = entries
         .ids
         .into_iter()
@@ -487,13 +547,13 @@ fn node_state(cluster: &Cluster, id: u64) -> (Vec<(String, String)>, Value) {
     let full = cluster_support::query(
         &mut conn,
         &["XINFO", "STREAM", STREAM, "FULL", "COUNT", "0"],
-    )
-    .unwrap();
-    (entries, full)
+    )?
+    .extract_error()?;
+    Ok((entries, full))
 }
 
 /// What differs between the nodes' states, briefly.
-fn divergence(states: &[(Vec<(String, String)>, Value)]) -> String {
+fn divergence(states: &[NodeState]) -> String {
     let mut report = String::new();
     for (at, (entries, full)) in states.iter().enumerate() {
         let last = entries.last().map(|(id, _)| id.as_str()).unwrap_or("-");
@@ -535,20 +595,25 @@ fn check(cluster: &Cluster, history: &History, fault: Fault) {
     let barrier: String = conn.xadd(STREAM, "*", &[("n", "barrier")]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let states = loop {
-        let states: Vec<_> = (1..=cluster.nodes.len() as u64)
+        let answers: redis::RedisResult<Vec<_>> = (1..=cluster.nodes.len() as u64)
             .filter(|id| cluster.is_up(*id))
             .map(|id| node_state(cluster, id))
             .collect();
-        let caught_up = states
-            .iter()
-            .all(|(entries, _)| entries.last().is_some_and(|(id, _)| *id == barrier));
-        if caught_up && states.windows(2).all(|pair| pair[0] == pair[1]) {
-            break states;
-        }
+        let report = match answers {
+            Ok(states) => {
+                let caught_up = states
+                    .iter()
+                    .all(|(entries, _)| entries.last().is_some_and(|(id, _)| *id == barrier));
+                if caught_up && states.windows(2).all(|pair| pair[0] == pair[1]) {
+                    break states;
+                }
+                divergence(&states)
+            }
+            Err(error) => format!("a node cannot answer a read yet: {error}"),
+        };
         assert!(
             Instant::now() < deadline,
-            "{fault:?}: the nodes did not converge:\n{}",
-            divergence(&states)
+            "{fault:?}: the nodes did not converge:\n{report}"
         );
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -611,6 +676,10 @@ fn run_schedule(net: u8, fault: Fault, round: usize) {
             consumer(client, id, stop, history)
         }));
     }
+    {
+        let (client, stop, history) = (client.clone(), Arc::clone(&stop), Arc::clone(&history));
+        workers.push(std::thread::spawn(move || reader(client, stop, history)));
+    }
     std::thread::sleep(Duration::from_millis(800));
     inject(&mut cluster, fault, round);
     std::thread::sleep(Duration::from_millis(1500));
@@ -628,12 +697,18 @@ fn run_schedule(net: u8, fault: Fault, round: usize) {
         history.errors
     );
     check(&cluster, &history, fault);
+    assert!(
+        history.stale_reads.is_empty(),
+        "{fault:?}: reads missed appends acknowledged before them: {:?}",
+        history.stale_reads
+    );
     let logs: Vec<String> = cluster.nodes.iter().map(|node| node.log_text()).collect();
     let count =
         |message: &str| -> usize { logs.iter().map(|log| log.matches(message).count()).sum() };
     println!(
-        "{fault:?}: {} appends acknowledged, {} delivered, {} acknowledged by consumers, {} client errors, {} snapshots written, {} installed",
+        "{fault:?}: {} appends acknowledged, {} reads of the newest, {} delivered, {} acknowledged by consumers, {} client errors, {} snapshots written, {} installed",
         history.appended.len(),
+        history.reads,
         history.delivered.len(),
         history.acknowledged.len(),
         history.errors.len(),

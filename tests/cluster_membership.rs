@@ -50,15 +50,20 @@ fn keep_writing(
     })
 }
 
-/// The values of `n` in the stream, as node `id` holds it.
+/// The values of `n` in the stream, as node `id` holds it (none while it cannot answer a read:
+/// `TRYAGAIN` while it catches up, `CLUSTERDOWN` before it knows the leader).
 fn values_on(cluster: &Cluster, id: u64) -> Vec<u64> {
-    let mut conn = cluster.replica_conn(id).unwrap();
-    let entries: redis::streams::StreamRangeReply = conn.xrange_all(STREAM).unwrap();
-    entries
-        .ids
-        .iter()
-        .map(|entry| entry.get::<u64>("n").expect("a value of n"))
-        .collect()
+    let read = cluster
+        .replica_conn(id)
+        .and_then(|mut conn| conn.xrange_all::<_, redis::streams::StreamRangeReply>(STREAM));
+    read.map(|entries| {
+        entries
+            .ids
+            .iter()
+            .map(|entry| entry.get::<u64>("n").expect("a value of n"))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 fn text(reply: redis::RedisResult<redis::Value>) -> String {

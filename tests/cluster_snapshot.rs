@@ -38,10 +38,15 @@ fn consume(cluster: &Cluster, consumer: &str, count: usize) {
 /// What node `id` holds: every entry, the group's summary and its pending entries with their
 /// consumers and delivery counts.
 fn state_on(cluster: &Cluster, id: u64) -> String {
-    let mut conn = cluster.replica_conn(id).unwrap();
-    let entries = query(&mut conn, &["XRANGE", STREAM, "-", "+"]).unwrap();
-    let groups = query(&mut conn, &["XINFO", "GROUPS", STREAM]).unwrap();
-    let pending = query(&mut conn, &["XPENDING", STREAM, GROUP, "-", "+", "10000"]).unwrap();
+    let Ok(mut conn) = cluster.replica_conn(id) else {
+        return format!("node {id} does not answer");
+    };
+    let entries = query(&mut conn, &["XRANGE", STREAM, "-", "+"]);
+    let groups = query(&mut conn, &["XINFO", "GROUPS", STREAM]);
+    let pending = query(&mut conn, &["XPENDING", STREAM, GROUP, "-", "+", "10000"]);
+    let (Ok(entries), Ok(groups), Ok(pending)) = (entries, groups, pending) else {
+        return format!("node {id} cannot answer reads yet");
+    };
     let pending: Vec<String> = match pending {
         redis::Value::Array(rows) => rows
             .into_iter()

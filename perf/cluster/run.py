@@ -10,11 +10,13 @@ ADDNODE after CATCHUP writes; the default: all six), and diagnose (system calls 
 idle CPU; needs perf), tls (publish and serial with the bus over mutual TLS against without;
 needs openssl), consume_pipelined (consumers that send each XACK with their next read, against
 consumers that wait for each answer), costs (CPU and bus bytes per write of the leader
-and of each follower, disk bytes per node, pipelined and serial), nats, nats_consume (NATS alone).
+and of each follower, disk bytes per node, pipelined and serial), reads (linearizable XLEN on the
+leader and on a follower), nats, nats_consume (NATS alone).
 
 Every measurement appends rows to perf/cluster-results.csv (OUT=... to change) and the end
 prints the table of medians. RUNS (3), N (200000), BACKLOG (200000), SERIAL (5000),
-CATCHUP (1000000), FAILOVERS (5), VALUE_BYTES (100, each XADD's value) set the sizes; N_R3, BACKLOG_R3 and SERIAL_R3 give the
+CATCHUP (1000000), FAILOVERS (5), READS (3000), VALUE_BYTES (100, each XADD's value) set the
+sizes; N_R3, BACKLOG_R3 and SERIAL_R3 give the
 cluster's runs other sizes (by default the same)."""
 
 import csv
@@ -41,6 +43,7 @@ SERIAL = int(os.environ.get("SERIAL", "5000"))
 SERIAL_R3 = int(os.environ.get("SERIAL_R3", SERIAL))
 CATCHUP = int(os.environ.get("CATCHUP", "1000000"))
 FAILOVERS = int(os.environ.get("FAILOVERS", "5"))
+READS = int(os.environ.get("READS", "3000"))
 OUT = os.environ.get("OUT", "perf/cluster-results.csv")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -452,6 +455,60 @@ def snapshots():
                     record("snapshots", "weir-r3", run, "max_" + key, values[-1])
         finally:
             w.stop()
+
+
+# --- reads --------------------------------------------------------------------------------
+
+
+def reads():
+    """Linearizable reads: XLEN on the leader, and on a follower for a READONLY connection (which
+    asks the leader for a read index first), by 1 and by 8 connections each reading in turn,
+    READS (3000) reads per connection: reads/s, latency, and CPU per read of the leader and of
+    the follower."""
+    for run in range(1, RUNS + 1):
+        w = Weir(cluster=True).start()
+        try:
+            lead = w.leader()
+            follower = w.followers()[0]
+            Conn(WEIR_IPS[lead - 1]).call("XADD", "s", "*", "f", VALUE)
+            for where, node, readonly in (("leader", lead, False), ("follower", follower, True)):
+                for connections in (1, 8):
+                    read_once(w, lead, follower, "read-%s-c%d" % (where, connections), run,
+                              WEIR_IPS[node - 1], readonly, connections)
+        finally:
+            w.stop()
+
+
+def read_once(w, lead, follower, figure, run, ip, readonly, connections, n=READS):
+    latencies = []
+
+    def reader():
+        conn = Conn(ip)
+        if readonly:
+            conn.call("READONLY")
+        for _ in range(n):
+            t = time.perf_counter()
+            conn.call("XLEN", "s")
+            latencies.append(time.perf_counter() - t)
+        conn.close()
+
+    m = Meter(w.pids())
+    m.start()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=reader) for _ in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    m.stop()
+    reads_done = n * connections
+    latencies.sort()
+    record(figure, "weir-r3", run, "reads_per_s", reads_done / elapsed)
+    record(figure, "weir-r3", run, "p50_ms", latencies[len(latencies) // 2] * 1e3)
+    record(figure, "weir-r3", run, "p99_ms", latencies[int(len(latencies) * 0.99)] * 1e3)
+    record(figure, "weir-r3", run, "leader_cpu_us_per_read", m.cpu[lead] / reads_done)
+    record(figure, "weir-r3", run, "follower_cpu_us_per_read", m.cpu[follower] / reads_done)
 
 
 # --- what one write costs one shard ----------------------------------------------------------

@@ -163,3 +163,37 @@ async fn hostile_connections_are_closed_and_the_nodes_keep_serving() {
     closed_by_server(challenged(bus).await).await;
     still_works(&cluster, 3).await;
 }
+
+/// Sockets of this machine in `TIME_WAIT` towards the bus address `bus` (`/proc/net/tcp`):
+/// one per connection to it that was opened and closed.
+fn closed_connections_to(bus: &str) -> usize {
+    let port = bus.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+    let remote = format!("0100007F:{port:04X}");
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(2) == Some(&remote.as_str()) && fields.get(3) == Some(&"06")
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_checks_reuse_the_bus_connections() {
+    let cluster = start_cluster().await;
+    still_works(&cluster, 1).await;
+    let leader = leader_among(&cluster.nodes, None).await;
+    // Each check makes openraft create a client per follower; without reusing the open
+    // connections, each would connect, authenticate and close again.
+    for _ in 0..300 {
+        cluster.nodes[&leader].raft.ensure_linearizable().await.unwrap();
+    }
+    for (id, addr) in &cluster.addrs {
+        if *id != leader {
+            let closed = closed_connections_to(&addr.bus);
+            assert!(closed < 20, "{closed} connections to node {id} were opened and closed");
+        }
+    }
+}

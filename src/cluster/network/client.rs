@@ -1,7 +1,10 @@
 //! The client side of the bus: openraft's network factory and one connection per target,
 //! opened (and authenticated) on first use and again after any failure.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
@@ -12,6 +15,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
+use parking_lot::Mutex;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::timeout;
 
@@ -21,7 +25,7 @@ use super::BusTimeouts;
 use super::error::TransportError;
 use super::frame::{MAX_FRAME_BYTES, read_frame, write_frame};
 use super::handshake;
-use super::message::{Request, Response};
+use super::message::{ReadIndexAnswer, Request, Response};
 use super::remote_error::ApiError;
 use super::secret::ClusterSecret;
 use super::tls::{self, BusStream, BusTls};
@@ -38,6 +42,44 @@ pub struct ClusterNetwork {
     source: Option<IpAddr>,
     /// TLS for every connection, when the bus has it.
     tls: Option<BusTls>,
+    /// Open connections that a dropped [`PeerConnection`] left, for the next one to the same
+    /// node at the same address: openraft makes a new client for every leadership check (each linearizable
+    /// read), and a new TCP connection (and handshake) for each would cost the leader far
+    /// more than the check, and leave thousands of sockets in `TIME_WAIT`.
+    idle: IdleConnections,
+}
+
+/// The most idle connections kept per address.
+const IDLE_PER_ADDRESS: usize = 8;
+
+#[derive(Debug, Clone, Default)]
+struct IdleConnections(Arc<Mutex<IdleByTarget>>);
+
+/// The idle connections to each node at each address, each with when it was last used.
+type IdleByTarget = HashMap<(NodeId, String), Vec<(Instant, BusStream)>>;
+
+impl IdleConnections {
+    /// An idle connection to node `target` at `addr` that the server has not yet closed for
+    /// idleness, if any.
+    fn take(&self, target: NodeId, addr: &str, idle_limit: Duration) -> Option<BusStream> {
+        let mut idle = self.0.lock();
+        let kept = idle.get_mut(&(target, addr.to_owned()))?;
+        while let Some((since, stream)) = kept.pop() {
+            // The server closes a connection idle for `idle_limit`: half of it leaves margin.
+            if since.elapsed() < idle_limit / 2 {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    fn put(&self, target: NodeId, addr: &str, stream: BusStream) {
+        let mut idle = self.0.lock();
+        let kept = idle.entry((target, addr.to_owned())).or_default();
+        if kept.len() < IDLE_PER_ADDRESS {
+            kept.push((Instant::now(), stream));
+        }
+    }
 }
 
 impl ClusterNetwork {
@@ -58,6 +100,7 @@ impl ClusterNetwork {
             timeouts,
             source: None,
             tls: None,
+            idle: IdleConnections::default(),
         }
     }
 
@@ -74,6 +117,19 @@ impl ClusterNetwork {
     pub fn over_tls(mut self, tls: BusTls) -> ClusterNetwork {
         self.tls = Some(tls);
         self
+    }
+}
+
+impl ClusterNetwork {
+    /// A connection to node `target` at bus address `bus`, for requests of this node's own
+    /// (openraft makes its connections with [`RaftNetworkFactory::new_client`]).
+    pub fn connection(&self, target: NodeId, bus: &str) -> PeerConnection {
+        PeerConnection {
+            network: self.clone(),
+            target,
+            addr: bus.to_owned(),
+            stream: None,
+        }
     }
 }
 
@@ -129,6 +185,14 @@ pub struct PeerConnection {
     stream: Option<BusStream>,
 }
 
+impl Drop for PeerConnection {
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream.take() {
+            self.network.idle.put(self.target, &self.addr, stream);
+        }
+    }
+}
+
 /// Why a call failed: before the connection was up (the target is unreachable), or after.
 enum CallError {
     Unreachable(TransportError),
@@ -156,7 +220,12 @@ impl PeerConnection {
     }
 
     async fn call(&mut self, payload: &[u8]) -> Result<Response, CallError> {
-        let mut stream = match self.stream.take() {
+        let idle_limit = self.network.timeouts.idle;
+        let reused = self
+            .stream
+            .take()
+            .or_else(|| self.network.idle.take(self.target, &self.addr, idle_limit));
+        let mut stream = match reused {
             Some(stream) => stream,
             None => self.open().await.map_err(CallError::Unreachable)?,
         };
@@ -201,6 +270,23 @@ impl PeerConnection {
         self.stream = None;
         let error = TransportError::Unexpected { asked };
         Err(RPCError::Network(NetworkError::new(&error)))
+    }
+
+    /// Asks the target, believed to lead, for the index this node must have applied before a
+    /// read sees every write acknowledged before the request was sent.
+    pub async fn read_index(&mut self) -> Result<ReadIndexAnswer, TransportError> {
+        let request = Request::ReadIndex;
+        match self.call(&request.encode()).await {
+            Ok(Response::ReadIndex(answer)) => Ok(answer),
+            Ok(_) => {
+                // The peer does not speak this protocol: the connection is not reused.
+                self.stream = None;
+                Err(TransportError::Unexpected {
+                    asked: request.name(),
+                })
+            }
+            Err(CallError::Unreachable(error) | CallError::Network(error)) => Err(error),
+        }
     }
 
     fn failed<E: ApiError>(&self, asked: &str, error: CallError) -> RpcError<E> {

@@ -11,19 +11,24 @@ use crate::codec::{CodecError, Decoder, Encoder};
 
 use super::remote_error::RemoteFailure;
 use super::wire::{
-    get_bool, get_entries, get_meta, get_opt_log_id, get_vote, malformed, put_entries, put_meta,
-    put_opt_log_id, put_vote,
+    get_bool, get_entries, get_meta, get_opt_log_id, get_text, get_vote, malformed, put_entries,
+    put_meta, put_opt_log_id, put_vote,
 };
 
 const APPEND_ENTRIES: u8 = 1;
 const VOTE: u8 = 2;
 const INSTALL_SNAPSHOT: u8 = 3;
+const READ_INDEX: u8 = 4;
 const FAILURE: u8 = 0xff;
 
 const SUCCESS: u8 = 0;
 const PARTIAL_SUCCESS: u8 = 1;
 const CONFLICT: u8 = 2;
 const HIGHER_VOTE: u8 = 3;
+
+const READ_AT: u8 = 0;
+const NOT_LEADER: u8 = 1;
+const UNAVAILABLE: u8 = 2;
 
 /// A request from one node to another.
 #[derive(Debug)]
@@ -34,6 +39,22 @@ pub enum Request {
     Vote(VoteRequest<NodeId>),
     /// A chunk of a snapshot.
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// From a follower that is to answer a read: the index its state must have applied for
+    /// the read to see every write acknowledged before it, which the leader gives once a
+    /// quorum confirmed that it still leads.
+    ReadIndex,
+}
+
+/// The leader's answer to [`Request::ReadIndex`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadIndexAnswer {
+    /// A read that waits until the log up to this index is applied (none: the log is empty)
+    /// sees every write acknowledged before the request.
+    ReadAt(Option<u64>),
+    /// The node does not lead (any more); the leader it knows, if any.
+    NotLeader(Option<NodeId>),
+    /// The node could not confirm that it leads (no quorum answered), or its Raft stopped.
+    Unavailable(String),
 }
 
 /// The answer to a [`Request`].
@@ -45,6 +66,8 @@ pub enum Response {
     Vote(VoteResponse<NodeId>),
     /// The answer to [`Request::InstallSnapshot`].
     InstallSnapshot(InstallSnapshotResponse<NodeId>),
+    /// The answer to [`Request::ReadIndex`].
+    ReadIndex(ReadIndexAnswer),
     /// The remote node failed to handle the request.
     Failure(RemoteFailure),
 }
@@ -56,6 +79,7 @@ impl Request {
             Request::AppendEntries(_) => "AppendEntries",
             Request::Vote(_) => "Vote",
             Request::InstallSnapshot(_) => "InstallSnapshot",
+            Request::ReadIndex => "ReadIndex",
         }
     }
 
@@ -80,6 +104,9 @@ impl Request {
                 put_vote(&mut out, &rpc.vote);
                 put_meta(&mut out, &rpc.meta);
                 out.u64(rpc.offset).bytes(&rpc.data).u8(u8::from(rpc.done));
+            }
+            Request::ReadIndex => {
+                out.u8(READ_INDEX);
             }
         }
         out.finish()
@@ -106,6 +133,7 @@ impl Request {
                 data: input.bytes()?.to_vec(),
                 done: get_bool(&mut input)?,
             }),
+            READ_INDEX => Request::ReadIndex,
             _ => return Err(malformed("unknown request")),
         };
         input.finish()?;
@@ -132,6 +160,10 @@ impl Response {
                 out.u8(INSTALL_SNAPSHOT);
                 put_vote(&mut out, &response.vote);
             }
+            Response::ReadIndex(answer) => {
+                out.u8(READ_INDEX);
+                put_read_index(&mut out, answer);
+            }
             Response::Failure(failure) => {
                 out.u8(FAILURE);
                 failure.put(&mut out);
@@ -153,6 +185,7 @@ impl Response {
             INSTALL_SNAPSHOT => Response::InstallSnapshot(InstallSnapshotResponse {
                 vote: get_vote(&mut input)?,
             }),
+            READ_INDEX => Response::ReadIndex(get_read_index(&mut input)?),
             FAILURE => Response::Failure(RemoteFailure::get(&mut input)?),
             _ => return Err(malformed("unknown response")),
         };
@@ -192,4 +225,38 @@ fn get_append_response(
         HIGHER_VOTE => Ok(AppendEntriesResponse::HigherVote(get_vote(input)?)),
         _ => Err(malformed("unknown AppendEntries outcome")),
     }
+}
+
+fn put_read_index(out: &mut Encoder, answer: &ReadIndexAnswer) {
+    match answer {
+        ReadIndexAnswer::ReadAt(index) => {
+            put_opt_u64(out.u8(READ_AT), *index);
+        }
+        ReadIndexAnswer::NotLeader(leader) => {
+            put_opt_u64(out.u8(NOT_LEADER), *leader);
+        }
+        ReadIndexAnswer::Unavailable(reason) => {
+            out.u8(UNAVAILABLE).bytes(reason.as_bytes());
+        }
+    }
+}
+
+fn get_read_index(input: &mut Decoder<'_>) -> Result<ReadIndexAnswer, CodecError> {
+    match input.u8()? {
+        READ_AT => Ok(ReadIndexAnswer::ReadAt(get_opt_u64(input)?)),
+        NOT_LEADER => Ok(ReadIndexAnswer::NotLeader(get_opt_u64(input)?)),
+        UNAVAILABLE => Ok(ReadIndexAnswer::Unavailable(get_text(input)?)),
+        _ => Err(malformed("unknown ReadIndex outcome")),
+    }
+}
+
+fn put_opt_u64(out: &mut Encoder, value: Option<u64>) {
+    match value {
+        Some(value) => out.u8(1).u64(value),
+        None => out.u8(0),
+    };
+}
+
+fn get_opt_u64(input: &mut Decoder<'_>) -> Result<Option<u64>, CodecError> {
+    get_bool(input)?.then(|| input.u64()).transpose()
 }

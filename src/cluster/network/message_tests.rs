@@ -15,7 +15,7 @@ use crate::cluster::types::{
     Command, Entry, EntryPayload, LogId, Membership, NodeAddr, NodeId, StoredMembership, Vote,
 };
 
-use super::message::{Request, Response};
+use super::message::{ReadIndexAnswer, Request, Response};
 use super::remote_error::RemoteFailure;
 
 fn log_id(term: u64, index: u64) -> LogId {
@@ -94,6 +94,7 @@ fn requests() -> Vec<Request> {
             data: b"state bytes".to_vec(),
             done: true,
         }),
+        Request::ReadIndex,
     ]
 }
 
@@ -121,6 +122,11 @@ fn responses() -> Vec<Response> {
         Response::InstallSnapshot(InstallSnapshotResponse {
             vote: committed(2, 1),
         }),
+        Response::ReadIndex(ReadIndexAnswer::ReadAt(Some(41))),
+        Response::ReadIndex(ReadIndexAnswer::ReadAt(None)),
+        Response::ReadIndex(ReadIndexAnswer::NotLeader(Some(3))),
+        Response::ReadIndex(ReadIndexAnswer::NotLeader(None)),
+        Response::ReadIndex(ReadIndexAnswer::Unavailable("no quorum".to_owned())),
         Response::Failure(RemoteFailure::Stopped),
         Response::Failure(RemoteFailure::Panicked),
         Response::Failure(RemoteFailure::Storage("disk full".to_owned())),

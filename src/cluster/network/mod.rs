@@ -25,6 +25,7 @@ use std::time::Duration;
 pub use client::{ClusterNetwork, PeerConnection};
 pub use error::TransportError;
 pub use frame::MAX_FRAME_BYTES;
+pub use message::ReadIndexAnswer;
 pub use secret::{ClusterSecret, MIN_SECRET_BYTES, SecretTooShort};
 pub use server::{MAX_CONNECTIONS, serve_cluster, serve_cluster_with};
 pub use tls::BusTls;

@@ -1,11 +1,13 @@
 //! The server side of the bus: accepts connections, authenticates each, and hands its requests
-//! to the local Raft, answering them in order.
+//! to the local Raft, answering them in order. A follower's request for a read index is answered
+//! once a quorum confirmed that this node still leads.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::Raft;
+use openraft::error::{CheckIsLeaderError, RaftError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -16,7 +18,7 @@ use super::BusTimeouts;
 use super::error::TransportError;
 use super::frame::{MAX_FRAME_BYTES, read_frame, write_frame};
 use super::handshake;
-use super::message::{Request, Response};
+use super::message::{ReadIndexAnswer, Request, Response};
 use super::remote_error::RemoteFailure;
 use super::secret::ClusterSecret;
 use super::tls::{self, BusStream, BusTls};
@@ -135,6 +137,18 @@ impl Server {
                 Ok(response) => Response::InstallSnapshot(response),
                 Err(error) => Response::Failure(RemoteFailure::from_raft(&error)),
             },
+            Request::ReadIndex => Response::ReadIndex(read_index(raft).await),
         }
+    }
+}
+
+/// The index a follower's read must wait for, once a quorum confirmed that this node leads.
+async fn read_index(raft: &Raft<TypeConfig>) -> ReadIndexAnswer {
+    match raft.get_read_log_id().await {
+        Ok((read, _)) => ReadIndexAnswer::ReadAt(read.map(|id| id.index)),
+        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {
+            ReadIndexAnswer::NotLeader(forward.leader_id)
+        }
+        Err(error) => ReadIndexAnswer::Unavailable(error.to_string()),
     }
 }

@@ -166,8 +166,12 @@ fn route(server: &Server, client: &Client, slot: Option<u16>, writes: bool) -> O
     }
 }
 
-/// Runs a read here: on the leader once it confirmed it still leads (so that a deposed leader
-/// never answers from stale state), on a follower (or for a `READONLY` connection) as it is.
+/// Runs a read here, linearizable when it names a key: on the leader once it confirmed it still
+/// leads (so that a deposed leader never answers from stale state), on a follower (for a
+/// `READONLY` connection) once it applied the log up to the leader's read index. Either way the
+/// read sees every write acknowledged before it arrived. (Some Redis Cluster clients send
+/// `READONLY` on every connection, so a read that a stale slot map sends to a follower, a
+/// deposed leader catching up, say, must not be answered from its older state.)
 async fn read(
     server: &Arc<Server>,
     replication: &Replication,
@@ -176,15 +180,10 @@ async fn read(
     args: Vec<Bytes>,
     slot: Option<u16>,
 ) -> Outcome {
-    let here = replication.leader() == Some(replication.node_id());
-    // A `READONLY` connection accepts a replica's state, so it is not made to wait for a
-    // leadership check either.
-    if here
-        && slot.is_some()
-        && !client.read_only
-        && let Err(error) = replication.confirm_leadership().await
+    if slot.is_some()
+        && let Err(error) = replication.read_barrier().await
     {
-        return refusal(replication, error, slot).into();
+        return read_refusal(replication, error, slot).into();
     }
     if spec.has_flag(Flag::Blocking) {
         run_blocking(server, client, spec, args).await
@@ -250,6 +249,16 @@ async fn answer(
             outcome
         }
         Err(error) => refusal(replication, error, slot).into(),
+    }
+}
+
+/// The answer to a read this node could not make linearizable.
+fn read_refusal(replication: &Replication, error: ProposeError, slot: Option<u16>) -> Value {
+    match error {
+        ProposeError::Unavailable(reason) => try_again(&format!(
+            "this node cannot confirm that its state is current ({reason}); send the read again"
+        )),
+        not_leader => refusal(replication, not_leader, slot),
     }
 }
 

@@ -8,6 +8,7 @@ mod batcher;
 mod membership;
 mod node;
 mod proposal;
+mod read_barrier;
 
 pub use apply::{ApplyError, ServerState};
 pub(crate) use batcher::Awaited;

@@ -24,6 +24,7 @@ use crate::server::config::{ClusterConfig, LOG_KEPT_AFTER_SNAPSHOT};
 use super::apply::ServerState;
 use super::batcher::{Answer, Awaited, Batcher, Stamps};
 use super::proposal::Proposal;
+use super::read_barrier::ReadBarrier;
 
 pub use crate::names::RAFT_DIR;
 /// How often the leader proposes a tick (the changes time alone causes, and the clock that
@@ -90,6 +91,7 @@ pub struct Replication {
     /// This node's client and bus ports, for its own line in the view before it is a member.
     own_ports: (u16, u16),
     batcher: Batcher,
+    read_barrier: ReadBarrier,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -161,7 +163,7 @@ impl Replication {
         let raft = Raft::new(
             config.node_id,
             raft_config(config.snapshot_entries)?,
-            network,
+            network.clone(),
             log,
             machine,
         )
@@ -176,13 +178,15 @@ impl Replication {
             return Err(StartError::NotAPeer(config.node_id));
         }
         let (batcher, batching) = Batcher::start(raft.clone(), Arc::new(Stamps::new(state)));
+        let (read_barrier, reading) = ReadBarrier::start(raft.clone(), network, config.node_id);
         let client_port = server.config.read().port;
         let replication = Arc::new(Replication {
             raft: raft.clone(),
             node_id: config.node_id,
             own_ports: (client_port, config.bus_port),
             batcher,
-            tasks: Mutex::new(vec![batching]),
+            read_barrier,
+            tasks: Mutex::new(vec![batching, reading]),
         });
         let serving = serve_cluster(
             bus,
@@ -249,16 +253,11 @@ impl Replication {
         self.batcher.submit(proposal)
     }
 
-    /// Waits until this node leads and has applied everything committed before its term
-    /// (openraft's read barrier): what a read here then sees is linearizable.
-    pub(crate) async fn confirm_leadership(&self) -> Result<(), ProposeError> {
-        match self.raft.ensure_linearizable().await {
-            Ok(_) => Ok(()),
-            Err(error) => match error.forward_to_leader::<NodeAddr>() {
-                Some(forward) => Err(ProposeError::NotLeader(forward.leader_id)),
-                None => Err(ProposeError::Unavailable(error.to_string())),
-            },
-        }
+    /// Waits until this node has applied everything acknowledged before the call (the read
+    /// index its leader, or itself when it leads, gave once a quorum confirmed the leadership):
+    /// what a read here then sees is linearizable.
+    pub(crate) async fn read_barrier(&self) -> Result<(), ProposeError> {
+        self.read_barrier.wait().await
     }
 
     /// How many followers hold the log up to `index` (as far as this node, the leader, knows);
