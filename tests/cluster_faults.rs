@@ -305,6 +305,20 @@ fn start_replacing(
     (new, adding)
 }
 
+/// Cuts node `id` off from the others for 2.5 s (or, without nftables, kills it for 1 s).
+fn cut_off_for_a_while(cluster: &mut Cluster, id: u64, fault: Fault) {
+    if Cluster::can_partition() {
+        cluster.isolate(id);
+        std::thread::sleep(Duration::from_millis(2500));
+        cluster.heal();
+    } else {
+        eprintln!("nft is not available: {fault:?} runs as a kill instead");
+        cluster.kill(id);
+        std::thread::sleep(Duration::from_millis(1000));
+        cluster.restart(id);
+    }
+}
+
 /// Starts retiring `old`, still running: a new node is added, then `leader` is asked to remove
 /// `old` from another thread; returns once the removal is under way, at a point drawn anew
 /// each run.
@@ -466,16 +480,7 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
             // replacement: it cannot commit the change; the majority side elects a new leader,
             // which finishes it (or makes it again) once the partition heals.
             let (new, adding) = start_replacing(cluster, follower, leader);
-            if Cluster::can_partition() {
-                cluster.isolate(leader);
-                std::thread::sleep(Duration::from_millis(2500));
-                cluster.heal();
-            } else {
-                eprintln!("nft is not available: {fault:?} runs as a kill instead");
-                cluster.kill(leader);
-                std::thread::sleep(Duration::from_millis(1000));
-                cluster.restart(leader);
-            }
+            cut_off_for_a_while(cluster, leader, fault);
             let _ = adding.join();
             cluster.swap_members(follower, new);
         }
@@ -504,16 +509,7 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
             // operator would once it is removed (a removed node that runs on is no longer told
             // who leads).
             let removing = start_retiring(cluster, follower, leader);
-            if Cluster::can_partition() {
-                cluster.isolate(leader);
-                std::thread::sleep(Duration::from_millis(2500));
-                cluster.heal();
-            } else {
-                eprintln!("nft is not available: {fault:?} runs as a kill instead");
-                cluster.kill(leader);
-                std::thread::sleep(Duration::from_millis(1000));
-                cluster.restart(leader);
-            }
+            cut_off_for_a_while(cluster, leader, fault);
             let _ = removing.join();
             cluster.kill(follower);
             cluster.remove_member(follower);

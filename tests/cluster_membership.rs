@@ -66,6 +66,17 @@ fn values_on(cluster: &Cluster, id: u64) -> Vec<u64> {
     .unwrap_or_default()
 }
 
+/// `CLUSTER NODES` on `admin`, and the hosts it lists.
+fn listed_hosts(admin: &mut redis::Connection) -> (String, BTreeSet<String>) {
+    let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(admin).unwrap();
+    let hosts = nodes
+        .lines()
+        .filter_map(|line| line.split(' ').nth(1))
+        .map(|addr| addr.split(':').next().unwrap_or_default().to_string())
+        .collect();
+    (nodes, hosts)
+}
+
 fn text(reply: redis::RedisResult<redis::Value>) -> String {
     match reply {
         Ok(value) => format!("{value:?}"),
@@ -142,15 +153,7 @@ fn a_lost_node_is_replaced_by_a_new_one_while_a_client_writes() {
     assert_eq!(added, Ok(redis::Value::Okay), "{added:?}");
     let removed = query(&mut admin, &["CLUSTER", "REMOVENODE", &lost.to_string()]);
     assert_eq!(removed, Ok(redis::Value::Okay), "{removed:?}");
-    let nodes: String = redis::cmd("CLUSTER")
-        .arg("NODES")
-        .query(&mut admin)
-        .unwrap();
-    let listed: BTreeSet<String> = nodes
-        .lines()
-        .filter_map(|line| line.split(' ').nth(1))
-        .map(|addr| addr.split(':').next().unwrap_or_default().to_string())
-        .collect();
+    let (nodes, listed) = listed_hosts(&mut admin);
     let expected: BTreeSet<String> = [leader, follower, new]
         .iter()
         .map(|id| cluster.nodes[(*id - 1) as usize].ip.clone())
@@ -310,15 +313,7 @@ fn five_nodes_grow_shrink_and_heal_while_both_cluster_clients_write() {
     let python_acknowledged = python.map(redis_py_result);
     let members = [leader, followers[2], followers[3], sixth, successor];
     let mut admin = cluster.conn(leader).unwrap();
-    let nodes: String = redis::cmd("CLUSTER")
-        .arg("NODES")
-        .query(&mut admin)
-        .unwrap();
-    let listed: BTreeSet<String> = nodes
-        .lines()
-        .filter_map(|line| line.split(' ').nth(1))
-        .map(|addr| addr.split(':').next().unwrap_or_default().to_string())
-        .collect();
+    let (nodes, listed) = listed_hosts(&mut admin);
     let expected: BTreeSet<String> = members
         .iter()
         .map(|id| cluster.nodes[(*id - 1) as usize].ip.clone())

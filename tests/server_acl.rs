@@ -379,28 +379,20 @@ fn a_dead_letter_stream_needs_write_permission_on_its_key() {
     let mut ops = login(&server, "ops", "opass");
     let create = ["XGROUP", "CREATE", "orders", "g", "$", "MKSTREAM"];
     assert_eq!(run(&mut ops, &create), Value::Okay);
-    let elsewhere = [
-        "XGROUP",
-        "SETPOLICY",
-        "orders",
-        "g",
-        "MAXDELIVER",
-        "3",
-        "DEADLETTER",
-        "audit",
-    ];
-    assert_eq!(error(&mut ops, &elsewhere), NO_KEY);
-    let own = [
-        "XGROUP",
-        "SETPOLICY",
-        "orders",
-        "g",
-        "MAXDELIVER",
-        "3",
-        "DEADLETTER",
-        "orders-dead",
-    ];
-    assert_eq!(run(&mut ops, &own), Value::Okay);
+    let policy = |dead_letter| {
+        [
+            "XGROUP",
+            "SETPOLICY",
+            "orders",
+            "g",
+            "MAXDELIVER",
+            "3",
+            "DEADLETTER",
+            dead_letter,
+        ]
+    };
+    assert_eq!(error(&mut ops, &policy("audit")), NO_KEY);
+    assert_eq!(run(&mut ops, &policy("orders-dead")), Value::Okay);
     let keys = [
         "COMMAND",
         "GETKEYS",

@@ -188,12 +188,19 @@ async fn leadership_checks_reuse_the_bus_connections() {
     // Each check makes openraft create a client per follower; without reusing the open
     // connections, each would connect, authenticate and close again.
     for _ in 0..300 {
-        cluster.nodes[&leader].raft.ensure_linearizable().await.unwrap();
+        cluster.nodes[&leader]
+            .raft
+            .ensure_linearizable()
+            .await
+            .unwrap();
     }
     for (id, addr) in &cluster.addrs {
         if *id != leader {
             let closed = closed_connections_to(&addr.bus);
-            assert!(closed < 20, "{closed} connections to node {id} were opened and closed");
+            assert!(
+                closed < 20,
+                "{closed} connections to node {id} were opened and closed"
+            );
         }
     }
 }
