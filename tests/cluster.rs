@@ -514,3 +514,33 @@ fn a_reply_goes_to_the_requesters_own_slot_and_is_acknowledged_after_it() {
     let len: u64 = conn.xlen(replies).unwrap();
     assert_eq!(len, 1);
 }
+
+/// The Raft term node `id` is in (`cluster_current_epoch`).
+fn term_of(cluster: &Cluster, id: u64) -> u64 {
+    let mut conn = cluster.conn(id).unwrap();
+    let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut conn).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cluster_current_epoch:"))
+        .and_then(|term| term.trim().parse().ok())
+        .expect("cluster_current_epoch")
+}
+
+#[test]
+fn a_leader_restarted_at_once_leads_again_only_after_a_new_election() {
+    let mut cluster = Cluster::start(56, 3, "always");
+    let leader = cluster.leader();
+    let mut conn = cluster.cluster_client().get_connection().unwrap();
+    let _: String = conn.xadd("{r}s", "*", &[("n", 1)]).unwrap();
+    let term = term_of(&cluster, leader);
+    // Back before the followers' election timeout: it must not resume leading its old term
+    // from its saved state (its commit point may lag what it acknowledged).
+    cluster.restart(leader);
+    let now = cluster.leader();
+    assert!(
+        term_of(&cluster, now) > term,
+        "node {now} leads in term {term} again, without an election"
+    );
+    let _: String = conn.xadd("{r}s", "*", &[("n", 2)]).unwrap();
+    let len: u64 = conn.xlen("{r}s").unwrap();
+    assert_eq!(len, 2);
+}

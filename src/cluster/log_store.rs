@@ -51,6 +51,26 @@ impl LogStore {
         Ok((store, recovery))
     }
 
+    /// Records the vote of a node that led, `node`, as not granted by a quorum, durably, so
+    /// that openraft does not restore it as the leader of its old term when it starts again.
+    /// A leader that comes back knows only the commit point it last saved (at most once per
+    /// interval), and after a power loss its log may lack the tail it had not synced; leading
+    /// again in the same term, it would take that older commit point for a read index (a read
+    /// missing writes already acknowledged), and could append new entries under log ids the
+    /// others already hold for different ones. Not granted, the vote keeps the node from voting
+    /// for another in that term, and the node leads again only by winning a new election,
+    /// which a node missing committed entries cannot win.
+    pub fn forget_leadership(&self, node: u64) -> Result<(), WalError> {
+        let mut wal = self.wal.lock();
+        match wal.meta().vote {
+            Some(vote) if vote.committed && vote.node == node => wal.save_vote(WalVote {
+                committed: false,
+                ..vote
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn completer(&mut self) -> &mpsc::UnboundedSender<Completion> {
         self.completions.get_or_insert_with(|| {
             let (sender, receiver) = mpsc::unbounded_channel();

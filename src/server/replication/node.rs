@@ -144,6 +144,11 @@ impl Replication {
         let data_dir = server.config.read().dir.clone();
         let raft_dir = data_dir.join(RAFT_DIR);
         let log = open_log(&raft_dir, durability)?;
+        log.forget_leadership(config.node_id)
+            .map_err(|error| StartError::Log {
+                dir: raft_dir.display().to_string(),
+                reason: error.to_string(),
+            })?;
         let state = Arc::new(ServerState::new(server.replicated_clock()));
         state.attach(server);
         let machine = StateMachine::open(&raft_dir, Arc::clone(&state))
