@@ -211,8 +211,8 @@ async fn propose_until_answered(
 
 /// Proposes the command to the log; a last look is one more proposal, and if it would still
 /// block, the timeout reply stands. On the leader, a group read whose streams hold nothing to
-/// deliver is not proposed: it blocks (or times out) at once, as its proposal would, so readers
-/// waiting on idle streams add nothing to the log.
+/// deliver is not proposed: it blocks (or, after the read barrier, times out) at once, as its
+/// proposal would, so readers waiting on idle streams add nothing to the log.
 struct Propose<'r> {
     server: &'r Arc<Server>,
     replication: &'r Replication,
@@ -223,7 +223,17 @@ impl Attempt for Propose<'_> {
     async fn attempt(&mut self, client: &mut Client, args: &[Bytes], look: Look) -> Outcome {
         let leads = self.replication.leader() == Some(self.replication.node_id());
         if leads && let Some(idle) = nothing_to_deliver(self.server, client, args, look) {
-            return idle;
+            if !look.last {
+                return idle;
+            }
+            // The last look answers the timeout's nil without a proposal: only once this node
+            // has confirmed that it still leads and applied what was acknowledged, as a read
+            // must, or a deposed leader would answer "nothing" while the new one holds entries.
+            if self.replication.read_barrier().await.is_ok()
+                && let Some(idle) = nothing_to_deliver(self.server, client, args, look)
+            {
+                return idle;
+            }
         }
         let proposal = Proposal::Run {
             db: client.db,
