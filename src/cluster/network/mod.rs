@@ -27,7 +27,7 @@ pub use error::TransportError;
 pub use frame::MAX_FRAME_BYTES;
 pub use message::ReadIndexAnswer;
 pub use secret::{ClusterSecret, MIN_SECRET_BYTES, SecretTooShort};
-pub use server::{MAX_CONNECTIONS, serve_cluster, serve_cluster_with};
+pub use server::{MAX_CONNECTIONS, read_index, serve_cluster, serve_cluster_with};
 pub use tls::BusTls;
 
 /// The bus's timeouts.

@@ -142,8 +142,9 @@ impl Server {
     }
 }
 
-/// The index a follower's read must wait for, once a quorum confirmed that this node leads.
-async fn read_index(raft: &Raft<TypeConfig>) -> ReadIndexAnswer {
+/// The index a read must wait for, once a quorum confirmed that this node leads: the answer to
+/// a follower's [`Request::ReadIndex`], and to the node's own reads.
+pub async fn read_index(raft: &Raft<TypeConfig>) -> ReadIndexAnswer {
     match raft.get_read_log_id().await {
         Ok((read, _)) => ReadIndexAnswer::ReadAt(read.map(|id| id.index)),
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(forward))) => {

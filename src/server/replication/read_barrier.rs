@@ -18,8 +18,8 @@ use openraft::Raft;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::cluster::network::{ClusterNetwork, PeerConnection, ReadIndexAnswer};
-use crate::cluster::types::{NodeAddr, NodeId, TypeConfig};
+use crate::cluster::network::{ClusterNetwork, PeerConnection, ReadIndexAnswer, read_index};
+use crate::cluster::types::{NodeId, TypeConfig};
 
 use super::node::ProposeError;
 
@@ -117,7 +117,7 @@ impl Asking {
             (leader, bus)
         };
         if leader == self.this {
-            return self.own_read_index().await;
+            return answered(self.this, read_index(&self.raft).await);
         }
         let Some(bus) = bus else {
             return Err(ProposeError::NotLeader(None));
@@ -131,11 +131,7 @@ impl Asking {
         };
         let asked = tokio::time::timeout(READ_BARRIER_TIMEOUT, connection.read_index()).await;
         match asked {
-            Ok(Ok(ReadIndexAnswer::ReadAt(index))) => Ok(index),
-            Ok(Ok(ReadIndexAnswer::NotLeader(known))) => Err(ProposeError::NotLeader(known)),
-            Ok(Ok(ReadIndexAnswer::Unavailable(reason))) => Err(ProposeError::Unavailable(
-                format!("node {leader} could not confirm that it leads: {reason}"),
-            )),
+            Ok(Ok(answer)) => answered(leader, answer),
             Ok(Err(error)) => {
                 self.leader = None;
                 Err(ProposeError::Unavailable(format!(
@@ -150,14 +146,15 @@ impl Asking {
             }
         }
     }
+}
 
-    async fn own_read_index(&self) -> Result<Option<u64>, ProposeError> {
-        match self.raft.get_read_log_id().await {
-            Ok((read, _)) => Ok(read.map(|id| id.index)),
-            Err(error) => match error.forward_to_leader::<NodeAddr>() {
-                Some(forward) => Err(ProposeError::NotLeader(forward.leader_id)),
-                None => Err(ProposeError::Unavailable(error.to_string())),
-            },
-        }
+/// The read index `leader` answered, or why there is none.
+fn answered(leader: NodeId, answer: ReadIndexAnswer) -> Result<Option<u64>, ProposeError> {
+    match answer {
+        ReadIndexAnswer::ReadAt(index) => Ok(index),
+        ReadIndexAnswer::NotLeader(known) => Err(ProposeError::NotLeader(known)),
+        ReadIndexAnswer::Unavailable(reason) => Err(ProposeError::Unavailable(format!(
+            "node {leader} could not confirm that it leads: {reason}"
+        ))),
     }
 }
