@@ -62,6 +62,18 @@ pub enum StoreError {
         /// What is wrong with it.
         detail: String,
     },
+    /// The data directory was made for another number of cluster shards.
+    #[error(
+        "data directory {dir} holds a cluster node of {found} shard(s), but --cluster-shards is {wanted}: start the node with --cluster-shards {found}, as every node of its cluster"
+    )]
+    ShardCount {
+        /// The data directory.
+        dir: PathBuf,
+        /// The shards it holds.
+        found: usize,
+        /// The shards asked for.
+        wanted: usize,
+    },
     /// A setting is out of its allowed range.
     #[error("invalid stream setting: {0}")]
     InvalidConfig(String),
@@ -211,6 +223,7 @@ impl StoreError {
             | StoreError::Flush(_)
             | StoreError::Io { .. }
             | StoreError::Locked(_)
+            | StoreError::ShardCount { .. }
             | StoreError::BadStreamDir { .. }
             | StoreError::BadSnapshot { .. }
             | StoreError::Closed

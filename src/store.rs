@@ -167,6 +167,17 @@ impl StoreRecovery {
     pub fn lost_records(&self) -> u64 {
         self.streams.iter().map(|(_, r)| r.lost_records()).sum()
     }
+
+    /// Adds what another store's open recovered (another shard's of the same node): the two
+    /// were clean only if both were, new only if both were.
+    pub fn merge(&mut self, other: StoreRecovery) {
+        self.clean &= other.clean;
+        self.new_directory &= other.new_directory;
+        self.streams.extend(other.streams);
+        self.groups.extend(other.groups);
+        self.undone_changes += other.undone_changes;
+        self.discarded |= other.discarded;
+    }
 }
 
 /// A stream and its directory.

@@ -105,6 +105,12 @@ struct ClusterArgs {
     /// snapshots, the whole log is kept.
     #[arg(long, default_value_t = weir::server::DEFAULT_SNAPSHOT_ENTRIES)]
     snapshot_entries: u64,
+    /// How many shards the 16,384 slots are cut into (consecutive ranges of equal size), each
+    /// its own Raft group with its own log and store on every node, led by a node of its own so
+    /// that writes spread over the nodes. Fixed when the cluster is formed: every node must
+    /// give the same count, and a node refuses to start on a data directory made with another.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(weir::server::MAX_SHARDS)))]
+    cluster_shards: u16,
 }
 
 impl ClusterArgs {
@@ -154,6 +160,7 @@ impl ClusterArgs {
             bus_port,
             secret,
             snapshot_entries: self.snapshot_entries,
+            shards: self.cluster_shards,
         }))
     }
 }

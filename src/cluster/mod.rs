@@ -12,6 +12,7 @@
 
 pub mod entry_codec;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod state_machine;
 pub mod types;

@@ -55,7 +55,7 @@ async fn start_cluster() -> Cluster {
         let node = open_node(id, network, &config).await;
         let serving = serve_cluster_with(
             listener,
-            node.raft.clone(),
+            vec![node.raft.clone()],
             secret.clone(),
             None,
             id,

@@ -38,6 +38,10 @@ pub const GROUP_SNAPSHOT_FILE: &str = "groups.snapshot";
 pub const IDEMPOTENCY_SNAPSHOT_FILE: &str = "idempotency.snapshot";
 /// Extension of segment files.
 pub const SEGMENT_EXTENSION: &str = "seg";
+/// The directory of a sharded cluster node's shards, inside the data directory: one directory a
+/// shard, named by its number (`0`, `1`, ...), each laid out as a one-shard node's data
+/// directory (its store, and its Raft log under [`RAFT_DIR`]).
+pub const SHARDS_DIR: &str = "shards";
 /// The directory of a replicated node's Raft log and snapshot files, inside the data directory.
 pub const RAFT_DIR: &str = "raft";
 /// A replicated node's vote, commit point and purge point, beside its Raft log files.

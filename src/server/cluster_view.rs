@@ -1,8 +1,8 @@
 //! What a node knows of its cluster, as the Redis Cluster commands report it: the nodes, where
 //! clients reach them, and which one leads the slots.
 //!
-//! In this release all 16,384 slots form one shard, replicated on every node and led by the
-//! Raft leader; [`ClusterView::shards`] is a list so that a later release can split the slots.
+//! The slots are cut into shards (one by default), each a Raft group led by one of its voters;
+//! in this release every node is a voter of every shard.
 
 /// A node as clients see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub(crate) struct ViewShard {
 pub(crate) struct ClusterView {
     /// This node's id.
     pub(crate) myself: u64,
-    /// The Raft term this node is in (`cluster_current_epoch`).
+    /// The Raft term this node is in, in the first shard (`cluster_current_epoch`).
     pub(crate) term: u64,
     /// Every node of the cluster, by ascending id.
     pub(crate) nodes: Vec<ViewNode>,

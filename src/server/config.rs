@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 #[cfg(feature = "cluster")]
 pub use cluster::{
-    BUS_PORT_OFFSET, ClusterConfig, DEFAULT_SNAPSHOT_ENTRIES, LOG_KEPT_AFTER_SNAPSHOT, PeerAddr,
-    parse_peers,
+    BUS_PORT_OFFSET, ClusterConfig, DEFAULT_SNAPSHOT_ENTRIES, LOG_KEPT_AFTER_SNAPSHOT, MAX_SHARDS,
+    PeerAddr, parse_peers,
 };
 pub use file::ConfigFileError;
 pub use rewrite::rewrite;

@@ -21,6 +21,7 @@ mod process;
 #[cfg(feature = "cluster")]
 pub mod replication;
 pub mod resp;
+mod shard_stores;
 mod state;
 pub mod tls;
 pub mod version;
@@ -38,8 +39,8 @@ use crate::repeated::RepeatLimiter;
 
 #[cfg(feature = "cluster")]
 pub use config::{
-    BUS_PORT_OFFSET, ClusterConfig, DEFAULT_SNAPSHOT_ENTRIES, LOG_KEPT_AFTER_SNAPSHOT, PeerAddr,
-    parse_peers,
+    BUS_PORT_OFFSET, ClusterConfig, DEFAULT_SNAPSHOT_ENTRIES, LOG_KEPT_AFTER_SNAPSHOT, MAX_SHARDS,
+    PeerAddr, parse_peers,
 };
 pub use config::{
     ConfigFileError, FsyncPolicy, IgnoredDirective, ServerConfig, parse_maxclients, resolve_bind,

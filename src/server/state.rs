@@ -18,10 +18,11 @@ use super::diagnostics::Diagnostics;
 use super::open_files::{OpenFiles, fit_maxclients};
 #[cfg(feature = "cluster")]
 use super::replication::Replication;
+use super::shard_stores::{ShardStore, shard_dirs};
 use super::tls::TlsMaterial;
 #[cfg(feature = "cluster")]
 use crate::clock::ManualClock;
-use crate::store::{Store, StoreError, StoreOptions, StoreRecovery};
+use crate::store::{Store, StoreError, StoreRecovery};
 
 /// A connected client, as `CLIENT LIST` shows it.
 #[derive(Debug)]
@@ -72,8 +73,8 @@ impl Stats {
 /// The state every connection shares.
 pub struct Server {
     pub(crate) config: RwLock<ServerConfig>,
-    store: RwLock<Option<Arc<Store>>>,
-    recovery: RwLock<StoreRecovery>,
+    /// The stores, one a shard: a single one but on a node of a sharded cluster.
+    shards: Vec<ShardStore>,
     /// Held shared while a command runs and exclusively by `EXEC` and `DEBUG RELOAD`, so a
     /// transaction runs with no other client's command in between.
     pub(crate) exec_lock: RwLock<()>,
@@ -99,9 +100,6 @@ pub struct Server {
     pub(crate) stop_requested: Notify,
     /// The certificate, key and CA the TLS port uses now.
     pub(crate) tls: TlsMaterial,
-    /// In a cluster, the store's clock: each replicated command sets it to the leader's time.
-    #[cfg(feature = "cluster")]
-    replicated_clock: Option<Arc<ManualClock>>,
     /// This node's part of the cluster, once it started; unset on a single node.
     #[cfg(feature = "cluster")]
     replication: std::sync::OnceLock<Arc<Replication>>,
@@ -117,20 +115,20 @@ impl Server {
     /// Opens the data directory and prepares the shared state.
     pub fn open(config: ServerConfig) -> Result<Arc<Server>, StoreError> {
         #[cfg(feature = "cluster")]
-        let replicated_clock = config
+        let shard_count = config
             .cluster
-            .is_some()
-            .then(|| Arc::new(ManualClock::new(0)));
-        #[cfg(feature = "cluster")]
-        let store = open_store(&config, replicated_clock.as_ref())?;
+            .as_ref()
+            .map_or(1, |cluster| usize::from(cluster.shards));
         #[cfg(not(feature = "cluster"))]
-        let store = open_store(&config)?;
-        let recovery = store.recovery().clone();
+        let shard_count = 1;
+        let shards = shard_dirs(&config.dir, shard_count)?
+            .into_iter()
+            .map(|dir| ShardStore::open(&config, dir))
+            .collect::<Result<Vec<_>, _>>()?;
         let acl = Acl::new(config.requirepass.as_deref(), config.aclfile.clone());
         Ok(Arc::new(Server {
             config: RwLock::new(config),
-            store: RwLock::new(Some(Arc::new(store))),
-            recovery: RwLock::new(recovery),
+            shards,
             exec_lock: RwLock::new(()),
             blocked_readers: BlockedReaders::default(),
             clients: Mutex::new(BTreeMap::new()),
@@ -147,18 +145,24 @@ impl Server {
             stop_requested: Notify::new(),
             tls: TlsMaterial::default(),
             #[cfg(feature = "cluster")]
-            replicated_clock,
-            #[cfg(feature = "cluster")]
             replication: std::sync::OnceLock::new(),
         }))
     }
 
-    /// The clock a replicated store reads (a new one on a single node, which has none).
+    /// The clock shard `shard`'s replicated store reads (a new one on a single node, which has
+    /// none).
     #[cfg(feature = "cluster")]
-    pub(crate) fn replicated_clock(&self) -> Arc<ManualClock> {
-        self.replicated_clock
-            .clone()
+    pub(crate) fn replicated_clock(&self, shard: usize) -> Arc<ManualClock> {
+        self.shards
+            .get(shard)
+            .and_then(ShardStore::clock)
+            .cloned()
             .unwrap_or_else(|| Arc::new(ManualClock::new(0)))
+    }
+
+    /// How many shards (stores) this node holds: 1 but on a node of a sharded cluster.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.shards.len()
     }
 
     /// Makes this server a node of its cluster: commands that change data go through the
@@ -180,7 +184,7 @@ impl Server {
     /// before its part of the cluster is attached).
     pub(crate) fn is_cluster_node(&self) -> bool {
         #[cfg(feature = "cluster")]
-        return self.replicated_clock.is_some();
+        return self.shards[0].clock().is_some();
         #[cfg(not(feature = "cluster"))]
         false
     }
@@ -201,65 +205,90 @@ impl Server {
         self.acl.load()
     }
 
-    /// The store; `Closed` while it is being reloaded or after shutdown.
+    /// The first shard's store, the only one but on a node of a sharded cluster; `Closed`
+    /// while it is being reloaded or after shutdown.
     pub fn store(&self) -> Result<Arc<Store>, StoreError> {
-        self.store.read().clone().ok_or(StoreError::Closed)
+        self.shards[0].store()
     }
 
-    /// What the last open of the store recovered.
+    /// Shard `shard`'s store (the first for a shard this node does not have).
+    pub(crate) fn shard_store(&self, shard: usize) -> Result<Arc<Store>, StoreError> {
+        self.shards.get(shard).unwrap_or(&self.shards[0]).store()
+    }
+
+    /// Every shard's store, by shard.
+    pub(crate) fn stores(&self) -> Result<Vec<Arc<Store>>, StoreError> {
+        self.shards.iter().map(ShardStore::store).collect()
+    }
+
+    /// What the last open of the stores recovered, all shards together.
     pub fn recovery(&self) -> StoreRecovery {
-        self.recovery.read().clone()
+        let mut recovery = self.shards[0].recovery();
+        for shard in &self.shards[1..] {
+            recovery.merge(shard.recovery());
+        }
+        recovery
     }
 
-    /// Closes the store cleanly and opens it again from disk: `DEBUG RELOAD`, and how a new
+    /// Closes the stores cleanly and opens them again from disk: `DEBUG RELOAD`, and how a new
     /// `appendfsync` takes effect. The caller holds the exec lock exclusively, so no command is
     /// running; blocked readers hold streams, not the store, and retry against the new one.
     pub(crate) fn reload(&self) -> Result<(), StoreError> {
-        let mut slot = self.store.write();
-        close_store(slot.take())?;
-        #[cfg(feature = "cluster")]
-        let store = open_store(&self.config.read(), self.replicated_clock.as_ref())?;
-        #[cfg(not(feature = "cluster"))]
-        let store = open_store(&self.config.read())?;
-        *self.recovery.write() = store.recovery().clone();
-        *slot = Some(Arc::new(store));
-        drop(slot);
+        let config = self.config.read().clone();
+        let reloaded = self
+            .shards
+            .iter()
+            .try_for_each(|shard| shard.reload(&config));
         self.blocked_readers.wake_all();
-        Ok(())
+        reloaded
     }
 
-    /// Closes the store, lets `replace` change its directory's content, and opens it again: how
-    /// a replicated node installs a snapshot of its leader's store. No command runs meanwhile
-    /// (the exec lock is held exclusively); the store is opened again even when `replace`
-    /// failed, so that the node keeps the state it had.
+    /// Closes shard `shard`'s store, lets `replace` change its directory's content, and opens
+    /// it again: how a replicated node installs a snapshot of its leader's store. No command runs
+    /// meanwhile (the exec lock is held exclusively); the store is opened again even when
+    /// `replace` failed, so that the node keeps the state it had.
     #[cfg(feature = "cluster")]
     pub(crate) fn replace_store<T>(
         &self,
+        shard: usize,
         replace: impl FnOnce(&std::path::Path) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _exclusive = self.exec_lock.write();
-        let mut slot = self.store.write();
-        close_store_when_unshared(slot.take())?;
-        let dir = self.config.read().dir.clone();
-        let replaced = replace(&dir);
-        let store = open_store(&self.config.read(), self.replicated_clock.as_ref())?;
-        *self.recovery.write() = store.recovery().clone();
-        *slot = Some(Arc::new(store));
-        drop(slot);
+        let config = self.config.read().clone();
+        let replaced = self.shards[shard].replace(&config, replace);
         self.blocked_readers.wake_all();
         replaced
     }
 
-    /// Closes the store cleanly (at shutdown); later commands get `Closed`.
+    /// The directory of shard `shard`'s store (its Raft log is in `raft` inside it).
+    pub(crate) fn shard_dir(&self, shard: usize) -> &std::path::Path {
+        self.shards[shard].dir()
+    }
+
+    /// Closes the stores cleanly (at shutdown), each even when another failed; later commands
+    /// get `Closed`. Answers the first failure.
     pub fn close(&self) -> Result<(), StoreError> {
-        let store = self.store.write().take();
-        close_store(store)
+        let mut closed = Ok(());
+        for shard in &self.shards {
+            let result = shard.close();
+            if closed.is_ok() {
+                closed = result;
+            }
+        }
+        closed
+    }
+
+    /// How many streams the stores hold together.
+    fn stream_count(&self) -> usize {
+        self.stores().map_or(0, |stores| {
+            stores.iter().map(|store| store.stream_names().len()).sum()
+        })
     }
 
     /// Makes room for `maxclients` clients in the open-files limit (raising the soft limit if it
     /// can), else lowers `maxclients` to what fits. Fails when not even one client fits.
     pub fn fit_maxclients_to_open_files(&self) -> Result<OpenFiles, String> {
-        let streams = self.store().map_or(0, |store| store.stream_names().len());
+        let streams = self.stream_count();
         let wanted = self.config.read().maxclients;
         let fit = fit_maxclients(wanted, streams)?;
         if let OpenFiles::TooFew { maxclients, .. } = fit {
@@ -272,7 +301,7 @@ impl Server {
     /// be), else the setting is refused with the count that fits, as Redis does.
     pub(crate) fn set_maxclients(&self, maxclients: usize) -> Result<(), String> {
         if maxclients > self.config.read().maxclients {
-            let streams = self.store().map_or(0, |store| store.stream_names().len());
+            let streams = self.stream_count();
             match fit_maxclients(maxclients, streams)? {
                 OpenFiles::TooFew {
                     maxclients: fitting,
@@ -423,83 +452,6 @@ impl Drop for KeyWatch<'_> {
         drop(by_stream);
         self.readers.registered.fetch_sub(1, Ordering::SeqCst);
     }
-}
-
-/// Closes a store cleanly if nothing else holds it; otherwise flushes it (the last holder's drop
-/// then releases the directory, and the next open recovers without data loss).
-/// How long a store being replaced waits for the commands still holding it (outside the exec
-/// lock: replies being written, `INFO`) to let it go.
-#[cfg(feature = "cluster")]
-const UNSHARED_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Closes the store cleanly once nothing else holds it, so that its directory is unlocked.
-#[cfg(feature = "cluster")]
-fn close_store_when_unshared(store: Option<Arc<Store>>) -> Result<(), StoreError> {
-    let Some(mut store) = store else {
-        return Ok(());
-    };
-    let deadline = Instant::now() + UNSHARED_WAIT;
-    loop {
-        match Arc::try_unwrap(store) {
-            Ok(store) => return store.close(),
-            Err(shared) if Instant::now() < deadline => {
-                store = shared;
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            Err(shared) => {
-                shared.flush()?;
-                return Err(StoreError::Locked(shared.dir().to_path_buf()));
-            }
-        }
-    }
-}
-
-fn close_store(store: Option<Arc<Store>>) -> Result<(), StoreError> {
-    match store.map(Arc::try_unwrap) {
-        Some(Ok(store)) => store.close(),
-        Some(Err(shared)) => shared.flush(),
-        None => Ok(()),
-    }
-}
-
-#[cfg(not(feature = "cluster"))]
-fn open_store(config: &ServerConfig) -> Result<Store, StoreError> {
-    let options = StoreOptions {
-        durability: config.fsync.durability(),
-        public_name: super::keys::key_part,
-        ..StoreOptions::default()
-    };
-    let store = Store::open_with(&config.dir, options)?;
-    store.set_node_limits(config.node_limits);
-    Ok(store)
-}
-
-/// Opens the store; in a cluster (`clock` given), on the replicated clock, continued from the
-/// time of the last command the store applied, with the changes time causes left to the
-/// replicated ticks, and without syncs of its own.
-#[cfg(feature = "cluster")]
-fn open_store(
-    config: &ServerConfig,
-    clock: Option<&Arc<ManualClock>>,
-) -> Result<Store, StoreError> {
-    let mut options = StoreOptions {
-        durability: config.fsync.durability(),
-        public_name: super::keys::key_part,
-        ..StoreOptions::default()
-    };
-    if let Some(clock) = clock {
-        options.clock = Arc::clone(clock) as crate::clock::SharedClock;
-        options.timed_changes = crate::store::TimedChanges::OnRequest;
-        options.replication_clock = Some(Arc::clone(clock));
-        // The Raft log is what makes a cluster node's writes durable: the store is written
-        // without syncs, consistent after a process crash (its transaction journal), and
-        // rebuilt from the log after a machine crash.
-        options.durability = crate::durability::Durability::Never;
-        options.after_machine_crash = crate::store::AfterMachineCrash::Discard;
-    }
-    let store = Store::open_with(&config.dir, options)?;
-    store.set_node_limits(config.node_limits);
-    Ok(store)
 }
 
 /// 40 random hex digits, from the standard library's per-process random hash keys.

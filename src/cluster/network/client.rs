@@ -24,7 +24,8 @@ use crate::cluster::types::{NodeAddr, NodeId, TypeConfig};
 use super::BusTimeouts;
 use super::error::TransportError;
 use super::frame::{MAX_FRAME_BYTES, read_frame, write_frame};
-use super::handshake;
+use super::handshake::{self, Group};
+use super::membership_message::{MembershipAnswer, MembershipChange};
 use super::message::{ReadIndexAnswer, Request, Response};
 use super::remote_error::ApiError;
 use super::secret::ClusterSecret;
@@ -42,6 +43,9 @@ pub struct ClusterNetwork {
     source: Option<IpAddr>,
     /// TLS for every connection, when the bus has it.
     tls: Option<BusTls>,
+    /// The Raft group (shard) whose requests this network carries: each connection is to that
+    /// group on the target node.
+    group: Group,
     /// Open connections that a dropped [`PeerConnection`] left, for the next one to the same
     /// node at the same address: openraft makes a new client for every leadership check (each linearizable
     /// read), and a new TCP connection (and handshake) for each would cost the leader far
@@ -100,7 +104,18 @@ impl ClusterNetwork {
             timeouts,
             source: None,
             tls: None,
+            group: 0,
             idle: IdleConnections::default(),
+        }
+    }
+
+    /// The same network for Raft group `group`, with connections of its own.
+    #[must_use]
+    pub fn for_group(&self, group: Group) -> ClusterNetwork {
+        ClusterNetwork {
+            group,
+            idle: IdleConnections::default(),
+            ..self.clone()
         }
     }
 
@@ -208,18 +223,22 @@ impl PeerConnection {
             .map_err(|_| TransportError::TimedOut { after: limit })??;
         tcp.set_nodelay(true)?;
         let mut stream = tls::connect(tcp, network.tls.as_ref(), &self.addr, limit).await?;
-        handshake::connect(
-            &mut stream,
-            &network.secret,
-            network.this,
-            self.target,
-            &network.timeouts,
-        )
-        .await?;
+        let ends = (network.this, self.target, network.group);
+        handshake::connect(&mut stream, &network.secret, ends, &network.timeouts).await?;
         Ok(stream)
     }
 
     async fn call(&mut self, payload: &[u8]) -> Result<Response, CallError> {
+        let limit = self.network.timeouts.exchange;
+        self.call_answered_within(payload, limit).await
+    }
+
+    /// [`call`](Self::call), waiting up to `answer_limit` for the answer.
+    async fn call_answered_within(
+        &mut self,
+        payload: &[u8],
+        answer_limit: Duration,
+    ) -> Result<Response, CallError> {
         let idle_limit = self.network.timeouts.idle;
         let reused = self
             .stream
@@ -232,7 +251,7 @@ impl PeerConnection {
         let limit = self.network.timeouts.exchange;
         let exchange = async {
             write_frame(&mut stream, payload, limit).await?;
-            let payload = read_frame(&mut stream, MAX_FRAME_BYTES, limit).await?;
+            let payload = read_frame(&mut stream, MAX_FRAME_BYTES, answer_limit).await?;
             Ok::<_, TransportError>(Response::decode(&payload)?)
         };
         let response = exchange.await.map_err(CallError::Network)?;
@@ -278,6 +297,33 @@ impl PeerConnection {
         let request = Request::ReadIndex;
         match self.call(&request.encode()).await {
             Ok(Response::ReadIndex(answer)) => Ok(answer),
+            Ok(_) => {
+                // The peer does not speak this protocol: the connection is not reused.
+                self.stream = None;
+                Err(TransportError::Unexpected {
+                    asked: request.name(),
+                })
+            }
+            Err(CallError::Unreachable(error) | CallError::Network(error)) => Err(error),
+        }
+    }
+
+    /// Asks the target, believed to lead this network's group, to make `change` to the group's
+    /// membership, and waits for it to be made (an added node's catch-up included).
+    pub async fn change_membership(
+        &mut self,
+        change: MembershipChange,
+    ) -> Result<MembershipAnswer, TransportError> {
+        let mut answer_limit = self.network.timeouts.exchange;
+        if let MembershipChange::Add { catch_up, .. } = &change {
+            answer_limit += *catch_up;
+        }
+        let request = Request::ChangeMembership(change);
+        match self
+            .call_answered_within(&request.encode(), answer_limit)
+            .await
+        {
+            Ok(Response::Membership(answer)) => Ok(answer),
             Ok(_) => {
                 // The peer does not speak this protocol: the connection is not reused.
                 self.stream = None;

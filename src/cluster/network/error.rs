@@ -59,6 +59,18 @@ pub enum TransportError {
         /// This node.
         this: NodeId,
     },
+    /// The peer asked for a shard this node does not have.
+    #[error(
+        "node {peer} asked for shard {group}, but this node has {groups} shard(s); every node of a cluster must be started with the same --cluster-shards"
+    )]
+    NoSuchGroup {
+        /// The node that asked.
+        peer: NodeId,
+        /// The group it asked for.
+        group: u32,
+        /// The groups this node has.
+        groups: usize,
+    },
     /// The TLS session could not be opened: the peer's certificate is not signed by the
     /// cluster's CA or does not name the address it was reached at, or the peer does not speak
     /// TLS.

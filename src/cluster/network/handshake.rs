@@ -1,7 +1,9 @@
 //! The handshake that opens every bus connection, both ends proving the cluster secret:
 //!
 //! 1. the server sends a challenge: the magic `WEIRBUS1` and a fresh 32-byte nonce;
-//! 2. the client answers with its node id, the node id it wants, its own nonce, and its proof
+//! 2. the client answers with its node id, the node id it wants, the Raft group (shard) it
+//!    wants as a little-endian `u32` unless that is group 0 (whose answer is as it was before
+//!    clusters had shards), its own nonce, and its proof
 //!    HMAC(secret, server nonce ‖ client id ‖ target id);
 //! 3. the server checks the target and the proof, and answers with its own proof
 //!    HMAC(secret, client nonce ‖ server id ‖ client id), which the client checks.
@@ -27,8 +29,13 @@ pub const MAGIC: [u8; 8] = *b"WEIRBUS1";
 /// The bytes of a nonce.
 pub const NONCE_BYTES: usize = 32;
 
-/// The largest handshake frame: the client's answer, two ids, a nonce and a proof.
-const MAX_HANDSHAKE_FRAME: usize = 16 + NONCE_BYTES + PROOF_BYTES;
+/// The client's answer for group 0: two ids, a nonce and a proof.
+const ANSWER_BYTES: usize = 16 + NONCE_BYTES + PROOF_BYTES;
+/// The largest handshake frame: the client's answer for another group, with the group.
+const MAX_HANDSHAKE_FRAME: usize = ANSWER_BYTES + 4;
+
+/// A Raft group (a shard) of the node.
+pub type Group = u32;
 
 type Nonce = [u8; NONCE_BYTES];
 
@@ -50,13 +57,14 @@ fn fixed<const N: usize>(input: &mut Decoder<'_>) -> Result<[u8; N], CodecError>
     Ok(out)
 }
 
-/// The server's side: challenges the client and checks its answer. Returns the client's id.
+/// The server's side: challenges the client and checks its answer. Returns the client's id and
+/// the group it wants.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     secret: &ClusterSecret,
     this: NodeId,
     timeouts: &BusTimeouts,
-) -> Result<NodeId, TransportError> {
+) -> Result<(NodeId, Group), TransportError> {
     let limit = timeouts.handshake;
     let challenge = nonce()?;
     let mut out = Encoder::with_capacity(MAGIC.len() + NONCE_BYTES);
@@ -69,6 +77,11 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     let mut input = Decoder::new(&answer, "cluster bus handshake answer");
     let peer = input.u64()?;
     let wanted = input.u64()?;
+    let group = if answer.len() == ANSWER_BYTES {
+        0
+    } else {
+        input.u32()?
+    };
     let client_nonce: Nonce = fixed(&mut input)?;
     let proof: [u8; PROOF_BYTES] = fixed(&mut input)?;
     input.finish()?;
@@ -80,16 +93,15 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let mine = secret.prove(&client_nonce, this, peer);
     write_frame(stream, &mine, limit).await?;
-    Ok(peer)
+    Ok((peer, group))
 }
 
-/// The client's side: answers the server's challenge as node `this` wanting node `target`, and
-/// checks the server's proof.
+/// The client's side: answers the server's challenge as node `this` wanting group `group` of
+/// node `target`, and checks the server's proof.
 pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     secret: &ClusterSecret,
-    this: NodeId,
-    target: NodeId,
+    (this, target, group): (NodeId, NodeId, Group),
     timeouts: &BusTimeouts,
 ) -> Result<(), TransportError> {
     let limit = timeouts.handshake;
@@ -102,8 +114,11 @@ pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
     input.finish()?;
 
     let mine = nonce()?;
-    let mut out = Encoder::with_capacity(16 + NONCE_BYTES + PROOF_BYTES);
+    let mut out = Encoder::with_capacity(MAX_HANDSHAKE_FRAME);
     out.u64(this).u64(target);
+    if group != 0 {
+        out.u32(group);
+    }
     let proof = secret.prove(&server_nonce, this, target);
     for byte in mine.iter().chain(&proof) {
         out.u8(*byte);
@@ -132,7 +147,10 @@ mod tests {
         server: ClusterSecret,
         client: ClusterSecret,
         target: NodeId,
-    ) -> (Result<NodeId, TransportError>, Result<(), TransportError>) {
+    ) -> (
+        Result<(NodeId, Group), TransportError>,
+        Result<(), TransportError>,
+    ) {
         let (mut near, mut far) = tokio::io::duplex(4096);
         let timeouts = BusTimeouts::default();
         let accepting = async {
@@ -140,13 +158,28 @@ mod tests {
             drop(near);
             accepted
         };
-        tokio::join!(accepting, connect(&mut far, &client, 2, target, &timeouts))
+        tokio::join!(
+            accepting,
+            connect(&mut far, &client, (2, target, 0), &timeouts)
+        )
     }
 
     #[tokio::test]
     async fn the_same_secret_authenticates_both_ends() {
         let (accepted, connected) = both(secret(b'f'), secret(b'f'), 1).await;
-        assert_eq!(accepted.unwrap(), 2);
+        assert_eq!(accepted.unwrap(), (2, 0));
+        connected.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_client_names_the_group_it_wants() {
+        let (mut near, mut far) = tokio::io::duplex(4096);
+        let timeouts = BusTimeouts::default();
+        let key = secret(b'f');
+        let accepting = accept(&mut near, &key, 1, &timeouts);
+        let connecting = connect(&mut far, &key, (2, 1, 7), &timeouts);
+        let (accepted, connected) = tokio::join!(accepting, connecting);
+        assert_eq!(accepted.unwrap(), (2, 7));
         connected.unwrap();
     }
 
@@ -187,7 +220,7 @@ mod tests {
             write_frame(&mut near, &[0; PROOF_BYTES], timeouts.handshake).await
         };
         let secret = secret(b'f');
-        let client = connect(&mut far, &secret, 2, 1, &timeouts);
+        let client = connect(&mut far, &secret, (2, 1, 0), &timeouts);
         let (impostor, connected) = tokio::join!(impostor, client);
         impostor.unwrap();
         assert!(matches!(

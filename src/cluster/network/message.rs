@@ -9,6 +9,7 @@ use openraft::raft::{
 use crate::cluster::types::{NodeId, TypeConfig};
 use crate::codec::{CodecError, Decoder, Encoder};
 
+use super::membership_message::{MembershipAnswer, MembershipChange};
 use super::remote_error::RemoteFailure;
 use super::wire::{
     get_bool, get_entries, get_meta, get_opt_log_id, get_text, get_vote, malformed, put_entries,
@@ -19,6 +20,7 @@ const APPEND_ENTRIES: u8 = 1;
 const VOTE: u8 = 2;
 const INSTALL_SNAPSHOT: u8 = 3;
 const READ_INDEX: u8 = 4;
+const CHANGE_MEMBERSHIP: u8 = 5;
 const FAILURE: u8 = 0xff;
 
 const SUCCESS: u8 = 0;
@@ -43,6 +45,8 @@ pub enum Request {
     /// the read to see every write acknowledged before it, which the leader gives once a
     /// quorum confirmed that it still leads.
     ReadIndex,
+    /// To the group's leader: make this change to the group's membership.
+    ChangeMembership(MembershipChange),
 }
 
 /// The leader's answer to [`Request::ReadIndex`].
@@ -68,6 +72,8 @@ pub enum Response {
     InstallSnapshot(InstallSnapshotResponse<NodeId>),
     /// The answer to [`Request::ReadIndex`].
     ReadIndex(ReadIndexAnswer),
+    /// The answer to [`Request::ChangeMembership`].
+    Membership(MembershipAnswer),
     /// The remote node failed to handle the request.
     Failure(RemoteFailure),
 }
@@ -80,6 +86,7 @@ impl Request {
             Request::Vote(_) => "Vote",
             Request::InstallSnapshot(_) => "InstallSnapshot",
             Request::ReadIndex => "ReadIndex",
+            Request::ChangeMembership(_) => "ChangeMembership",
         }
     }
 
@@ -108,6 +115,10 @@ impl Request {
             Request::ReadIndex => {
                 out.u8(READ_INDEX);
             }
+            Request::ChangeMembership(change) => {
+                out.u8(CHANGE_MEMBERSHIP);
+                change.put(&mut out);
+            }
         }
         out.finish()
     }
@@ -134,6 +145,7 @@ impl Request {
                 done: get_bool(&mut input)?,
             }),
             READ_INDEX => Request::ReadIndex,
+            CHANGE_MEMBERSHIP => Request::ChangeMembership(MembershipChange::get(&mut input)?),
             _ => return Err(malformed("unknown request")),
         };
         input.finish()?;
@@ -164,6 +176,10 @@ impl Response {
                 out.u8(READ_INDEX);
                 put_read_index(&mut out, answer);
             }
+            Response::Membership(answer) => {
+                out.u8(CHANGE_MEMBERSHIP);
+                answer.put(&mut out);
+            }
             Response::Failure(failure) => {
                 out.u8(FAILURE);
                 failure.put(&mut out);
@@ -186,6 +202,7 @@ impl Response {
                 vote: get_vote(&mut input)?,
             }),
             READ_INDEX => Response::ReadIndex(get_read_index(&mut input)?),
+            CHANGE_MEMBERSHIP => Response::Membership(MembershipAnswer::get(&mut input)?),
             FAILURE => Response::Failure(RemoteFailure::get(&mut input)?),
             _ => return Err(malformed("unknown response")),
         };

@@ -1,5 +1,5 @@
 //! The server side of the bus: accepts connections, authenticates each, and hands its requests
-//! to the local Raft, answering them in order. A follower's request for a read index is answered
+//! to the local Raft group (shard) the connection names, answering them in order. A follower's request for a read index is answered
 //! once a quorum confirmed that this node still leads.
 
 use std::io;
@@ -18,10 +18,12 @@ use super::BusTimeouts;
 use super::error::TransportError;
 use super::frame::{MAX_FRAME_BYTES, read_frame, write_frame};
 use super::handshake;
+use super::membership_message::{MembershipAnswer, MembershipChange};
 use super::message::{ReadIndexAnswer, Request, Response};
 use super::remote_error::RemoteFailure;
 use super::secret::ClusterSecret;
 use super::tls::{self, BusStream, BusTls};
+use crate::cluster::membership::Members;
 
 /// The most connections served at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 256;
@@ -29,31 +31,39 @@ pub const MAX_CONNECTIONS: usize = 256;
 /// How long to pause after the listener fails to accept (out of file descriptors, say).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Serves the bus on `listener` for `raft`, node `node_id`, over TLS when `tls` is given, with
-/// the default timeouts.
+/// Serves the bus on `listener` for the Raft groups `rafts` (group `n` at index `n`) of node
+/// `node_id`, over TLS when `tls` is given, with the default timeouts.
 ///
 /// Runs until the future is dropped (its task aborted), which closes every connection.
 pub async fn serve_cluster(
     listener: TcpListener,
-    raft: Raft<TypeConfig>,
+    rafts: Vec<Raft<TypeConfig>>,
     secret: ClusterSecret,
     tls: Option<BusTls>,
     node_id: NodeId,
 ) {
-    serve_cluster_with(listener, raft, secret, tls, node_id, BusTimeouts::default()).await;
+    serve_cluster_with(
+        listener,
+        rafts,
+        secret,
+        tls,
+        node_id,
+        BusTimeouts::default(),
+    )
+    .await;
 }
 
 /// [`serve_cluster`] with the given timeouts.
 pub async fn serve_cluster_with(
     listener: TcpListener,
-    raft: Raft<TypeConfig>,
+    rafts: Vec<Raft<TypeConfig>>,
     secret: ClusterSecret,
     tls: Option<BusTls>,
     node_id: NodeId,
     timeouts: BusTimeouts,
 ) {
     let server = Arc::new(Server {
-        raft,
+        rafts,
         secret,
         tls,
         this: node_id,
@@ -86,7 +96,7 @@ pub async fn serve_cluster_with(
 }
 
 struct Server {
-    raft: Raft<TypeConfig>,
+    rafts: Vec<Raft<TypeConfig>>,
     secret: ClusterSecret,
     tls: Option<BusTls>,
     this: NodeId,
@@ -108,8 +118,19 @@ impl Server {
         tcp.set_nodelay(true)?;
         let limit = self.timeouts.handshake;
         let mut stream: BusStream = tls::accept(tcp, self.tls.as_ref(), limit).await?;
-        let node = handshake::accept(&mut stream, &self.secret, self.this, &self.timeouts).await?;
-        tracing::debug!(node, "cluster bus connection authenticated");
+        let (node, group) =
+            handshake::accept(&mut stream, &self.secret, self.this, &self.timeouts).await?;
+        let Some(raft) = usize::try_from(group)
+            .ok()
+            .and_then(|group| self.rafts.get(group))
+        else {
+            return Err(TransportError::NoSuchGroup {
+                peer: node,
+                group,
+                groups: self.rafts.len(),
+            });
+        };
+        tracing::debug!(node, group, "cluster bus connection authenticated");
         loop {
             let payload = match read_frame(&mut stream, MAX_FRAME_BYTES, self.timeouts.idle).await {
                 Err(TransportError::Io(error)) if error.kind() == io::ErrorKind::UnexpectedEof => {
@@ -117,29 +138,55 @@ impl Server {
                 }
                 read => read?,
             };
-            let response = self.answer(Request::decode(&payload)?).await;
+            let response = answer(raft, Request::decode(&payload)?, self.this).await;
             write_frame(&mut stream, &response.encode(), self.timeouts.exchange).await?;
         }
     }
+}
 
-    async fn answer(&self, request: Request) -> Response {
-        let raft = &self.raft;
-        match request {
-            Request::AppendEntries(rpc) => match raft.append_entries(rpc).await {
-                Ok(response) => Response::AppendEntries(response),
-                Err(error) => Response::Failure(RemoteFailure::from_raft(&error)),
-            },
-            Request::Vote(rpc) => match raft.vote(rpc).await {
-                Ok(response) => Response::Vote(response),
-                Err(error) => Response::Failure(RemoteFailure::from_raft(&error)),
-            },
-            Request::InstallSnapshot(rpc) => match raft.install_snapshot(rpc).await {
-                Ok(response) => Response::InstallSnapshot(response),
-                Err(error) => Response::Failure(RemoteFailure::from_raft(&error)),
-            },
-            Request::ReadIndex => Response::ReadIndex(read_index(raft).await),
+/// Hands one request to `raft` and answers what it said.
+async fn answer(raft: &Raft<TypeConfig>, request: Request, this: NodeId) -> Response {
+    match request {
+        Request::AppendEntries(rpc) => match raft.append_entries(rpc).await {
+            Ok(response) => Response::AppendEntries(response),
+            Err(error) => Response::Failure(RemoteFailure::from_raft(&error)),
+        },
+        Request::Vote(rpc) => match raft.vote(rpc).await {
+            Ok(response) => Response::Vote(response),
+            Err(error) => Response::Failure(RemoteFailure::from_raft(&error)),
+        },
+        Request::InstallSnapshot(rpc) => match raft.install_snapshot(rpc).await {
+            Ok(response) => Response::InstallSnapshot(response),
+            Err(error) => Response::Failure(RemoteFailure::from_raft(&error)),
+        },
+        Request::ReadIndex => Response::ReadIndex(read_index(raft).await),
+        Request::ChangeMembership(change) => {
+            Response::Membership(change_membership(raft, change, this).await)
         }
     }
+}
+
+/// Makes `change` to the group of `raft`, which node `this` must lead.
+async fn change_membership(
+    raft: &Raft<TypeConfig>,
+    change: MembershipChange,
+    this: NodeId,
+) -> MembershipAnswer {
+    let members = Members { raft, this };
+    let answer = match change {
+        MembershipChange::Add { id, addr, catch_up } => {
+            let deadline = std::time::Instant::now() + catch_up;
+            members
+                .add_node(id, addr, deadline)
+                .await
+                .map(MembershipAnswer::Added)
+        }
+        MembershipChange::Remove { id } => members
+            .remove_node(id)
+            .await
+            .map(|()| MembershipAnswer::Removed),
+    };
+    answer.unwrap_or_else(MembershipAnswer::Refused)
 }
 
 /// The index a read must wait for, once a quorum confirmed that this node leads: the answer to

@@ -7,7 +7,9 @@ mod keyslot;
 mod node_name;
 mod redirect;
 pub(crate) mod replies;
+mod shard_map;
 mod topology;
 
 pub(crate) use keyslot::{SLOTS, key_slot};
 pub(crate) use redirect::{cluster_down, keys_slot, moved, redirection, try_again};
+pub(crate) use shard_map::{shard_of_slot, slots_of_shard};

@@ -12,7 +12,7 @@ use super::node_name::node_name;
 use super::topology::{
     Role, SlotRun, every_slot_served, reachable, replicas_of, role, runs_of, slot_count, slot_runs,
 };
-use crate::server::cluster_view::{ClusterView, ViewNode};
+use crate::server::cluster_view::{ClusterView, ViewNode, ViewShard};
 use crate::server::resp::Value;
 
 /// `CLUSTER MYID`: this node's name.
@@ -20,30 +20,43 @@ pub(crate) fn myid(view: &ClusterView) -> Value {
     Value::bulk(node_name(view.myself))
 }
 
-/// `CLUSTER SLOTS`: each run of slots with its master, then the master's replicas that can
-/// serve reads (Redis leaves out those with nothing replicated yet), each as `[ip, port, name, {}]` (the map holds the networking details other
-/// than the preferred endpoint: weir announces none).
+/// `CLUSTER SLOTS`: each shard's slot ranges with its leader as master, then the shard's other
+/// voters as replicas that can serve reads (Redis leaves out those with nothing replicated yet),
+/// each as `[ip, port, name, {}]` (the map holds the networking details other than the
+/// preferred endpoint: weir announces none). A shard without a leader is left out.
 pub(crate) fn slots(view: &ClusterView) -> Value {
-    let runs = slot_runs(view);
-    Value::Array(
-        runs.iter()
-            .filter_map(|run| {
-                let master = view.node(run.master)?;
-                let mut entry = vec![
-                    Value::Integer(i64::from(run.first)),
-                    Value::Integer(i64::from(run.last)),
-                    slots_node(master),
-                ];
-                entry.extend(
-                    replicas_of(view, run.master)
-                        .into_iter()
-                        .filter(|replica| replication_offset(view, replica.id) != 0)
-                        .map(slots_node),
-                );
-                Some(Value::Array(entry))
-            })
-            .collect(),
-    )
+    let mut entries = Vec::new();
+    for shard in &view.shards {
+        let Some(master) = shard.leader.and_then(|leader| view.node(leader)) else {
+            continue;
+        };
+        let replicas: Vec<Value> = followers(view, shard)
+            .filter(|_| shard.applied_index != 0)
+            .map(slots_node)
+            .collect();
+        for (first, last) in &shard.slots {
+            let mut entry = vec![
+                Value::Integer(i64::from(*first)),
+                Value::Integer(i64::from(*last)),
+                slots_node(master),
+            ];
+            entry.extend(replicas.iter().cloned());
+            entries.push(Value::Array(entry));
+        }
+    }
+    Value::Array(entries)
+}
+
+/// The voters of `shard` other than its leader, in the view's order.
+fn followers<'a>(
+    view: &'a ClusterView,
+    shard: &'a ViewShard,
+) -> impl Iterator<Item = &'a ViewNode> {
+    shard
+        .members
+        .iter()
+        .filter(move |id| Some(**id) != shard.leader)
+        .filter_map(|id| view.node(*id))
 }
 
 fn slots_node(node: &ViewNode) -> Value {
@@ -55,51 +68,53 @@ fn slots_node(node: &ViewNode) -> Value {
     ])
 }
 
-/// `CLUSTER SHARDS`: a shard per master (its slots as start, end pairs, then the master and
-/// its replicas), then a shard for each group of nodes without a leader, all of them replicas.
+/// `CLUSTER SHARDS`: each shard with its slots as start, end pairs, then its leader as master
+/// and its other voters as replicas (all replicas while it has no leader); then, for each node
+/// that is no shard's voter (a learner), a shard of its own without slots, as Redis shows a
+/// master without slots.
 pub(crate) fn shards(view: &ClusterView) -> Value {
-    let runs = slot_runs(view);
-    let led = view
+    let served = view.shards.iter().map(|group| {
+        let leader = group.leader.and_then(|leader| view.node(leader));
+        let nodes = leader
+            .map(|node| (node, true))
+            .into_iter()
+            .chain(followers(view, group).map(|node| (node, false)));
+        shard(group.slots.iter().copied(), nodes, group.applied_index)
+    });
+    let outside = view
         .nodes
         .iter()
-        .filter(|node| role(view, node.id) == Role::Master)
-        .map(|master| {
-            let slots = runs_of(&runs, master.id).map(|run| (run.first, run.last));
-            let nodes = std::iter::once(master).chain(replicas_of(view, master.id));
-            shard(view, slots, nodes)
-        });
-    let leaderless = view
-        .shards
-        .iter()
-        .filter(|group| group.leader.is_none())
-        .map(|group| {
-            let nodes = group.members.iter().filter_map(|&id| view.node(id));
-            shard(view, group.slots.iter().copied(), nodes)
-        });
-    Value::Array(led.chain(leaderless).collect())
+        .filter(|node| {
+            !view
+                .shards
+                .iter()
+                .any(|group| group.members.contains(&node.id) || group.leader == Some(node.id))
+        })
+        .map(|node| shard(std::iter::empty(), std::iter::once((node, true)), 0));
+    Value::Array(served.chain(outside).collect())
 }
 
 fn shard<'a>(
-    view: &ClusterView,
     slots: impl Iterator<Item = (u16, u16)>,
-    nodes: impl Iterator<Item = &'a ViewNode>,
+    nodes: impl Iterator<Item = (&'a ViewNode, bool)>,
+    offset: u64,
 ) -> Value {
     let slots = slots
         .flat_map(|(first, last)| [first, last])
         .map(|slot| Value::Integer(i64::from(slot)))
         .collect();
-    let nodes = nodes.map(|node| shard_node(view, node)).collect();
+    let nodes = nodes
+        .map(|(node, master)| shard_node(node, master, offset))
+        .collect();
     Value::Map(vec![
         (Value::bulk("slots"), Value::Array(slots)),
         (Value::bulk("nodes"), Value::Array(nodes)),
     ])
 }
 
-fn shard_node(view: &ClusterView, node: &ViewNode) -> Value {
-    let replica = matches!(role(view, node.id), Role::Replica { .. });
-    let offset = replication_offset(view, node.id);
+fn shard_node(node: &ViewNode, master: bool, offset: u64) -> Value {
     // Redis's health: `fail` once the cluster agrees a node failed, which weir never reports.
-    let health = if replica && offset == 0 {
+    let health = if !master && offset == 0 {
         "loading"
     } else {
         "online"
@@ -112,7 +127,7 @@ fn shard_node(view: &ClusterView, node: &ViewNode) -> Value {
         field("endpoint", Value::bulk(node.client_ip.clone())),
         field(
             "role",
-            Value::bulk(if replica { "replica" } else { "master" }),
+            Value::bulk(if master { "master" } else { "replica" }),
         ),
         field(
             "replication-offset",
@@ -120,14 +135,6 @@ fn shard_node(view: &ClusterView, node: &ViewNode) -> Value {
         ),
         field("health", Value::bulk(health)),
     ])
-}
-
-/// The last log index this node applied for the shard `id` belongs to.
-fn replication_offset(view: &ClusterView, id: u64) -> u64 {
-    view.shards
-        .iter()
-        .find(|shard| shard.leader == Some(id) || shard.members.contains(&id))
-        .map_or(0, |shard| shard.applied_index)
 }
 
 /// `CLUSTER NODES`: a line per node, each ending in a line feed, as verbatim text.

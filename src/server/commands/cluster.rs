@@ -7,8 +7,8 @@ use bytes::Bytes;
 use super::describe::{About, Group};
 use super::parse::integer;
 use super::subcommands::{Subcommand, dispatch, help};
-use super::{CommandSpec, Ctx, Outcome, containers, off_worker};
-use crate::server::cluster_routing::{SLOTS, key_slot, replies};
+use super::{CommandSpec, Ctx, Outcome, containers, off_worker, store_error};
+use crate::server::cluster_routing::{SLOTS, key_slot, replies, shard_of_slot};
 use crate::server::cluster_view::ClusterView;
 use crate::server::keys::key_of;
 use crate::server::resp::Value;
@@ -161,7 +161,12 @@ fn get_keys_in_slot(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Result<Value, Value> {
 /// The first `limit` keys of the connection's database that hash to `slot`. A walk over every
 /// key: it leaves its worker thread to the other clients meanwhile.
 fn keys_in_slot(ctx: &Ctx<'_>, slot: u16, limit: usize) -> Result<Vec<Bytes>, Value> {
-    let names = ctx.store()?.stream_names();
+    let shard = shard_of_slot(slot, ctx.server.shard_count() as u16);
+    let names = ctx
+        .server
+        .shard_store(shard)
+        .map_err(|error| store_error(&error))?
+        .stream_names();
     let db = ctx.client.db;
     Ok(off_worker(|| {
         names

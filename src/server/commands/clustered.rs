@@ -18,11 +18,12 @@ use crate::server::cluster_routing::{cluster_down, keys_slot, moved, redirection
 use crate::server::replication::{Awaited, Proposal, ProposeError, Replication};
 use crate::server::resp::Value;
 
-/// A write submitted to the log, whose reply the connection collects later.
+/// A write submitted to a shard's log, whose reply the connection collects later.
 pub(crate) struct Replicating {
     awaited: Awaited,
     replication: Arc<Replication>,
     slot: Option<u16>,
+    shard: usize,
 }
 
 impl Replicating {
@@ -31,6 +32,7 @@ impl Replicating {
         match self.awaited.answer().await {
             Ok((outcome, index)) => {
                 client.last_write_index = index;
+                client.last_write_shard = self.shard;
                 outcome
             }
             Err(error) => refusal(&self.replication, error, self.slot).into(),
@@ -94,9 +96,18 @@ pub(super) async fn run(
     if spec.name == "select" && args.get(1).is_some_and(|db| &db[..] != b"0") {
         return Value::error("ERR SELECT is not allowed in cluster mode").into();
     }
-    // The leader of the only shard serves every slot: no view to build on the hot path.
-    let leads = replication.leader() == Some(replication.node_id());
-    if let Some(refused) = (!leads)
+    // The command sees its keys' shard; a keyless one every shard this node holds.
+    let shard = slot.map(|slot| replication.shard_of(slot));
+    client.shard = shard;
+    let target = Target {
+        slot,
+        shard: shard.unwrap_or(0),
+    };
+    if shard.is_none() && writes && replication.shard_count() > 1 {
+        return keyless_write(server, replication, client, args, transaction).await;
+    }
+    // The leader of the shard serves its slots: no view to build on the hot path.
+    if let Some(refused) = (!replication.leads(target.shard))
         .then(|| route(server, client, slot, writes))
         .flatten()
     {
@@ -113,11 +124,11 @@ pub(super) async fn run(
                 protocol: client.protocol,
                 queued,
             };
-            answer(replication, client, proposal, slot).await
+            answer(replication, client, proposal, target).await
         }
         Some(queued) => {
             client.multi = Some(queued);
-            read(server, replication, client, spec, args, slot).await
+            read(server, replication, client, spec, args, target).await
         }
         None if submitted(spec)
             || (client.writes_in_flight && group_read_never_blocking(spec, &args)) =>
@@ -129,14 +140,69 @@ pub(super) async fn run(
                 args,
             };
             Outcome::Replicating(Replicating {
-                awaited: replication.submit(proposal),
+                awaited: replication.submit(target.shard, proposal),
                 replication: Arc::clone(replication),
                 slot,
+                shard: target.shard,
             })
         }
-        None if writes => propose_until_answered(server, replication, client, args, slot).await,
-        None => read(server, replication, client, spec, args, slot).await,
+        None if writes => propose_until_answered(server, replication, client, args, target).await,
+        None => read(server, replication, client, spec, args, target).await,
     }
+}
+
+/// Where a command goes: its keys' slot, if it has keys, and the shard whose log it enters.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    slot: Option<u16>,
+    shard: usize,
+}
+
+/// A write without keys (`FLUSHALL`, say) on a node of a sharded cluster: as on a Redis Cluster
+/// master, it changes the shards this node leads, through each one's log in turn; a node that
+/// leads none refuses it as a Redis replica does. The reply is the last shard's.
+async fn keyless_write(
+    server: &Arc<Server>,
+    replication: &Arc<Replication>,
+    client: &mut Client,
+    args: Vec<Bytes>,
+    transaction: Option<Vec<Vec<Bytes>>>,
+) -> Outcome {
+    let led = replication.led_shards();
+    if led.is_empty() {
+        return route(server, client, None, true)
+            .unwrap_or_else(read_only_replica)
+            .into();
+    }
+    if transaction.is_some() && std::mem::take(&mut client.multi_failed) {
+        return Value::error("EXECABORT Transaction discarded because of previous errors.").into();
+    }
+    let mut last = Outcome::Reply(Value::ok());
+    for shard in led {
+        let proposal = match &transaction {
+            Some(queued) => Proposal::Exec {
+                db: client.db,
+                protocol: client.protocol,
+                queued: queued.clone(),
+            },
+            None => Proposal::Run {
+                db: client.db,
+                protocol: client.protocol,
+                retry: false,
+                args: args.clone(),
+            },
+        };
+        let target = Target { slot: None, shard };
+        last = answer(replication, client, proposal, target).await;
+        if matches!(&last, Outcome::Reply(Value::Error(_))) {
+            break;
+        }
+    }
+    last
+}
+
+fn read_only_replica() -> Value {
+    Value::error("READONLY You can't write against a read only replica.")
 }
 
 /// Whether the call changes data (and so goes through the log).
@@ -153,13 +219,13 @@ fn route(server: &Server, client: &Client, slot: Option<u16>, writes: bool) -> O
     match slot {
         Some(slot) => redirection(&view, slot, client.read_only && !writes),
         None if writes => {
-            let leader = view.shards.first().and_then(|shard| shard.leader);
-            match leader {
-                Some(leader) if leader == view.myself => None,
-                Some(_) => Some(Value::error(
-                    "READONLY You can't write against a read only replica.",
-                )),
-                None => Some(cluster_down()),
+            let leaders: Vec<Option<u64>> = view.shards.iter().map(|shard| shard.leader).collect();
+            if leaders.contains(&Some(view.myself)) {
+                None
+            } else if leaders.iter().all(Option::is_some) {
+                Some(read_only_replica())
+            } else {
+                Some(cluster_down())
             }
         }
         None => None,
@@ -178,12 +244,12 @@ async fn read(
     client: &mut Client,
     spec: &'static CommandSpec,
     args: Vec<Bytes>,
-    slot: Option<u16>,
+    target: Target,
 ) -> Outcome {
-    if slot.is_some()
-        && let Err(error) = replication.read_barrier().await
+    if target.slot.is_some()
+        && let Err(error) = replication.read_barrier(target.shard).await
     {
-        return read_refusal(replication, error, slot).into();
+        return read_refusal(replication, error, target.slot).into();
     }
     if spec.has_flag(Flag::Blocking) {
         run_blocking(server, client, spec, args).await
@@ -199,12 +265,12 @@ async fn propose_until_answered(
     replication: &Replication,
     client: &mut Client,
     args: Vec<Bytes>,
-    slot: Option<u16>,
+    target: Target,
 ) -> Outcome {
     let proposing = Propose {
         server,
         replication,
-        slot,
+        target,
     };
     retry_while_blocked(server, client, args, proposing).await
 }
@@ -216,12 +282,12 @@ async fn propose_until_answered(
 struct Propose<'r> {
     server: &'r Arc<Server>,
     replication: &'r Replication,
-    slot: Option<u16>,
+    target: Target,
 }
 
 impl Attempt for Propose<'_> {
     async fn attempt(&mut self, client: &mut Client, args: &[Bytes], look: Look) -> Outcome {
-        let leads = self.replication.leader() == Some(self.replication.node_id());
+        let leads = self.replication.leads(self.target.shard);
         if leads && let Some(idle) = nothing_to_deliver(self.server, client, args, look) {
             if !look.last {
                 return idle;
@@ -229,7 +295,11 @@ impl Attempt for Propose<'_> {
             // The last look answers the timeout's nil without a proposal: only once this node
             // has confirmed that it still leads and applied what was acknowledged, as a read
             // must, or a deposed leader would answer "nothing" while the new one holds entries.
-            if self.replication.read_barrier().await.is_ok()
+            if self
+                .replication
+                .read_barrier(self.target.shard)
+                .await
+                .is_ok()
                 && let Some(idle) = nothing_to_deliver(self.server, client, args, look)
             {
                 return idle;
@@ -241,7 +311,7 @@ impl Attempt for Propose<'_> {
             retry: look.retry,
             args: args.to_vec(),
         };
-        answer(self.replication, client, proposal, self.slot).await
+        answer(self.replication, client, proposal, self.target).await
     }
 }
 
@@ -251,14 +321,15 @@ async fn answer(
     replication: &Replication,
     client: &mut Client,
     proposal: Proposal,
-    slot: Option<u16>,
+    target: Target,
 ) -> Outcome {
-    match replication.propose(proposal).await {
+    match replication.propose(target.shard, proposal).await {
         Ok((outcome, index)) => {
             client.last_write_index = index;
+            client.last_write_shard = target.shard;
             outcome
         }
-        Err(error) => refusal(replication, error, slot).into(),
+        Err(error) => refusal(replication, error, target.slot).into(),
     }
 }
 

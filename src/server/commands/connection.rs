@@ -493,14 +493,14 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
         };
         let (run, after) = rest.split_at(run_len);
         rest = after;
+        // A command that reopens the store must not find it held here.
+        let store = (!reopens(&run[0])).then(|| ctx.store().ok()).flatten();
         let client = &mut *ctx.client;
         let mut run_all = || {
             run.iter()
                 .map(|args| run_queued(server, client, args))
                 .collect()
         };
-        // A command that reopens the store must not find it held here.
-        let store = (!reopens(&run[0])).then(|| server.store().ok()).flatten();
         let outcome: Result<Vec<Value>, Value> = match store {
             Some(store) => store
                 .transaction(run_all)

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::info_weir::{StoreSize, backlog_section, weir_section};
 use super::{Ctx, Outcome, stats_names};
-use crate::server::cluster_view::ClusterView;
+use crate::server::cluster_view::{ClusterView, ViewShard};
 use crate::server::keys::{DATABASES, key_of};
 use crate::server::process;
 use crate::server::resp::Value;
@@ -95,14 +95,11 @@ fn section(server: &Server, name: &str) -> Option<String> {
             "cluster" => Section::new("Cluster")
                 .field("cluster_enabled", u8::from(server.cluster_view().is_some())),
             "keyspace" => keyspace_section(server),
-            "backlog" => {
-                let store = server.store().ok()?;
-                return Some(backlog_section(&store, &store.stream_names()));
-            }
+            "backlog" => return Some(backlog_section(&server.stores().ok()?)),
             _ => {
-                let store = server.store().ok()?;
+                let stores = server.stores().ok()?;
                 let dir = server.config.read().dir.clone();
-                return Some(weir_section(&store, &store.stream_names(), &dir));
+                return Some(weir_section(&stores, &dir));
             }
         }
         .0,
@@ -287,9 +284,9 @@ fn persistence_section(server: &Server) -> Section {
         .as_ref()
         .map(|store| store.flush_stats())
         .unwrap_or_default();
-    let size = store
-        .as_ref()
-        .map(|store| StoreSize::of(store, &store.stream_names()))
+    let size = server
+        .stores()
+        .map(|stores| StoreSize::of(&stores))
         .unwrap_or_default();
     Section::new("Persistence")
         .field("loading", u8::from(store.is_none()))
@@ -429,7 +426,7 @@ fn replication_section(server: &Server) -> Section {
     // A node of a cluster counts its offset in Raft log entries applied.
     let offset = view
         .as_ref()
-        .and_then(|view| view.shards.first())
+        .and_then(own_shard)
         .map_or(0, |shard| shard.applied_index);
     let section = match &view {
         Some(view) => cluster_replication_fields(section, view),
@@ -447,10 +444,20 @@ fn replication_section(server: &Server) -> Section {
         .field("repl_backlog_histlen", 0)
 }
 
+/// The shard a node reports its replication of: the first it leads, else the first shard.
+fn own_shard(view: &ClusterView) -> Option<&ViewShard> {
+    let led = view
+        .shards
+        .iter()
+        .find(|shard| shard.leader == Some(view.myself));
+    led.or(view.shards.first())
+}
+
 /// A node of a cluster reports its Raft role as Redis replication does: the leader as the
-/// master with its followers as replicas, a follower as the leader's replica.
+/// master with its followers as replicas, a follower as the leader's replica. With several
+/// shards, a node that leads one reports that one, as a Redis Cluster master.
 fn cluster_replication_fields(section: Section, view: &ClusterView) -> Section {
-    let Some(shard) = view.shards.first() else {
+    let Some(shard) = own_shard(view) else {
         return section.field("role", "master").field("connected_slaves", 0);
     };
     let offset = shard.applied_index;
@@ -536,10 +543,13 @@ fn errorstats_section(server: &Server) -> Section {
 
 fn keyspace_section(server: &Server) -> Section {
     let mut section = Section::new("Keyspace");
-    let Ok(store) = server.store() else {
+    let Ok(stores) = server.stores() else {
         return section;
     };
-    let names = store.stream_names();
+    let names: Vec<Vec<u8>> = stores
+        .iter()
+        .flat_map(|store| store.stream_names())
+        .collect();
     for db in 0..DATABASES {
         let keys = names.iter().filter(|n| key_of(db, n).is_some()).count();
         if keys > 0 {

@@ -3,16 +3,19 @@
 
 use std::fmt::Write as _;
 
+use std::sync::Arc;
+
 use crate::server::keys::key_part;
 use crate::store::Store;
 use crate::stream::Backlog;
 
-/// `# Weir`: the streams, entries and segments of the store, and where it lives.
-pub(super) fn weir_section(store: &Store, names: &[Vec<u8>], dir: &std::path::Path) -> String {
-    let size = StoreSize::of(store, names);
+/// `# Weir`: the streams, entries and segments of the stores (every shard's), and where they
+/// live.
+pub(super) fn weir_section(stores: &[Arc<Store>], dir: &std::path::Path) -> String {
+    let size = StoreSize::of(stores);
     format!(
         "# Weir\r\nstreams:{}\r\nentries:{}\r\nsegments:{}\r\nsegment_bytes_on_disk:{}\r\ndata_dir:{}\r\n",
-        names.len(),
+        size.streams,
         size.entries,
         size.segments,
         size.bytes,
@@ -23,15 +26,21 @@ pub(super) fn weir_section(store: &Store, names: &[Vec<u8>], dir: &std::path::Pa
 /// The segments, bytes on disk and entries of every stream.
 #[derive(Debug, Default)]
 pub(super) struct StoreSize {
+    pub(super) streams: usize,
     pub(super) segments: usize,
     pub(super) bytes: u64,
     pub(super) entries: u64,
 }
 
 impl StoreSize {
-    pub(super) fn of(store: &Store, names: &[Vec<u8>]) -> StoreSize {
+    pub(super) fn of(stores: &[Arc<Store>]) -> StoreSize {
         let mut size = StoreSize::default();
-        for stream in names.iter().filter_map(|name| store.get(name)) {
+        let streams = stores.iter().flat_map(|store| {
+            let names = store.stream_names();
+            names.into_iter().filter_map(|name| store.get(name))
+        });
+        for stream in streams {
+            size.streams += 1;
             size.segments += stream.segment_count();
             size.bytes += stream.disk_bytes();
             size.entries += stream.len();
@@ -42,10 +51,20 @@ impl StoreSize {
 
 /// `# Backlog`: totals and maxima first (what an alert watches), then one line per consumer
 /// group. Unknown values (a group without pending entries has no oldest pending age) are -1.
-pub(super) fn backlog_section(store: &Store, names: &[Vec<u8>]) -> String {
+pub(super) fn backlog_section(stores: &[Arc<Store>]) -> String {
     let mut totals = BacklogTotals::default();
     let mut lines = String::new();
-    for name in names {
+    let mut named: Vec<(Vec<u8>, &Store)> = stores
+        .iter()
+        .flat_map(|store| {
+            store
+                .stream_names()
+                .into_iter()
+                .map(move |name| (name, &**store))
+        })
+        .collect();
+    named.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (name, store) in &named {
         let Some(stream) = store.get(name) else {
             continue;
         };

@@ -141,12 +141,14 @@ fn key_type(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 
 /// The keys of the client's database, in byte order.
 fn db_keys(ctx: &Ctx<'_>) -> Result<Vec<Bytes>, Value> {
-    let store = ctx.store()?;
-    Ok(store
-        .stream_names()
+    let mut keys: Vec<Bytes> = ctx
+        .stores()?
         .iter()
-        .filter_map(|name| key_of(ctx.client.db, name))
-        .collect())
+        .flat_map(|store| store.stream_names())
+        .filter_map(|name| key_of(ctx.client.db, &name))
+        .collect();
+    keys.sort_unstable();
+    Ok(keys)
 }
 
 /// How many keys are matched between two looks at whether the server is stopping.
@@ -277,11 +279,14 @@ fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         return syntax_error().into();
     }
     reply((|| {
-        let store = ctx.store()?;
-        for key in db_keys(ctx)? {
-            store
-                .delete_stream(stream_name(ctx.client.db, &key))
-                .map_err(|e| super::store_error(&e))?;
+        for store in ctx.stores()? {
+            for name in store.stream_names() {
+                if key_of(ctx.client.db, &name).is_some() {
+                    store
+                        .delete_stream(&name)
+                        .map_err(|e| super::store_error(&e))?;
+                }
+            }
         }
         Ok(Value::ok())
     })())
@@ -292,11 +297,12 @@ fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         return syntax_error().into();
     }
     reply((|| {
-        let store = ctx.store()?;
-        for name in store.stream_names() {
-            store
-                .delete_stream(&name)
-                .map_err(|e| super::store_error(&e))?;
+        for store in ctx.stores()? {
+            for name in store.stream_names() {
+                store
+                    .delete_stream(&name)
+                    .map_err(|e| super::store_error(&e))?;
+            }
         }
         Ok(Value::ok())
     })())

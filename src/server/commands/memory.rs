@@ -72,7 +72,11 @@ impl Figures {
 /// `MEMORY STATS`: Redis's fields in Redis's order.
 fn stats(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Value, Value> {
     let figures = Figures::now(ctx);
-    let names = ctx.store()?.stream_names();
+    let names: Vec<Vec<u8>> = ctx
+        .stores()?
+        .iter()
+        .flat_map(|store| store.stream_names())
+        .collect();
     let dataset = figures.used - figures.startup;
     let keys = names.len() as u64;
     let ratio = |part: u64, whole: u64| {

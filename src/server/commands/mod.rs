@@ -130,6 +130,11 @@ pub(crate) struct Client {
     pub(crate) commits: CommitBatch,
     /// The Raft log index of the connection's last replicated write (0: none), for `WAIT`.
     pub(crate) last_write_index: u64,
+    /// The shard of the connection's last replicated write, whose log `last_write_index` is in.
+    pub(crate) last_write_shard: usize,
+    /// The shard whose store the running command sees: its keys' (or, applying a replicated
+    /// command, its log's); `None` (a keyless command off the log): every shard's.
+    pub(crate) shard: Option<usize>,
     /// `READONLY`: in a cluster, a replica answers the connection's reads itself rather than
     /// redirect them to the master.
     pub(crate) read_only: bool,
@@ -159,6 +164,8 @@ impl Client {
             reply_delay: None,
             commits: CommitBatch::default(),
             last_write_index: 0,
+            last_write_shard: 0,
+            shard: None,
             read_only: false,
             writes_in_flight: false,
         }
@@ -166,12 +173,13 @@ impl Client {
 }
 
 impl Client {
-    /// The client committed commands run as on every node of a cluster: the leader checked
-    /// the proposing client's rights before proposing.
+    /// The client committed commands of shard `shard`'s log run as on every node of a
+    /// cluster: the leader checked the proposing client's rights before proposing.
     #[cfg(feature = "cluster")]
-    pub(crate) fn replica(acl: &Acl) -> Self {
+    pub(crate) fn replica(acl: &Acl, shard: usize) -> Self {
         let mut client = Client::new(0, acl);
         client.authenticated = true;
+        client.shard = Some(shard);
         client
     }
 }
@@ -190,9 +198,22 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// The store, or the error reply to send.
+    /// The store of the command's shard (the only one but on a node of a sharded cluster, where
+    /// a keyed command's keys are all in one shard), or the error reply to send.
     pub(crate) fn store(&self) -> Result<Arc<Store>, Value> {
-        self.server.store().map_err(|error| store_error(&error))
+        self.server
+            .shard_store(self.client.shard.unwrap_or(0))
+            .map_err(|error| store_error(&error))
+    }
+
+    /// The stores a keyless command sees: its shard's when it runs from a shard's log, else
+    /// every shard's.
+    pub(crate) fn stores(&self) -> Result<Vec<Arc<Store>>, Value> {
+        let stores = match self.client.shard {
+            Some(shard) => self.server.shard_store(shard).map(|store| vec![store]),
+            None => self.server.stores(),
+        };
+        stores.map_err(|error| store_error(&error))
     }
 
     /// How the command's writes are made durable: collected for the connection, which

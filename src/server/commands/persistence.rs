@@ -51,7 +51,10 @@ fn bgrewriteaof(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Outcome {
 }
 
 fn compact(ctx: &Ctx<'_>) -> Result<(), Value> {
-    ctx.store()?.compact().map_err(|e| store_error(&e))
+    ctx.stores()?
+        .iter()
+        .try_for_each(|store| store.compact())
+        .map_err(|e| store_error(&e))
 }
 
 /// The `CONFIG` names answered here. `aof-use-rdb-preamble` is accepted and ignored: the
@@ -102,5 +105,9 @@ pub(super) fn set(ctx: &Ctx<'_>, name: &str, value: &[u8]) -> Option<Result<(), 
         _ => return None,
     }
     ctx.server.config.write().node_limits = limits;
-    Some(ctx.store().map(|store| store.set_node_limits(limits)))
+    Some(ctx.stores().map(|stores| {
+        for store in stores {
+            store.set_node_limits(limits);
+        }
+    }))
 }

@@ -39,7 +39,7 @@ fn wait_in_transaction(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 #[cfg(feature = "cluster")]
 fn replicas_now(server: &Server, client: &Client) -> i64 {
     server.replication().map_or(0, |replication| {
-        replication.replicas_holding(client.last_write_index) as i64
+        replication.replicas_holding(client.last_write_shard, client.last_write_index) as i64
     })
 }
 
@@ -62,7 +62,11 @@ pub(super) async fn wait(server: &Arc<Server>, client: &Client, args: &[Bytes]) 
     #[cfg(feature = "cluster")]
     if let Some(replication) = server.replication() {
         return match replication
-            .wait_for_replicas(client.last_write_index, wanted, until.deadline())
+            .wait_for_replicas(
+                (client.last_write_shard, client.last_write_index),
+                wanted,
+                until.deadline(),
+            )
             .await
         {
             Some(count) => Value::Integer(count as i64).into(),

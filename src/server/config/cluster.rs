@@ -63,7 +63,14 @@ pub struct ClusterConfig {
     /// the snapshot (as many as this interval, at most [`LOG_KEPT_AFTER_SNAPSHOT`]); 0: never
     /// (the whole log is kept).
     pub snapshot_entries: u64,
+    /// How many shards the slots are cut into (`--cluster-shards`), each its own Raft group
+    /// with its own log and store; fixed when the cluster is formed, the same on every node.
+    pub shards: u16,
 }
+
+/// The most shards a cluster may have (`--cluster-shards`): each is a Raft group with its own
+/// log, store and timers on every node.
+pub const MAX_SHARDS: u16 = 1024;
 
 /// The default of [`ClusterConfig::snapshot_entries`].
 pub const DEFAULT_SNAPSHOT_ENTRIES: u64 = 100_000;
@@ -80,6 +87,7 @@ impl fmt::Debug for ClusterConfig {
             .field("join", &self.join)
             .field("bus_port", &self.bus_port)
             .field("snapshot_entries", &self.snapshot_entries)
+            .field("shards", &self.shards)
             .finish_non_exhaustive()
     }
 }

@@ -29,11 +29,13 @@ struct StreamRow {
 }
 
 pub(super) fn encode(server: &Server, out: &mut DescriptorEncoder) -> fmt::Result {
-    let streams = match server.store() {
-        Ok(store) => store
-            .stream_names()
+    let streams = match server.stores() {
+        Ok(stores) => stores
             .iter()
-            .filter_map(|name| store.get(name))
+            .flat_map(|store| {
+                let names = store.stream_names();
+                names.into_iter().filter_map(|name| store.get(name))
+            })
             .collect(),
         Err(_) => Vec::new(),
     };

@@ -42,10 +42,12 @@ type Halt = fn(index: u64, reason: &str) -> !;
 /// The exit status of a node that stopped on a failure of its machine.
 const HALTED_EXIT_STATUS: i32 = 75;
 
-/// The server's state, as openraft's state machine sees it.
+/// One shard of the server's state (its store), as openraft's state machine sees it.
 #[derive(Debug)]
 pub struct ServerState {
     server: OnceLock<Weak<Server>>,
+    /// The shard whose store the commands run on.
+    shard: usize,
     /// The store's clock: set to each command's time before it runs.
     clock: Arc<ManualClock>,
     halt: Halt,
@@ -63,11 +65,12 @@ fn halt_process(index: u64, reason: &str) -> ! {
 }
 
 impl ServerState {
-    /// A state machine over the server that will be attached with [`attach`](Self::attach),
-    /// whose store reads `clock`.
-    pub(crate) fn new(clock: Arc<ManualClock>) -> ServerState {
+    /// A state machine over shard `shard` of the server that will be attached with
+    /// [`attach`](Self::attach), whose store reads `clock`.
+    pub(crate) fn new(shard: usize, clock: Arc<ManualClock>) -> ServerState {
         ServerState {
             server: OnceLock::new(),
+            shard,
             clock,
             halt: halt_process,
         }
@@ -93,7 +96,7 @@ impl ServerState {
 
     fn store(&self) -> Result<(Arc<Server>, Arc<Store>), ApplyError> {
         let server = self.server()?;
-        let store = server.store()?;
+        let store = server.shard_store(self.shard)?;
         Ok((server, store))
     }
 }
@@ -127,7 +130,7 @@ impl Replicated for ServerState {
         };
         let applied = commands::off_worker(|| {
             store.transaction_marked(mark, || {
-                let mut client = Client::replica(&server.acl);
+                let mut client = Client::replica(&server.acl, self.shard);
                 let mut replies = Vec::with_capacity(batches.len());
                 local_failure::take();
                 for ((index, command), batch) in commands.iter().zip(batches) {
@@ -163,7 +166,7 @@ impl Replicated for ServerState {
         // this moment would leave: the store's recovery opens them whole.
         let frozen = {
             let _exclusive = server.exec_lock.write();
-            server.store()?.freeze()?
+            server.shard_store(self.shard)?.freeze()?
         };
         let paused_ms = started.elapsed().as_millis() as u64;
         Ok(Box::new(move |out: &mut dyn Write| {
@@ -182,7 +185,8 @@ impl Replicated for ServerState {
     fn install(&self, data: &Path) -> Result<(), ApplyError> {
         let server = self.server()?;
         let started = Instant::now();
-        let summary = server.replace_store(|dir| Store::install_snapshot(dir, data))?;
+        let install = |dir: &Path| Store::install_snapshot(dir, data);
+        let summary = server.replace_store(self.shard, install)?;
         tracing::info!(
             files = summary.files,
             bytes = summary.data_bytes,
@@ -248,6 +252,7 @@ mod tests {
             bus_port: 1,
             secret: ClusterSecret::new(b"a secret of 16 bytes or more".to_vec()).unwrap(),
             snapshot_entries: 0,
+            shards: 1,
         };
         let config = ServerConfig {
             dir: dir.to_path_buf(),
@@ -260,7 +265,7 @@ mod tests {
     fn state_of(server: &Arc<Server>) -> ServerState {
         let state = ServerState {
             halt: halt_by_panicking,
-            ..ServerState::new(server.replicated_clock())
+            ..ServerState::new(0, server.replicated_clock(0))
         };
         state.attach(server);
         state

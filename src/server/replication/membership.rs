@@ -1,223 +1,133 @@
-//! Changing which nodes replicate the log, on the leader, through openraft's membership changes:
-//! a new node joins as a learner, catches up from the log, and only then becomes a voter through
-//! a joint configuration, so the quorum never counts a node that holds nothing; a removed node
-//! leaves through a joint configuration too. Each change is an entry of the log, durable on a
-//! majority of the old and of the new voters before it takes effect.
+//! Adding and removing a node, shard by shard. The leader of the first shard runs
+//! `CLUSTER ADDNODE` and `CLUSTER REMOVENODE`; each shard's group changes its own membership on
+//! its own leader (a learner first, promoted once caught up; joint consensus throughout), this
+//! node's own groups here and the others' over the bus, one shard after the other, waiting for
+//! each change to be committed. An added node joins the first shard first, and a removed one
+//! leaves it last, so that the first shard's membership always names every node that belongs to
+//! any shard. A change cut short (a leader lost mid-way, a deadline) leaves some shards changed
+//! and others not: running the command again finishes it, since each step that is already done
+//! is skipped.
 
-use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use openraft::ChangeMembers;
-use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
-
+use crate::cluster::membership::{Added, Members, MembershipError};
+use crate::cluster::network::{MembershipAnswer, MembershipChange};
 use crate::cluster::types::{NodeAddr, NodeId};
 
 use super::node::Replication;
 
-/// How far (in entries) a learner's log may trail the leader's for it to count as caught up: a
-/// few batches, which it receives in the time a membership change takes to commit. An entry
-/// carries up to a batch of commands (hundreds under load), so this is entries, not commands.
-const CAUGHT_UP_LAG: u64 = 16;
-
-/// Why a membership change was not made.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum MembershipError {
-    /// Only the leader changes the membership.
-    #[error("this node does not lead the cluster: run the command on the leader")]
-    NotLeader(Option<NodeId>),
-    /// The id is already a voter at another address.
-    #[error(
-        "node {id} is already a member at {addr}: a node's id is never reused, give the new node a new --node-id"
-    )]
-    IdInUse {
-        /// The id asked for.
-        id: NodeId,
-        /// Where the member with that id is.
-        addr: String,
-    },
-    /// Another member listens on the address.
-    #[error(
-        "node {other} is a member at {addr}: remove it first (CLUSTER REMOVENODE {other}) or give the new node another address"
-    )]
-    AddressInUse {
-        /// The member that has the address.
-        other: NodeId,
-        /// The address.
-        addr: String,
-    },
-    /// The learner did not catch up before the deadline; it stays a learner and keeps
-    /// receiving the log.
-    #[error(
-        "node {id} is still catching up (its log is at index {matched}, the leader's at {last}); it stays a learner and keeps receiving the log: run CLUSTER ADDNODE again to make it a voter"
-    )]
-    CatchingUp {
-        /// The learner.
-        id: NodeId,
-        /// The last index its log holds, as the leader knows it.
-        matched: u64,
-        /// The leader's last index.
-        last: u64,
-    },
-    /// No member has the id.
-    #[error("no node {0} in the cluster")]
-    UnknownNode(NodeId),
-    /// The change would leave no voter.
-    #[error("node {0} is the last voter: a cluster cannot remove its last voter")]
-    LastVoter(NodeId),
-    /// openraft refused the change or could not make it.
-    #[error("the membership change failed: {0}")]
-    Raft(String),
-}
-
-/// How an added node ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Added {
-    /// It was made a voter by this call.
-    Voter,
-    /// It already was a voter at that address: nothing changed.
-    AlreadyVoter,
-}
+/// How long a shard may go without a leader that takes the change before the command gives up.
+const SHARD_LEADER_WAIT: Duration = Duration::from_secs(10);
+/// The pause between two attempts to reach a shard's leader.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 impl Replication {
-    /// Adds node `id`, reached at `addr`, to the cluster: as a learner, then (once its log is
-    /// within a few batches of the leader's, before `deadline`) as a voter.
+    /// Adds node `id`, reached at `addr`, to every shard: as a learner, then (once its log is
+    /// within a few batches of the leader's, before `deadline`) as a voter. Runs on the leader
+    /// of the first shard.
     pub(crate) async fn add_node(
         &self,
         id: NodeId,
         addr: NodeAddr,
         deadline: Instant,
     ) -> Result<Added, MembershipError> {
-        self.check_leads()?;
-        if self.check_addable(id, &addr)? {
-            return Ok(Added::AlreadyVoter);
-        }
-        let added = self
-            .raft
-            .add_learner(id, addr, false)
-            .await
-            .map_err(refused)?;
-        self.wait_caught_up(id, added.log_id.index, deadline)
-            .await?;
-        let voters = BTreeSet::from([id]);
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(voters), false)
-            .await
-            .map_err(refused)?;
-        Ok(Added::Voter)
-    }
-
-    /// Removes node `id` from the cluster: a voter through a joint configuration, a learner at
-    /// once. A leader that removes itself leads until the change is committed, then steps down.
-    pub(crate) async fn remove_node(&self, id: NodeId) -> Result<(), MembershipError> {
-        self.check_leads()?;
-        let (is_voter, voters) = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            let membership = metrics.membership_config.membership();
-            if membership.get_node(&id).is_none() {
-                return Err(MembershipError::UnknownNode(id));
-            }
-            let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-            (voters.contains(&id), voters)
-        };
-        let ids = BTreeSet::from([id]);
-        let change = if !is_voter {
-            ChangeMembers::RemoveNodes(ids)
-        } else if voters.len() == 1 {
-            return Err(MembershipError::LastVoter(id));
-        } else {
-            ChangeMembers::RemoveVoters(ids)
-        };
-        self.raft
-            .change_membership(change, false)
-            .await
-            .map_err(refused)?;
-        Ok(())
-    }
-
-    fn check_leads(&self) -> Result<(), MembershipError> {
-        let leader = self.leader();
-        if leader == Some(self.node_id()) {
-            Ok(())
-        } else {
-            Err(MembershipError::NotLeader(leader))
-        }
-    }
-
-    /// Whether `id` is already a voter at `addr` (nothing to do); an error if the id or the
-    /// address belongs to another member.
-    fn check_addable(&self, id: NodeId, addr: &NodeAddr) -> Result<bool, MembershipError> {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let membership = metrics.membership_config.membership();
-        if let Some(known) = membership.get_node(&id) {
-            if known != addr {
-                return Err(MembershipError::IdInUse {
-                    id,
-                    addr: known.to_string(),
-                });
-            }
-            return Ok(membership.voter_ids().any(|voter| voter == id));
-        }
-        let taken = membership
-            .nodes()
-            .find(|(_, known)| known.client == addr.client || known.bus == addr.bus);
-        match taken {
-            Some((other, known)) => Err(MembershipError::AddressInUse {
-                other: *other,
-                addr: known.to_string(),
-            }),
-            None => Ok(false),
-        }
-    }
-
-    /// Waits until the leader knows that learner `id` holds the log up to `from` and to within
-    /// [`CAUGHT_UP_LAG`] entries of the leader's last, or `deadline`.
-    async fn wait_caught_up(
-        &self,
-        id: NodeId,
-        from: u64,
-        deadline: Instant,
-    ) -> Result<(), MembershipError> {
-        let mut metrics = self.raft.metrics();
-        loop {
-            let (matched, last) = {
-                let now = metrics.borrow_and_update();
-                if now.current_leader != Some(self.node_id()) {
-                    return Err(MembershipError::NotLeader(now.current_leader));
-                }
-                let matched = now
-                    .replication
-                    .as_ref()
-                    .and_then(|matched| matched.get(&id).copied().flatten())
-                    .map_or(0, |log| log.index);
-                (matched, now.last_log_index.unwrap_or(0))
+        let mut outcome = self.members(0).add_node(id, addr.clone(), deadline).await?;
+        for shard in 1..self.shard_count() {
+            let catch_up = deadline.saturating_duration_since(Instant::now());
+            let change = MembershipChange::Add {
+                id,
+                addr: addr.clone(),
+                catch_up,
             };
-            if matched >= from && matched + CAUGHT_UP_LAG >= last {
-                return Ok(());
-            }
-            let changed = tokio::time::timeout_at(deadline.into(), metrics.changed()).await;
-            match changed {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(MembershipError::Raft("the node is stopping".into())),
-                Err(_) => return Err(MembershipError::CatchingUp { id, matched, last }),
+            if let MembershipAnswer::Added(Added::Voter) = self.change(shard, change).await? {
+                outcome = Added::Voter;
             }
         }
+        Ok(outcome)
     }
-}
 
-/// openraft's refusal as a [`MembershipError`].
-fn refused(error: RaftError<NodeId, ClientWriteError<NodeId, NodeAddr>>) -> MembershipError {
-    if let Some(forward) = error.forward_to_leader::<NodeAddr>() {
-        return MembershipError::NotLeader(forward.leader_id);
+    /// Removes node `id` from every shard, the first shard last. Runs on the leader of the
+    /// first shard.
+    pub(crate) async fn remove_node(&self, id: NodeId) -> Result<(), MembershipError> {
+        if !self.leads(0) {
+            return Err(MembershipError::NotLeader(self.leader(0)));
+        }
+        for shard in 1..self.shard_count() {
+            match self.change(shard, MembershipChange::Remove { id }).await {
+                Ok(_) | Err(MembershipError::UnknownNode(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.members(0).remove_node(id).await
     }
-    match error {
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(
-            ChangeMembershipError::InProgress(_),
-        )) => MembershipError::Raft(
-            "another membership change is in progress: run the command again once it is done"
-                .into(),
-        ),
-        other => MembershipError::Raft(other.to_string()),
+
+    fn members(&self, shard: usize) -> Members<'_> {
+        Members {
+            raft: &self.group(shard).raft,
+            this: self.node_id(),
+        }
+    }
+
+    /// Makes `change` to shard `shard`'s group on its leader: here when this node leads it, else
+    /// over the bus; retried while the shard has no leader or its leadership moves.
+    async fn change(
+        &self,
+        shard: usize,
+        change: MembershipChange,
+    ) -> Result<MembershipAnswer, MembershipError> {
+        let give_up = Instant::now() + SHARD_LEADER_WAIT;
+        loop {
+            let answer = match self.leader(shard) {
+                Some(leader) if leader == self.node_id() => {
+                    Some(self.change_here(shard, change.clone()).await)
+                }
+                Some(leader) => self.change_there(shard, leader, change.clone()).await,
+                None => None,
+            };
+            match answer {
+                Some(MembershipAnswer::Refused(MembershipError::NotLeader(_))) | None => {}
+                Some(MembershipAnswer::Refused(error)) => return Err(error),
+                Some(done) => return Ok(done),
+            }
+            if Instant::now() >= give_up {
+                return Err(MembershipError::Raft(format!(
+                    "shard {shard} has had no leader that takes the change for {SHARD_LEADER_WAIT:?}; the shards before it are changed: run the command again"
+                )));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
+    }
+
+    async fn change_here(&self, shard: usize, change: MembershipChange) -> MembershipAnswer {
+        let members = self.members(shard);
+        let answer = match change {
+            MembershipChange::Add { id, addr, catch_up } => members
+                .add_node(id, addr, Instant::now() + catch_up)
+                .await
+                .map(MembershipAnswer::Added),
+            MembershipChange::Remove { id } => members
+                .remove_node(id)
+                .await
+                .map(|()| MembershipAnswer::Removed),
+        };
+        answer.unwrap_or_else(MembershipAnswer::Refused)
+    }
+
+    /// Asks node `leader` to make `change` to shard `shard`; `None` when it could not be asked.
+    async fn change_there(
+        &self,
+        shard: usize,
+        leader: NodeId,
+        change: MembershipChange,
+    ) -> Option<MembershipAnswer> {
+        let addr = self.node_addr(leader)?;
+        let mut connection = self.group(shard).network.connection(leader, &addr.bus);
+        match connection.change_membership(change).await {
+            Ok(answer) => Some(answer),
+            Err(error) => {
+                tracing::debug!(shard, leader, %error, "could not reach the shard's leader");
+                None
+            }
+        }
     }
 }

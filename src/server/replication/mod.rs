@@ -10,9 +10,9 @@ mod node;
 mod proposal;
 mod read_barrier;
 
+pub(crate) use crate::cluster::membership::{Added, MembershipError};
 pub use apply::{ApplyError, ServerState};
 pub(crate) use batcher::Awaited;
-pub(crate) use membership::{Added, MembershipError};
 pub(crate) use node::ProposeError;
 pub use node::{RAFT_DIR, Replication, StartError};
 pub(crate) use proposal::Proposal;

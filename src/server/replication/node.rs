@@ -1,5 +1,5 @@
-//! A queue-server node of a replicated cluster: its Raft log, its state machine (the server's
-//! store), the cluster bus, and the leader's timer.
+//! A queue-server node of a replicated cluster: for each shard, a Raft group with its log, its
+//! state machine (the shard's store) and the leader's timer; and the cluster bus they share.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,6 +18,7 @@ use crate::cluster::types::{NodeAddr, NodeId, TypeConfig};
 use crate::cluster::wal::WalOptions;
 use crate::durability::Durability;
 use crate::server::Server;
+use crate::server::cluster_routing::{shard_of_slot, slots_of_shard};
 use crate::server::cluster_view::{ClusterView, ViewNode, ViewShard};
 use crate::server::config::{ClusterConfig, LOG_KEPT_AFTER_SNAPSHOT};
 
@@ -30,8 +31,11 @@ pub use crate::names::RAFT_DIR;
 /// How often the leader proposes a tick (the changes time alone causes, and the clock that
 /// idle times are read against on every node).
 const TICK_INTERVAL: Duration = Duration::from_secs(1);
-/// The last slot of the hash-slot space.
-const LAST_SLOT: u16 = 16_383;
+/// How long an initial voter that is not a shard's preferred leader waits before it forms the
+/// shard's group itself: the preferred one forms it at once and so becomes its first leader,
+/// which spreads the shards' leaders over the nodes; the wait covers a preferred leader that is
+/// down when the cluster forms.
+const FORMATION_GRACE: Duration = Duration::from_secs(3);
 /// How often, at most, the commit point is saved with its own `fdatasync`. Saving it at every
 /// commit doubled each node's syncs per Raft round; at most once per 10 ms keeps what recovery
 /// must find intact within 10 ms of writes (plus the entries in flight) of what the node
@@ -86,19 +90,28 @@ pub(crate) enum ProposeError {
 
 /// This node's part of the cluster.
 pub struct Replication {
-    pub(super) raft: Raft<TypeConfig>,
     node_id: NodeId,
     /// This node's client and bus ports, for its own line in the view before it is a member.
     own_ports: (u16, u16),
+    /// One Raft group a shard, by shard.
+    groups: Vec<Group>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// One shard's Raft group on this node.
+pub(super) struct Group {
+    pub(super) raft: Raft<TypeConfig>,
+    /// The bus as this group uses it: connections to the same group on the other nodes.
+    pub(super) network: ClusterNetwork,
     batcher: Batcher,
     read_barrier: ReadBarrier,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Replication {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Replication")
             .field("node_id", &self.node_id)
+            .field("shards", &self.groups.len())
             .finish_non_exhaustive()
     }
 }
@@ -133,78 +146,63 @@ fn raft_config(snapshot_entries: u64) -> Result<Arc<Config>, StartError> {
 }
 
 impl Replication {
-    /// Opens the Raft log under `DIR/raft`, starts the node on `server`'s store, serves the
-    /// cluster bus on `bus`, and forms the cluster with the peers (once a majority is up).
+    /// Opens each shard's Raft log (under `raft` in the shard's store directory), starts its
+    /// group on the shard's store, serves the cluster bus on `bus`, and forms the cluster with
+    /// the peers (once a majority is up).
     pub async fn start(
         server: &Arc<Server>,
         config: &ClusterConfig,
         bus: TcpListener,
         durability: Durability,
     ) -> Result<Arc<Replication>, StartError> {
-        let data_dir = server.config.read().dir.clone();
-        let raft_dir = data_dir.join(RAFT_DIR);
-        let log = open_log(&raft_dir, durability)?;
-        log.forget_leadership(config.node_id)
-            .map_err(|error| StartError::Log {
-                dir: raft_dir.display().to_string(),
-                reason: error.to_string(),
-            })?;
-        let state = Arc::new(ServerState::new(server.replicated_clock()));
-        state.attach(server);
-        let machine = StateMachine::open(&raft_dir, Arc::clone(&state))
-            .map_err(|error| StartError::Raft(error.to_string()))?;
-        let source = bus.local_addr().map(|addr| addr.ip()).ok();
-        let mut network = ClusterNetwork::new(config.node_id, config.secret.clone());
-        if let Some(source) = source.filter(|ip| !ip.is_unspecified()) {
-            network = network.from_address(source);
+        let network = bus_network(server, config, &bus)?;
+        let mut groups = Vec::with_capacity(server.shard_count());
+        let mut tasks = Vec::new();
+        for shard in 0..server.shard_count() {
+            match start_group(server, config, durability, &network, shard).await {
+                Ok((group, started)) => {
+                    groups.push(group);
+                    tasks.extend(started);
+                }
+                Err(error) => {
+                    for group in &groups {
+                        group.raft.shutdown().await.ok();
+                    }
+                    return Err(error);
+                }
+            }
         }
-        let bus_tls = server.tls.bus();
-        if server.config.read().tls.cluster && bus_tls.is_none() {
-            return Err(StartError::BusTlsMissing);
-        }
-        if let Some(tls) = &bus_tls {
-            network = network.over_tls(tls.clone());
-        }
-        let raft = Raft::new(
-            config.node_id,
-            raft_config(config.snapshot_entries)?,
-            network.clone(),
-            log,
-            machine,
-        )
-        .await
-        .map_err(|error| StartError::Raft(error.to_string()))?;
-        let initialized = raft
+        let initialized = groups[0]
+            .raft
             .is_initialized()
             .await
             .map_err(|error| StartError::Raft(error.to_string()))?;
         if !initialized && !config.join && !config.peers.contains_key(&config.node_id) {
-            raft.shutdown().await.ok();
+            for group in &groups {
+                group.raft.shutdown().await.ok();
+            }
             return Err(StartError::NotAPeer(config.node_id));
         }
-        let (batcher, batching) = Batcher::start(raft.clone(), Arc::new(Stamps::new(state)));
-        let (read_barrier, reading) = ReadBarrier::start(raft.clone(), network, config.node_id);
+        let rafts = groups.iter().map(|group| group.raft.clone()).collect();
         let client_port = server.config.read().port;
         let replication = Arc::new(Replication {
-            raft: raft.clone(),
             node_id: config.node_id,
             own_ports: (client_port, config.bus_port),
-            batcher,
-            read_barrier,
-            tasks: Mutex::new(vec![batching, reading]),
+            groups,
+            tasks: Mutex::new(tasks),
         });
         let serving = serve_cluster(
             bus,
-            raft.clone(),
+            rafts,
             config.secret.clone(),
-            bus_tls,
+            server.tls.bus(),
             config.node_id,
         );
-        let ticking = tick_while_leading(Arc::downgrade(&replication));
-        replication
-            .tasks
-            .lock()
-            .extend([tokio::spawn(serving), tokio::spawn(ticking)]);
+        let mut started = vec![tokio::spawn(serving)];
+        for shard in 0..replication.groups.len() {
+            let ticking = tick_while_leading(Arc::downgrade(&replication), shard);
+            started.push(tokio::spawn(ticking));
+        }
         // A node that was initialized finds its membership in its log: --peers and --join
         // only matter the first time it starts.
         if !initialized {
@@ -213,12 +211,14 @@ impl Replication {
                     node_id = config.node_id,
                     "waiting to be added to the cluster: run CLUSTER ADDNODE on its leader"
                 );
-            } else if let Err(error) = raft.initialize(initial_members(config)).await {
-                // Every initial voter of a new cluster proposes the same membership; one that
-                // hears from a leader first is refused, which is expected.
-                tracing::debug!(%error, "cluster membership already initialized");
+            } else {
+                for shard in 0..replication.groups.len() {
+                    let forming = form_group(Arc::downgrade(&replication), config.clone(), shard);
+                    started.push(tokio::spawn(forming));
+                }
             }
         }
+        replication.tasks.lock().extend(started);
         Ok(replication)
     }
 
@@ -227,17 +227,51 @@ impl Replication {
         self.node_id
     }
 
-    /// The node that leads now, if one is known.
-    pub(crate) fn leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow().current_leader
+    /// How many shards (Raft groups) the cluster has.
+    pub(crate) fn shard_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The shard that holds `slot`.
+    pub(crate) fn shard_of(&self, slot: u16) -> usize {
+        shard_of_slot(slot, self.groups.len() as u16)
+    }
+
+    /// Shard `shard`'s group.
+    pub(super) fn group(&self, shard: usize) -> &Group {
+        &self.groups[shard]
+    }
+
+    /// The node that leads shard `shard` now, if one is known.
+    pub(crate) fn leader(&self, shard: usize) -> Option<NodeId> {
+        self.groups[shard].raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this node leads shard `shard` now.
+    pub(crate) fn leads(&self, shard: usize) -> bool {
+        self.leader(shard) == Some(self.node_id)
+    }
+
+    /// The shards this node leads now.
+    pub(crate) fn led_shards(&self) -> Vec<usize> {
+        (0..self.groups.len())
+            .filter(|shard| self.leads(*shard))
+            .collect()
+    }
+
+    /// Where node `id` is reached, as the membership of the first shard that has it says.
+    pub(crate) fn node_addr(&self, id: NodeId) -> Option<NodeAddr> {
+        self.groups.iter().find_map(|group| {
+            let metrics = group.raft.metrics();
+            let metrics = metrics.borrow();
+            let node = metrics.membership_config.membership().get_node(&id);
+            node.cloned()
+        })
     }
 
     /// Where clients reach node `id`, as `host:port`.
     pub(crate) fn client_addr(&self, id: NodeId) -> Option<String> {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let node = metrics.membership_config.membership().get_node(&id);
-        node.map(|addr| addr.client.clone())
+        self.node_addr(id).map(|addr| addr.client)
     }
 
     /// Node `id`'s client host (without brackets) and port, as `-MOVED` names them.
@@ -245,42 +279,42 @@ impl Replication {
         self.client_addr(id).map(|addr| split_host_port(&addr))
     }
 
-    /// Replicates `proposal` and answers, once it is committed (durable on a majority) and
-    /// applied here, what applying it answered, with the index of its entry. Concurrent
-    /// proposals share entries (see `batcher`).
-    pub(crate) async fn propose(&self, proposal: Proposal) -> Answer {
-        self.batcher.submit(proposal).answer().await
+    /// Replicates `proposal` through shard `shard`'s log and answers, once it is committed
+    /// (durable on a majority) and applied here, what applying it answered, with the index of
+    /// its entry. Concurrent proposals share entries (see `batcher`).
+    pub(crate) async fn propose(&self, shard: usize, proposal: Proposal) -> Answer {
+        self.groups[shard].batcher.submit(proposal).answer().await
     }
 
-    /// Queues `proposal` without waiting: for a connection that pipelines writes, whose
-    /// replies it collects in order later.
-    pub(crate) fn submit(&self, proposal: Proposal) -> Awaited {
-        self.batcher.submit(proposal)
+    /// Queues `proposal` to shard `shard`'s log without waiting: for a connection that
+    /// pipelines writes, whose replies it collects in order later.
+    pub(crate) fn submit(&self, shard: usize, proposal: Proposal) -> Awaited {
+        self.groups[shard].batcher.submit(proposal)
     }
 
-    /// Waits until this node has applied everything acknowledged before the call (the read
-    /// index its leader, or itself when it leads, gave once a quorum confirmed the leadership):
-    /// what a read here then sees is linearizable.
-    pub(crate) async fn read_barrier(&self) -> Result<(), ProposeError> {
-        self.read_barrier.wait().await
+    /// Waits until this node has applied everything of shard `shard` acknowledged before the
+    /// call (the read index its leader, or itself when it leads, gave once a quorum confirmed
+    /// the leadership): what a read of the shard here then sees is linearizable.
+    pub(crate) async fn read_barrier(&self, shard: usize) -> Result<(), ProposeError> {
+        self.groups[shard].read_barrier.wait().await
     }
 
-    /// How many followers hold the log up to `index` (as far as this node, the leader, knows);
-    /// 0 on a follower.
-    pub(crate) fn replicas_holding(&self, index: u64) -> usize {
-        let metrics = self.raft.metrics().borrow().clone();
+    /// How many followers hold shard `shard`'s log up to `index` (as far as this node, the
+    /// leader, knows); 0 on a follower.
+    pub(crate) fn replicas_holding(&self, shard: usize, index: u64) -> usize {
+        let metrics = self.groups[shard].raft.metrics().borrow().clone();
         count_holding(&metrics, self.node_id, index)
     }
 
-    /// Waits until `wanted` followers hold the log up to `index`, or `deadline`; answers how
-    /// many do then, or `None` on a node that does not lead.
+    /// Waits until `wanted` followers hold shard `shard`'s log up to `index`, or `deadline`;
+    /// answers how many do then, or `None` on a node that does not lead the shard.
     pub(crate) async fn wait_for_replicas(
         &self,
-        index: u64,
+        (shard, index): (usize, u64),
         wanted: i64,
         deadline: Option<std::time::Instant>,
     ) -> Option<usize> {
-        let mut metrics = self.raft.metrics();
+        let mut metrics = self.groups[shard].raft.metrics();
         loop {
             let (leads, holding) = {
                 let now = metrics.borrow_and_update();
@@ -301,54 +335,73 @@ impl Replication {
                 None => changed.await.is_err(),
             };
             if stop {
-                return Some(self.replicas_holding(index));
+                return Some(self.replicas_holding(shard, index));
             }
         }
     }
 
-    /// The cluster as this node sees it now: the nodes of the membership in the log (voters and
-    /// learners); the voters form the shard.
+    /// The cluster as this node sees it now: the nodes of every shard's membership (voters and
+    /// learners), and each shard's slots, voters and leader.
     pub(crate) fn view(&self) -> ClusterView {
-        let metrics = self.raft.metrics().borrow().clone();
-        let leader = metrics.current_leader;
-        let matched = metrics.replication.unwrap_or_default();
-        let membership = metrics.membership_config.membership();
-        let mut nodes: Vec<ViewNode> = membership
-            .nodes()
+        let all: Vec<_> = self
+            .groups
+            .iter()
+            .map(|group| group.raft.metrics().borrow().clone())
+            .collect();
+        let mut addrs: BTreeMap<NodeId, NodeAddr> = BTreeMap::new();
+        for metrics in &all {
+            for (id, addr) in metrics.membership_config.membership().nodes() {
+                addrs.entry(*id).or_insert_with(|| addr.clone());
+            }
+        }
+        let mut nodes: Vec<ViewNode> = addrs
+            .iter()
             .map(|(id, addr)| {
                 let (client_ip, client_port) = split_host_port(&addr.client);
-                let connected = if *id == self.node_id {
-                    true
-                } else if leader == Some(self.node_id) {
-                    matched.get(id).is_some_and(Option::is_some)
-                } else {
-                    Some(*id) == leader
-                };
                 ViewNode {
                     id: *id,
                     client_ip,
                     client_port,
                     bus_port: split_host_port(&addr.bus).1,
-                    connected,
+                    connected: self.hears_from(&all, *id),
                 }
             })
             .collect();
-        if !nodes.iter().any(|node| node.id == self.node_id) {
+        if !addrs.contains_key(&self.node_id) {
             nodes.push(self.unadded_self());
             nodes.sort_by_key(|node| node.id);
         }
-        let shard = ViewShard {
-            slots: vec![(0, LAST_SLOT)],
-            members: membership.voter_ids().collect(),
-            leader,
-            applied_index: metrics.last_applied.map_or(0, |id| id.index),
-        };
+        let count = all.len() as u16;
+        let shards = all
+            .iter()
+            .enumerate()
+            .map(|(shard, metrics)| ViewShard {
+                slots: vec![slots_of_shard(shard, count)],
+                members: metrics.membership_config.membership().voter_ids().collect(),
+                leader: metrics.current_leader,
+                applied_index: metrics.last_applied.map_or(0, |id| id.index),
+            })
+            .collect();
         ClusterView {
             myself: self.node_id,
-            term: metrics.current_term,
+            term: all[0].current_term,
             nodes,
-            shards: vec![shard],
+            shards,
         }
+    }
+
+    /// Whether this node hears from node `id`: it is this node, or a follower of a shard this
+    /// node leads that answers, or the leader of a shard this node follows.
+    fn hears_from(&self, all: &[openraft::RaftMetrics<NodeId, NodeAddr>], id: NodeId) -> bool {
+        id == self.node_id
+            || all.iter().any(|metrics| {
+                if metrics.current_leader == Some(self.node_id) {
+                    let matched = metrics.replication.as_ref();
+                    matched.is_some_and(|matched| matched.get(&id).is_some_and(Option::is_some))
+                } else {
+                    metrics.current_leader == Some(id)
+                }
+            })
     }
 
     /// This node as the view shows it while it is no member (started with `--join` and not
@@ -365,14 +418,16 @@ impl Replication {
         }
     }
 
-    /// Stops the node: the bus, the timer, and openraft.
+    /// Stops the node: the bus, the timers, and every shard's openraft.
     pub async fn shutdown(&self) {
         let tasks = std::mem::take(&mut *self.tasks.lock());
         for task in tasks {
             task.abort();
         }
-        if let Err(error) = self.raft.shutdown().await {
-            tracing::warn!(%error, "the Raft node did not stop cleanly");
+        for (shard, group) in self.groups.iter().enumerate() {
+            if let Err(error) = group.raft.shutdown().await {
+                tracing::warn!(shard, %error, "the Raft node did not stop cleanly");
+            }
         }
     }
 }
@@ -436,8 +491,9 @@ fn split_host_port(addr: &str) -> (String, u16) {
     (host.to_owned(), port.parse().unwrap_or(0))
 }
 
-/// While the node leads, proposes a tick every [`TICK_INTERVAL`]; ends with the node.
-async fn tick_while_leading(replication: std::sync::Weak<Replication>) {
+/// While the node leads shard `shard`, proposes a tick to its log every [`TICK_INTERVAL`];
+/// ends with the node.
+async fn tick_while_leading(replication: std::sync::Weak<Replication>, shard: usize) {
     let mut interval = tokio::time::interval(TICK_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -445,11 +501,101 @@ async fn tick_while_leading(replication: std::sync::Weak<Replication>) {
         let Some(replication) = replication.upgrade() else {
             return;
         };
-        if replication.leader() == Some(replication.node_id)
+        if replication.leads(shard)
             && let Err(ProposeError::Unavailable(reason)) =
-                replication.propose(Proposal::Tick).await.map(|_| ())
+                replication.propose(shard, Proposal::Tick).await.map(|_| ())
         {
-            tracing::debug!(%reason, "the leader's tick was not replicated");
+            tracing::debug!(shard, %reason, "the leader's tick was not replicated");
         }
     }
+}
+
+/// Forms shard `shard`'s group with the initial voters: at once on the shard's preferred leader
+/// (the initial voters in id order, one shard each in turn), which then leads it first; after
+/// [`FORMATION_GRACE`] on the others, if the group has not formed by then. Every initial voter
+/// proposes the same membership; one that hears from a leader first is refused, as expected.
+async fn form_group(
+    replication: std::sync::Weak<Replication>,
+    config: ClusterConfig,
+    shard: usize,
+) {
+    let voters: Vec<NodeId> = config.peers.keys().copied().collect();
+    if voters[shard % voters.len()] != config.node_id {
+        tokio::time::sleep(FORMATION_GRACE).await;
+    }
+    let Some(raft) = replication
+        .upgrade()
+        .map(|replication| replication.groups[shard].raft.clone())
+    else {
+        return;
+    };
+    if raft.is_initialized().await.unwrap_or(true) {
+        return;
+    }
+    if let Err(error) = raft.initialize(initial_members(&config)).await {
+        tracing::debug!(shard, %error, "the shard's membership is already initialized");
+    }
+}
+
+/// The bus as this node's groups use it: from the address the node listens on, with TLS when
+/// `tls-cluster` is on.
+fn bus_network(
+    server: &Server,
+    config: &ClusterConfig,
+    bus: &TcpListener,
+) -> Result<ClusterNetwork, StartError> {
+    let mut network = ClusterNetwork::new(config.node_id, config.secret.clone());
+    let source = bus.local_addr().map(|addr| addr.ip()).ok();
+    if let Some(source) = source.filter(|ip| !ip.is_unspecified()) {
+        network = network.from_address(source);
+    }
+    let bus_tls = server.tls.bus();
+    if server.config.read().tls.cluster && bus_tls.is_none() {
+        return Err(StartError::BusTlsMissing);
+    }
+    if let Some(tls) = bus_tls {
+        network = network.over_tls(tls);
+    }
+    Ok(network)
+}
+
+/// Opens shard `shard`'s Raft log and starts its group on the shard's store: its Raft, the
+/// batcher that writes its proposals and the task that asks its leader for read indexes.
+async fn start_group(
+    server: &Arc<Server>,
+    config: &ClusterConfig,
+    durability: Durability,
+    network: &ClusterNetwork,
+    shard: usize,
+) -> Result<(Group, [JoinHandle<()>; 2]), StartError> {
+    let raft_dir = server.shard_dir(shard).join(RAFT_DIR);
+    let log = open_log(&raft_dir, durability)?;
+    log.forget_leadership(config.node_id)
+        .map_err(|error| StartError::Log {
+            dir: raft_dir.display().to_string(),
+            reason: error.to_string(),
+        })?;
+    let state = Arc::new(ServerState::new(shard, server.replicated_clock(shard)));
+    state.attach(server);
+    let machine = StateMachine::open(&raft_dir, Arc::clone(&state))
+        .map_err(|error| StartError::Raft(error.to_string()))?;
+    let network = network.for_group(shard as u32);
+    let raft = Raft::new(
+        config.node_id,
+        raft_config(config.snapshot_entries)?,
+        network.clone(),
+        log,
+        machine,
+    )
+    .await
+    .map_err(|error| StartError::Raft(error.to_string()))?;
+    let (batcher, batching) = Batcher::start(raft.clone(), Arc::new(Stamps::new(state)));
+    let (read_barrier, reading) = ReadBarrier::start(raft.clone(), network.clone(), config.node_id);
+    let group = Group {
+        raft,
+        network,
+        batcher,
+        read_barrier,
+    };
+    Ok((group, [batching, reading]))
 }

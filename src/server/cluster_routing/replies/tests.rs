@@ -179,3 +179,77 @@ fn myid_is_the_name_of_this_node() {
         b"$40\r\ne16f8cd9aaa1ba0568593ca860e2ad2598ac08de\r\n",
     );
 }
+
+/// Two shards over the same three nodes, led by nodes 1 and 2.
+fn two_shards() -> ClusterView {
+    let mut view = three_nodes(3, Some(1));
+    view.shards[0].slots = vec![(0, 8191)];
+    let mut second = view.shards[0].clone();
+    second.slots = vec![(8192, 16383)];
+    second.leader = Some(2);
+    view.shards.push(second);
+    view
+}
+
+/// The ports of each range's nodes in `CLUSTER SLOTS`, or of each shard's in `CLUSTER SHARDS`.
+fn ports(entries: &Value, nodes_at: fn(&[Value]) -> Vec<Value>) -> Vec<Vec<i64>> {
+    let Value::Array(entries) = entries else {
+        panic!("not an array");
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            let fields = match entry {
+                Value::Array(fields) => fields.clone(),
+                Value::Map(pairs) => pairs.iter().map(|(_, value)| value.clone()).collect(),
+                other => panic!("not an entry: {other:?}"),
+            };
+            nodes_at(&fields)
+                .iter()
+                .map(|node| match node {
+                    Value::Array(fields) => match fields[1] {
+                        Value::Integer(port) => port,
+                        _ => panic!("no port"),
+                    },
+                    Value::Map(pairs) => match pairs[1].1 {
+                        Value::Integer(port) => port,
+                        _ => panic!("no port"),
+                    },
+                    other => panic!("not a node: {other:?}"),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn each_shard_lists_its_own_leader_then_its_other_voters() {
+    let view = two_shards();
+    let in_slots = ports(&slots(&view), |fields| fields[2..].to_vec());
+    assert_eq!(
+        in_slots,
+        vec![vec![7001, 7002, 7003], vec![7002, 7001, 7003]]
+    );
+    let in_shards = ports(&shards(&view), |fields| match &fields[1] {
+        Value::Array(nodes) => nodes.clone(),
+        _ => panic!("no nodes"),
+    });
+    assert_eq!(
+        in_shards,
+        vec![vec![7001, 7002, 7003], vec![7002, 7001, 7003]]
+    );
+    let Value::Verbatim { text, .. } = nodes(&view) else {
+        panic!("not verbatim");
+    };
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].contains(" master - ") && lines[0].ends_with(" 0-8191"),
+        "{text}"
+    );
+    assert!(
+        lines[1].contains(" master - ") && lines[1].ends_with(" 8192-16383"),
+        "{text}"
+    );
+    assert!(lines[2].contains("myself,slave"), "{text}");
+}
