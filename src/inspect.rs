@@ -427,9 +427,18 @@ fn stream_dirs(dir: &Path, findings: &mut Vec<Finding>) -> Result<Vec<PathBuf>, 
     }
     let streams = dir.join(STREAMS_DIR);
     if !streams.is_dir() {
+        let shards = dir.join(names::SHARDS_DIR);
+        let detail = if shards.is_dir() {
+            format!(
+                "a sharded cluster node's data directory: each shard's store is a data directory of its own, inspect {}/<n>",
+                shards.display()
+            )
+        } else {
+            format!("not a weir data directory: it has no `{STREAMS_DIR}` directory")
+        };
         return Err(InspectError::NotADataDirectory {
             path: dir.to_path_buf(),
-            detail: format!("not a weir data directory: it has no `{STREAMS_DIR}` directory"),
+            detail,
         });
     }
     let mut found = Vec::new();

@@ -829,6 +829,14 @@ fn a_missing_or_foreign_directory_and_bad_arguments_exit_2() {
     let message = run_failing(&["--verify", dir.path().to_str().expect("utf-8 path")]);
     assert!(message.contains("not a weir data directory"), "{message}");
 
+    let sharded = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(sharded.path().join("shards").join("0")).expect("mkdir");
+    let message = run_failing(&[sharded.path().to_str().expect("utf-8 path")]);
+    assert!(
+        message.contains("sharded cluster node") && message.contains("shards/<n>"),
+        "{message}"
+    );
+
     write_store(dir.path());
     let path = dir.path().to_str().expect("utf-8 path");
     for (args, expected) in [
