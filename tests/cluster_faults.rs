@@ -23,7 +23,11 @@
 //! `WEIR_CLUSTER_SCHEDULES=N` runs N schedules, cycling through the kinds (the default is one of
 //! each kind, for CI); `WEIR_CLUSTER_FAULT=A,B` cycles through the kinds named only (as `{:?}`
 //! prints them, e.g. `PowerLossLeader`); `WEIR_CLUSTER_KEEP` keeps a failed schedule's directories and logs;
-//! `WEIR_CLUSTER_HISTORY` prints what the clients saw acknowledged.
+//! `WEIR_CLUSTER_HISTORY` prints what the clients saw acknowledged; `WEIR_CLUSTER_SHARDS=S`
+//! starts the nodes with `--cluster-shards S`: the stream lives in a shard other than the first, and the
+//! membership is changed on the first shard's leader, which forwards each change to the
+//! stream's shard's leader, so the faults of a membership change hit either leader (the
+//! power-loss kinds, modelled on one Raft log directory, run with one shard only).
 //!
 //! The power-loss kinds run with `cargo test --features power-loss-record --test cluster_faults`.
 
@@ -39,6 +43,8 @@ use cluster_support::Cluster;
 use redis::{Commands, Value};
 
 const STREAM: &str = "{q}events";
+/// The stream's hash slot.
+const STREAM_SLOT: u16 = 11958;
 const GROUP: &str = "workers";
 const PRODUCERS: u64 = 3;
 const CONSUMERS: u64 = 2;
@@ -332,7 +338,7 @@ fn start_retiring(cluster: &mut Cluster, old: u64, leader: u64) -> std::thread::
 
 /// Flips one byte in the middle of the newest Raft log file of node `id` (stopped).
 fn flip_log_byte(cluster: &Cluster, id: u64) {
-    let raft = cluster.dir(id).join("raft");
+    let raft = store_dirs(cluster, id)[stream_shard()].join("raft");
     let newest = std::fs::read_dir(&raft)
         .unwrap()
         .filter_map(Result::ok)
@@ -349,7 +355,9 @@ fn flip_log_byte(cluster: &Cluster, id: u64) {
 /// Restarts `node` (stopped) as if its machine had booted again: its store, written without
 /// syncs, must be emptied and rebuilt from its Raft log.
 fn restart_on_another_boot(cluster: &mut Cluster, node: u64) {
-    std::fs::write(cluster.dir(node).join("boot.id"), "a boot before this one").unwrap();
+    for store in store_dirs(cluster, node) {
+        std::fs::write(store.join("boot.id"), "a boot before this one").unwrap();
+    }
     // Only what the restarted process logs counts: a node's first start logs the same words,
     // as its new store has no boot recorded yet.
     let logged_before = cluster.nodes[(node - 1) as usize].log_text().len();
@@ -375,8 +383,14 @@ fn power_loss(cluster: &mut Cluster, node: u64, torn_seed: Option<u64>) {
 // Only the power-loss kinds read `round`.
 #[cfg_attr(not(feature = "power-loss-record"), allow(unused_variables))]
 fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
-    let leader = cluster.leader();
-    let follower = (1..=3).find(|node| *node != leader).unwrap();
+    // The stream's shard's leader, and the first shard's, which changes the membership: the
+    // same node but with several shards.
+    let leader = cluster.leader_of_slot(STREAM_SLOT);
+    let admin = cluster.leader();
+    let follower = (1..=3)
+        .find(|node| *node != leader && *node != admin)
+        .or_else(|| (1..=3).find(|node| *node != leader))
+        .unwrap();
     match fault {
         Fault::KillLeader => {
             cluster.kill(leader);
@@ -468,26 +482,26 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
         Fault::KillLeaderWhileAdding => {
             // The leader dies while a follower's replacement is being added: the change is
             // committed or not, and is finished (or made again) on the next leader.
-            let (new, adding) = start_replacing(cluster, follower, leader);
-            cluster.kill(leader);
+            let (new, adding) = start_replacing(cluster, follower, admin);
+            cluster.kill(admin);
             let _ = adding.join();
             std::thread::sleep(Duration::from_millis(1000));
-            cluster.restart(leader);
+            cluster.restart(admin);
             cluster.swap_members(follower, new);
         }
         Fault::IsolateLeaderWhileAdding => {
             // The leader is cut off from the other nodes while it adds a follower's
             // replacement: it cannot commit the change; the majority side elects a new leader,
             // which finishes it (or makes it again) once the partition heals.
-            let (new, adding) = start_replacing(cluster, follower, leader);
-            cut_off_for_a_while(cluster, leader, fault);
+            let (new, adding) = start_replacing(cluster, follower, admin);
+            cut_off_for_a_while(cluster, admin, fault);
             let _ = adding.join();
             cluster.swap_members(follower, new);
         }
         Fault::KillNodeBeingAdded => {
             // The new node dies while it catches up: it stays a learner (the voters do not
             // count it), restarts, and is then added.
-            let (new, adding) = start_replacing(cluster, follower, leader);
+            let (new, adding) = start_replacing(cluster, follower, admin);
             cluster.kill(new);
             let _ = adding.join();
             cluster.restart(new);
@@ -497,7 +511,7 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
             // A follower is retired while it still runs: its successor is added first, then
             // the follower dies while its removal is under way. The joint change commits on
             // the others (three of the four voters), or is made again.
-            let removing = start_retiring(cluster, follower, leader);
+            let removing = start_retiring(cluster, follower, admin);
             cluster.kill(follower);
             let _ = removing.join();
             cluster.remove_member(follower);
@@ -508,8 +522,8 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
             // heals. The follower runs until the first attempt ends, then is shut down, as its
             // operator would once it is removed (a removed node that runs on is no longer told
             // who leads).
-            let removing = start_retiring(cluster, follower, leader);
-            cut_off_for_a_while(cluster, leader, fault);
+            let removing = start_retiring(cluster, follower, admin);
+            cut_off_for_a_while(cluster, admin, fault);
             let _ = removing.join();
             cluster.kill(follower);
             cluster.remove_member(follower);
@@ -648,9 +662,34 @@ fn check(cluster: &Cluster, history: &History, fault: Fault) {
     }
 }
 
+/// How many shards the clusters under test have (`WEIR_CLUSTER_SHARDS`, 1 by default); the
+/// stream is in one of them, the others idle but electing and ticking alike.
+fn shards() -> u16 {
+    std::env::var("WEIR_CLUSTER_SHARDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(1)
+}
+
+/// The shard that holds the stream.
+fn stream_shard() -> usize {
+    usize::from(STREAM_SLOT) * usize::from(shards()) / 16_384
+}
+
+/// Node `id`'s stores, by shard: its data directory, or each of its shard directories.
+fn store_dirs(cluster: &Cluster, id: u64) -> Vec<std::path::PathBuf> {
+    match shards() {
+        1 => vec![cluster.dir(id).to_path_buf()],
+        count => (0..count)
+            .map(|shard| cluster.dir(id).join("shards").join(shard.to_string()))
+            .collect(),
+    }
+}
+
 fn run_schedule(net: u8, fault: Fault, round: usize) {
-    let mut cluster = Cluster::start(net, 3, "always");
-    cluster.leader();
+    let flags = vec!["--cluster-shards".to_string(), shards().to_string()];
+    let mut cluster = Cluster::start_with(net, 3, "always", flags);
+    cluster.leader_of_slot(STREAM_SLOT);
     let client = cluster.cluster_client();
     let mut conn = client.get_connection().unwrap();
     let _: () = redis::cmd("XGROUP")
@@ -717,9 +756,16 @@ fn run_schedule(net: u8, fault: Fault, round: usize) {
 fn acknowledged_writes_survive_every_fault_kind() {
     // Only the kinds named, if any are: the schedules cycle through those.
     let only = std::env::var("WEIR_CLUSTER_FAULT").ok();
+    // A power loss is modelled on the Raft log of one directory: with several shards, only
+    // the other kinds run.
+    let power_losses = if shards() == 1 {
+        POWER_LOSS_FAULTS
+    } else {
+        &[]
+    };
     let faults: Vec<Fault> = FAULTS
         .iter()
-        .chain(POWER_LOSS_FAULTS)
+        .chain(power_losses)
         .copied()
         .filter(|fault| {
             only.as_ref()

@@ -200,9 +200,27 @@ fn shards_spread_their_leaders_serve_their_slots_and_fail_over() {
         let len: usize = reader.xlen(format!("s{stream}")).expect("XLEN");
         assert_eq!(len, 3, "stream s{stream}");
     }
+    drop(reader);
     eventually("the restarted node catches up on every shard", || {
         dbsize(&cluster, 1) == streams
     });
+
+    // The restarted node leads nothing until the others hand its shards back.
+    let mut moved = 0;
+    for id in 1..=3 {
+        let mut conn = cluster.conn(id).expect("connect");
+        moved += redis::cmd("CLUSTER")
+            .arg("REBALANCE")
+            .query::<i64>(&mut conn)
+            .expect("CLUSTER REBALANCE");
+    }
+    assert!(moved >= 1, "no shard was handed back to node 1");
+    eventually("every node leads its two shards again", || {
+        shard_leaders(&cluster, 2) == leaders
+    });
+    for stream in 0..streams {
+        write(&client, &mut conn, &format!("s{stream}"), 3);
+    }
 
     // FLUSHALL on every master, as cluster clients send it, empties every shard.
     for id in 1..=3 {

@@ -111,6 +111,12 @@ struct ClusterArgs {
     /// give the same count, and a node refuses to start on a data directory made with another.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(weir::server::MAX_SHARDS)))]
     cluster_shards: u16,
+    /// With several shards: every this many seconds, each node hands the leadership of one
+    /// shard it leads over to the shard's preferred leader (the voters in id order, one shard
+    /// each in turn), so that leaders even out again after failures and membership changes;
+    /// each move costs the shard about one election timeout. 0: only on CLUSTER REBALANCE.
+    #[arg(long, default_value_t = 30)]
+    cluster_rebalance_interval: u64,
 }
 
 impl ClusterArgs {
@@ -161,6 +167,8 @@ impl ClusterArgs {
             secret,
             snapshot_entries: self.snapshot_entries,
             shards: self.cluster_shards,
+            rebalance_interval: (self.cluster_rebalance_interval > 0)
+                .then(|| std::time::Duration::from_secs(self.cluster_rebalance_interval)),
         }))
     }
 }

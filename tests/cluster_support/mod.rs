@@ -429,19 +429,25 @@ impl Cluster {
             .expect("cluster client")
     }
 
-    /// The node that says it leads, once the running nodes agree on one.
+    /// The node that leads slot 0 (the only shard, or the first, whose leader changes the
+    /// membership), once the running nodes agree on one.
     pub fn leader(&self) -> u64 {
+        self.leader_of_slot(0)
+    }
+
+    /// The node that leads `slot`'s shard, once the running nodes agree on one.
+    pub fn leader_of_slot(&self, slot: u16) -> u64 {
         let deadline = Instant::now() + ELECTION_TIMEOUT;
         while Instant::now() < deadline {
-            if let Some(leader) = self.agreed_leader() {
+            if let Some(leader) = self.agreed_leader(slot) {
                 return leader;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("no leader within {ELECTION_TIMEOUT:?}");
+        panic!("no leader of slot {slot} within {ELECTION_TIMEOUT:?}");
     }
 
-    fn agreed_leader(&self) -> Option<u64> {
+    fn agreed_leader(&self, slot: u16) -> Option<u64> {
         let mut seen = None;
         for node in self.nodes.iter().filter(|node| self.is_up(node.id)) {
             let mut conn = self.conn(node.id).ok()?;
@@ -454,10 +460,10 @@ impl Cluster {
                 // A node waiting to be added knows only itself, and no address of its own.
                 continue;
             }
-            // The leader is the master with slots; a learner is a master without any.
+            // The leader is the master with the slot; a learner is a master without any.
             let leader_line = text
                 .lines()
-                .find(|line| line.contains("master") && line.split(' ').count() > 8)?;
+                .find(|line| line.contains("master") && holds_slot(line, slot))?;
             let ip = leader_line.split(' ').nth(1)?.split(':').next()?;
             let leader = self.nodes.iter().find(|node| node.ip == ip)?.id;
             if seen.is_some_and(|seen| seen != leader) {
@@ -588,6 +594,17 @@ impl Drop for Cluster {
             );
         }
     }
+}
+
+/// Whether a `CLUSTER NODES` line lists `slot` among its node's slot ranges.
+fn holds_slot(line: &str, slot: u16) -> bool {
+    line.split(' ').skip(8).any(|range| {
+        let (first, last) = range.split_once('-').unwrap_or((range, range));
+        match (first.parse::<u16>(), last.parse::<u16>()) {
+            (Ok(first), Ok(last)) => (first..=last).contains(&slot),
+            _ => false,
+        }
+    })
 }
 
 fn signal(child: &Child, signal: libc::c_int) {

@@ -25,6 +25,7 @@ use super::BusTimeouts;
 use super::error::TransportError;
 use super::frame::{MAX_FRAME_BYTES, read_frame, write_frame};
 use super::handshake::{self, Group};
+use super::leadership_message::{LeadershipAnswer, LeadershipStep};
 use super::membership_message::{MembershipAnswer, MembershipChange};
 use super::message::{ReadIndexAnswer, Request, Response};
 use super::remote_error::ApiError;
@@ -324,6 +325,25 @@ impl PeerConnection {
             .await
         {
             Ok(Response::Membership(answer)) => Ok(answer),
+            Ok(_) => {
+                // The peer does not speak this protocol: the connection is not reused.
+                self.stream = None;
+                Err(TransportError::Unexpected {
+                    asked: request.name(),
+                })
+            }
+            Err(CallError::Unreachable(error) | CallError::Network(error)) => Err(error),
+        }
+    }
+
+    /// Asks the target to take `step` of a leadership move in this network's group.
+    pub async fn leadership(
+        &mut self,
+        step: LeadershipStep,
+    ) -> Result<LeadershipAnswer, TransportError> {
+        let request = Request::Leadership(step);
+        match self.call(&request.encode()).await {
+            Ok(Response::Leadership(answer)) => Ok(answer),
             Ok(_) => {
                 // The peer does not speak this protocol: the connection is not reused.
                 self.stream = None;

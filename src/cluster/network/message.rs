@@ -9,6 +9,7 @@ use openraft::raft::{
 use crate::cluster::types::{NodeId, TypeConfig};
 use crate::codec::{CodecError, Decoder, Encoder};
 
+use super::leadership_message::{LeadershipAnswer, LeadershipStep};
 use super::membership_message::{MembershipAnswer, MembershipChange};
 use super::remote_error::RemoteFailure;
 use super::wire::{
@@ -21,6 +22,7 @@ const VOTE: u8 = 2;
 const INSTALL_SNAPSHOT: u8 = 3;
 const READ_INDEX: u8 = 4;
 const CHANGE_MEMBERSHIP: u8 = 5;
+const LEADERSHIP: u8 = 6;
 const FAILURE: u8 = 0xff;
 
 const SUCCESS: u8 = 0;
@@ -47,6 +49,8 @@ pub enum Request {
     ReadIndex,
     /// To the group's leader: make this change to the group's membership.
     ChangeMembership(MembershipChange),
+    /// To a voter of the group: take this step of a leadership move.
+    Leadership(LeadershipStep),
 }
 
 /// The leader's answer to [`Request::ReadIndex`].
@@ -74,6 +78,8 @@ pub enum Response {
     ReadIndex(ReadIndexAnswer),
     /// The answer to [`Request::ChangeMembership`].
     Membership(MembershipAnswer),
+    /// The answer to [`Request::Leadership`].
+    Leadership(LeadershipAnswer),
     /// The remote node failed to handle the request.
     Failure(RemoteFailure),
 }
@@ -87,6 +93,7 @@ impl Request {
             Request::InstallSnapshot(_) => "InstallSnapshot",
             Request::ReadIndex => "ReadIndex",
             Request::ChangeMembership(_) => "ChangeMembership",
+            Request::Leadership(_) => "Leadership",
         }
     }
 
@@ -119,6 +126,10 @@ impl Request {
                 out.u8(CHANGE_MEMBERSHIP);
                 change.put(&mut out);
             }
+            Request::Leadership(step) => {
+                out.u8(LEADERSHIP);
+                step.put(&mut out);
+            }
         }
         out.finish()
     }
@@ -146,6 +157,7 @@ impl Request {
             }),
             READ_INDEX => Request::ReadIndex,
             CHANGE_MEMBERSHIP => Request::ChangeMembership(MembershipChange::get(&mut input)?),
+            LEADERSHIP => Request::Leadership(LeadershipStep::get(&mut input)?),
             _ => return Err(malformed("unknown request")),
         };
         input.finish()?;
@@ -180,6 +192,10 @@ impl Response {
                 out.u8(CHANGE_MEMBERSHIP);
                 answer.put(&mut out);
             }
+            Response::Leadership(answer) => {
+                out.u8(LEADERSHIP);
+                answer.put(&mut out);
+            }
             Response::Failure(failure) => {
                 out.u8(FAILURE);
                 failure.put(&mut out);
@@ -203,6 +219,7 @@ impl Response {
             }),
             READ_INDEX => Response::ReadIndex(get_read_index(&mut input)?),
             CHANGE_MEMBERSHIP => Response::Membership(MembershipAnswer::get(&mut input)?),
+            LEADERSHIP => Response::Leadership(LeadershipAnswer::get(&mut input)?),
             FAILURE => Response::Failure(RemoteFailure::get(&mut input)?),
             _ => return Err(malformed("unknown response")),
         };

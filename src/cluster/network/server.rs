@@ -4,6 +4,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use openraft::Raft;
@@ -18,6 +19,7 @@ use super::BusTimeouts;
 use super::error::TransportError;
 use super::frame::{MAX_FRAME_BYTES, read_frame, write_frame};
 use super::handshake;
+use super::leadership_message::{LeadershipAnswer, LeadershipStep};
 use super::membership_message::{MembershipAnswer, MembershipChange};
 use super::message::{ReadIndexAnswer, Request, Response};
 use super::remote_error::RemoteFailure;
@@ -62,8 +64,15 @@ pub async fn serve_cluster_with(
     node_id: NodeId,
     timeouts: BusTimeouts,
 ) {
+    let groups = rafts
+        .into_iter()
+        .map(|raft| ServedGroup {
+            raft,
+            pauses: Arc::new(AtomicU64::new(0)),
+        })
+        .collect();
     let server = Arc::new(Server {
-        rafts,
+        groups,
         secret,
         tls,
         this: node_id,
@@ -96,7 +105,7 @@ pub async fn serve_cluster_with(
 }
 
 struct Server {
-    rafts: Vec<Raft<TypeConfig>>,
+    groups: Vec<ServedGroup>,
     secret: ClusterSecret,
     tls: Option<BusTls>,
     this: NodeId,
@@ -120,14 +129,14 @@ impl Server {
         let mut stream: BusStream = tls::accept(tcp, self.tls.as_ref(), limit).await?;
         let (node, group) =
             handshake::accept(&mut stream, &self.secret, self.this, &self.timeouts).await?;
-        let Some(raft) = usize::try_from(group)
+        let Some(served) = usize::try_from(group)
             .ok()
-            .and_then(|group| self.rafts.get(group))
+            .and_then(|group| self.groups.get(group))
         else {
             return Err(TransportError::NoSuchGroup {
                 peer: node,
                 group,
-                groups: self.rafts.len(),
+                groups: self.groups.len(),
             });
         };
         tracing::debug!(node, group, "cluster bus connection authenticated");
@@ -138,14 +147,25 @@ impl Server {
                 }
                 read => read?,
             };
-            let response = answer(raft, Request::decode(&payload)?, self.this).await;
+            let response = answer(served, Request::decode(&payload)?, self.this).await;
             write_frame(&mut stream, &response.encode(), self.timeouts.exchange).await?;
         }
     }
 }
 
-/// Hands one request to `raft` and answers what it said.
-async fn answer(raft: &Raft<TypeConfig>, request: Request, this: NodeId) -> Response {
+/// One Raft group this node serves on the bus.
+struct ServedGroup {
+    raft: Raft<TypeConfig>,
+    /// How many times its elections were paused: a pause ends only if no later one began.
+    pauses: Arc<AtomicU64>,
+}
+
+/// The longest a peer may pause this node's elections in a group for.
+const MAX_ELECTION_PAUSE: Duration = Duration::from_secs(10);
+
+/// Hands one request to the group and answers what its Raft said.
+async fn answer(group: &ServedGroup, request: Request, this: NodeId) -> Response {
+    let raft = &group.raft;
     match request {
         Request::AppendEntries(rpc) => match raft.append_entries(rpc).await {
             Ok(response) => Response::AppendEntries(response),
@@ -163,6 +183,30 @@ async fn answer(raft: &Raft<TypeConfig>, request: Request, this: NodeId) -> Resp
         Request::ChangeMembership(change) => {
             Response::Membership(change_membership(raft, change, this).await)
         }
+        Request::Leadership(step) => Response::Leadership(leadership_step(group, step).await),
+    }
+}
+
+/// Takes one step of a leadership move in `group` (see `LeadershipStep`).
+async fn leadership_step(group: &ServedGroup, step: LeadershipStep) -> LeadershipAnswer {
+    match step {
+        LeadershipStep::PauseElections(pause) => {
+            let pause = pause.min(MAX_ELECTION_PAUSE);
+            let generation = group.pauses.fetch_add(1, Ordering::SeqCst) + 1;
+            group.raft.runtime_config().elect(false);
+            let (raft, pauses) = (group.raft.clone(), Arc::clone(&group.pauses));
+            tokio::spawn(async move {
+                tokio::time::sleep(pause).await;
+                if pauses.load(Ordering::SeqCst) == generation {
+                    raft.runtime_config().elect(true);
+                }
+            });
+            LeadershipAnswer::Done
+        }
+        LeadershipStep::Campaign => match group.raft.trigger().elect().await {
+            Ok(()) => LeadershipAnswer::Done,
+            Err(fatal) => LeadershipAnswer::Failed(fatal.to_string()),
+        },
     }
 }
 

@@ -48,6 +48,7 @@ pub(crate) fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         ("keyslot", 3, keyslot),
         ("myid", 2, myid),
         ("nodes", 2, nodes),
+        ("rebalance", 2, waits_for_cluster),
         ("removenode", 3, waits_for_cluster),
         ("replicas", 3, replicas),
         ("shards", 2, shards),
@@ -73,12 +74,12 @@ pub(crate) fn cluster(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     dispatch(ctx, args, "cluster", TABLE)
 }
 
-/// `CLUSTER ADDNODE` and `REMOVENODE` where they cannot wait: inside `MULTI` or a script. (A
+/// `CLUSTER ADDNODE`, `REMOVENODE` and `REBALANCE` where they cannot wait: inside `MULTI` or a script. (A
 /// connection runs them outside, in `membership`.)
 fn waits_for_cluster(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Value, Value> {
     view(ctx)?;
     Err(Value::error(
-        "ERR CLUSTER ADDNODE and REMOVENODE wait for the cluster: they cannot run inside MULTI or a script",
+        "ERR CLUSTER ADDNODE, REMOVENODE and REBALANCE wait for the cluster: they cannot run inside MULTI or a script",
     ))
 }
 
@@ -197,6 +198,9 @@ const CLUSTER_HELP: &[&str] = &[
     "NODES",
     "    Return cluster configuration seen by node. Output format:",
     "    <id> <ip:port> <flags> <master> <pings> <pongs> <epoch> <link> <slot> ...",
+    "REBALANCE",
+    "    Hand the leadership of each shard this node leads over to the shard's",
+    "    preferred leader; return how many shards moved.",
     "REMOVENODE <node-number>",
     "    Remove a node from the cluster.",
     "REPLICAS <node-id>",

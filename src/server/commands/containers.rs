@@ -819,5 +819,16 @@ pub(super) const CLUSTER: About = container(
             0,
             cluster("7.0.0", "Removes a node from the cluster.", &[]),
         ),
+        sub(
+            "cluster|rebalance",
+            2,
+            CLUSTER_ADMIN_FLAGS,
+            0,
+            cluster(
+                "7.0.0",
+                "Hands the shards this node leads over to their preferred leaders.",
+                &[],
+            ),
+        ),
     ],
 );

@@ -20,21 +20,40 @@ use crate::server::resp::Value;
 /// How long `CLUSTER ADDNODE` waits by default for the new node to catch up.
 const DEFAULT_CATCH_UP: Duration = Duration::from_secs(60);
 
-/// Whether `args` (a `CLUSTER` call) changes the membership, and so waits for the cluster.
+/// Whether `args` (a `CLUSTER` call) changes the membership or the leaders, and so waits for
+/// the cluster.
 pub(super) fn changes_membership(args: &[Bytes]) -> bool {
     args.get(1).is_some_and(|sub| {
-        sub.eq_ignore_ascii_case(b"addnode") || sub.eq_ignore_ascii_case(b"removenode")
+        sub.eq_ignore_ascii_case(b"addnode")
+            || sub.eq_ignore_ascii_case(b"removenode")
+            || sub.eq_ignore_ascii_case(b"rebalance")
     })
 }
 
-/// Runs `CLUSTER ADDNODE` or `CLUSTER REMOVENODE` on this node of `replication`'s cluster.
+/// Runs `CLUSTER ADDNODE`, `REMOVENODE` or `REBALANCE` on this node of `replication`'s cluster.
 pub(super) async fn run(replication: &Replication, args: &[Bytes]) -> Outcome {
     let reply = if args[1].eq_ignore_ascii_case(b"addnode") {
         add_node(replication, args).await
-    } else {
+    } else if args[1].eq_ignore_ascii_case(b"removenode") {
         remove_node(replication, args).await
+    } else {
+        rebalance(replication, args).await
     };
     reply.unwrap_or_else(|error| error).into()
+}
+
+/// `CLUSTER REBALANCE`: hands the leadership of every shard this node leads over to the
+/// shard's preferred leader; answers how many moved. A shard that could not be moved (its
+/// preferred node unreachable or behind) is logged and left as it is.
+async fn rebalance(replication: &Replication, args: &[Bytes]) -> Result<Value, Value> {
+    if args.len() != 2 {
+        return Err(wrong_arity("rebalance"));
+    }
+    let (moved, failures) = replication.rebalance_led(usize::MAX).await;
+    for failure in &failures {
+        tracing::info!(%failure, "CLUSTER REBALANCE left a shard's leader where it was");
+    }
+    Ok(Value::Integer(moved as i64))
 }
 
 async fn add_node(replication: &Replication, args: &[Bytes]) -> Result<Value, Value> {

@@ -66,6 +66,9 @@ pub struct ClusterConfig {
     /// How many shards the slots are cut into (`--cluster-shards`), each its own Raft group
     /// with its own log and store; fixed when the cluster is formed, the same on every node.
     pub shards: u16,
+    /// How often each node hands the leadership of one shard it leads over to the shard's
+    /// preferred leader (`--cluster-rebalance-interval`); `None`: never on its own.
+    pub rebalance_interval: Option<std::time::Duration>,
 }
 
 /// The most shards a cluster may have (`--cluster-shards`): each is a Raft group with its own
@@ -88,6 +91,7 @@ impl fmt::Debug for ClusterConfig {
             .field("bus_port", &self.bus_port)
             .field("snapshot_entries", &self.snapshot_entries)
             .field("shards", &self.shards)
+            .field("rebalance_interval", &self.rebalance_interval)
             .finish_non_exhaustive()
     }
 }

@@ -253,6 +253,7 @@ mod tests {
             secret: ClusterSecret::new(b"a secret of 16 bytes or more".to_vec()).unwrap(),
             snapshot_entries: 0,
             shards: 1,
+            rebalance_interval: None,
         };
         let config = ServerConfig {
             dir: dir.to_path_buf(),

@@ -9,6 +9,7 @@ mod membership;
 mod node;
 mod proposal;
 mod read_barrier;
+mod rebalance;
 
 pub(crate) use crate::cluster::membership::{Added, MembershipError};
 pub use apply::{ApplyError, ServerState};

@@ -203,6 +203,14 @@ impl Replication {
             let ticking = tick_while_leading(Arc::downgrade(&replication), shard);
             started.push(tokio::spawn(ticking));
         }
+        if let Some(interval) = config
+            .rebalance_interval
+            .filter(|_| replication.groups.len() > 1)
+        {
+            let rebalancing =
+                super::rebalance::rebalance_every(Arc::downgrade(&replication), interval);
+            started.push(tokio::spawn(rebalancing));
+        }
         // A node that was initialized finds its membership in its log: --peers and --join
         // only matter the first time it starts.
         if !initialized {

@@ -1,0 +1,159 @@
+//! Evening out the shards' leaders over the nodes. Each shard has a preferred leader: the
+//! first shard's voters in id order, shard `k` the `k mod n`-th (the node that led it first when
+//! the cluster formed, while the voters stay the same). A node that leads a shard preferring
+//! another node hands it over once that node is reachable and caught up: `CLUSTER REBALANCE`
+//! does so at once for every shard the node leads; every `--cluster-rebalance-interval` seconds
+//! each node does so for one shard.
+//!
+//! openraft 0.9 cannot hand leadership over, so a move is two steps (see
+//! `LeadershipStep`): the shard's other voters, this leader included, start no election for a
+//! few seconds, then the preferred voter starts one. This leader grants it (its log is as long)
+//! and steps down; the others grant it once they stop hearing from this leader. The shard has
+//! no leader for about one election timeout meanwhile.
+
+use std::time::{Duration, Instant};
+
+use crate::cluster::network::{LeadershipAnswer, LeadershipStep};
+use crate::cluster::types::NodeId;
+
+use super::node::Replication;
+
+/// How long the other voters start no election while the preferred one campaigns: long enough
+/// for the old leader's followers' leases (the longest election timeout) to run out and one
+/// election to end.
+const ELECTION_PAUSE: Duration = Duration::from_secs(3);
+/// How long a move may take before it counts as failed.
+const MOVE_WAIT: Duration = Duration::from_secs(5);
+/// How far (in entries) the preferred node's log may trail this leader's for it to take over.
+const CAUGHT_UP_LAG: u64 = 16;
+
+impl Replication {
+    /// The node each shard should be led by, if its voters include it.
+    pub(crate) fn preferred_leaders(&self) -> Vec<Option<NodeId>> {
+        let voters: Vec<NodeId> = {
+            let metrics = self.group(0).raft.metrics();
+            let metrics = metrics.borrow();
+            metrics.membership_config.membership().voter_ids().collect()
+        };
+        (0..self.shard_count())
+            .map(|shard| {
+                let preferred = *voters.get(shard % voters.len().max(1))?;
+                let metrics = self.group(shard).raft.metrics();
+                let metrics = metrics.borrow();
+                let membership = metrics.membership_config.membership();
+                membership
+                    .voter_ids()
+                    .any(|voter| voter == preferred)
+                    .then_some(preferred)
+            })
+            .collect()
+    }
+
+    /// Hands the leadership of the shards this node leads over to their preferred leaders, at
+    /// most `limit` of them; answers how many moved, and why the others did not.
+    pub(crate) async fn rebalance_led(&self, limit: usize) -> (usize, Vec<String>) {
+        let mut moved = 0;
+        let mut failures = Vec::new();
+        for (shard, preferred) in self.preferred_leaders().into_iter().enumerate() {
+            if moved >= limit {
+                break;
+            }
+            let Some(preferred) = preferred.filter(|node| *node != self.node_id()) else {
+                continue;
+            };
+            if !self.leads(shard) {
+                continue;
+            }
+            match self.hand_over(shard, preferred).await {
+                Ok(()) => moved += 1,
+                Err(reason) => failures.push(format!("shard {shard}: {reason}")),
+            }
+        }
+        (moved, failures)
+    }
+
+    /// Moves shard `shard`'s leadership from this node to node `to`.
+    async fn hand_over(&self, shard: usize, to: NodeId) -> Result<(), String> {
+        let voters = self.caught_up_voters(shard, to)?;
+        for voter in voters.iter().filter(|voter| **voter != to) {
+            let pause = LeadershipStep::PauseElections(ELECTION_PAUSE);
+            // A voter that cannot be reached cannot campaign against the move either.
+            if let Err(reason) = self.leadership_step(shard, *voter, pause).await {
+                tracing::debug!(shard, voter, %reason, "could not pause a voter's elections");
+            }
+        }
+        self.leadership_step(shard, to, LeadershipStep::Campaign)
+            .await?;
+        let deadline = Instant::now() + MOVE_WAIT;
+        let mut metrics = self.group(shard).raft.metrics();
+        loop {
+            if metrics.borrow_and_update().current_leader == Some(to) {
+                tracing::info!(shard, to, "handed the shard's leadership over");
+                return Ok(());
+            }
+            let changed = tokio::time::timeout_at(deadline.into(), metrics.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                return Err(format!(
+                    "node {to} did not take the lead within {MOVE_WAIT:?}"
+                ));
+            }
+        }
+    }
+
+    /// The shard's voters, once this node (its leader) knows that `to` is one of them and holds
+    /// the log to within a few entries of its end.
+    fn caught_up_voters(&self, shard: usize, to: NodeId) -> Result<Vec<NodeId>, String> {
+        let metrics = self.group(shard).raft.metrics().borrow().clone();
+        if metrics.current_leader != Some(self.node_id()) {
+            return Err("this node does not lead it any more".into());
+        }
+        let last = metrics.last_log_index.unwrap_or(0);
+        let matched = metrics
+            .replication
+            .as_ref()
+            .and_then(|matched| matched.get(&to).copied().flatten())
+            .map_or(0, |log| log.index);
+        if matched + CAUGHT_UP_LAG < last {
+            return Err(format!(
+                "node {to} is not caught up (its log is at {matched}, the leader's at {last})"
+            ));
+        }
+        Ok(metrics.membership_config.membership().voter_ids().collect())
+    }
+
+    /// Asks node `voter` (this node included) to take `step` in shard `shard`.
+    async fn leadership_step(
+        &self,
+        shard: usize,
+        voter: NodeId,
+        step: LeadershipStep,
+    ) -> Result<(), String> {
+        let addr = self
+            .node_addr(voter)
+            .ok_or_else(|| format!("node {voter} has no known address"))?;
+        let mut connection = self.group(shard).network.connection(voter, &addr.bus);
+        match connection.leadership(step).await {
+            Ok(LeadershipAnswer::Done) => Ok(()),
+            Ok(LeadershipAnswer::Failed(reason)) => Err(format!("node {voter}: {reason}")),
+            Err(error) => Err(format!("node {voter} did not answer: {error}")),
+        }
+    }
+}
+
+/// Every `interval`, hands over the leadership of one shard this node leads that prefers
+/// another node; ends with the node.
+pub(super) async fn rebalance_every(replication: std::sync::Weak<Replication>, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
+    loop {
+        ticks.tick().await;
+        let Some(replication) = replication.upgrade() else {
+            return;
+        };
+        let (_, failures) = replication.rebalance_led(1).await;
+        for failure in failures {
+            tracing::debug!(%failure, "a shard's leadership was not handed over");
+        }
+    }
+}
