@@ -273,7 +273,21 @@ fn redis_py_result(child: Child) -> Vec<u64> {
 
 #[test]
 fn five_nodes_grow_shrink_and_heal_while_both_cluster_clients_write() {
-    let mut cluster = Cluster::start(57, 5, "always");
+    grow_shrink_and_heal(57, 1);
+}
+
+/// The same on sixteen shards: each change is made shard by shard, from the first shard's
+/// leader, to groups led all over the cluster (the retired and the dead node lead some).
+#[test]
+fn sixteen_shards_on_five_nodes_grow_shrink_and_heal_while_both_cluster_clients_write() {
+    grow_shrink_and_heal(94, 16);
+}
+
+/// Five nodes of `shards` shards: a sixth joins, a follower of the first shard is removed, and
+/// another dies and is replaced, while the `redis` crate's cluster client and redis-py's write.
+fn grow_shrink_and_heal(net: u8, shards: u16) {
+    let flags = vec!["--cluster-shards".to_string(), shards.to_string()];
+    let mut cluster = Cluster::start_with(net, 5, "always", flags);
     let leader = cluster.leader();
     let scratch = tempfile::tempdir().unwrap();
     let stop_file = scratch.path().join("stop");

@@ -429,6 +429,26 @@ impl Cluster {
             .expect("cluster client")
     }
 
+    /// How many shards the nodes were started with (`--cluster-shards`, 1 without it).
+    pub fn shards(&self) -> u16 {
+        self.extra_args
+            .iter()
+            .position(|arg| arg == "--cluster-shards")
+            .and_then(|at| self.extra_args.get(at + 1))
+            .and_then(|count| count.parse().ok())
+            .unwrap_or(1)
+    }
+
+    /// Node `id`'s stores, by shard: its data directory, or each of its shard directories.
+    pub fn store_dirs(&self, id: u64) -> Vec<PathBuf> {
+        match self.shards() {
+            1 => vec![self.dir(id).to_path_buf()],
+            count => (0..count)
+                .map(|shard| self.dir(id).join("shards").join(shard.to_string()))
+                .collect(),
+        }
+    }
+
     /// The node that leads slot 0 (the only shard, or the first, whose leader changes the
     /// membership), once the running nodes agree on one.
     pub fn leader(&self) -> u64 {
