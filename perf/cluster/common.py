@@ -95,6 +95,17 @@ def device_bytes_written(path):
     reached the disk, file-system journal included. A process's write_bytes in /proc/PID/io
     counts whole page-cache folios dirtied, up to 64 KiB on a file system with large folios,
     however few bytes changed."""
+    return int(device_stats(path)[9]) * 512
+
+
+def device_flushes(path):
+    """Cache flushes the block device holding `path` has completed so far (/proc/diskstats):
+    what each fdatasync costs the disk."""
+    return int(device_stats(path)[18])
+
+
+def device_stats(path):
+    """The /proc/diskstats line of the block device holding `path`, split."""
     source = subprocess.run(["df", "--output=source", path], check=True, capture_output=True,
                             text=True).stdout.split()[-1]
     name = os.path.basename(os.path.realpath(source))
@@ -102,7 +113,7 @@ def device_bytes_written(path):
         for line in f:
             fields = line.split()
             if fields[2] == name:
-                return int(fields[9]) * 512
+                return fields
     raise RuntimeError("no /proc/diskstats line for %s (%s)" % (path, name))
 
 
@@ -240,8 +251,9 @@ class Weir:
     """A 3-node cluster (cluster=True) or a single node on 127.0.20.1, under /tmp/weir-perf;
     with tls=True the cluster's bus runs over mutual TLS."""
 
-    def __init__(self, cluster=True, fsync="always", root="/tmp/weir-perf", tls=False):
+    def __init__(self, cluster=True, fsync="always", root="/tmp/weir-perf", tls=False, shards=1):
         self.cluster = cluster
+        self.shards = shards
         self.fsync = fsync
         self.root = root
         self.procs = {}
@@ -262,6 +274,7 @@ class Weir:
             cmd += ["--cluster-port", str(WEIR_BUS), "--peers", peers, "--node-id", str(i),
                     "--cluster-secret-file", os.path.join(self.root, "secret")]
             cmd += snapshot_args() + self.tls_args
+            cmd += ["--cluster-shards", str(self.shards)]
         log = open("%s/w%d.log" % (self.root, i), "ab")
         self.procs[i] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
@@ -315,8 +328,31 @@ class Weir:
     def start(self):
         for i in range(1, len(self.ips) + 1):
             self.start_node(i)
-        self.wait_leader()
+        if self.shards > 1:
+            self.wait_shard_leaders()
+        else:
+            self.wait_leader()
         return self
+
+    def shard_masters(self):
+        """Each shard's master as node 1 lists them in CLUSTER SLOTS, by first slot."""
+        masters = {}
+        for entry in try_call(self.ips[0], "CLUSTER", "SLOTS", timeout=0.5) or []:
+            masters[entry[0]] = decode(entry[2][0])
+        return masters
+
+    def wait_shard_leaders(self, timeout=30, settle=1.5):
+        """Waits until every shard has had the same leader for `settle` seconds."""
+        deadline = time.monotonic() + timeout
+        stable_since, last = None, None
+        while time.monotonic() < deadline:
+            masters = self.shard_masters()
+            if len(masters) != self.shards or masters != last:
+                stable_since, last = time.monotonic(), masters
+            elif time.monotonic() - stable_since >= settle:
+                return masters
+            time.sleep(0.05)
+        raise RuntimeError("not every shard elected a leader")
 
     def leader(self):
         """The node id every live node names as master (all must agree), or None."""

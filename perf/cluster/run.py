@@ -11,7 +11,8 @@ idle CPU; needs perf), tls (publish and serial with the bus over mutual TLS agai
 needs openssl), consume_pipelined (consumers that send each XACK with their next read, against
 consumers that wait for each answer), costs (CPU and bus bytes per write of the leader
 and of each follower, disk bytes per node, pipelined and serial), reads (linearizable XLEN on the
-leader and on a follower), nats, nats_consume (NATS alone).
+leader and on a follower), shards (pipelined XADD through redis-benchmark --cluster over keys of
+every shard, on 1 shard and on SHARDS shards, 3 by default), nats, nats_consume (NATS alone).
 
 Every measurement appends rows to perf/cluster-results.csv (OUT=... to change) and the end
 prints the table of medians. RUNS (3), N (200000), BACKLOG (200000), SERIAL (5000),
@@ -32,7 +33,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (NEW_NODE_IP, VALUE, WEIR_BUS, WEIR_IPS, WEIR_PORT, Conn, Meter,  # noqa: E402
                     Nats, RespError, Weir, bus_bytes_sent, decode, device_bytes_written,
-                    try_call)
+                    device_flushes, try_call)
 
 RUNS = int(os.environ.get("RUNS", "3"))
 N = int(os.environ.get("N", "200000"))
@@ -44,6 +45,7 @@ SERIAL_R3 = int(os.environ.get("SERIAL_R3", SERIAL))
 CATCHUP = int(os.environ.get("CATCHUP", "1000000"))
 FAILOVERS = int(os.environ.get("FAILOVERS", "5"))
 READS = int(os.environ.get("READS", "3000"))
+SHARDS = int(os.environ.get("SHARDS", "3"))
 OUT = os.environ.get("OUT", "perf/cluster-results.csv")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -561,6 +563,59 @@ def costs():
 
 
 # --- what bounds the cluster: system calls per entry, and a pipeline on one connection -------
+
+
+# --- shards: the same load on one shard and on several -----------------------------------------
+
+
+def shards():
+    for run in range(1, RUNS + 1):
+        for count in (1, SHARDS):
+            shards_once(count, run)
+
+
+def shards_once(count, run):
+    """redis-benchmark --cluster sends XADD s{tag} to each master, a tag of its slots each:
+    with one shard every client goes to the one leader, with several they spread over the
+    shards' leaders."""
+    system = "weir-r3-%dshards" % count
+    fig = "xadd-cluster-P16"
+    w = Weir(shards=count).start()
+    try:
+        m = Meter(w.pids())
+        before = weir_entries(WEIR_IPS[0])
+        flushes = device_flushes(w.root)
+        m.start()
+        out = subprocess.run(
+            ["redis-benchmark", "--cluster", "-h", WEIR_IPS[0], "-p", str(WEIR_PORT),
+             "-n", str(N_R3), "-c", "50", "-P", "16", "--csv", "XADD", "s{tag}", "*", "f",
+             VALUE], check=True, capture_output=True, text=True).stdout
+        deadline = time.monotonic() + 120
+        n = weir_entries(WEIR_IPS[0]) - before
+        while any(weir_entries(ip) - before < n for ip in WEIR_IPS) and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        m.stop()
+        flushes = device_flushes(w.root) - flushes
+        last = [line for line in out.splitlines() if line.startswith('"XADD')][-1]
+        f = [float(x.strip('"')) for x in last.split(",")[1:]]
+        record(fig, system, run, "rps", f[0])
+        record(fig, system, run, "p50_ms", f[3])
+        record(fig, system, run, "messages", n)
+        record(fig, system, run, "cpu_us_per_msg", sum(m.cpu.values()) / n)
+        record(fig, system, run, "busiest_node_cpu_us_per_msg", max(m.cpu.values()) / n)
+        record(fig, system, run, "disk_flushes_per_s", flushes / m.elapsed)
+        record(fig, system, run, "messages_per_disk_flush", n / max(flushes, 1))
+    finally:
+        w.stop()
+
+
+def weir_entries(ip):
+    info = decode(try_call(ip, "INFO", "weir") or b"")
+    for line in info.splitlines():
+        if line.startswith("entries:"):
+            return int(line.split(":")[1])
+    return 0
 
 
 def diagnose():
