@@ -46,6 +46,8 @@ CATCHUP = int(os.environ.get("CATCHUP", "1000000"))
 FAILOVERS = int(os.environ.get("FAILOVERS", "5"))
 READS = int(os.environ.get("READS", "3000"))
 SHARDS = int(os.environ.get("SHARDS", "3"))
+# Clients of the shards step: 50 in all, or (CLIENTS_PER_SHARD) so many for each shard.
+CLIENTS_PER_SHARD = int(os.environ.get("CLIENTS_PER_SHARD", "0"))
 OUT = os.environ.get("OUT", "perf/cluster-results.csv")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -575,10 +577,13 @@ def shards():
 
 
 def shards_once(count, run):
-    """redis-benchmark --cluster sends XADD s{tag} to each master, a tag of its slots each:
-    with one shard every client goes to the one leader, with several they spread over the
-    shards' leaders."""
+    """With several shards, redis-benchmark --cluster sends XADD s{tag} to each shard's leader,
+    a tag of its slots each, its clients spread over them; with one shard (which
+    redis-benchmark --cluster refuses, as a cluster of one master) every client goes to the one
+    leader."""
     system = "weir-r3-%dshards" % count
+    if CLIENTS_PER_SHARD:
+        system += "-%dc" % (CLIENTS_PER_SHARD * count)
     fig = "xadd-cluster-P16"
     w = Weir(shards=count).start()
     try:
@@ -586,10 +591,14 @@ def shards_once(count, run):
         before = weir_entries(WEIR_IPS[0])
         flushes = device_flushes(w.root)
         m.start()
+        target = ["--cluster", "-h", WEIR_IPS[0]] if count > 1 else ["-h", WEIR_IPS[w.leader() - 1]]
+        clients = CLIENTS_PER_SHARD * count if CLIENTS_PER_SHARD else 50
         out = subprocess.run(
-            ["redis-benchmark", "--cluster", "-h", WEIR_IPS[0], "-p", str(WEIR_PORT),
-             "-n", str(N_R3), "-c", "50", "-P", "16", "--csv", "XADD", "s{tag}", "*", "f",
-             VALUE], check=True, capture_output=True, text=True).stdout
+            ["redis-benchmark"] + target + ["-p", str(WEIR_PORT), "-n", str(N_R3), "-c",
+                                            str(clients),
+                                            "-P", "16", "--csv", "XADD", "s{tag}", "*", "f",
+                                            VALUE], check=True, capture_output=True,
+            text=True).stdout
         deadline = time.monotonic() + 120
         n = weir_entries(WEIR_IPS[0]) - before
         while any(weir_entries(ip) - before < n for ip in WEIR_IPS) and \
