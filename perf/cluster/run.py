@@ -89,9 +89,14 @@ def cpu_split(figure, system, run, meter, msgs, leader):
 
 
 def flush_rounds(ip):
-    info = decode(try_call(ip, "INFO", "persistence") or b"")
+    return info_field(ip, "persistence", "weir_flush_rounds")
+
+
+def info_field(ip, section, name):
+    """The integer field `name` of `INFO section` on the node at `ip` (0 when absent)."""
+    info = decode(try_call(ip, "INFO", section) or b"")
     for line in info.splitlines():
-        if line.startswith("weir_flush_rounds:"):
+        if line.startswith(name + ":"):
             return int(line.split(":")[1])
     return 0
 
@@ -620,11 +625,7 @@ def shards_once(count, run):
 
 
 def weir_entries(ip):
-    info = decode(try_call(ip, "INFO", "weir") or b"")
-    for line in info.splitlines():
-        if line.startswith("entries:"):
-            return int(line.split(":")[1])
-    return 0
+    return info_field(ip, "weir", "entries")
 
 
 def diagnose():

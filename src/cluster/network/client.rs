@@ -295,18 +295,12 @@ impl PeerConnection {
     /// Asks the target, believed to lead, for the index this node must have applied before a
     /// read sees every write acknowledged before the request was sent.
     pub async fn read_index(&mut self) -> Result<ReadIndexAnswer, TransportError> {
-        let request = Request::ReadIndex;
-        match self.call(&request.encode()).await {
-            Ok(Response::ReadIndex(answer)) => Ok(answer),
-            Ok(_) => {
-                // The peer does not speak this protocol: the connection is not reused.
-                self.stream = None;
-                Err(TransportError::Unexpected {
-                    asked: request.name(),
-                })
-            }
-            Err(CallError::Unreachable(error) | CallError::Network(error)) => Err(error),
-        }
+        let limit = self.network.timeouts.exchange;
+        self.ask(Request::ReadIndex, limit, |response| match response {
+            Response::ReadIndex(answer) => Some(answer),
+            _ => None,
+        })
+        .await
     }
 
     /// Asks the target, believed to lead this network's group, to make `change` to the group's
@@ -315,25 +309,16 @@ impl PeerConnection {
         &mut self,
         change: MembershipChange,
     ) -> Result<MembershipAnswer, TransportError> {
-        let mut answer_limit = self.network.timeouts.exchange;
+        let mut limit = self.network.timeouts.exchange;
         if let MembershipChange::Add { catch_up, .. } = &change {
-            answer_limit += *catch_up;
+            limit += *catch_up;
         }
         let request = Request::ChangeMembership(change);
-        match self
-            .call_answered_within(&request.encode(), answer_limit)
-            .await
-        {
-            Ok(Response::Membership(answer)) => Ok(answer),
-            Ok(_) => {
-                // The peer does not speak this protocol: the connection is not reused.
-                self.stream = None;
-                Err(TransportError::Unexpected {
-                    asked: request.name(),
-                })
-            }
-            Err(CallError::Unreachable(error) | CallError::Network(error)) => Err(error),
-        }
+        self.ask(request, limit, |response| match response {
+            Response::Membership(answer) => Some(answer),
+            _ => None,
+        })
+        .await
     }
 
     /// Asks the target to take `step` of a leadership move in this network's group.
@@ -341,16 +326,32 @@ impl PeerConnection {
         &mut self,
         step: LeadershipStep,
     ) -> Result<LeadershipAnswer, TransportError> {
-        let request = Request::Leadership(step);
-        match self.call(&request.encode()).await {
-            Ok(Response::Leadership(answer)) => Ok(answer),
-            Ok(_) => {
+        let limit = self.network.timeouts.exchange;
+        self.ask(Request::Leadership(step), limit, |response| match response {
+            Response::Leadership(answer) => Some(answer),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Sends one of weir's own requests (not openraft's) and waits up to `answer_limit` for
+    /// the answer `pick` takes.
+    async fn ask<T>(
+        &mut self,
+        request: Request,
+        answer_limit: Duration,
+        pick: fn(Response) -> Option<T>,
+    ) -> Result<T, TransportError> {
+        let asked = request.name();
+        match self
+            .call_answered_within(&request.encode(), answer_limit)
+            .await
+        {
+            Ok(response) => pick(response).ok_or_else(|| {
                 // The peer does not speak this protocol: the connection is not reused.
                 self.stream = None;
-                Err(TransportError::Unexpected {
-                    asked: request.name(),
-                })
-            }
+                TransportError::Unexpected { asked }
+            }),
             Err(CallError::Unreachable(error) | CallError::Network(error)) => Err(error),
         }
     }

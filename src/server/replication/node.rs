@@ -212,18 +212,19 @@ impl Replication {
             started.push(tokio::spawn(rebalancing));
         }
         // A node that was initialized finds its membership in its log: --peers and --join
-        // only matter the first time it starts.
-        if !initialized {
-            if config.join {
+        // only matter the first time it starts. Each shard is formed on its own, so that one a
+        // crash kept from forming on the first start is formed on the next.
+        if config.join {
+            if !initialized {
                 tracing::info!(
                     node_id = config.node_id,
                     "waiting to be added to the cluster: run CLUSTER ADDNODE on its leader"
                 );
-            } else {
-                for shard in 0..replication.groups.len() {
-                    let forming = form_group(Arc::downgrade(&replication), config.clone(), shard);
-                    started.push(tokio::spawn(forming));
-                }
+            }
+        } else {
+            for shard in 0..replication.groups.len() {
+                let forming = form_group(Arc::downgrade(&replication), config.clone(), shard);
+                started.push(tokio::spawn(forming));
             }
         }
         replication.tasks.lock().extend(started);
@@ -527,18 +528,22 @@ async fn form_group(
     config: ClusterConfig,
     shard: usize,
 ) {
-    let voters: Vec<NodeId> = config.peers.keys().copied().collect();
-    if voters[shard % voters.len()] != config.node_id {
-        tokio::time::sleep(FORMATION_GRACE).await;
-    }
     let Some(raft) = replication
         .upgrade()
         .map(|replication| replication.groups[shard].raft.clone())
     else {
         return;
     };
-    if raft.is_initialized().await.unwrap_or(true) {
+    let formed = || async { raft.is_initialized().await.unwrap_or(true) };
+    if formed().await {
         return;
+    }
+    let voters: Vec<NodeId> = config.peers.keys().copied().collect();
+    if voters.get(shard % voters.len().max(1)) != Some(&config.node_id) {
+        tokio::time::sleep(FORMATION_GRACE).await;
+        if formed().await {
+            return;
+        }
     }
     if let Err(error) = raft.initialize(initial_members(&config)).await {
         tracing::debug!(shard, %error, "the shard's membership is already initialized");
