@@ -111,10 +111,11 @@ struct ClusterArgs {
     /// give the same count, and a node refuses to start on a data directory made with another.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(weir::server::MAX_SHARDS)))]
     cluster_shards: u16,
-    /// With several shards: every this many seconds, each node hands the leadership of one
-    /// shard it leads over to the shard's preferred leader (the voters in id order, one shard
-    /// each in turn), so that leaders even out again after failures and membership changes;
-    /// each move costs the shard about one election timeout. 0: only on CLUSTER REBALANCE.
+    /// With several shards: 3 s after it starts, each node hands every shard it leads over to
+    /// the shard's preferred leader (the voters in id order, one shard each in turn), then one
+    /// such shard every this many seconds, so that leaders spread when the cluster forms and
+    /// even out again after failures and membership changes; a move leaves the shard without a
+    /// leader while one election runs. 0: only on CLUSTER REBALANCE.
     #[arg(long, default_value_t = 30)]
     cluster_rebalance_interval: u64,
 }

@@ -327,10 +327,14 @@ impl PeerConnection {
         step: LeadershipStep,
     ) -> Result<LeadershipAnswer, TransportError> {
         let limit = self.network.timeouts.exchange;
-        self.ask(Request::Leadership(step), limit, |response| match response {
-            Response::Leadership(answer) => Some(answer),
-            _ => None,
-        })
+        self.ask(
+            Request::Leadership(step),
+            limit,
+            |response| match response {
+                Response::Leadership(answer) => Some(answer),
+                _ => None,
+            },
+        )
         .await
     }
 

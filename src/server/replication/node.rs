@@ -31,11 +31,6 @@ pub use crate::names::RAFT_DIR;
 /// How often the leader proposes a tick (the changes time alone causes, and the clock that
 /// idle times are read against on every node).
 const TICK_INTERVAL: Duration = Duration::from_secs(1);
-/// How long an initial voter that is not a shard's preferred leader waits before it forms the
-/// shard's group itself: the preferred one forms it at once and so becomes its first leader,
-/// which spreads the shards' leaders over the nodes; the wait covers a preferred leader that is
-/// down when the cluster forms.
-const FORMATION_GRACE: Duration = Duration::from_secs(3);
 /// How often, at most, the commit point is saved with its own `fdatasync`. Saving it at every
 /// commit doubled each node's syncs per Raft round; at most once per 10 ms keeps what recovery
 /// must find intact within 10 ms of writes (plus the entries in flight) of what the node
@@ -519,10 +514,10 @@ async fn tick_while_leading(replication: std::sync::Weak<Replication>, shard: us
     }
 }
 
-/// Forms shard `shard`'s group with the initial voters: at once on the shard's preferred leader
-/// (the initial voters in id order, one shard each in turn), which then leads it first; after
-/// [`FORMATION_GRACE`] on the others, if the group has not formed by then. Every initial voter
-/// proposes the same membership; one that hears from a leader first is refused, as expected.
+/// Forms shard `shard`'s group with the initial voters, unless it is formed already. Every
+/// initial voter proposes the same membership; one that hears from a leader first is refused,
+/// as expected. (Which voter leads each shard first is left to the election; rebalancing then
+/// hands each shard to its preferred leader.)
 async fn form_group(
     replication: std::sync::Weak<Replication>,
     config: ClusterConfig,
@@ -534,16 +529,8 @@ async fn form_group(
     else {
         return;
     };
-    let formed = || async { raft.is_initialized().await.unwrap_or(true) };
-    if formed().await {
+    if raft.is_initialized().await.unwrap_or(true) {
         return;
-    }
-    let voters: Vec<NodeId> = config.peers.keys().copied().collect();
-    if voters.get(shard % voters.len().max(1)) != Some(&config.node_id) {
-        tokio::time::sleep(FORMATION_GRACE).await;
-        if formed().await {
-            return;
-        }
     }
     if let Err(error) = raft.initialize(initial_members(&config)).await {
         tracing::debug!(shard, %error, "the shard's membership is already initialized");

@@ -1,15 +1,16 @@
 //! Evening out the shards' leaders over the nodes. Each shard has a preferred leader: the
-//! first shard's voters in id order, shard `k` the `k mod n`-th (the node that led it first when
-//! the cluster formed, while the voters stay the same). A node that leads a shard preferring
-//! another node hands it over once that node is reachable and caught up: `CLUSTER REBALANCE`
-//! does so at once for every shard the node leads; every `--cluster-rebalance-interval` seconds
-//! each node does so for one shard.
+//! first shard's voters in id order, shard `k` the `k mod n`-th. A node that leads a shard
+//! preferring another node hands it over once that node is reachable and caught up:
+//! `CLUSTER REBALANCE` does so at once for every shard the node leads; a few seconds after a
+//! node starts it does so too (which spreads a new cluster's leaders), then every
+//! `--cluster-rebalance-interval` seconds for one shard.
 //!
 //! openraft 0.9 cannot hand leadership over, so a move is two steps (see
 //! `LeadershipStep`): the shard's other voters, this leader included, start no election for a
 //! few seconds, then the preferred voter starts one. This leader grants it (its log is as long)
 //! and steps down; the others grant it once they stop hearing from this leader. The shard has
-//! no leader for about one election timeout meanwhile.
+//! no leader while the election runs: a few milliseconds on three voters, up to an election
+//! timeout with more (until the other voters' leases on this leader run out).
 
 use std::time::{Duration, Instant};
 
@@ -140,20 +141,29 @@ impl Replication {
     }
 }
 
-/// Every `interval`, hands over the leadership of one shard this node leads that prefers
-/// another node; ends with the node.
+/// How long after the node starts it first hands over every shard it leads that prefers
+/// another node: enough for the shards to elect their first leaders and the other nodes to
+/// start, so that a new cluster's leaders spread at once.
+const FIRST_REBALANCE: Duration = Duration::from_secs(3);
+
+/// [`FIRST_REBALANCE`] after the node starts, hands over every shard it leads that prefers
+/// another node; then every `interval`, one such shard. Ends with the node.
 pub(super) async fn rebalance_every(replication: std::sync::Weak<Replication>, interval: Duration) {
+    tokio::time::sleep(FIRST_REBALANCE).await;
+    let mut limit = usize::MAX;
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticks.tick().await;
     loop {
-        ticks.tick().await;
         let Some(replication) = replication.upgrade() else {
             return;
         };
-        let (_, failures) = replication.rebalance_led(1).await;
+        let (_, failures) = replication.rebalance_led(limit).await;
         for failure in failures {
             tracing::debug!(%failure, "a shard's leadership was not handed over");
         }
+        drop(replication);
+        limit = 1;
+        ticks.tick().await;
     }
 }
