@@ -342,12 +342,15 @@ class Weir:
         return masters
 
     def wait_shard_leaders(self, timeout=30, settle=1.5):
-        """Waits until every shard has had the same leader for `settle` seconds."""
+        """Waits until every shard has had the same leader for `settle` seconds, the leaders
+        spread evenly over the nodes (the nodes hand each shard to its preferred leader a few
+        seconds after they start)."""
         deadline = time.monotonic() + timeout
         stable_since, last = None, None
         while time.monotonic() < deadline:
             masters = self.shard_masters()
-            if len(masters) != self.shards or masters != last:
+            counts = [list(masters.values()).count(ip) for ip in self.ips]
+            if len(masters) != self.shards or masters != last or max(counts) - min(counts) > 1:
                 stable_since, last = time.monotonic(), masters
             elif time.monotonic() - stable_since >= settle:
                 return masters
