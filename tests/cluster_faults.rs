@@ -8,7 +8,9 @@
 //! lost for good and replaced by a new node (`CLUSTER ADDNODE`, `CLUSTER REMOVENODE`; a
 //! follower whose flipped byte makes it refuse to start is replaced too), faults during such a
 //! replacement (the leader killed or cut off while it adds the new node, the new node killed
-//! while it catches up), or, built with the feature `power-loss-record`, the power loss of a
+//! while it catches up), faults during a leader hand-over (`CLUSTER REBALANCE` giving the
+//! stream's shard back to its preferred leader while the leader handing it over, or the one
+//! taking it, is killed), or, built with the feature `power-loss-record`, the power loss of a
 //! follower, of the leader or of every node (kill -9, then every byte and name of the Raft log
 //! directory not yet synced dropped, sometimes leaving a torn tail, then a restart on another
 //! boot). After healing, the checker requires:
@@ -40,7 +42,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cluster_support::Cluster;
+use cluster_support::{Cluster, eventually};
 use redis::{Commands, Value};
 
 const STREAM: &str = "{q}events";
@@ -67,6 +69,8 @@ enum Fault {
     IsolateLeaderWhileAdding,
     KillNodeBeingRemoved,
     IsolateLeaderWhileRemoving,
+    KillLeaderHandingOver,
+    KillPreferredLeaderTakingOver,
     #[cfg(feature = "power-loss-record")]
     PowerLossFollower,
     #[cfg(feature = "power-loss-record")]
@@ -75,7 +79,7 @@ enum Fault {
     PowerLossEveryNode,
 }
 
-const FAULTS: [Fault; 15] = [
+const FAULTS: [Fault; 17] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::PauseLeader,
@@ -91,6 +95,8 @@ const FAULTS: [Fault; 15] = [
     Fault::IsolateLeaderWhileAdding,
     Fault::KillNodeBeingRemoved,
     Fault::IsolateLeaderWhileRemoving,
+    Fault::KillLeaderHandingOver,
+    Fault::KillPreferredLeaderTakingOver,
 ];
 
 /// The faults that need queue-server built with the power-loss recorder.
@@ -337,6 +343,42 @@ fn start_retiring(cluster: &mut Cluster, old: u64, leader: u64) -> std::thread::
     removing
 }
 
+/// The stream's shard's preferred leader among the three first nodes: the shard's number,
+/// modulo the voters, picks it (docs/cluster.md, Shards).
+fn preferred_leader(cluster: &Cluster) -> u64 {
+    1 + (stream_shard(cluster) % 3) as u64
+}
+
+/// Makes the stream's shard led by another node than its preferred one, if it is not already,
+/// by killing the preferred one until another leads and restarting it; returns the leader.
+fn lead_elsewhere(cluster: &mut Cluster, preferred: u64) -> u64 {
+    if cluster.leader_of_slot(STREAM_SLOT) != preferred {
+        return cluster.leader_of_slot(STREAM_SLOT);
+    }
+    cluster.kill(preferred);
+    let mut leader = preferred;
+    eventually("another node leading the stream's shard", || {
+        leader = cluster.leader_of_slot(STREAM_SLOT);
+        leader != preferred
+    });
+    cluster.restart(preferred);
+    // Only a candidate whose log is close to the leader's is handed a shard.
+    std::thread::sleep(Duration::from_millis(1000));
+    leader
+}
+
+/// Sends `CLUSTER REBALANCE` to node `on` from another thread; the thread answers how many
+/// shards moved, `None` on an error.
+fn start_rebalancing(cluster: &Cluster, on: u64) -> std::thread::JoinHandle<Option<i64>> {
+    let conn = cluster.conn(on);
+    std::thread::spawn(move || {
+        redis::cmd("CLUSTER")
+            .arg("REBALANCE")
+            .query(&mut conn.ok()?)
+            .ok()
+    })
+}
+
 /// Flips one byte in the middle of the newest Raft log file of node `id` (stopped).
 fn flip_log_byte(cluster: &Cluster, id: u64) {
     let raft = cluster.store_dirs(id)[stream_shard(cluster)].join("raft");
@@ -528,6 +570,31 @@ fn inject(cluster: &mut Cluster, fault: Fault, round: usize) {
             let _ = removing.join();
             cluster.kill(follower);
             cluster.remove_member(follower);
+        }
+        Fault::KillLeaderHandingOver | Fault::KillPreferredLeaderTakingOver => {
+            // Rebalancing hands the stream's shard to its preferred leader (other voters hold
+            // their elections back, the preferred one campaigns) while the leader handing it
+            // over, or the one taking it, dies: the shard ends up with one leader or the other,
+            // or a third, after an election at most.
+            let preferred = preferred_leader(cluster);
+            let from = lead_elsewhere(cluster, preferred);
+            let rebalancing = start_rebalancing(cluster, from);
+            std::thread::sleep(Duration::from_millis(rand_delay_ms() / 5));
+            let victim = if matches!(fault, Fault::KillLeaderHandingOver) {
+                from
+            } else {
+                preferred
+            };
+            cluster.kill(victim);
+            // `Some(1)`: moved before the kill; `Some(0)`: the node taking over died first;
+            // `None`: the node asked died with its answer.
+            let answered = rebalancing.join();
+            println!(
+                "{fault:?}: node {from} handing over to {preferred}, answered {:?}",
+                answered
+            );
+            std::thread::sleep(Duration::from_millis(1000));
+            cluster.restart(victim);
         }
         Fault::KillEveryNode => {
             for node in 1..=3 {

@@ -69,15 +69,24 @@ impl Replication {
     }
 
     /// Makes `change` to shard `shard`'s group on its leader: here when this node leads it, else
-    /// over the bus; retried while the shard has no leader or its leadership moves.
+    /// over the bus; retried while the shard has no leader or its leadership moves. A node that
+    /// is not (yet) a member of the shard does not know its leader (the node just added to the
+    /// first shard may be elected its leader before it joins the others): it asks the other
+    /// nodes in turn, and one that knows the leader names it in its refusal.
     async fn change(
         &self,
         shard: usize,
         change: MembershipChange,
     ) -> Result<MembershipAnswer, MembershipError> {
         let give_up = Instant::now() + SHARD_LEADER_WAIT;
+        let mut named: Option<NodeId> = None;
+        let mut probes = self.other_nodes().into_iter().cycle();
         loop {
-            let answer = match self.leader(shard) {
+            let target = self
+                .leader(shard)
+                .or_else(|| named.take())
+                .or_else(|| probes.next());
+            let answer = match target {
                 Some(leader) if leader == self.node_id() => {
                     Some(self.change_here(shard, change.clone()).await)
                 }
@@ -85,7 +94,10 @@ impl Replication {
                 None => None,
             };
             match answer {
-                Some(MembershipAnswer::Refused(MembershipError::NotLeader(_))) | None => {}
+                Some(MembershipAnswer::Refused(MembershipError::NotLeader(leader))) => {
+                    named = leader.filter(|leader| Some(*leader) != target);
+                }
+                None => {}
                 Some(MembershipAnswer::Refused(error)) => return Err(error),
                 Some(done) => return Ok(done),
             }
@@ -94,8 +106,23 @@ impl Replication {
                     "shard {shard} has had no leader that takes the change for {SHARD_LEADER_WAIT:?}; the shards before it are changed: run the command again"
                 )));
             }
-            tokio::time::sleep(RETRY_PAUSE).await;
+            if named.is_none() {
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
         }
+    }
+
+    /// The other nodes of the cluster, as the first shard's membership names them (it names
+    /// every node of any shard), in id order.
+    fn other_nodes(&self) -> Vec<NodeId> {
+        let metrics = self.group(0).raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        membership
+            .nodes()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != self.node_id())
+            .collect()
     }
 
     async fn change_here(&self, shard: usize, change: MembershipChange) -> MembershipAnswer {

@@ -21,10 +21,12 @@ use super::node::Replication;
 
 /// How long the other voters start no election while the preferred one campaigns: long enough
 /// for the old leader's followers' leases (the longest election timeout) to run out and one
-/// election to end.
-const ELECTION_PAUSE: Duration = Duration::from_secs(3);
-/// How long a move may take before it counts as failed.
-const MOVE_WAIT: Duration = Duration::from_secs(5);
+/// election to end. The pause is lifted when the move ends; it runs out on its own only if this
+/// leader dies part-way.
+const ELECTION_PAUSE: Duration = Duration::from_millis(1500);
+/// How long a move may take before it counts as failed: the longest election timeout (the
+/// other voters' leases on this leader), and room for the election itself.
+const MOVE_WAIT: Duration = Duration::from_millis(1500);
 /// How far (in entries) the preferred node's log may trail this leader's for it to take over.
 const CAUGHT_UP_LAG: u64 = 16;
 
@@ -73,16 +75,33 @@ impl Replication {
         (moved, failures)
     }
 
-    /// Moves shard `shard`'s leadership from this node to node `to`.
+    /// Moves shard `shard`'s leadership from this node to node `to`. The other voters' pause is
+    /// lifted as soon as the move ends, done or failed (`to` lost or cut off part-way): should
+    /// the shard lose its leader next, it waits one election for a new one, not the pause.
     async fn hand_over(&self, shard: usize, to: NodeId) -> Result<(), String> {
         let voters = self.caught_up_voters(shard, to)?;
+        self.pause_elections(shard, &voters, to, ELECTION_PAUSE)
+            .await;
+        let moved = self.campaign(shard, to).await;
+        self.pause_elections(shard, &voters, to, Duration::ZERO)
+            .await;
+        moved
+    }
+
+    /// Holds back (or, with a zero `pause`, lets again) the elections of the shard's voters
+    /// other than `to`.
+    async fn pause_elections(&self, shard: usize, voters: &[NodeId], to: NodeId, pause: Duration) {
         for voter in voters.iter().filter(|voter| **voter != to) {
-            let pause = LeadershipStep::PauseElections(ELECTION_PAUSE);
+            let step = LeadershipStep::PauseElections(pause);
             // A voter that cannot be reached cannot campaign against the move either.
-            if let Err(reason) = self.leadership_step(shard, *voter, pause).await {
+            if let Err(reason) = self.leadership_step(shard, *voter, step).await {
                 tracing::debug!(shard, voter, %reason, "could not pause a voter's elections");
             }
         }
+    }
+
+    /// Asks `to` to start an election in the shard, and waits until it leads.
+    async fn campaign(&self, shard: usize, to: NodeId) -> Result<(), String> {
         self.leadership_step(shard, to, LeadershipStep::Campaign)
             .await?;
         let deadline = Instant::now() + MOVE_WAIT;
