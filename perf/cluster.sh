@@ -10,7 +10,8 @@
 #                                        # consume_pipelined, costs (CPU, bus and disk bytes
 #                                        # per write of one shard), reads (linearizable, on the
 #                                        # leader and a follower), shards (XADD over every
-#                                        # shard on 1 shard and on SHARDS, 3), nats, nats_consume
+#                                        # shard on 1 shard and on SHARDS, 3), handover (a
+#                                        # shard's leader moved under writes), nats, nats_consume
 #   RUNS=5 N=500000 perf/cluster.sh      # sizes: RUNS (3), N (200000), BACKLOG (200000),
 #                                        #   SERIAL (5000), CATCHUP (1000000), FAILOVERS (5);
 #                                        #   N_R3, BACKLOG_R3, SERIAL_R3: the cluster's own

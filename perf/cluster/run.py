@@ -624,6 +624,106 @@ def shards_once(count, run):
         w.stop()
 
 
+def handover():
+    for run in range(1, FAILOVERS + 1):
+        handover_once(run)
+
+
+def handover_once(run):
+    """One client writes one XADD at a time to a key of the last of SHARDS shards, following
+    MOVED, while that shard's leadership is handed back to its preferred node (CLUSTER
+    REBALANCE on the node leading it after a failover): the longest wait between two
+    acknowledged writes in the second after the command, against the longest in the second
+    before it."""
+    w = Weir(shards=SHARDS).start()
+    try:
+        w.wait_shard_leaders()
+        key = handover_key()
+        preferred = SHARDS  # shard k prefers the (k mod n)-th node, here the last shard's
+        w.procs[preferred].send_signal(signal.SIGKILL)
+        w.procs[preferred].wait()
+        leader = wait_shard_leader_other_than(w, preferred)
+        w.start_node(preferred)
+        time.sleep(3.0)  # caught up, and past its own first rebalance
+        acks, stop = [], threading.Event()
+        th = threading.Thread(target=serial_writer, args=(key, leader, acks, stop))
+        th.start()
+        time.sleep(1.5)
+        t_move = time.monotonic()
+        moved = try_call(WEIR_IPS[leader - 1], "CLUSTER", "REBALANCE", timeout=5.0)
+        t_done = time.monotonic()
+        time.sleep(1.0)
+        stop.set()
+        th.join()
+        before = longest_gap(acks, t_move - 1.0, t_move)
+        around = longest_gap(acks, t_move, t_move + 1.0)
+        record("handover", "weir-r3-%dshards" % SHARDS, run, "moved", moved or 0)
+        record("handover", "weir-r3-%dshards" % SHARDS, run, "rebalance_reply_ms",
+               (t_done - t_move) * 1000)
+        record("handover", "weir-r3-%dshards" % SHARDS, run, "longest_wait_before_ms",
+               before * 1000)
+        record("handover", "weir-r3-%dshards" % SHARDS, run, "longest_wait_during_ms",
+               around * 1000)
+        print("    node %d handed the shard to node %d (moved %s); %d writes acknowledged" %
+              (leader, preferred, moved, len(acks)), flush=True)
+    finally:
+        w.stop()
+
+
+def handover_key():
+    """A key of the last shard."""
+    for n in range(10000):
+        key = "s{%d}" % n
+        slot = try_call(WEIR_IPS[0], "CLUSTER", "KEYSLOT", key)
+        if slot is not None and slot * SHARDS // 16384 == SHARDS - 1:
+            return key
+    raise RuntimeError("no key of the last shard")
+
+
+def wait_shard_leader_other_than(w, old, timeout=30):
+    """The node that leads the last shard, once it is another than `old`, as a live node sees it."""
+    ip = WEIR_IPS[0] if old != 1 else WEIR_IPS[1]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in try_call(ip, "CLUSTER", "SLOTS", timeout=0.5) or []:
+            if entry[1] == 16383:
+                master = decode(entry[2][0])
+                if master != WEIR_IPS[old - 1]:
+                    return WEIR_IPS.index(master) + 1
+        time.sleep(0.05)
+    raise RuntimeError("the last shard elected no other leader")
+
+
+def serial_writer(key, node, acks, stop):
+    """Writes XADD key one at a time until `stop`, following MOVED and retrying TRYAGAIN and
+    CLUSTERDOWN at once; appends each acknowledgement's time to `acks`."""
+    ip, conn = WEIR_IPS[node - 1], None
+    while not stop.is_set():
+        try:
+            conn = conn or Conn(ip, timeout=1.0)
+            conn.call("XADD", key, "*", "f", VALUE)
+            acks.append(time.monotonic())
+        except RespError as e:
+            if str(e).startswith("MOVED"):
+                ip = str(e).split()[2].rsplit(":", 1)[0]
+                conn.close()
+                conn = None
+        except (OSError, ConnectionError):
+            if conn:
+                conn.close()
+            conn = None
+            time.sleep(0.001)
+    if conn:
+        conn.close()
+
+
+def longest_gap(times, start, end):
+    """The longest time between two successive entries of `times` (sorted) from `start` to
+    `end`, the bounds counting as entries."""
+    inside = [start] + [t for t in times if start < t < end] + [end]
+    return max(b - a for a, b in zip(inside, inside[1:]))
+
+
 def weir_entries(ip):
     return info_field(ip, "weir", "entries")
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use openraft::Raft;
 use openraft::error::ClientWriteError;
 use openraft::raft::ClientWriteResponse;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::types::{Command, NodeAddr, NodeId, TypeConfig};
@@ -59,6 +59,9 @@ impl Stamps {
 /// The queue proposals wait in.
 pub(crate) struct Batcher {
     queue: mpsc::UnboundedSender<Pending>,
+    /// While `true`, proposals wait in the queue instead of becoming entries (see
+    /// [`Batcher::hold`]).
+    held: watch::Sender<bool>,
 }
 
 impl Batcher {
@@ -68,8 +71,16 @@ impl Batcher {
         stamps: Arc<Stamps>,
     ) -> (Batcher, tokio::task::JoinHandle<()>) {
         let (queue, waiting) = mpsc::unbounded_channel();
-        let task = tokio::spawn(write_batches(raft, stamps, waiting));
-        (Batcher { queue }, task)
+        let (held, holding) = watch::channel(false);
+        let task = tokio::spawn(write_batches(raft, stamps, waiting, holding));
+        (Batcher { queue, held }, task)
+    }
+
+    /// Holds the proposals back (`true`), or lets them through again (`false`): while a leader
+    /// hands its shard over, its log must stop growing so that the node taking over can hold
+    /// all of it, which its election needs. Batches already handed to Raft go on.
+    pub(crate) fn hold(&self, held: bool) {
+        self.held.send_replace(held);
     }
 
     /// Queues `proposal` to be replicated with whatever else is waiting; the answer comes once
@@ -101,6 +112,7 @@ async fn write_batches(
     raft: Raft<TypeConfig>,
     stamps: Arc<Stamps>,
     mut waiting: mpsc::UnboundedReceiver<Pending>,
+    mut held: watch::Receiver<bool>,
 ) {
     let mut gathered: Vec<Pending> = Vec::new();
     let mut in_flight = 0;
@@ -109,6 +121,7 @@ async fn write_batches(
         tokio::select! {
             biased;
             Some(()) = finishes.recv() => in_flight -= 1,
+            Ok(()) = held.changed() => {}
             next = waiting.recv() => match next {
                 Some(pending) => gathered.push(pending),
                 None => return,
@@ -117,7 +130,7 @@ async fn write_batches(
         while let Ok(pending) = waiting.try_recv() {
             gathered.push(pending);
         }
-        while launches(gathered.len(), in_flight) {
+        while !*held.borrow() && launches(gathered.len(), in_flight) {
             let batch: Vec<Pending> = gathered.drain(..gathered.len().min(MAX_BATCH)).collect();
             in_flight += 1;
             write_batch(&raft, stamps.next(), batch, finished.clone()).await;

@@ -290,6 +290,12 @@ impl Replication {
         self.groups[shard].batcher.submit(proposal).answer().await
     }
 
+    /// Holds shard `shard`'s proposals back (`true`) or lets them through again (`false`):
+    /// see `Batcher::hold`.
+    pub(super) fn hold_proposals(&self, shard: usize, held: bool) {
+        self.groups[shard].batcher.hold(held);
+    }
+
     /// Queues `proposal` to shard `shard`'s log without waiting: for a connection that
     /// pipelines writes, whose replies it collects in order later.
     pub(crate) fn submit(&self, shard: usize, proposal: Proposal) -> Awaited {

@@ -14,8 +14,10 @@
 
 use std::time::{Duration, Instant};
 
+use openraft::RaftMetrics;
+
 use crate::cluster::network::{LeadershipAnswer, LeadershipStep};
-use crate::cluster::types::NodeId;
+use crate::cluster::types::{NodeAddr, NodeId};
 
 use super::node::Replication;
 
@@ -27,8 +29,11 @@ const ELECTION_PAUSE: Duration = Duration::from_millis(1500);
 /// How long a move may take before it counts as failed: the longest election timeout (the
 /// other voters' leases on this leader), and room for the election itself.
 const MOVE_WAIT: Duration = Duration::from_millis(1500);
-/// How far (in entries) the preferred node's log may trail this leader's for it to take over.
+/// How far (in entries) the preferred node's log may trail this leader's for a move to start.
 const CAUGHT_UP_LAG: u64 = 16;
+/// How long this leader holds its proposals back, at most, for the preferred node to hold its
+/// whole log: a round trip or two, with the batches in flight.
+const CATCH_UP_WAIT: Duration = Duration::from_millis(500);
 
 impl Replication {
     /// The node each shard should be led by, if its voters include it.
@@ -80,12 +85,43 @@ impl Replication {
     /// the shard lose its leader next, it waits one election for a new one, not the pause.
     async fn hand_over(&self, shard: usize, to: NodeId) -> Result<(), String> {
         let voters = self.caught_up_voters(shard, to)?;
+        // A voter grants its vote only to a candidate whose log is at least as long as its own:
+        // this leader's log stops growing until `to` holds all of it. The proposals held back
+        // meanwhile are written once the move ends: by this node if it still leads, else
+        // answered with the new leader.
+        let _held = HeldProposals::new(self, shard);
+        self.wait_holds_whole_log(shard, to).await?;
         self.pause_elections(shard, &voters, to, ELECTION_PAUSE)
             .await;
         let moved = self.campaign(shard, to).await;
         self.pause_elections(shard, &voters, to, Duration::ZERO)
             .await;
         moved
+    }
+
+    /// Waits until node `to` holds every entry of this leader's log, for at most
+    /// [`CATCH_UP_WAIT`].
+    async fn wait_holds_whole_log(&self, shard: usize, to: NodeId) -> Result<(), String> {
+        let deadline = Instant::now() + CATCH_UP_WAIT;
+        let mut metrics = self.group(shard).raft.metrics();
+        loop {
+            let (matched, last) = {
+                let now = metrics.borrow_and_update();
+                if now.current_leader != Some(self.node_id()) {
+                    return Err("this node does not lead it any more".into());
+                }
+                (matched_by(&now, to), now.last_log_index.unwrap_or(0))
+            };
+            if matched >= last {
+                return Ok(());
+            }
+            let changed = tokio::time::timeout_at(deadline.into(), metrics.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                return Err(format!(
+                    "node {to} did not catch up within {CATCH_UP_WAIT:?} (its log is at {matched}, the leader's at {last})"
+                ));
+            }
+        }
     }
 
     /// Holds back (or, with a zero `pause`, lets again) the elections of the shard's voters
@@ -128,11 +164,7 @@ impl Replication {
             return Err("this node does not lead it any more".into());
         }
         let last = metrics.last_log_index.unwrap_or(0);
-        let matched = metrics
-            .replication
-            .as_ref()
-            .and_then(|matched| matched.get(&to).copied().flatten())
-            .map_or(0, |log| log.index);
+        let matched = matched_by(&metrics, to);
         if matched + CAUGHT_UP_LAG < last {
             return Err(format!(
                 "node {to} is not caught up (its log is at {matched}, the leader's at {last})"
@@ -158,6 +190,36 @@ impl Replication {
             Err(error) => Err(format!("node {voter} did not answer: {error}")),
         }
     }
+}
+
+/// A shard's proposals held back for as long as it lives: let through again when the move
+/// ends, and also when it is dropped part-way (the `CLUSTER REBALANCE` that runs it abandoned
+/// with its connection), which would otherwise leave the shard taking no writes.
+struct HeldProposals<'a> {
+    replication: &'a Replication,
+    shard: usize,
+}
+
+impl<'a> HeldProposals<'a> {
+    fn new(replication: &'a Replication, shard: usize) -> HeldProposals<'a> {
+        replication.hold_proposals(shard, true);
+        HeldProposals { replication, shard }
+    }
+}
+
+impl Drop for HeldProposals<'_> {
+    fn drop(&mut self) {
+        self.replication.hold_proposals(self.shard, false);
+    }
+}
+
+/// The last index of this leader's log that node `to` is known to hold.
+fn matched_by(metrics: &RaftMetrics<NodeId, NodeAddr>, to: NodeId) -> u64 {
+    metrics
+        .replication
+        .as_ref()
+        .and_then(|matched| matched.get(&to).copied().flatten())
+        .map_or(0, |log| log.index)
 }
 
 /// How long after the node starts it first hands over every shard it leads that prefers
