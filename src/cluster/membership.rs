@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use openraft::error::{ChangeMembershipError, ClientWriteError, RaftError};
-use openraft::{ChangeMembers, Raft};
+use openraft::{ChangeMembers, Raft, RaftMetrics};
 
 use super::types::{NodeAddr, NodeId, TypeConfig};
 
@@ -115,7 +115,7 @@ impl Members<'_> {
             .add_learner(id, addr, false)
             .await
             .map_err(refused)?;
-        self.wait_caught_up(id, added.log_id.index, deadline)
+        self.wait_caught_up(id, added.log_id.index, CAUGHT_UP_LAG, deadline)
             .await?;
         let voters = BTreeSet::from([id]);
         self.raft
@@ -190,12 +190,13 @@ impl Members<'_> {
         }
     }
 
-    /// Waits until the leader knows that learner `id` holds the log up to `from` and to within
-    /// [`CAUGHT_UP_LAG`] entries of the leader's last, or `deadline`.
-    async fn wait_caught_up(
+    /// Waits until this leader knows that node `id` holds the log up to `from` and to within
+    /// `lag` entries of the leader's last, or `deadline`.
+    pub async fn wait_caught_up(
         &self,
         id: NodeId,
         from: u64,
+        lag: u64,
         deadline: Instant,
     ) -> Result<(), MembershipError> {
         let mut metrics = self.raft.metrics();
@@ -205,14 +206,9 @@ impl Members<'_> {
                 if now.current_leader != Some(self.node_id()) {
                     return Err(MembershipError::NotLeader(now.current_leader));
                 }
-                let matched = now
-                    .replication
-                    .as_ref()
-                    .and_then(|matched| matched.get(&id).copied().flatten())
-                    .map_or(0, |log| log.index);
-                (matched, now.last_log_index.unwrap_or(0))
+                (matched_by(&now, id), now.last_log_index.unwrap_or(0))
             };
-            if matched >= from && matched + CAUGHT_UP_LAG >= last {
+            if matched >= from && matched + lag >= last {
                 return Ok(());
             }
             let changed = tokio::time::timeout_at(deadline.into(), metrics.changed()).await;
@@ -223,6 +219,15 @@ impl Members<'_> {
             }
         }
     }
+}
+
+/// The last index of the leader's log that node `id` is known to hold (0: none known).
+pub fn matched_by(metrics: &RaftMetrics<NodeId, NodeAddr>, id: NodeId) -> u64 {
+    metrics
+        .replication
+        .as_ref()
+        .and_then(|matched| matched.get(&id).copied().flatten())
+        .map_or(0, |log| log.index)
 }
 
 /// openraft's refusal as a [`MembershipError`].

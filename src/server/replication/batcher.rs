@@ -62,6 +62,8 @@ pub(crate) struct Batcher {
     /// While `true`, proposals wait in the queue instead of becoming entries (see
     /// [`Batcher::hold`]).
     held: watch::Sender<bool>,
+    /// How many batches Raft has been handed and not yet answered.
+    in_flight: watch::Receiver<usize>,
 }
 
 impl Batcher {
@@ -72,8 +74,24 @@ impl Batcher {
     ) -> (Batcher, tokio::task::JoinHandle<()>) {
         let (queue, waiting) = mpsc::unbounded_channel();
         let (held, holding) = watch::channel(false);
-        let task = tokio::spawn(write_batches(raft, stamps, waiting, holding));
-        (Batcher { queue, held }, task)
+        let (counting, in_flight) = watch::channel(0);
+        let task = tokio::spawn(write_batches(raft, stamps, waiting, holding, counting));
+        (
+            Batcher {
+                queue,
+                held,
+                in_flight,
+            },
+            task,
+        )
+    }
+
+    /// Waits until every batch handed to Raft is answered, so that none can still be added to
+    /// the log (with proposals held back), for at most `limit`; answers whether they were.
+    pub(crate) async fn settle(&self, limit: std::time::Duration) -> bool {
+        let mut in_flight = self.in_flight.clone();
+        let settled = in_flight.wait_for(|count| *count == 0);
+        matches!(tokio::time::timeout(limit, settled).await, Ok(Ok(_)))
     }
 
     /// Holds the proposals back (`true`), or lets them through again (`false`): while a leader
@@ -113,6 +131,7 @@ async fn write_batches(
     stamps: Arc<Stamps>,
     mut waiting: mpsc::UnboundedReceiver<Pending>,
     mut held: watch::Receiver<bool>,
+    counting: watch::Sender<usize>,
 ) {
     let mut gathered: Vec<Pending> = Vec::new();
     let mut in_flight = 0;
@@ -120,7 +139,10 @@ async fn write_batches(
     loop {
         tokio::select! {
             biased;
-            Some(()) = finishes.recv() => in_flight -= 1,
+            Some(()) = finishes.recv() => {
+                in_flight -= 1;
+                counting.send_replace(in_flight);
+            }
             Ok(()) = held.changed() => {}
             next = waiting.recv() => match next {
                 Some(pending) => gathered.push(pending),
@@ -133,6 +155,7 @@ async fn write_batches(
         while !*held.borrow() && launches(gathered.len(), in_flight) {
             let batch: Vec<Pending> = gathered.drain(..gathered.len().min(MAX_BATCH)).collect();
             in_flight += 1;
+            counting.send_replace(in_flight);
             write_batch(&raft, stamps.next(), batch, finished.clone()).await;
         }
     }

@@ -61,7 +61,7 @@ impl Replication {
         self.members(0).remove_node(id).await
     }
 
-    fn members(&self, shard: usize) -> Members<'_> {
+    pub(super) fn members(&self, shard: usize) -> Members<'_> {
         Members {
             raft: &self.group(shard).raft,
             this: self.node_id(),

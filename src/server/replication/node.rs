@@ -296,6 +296,11 @@ impl Replication {
         self.groups[shard].batcher.hold(held);
     }
 
+    /// Waits until shard `shard`'s batches handed to Raft are answered: see `Batcher::settle`.
+    pub(super) async fn settle_proposals(&self, shard: usize, limit: Duration) -> bool {
+        self.groups[shard].batcher.settle(limit).await
+    }
+
     /// Queues `proposal` to shard `shard`'s log without waiting: for a connection that
     /// pipelines writes, whose replies it collects in order later.
     pub(crate) fn submit(&self, shard: usize, proposal: Proposal) -> Awaited {

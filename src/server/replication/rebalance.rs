@@ -14,10 +14,9 @@
 
 use std::time::{Duration, Instant};
 
-use openraft::RaftMetrics;
-
+use crate::cluster::membership::{MembershipError, matched_by};
 use crate::cluster::network::{LeadershipAnswer, LeadershipStep};
-use crate::cluster::types::{NodeAddr, NodeId};
+use crate::cluster::types::NodeId;
 
 use super::node::Replication;
 
@@ -103,25 +102,22 @@ impl Replication {
     /// [`CATCH_UP_WAIT`].
     async fn wait_holds_whole_log(&self, shard: usize, to: NodeId) -> Result<(), String> {
         let deadline = Instant::now() + CATCH_UP_WAIT;
-        let mut metrics = self.group(shard).raft.metrics();
-        loop {
-            let (matched, last) = {
-                let now = metrics.borrow_and_update();
-                if now.current_leader != Some(self.node_id()) {
-                    return Err("this node does not lead it any more".into());
-                }
-                (matched_by(&now, to), now.last_log_index.unwrap_or(0))
-            };
-            if matched >= last {
-                return Ok(());
-            }
-            let changed = tokio::time::timeout_at(deadline.into(), metrics.changed()).await;
-            if !matches!(changed, Ok(Ok(()))) {
-                return Err(format!(
-                    "node {to} did not catch up within {CATCH_UP_WAIT:?} (its log is at {matched}, the leader's at {last})"
-                ));
-            }
+        // A batch handed to Raft just before the hold is added to the log after it: the log is
+        // complete only once every such batch is answered.
+        if !self.settle_proposals(shard, CATCH_UP_WAIT).await {
+            return Err(format!(
+                "the batches in flight were not answered within {CATCH_UP_WAIT:?}"
+            ));
         }
+        self.members(shard)
+            .wait_caught_up(to, 0, 0, deadline)
+            .await
+            .map_err(|error| match error {
+                MembershipError::CatchingUp { matched, last, .. } => format!(
+                    "node {to} did not catch up within {CATCH_UP_WAIT:?} (its log is at {matched}, the leader's at {last})"
+                ),
+                error => error.to_string(),
+            })
     }
 
     /// Holds back (or, with a zero `pause`, lets again) the elections of the shard's voters
@@ -211,15 +207,6 @@ impl Drop for HeldProposals<'_> {
     fn drop(&mut self) {
         self.replication.hold_proposals(self.shard, false);
     }
-}
-
-/// The last index of this leader's log that node `to` is known to hold.
-fn matched_by(metrics: &RaftMetrics<NodeId, NodeAddr>, to: NodeId) -> u64 {
-    metrics
-        .replication
-        .as_ref()
-        .and_then(|matched| matched.get(&to).copied().flatten())
-        .map_or(0, |log| log.index)
 }
 
 /// How long after the node starts it first hands over every shard it leads that prefers
